@@ -1,0 +1,1 @@
+//! The deterministic engine core: per-User windows, event time, detectors, incident lifecycle.

@@ -1,0 +1,7 @@
+//! Stormwatch: detects backlogs and message storms in DSP<->User telemetry and correlates them with the change register.
+
+pub mod changes;
+pub mod engine;
+pub mod incident;
+pub mod report;
+pub mod telemetry;

@@ -1,0 +1,55 @@
+//! The `stormwatch` binary: command-line parsing and the I/O edge around the library's engine.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+
+/// Stormwatch detects backlogs and message storms in DCC DSP<->User telemetry and names the registered
+/// change that most likely caused each one.
+#[derive(Parser, Debug)]
+#[command(name = "stormwatch", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Replay recorded telemetry through the engine and write the incident report.
+    Replay(cli::replay::ReplayArgs),
+    /// Generate realistic telemetry, change notices and a truth file, with incidents injected on demand.
+    Gen(cli::generate::GenArgs),
+    /// Replay generated scenarios and score the incidents found against their truth.json.
+    Evaluate(cli::evaluate::EvaluateArgs),
+    /// Generate the 1.5 M-message firewall backlog among normal traffic, replay it and print the triage.
+    Demo(cli::demo::DemoArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    cli::init_logging();
+    let outcome = match cli.command {
+        Command::Replay(args) => cli::replay::run(args),
+        Command::Gen(args) => cli::generate::run(args),
+        Command::Evaluate(args) => cli::evaluate::run(args),
+        Command::Demo(args) => cli::demo::run(args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("stormwatch: error: {error:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,88 @@
+//! The incident report of `contract/report.md`: its JSON shape, and the triage table printed for a person.
+
+use serde::{Deserialize, Serialize};
+
+use crate::incident::{IncidentKind, Suspect, Verdict};
+
+/// The whole report `stormwatch replay` writes.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    pub summary: Summary,
+    pub incidents: Vec<IncidentRecord>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    /// Valid lines.
+    pub events: u64,
+    /// Malformed lines, each counted once.
+    pub malformed: u64,
+    /// Lines that arrived past the allowed lateness (still counted in `events`).
+    pub late: u64,
+    /// Distinct Users seen.
+    pub users: u64,
+    pub first_ts: Option<i64>,
+    pub last_ts: Option<i64>,
+    /// Wall-clock seconds the replay took: the only field that differs between two runs on the same input.
+    pub elapsed_s: f64,
+    /// Where the malformed lines were written, if any were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<String>,
+    /// Change notices loaded, and those rejected with their reasons.
+    #[serde(default)]
+    pub changes_loaded: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes_rejected: Vec<String>,
+}
+
+/// One incident, with the contract's fields first and Stormwatch's extra evidence after them.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct IncidentRecord {
+    pub id: String,
+    /// Upper-case hyphenated EUI-64, or `*` for one incident spanning many Users.
+    pub user: String,
+    pub kind: IncidentKind,
+    pub onset: i64,
+    pub detected: i64,
+    pub resolved: Option<i64>,
+    pub peak_depth: u64,
+    pub verdict: Verdict,
+    pub suspects: Vec<Suspect>,
+    /// Peak short-window rate of the anomalous flow, per second.
+    pub peak_rate: f64,
+    /// The User's baseline rate of that flow when the anomaly began, per second.
+    pub baseline_rate: f64,
+    /// `peak_rate / baseline_rate` (for reject storms: peak reject share against the baseline share).
+    pub peak_ratio: f64,
+    /// For `*` incidents: every User in it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    /// What the engine saw: delivery state, failures, backlog age, SRVs, alert codes.
+    pub evidence: Evidence,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct Evidence {
+    /// For backlogs: Burrow-style state when detected: `STOP` (no delivery attempts), `STALL` (attempts fail,
+    /// nothing delivered) or `WARN` (delivering, but the queue keeps growing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_state: Option<String>,
+    /// Failed delivery attempts while the incident was active.
+    #[serde(default)]
+    pub failed_deliveries: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    /// Event time of the last successful delivery before the onset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_delivery: Option<i64>,
+    /// Age, in seconds, of the oldest waiting message at the backlog's peak.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_backlog_age_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub srvs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_code: Option<String>,
+    /// Users hit by the same kind of anomaly at about the same time (including this one).
+    #[serde(default)]
+    pub concurrent_users: u32,
+}

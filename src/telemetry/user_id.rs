@@ -1,0 +1,107 @@
+//! DCC User IDs (EUI-64): parsing every spelling the contract allows, and the canonical upper-case hyphenated form.
+
+use std::fmt;
+
+/// A DCC User ID or device ID, an EUI-64 held as its 64-bit value.
+#[derive(Copy, Clone, Eq, PartialEq, Hash, Ord, PartialOrd, Debug, Default)]
+pub struct Eui64(pub u64);
+
+impl Eui64 {
+    /// Parses 16 hex digits, optionally separated in pairs by `-` or `:` (one separator style per ID).
+    /// Case-insensitive. Returns `None` for anything else.
+    pub fn parse(text: &str) -> Option<Eui64> {
+        let bytes = text.as_bytes();
+        let separator = match bytes.len() {
+            16 => None,
+            23 => match bytes[2] {
+                sep @ (b'-' | b':') => Some(sep),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let mut value = 0u64;
+        let mut digits = 0;
+        for (position, &byte) in bytes.iter().enumerate() {
+            if let Some(sep) = separator
+                && position % 3 == 2
+            {
+                if byte != sep {
+                    return None;
+                }
+                continue;
+            }
+            let nibble = match byte {
+                b'0'..=b'9' => byte - b'0',
+                b'a'..=b'f' => byte - b'a' + 10,
+                b'A'..=b'F' => byte - b'A' + 10,
+                _ => return None,
+            };
+            value = (value << 4) | u64::from(nibble);
+            digits += 1;
+        }
+        (digits == 16).then_some(Eui64(value))
+    }
+}
+
+impl fmt::Display for Eui64 {
+    /// The report form: upper-case, hyphen-separated pairs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0.to_be_bytes();
+        write!(
+            f,
+            "{:02X}-{:02X}-{:02X}-{:02X}-{:02X}-{:02X}-{:02X}-{:02X}",
+            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]
+        )
+    }
+}
+
+impl serde::Serialize for Eui64 {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Eui64 {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Eui64::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not an EUI-64 (16 hex digits, optionally in pairs separated by - or :)"
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_contract_spelling_is_the_same_user() {
+        let canonical = Eui64::parse("90-B3-D5-1F-30-01-00-07").unwrap();
+        for spelling in [
+            "90b3d51f30010007",
+            "90:B3:D5:1F:30:01:00:07",
+            "90-b3-d5-1f-30-01-00-07",
+            "90B3D51F30010007",
+        ] {
+            assert_eq!(Eui64::parse(spelling), Some(canonical), "{spelling}");
+        }
+        assert_eq!(canonical.to_string(), "90-B3-D5-1F-30-01-00-07");
+    }
+
+    #[test]
+    fn malformed_ids_are_refused() {
+        for bad in [
+            "",
+            "90b3d51f3001000",
+            "90b3d51f300100070",
+            "90-B3:D5-1F-30-01-00-07",
+            "90-B3-D5-1F-30-01-00-0G",
+            "90 B3 D5 1F 30 01 00 07",
+            "DCC",
+        ] {
+            assert_eq!(Eui64::parse(bad), None, "{bad}");
+        }
+    }
+}
