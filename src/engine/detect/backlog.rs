@@ -1,0 +1,136 @@
+//! Backlogs: a User's outbound queue holding messages that are not being delivered, caught while it is still small.
+//!
+//! The signal is the age of the oldest waiting message (first in, first out), not the depth: a healthy endpoint
+//! takes messages within a second or two whatever the volume, so messages waiting tens of seconds mean
+//! deliveries fail, stall or stopped, for a large User or a small one alike.
+
+use super::{Reading, UserSecond};
+use crate::engine::baseline::{Baseline, BaselineConfig};
+use crate::engine::window::Flow;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BacklogConfig {
+    /// Bad while the oldest waiting message is at least this old.
+    pub min_age_s: u64,
+    /// Opening also needs this many messages waiting: a handful stuck for a tiny User is not an incident.
+    pub min_depth: u64,
+    /// Calm once the oldest message is younger than this, or the queue is nearly empty.
+    pub calm_age_s: u64,
+    pub calm_depth: u64,
+}
+
+impl Default for BacklogConfig {
+    fn default() -> Self {
+        BacklogConfig {
+            min_age_s: 10,
+            min_depth: 50,
+            calm_age_s: 5,
+            calm_depth: 5,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BacklogDetector {
+    inflow: Baseline,
+}
+
+impl BacklogDetector {
+    pub fn observe(
+        &mut self,
+        view: &UserSecond,
+        learning: bool,
+        config: &BacklogConfig,
+        baselines: &BaselineConfig,
+    ) -> Reading {
+        if learning {
+            self.inflow.learn(view.now.queued() as f64, baselines);
+        }
+        Reading {
+            bad: view.depth > 0 && view.backlog_age_s >= config.min_age_s,
+            calm: view.depth <= config.calm_depth || view.backlog_age_s < config.calm_age_s,
+            may_open: view.depth >= config.min_depth,
+            level: view.short_rate(Flow::QueuedResponses) + view.short_rate(Flow::QueuedAlerts),
+            baseline: self.inflow.rate(),
+        }
+    }
+
+    /// The onset is when the oldest waiting message was queued: deliveries have not kept up since then.
+    pub fn onset(view: &UserSecond) -> i64 {
+        view.second - view.backlog_age_s as i64
+    }
+}
+
+/// Burrow-style state of a User's deliveries over a recent window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// No delivery attempts at all while messages wait.
+    Stop,
+    /// Attempts fail and nothing is delivered.
+    Stall,
+    /// Delivering, but not keeping up.
+    Warn,
+}
+
+impl DeliveryState {
+    pub fn judge(delivered: u64, failed: u64) -> DeliveryState {
+        match (delivered, failed) {
+            (0, 0) => DeliveryState::Stop,
+            (0, _) => DeliveryState::Stall,
+            _ => DeliveryState::Warn,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Stop => "STOP",
+            DeliveryState::Stall => "STALL",
+            DeliveryState::Warn => "WARN",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(second: i64, depth: u64, age: u64) -> UserSecond {
+        UserSecond {
+            second,
+            depth,
+            backlog_age_s: age,
+            ..UserSecond::default()
+        }
+    }
+
+    #[test]
+    fn old_waiting_messages_are_bad_fresh_ones_are_not() {
+        let mut detector = BacklogDetector::default();
+        let (config, baselines) = (BacklogConfig::default(), BaselineConfig::default());
+        assert!(
+            !detector
+                .observe(&view(0, 300, 1), true, &config, &baselines)
+                .bad
+        );
+        let stuck = detector.observe(&view(1, 300, 40), true, &config, &baselines);
+        assert!(stuck.bad && stuck.may_open && !stuck.calm);
+        let tiny = detector.observe(&view(2, 3, 400), true, &config, &baselines);
+        assert!(
+            tiny.bad && !tiny.may_open,
+            "a few stuck messages wait, but do not open an incident"
+        );
+        assert!(
+            detector
+                .observe(&view(3, 0, 0), true, &config, &baselines)
+                .calm
+        );
+        assert_eq!(BacklogDetector::onset(&view(1_000, 300, 75)), 925);
+    }
+
+    #[test]
+    fn delivery_state_follows_burrow() {
+        assert_eq!(DeliveryState::judge(0, 0), DeliveryState::Stop);
+        assert_eq!(DeliveryState::judge(0, 12), DeliveryState::Stall);
+        assert_eq!(DeliveryState::judge(5, 12), DeliveryState::Warn);
+    }
+}

@@ -1,0 +1,48 @@
+//! Detectors: one small pure type per anomaly kind, each turning a User's closed second into a reading.
+
+mod backlog;
+mod reject;
+mod storm;
+
+pub use backlog::{BacklogConfig, BacklogDetector};
+pub use reject::{RejectStormConfig, RejectStormDetector};
+pub use storm::{RateStormConfig, RateStormDetector};
+
+use super::window::{FLOWS, Flow, SecondCounts};
+
+/// Short-window length, in seconds, over which rates are judged: long enough to smooth per-second noise, short
+/// enough to detect within seconds.
+pub const SHORT_WINDOW_S: u64 = 10;
+
+/// What a detector sees of one User in one closed second.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct UserSecond {
+    pub second: i64,
+    pub now: SecondCounts,
+    /// Sums over the last `SHORT_WINDOW_S` seconds, this one included.
+    pub short: [u64; FLOWS],
+    pub depth: u64,
+    /// Age in seconds of the oldest message waiting in the User's queue (0 when empty).
+    pub backlog_age_s: u64,
+}
+
+impl UserSecond {
+    pub fn short_rate(&self, flow: Flow) -> f64 {
+        self.short[flow as usize] as f64 / SHORT_WINDOW_S as f64
+    }
+}
+
+/// One detector's judgement of one second.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Reading {
+    /// The anomaly condition holds.
+    pub bad: bool,
+    /// The stricter all-clear holds (hysteresis: between the two, an open incident stays open).
+    pub calm: bool,
+    /// Extra conditions for opening hold (e.g. the backlog is deep enough to matter).
+    pub may_open: bool,
+    /// The judged quantity (a short-window rate, or a reject share).
+    pub level: f64,
+    /// Its baseline.
+    pub baseline: f64,
+}

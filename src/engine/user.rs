@@ -1,0 +1,260 @@
+//! One User's engine-private state: queue depth bookkeeping, evidence tallies, detectors and their trackers.
+
+use std::sync::Arc;
+
+use super::detect::{BacklogDetector, RateStormDetector, Reading, RejectStormDetector, UserSecond, SHORT_WINDOW_S};
+use super::lifecycle::{Tracker, Transition};
+use super::queue_age::QueueHistory;
+use super::tally::Tally;
+use super::window::{Flow, UserWindow, FLOWS, RING_SECONDS};
+use super::EngineConfig;
+use crate::incident::IncidentKind;
+use crate::telemetry::{AlertCode, Eui64, Event, EventKind, FailureReason, Srv};
+
+/// A depth sample that arrived for a second not yet closed, and the queue movement recorded after it.
+#[derive(Clone, Copy, Debug, Default)]
+struct DepthSample {
+    second: i64,
+    depth: u64,
+    moved_since: i64,
+}
+
+/// Seconds of event time between halvings of the SRV and alert-code tallies.
+const TALLY_HALF_LIFE_S: i64 = 30;
+
+/// The detectors of one User, one per incident kind, in [`IncidentKind::ALL`] order.
+#[derive(Clone, Copy, Debug)]
+pub struct Detectors {
+    pub backlog: BacklogDetector,
+    pub requests: RateStormDetector,
+    pub rejects: RejectStormDetector,
+    pub alerts: RateStormDetector,
+}
+
+pub struct UserState {
+    pub id: Eui64,
+    pub window: Arc<UserWindow>,
+    samples: Box<[DepthSample]>,
+    depth: u64,
+    cumulative_queued: i64,
+    /// Queue movement from lines that arrived after their second closed, applied at the next close.
+    late_moved: i64,
+    late_sample: Option<u64>,
+    history: QueueHistory,
+    short: [u64; FLOWS],
+    pub last_event_second: i64,
+    pub last_delivery_second: Option<i64>,
+    pub request_srvs: Tally<Srv, 8>,
+    pub alert_codes: Tally<AlertCode, 8>,
+    /// Failed deliveries by reason, cumulative.
+    pub failure_reasons: [u64; 6],
+    pub detectors: Detectors,
+    pub trackers: [Tracker; 4],
+    /// The latest view and readings, for incident bookkeeping and the per-User API.
+    pub view: UserSecond,
+    pub readings: [Reading; 4],
+}
+
+/// Queue movement of one event: queued adds, delivered and expired remove.
+fn queue_movement(event: &Event) -> i64 {
+    let count = event.value as i64;
+    match event.kind {
+        EventKind::QueuedResponse | EventKind::QueuedAlert => count,
+        EventKind::Delivered | EventKind::Expired => -count,
+        _ => 0,
+    }
+}
+
+impl UserState {
+    pub fn new(id: Eui64, first_second: i64) -> Self {
+        UserState {
+            id,
+            window: Arc::new(UserWindow::default()),
+            samples: vec![DepthSample { second: i64::MIN, ..DepthSample::default() }; RING_SECONDS].into_boxed_slice(),
+            depth: 0,
+            cumulative_queued: 0,
+            late_moved: 0,
+            late_sample: None,
+            history: QueueHistory::default(),
+            short: [0; FLOWS],
+            last_event_second: first_second,
+            last_delivery_second: None,
+            request_srvs: Tally::default(),
+            alert_codes: Tally::default(),
+            failure_reasons: [0; 6],
+            detectors: Detectors {
+                backlog: BacklogDetector::default(),
+                requests: RateStormDetector::requests(),
+                rejects: RejectStormDetector::default(),
+                alerts: RateStormDetector::alerts(),
+            },
+            trackers: [Tracker::default(); 4],
+            view: UserSecond::default(),
+            readings: [Reading::default(); 4],
+        }
+    }
+
+    /// Applies an event whose second is still open. The hot path: no allocation, no locks.
+    #[inline]
+    pub fn apply(&mut self, second: i64, event: &Event) {
+        self.last_event_second = self.last_event_second.max(second);
+        let slot = &mut self.samples[second.rem_euclid(RING_SECONDS as i64) as usize];
+        if event.kind == EventKind::Depth {
+            *slot = DepthSample { second, depth: event.value, moved_since: 0 };
+            return;
+        }
+        if slot.second == second {
+            slot.moved_since += queue_movement(event);
+        }
+        self.count(second, event);
+    }
+
+    /// Applies an event that arrived after its second closed: it no longer counts in a rate, but still moves
+    /// the queue.
+    pub fn apply_late(&mut self, event: &Event) {
+        match event.kind {
+            EventKind::Depth => {
+                self.late_sample = Some(event.value);
+                self.late_moved = 0;
+            }
+            _ => self.late_moved += queue_movement(event),
+        }
+        self.note_evidence(event);
+    }
+
+    #[inline]
+    fn count(&mut self, second: i64, event: &Event) {
+        let flow = match event.kind {
+            EventKind::Request => Flow::Requests,
+            EventKind::RejectedRequest => {
+                self.window.add(second, Flow::Rejected, event.value);
+                Flow::Requests
+            }
+            EventKind::QueuedResponse => Flow::QueuedResponses,
+            EventKind::QueuedAlert => Flow::QueuedAlerts,
+            EventKind::Delivered => Flow::Delivered,
+            EventKind::DeliveryFailed => Flow::Failed,
+            EventKind::Expired => Flow::Expired,
+            EventKind::Depth => return,
+        };
+        self.window.add(second, flow, event.value);
+        self.note_evidence(event);
+    }
+
+    #[inline]
+    fn note_evidence(&mut self, event: &Event) {
+        match event.kind {
+            EventKind::Request | EventKind::RejectedRequest if !event.srv.is_none() => {
+                self.request_srvs.add(event.srv, event.value)
+            }
+            EventKind::QueuedAlert if !event.alert.is_none() => self.alert_codes.add(event.alert, event.value),
+            EventKind::DeliveryFailed => self.failure_reasons[event.reason as usize] += event.value,
+            _ => {}
+        }
+    }
+
+    /// Closes `second`: settles the depth, updates short windows and runs every detector and tracker.
+    /// Returns the tracker transitions, by kind in [`IncidentKind::ALL`] order.
+    pub fn close(&mut self, second: i64, config: &EngineConfig) -> [Option<Transition>; 4] {
+        let now = self.window.read(second);
+        let old = self.window.read(second - SHORT_WINDOW_S as i64);
+        for ((sum, add), sub) in self.short.iter_mut().zip(now.flows).zip(old.flows) {
+            *sum = *sum + add - sub.min(*sum);
+        }
+        let moved = now.queued() as i64 - now.left_queue() as i64;
+        let sample = self.samples[second.rem_euclid(RING_SECONDS as i64) as usize];
+        let depth = if sample.second == second {
+            sample.depth as i64 + sample.moved_since
+        } else if let Some(late) = self.late_sample.take() {
+            late as i64 + self.late_moved + moved
+        } else {
+            self.depth as i64 + self.late_moved + moved
+        };
+        self.late_moved = 0;
+        // An engine that joined mid-stream has no history: never report a negative depth.
+        self.depth = depth.max(0) as u64;
+        self.cumulative_queued += now.queued() as i64;
+        self.history.record(second, self.cumulative_queued);
+        self.window.close(second, self.depth);
+        if now.get(Flow::Delivered) > 0 {
+            self.last_delivery_second = Some(second);
+        }
+        if second.rem_euclid(TALLY_HALF_LIFE_S) == 0 {
+            self.request_srvs.decay();
+            self.alert_codes.decay();
+        }
+
+        self.view = UserSecond {
+            second,
+            now,
+            short: self.short,
+            depth: self.depth,
+            backlog_age_s: self.history.oldest_age(self.depth),
+        };
+        let view = self.view;
+        let learning = |kind: IncidentKind| !self.trackers[kind as usize].is_active();
+        let d = &config.detectors;
+        let b = &d.baselines;
+        let readings = [
+            self.detectors.backlog.observe(&view, learning(IncidentKind::Backlog), &d.backlog, b),
+            self.detectors.requests.observe(&view, learning(IncidentKind::RequestStorm), &d.rate_storm, b),
+            self.detectors.rejects.observe(&view, learning(IncidentKind::RejectStorm), &d.reject_storm, b),
+            self.detectors.alerts.observe(&view, learning(IncidentKind::AlertStorm), &d.rate_storm, b),
+        ];
+        self.readings = readings;
+        let mut transitions = [None; 4];
+        for kind in IncidentKind::ALL {
+            let reading = readings[kind as usize];
+            let lifecycle = config.lifecycle(kind);
+            transitions[kind as usize] =
+                self.trackers[kind as usize].step(&lifecycle, second, reading.bad, reading.calm, reading.may_open);
+        }
+        transitions
+    }
+
+    /// Best estimate of when the anomaly of `kind` that became pending at `pending_since` (this second) began.
+    pub fn onset(&self, kind: IncidentKind, pending_since: i64, config: &EngineConfig) -> i64 {
+        let d = &config.detectors;
+        match kind {
+            IncidentKind::Backlog => BacklogDetector::onset(&self.view),
+            IncidentKind::RequestStorm => self.detectors.requests.onset(
+                |s| self.detectors.requests.rate_of(&self.window.read(s)),
+                pending_since,
+                &d.rate_storm,
+            ),
+            IncidentKind::AlertStorm => self.detectors.alerts.onset(
+                |s| self.detectors.alerts.rate_of(&self.window.read(s)),
+                pending_since,
+                &d.rate_storm,
+            ),
+            IncidentKind::RejectStorm => self.detectors.rejects.onset(
+                |s| {
+                    let counts = self.window.read(s);
+                    counts.get(Flow::Rejected) as f64 / counts.get(Flow::Requests).max(1) as f64
+                },
+                pending_since,
+                &d.reject_storm,
+            ),
+        }
+    }
+
+    /// Flow sums over the last `seconds` closed seconds (at most the ring).
+    pub fn recent_sum(&self, flow: Flow, seconds: i64) -> u64 {
+        let end = self.view.second;
+        (end - seconds.min(RING_SECONDS as i64 - 1) + 1..=end).map(|s| self.window.read(s).get(flow)).sum()
+    }
+
+    /// The most frequent delivery-failure reason among failures counted after `since` (a snapshot of the tallies).
+    pub fn dominant_failure(&self, since: &[u64; 6]) -> Option<FailureReason> {
+        FailureReason::ALL
+            .iter()
+            .map(|&reason| (reason, self.failure_reasons[reason as usize] - since[reason as usize]))
+            .filter(|&(_, count)| count > 0)
+            .max_by_key(|&(reason, count)| (count, std::cmp::Reverse(reason)))
+            .map(|(reason, _)| reason)
+    }
+
+    pub fn depth(&self) -> u64 {
+        self.depth
+    }
+}
