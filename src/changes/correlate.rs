@@ -1,0 +1,114 @@
+//! The correlator: an incident against the change register, giving ranked suspects with reasons and a verdict.
+
+use super::factors::{self, Factor};
+use super::notice::{ChangeNotice, ChangeOwner, Expected, direction_name};
+use super::register::ChangeRegister;
+use crate::incident::{Correlation, IncidentFacts, Suspect, Verdict};
+
+/// A top suspect scoring at least this explains the incident; below it, an unregistered change is suspected.
+pub const FIT_THRESHOLD: f64 = 0.5;
+/// Suspects scoring less are not worth a reader's attention.
+pub const MIN_SUSPECT_SCORE: f64 = 0.05;
+pub const MAX_SUSPECTS: usize = 5;
+/// How far past its declared `rate_factor` traffic may go and still be the declared impact (rates are noisy).
+pub const EXPECTED_TOLERANCE: f64 = 1.25;
+
+/// Judges every notice against the incident. Pure: the same facts and register give the same answer.
+pub fn correlate(facts: &IncidentFacts, register: &ChangeRegister) -> Correlation {
+    let mut ranked: Vec<(Suspect, &ChangeNotice)> = register
+        .iter()
+        .filter_map(|notice| judge(notice, facts).map(|suspect| (suspect, notice)))
+        .filter(|(suspect, _)| suspect.score >= MIN_SUSPECT_SCORE)
+        .collect();
+    ranked.sort_by(|(a, _), (b, _)| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.change.cmp(&b.change))
+    });
+    ranked.truncate(MAX_SUSPECTS);
+
+    let verdict = match ranked.first_mut() {
+        Some((top, notice)) if top.score >= FIT_THRESHOLD => match declared_impact(notice, facts) {
+            Some((within, reason)) => {
+                top.reasons.push(reason);
+                if within {
+                    Verdict::ExpectedImpact
+                } else {
+                    owner_verdict(notice)
+                }
+            }
+            None => owner_verdict(notice),
+        },
+        _ => Verdict::UnregisteredChangeSuspected,
+    };
+    Correlation {
+        suspects: ranked.into_iter().map(|(suspect, _)| suspect).collect(),
+        verdict,
+    }
+}
+
+/// The notice as a suspect, or `None` when it has no way to reach the incident's Users.
+pub fn judge(notice: &ChangeNotice, facts: &IncidentFacts) -> Option<Suspect> {
+    let (relation, related) = factors::relation(notice, facts)?;
+    let judged: [Factor; 6] = [
+        related,
+        factors::timing(notice, facts.onset_ms),
+        factors::category_fit(notice, facts),
+        factors::status(notice),
+        factors::srv_overlap(notice, facts),
+        factors::users_at_once(relation, facts),
+    ];
+    let product: f64 = judged.iter().map(|factor| factor.score).product();
+    // Rounded so that reports compare equal across runs and platforms, and ties fall to the id.
+    let score = (product * 100.0).round() / 100.0;
+    let reasons = judged.into_iter().map(|factor| factor.reason).collect();
+    Some(Suspect {
+        change: notice.id.clone(),
+        score,
+        reasons,
+    })
+}
+
+fn owner_verdict(notice: &ChangeNotice) -> Verdict {
+    match notice.owner {
+        ChangeOwner::Dcc => Verdict::DccChange,
+        ChangeOwner::User(_) => Verdict::RegisteredChange,
+    }
+}
+
+/// For a notice that declared traffic in the incident's direction: whether the incident stays within it, and why.
+fn declared_impact(notice: &ChangeNotice, facts: &IncidentFacts) -> Option<(bool, String)> {
+    let Expected {
+        direction,
+        rate_factor,
+    } = notice.expected?;
+    if direction != facts.kind.direction() {
+        return None;
+    }
+    let declared = format!("{}x {}", ratio(rate_factor), direction_name(direction));
+    if !notice.window_contains(facts.onset_ms) {
+        return Some((
+            false,
+            format!("declared {declared} traffic, but not at this time"),
+        ));
+    }
+    // NaN (no baseline) never counts as within: an unmeasured anomaly should still be looked at.
+    if facts.peak_ratio <= rate_factor * EXPECTED_TOLERANCE {
+        return Some((true, format!("within the declared {declared} traffic")));
+    }
+    let peak = ratio(facts.peak_ratio);
+    Some((
+        false,
+        format!("peak {peak}x is beyond the declared {declared} traffic"),
+    ))
+}
+
+/// A rate ratio with at most two decimals and no trailing zeros: `8`, `1.5`.
+fn ratio(value: f64) -> String {
+    let text = format!("{value:.2}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+#[cfg(test)]
+#[path = "correlate_tests.rs"]
+mod tests;

@@ -1,0 +1,324 @@
+//! The change-notice model of `contract/changes.md`, its enum names, and its JSON form for the API and the generator.
+
+use std::fmt;
+
+use serde::ser::{Error as _, SerializeMap};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::incident::TrafficDirection;
+use crate::telemetry::{Eui64, Srv};
+
+/// Who makes a change: a User, or the DCC itself (`DCC` in files).
+#[derive(Copy, Clone, Eq, PartialEq, Hash, Debug)]
+pub enum ChangeOwner {
+    User(Eui64),
+    Dcc,
+}
+
+impl ChangeOwner {
+    /// Any EUI-64 spelling the telemetry contract allows, or `DCC` in any case.
+    pub fn parse(text: &str) -> Option<ChangeOwner> {
+        if text.eq_ignore_ascii_case("DCC") {
+            return Some(ChangeOwner::Dcc);
+        }
+        Eui64::parse(text).map(ChangeOwner::User)
+    }
+}
+
+impl fmt::Display for ChangeOwner {
+    /// The file form: upper-case hyphenated EUI-64, or `DCC`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChangeOwner::User(user) => user.fmt(f),
+            ChangeOwner::Dcc => f.write_str("DCC"),
+        }
+    }
+}
+
+/// Generates `ALL`, `as_str`, `parse`, `Display` and `Serialize` for a field-less enum named as in the contract.
+macro_rules! contract_names {
+    ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
+            /// The contract's name.
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $name),+ }
+            }
+
+            /// The contract's name, exactly (names are lower-case snake_case).
+            pub fn parse(text: &str) -> Option<$ty> {
+                match text { $($name => Some($ty::$variant),)+ _ => None }
+            }
+
+            /// Every name, comma-separated, for error messages.
+            pub fn names() -> String {
+                [$($name),+].join(", ")
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// What a change touches; decides which anomalies it can plausibly cause.
+#[derive(Copy, Clone, Eq, PartialEq, Hash, Debug, PartialOrd, Ord)]
+pub enum Category {
+    Network,
+    Certificate,
+    Endpoint,
+    Application,
+    Device,
+    Campaign,
+    DccMaintenance,
+    Other,
+}
+
+contract_names!(Category {
+    Network => "network",
+    Certificate => "certificate",
+    Endpoint => "endpoint",
+    Application => "application",
+    Device => "device",
+    Campaign => "campaign",
+    DccMaintenance => "dcc_maintenance",
+    Other => "other",
+});
+
+impl Category {
+    /// How a person would name it in a sentence ("... change fits ...").
+    pub fn label(self) -> &'static str {
+        match self {
+            Category::DccMaintenance => "DCC maintenance",
+            Category::Other => "uncategorised",
+            other => other.as_str(),
+        }
+    }
+}
+
+#[derive(Copy, Clone, Eq, PartialEq, Hash, Debug, Default, PartialOrd, Ord)]
+pub enum ChangeStatus {
+    #[default]
+    Planned,
+    InProgress,
+    Completed,
+    Cancelled,
+    RolledBack,
+}
+
+contract_names!(ChangeStatus {
+    Planned => "planned",
+    InProgress => "in_progress",
+    Completed => "completed",
+    Cancelled => "cancelled",
+    RolledBack => "rolled_back",
+});
+
+/// A traffic change declared in advance: traffic in `direction` may run at up to `rate_factor` times normal.
+#[derive(Copy, Clone, PartialEq, Debug)]
+pub struct Expected {
+    pub direction: TrafficDirection,
+    pub rate_factor: f64,
+}
+
+/// One notice of the change register. Times are milliseconds since the Unix epoch.
+#[derive(Clone, PartialEq, Debug)]
+pub struct ChangeNotice {
+    pub id: String,
+    pub owner: ChangeOwner,
+    pub title: String,
+    pub category: Category,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub status: ChangeStatus,
+    pub srvs: Vec<Srv>,
+    pub expected: Option<Expected>,
+    pub contact: Option<String>,
+}
+
+impl ChangeNotice {
+    /// Whether `t_ms` lies in the planned window, both ends included.
+    pub fn window_contains(&self, t_ms: i64) -> bool {
+        self.start_ms <= t_ms && t_ms <= self.end_ms
+    }
+
+    /// The contract's JSON object for this notice.
+    pub fn to_json(&self) -> serde_json::Value {
+        // Serializing into a Value can only fail on a time that RFC 3339 cannot write (year past 9999).
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// `TrafficDirection` as the contract spells it (`incident.rs` gives it no name of its own).
+pub fn direction_name(direction: TrafficDirection) -> &'static str {
+    match direction {
+        TrafficDirection::ToDsp => "to_dsp",
+        TrafficDirection::ToUser => "to_user",
+    }
+}
+
+pub fn parse_direction(text: &str) -> Option<TrafficDirection> {
+    match text {
+        "to_dsp" => Some(TrafficDirection::ToDsp),
+        "to_user" => Some(TrafficDirection::ToUser),
+        _ => None,
+    }
+}
+
+/// Milliseconds since the epoch as an RFC 3339 UTC string; `None` outside the years RFC 3339 can write.
+pub fn format_rfc3339_ms(ms: i64) -> Option<String> {
+    let time = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
+    time.format(&Rfc3339).ok()
+}
+
+/// An RFC 3339 time with any offset, to milliseconds since the epoch (finer digits are dropped).
+pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
+    let time = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+    i64::try_from(time.unix_timestamp_nanos().div_euclid(1_000_000)).ok()
+}
+
+impl serde::Serialize for ChangeNotice {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let time = |ms: i64| {
+            format_rfc3339_ms(ms).ok_or_else(|| {
+                S::Error::custom(format!("time {ms} ms is outside RFC 3339's years"))
+            })
+        };
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("user", &self.owner.to_string())?;
+        map.serialize_entry("title", &self.title)?;
+        map.serialize_entry("category", &self.category)?;
+        map.serialize_entry("start", &time(self.start_ms)?)?;
+        map.serialize_entry("end", &time(self.end_ms)?)?;
+        // Always written, though optional in the contract: the reader then never has to know the default.
+        map.serialize_entry("status", &self.status)?;
+        if !self.srvs.is_empty() {
+            map.serialize_entry("srvs", &self.srvs)?;
+        }
+        if let Some(expected) = &self.expected {
+            let object = serde_json::json!({
+                "direction": direction_name(expected.direction),
+                "rate_factor": expected.rate_factor,
+            });
+            map.serialize_entry("expected", &object)?;
+        }
+        if let Some(contact) = &self.contact {
+            map.serialize_entry("contact", contact)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ChangeNotice {
+    /// Validates as [`super::validate_notice_json`] does, so a bad notice fails naming the field.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        super::validate::validate_notice_json(&value).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enum_names_round_trip() {
+        for &category in Category::ALL {
+            assert_eq!(Category::parse(category.as_str()), Some(category));
+        }
+        for &status in ChangeStatus::ALL {
+            assert_eq!(ChangeStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(Category::parse("Network"), None);
+        assert_eq!(ChangeStatus::default(), ChangeStatus::Planned);
+        assert_eq!(Category::DccMaintenance.to_string(), "dcc_maintenance");
+        for direction in [TrafficDirection::ToDsp, TrafficDirection::ToUser] {
+            assert_eq!(parse_direction(direction_name(direction)), Some(direction));
+        }
+    }
+
+    #[test]
+    fn owners_parse_and_print_in_file_form() {
+        assert_eq!(ChangeOwner::parse("DCC"), Some(ChangeOwner::Dcc));
+        assert_eq!(ChangeOwner::parse("dcc"), Some(ChangeOwner::Dcc));
+        let user = ChangeOwner::parse("90b3d51f30010007");
+        assert_eq!(
+            user.map(|u| u.to_string()).as_deref(),
+            Some("90-B3-D5-1F-30-01-00-07")
+        );
+        assert_eq!(ChangeOwner::parse("ACME"), None);
+    }
+
+    #[test]
+    fn times_are_written_in_utc_and_read_with_any_offset() {
+        let ms = parse_rfc3339_ms("2026-03-10T10:00:00+01:00");
+        assert_eq!(ms, Some(1_773_133_200_000));
+        assert_eq!(
+            format_rfc3339_ms(1_773_133_200_000).as_deref(),
+            Some("2026-03-10T09:00:00Z")
+        );
+        assert_eq!(
+            format_rfc3339_ms(1_773_133_200_250).as_deref(),
+            Some("2026-03-10T09:00:00.25Z")
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2026-03-10T09:00:00.25Z"),
+            Some(1_773_133_200_250)
+        );
+        assert_eq!(parse_rfc3339_ms("1969-12-31T23:59:59.9995Z"), Some(-1));
+        assert_eq!(parse_rfc3339_ms("2026-13-01"), None);
+        assert_eq!(format_rfc3339_ms(i64::MAX), None);
+    }
+
+    #[test]
+    fn serializes_to_the_contract_form_omitting_absent_fields() {
+        let notice = ChangeNotice {
+            id: "CHG-1".into(),
+            owner: ChangeOwner::Dcc,
+            title: "DSP release".into(),
+            category: Category::DccMaintenance,
+            start_ms: 1_773_133_200_000,
+            end_ms: 1_773_136_800_000,
+            status: ChangeStatus::Planned,
+            srvs: vec![],
+            expected: None,
+            contact: None,
+        };
+        let expected = serde_json::json!({
+            "id": "CHG-1", "user": "DCC", "title": "DSP release", "category": "dcc_maintenance",
+            "start": "2026-03-10T09:00:00Z", "end": "2026-03-10T10:00:00Z", "status": "planned",
+        });
+        assert_eq!(notice.to_json(), expected);
+
+        let full = ChangeNotice {
+            owner: ChangeOwner::User(Eui64(0x90B3_D51F_3001_0007)),
+            srvs: vec![Srv::parse("4.1.1").unwrap_or_default()],
+            expected: Some(Expected {
+                direction: TrafficDirection::ToDsp,
+                rate_factor: 2.5,
+            }),
+            contact: Some("ops@example.invalid".into()),
+            ..notice
+        };
+        let json = full.to_json();
+        assert_eq!(json["user"], "90-B3-D5-1F-30-01-00-07");
+        assert_eq!(json["srvs"], serde_json::json!(["4.1.1"]));
+        assert_eq!(
+            json["expected"],
+            serde_json::json!({"direction": "to_dsp", "rate_factor": 2.5})
+        );
+        assert_eq!(json["contact"], "ops@example.invalid");
+    }
+}
