@@ -3,7 +3,7 @@
 use super::factors::{self, Factor};
 use super::notice::{ChangeNotice, ChangeOwner, Expected, direction_name};
 use super::register::ChangeRegister;
-use crate::incident::{Correlation, IncidentFacts, Suspect, Verdict};
+use crate::incident::{Correlation, IncidentFacts, IncidentKind, Suspect, Verdict};
 
 /// A top suspect scoring at least this explains the incident; below it, an unregistered change is suspected.
 pub const FIT_THRESHOLD: f64 = 0.5;
@@ -86,6 +86,11 @@ fn declared_impact(notice: &ChangeNotice, facts: &IncidentFacts) -> Option<(bool
         return None;
     }
     let declared = format!("{}x {}", ratio(rate_factor), direction_name(direction));
+    // A declared rate is about volume; a rising share of rejections is never what a change announced.
+    if facts.kind == IncidentKind::RejectStorm {
+        let reason = format!("declared {declared} traffic, which covers volume, not rejections");
+        return Some((false, reason));
+    }
     if !notice.window_contains(facts.onset_ms) {
         return Some((
             false,

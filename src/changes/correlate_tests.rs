@@ -242,6 +242,25 @@ fn declared_traffic_counts_only_in_its_direction_and_window() {
 }
 
 #[test]
+fn declared_volume_never_covers_a_reject_storm() {
+    let mut rejects = facts(SUPPLIER_A, IncidentKind::RejectStorm, NINE + 2 * MINUTE);
+    rejects.peak_ratio = 3.0;
+    let mut application = campaign(8.0);
+    application.category = Category::Application;
+    let result = correlate(&rejects, &register(vec![application]));
+    assert_eq!(result.verdict, Verdict::RegisteredChange);
+    let last = result.suspects[0]
+        .reasons
+        .last()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        last,
+        "declared 8x to_dsp traffic, which covers volume, not rejections"
+    );
+}
+
+#[test]
 fn a_cancelled_change_scores_low() {
     let mut firewall = notice(
         "CHG-1",

@@ -41,7 +41,7 @@ impl Columns {
         // Without a required column every row would be refused for the same reason: say it once, about the file.
         if !missing.is_empty() {
             let reason = format!(
-                "the CSV header lacks column {} (it has: {})",
+                "the CSV header lacks required column(s) {} (it has: {})",
                 missing.join(", "),
                 names.join(", ")
             );

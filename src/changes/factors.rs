@@ -7,7 +7,7 @@ use crate::telemetry::{AlertCode, FailureReason, Srv};
 
 /// From this many Users hit at once, a DCC-side cause is the natural explanation.
 pub const DCC_WIDE_USERS: u32 = 3;
-/// An onset this long before a window opens no longer counts against it (the window may be wrong, not that wrong).
+/// An onset this long before a window opens rules the change out: a window may be a little wrong, not that wrong.
 pub const LEAD_MS: i64 = 30 * MINUTE_MS;
 /// Timing score just after a window closed, halved every [`AFTER_END_HALF_LIFE_MS`], zero past [`AFTER_END_LIMIT_MS`].
 pub const AFTER_END_SCORE: f64 = 0.8;

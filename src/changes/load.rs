@@ -129,14 +129,7 @@ pub fn load_change_file(path: &Path) -> Result<LoadedChanges, ChangeFileError> {
         path: path.to_owned(),
         source,
     })?;
-    let format = match ChangeFormat::from_extension(path) {
-        // Many tools write NDJSON under `.json`; an array is the only thing a `.json` file can start with otherwise.
-        Some(ChangeFormat::Json) if ChangeFormat::sniff(&bytes) == ChangeFormat::Ndjson => {
-            ChangeFormat::Ndjson
-        }
-        Some(format) => format,
-        None => ChangeFormat::sniff(&bytes),
-    };
+    let format = ChangeFormat::from_extension(path).unwrap_or_else(|| ChangeFormat::sniff(&bytes));
     parse_changes(&bytes, format, &path.display().to_string())
 }
 
@@ -169,7 +162,7 @@ fn strip_bom(bytes: &[u8]) -> &[u8] {
 
 /// Collects the outcome of each record of one file.
 pub(super) struct Sink<'a> {
-    pub(super) source: &'a str,
+    source: &'a str,
     format: ChangeFormat,
     loaded: LoadedChanges,
 }
@@ -218,14 +211,20 @@ impl Sink<'_> {
 }
 
 fn parse_json_array(bytes: &[u8], sink: &mut Sink<'_>) -> Result<(), ChangeFileError> {
-    let document: Value = serde_json::from_slice(bytes).map_err(|error| {
-        let (line, column) = json_position(&error);
-        sink.malformed(
-            line,
-            column,
-            format!("not valid JSON: {}", json_message(&error)),
-        )
-    })?;
+    let document: Value = match serde_json::from_slice(bytes) {
+        Ok(document) => document,
+        // Many tools write NDJSON under `.json`: objects one after another rather than an array.
+        Err(_) if ChangeFormat::sniff(bytes) == ChangeFormat::Ndjson => {
+            sink.format = ChangeFormat::Ndjson;
+            parse_ndjson(bytes, sink);
+            return Ok(());
+        }
+        Err(error) => {
+            let (line, column) = json_position(&error);
+            let reason = format!("not valid JSON: {}", json_message(&error));
+            return Err(sink.malformed(line, column, reason));
+        }
+    };
     match document {
         Value::Array(items) => {
             for (index, item) in items.iter().enumerate() {
@@ -249,6 +248,16 @@ fn parse_json_array(bytes: &[u8], sink: &mut Sink<'_>) -> Result<(), ChangeFileE
 
 /// A broken line rejects only that line: one bad notice must not hide the others.
 fn parse_ndjson(bytes: &[u8], sink: &mut Sink<'_>) {
+    // One notice pretty-printed over several lines is not NDJSON, but it is plainly what its author meant.
+    if let Ok(object @ Value::Object(_)) = serde_json::from_slice::<Value>(bytes) {
+        let first = bytes
+            .iter()
+            .position(|byte| !byte.is_ascii_whitespace())
+            .unwrap_or(0);
+        let line = bytes[..first].iter().filter(|&&byte| byte == b'\n').count() + 1;
+        sink.accept_json(line, &object);
+        return;
+    }
     for (index, line) in bytes.split(|&byte| byte == b'\n').enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;

@@ -108,6 +108,13 @@ fn ndjson_skips_blank_lines_and_rejects_only_the_broken_ones() {
         display.starts_with("changes.ndjson line 4: not valid JSON at column"),
         "{display}"
     );
+    let mislabelled = parse(&text, ChangeFormat::Json, "changes.json");
+    assert_eq!(mislabelled.notices, example.notices);
+    assert!(
+        mislabelled.rejected[0]
+            .to_string()
+            .starts_with("changes.json line 4: ")
+    );
 }
 
 #[test]
@@ -140,6 +147,30 @@ fn a_bad_notice_is_rejected_with_its_place_id_and_field_and_the_others_load() {
         loaded.rejected[0].to_string(),
         "changes.json element 1 (A): field `user`: missing"
     );
+}
+
+#[test]
+fn the_same_id_later_in_a_file_updates_the_earlier_notice_in_the_register() {
+    let text = format!(
+        "{HEADER}C1,DCC,first,network,2026-03-10T09:00:00Z,2026-03-10T10:00:00Z,,,,,\n\
+         C2,DCC,other,network,2026-03-10T09:30:00Z,2026-03-10T10:00:00Z,,,,,\n\
+         C1,DCC,second,network,2026-03-10T11:00:00Z,2026-03-10T12:00:00Z,cancelled,,,,\n"
+    );
+    let loaded = parse(&text, ChangeFormat::Csv, "c.csv");
+    assert_eq!(
+        loaded.notices.len(),
+        3,
+        "the file's records are all kept, in order"
+    );
+    let register: crate::changes::ChangeRegister = loaded.notices.into_iter().collect();
+    assert_eq!(register.len(), 2);
+    let c1 = register.get("C1").unwrap();
+    assert_eq!(
+        (c1.title.as_str(), c1.status),
+        ("second", ChangeStatus::Cancelled)
+    );
+    let order: Vec<&str> = register.iter().map(|n| n.id.as_str()).collect();
+    assert_eq!(order, ["C2", "C1"]);
 }
 
 #[test]
@@ -222,7 +253,7 @@ fn files_that_are_not_json_or_csv_of_notices_are_errors_naming_the_place() {
     let text = error.to_string();
     assert!(
         text.starts_with(
-            "change file x.csv line 1: the CSV header lacks column `user`, `category`"
+            "change file x.csv line 1: the CSV header lacks required column(s) `user`, `category`"
         ),
         "{text}"
     );
@@ -266,6 +297,8 @@ fn the_format_comes_from_the_extension_then_the_content() {
         ("d.txt", EXAMPLE_CSV.to_owned(), 3),
         ("e", EXAMPLE_JSON.to_owned(), 3),
         ("f.changes", format!("\n{ndjson_line}\n"), 1),
+        ("g.json", ndjson_line.replace(", ", ",\n  "), 1),
+        ("h", ndjson_line.replace(", ", ",\n  "), 1),
     ];
     for (name, text, count) in cases {
         let path = dir.path().join(name);

@@ -153,10 +153,9 @@ impl ChangeNotice {
         self.start_ms <= t_ms && t_ms <= self.end_ms
     }
 
-    /// The contract's JSON object for this notice.
-    pub fn to_json(&self) -> serde_json::Value {
-        // Serializing into a Value can only fail on a time that RFC 3339 cannot write (year past 9999).
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    /// The contract's JSON object for this notice. Fails only on a time RFC 3339 cannot write (year past 9999).
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(self)
     }
 }
 
@@ -300,7 +299,7 @@ mod tests {
             "id": "CHG-1", "user": "DCC", "title": "DSP release", "category": "dcc_maintenance",
             "start": "2026-03-10T09:00:00Z", "end": "2026-03-10T10:00:00Z", "status": "planned",
         });
-        assert_eq!(notice.to_json(), expected);
+        assert_eq!(notice.to_json().unwrap(), expected);
 
         let full = ChangeNotice {
             owner: ChangeOwner::User(Eui64(0x90B3_D51F_3001_0007)),
@@ -312,7 +311,7 @@ mod tests {
             contact: Some("ops@example.invalid".into()),
             ..notice
         };
-        let json = full.to_json();
+        let json = full.to_json().unwrap();
         assert_eq!(json["user"], "90-B3-D5-1F-30-01-00-07");
         assert_eq!(json["srvs"], serde_json::json!(["4.1.1"]));
         assert_eq!(
