@@ -3,5 +3,7 @@
 pub mod changes;
 pub mod engine;
 pub mod incident;
+pub mod replay;
 pub mod report;
 pub mod telemetry;
+pub mod triage;

@@ -14,3 +14,17 @@ pub fn init_logging() {
         .with_writer(std::io::stderr)
         .init();
 }
+
+/// Writes `value` as pretty JSON to `path`, naming the file in any error.
+pub fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut writer = std::io::BufWriter::new(file);
+    serde_json::to_writer_pretty(&mut writer, value)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    std::io::Write::write_all(&mut writer, b"\n")?;
+    std::io::Write::flush(&mut writer)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}

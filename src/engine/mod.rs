@@ -1,8 +1,439 @@
-//! The deterministic engine core: per-User windows, event time, detectors, incident lifecycle.
+//! The deterministic engine core: events in, incidents out. No sockets, clocks or files: replay, the live service
+//! and the tests all drive this same type, so the same lines give the same incidents.
 
 pub mod baseline;
+pub mod config;
 pub mod detect;
+pub mod incidents;
 pub mod lifecycle;
 pub mod queue_age;
 pub mod tally;
+pub mod user;
 pub mod window;
+
+use rustc_hash::FxHashMap;
+
+pub use config::{DetectorConfig, EngineConfig, NetworkConfig};
+use detect::backlog::DeliveryState;
+use incidents::{Anomaly, Incident};
+use lifecycle::Transition;
+use user::UserState;
+use window::Flow;
+
+use crate::changes::{ChangeRegister, correlate};
+use crate::incident::{Affected, IncidentKind};
+use crate::report::IncidentRecord;
+use crate::telemetry::{Eui64, Event};
+
+/// Why an event was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IngestError {
+    #[error("User table full ({0} Users): line for a new User refused")]
+    UserTableFull(usize),
+}
+
+/// Counters over everything ingested.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub events: u64,
+    pub late: u64,
+    pub first_ts: Option<i64>,
+    pub last_ts: Option<i64>,
+}
+
+/// An incident changed: the live service persists and notifies on these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IncidentUpdate {
+    Opened(usize),
+    Resolved(usize),
+    /// Folded into the common-cause incident given second.
+    Merged(usize, usize),
+}
+
+pub struct Engine {
+    config: EngineConfig,
+    changes: ChangeRegister,
+    index: FxHashMap<Eui64, u32>,
+    users: Vec<UserState>,
+    anomalies: Vec<[Option<Anomaly>; 4]>,
+    incidents: Vec<Incident>,
+    /// The open common-cause incident of each kind, if any.
+    network_open: [Option<usize>; 4],
+    updates: Vec<IncidentUpdate>,
+    /// Every second before this one is closed.
+    next_close: Option<i64>,
+    max_ts: i64,
+    stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig, changes: ChangeRegister) -> Engine {
+        Engine {
+            config,
+            changes,
+            index: FxHashMap::default(),
+            users: Vec::new(),
+            anomalies: Vec::new(),
+            incidents: Vec::new(),
+            network_open: [None; 4],
+            updates: Vec::new(),
+            next_close: None,
+            max_ts: i64::MIN,
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// Takes one event. The hot path: a hash lookup and a few stores, except when the watermark closes seconds.
+    #[inline]
+    pub fn ingest(&mut self, event: &Event) -> Result<(), IngestError> {
+        let second = event.ts_ms.div_euclid(1000);
+        let next_close = *self
+            .next_close
+            .get_or_insert_with(|| second - self.config.allowed_lateness_ms.div_euclid(1000) - 1);
+        let user = match self.index.get(&event.user) {
+            Some(&index) => index as usize,
+            None => self.add_user(event.user, second)?,
+        };
+        self.stats.events += 1;
+        self.stats.first_ts = Some(
+            self.stats
+                .first_ts
+                .map_or(event.ts_ms, |t| t.min(event.ts_ms)),
+        );
+        self.stats.last_ts = Some(
+            self.stats
+                .last_ts
+                .map_or(event.ts_ms, |t| t.max(event.ts_ms)),
+        );
+        if second < next_close {
+            self.stats.late += 1;
+            self.users[user].apply_late(event);
+        } else {
+            self.users[user].apply(second, event);
+        }
+        if event.ts_ms > self.max_ts {
+            self.max_ts = event.ts_ms;
+            self.advance_to(event.ts_ms);
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn add_user(&mut self, id: Eui64, second: i64) -> Result<usize, IngestError> {
+        if self.users.len() >= self.config.max_users {
+            return Err(IngestError::UserTableFull(self.config.max_users));
+        }
+        self.index.insert(id, self.users.len() as u32);
+        self.users.push(UserState::new(id, second));
+        self.anomalies.push([None, None, None, None]);
+        Ok(self.users.len() - 1)
+    }
+
+    /// Moves event time to `now_ms` (the newest event, or the wall clock when a live stream is idle) and closes
+    /// every second the watermark has passed.
+    pub fn advance_to(&mut self, now_ms: i64) {
+        let Some(mut next) = self.next_close else {
+            return;
+        };
+        let target = (now_ms - self.config.allowed_lateness_ms).div_euclid(1000);
+        while next < target {
+            self.close_second(next);
+            next += 1;
+        }
+        self.next_close = Some(next);
+    }
+
+    /// End of input: closes every second up to the newest event.
+    pub fn finish(&mut self) {
+        if self.max_ts > i64::MIN {
+            self.advance_to(self.max_ts + self.config.allowed_lateness_ms + 1000);
+        }
+        self.correlate_all();
+    }
+
+    fn close_second(&mut self, second: i64) {
+        for index in 0..self.users.len() {
+            let transitions = self.users[index].close(second, &self.config);
+            for kind in IncidentKind::ALL {
+                if let Some(anomaly) = &mut self.anomalies[index][kind as usize] {
+                    anomaly.observe(&self.users[index], kind);
+                }
+                if let Some(transition) = transitions[kind as usize] {
+                    self.on_transition(index, kind, second, transition);
+                }
+            }
+        }
+        self.track_network_peaks();
+    }
+
+    fn on_transition(
+        &mut self,
+        user: usize,
+        kind: IncidentKind,
+        second: i64,
+        transition: Transition,
+    ) {
+        let slot = kind as usize;
+        match transition {
+            Transition::Started { since } => {
+                let onset = self.users[user].onset(kind, since, &self.config);
+                self.anomalies[user][slot] = Some(Anomaly::start(&self.users[user], kind, onset));
+            }
+            Transition::Cancelled => self.anomalies[user][slot] = None,
+            Transition::Opened { .. } => self.open(user, kind, second),
+            Transition::Resolved { at } => {
+                if let Some(anomaly) = self.anomalies[user][slot].take()
+                    && let Some(incident) = anomaly.incident
+                {
+                    self.resolve_member(incident, at);
+                }
+            }
+        }
+    }
+
+    /// Users with an anomaly of `kind` whose onset is within the grouping window of `onset`.
+    fn concurrent(&self, kind: IncidentKind, onset: i64) -> Vec<usize> {
+        let window = self.config.network.onset_window_s;
+        (0..self.users.len())
+            .filter(|&u| {
+                self.anomalies[u][kind as usize]
+                    .as_ref()
+                    .is_some_and(|a| (a.onset_second - onset).abs() <= window)
+            })
+            .collect()
+    }
+
+    fn active_users(&self, second: i64) -> usize {
+        let since = second - self.config.network.active_window_s;
+        self.users
+            .iter()
+            .filter(|u| u.last_event_second >= since)
+            .count()
+    }
+
+    fn open(&mut self, user: usize, kind: IncidentKind, second: i64) {
+        let Some(onset) = self.anomalies[user][kind as usize]
+            .as_ref()
+            .map(|a| a.onset_second)
+        else {
+            return;
+        };
+        let network = &self.config.network;
+        if let Some(common) = self.network_open[kind as usize]
+            && (self.incidents[common].onset_second - network.onset_window_s
+                ..=self.incidents[common].onset_second + network.join_window_s)
+                .contains(&onset)
+        {
+            self.join(common, user, kind);
+            return;
+        }
+        let concurrent = self.concurrent(kind, onset);
+        let common_cause = concurrent.len() >= network.min_users
+            && concurrent.len() as f64 >= network.min_share * self.active_users(second) as f64;
+        if !common_cause {
+            let incident = self.new_incident(
+                Affected::User(self.users[user].id),
+                kind,
+                second,
+                concurrent.len(),
+            );
+            self.join(incident, user, kind);
+            return;
+        }
+        let mut onsets: Vec<i64> = concurrent
+            .iter()
+            .filter_map(|&u| {
+                self.anomalies[u][kind as usize]
+                    .as_ref()
+                    .map(|a| a.onset_second)
+            })
+            .collect();
+        onsets.sort_unstable();
+        let common = self.new_incident(Affected::Network, kind, second, concurrent.len());
+        self.incidents[common].onset_second = onsets[onsets.len() / 2];
+        self.network_open[kind as usize] = Some(common);
+        // Users already open on their own with the same onset are folded in; pending ones join as they open.
+        for &member in &concurrent {
+            if let Some(own) = self.anomalies[member][kind as usize]
+                .as_ref()
+                .and_then(|a| a.incident)
+            {
+                self.incidents[own].merged_into = Some(common);
+                self.updates.push(IncidentUpdate::Merged(own, common));
+                self.join(common, member, kind);
+            }
+        }
+        self.join(common, user, kind);
+    }
+
+    fn new_incident(
+        &mut self,
+        affected: Affected,
+        kind: IncidentKind,
+        second: i64,
+        concurrent: usize,
+    ) -> usize {
+        let index = self.incidents.len();
+        self.incidents.push(Incident {
+            id: format!("INC-{:06}", index + 1),
+            affected,
+            kind,
+            onset_second: second,
+            detected_second: second + 1,
+            resolved_second: None,
+            members: Vec::new(),
+            open_members: 0,
+            peak_depth: 0,
+            peak_level: 0.0,
+            baseline: 0.0,
+            peak_age_s: 0,
+            failed: 0,
+            delivery_state: None,
+            last_delivery: None,
+            failure_reason: None,
+            srvs: Vec::new(),
+            alert_code: None,
+            concurrent_users: concurrent.max(1) as u32,
+            merged_into: None,
+            correlation: None,
+        });
+        self.updates.push(IncidentUpdate::Opened(index));
+        index
+    }
+
+    fn join(&mut self, incident: usize, user: usize, kind: IncidentKind) {
+        let Some(anomaly) = self.anomalies[user][kind as usize].as_mut() else {
+            return;
+        };
+        if anomaly.incident == Some(incident) {
+            return;
+        }
+        let was_own = anomaly.incident.replace(incident);
+        let state = &self.users[user];
+        let target = &mut self.incidents[incident];
+        target.members.push(user);
+        target.open_members += 1;
+        if was_own.is_some() && target.open_members > 1 {
+            // A merged member brings no new onset evidence; the common onset stands.
+        }
+        if target.members.len() == 1 && target.affected != Affected::Network {
+            target.onset_second = anomaly.onset_second;
+        }
+        target.baseline += anomaly.baseline;
+        target.last_delivery = target.last_delivery.max(anomaly.last_delivery);
+        if kind == IncidentKind::Backlog {
+            let delivered = state.recent_sum(Flow::Delivered, 60);
+            let failed = state.recent_sum(Flow::Failed, 60);
+            target
+                .delivery_state
+                .get_or_insert(DeliveryState::judge(delivered, failed));
+            target.failure_reason = target
+                .failure_reason
+                .or(state.dominant_failure(&anomaly.failures_at_start));
+        }
+        if target.srvs.is_empty()
+            && matches!(kind, IncidentKind::RequestStorm | IncidentKind::RejectStorm)
+        {
+            target.srvs = state.request_srvs.top().into_iter().take(3).collect();
+        }
+        if kind == IncidentKind::AlertStorm {
+            target.alert_code = target
+                .alert_code
+                .or(state.alert_codes.top().first().copied());
+        }
+        let facts = target.facts(&self.users);
+        self.incidents[incident].correlation = Some(correlate(&facts, &self.changes));
+    }
+
+    fn resolve_member(&mut self, incident: usize, at: i64) {
+        let target = self
+            .incidents
+            .get(incident)
+            .and_then(|i| i.merged_into)
+            .unwrap_or(incident);
+        let record = &mut self.incidents[target];
+        record.open_members = record.open_members.saturating_sub(1);
+        if record.open_members == 0 {
+            record.resolved_second = Some(at.max(record.detected_second));
+            if let Some(open) = self.network_open.iter_mut().find(|o| **o == Some(target)) {
+                *open = None;
+            }
+            self.updates.push(IncidentUpdate::Resolved(target));
+        }
+    }
+
+    /// Peaks of open incidents: single-User ones from their anomaly, common-cause ones summed over members.
+    fn track_network_peaks(&mut self) {
+        for incident in self.incidents.iter_mut().filter(|i| i.is_open()) {
+            let kind = incident.kind as usize;
+            let (mut depth, mut level, mut age, mut failed) = (0, 0.0, 0, 0);
+            for &member in &incident.members {
+                if let Some(anomaly) = &self.anomalies[member][kind] {
+                    depth += self.users[member].depth();
+                    level += self.users[member].readings[kind].level;
+                    age = age.max(anomaly.peak_age_s);
+                    failed += anomaly.failed;
+                }
+            }
+            incident.peak_depth = incident.peak_depth.max(depth);
+            incident.peak_age_s = incident.peak_age_s.max(age);
+            incident.failed = incident.failed.max(failed);
+            if incident.kind == IncidentKind::RejectStorm {
+                // Shares do not add up across Users: keep the worst.
+                level = incident
+                    .members
+                    .iter()
+                    .map(|&m| self.users[m].readings[kind].level)
+                    .fold(0.0, f64::max);
+            }
+            incident.peak_level = incident.peak_level.max(level);
+        }
+    }
+
+    /// Re-runs correlation for every incident (at the end of input, or when the change register changed).
+    pub fn correlate_all(&mut self) {
+        for index in 0..self.incidents.len() {
+            let facts = self.incidents[index].facts(&self.users);
+            self.incidents[index].correlation = Some(correlate(&facts, &self.changes));
+        }
+    }
+
+    /// Replaces the change register and re-correlates every incident.
+    pub fn set_changes(&mut self, changes: ChangeRegister) {
+        self.changes = changes;
+        self.correlate_all();
+    }
+
+    /// Incidents as report records, in the order they opened (merged ones left out: their common cause lists them).
+    pub fn incident_records(&self) -> Vec<IncidentRecord> {
+        self.incidents
+            .iter()
+            .filter(|i| i.merged_into.is_none())
+            .map(|i| i.record(&self.users))
+            .collect()
+    }
+
+    pub fn incident_record(&self, index: usize) -> Option<IncidentRecord> {
+        self.incidents.get(index).map(|i| i.record(&self.users))
+    }
+
+    pub fn drain_updates(&mut self) -> std::vec::Drain<'_, IncidentUpdate> {
+        self.updates.drain(..)
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn users(&self) -> &[UserState] {
+        &self.users
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+}

@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
-use super::detect::{BacklogDetector, RateStormDetector, Reading, RejectStormDetector, UserSecond, SHORT_WINDOW_S};
+use super::EngineConfig;
+use super::detect::{
+    BacklogDetector, RateStormDetector, Reading, RejectStormDetector, SHORT_WINDOW_S, UserSecond,
+};
 use super::lifecycle::{Tracker, Transition};
 use super::queue_age::QueueHistory;
 use super::tally::Tally;
-use super::window::{Flow, UserWindow, FLOWS, RING_SECONDS};
-use super::EngineConfig;
+use super::window::{FLOWS, Flow, RING_SECONDS, UserWindow};
 use crate::incident::IncidentKind;
 use crate::telemetry::{AlertCode, Eui64, Event, EventKind, FailureReason, Srv};
 
@@ -70,7 +72,14 @@ impl UserState {
         UserState {
             id,
             window: Arc::new(UserWindow::default()),
-            samples: vec![DepthSample { second: i64::MIN, ..DepthSample::default() }; RING_SECONDS].into_boxed_slice(),
+            samples: vec![
+                DepthSample {
+                    second: i64::MIN,
+                    ..DepthSample::default()
+                };
+                RING_SECONDS
+            ]
+            .into_boxed_slice(),
             depth: 0,
             cumulative_queued: 0,
             late_moved: 0,
@@ -100,7 +109,11 @@ impl UserState {
         self.last_event_second = self.last_event_second.max(second);
         let slot = &mut self.samples[second.rem_euclid(RING_SECONDS as i64) as usize];
         if event.kind == EventKind::Depth {
-            *slot = DepthSample { second, depth: event.value, moved_since: 0 };
+            *slot = DepthSample {
+                second,
+                depth: event.value,
+                moved_since: 0,
+            };
             return;
         }
         if slot.second == second {
@@ -147,7 +160,9 @@ impl UserState {
             EventKind::Request | EventKind::RejectedRequest if !event.srv.is_none() => {
                 self.request_srvs.add(event.srv, event.value)
             }
-            EventKind::QueuedAlert if !event.alert.is_none() => self.alert_codes.add(event.alert, event.value),
+            EventKind::QueuedAlert if !event.alert.is_none() => {
+                self.alert_codes.add(event.alert, event.value)
+            }
             EventKind::DeliveryFailed => self.failure_reasons[event.reason as usize] += event.value,
             _ => {}
         }
@@ -196,18 +211,40 @@ impl UserState {
         let d = &config.detectors;
         let b = &d.baselines;
         let readings = [
-            self.detectors.backlog.observe(&view, learning(IncidentKind::Backlog), &d.backlog, b),
-            self.detectors.requests.observe(&view, learning(IncidentKind::RequestStorm), &d.rate_storm, b),
-            self.detectors.rejects.observe(&view, learning(IncidentKind::RejectStorm), &d.reject_storm, b),
-            self.detectors.alerts.observe(&view, learning(IncidentKind::AlertStorm), &d.rate_storm, b),
+            self.detectors
+                .backlog
+                .observe(&view, learning(IncidentKind::Backlog), &d.backlog, b),
+            self.detectors.requests.observe(
+                &view,
+                learning(IncidentKind::RequestStorm),
+                &d.rate_storm,
+                b,
+            ),
+            self.detectors.rejects.observe(
+                &view,
+                learning(IncidentKind::RejectStorm),
+                &d.reject_storm,
+                b,
+            ),
+            self.detectors.alerts.observe(
+                &view,
+                learning(IncidentKind::AlertStorm),
+                &d.rate_storm,
+                b,
+            ),
         ];
         self.readings = readings;
         let mut transitions = [None; 4];
         for kind in IncidentKind::ALL {
             let reading = readings[kind as usize];
             let lifecycle = config.lifecycle(kind);
-            transitions[kind as usize] =
-                self.trackers[kind as usize].step(&lifecycle, second, reading.bad, reading.calm, reading.may_open);
+            transitions[kind as usize] = self.trackers[kind as usize].step(
+                &lifecycle,
+                second,
+                reading.bad,
+                reading.calm,
+                reading.may_open,
+            );
         }
         transitions
     }
@@ -241,14 +278,21 @@ impl UserState {
     /// Flow sums over the last `seconds` closed seconds (at most the ring).
     pub fn recent_sum(&self, flow: Flow, seconds: i64) -> u64 {
         let end = self.view.second;
-        (end - seconds.min(RING_SECONDS as i64 - 1) + 1..=end).map(|s| self.window.read(s).get(flow)).sum()
+        (end - seconds.min(RING_SECONDS as i64 - 1) + 1..=end)
+            .map(|s| self.window.read(s).get(flow))
+            .sum()
     }
 
     /// The most frequent delivery-failure reason among failures counted after `since` (a snapshot of the tallies).
     pub fn dominant_failure(&self, since: &[u64; 6]) -> Option<FailureReason> {
         FailureReason::ALL
             .iter()
-            .map(|&reason| (reason, self.failure_reasons[reason as usize] - since[reason as usize]))
+            .map(|&reason| {
+                (
+                    reason,
+                    self.failure_reasons[reason as usize] - since[reason as usize],
+                )
+            })
             .filter(|&(_, count)| count > 0)
             .max_by_key(|&(reason, count)| (count, std::cmp::Reverse(reason)))
             .map(|(reason, _)| reason)

@@ -1,7 +1,7 @@
 //! Detectors: one small pure type per anomaly kind, each turning a User's closed second into a reading.
 
-mod backlog;
-mod reject;
+pub mod backlog;
+pub mod reject;
 mod storm;
 
 pub use backlog::{BacklogConfig, BacklogDetector};

@@ -1,0 +1,96 @@
+//! Engine settings: event-time lateness, detector thresholds, lifecycle timings and common-cause grouping.
+
+use super::baseline::BaselineConfig;
+use super::detect::{BacklogConfig, RateStormConfig, RejectStormConfig};
+use super::lifecycle::LifecycleConfig;
+use crate::incident::IncidentKind;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineConfig {
+    /// How far behind the newest event time a line may arrive and still count in its own second.
+    pub allowed_lateness_ms: i64,
+    /// Users tracked at most; lines for further Users are refused (and quarantined by the caller), so that a flood
+    /// of bogus User IDs cannot grow memory without bound.
+    pub max_users: usize,
+    pub detectors: DetectorConfig,
+    pub network: NetworkConfig,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            allowed_lateness_ms: 5_000,
+            max_users: 4_096,
+            detectors: DetectorConfig::default(),
+            network: NetworkConfig::default(),
+        }
+    }
+}
+
+impl EngineConfig {
+    pub fn lifecycle(&self, kind: IncidentKind) -> LifecycleConfig {
+        match kind {
+            IncidentKind::Backlog => self.detectors.backlog_lifecycle,
+            _ => self.detectors.storm_lifecycle,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DetectorConfig {
+    pub baselines: BaselineConfig,
+    pub rate_storm: RateStormConfig,
+    pub reject_storm: RejectStormConfig,
+    pub backlog: BacklogConfig,
+    pub storm_lifecycle: LifecycleConfig,
+    /// A backlog becomes pending once its oldest message waits `backlog.min_age_s`, and opens `open_after_s` later:
+    /// long enough that a delivery hiccup clearing within a minute never opens one.
+    pub backlog_lifecycle: LifecycleConfig,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            baselines: BaselineConfig::default(),
+            rate_storm: RateStormConfig::default(),
+            reject_storm: RejectStormConfig::default(),
+            backlog: BacklogConfig::default(),
+            storm_lifecycle: LifecycleConfig {
+                open_after_s: 15,
+                pending_gap_s: 3,
+                resolve_after_s: 120,
+            },
+            backlog_lifecycle: LifecycleConfig {
+                open_after_s: 65,
+                pending_gap_s: 5,
+                resolve_after_s: 60,
+            },
+        }
+    }
+}
+
+/// When Users hit at once are one common cause.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetworkConfig {
+    /// Onsets this close together count as "at once".
+    pub onset_window_s: i64,
+    /// A User whose anomaly starts up to this long after an open common-cause incident's onset joins it.
+    pub join_window_s: i64,
+    pub min_users: usize,
+    /// ... and at least this share of the Users active recently.
+    pub min_share: f64,
+    /// A User is active if it had traffic this recently.
+    pub active_window_s: i64,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            onset_window_s: 120,
+            join_window_s: 300,
+            min_users: 3,
+            min_share: 0.3,
+            active_window_s: 300,
+        }
+    }
+}

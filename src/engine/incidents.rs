@@ -1,0 +1,160 @@
+//! The incident book: anomalies becoming incidents, many Users grouped into one common cause, peaks and evidence
+//! kept up to date, and rendering into report records.
+
+use super::detect::backlog::DeliveryState;
+use super::user::UserState;
+use super::window::Flow;
+use crate::incident::{Affected, Correlation, IncidentFacts, IncidentKind, Verdict};
+use crate::report::{Evidence, IncidentRecord};
+use crate::telemetry::{AlertCode, Srv};
+
+/// An anomaly of one (User, kind), from its first bad second until it resolves or is cancelled.
+#[derive(Clone, Debug)]
+pub struct Anomaly {
+    pub onset_second: i64,
+    pub baseline: f64,
+    pub peak_level: f64,
+    pub peak_depth: u64,
+    pub peak_age_s: u64,
+    pub failed: u64,
+    pub failures_at_start: [u64; 6],
+    pub last_delivery: Option<i64>,
+    /// The incident it belongs to, once open.
+    pub incident: Option<usize>,
+}
+
+impl Anomaly {
+    pub fn start(user: &UserState, kind: IncidentKind, onset_second: i64) -> Anomaly {
+        let reading = user.readings[kind as usize];
+        Anomaly {
+            onset_second,
+            baseline: reading.baseline,
+            peak_level: reading.level,
+            peak_depth: user.depth(),
+            peak_age_s: user.view.backlog_age_s,
+            failed: 0,
+            failures_at_start: user.failure_reasons,
+            last_delivery: user.last_delivery_second.filter(|&s| s < onset_second),
+            incident: None,
+        }
+    }
+
+    /// Folds in the second just closed.
+    pub fn observe(&mut self, user: &UserState, kind: IncidentKind) {
+        self.peak_level = self.peak_level.max(user.readings[kind as usize].level);
+        self.peak_depth = self.peak_depth.max(user.depth());
+        self.peak_age_s = self.peak_age_s.max(user.view.backlog_age_s);
+        self.failed += user.view.now.get(Flow::Failed);
+    }
+
+    pub fn ratio(&self) -> f64 {
+        self.peak_level
+            / self
+                .baseline
+                .max(crate::engine::detect::reject::SHARE_FLOOR)
+    }
+}
+
+/// One incident: a single User's, or a common cause spanning many Users (`*`).
+#[derive(Clone, Debug)]
+pub struct Incident {
+    pub id: String,
+    pub affected: Affected,
+    pub kind: IncidentKind,
+    pub onset_second: i64,
+    pub detected_second: i64,
+    pub resolved_second: Option<i64>,
+    /// Indices of the member Users (one for a single-User incident).
+    pub members: Vec<usize>,
+    /// Members whose own anomaly has not resolved yet.
+    pub open_members: usize,
+    pub peak_depth: u64,
+    pub peak_level: f64,
+    pub baseline: f64,
+    pub peak_age_s: u64,
+    pub failed: u64,
+    pub delivery_state: Option<DeliveryState>,
+    pub last_delivery: Option<i64>,
+    pub failure_reason: Option<crate::telemetry::FailureReason>,
+    pub srvs: Vec<Srv>,
+    pub alert_code: Option<AlertCode>,
+    pub concurrent_users: u32,
+    /// Set when this single-User incident was folded into a common-cause incident.
+    pub merged_into: Option<usize>,
+    pub correlation: Option<Correlation>,
+}
+
+impl Incident {
+    pub fn is_open(&self) -> bool {
+        self.resolved_second.is_none() && self.merged_into.is_none()
+    }
+
+    pub fn ratio(&self) -> f64 {
+        self.peak_level
+            / self
+                .baseline
+                .max(crate::engine::detect::reject::SHARE_FLOOR)
+    }
+
+    pub fn facts(&self, users: &[UserState]) -> IncidentFacts {
+        IncidentFacts {
+            affected: self.affected,
+            users: self.members.iter().map(|&m| users[m].id).collect(),
+            kind: self.kind,
+            onset_ms: self.onset_second * 1000,
+            concurrent_users: self.concurrent_users,
+            peak_ratio: self.ratio(),
+            srvs: self.srvs.clone(),
+            failure_reason: self.failure_reason,
+            alert_code: self.alert_code,
+        }
+    }
+
+    pub fn record(&self, users: &[UserState]) -> IncidentRecord {
+        let correlation = self.correlation.clone().unwrap_or(Correlation {
+            suspects: Vec::new(),
+            verdict: Verdict::UnregisteredChangeSuspected,
+        });
+        let backlog = self.kind == IncidentKind::Backlog;
+        IncidentRecord {
+            id: self.id.clone(),
+            user: match self.affected {
+                Affected::User(user) => user.to_string(),
+                Affected::Network => "*".to_owned(),
+            },
+            kind: self.kind,
+            onset: self.onset_second * 1000,
+            detected: self.detected_second * 1000,
+            resolved: self.resolved_second.map(|s| s * 1000),
+            peak_depth: self.peak_depth,
+            verdict: correlation.verdict,
+            suspects: correlation.suspects,
+            peak_rate: round2(self.peak_level),
+            baseline_rate: round2(self.baseline),
+            peak_ratio: round2(self.ratio()),
+            users: match self.affected {
+                Affected::Network => self
+                    .members
+                    .iter()
+                    .map(|&m| users[m].id.to_string())
+                    .collect(),
+                Affected::User(_) => Vec::new(),
+            },
+            evidence: Evidence {
+                delivery_state: self.delivery_state.map(|s| s.as_str().to_owned()),
+                failed_deliveries: self.failed,
+                failure_reason: self.failure_reason.map(|r| r.as_str().to_owned()),
+                last_delivery: self.last_delivery.map(|s| s * 1000),
+                peak_backlog_age_s: backlog.then_some(self.peak_age_s),
+                srvs: self.srvs.iter().map(Srv::to_string).collect(),
+                alert_code: self.alert_code.map(|a| a.to_string()),
+                concurrent_users: self.concurrent_users,
+            },
+        }
+    }
+}
+
+/// Rounds to 2 decimals so reports are stable and readable.
+pub fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}

@@ -1,0 +1,469 @@
+//! Replay driver: reads telemetry files in order, parses blocks on worker threads, feeds the engine in input order,
+//! quarantines malformed lines and builds the report. The only I/O around the pure engine for `replay`.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::{Receiver, Sender, bounded};
+
+use crate::changes::{ChangeFileError, ChangeRegister, load_change_file};
+use crate::engine::{Engine, EngineConfig};
+use crate::report::{Report, Summary};
+use crate::telemetry::framing::{Chunk, LineFramer, lines_of};
+use crate::telemetry::source::{OpenError, open_input, source_name};
+use crate::telemetry::{Event, MAX_LINE_BYTES, MalformedLine, QuarantineWriter, parse_line};
+
+/// What to replay and how.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    pub inputs: Vec<PathBuf>,
+    pub change_files: Vec<PathBuf>,
+    /// Where malformed lines go; `None` counts them without keeping them (tests, evaluation sweeps).
+    pub quarantine: Option<PathBuf>,
+    /// Pace at this many times event time; `None` is as fast as possible.
+    pub speed: Option<f64>,
+    /// Show a progress bar on stderr (only drawn when stderr is a terminal).
+    pub progress: bool,
+    pub engine: EngineConfig,
+    /// Parser threads; 0 picks one per core.
+    pub parse_threads: usize,
+}
+
+impl ReplayOptions {
+    pub fn new(inputs: Vec<PathBuf>, change_files: Vec<PathBuf>) -> Self {
+        ReplayOptions {
+            inputs,
+            change_files,
+            quarantine: None,
+            speed: None,
+            progress: false,
+            engine: EngineConfig::default(),
+            parse_threads: 0,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error("reading telemetry input {file} failed near line {line}: {source}")]
+    Read {
+        file: String,
+        line: u64,
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Changes(#[from] ChangeFileError),
+    #[error("cannot write quarantine file {}: {source}", path.display())]
+    Quarantine { path: PathBuf, source: io::Error },
+}
+
+/// A block of lines on its way to a parser.
+struct RawBlock {
+    sequence: u64,
+    source: u32,
+    chunk: Chunk,
+}
+
+/// A parsed block on its way to the engine.
+struct ParsedBlock {
+    sequence: u64,
+    source: u32,
+    first_line: u64,
+    data: Vec<u8>,
+    events: Vec<Event>,
+    /// Byte offset in `data` of each event's line (to quarantine it if the engine refuses it).
+    offsets: Vec<u32>,
+    malformed: Vec<MalformedLine>,
+}
+
+enum Feed {
+    Block(ParsedBlock),
+    Failed(ReplayError),
+}
+
+/// Loads and merges change files, in order (a later notice with the same id updates an earlier one).
+/// Returns the register and the rejected notices, each described with file, line and field.
+pub fn load_changes(files: &[PathBuf]) -> Result<(ChangeRegister, Vec<String>), ChangeFileError> {
+    let mut register = ChangeRegister::new();
+    let mut rejected = Vec::new();
+    for file in files {
+        let loaded = load_change_file(file)?;
+        rejected.extend(loaded.rejected.iter().map(ToString::to_string));
+        register.extend(loaded.notices);
+    }
+    Ok((register, rejected))
+}
+
+/// Replays the inputs through a fresh engine and returns the report.
+pub fn replay(options: &ReplayOptions) -> Result<Report, ReplayError> {
+    let started = Instant::now();
+    let (register, changes_rejected) = load_changes(&options.change_files)?;
+    let changes_loaded = register.len() as u64;
+    for reason in &changes_rejected {
+        tracing::warn!("change notice rejected: {reason}");
+    }
+    let mut engine = Engine::new(options.engine.clone(), register);
+    let names: Vec<String> = options.inputs.iter().map(|p| source_name(p)).collect();
+    let mut quarantine = Quarantine::new(options.quarantine.clone(), names.clone());
+
+    let bytes_read = Arc::new(AtomicU64::new(0));
+    let progress = Progress::new(options, bytes_read.clone());
+    let threads = match options.parse_threads {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let (raw_tx, raw_rx) = bounded::<RawBlock>(threads * 2);
+    let (parsed_tx, parsed_rx) = bounded::<Feed>(threads * 2);
+    let mut pacer = options.speed.filter(|s| *s > 0.0).map(Pacer::new);
+
+    std::thread::scope(|scope| -> Result<(), ReplayError> {
+        let failure_tx = parsed_tx.clone();
+        let inputs = &options.inputs;
+        let counter = bytes_read.clone();
+        scope.spawn(move || {
+            if let Err(error) = read_inputs(inputs, &raw_tx, &counter) {
+                let _ = failure_tx.send(Feed::Failed(error));
+            }
+        });
+        for _ in 0..threads {
+            let (raw_rx, parsed_tx) = (raw_rx.clone(), parsed_tx.clone());
+            scope.spawn(move || parse_blocks(&raw_rx, &parsed_tx));
+        }
+        drop((raw_rx, parsed_tx));
+
+        // Blocks finish out of order across parsers; the engine takes them in input order.
+        let mut waiting: BTreeMap<u64, ParsedBlock> = BTreeMap::new();
+        let mut next = 0u64;
+        for feed in parsed_rx.iter() {
+            let block = match feed {
+                Feed::Block(block) => block,
+                Feed::Failed(error) => return Err(error),
+            };
+            waiting.insert(block.sequence, block);
+            while let Some(block) = waiting.remove(&next) {
+                next += 1;
+                feed_block(&mut engine, &block, &mut quarantine, pacer.as_mut())?;
+                progress.tick();
+            }
+        }
+        Ok(())
+    })?;
+
+    engine.finish();
+    progress.finish();
+    let stats = engine.stats();
+    let (malformed, quarantine_path) = quarantine.finish()?;
+    Ok(Report {
+        summary: Summary {
+            events: stats.events,
+            malformed,
+            late: stats.late,
+            users: engine.user_count() as u64,
+            first_ts: stats.first_ts,
+            last_ts: stats.last_ts,
+            elapsed_s: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+            quarantine: quarantine_path.map(|p| p.display().to_string()),
+            changes_loaded,
+            changes_rejected,
+        },
+        incidents: engine.incident_records(),
+    })
+}
+
+/// Counts bytes as they are read from the underlying file, for the progress bar.
+struct Counting<R> {
+    inner: R,
+    counter: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+fn read_inputs(
+    inputs: &[PathBuf],
+    out: &Sender<RawBlock>,
+    counter: &Arc<AtomicU64>,
+) -> Result<(), ReplayError> {
+    let mut sequence = 0;
+    for (source, path) in inputs.iter().enumerate() {
+        let reader: Box<dyn Read + Send> = if path == Path::new("-") {
+            open_input(path)?
+        } else {
+            let file = File::open(path).map_err(|source| OpenError {
+                path: path.clone(),
+                source,
+            })?;
+            let counted = Box::new(Counting {
+                inner: file,
+                counter: counter.clone(),
+            });
+            crate::telemetry::source::decompress(
+                counted,
+                crate::telemetry::source::Compression::from_path(path),
+            )
+            .map_err(|source| OpenError {
+                path: path.clone(),
+                source,
+            })?
+        };
+        let mut framer = LineFramer::new(reader);
+        loop {
+            let chunk = framer.next_chunk().map_err(|source| ReplayError::Read {
+                file: source_name(path),
+                line: framer.next_line(),
+                source,
+            })?;
+            let Some(chunk) = chunk else { break };
+            if out
+                .send(RawBlock {
+                    sequence,
+                    source: source as u32,
+                    chunk,
+                })
+                .is_err()
+            {
+                return Ok(());
+            }
+            sequence += 1;
+        }
+    }
+    Ok(())
+}
+
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'))
+}
+
+/// A malformed record keeps at most the first 64 KiB of a line, however the line was framed.
+fn malformed(source: u32, line: u64, error: String, bytes: &[u8]) -> MalformedLine {
+    MalformedLine {
+        source,
+        line,
+        error,
+        bytes: bytes[..bytes.len().min(MAX_LINE_BYTES)].to_vec(),
+        length: bytes.len() as u64,
+    }
+}
+
+fn parse_blocks(input: &Receiver<RawBlock>, output: &Sender<Feed>) {
+    for raw in input.iter() {
+        let parsed = match raw.chunk {
+            Chunk::Oversized {
+                line,
+                prefix,
+                length,
+            } => ParsedBlock {
+                sequence: raw.sequence,
+                source: raw.source,
+                first_line: line,
+                data: Vec::new(),
+                events: Vec::new(),
+                offsets: Vec::new(),
+                malformed: vec![MalformedLine {
+                    source: raw.source,
+                    line,
+                    error: crate::telemetry::LineError::TooLong(length as usize).to_string(),
+                    bytes: prefix,
+                    length,
+                }],
+            },
+            Chunk::Lines { first_line, data } => {
+                let mut events = Vec::with_capacity(data.len() / 64);
+                let mut offsets = Vec::with_capacity(data.len() / 64);
+                let mut bad = Vec::new();
+                let base = data.as_ptr() as usize;
+                for (number, line) in lines_of(first_line, &data) {
+                    if is_blank(line) {
+                        continue;
+                    }
+                    match parse_line(line) {
+                        Ok(event) => {
+                            events.push(event);
+                            offsets.push((line.as_ptr() as usize - base) as u32);
+                        }
+                        Err(error) => {
+                            bad.push(malformed(raw.source, number, error.to_string(), line))
+                        }
+                    }
+                }
+                ParsedBlock {
+                    sequence: raw.sequence,
+                    source: raw.source,
+                    first_line,
+                    data,
+                    events,
+                    offsets,
+                    malformed: bad,
+                }
+            }
+        };
+        if output.send(Feed::Block(parsed)).is_err() {
+            return;
+        }
+    }
+}
+
+fn feed_block(
+    engine: &mut Engine,
+    block: &ParsedBlock,
+    quarantine: &mut Quarantine,
+    mut pacer: Option<&mut Pacer>,
+) -> Result<(), ReplayError> {
+    for (event, &offset) in block.events.iter().zip(&block.offsets) {
+        if let Some(pacer) = pacer.as_deref_mut() {
+            pacer.wait_for(event.ts_ms);
+        }
+        if let Err(refused) = engine.ingest(event) {
+            let start = offset as usize;
+            let end =
+                memchr::memchr(b'\n', &block.data[start..]).map_or(block.data.len(), |n| start + n);
+            let line =
+                block.first_line + memchr::memchr_iter(b'\n', &block.data[..start]).count() as u64;
+            quarantine.keep(&malformed(
+                block.source,
+                line,
+                refused.to_string(),
+                &block.data[start..end],
+            ))?;
+        }
+    }
+    for bad in &block.malformed {
+        quarantine.keep(bad)?;
+    }
+    Ok(())
+}
+
+/// Malformed lines: counted always, written to the quarantine file (created on the first one) when asked.
+struct Quarantine {
+    path: Option<PathBuf>,
+    names: Vec<String>,
+    writer: Option<QuarantineWriter<BufWriter<File>>>,
+    count: u64,
+}
+
+impl Quarantine {
+    fn new(path: Option<PathBuf>, names: Vec<String>) -> Self {
+        Quarantine {
+            path,
+            names,
+            writer: None,
+            count: 0,
+        }
+    }
+
+    fn keep(&mut self, line: &MalformedLine) -> Result<(), ReplayError> {
+        self.count += 1;
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let wrap = |source| ReplayError::Quarantine {
+            path: path.clone(),
+            source,
+        };
+        if self.writer.is_none() {
+            let file = File::create(path).map_err(wrap)?;
+            self.writer = Some(QuarantineWriter::new(
+                BufWriter::new(file),
+                self.names.clone(),
+            ));
+        }
+        if let Some(writer) = &mut self.writer {
+            writer.write(line).map_err(wrap)?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(u64, Option<PathBuf>), ReplayError> {
+        match (self.writer, self.path) {
+            (Some(writer), Some(path)) => {
+                writer.finish().map_err(|source| ReplayError::Quarantine {
+                    path: path.clone(),
+                    source,
+                })?;
+                Ok((self.count, Some(path)))
+            }
+            _ => Ok((self.count, None)),
+        }
+    }
+}
+
+/// Paces a replay at `speed` x event time.
+struct Pacer {
+    speed: f64,
+    origin: Option<(i64, Instant)>,
+}
+
+impl Pacer {
+    fn new(speed: f64) -> Self {
+        Pacer {
+            speed,
+            origin: None,
+        }
+    }
+
+    fn wait_for(&mut self, ts_ms: i64) {
+        let (first_ts, started) = *self.origin.get_or_insert((ts_ms, Instant::now()));
+        let due = Duration::from_secs_f64(((ts_ms - first_ts).max(0) as f64 / 1000.0) / self.speed);
+        let elapsed = started.elapsed();
+        if due > elapsed + Duration::from_millis(5) {
+            std::thread::sleep(due - elapsed);
+        }
+    }
+}
+
+/// A byte-based progress bar on stderr, drawn only when stderr is a terminal.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    bytes: Arc<AtomicU64>,
+}
+
+impl Progress {
+    fn new(options: &ReplayOptions, bytes: Arc<AtomicU64>) -> Self {
+        use std::io::IsTerminal;
+        if !options.progress || !io::stderr().is_terminal() {
+            return Progress { bar: None, bytes };
+        }
+        let total: u64 = options
+            .inputs
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        let bar = indicatif::ProgressBar::new(total);
+        let style = indicatif::ProgressStyle::with_template(
+            "{spinner} replay [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .map(|s| s.progress_chars("=> "));
+        if let Ok(style) = style {
+            bar.set_style(style);
+        }
+        Progress {
+            bar: Some(bar),
+            bytes,
+        }
+    }
+
+    fn tick(&self) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.bytes.load(Ordering::Relaxed));
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

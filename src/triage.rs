@@ -1,0 +1,180 @@
+//! The triage summary a person reads on stdout: one block per incident with User, kind, onset, duration, peak,
+//! verdict and the top suspect with its reasons.
+
+use std::fmt::Write;
+
+use time::OffsetDateTime;
+
+use crate::incident::IncidentKind;
+use crate::report::{IncidentRecord, Report};
+
+/// Formats event-time milliseconds as `2026-03-10 09:15:02Z`.
+pub fn utc(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map(|t| {
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        })
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+/// `1h 23m`, `4m 10s`, `12s`.
+pub fn duration(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// `1,500,000`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn peak(incident: &IncidentRecord) -> String {
+    match incident.kind {
+        IncidentKind::Backlog => {
+            let age = incident
+                .evidence
+                .peak_backlog_age_s
+                .map(|a| format!(", oldest {}", duration(a as i64 * 1000)));
+            format!(
+                "{} waiting{}",
+                thousands(incident.peak_depth),
+                age.unwrap_or_default()
+            )
+        }
+        IncidentKind::RejectStorm => format!(
+            "{:.0}% rejected (normal {:.0}%)",
+            incident.peak_rate * 100.0,
+            incident.baseline_rate * 100.0
+        ),
+        _ => format!(
+            "{:.0}/s, {:.1}x normal",
+            incident.peak_rate, incident.peak_ratio
+        ),
+    }
+}
+
+/// Renders the whole triage summary.
+pub fn render(report: &Report) -> String {
+    let s = &report.summary;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} events from {} Users, {} malformed, {} late{}",
+        thousands(s.events),
+        s.users,
+        thousands(s.malformed),
+        thousands(s.late),
+        match (s.first_ts, s.last_ts) {
+            (Some(first), Some(last)) => format!(", {} to {}", utc(first), utc(last)),
+            _ => String::new(),
+        }
+    );
+    if let Some(path) = &s.quarantine {
+        let _ = writeln!(out, "malformed lines kept in {path}");
+    }
+    if !s.changes_rejected.is_empty() {
+        let _ = writeln!(out, "{} change notices rejected:", s.changes_rejected.len());
+        for reason in &s.changes_rejected {
+            let _ = writeln!(out, "  {reason}");
+        }
+    }
+    if report.incidents.is_empty() {
+        let _ = writeln!(out, "\nNo incidents.");
+        return out;
+    }
+    let _ = writeln!(out, "\n{} incident(s):", report.incidents.len());
+    for incident in &report.incidents {
+        let until = incident
+            .resolved
+            .map_or("still open".to_owned(), |r| format!("resolved {}", utc(r)));
+        let lasted = incident
+            .resolved
+            .unwrap_or(s.last_ts.unwrap_or(incident.onset))
+            - incident.onset;
+        let _ = writeln!(
+            out,
+            "\n{}  {}  {}\n  since {} ({} before detection), lasted {}, {}\n  peak: {}\n  verdict: {}",
+            incident.id,
+            incident.kind.as_str(),
+            incident.user,
+            utc(incident.onset),
+            duration(incident.detected - incident.onset),
+            duration(lasted),
+            until,
+            peak(incident),
+            incident.verdict.as_str()
+        );
+        if let Some(state) = &incident.evidence.delivery_state {
+            let reason = incident
+                .evidence
+                .failure_reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  deliveries: {state}, {} failed attempts{reason}",
+                thousands(incident.evidence.failed_deliveries)
+            );
+        }
+        if incident.user == "*" {
+            let _ = writeln!(out, "  Users: {}", incident.users.join(", "));
+        }
+        match incident.suspects.first() {
+            Some(top) => {
+                let _ = writeln!(
+                    out,
+                    "  top suspect: {} (score {:.2})",
+                    top.change, top.score
+                );
+                for reason in &top.reasons {
+                    let _ = writeln!(out, "    - {reason}");
+                }
+                for other in incident.suspects.iter().skip(1) {
+                    let _ = writeln!(out, "  also: {} (score {:.2})", other.change, other.score);
+                }
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "  no registered change fits: an unregistered change is suspected"
+                );
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(utc(1_773_133_200_000), "2026-03-10 09:00:00Z");
+        assert_eq!(duration(75_000), "1m 15s");
+        assert_eq!(duration(6_000_000), "1h 40m");
+        assert_eq!(thousands(1_500_000), "1,500,000");
+        assert_eq!(thousands(999), "999");
+    }
+}
