@@ -7,6 +7,8 @@ pub mod detect;
 pub mod incidents;
 pub mod lifecycle;
 pub mod queue_age;
+#[cfg(test)]
+mod scenario_tests;
 pub mod tally;
 pub mod user;
 pub mod window;

@@ -204,6 +204,7 @@ impl UserState {
             now,
             short: self.short,
             depth: self.depth,
+            depth_before: self.window.read(second - SHORT_WINDOW_S as i64).depth_end,
             backlog_age_s: self.history.oldest_age(self.depth),
         };
         let view = self.view;

@@ -2,7 +2,8 @@
 //!
 //! The signal is the age of the oldest waiting message (first in, first out), not the depth: a healthy endpoint
 //! takes messages within a second or two whatever the volume, so messages waiting tens of seconds mean
-//! deliveries fail, stall or stopped, for a large User or a small one alike.
+//! deliveries fail, stall or stopped, for a large User or a small one alike. A queue that is draining is
+//! recovering, not failing: after a short outage the oldest message stays old while the backlog empties.
 
 use super::{Reading, UserSecond};
 use crate::engine::baseline::{Baseline, BaselineConfig};
@@ -47,7 +48,9 @@ impl BacklogDetector {
             self.inflow.learn(view.now.queued() as f64, baselines);
         }
         Reading {
-            bad: view.depth > 0 && view.backlog_age_s >= config.min_age_s,
+            bad: view.depth > 0
+                && view.backlog_age_s >= config.min_age_s
+                && view.depth >= view.depth_before,
             calm: view.depth <= config.calm_depth || view.backlog_age_s < config.calm_age_s,
             may_open: view.depth >= config.min_depth,
             level: view.short_rate(Flow::QueuedResponses) + view.short_rate(Flow::QueuedAlerts),

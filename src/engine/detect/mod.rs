@@ -22,6 +22,8 @@ pub struct UserSecond {
     /// Sums over the last `SHORT_WINDOW_S` seconds, this one included.
     pub short: [u64; FLOWS],
     pub depth: u64,
+    /// Queue depth `SHORT_WINDOW_S` seconds earlier.
+    pub depth_before: u64,
     /// Age in seconds of the oldest message waiting in the User's queue (0 when empty).
     pub backlog_age_s: u64,
 }

@@ -1,0 +1,231 @@
+//! Engine-level tests on hand-built per-second traffic: whole incidents from first bad second to verdict.
+
+use super::*;
+use crate::changes::{Category, ChangeStatus};
+use crate::changes::{ChangeNotice, ChangeOwner, ChangeRegister};
+use crate::incident::Verdict;
+use crate::telemetry::{Event, EventKind};
+
+const T0: i64 = 1_773_100_800_000;
+
+fn user(n: u64) -> Eui64 {
+    Eui64(0x90B3_D51F_3001_0000 + n)
+}
+
+/// Per-second traffic of one User: `rate` responses queued; delivered unless `down(second)`.
+struct Traffic {
+    user: Eui64,
+    rate: u64,
+    requests: u64,
+}
+
+fn run(
+    users: &[Traffic],
+    seconds: i64,
+    down: impl Fn(usize, i64) -> bool,
+    changes: ChangeRegister,
+) -> Engine {
+    let mut engine = Engine::new(EngineConfig::default(), changes);
+    let mut waiting = vec![0u64; users.len()];
+    for second in 0..seconds {
+        let ts = T0 + second * 1000;
+        for (index, traffic) in users.iter().enumerate() {
+            let mut send = |kind, value| {
+                engine
+                    .ingest(&Event::new(ts + 100, traffic.user, kind, value))
+                    .unwrap()
+            };
+            send(EventKind::Request, traffic.requests);
+            send(EventKind::QueuedResponse, traffic.rate);
+            waiting[index] += traffic.rate;
+            if down(index, second) {
+                send(EventKind::DeliveryFailed, traffic.rate);
+            } else {
+                // A healthy endpoint drains at twice the inbound rate.
+                let delivered = waiting[index].min(traffic.rate * 2);
+                waiting[index] -= delivered;
+                send(EventKind::Delivered, delivered);
+            }
+        }
+    }
+    engine.finish();
+    engine
+}
+
+fn notice(
+    id: &str,
+    owner: ChangeOwner,
+    category: Category,
+    start_s: i64,
+    end_s: i64,
+) -> ChangeNotice {
+    ChangeNotice {
+        id: id.to_owned(),
+        owner,
+        title: id.to_owned(),
+        category,
+        start_ms: T0 + start_s * 1000,
+        end_ms: T0 + end_s * 1000,
+        status: ChangeStatus::InProgress,
+        srvs: Vec::new(),
+        expected: None,
+        contact: None,
+    }
+}
+
+fn population() -> Vec<Traffic> {
+    (1..=5)
+        .map(|n| Traffic {
+            user: user(n),
+            rate: 20 * n,
+            requests: 20 * n,
+        })
+        .collect()
+}
+
+#[test]
+fn firewall_backlog_is_one_incident_with_its_change() {
+    let mut changes = ChangeRegister::new();
+    changes.upsert(notice(
+        "CHG-FW",
+        ChangeOwner::User(user(3)),
+        Category::Network,
+        1_150,
+        1_300,
+    ));
+    changes.upsert(notice(
+        "CHG-OTHER",
+        ChangeOwner::User(user(1)),
+        Category::Network,
+        1_150,
+        1_300,
+    ));
+    let engine = run(
+        &population(),
+        4_800,
+        |u, s| u == 2 && (1_200..2_400).contains(&s),
+        changes,
+    );
+    let incidents = engine.incident_records();
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    let incident = &incidents[0];
+    assert_eq!(
+        (incident.user.as_str(), incident.kind),
+        ("90-B3-D5-1F-30-01-00-03", IncidentKind::Backlog)
+    );
+    assert!(
+        (incident.onset - (T0 + 1_200_000)).abs() <= 5_000,
+        "onset {}",
+        incident.onset - T0
+    );
+    assert!(incident.detected - incident.onset <= 90_000);
+    assert!(
+        incident.peak_depth >= 60 * 1_200 - 200,
+        "peak {}",
+        incident.peak_depth
+    );
+    assert!(incident.resolved.is_some());
+    assert_eq!(incident.evidence.delivery_state.as_deref(), Some("STALL"));
+    assert_eq!(incident.verdict, Verdict::RegisteredChange);
+    assert_eq!(incident.suspects[0].change, "CHG-FW");
+}
+
+#[test]
+fn a_hiccup_under_a_minute_is_not_an_incident() {
+    let engine = run(
+        &population(),
+        1_800,
+        |u, s| u == 4 && (900..950).contains(&s),
+        ChangeRegister::new(),
+    );
+    assert!(
+        engine.incident_records().is_empty(),
+        "{:#?}",
+        engine.incident_records()
+    );
+}
+
+#[test]
+fn everyone_paused_at_once_is_one_common_cause_with_the_dcc_change() {
+    let mut changes = ChangeRegister::new();
+    changes.upsert(notice(
+        "DCC-PM",
+        ChangeOwner::Dcc,
+        Category::DccMaintenance,
+        1_000,
+        2_500,
+    ));
+    let engine = run(
+        &population(),
+        3_600,
+        |_, s| (1_200..2_400).contains(&s),
+        changes,
+    );
+    let incidents = engine.incident_records();
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    assert_eq!(incidents[0].user, "*");
+    assert_eq!(incidents[0].users.len(), 5);
+    assert_eq!(incidents[0].verdict, Verdict::DccChange);
+    assert!((incidents[0].onset - (T0 + 1_200_000)).abs() <= 10_000);
+}
+
+#[test]
+fn request_storm_without_a_change_is_unregistered() {
+    let mut users = population();
+    users.push(Traffic {
+        user: user(9),
+        rate: 10,
+        requests: 10,
+    });
+    let storm = Traffic {
+        user: user(9),
+        rate: 0,
+        requests: 150,
+    };
+    let mut engine = Engine::new(EngineConfig::default(), ChangeRegister::new());
+    for second in 0..2_400i64 {
+        let ts = T0 + second * 1000;
+        let requests = if (1_000..1_600).contains(&second) {
+            storm.requests
+        } else {
+            10
+        };
+        engine
+            .ingest(&Event::new(ts, user(9), EventKind::Request, requests))
+            .unwrap();
+    }
+    engine.finish();
+    let incidents = engine.incident_records();
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    assert_eq!(incidents[0].kind, IncidentKind::RequestStorm);
+    assert_eq!(incidents[0].onset, T0 + 1_000_000);
+    assert!(incidents[0].peak_ratio > 10.0);
+    assert_eq!(incidents[0].verdict, Verdict::UnregisteredChangeSuspected);
+    let resolved = incidents[0].resolved.unwrap();
+    assert!(
+        (resolved - (T0 + 1_600_000)).abs() <= 15_000,
+        "resolved {}",
+        resolved - T0
+    );
+}
+
+#[test]
+fn depth_samples_correct_the_running_sum_and_depth_never_goes_negative() {
+    let mut engine = Engine::new(EngineConfig::default(), ChangeRegister::new());
+    let u = user(1);
+    engine
+        .ingest(&Event::new(T0, u, EventKind::Delivered, 500))
+        .unwrap();
+    engine
+        .ingest(&Event::new(T0 + 1_000, u, EventKind::Depth, 40))
+        .unwrap();
+    engine
+        .ingest(&Event::new(T0 + 1_500, u, EventKind::QueuedResponse, 2))
+        .unwrap();
+    engine
+        .ingest(&Event::new(T0 + 20_000, u, EventKind::Request, 1))
+        .unwrap();
+    let window = engine.users()[0].window.clone();
+    assert_eq!(window.read(T0 / 1000).depth_end, 0);
+    assert_eq!(window.read(T0 / 1000 + 1).depth_end, 42);
+}
