@@ -9,13 +9,21 @@ fn binary() -> Command {
 }
 
 fn contract(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/contract/examples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/contract/examples")
+        .join(name)
 }
 
 /// The contract examples, copied into the crate so the tests do not depend on the checkout's neighbours.
 fn example(name: &str) -> PathBuf {
     let shared = contract(name);
-    if shared.exists() { shared } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name) }
+    if shared.exists() {
+        shared
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(name)
+    }
 }
 
 fn replay(args: &[&str], dir: &Path) -> (Output, serde_json::Value) {
@@ -27,7 +35,10 @@ fn replay(args: &[&str], dir: &Path) -> (Output, serde_json::Value) {
         .arg(&report)
         .output()
         .expect("run stormwatch");
-    let value = std::fs::read(&report).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let value = std::fs::read(&report)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
     (output, value)
 }
 
@@ -36,9 +47,19 @@ fn contract_example_counts_eleven_events_and_one_malformed_line() {
     let dir = tempfile::tempdir().unwrap();
     let events = example("events.ndjson");
     let changes = example("changes.json");
-    let (output, report) =
-        replay(&[events.to_str().unwrap(), "--changes", changes.to_str().unwrap()], dir.path());
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (output, report) = replay(
+        &[
+            events.to_str().unwrap(),
+            "--changes",
+            changes.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(report["summary"]["events"], 11);
     assert_eq!(report["summary"]["malformed"], 1);
     assert_eq!(report["summary"]["users"], 2);
@@ -46,9 +67,15 @@ fn contract_example_counts_eleven_events_and_one_malformed_line() {
     let quarantine = std::fs::read_to_string(dir.path().join("report.quarantine.ndjson")).unwrap();
     let record: serde_json::Value = serde_json::from_str(quarantine.trim()).unwrap();
     assert_eq!(record["line"], 13);
-    assert_eq!(record["raw"], r#"{"ts":1773133202000,"user":"90-B3-D5-1F-30-01-00-07","event":"teleported"}"#);
+    assert_eq!(
+        record["raw"],
+        r#"{"ts":1773133202000,"user":"90-B3-D5-1F-30-01-00-07","event":"teleported"}"#
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("11 events from 2 Users, 1 malformed"), "{stdout}");
+    assert!(
+        stdout.contains("11 events from 2 Users, 1 malformed"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -56,7 +83,10 @@ fn stdin_gzip_and_zstd_give_the_same_counts() {
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read(example("events.ndjson")).unwrap();
     let gz = dir.path().join("e.ndjson.gz");
-    let mut encoder = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    let mut encoder = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
     encoder.write_all(&text).unwrap();
     encoder.finish().unwrap();
     let zst = dir.path().join("e.ndjson.zst");
@@ -64,7 +94,13 @@ fn stdin_gzip_and_zstd_give_the_same_counts() {
     for input in [gz.to_str().unwrap(), zst.to_str().unwrap()] {
         let (output, report) = replay(&[input], dir.path());
         assert!(output.status.success(), "{input}");
-        assert_eq!((report["summary"]["events"].clone(), report["summary"]["malformed"].clone()), (11.into(), 1.into()));
+        assert_eq!(
+            (
+                report["summary"]["events"].clone(),
+                report["summary"]["malformed"].clone()
+            ),
+            (11.into(), 1.into())
+        );
     }
     let report_path = dir.path().join("stdin.json");
     let mut child = binary()
@@ -75,7 +111,8 @@ fn stdin_gzip_and_zstd_give_the_same_counts() {
         .unwrap();
     child.stdin.take().unwrap().write_all(&text).unwrap();
     assert!(child.wait().unwrap().success());
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
     assert_eq!(report["summary"]["events"], 11);
     let quarantine = std::fs::read_to_string(dir.path().join("stdin.quarantine.ndjson")).unwrap();
     assert!(quarantine.contains(r#""source":"stdin""#), "{quarantine}");
@@ -98,7 +135,10 @@ fn corrupt_compressed_input_fails_naming_the_file_and_line() {
     let (output, _) = replay(&[bad.to_str().unwrap()], dir.path());
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("broken.ndjson.gz") && stderr.contains("line 1"), "{stderr}");
+    assert!(
+        stderr.contains("broken.ndjson.gz") && stderr.contains("line 1"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -116,11 +156,25 @@ fn a_bad_change_notice_is_rejected_with_its_reason_and_the_others_load() {
     )
     .unwrap();
     let events = example("events.ndjson");
-    let (output, report) = replay(&[events.to_str().unwrap(), "--changes", changes.to_str().unwrap()], dir.path());
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (output, report) = replay(
+        &[
+            events.to_str().unwrap(),
+            "--changes",
+            changes.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(report["summary"]["changes_loaded"], 1);
     let rejected = report["summary"]["changes_rejected"][0].as_str().unwrap();
-    assert!(rejected.contains("line 2") && rejected.contains("start") && rejected.contains("CHG-2"), "{rejected}");
+    assert!(
+        rejected.contains("line 2") && rejected.contains("start") && rejected.contains("CHG-2"),
+        "{rejected}"
+    );
 }
 
 #[test]
@@ -129,10 +183,20 @@ fn a_broken_change_file_fails_naming_file_and_line() {
     let changes = dir.path().join("changes.json");
     std::fs::write(&changes, "[\n  {\"id\": \"CHG-1\",\n  oops\n]").unwrap();
     let events = example("events.ndjson");
-    let (output, _) = replay(&[events.to_str().unwrap(), "--changes", changes.to_str().unwrap()], dir.path());
+    let (output, _) = replay(
+        &[
+            events.to_str().unwrap(),
+            "--changes",
+            changes.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("changes.json") && stderr.contains("line 3"), "{stderr}");
+    assert!(
+        stderr.contains("changes.json") && stderr.contains("line 3"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -151,18 +215,29 @@ fn malformed_corpus_is_counted_exactly_and_kept_byte_for_byte() {
     lines.push(format!(r#"{{"ts":1773133200000,"pad":"{}"}}"#, "x".repeat(70_000)).into_bytes());
     lines.push(b"   ".to_vec());
     let mut data = lines.join(&b'\n');
-    data.extend(b"\n{\"ts\":1773133202000,\"user\":\"90b3d51f30010007\",\"event\":\"expired\"}\r\n");
+    data.extend(
+        b"\n{\"ts\":1773133202000,\"user\":\"90b3d51f30010007\",\"event\":\"expired\"}\r\n",
+    );
     std::fs::write(&input, &data).unwrap();
     let (output, report) = replay(&[input.to_str().unwrap()], dir.path());
     assert!(output.status.success());
     assert_eq!(report["summary"]["events"], 3);
     assert_eq!(report["summary"]["malformed"], 5);
     let quarantine = std::fs::read_to_string(dir.path().join("report.quarantine.ndjson")).unwrap();
-    let records: Vec<serde_json::Value> = quarantine.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let numbers: Vec<u64> = records.iter().map(|r| r["line"].as_u64().unwrap()).collect();
+    let records: Vec<serde_json::Value> = quarantine
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let numbers: Vec<u64> = records
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
     assert_eq!(numbers, vec![2, 4, 5, 6, 8]);
     assert_eq!(records[0]["raw"], "not json");
-    assert_eq!(records[1]["raw_hex"].as_str().unwrap().len(), 2 * lines[3].len());
+    assert_eq!(
+        records[1]["raw_hex"].as_str().unwrap().len(),
+        2 * lines[3].len()
+    );
     assert_eq!(records[4]["truncated"], true);
     assert_eq!(records[4]["length"], lines[7].len());
 }
@@ -172,7 +247,11 @@ fn two_runs_give_the_same_report_apart_from_elapsed_time() {
     let dir = tempfile::tempdir().unwrap();
     let events = example("events.ndjson");
     let changes = example("changes.csv");
-    let args = [events.to_str().unwrap(), "--changes", changes.to_str().unwrap()];
+    let args = [
+        events.to_str().unwrap(),
+        "--changes",
+        changes.to_str().unwrap(),
+    ];
     let (_, mut first) = replay(&args, dir.path());
     let (_, mut second) = replay(&args, dir.path());
     first["summary"]["elapsed_s"] = 0.into();
@@ -184,7 +263,13 @@ fn two_runs_give_the_same_report_apart_from_elapsed_time() {
 fn help_describes_the_contract_invocation() {
     let output = binary().args(["replay", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
-    for needle in ["--changes", "--report", "--quarantine", "--speed", "--lateness"] {
+    for needle in [
+        "--changes",
+        "--report",
+        "--quarantine",
+        "--speed",
+        "--lateness",
+    ] {
         assert!(help.contains(needle), "{needle} missing from:\n{help}");
     }
 }

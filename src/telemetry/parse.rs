@@ -252,7 +252,8 @@ mod tests {
     #[test]
     fn each_malformed_kind_is_named() {
         let u = r#""user":"90b3d51f30010007""#;
-        let cases: Vec<(String, fn(&LineError) -> bool)> = vec![
+        type Check = fn(&LineError) -> bool;
+        let cases: Vec<(String, Check)> = vec![
             ("{not json".into(), |e| matches!(e, LineError::Json(_))),
             (format!(r#"{{{u},"event":"request"}}"#), |e| {
                 *e == LineError::Missing("ts")
