@@ -7,6 +7,7 @@ pub mod user_id;
 pub use codes::{AlertCode, FailureReason, Srv};
 pub use event::{Event, EventKind};
 pub use user_id::Eui64;
+mod fast_path;
 pub mod parse;
 pub use parse::{LineError, MAX_LINE_BYTES, parse_line};
 pub mod framing;

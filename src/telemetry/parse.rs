@@ -44,7 +44,7 @@ pub enum LineError {
 }
 
 /// Event time as the line carries it: integer milliseconds or an RFC 3339 string.
-enum RawTs<'a> {
+pub(crate) enum RawTs<'a> {
     Millis(i64),
     Text(Cow<'a, str>),
     Invalid(&'static str),
@@ -84,27 +84,57 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawTs<'a> {
     }
 }
 
+/// A JSON string borrowed from the line, or owned when it had escapes. (serde's own `Cow` only borrows when the
+/// field is exactly `Cow<str>`, not inside an `Option`, and would allocate on every line.)
+pub(crate) struct JsonStr<'a>(pub(crate) Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for JsonStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StrVisitor;
+        impl<'de> Visitor<'de> for StrVisitor {
+            type Value = JsonStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(JsonStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(JsonStr(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(StrVisitor)
+    }
+}
+
+impl std::ops::Deref for JsonStr<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 /// The contract's fields, borrowed from the line where possible. Unknown fields are ignored by serde.
-#[derive(Deserialize)]
-struct RawLine<'a> {
+#[derive(Deserialize, Default)]
+pub(crate) struct RawLine<'a> {
     #[serde(borrow)]
-    ts: Option<RawTs<'a>>,
+    pub(crate) ts: Option<RawTs<'a>>,
     #[serde(borrow)]
-    user: Option<Cow<'a, str>>,
+    pub(crate) user: Option<JsonStr<'a>>,
     #[serde(borrow)]
-    event: Option<Cow<'a, str>>,
-    count: Option<serde_json::Number>,
+    pub(crate) event: Option<JsonStr<'a>>,
+    pub(crate) count: Option<serde_json::Number>,
     #[serde(borrow)]
-    srv: Option<Cow<'a, str>>,
+    pub(crate) srv: Option<JsonStr<'a>>,
     #[serde(borrow)]
-    kind: Option<Cow<'a, str>>,
+    pub(crate) kind: Option<JsonStr<'a>>,
     #[serde(borrow)]
-    code: Option<Cow<'a, str>>,
+    pub(crate) code: Option<JsonStr<'a>>,
     #[serde(borrow)]
-    reason: Option<Cow<'a, str>>,
-    depth: Option<serde_json::Number>,
+    pub(crate) reason: Option<JsonStr<'a>>,
+    pub(crate) depth: Option<serde_json::Number>,
     #[serde(borrow)]
-    alert: Option<Cow<'a, str>>,
+    pub(crate) alert: Option<JsonStr<'a>>,
 }
 
 /// Parses one line (without its `\n`; a trailing `\r` is tolerated). Blank lines are the caller's business.
@@ -113,9 +143,24 @@ pub fn parse_line(line: &[u8]) -> Result<Event, LineError> {
     if line.len() > MAX_LINE_BYTES {
         return Err(LineError::TooLong(line.len()));
     }
-    let text = std::str::from_utf8(line).map_err(|e| LineError::NotUtf8(e.valid_up_to()))?;
-    let raw: RawLine = serde_json::from_str(text).map_err(|e| LineError::Json(e.to_string()))?;
+    let raw = match super::fast_path::scan(line) {
+        Some(raw) => raw,
+        None => parse_with_serde(line)?,
+    };
+    build_event(raw)
+}
 
+/// The reference parser for any JSON the fast path does not take.
+pub(crate) fn parse_with_serde(line: &[u8]) -> Result<RawLine<'_>, LineError> {
+    // serde_json checks UTF-8 itself; only a failed line pays for finding out whether bad UTF-8 was the cause.
+    serde_json::from_slice(line).map_err(|e| match std::str::from_utf8(line) {
+        Err(bad) => LineError::NotUtf8(bad.valid_up_to()),
+        Ok(_) => LineError::Json(e.to_string()),
+    })
+}
+
+/// Checks the fields and builds the event (shared by both parsing paths).
+pub(crate) fn build_event(raw: RawLine<'_>) -> Result<Event, LineError> {
     let ts_ms = match raw.ts.ok_or(LineError::Missing("ts"))? {
         RawTs::Millis(ms) => ms,
         RawTs::Text(text) => OffsetDateTime::parse(&text, &Rfc3339)
@@ -130,7 +175,7 @@ pub fn parse_line(line: &[u8]) -> Result<Event, LineError> {
     }
     let user_text = raw.user.ok_or(LineError::Missing("user"))?;
     let user =
-        Eui64::parse(&user_text).ok_or_else(|| LineError::BadUser(user_text.into_owned()))?;
+        Eui64::parse(&user_text).ok_or_else(|| LineError::BadUser(user_text.0.into_owned()))?;
     let event_name = raw.event.ok_or(LineError::Missing("event"))?;
 
     let count = match raw.count {

@@ -11,37 +11,50 @@ impl Eui64 {
     /// Case-insensitive. Returns `None` for anything else.
     pub fn parse(text: &str) -> Option<Eui64> {
         let bytes = text.as_bytes();
-        let separator = match bytes.len() {
-            16 => None,
+        // Byte offsets of the 16 digits; separators sit between pairs in the 23-byte spellings.
+        let (step, separator) = match bytes.len() {
+            16 => (2, None),
             23 => match bytes[2] {
-                sep @ (b'-' | b':') => Some(sep),
+                sep @ (b'-' | b':') => (3, Some(sep)),
                 _ => return None,
             },
             _ => return None,
         };
         let mut value = 0u64;
-        let mut digits = 0;
-        for (position, &byte) in bytes.iter().enumerate() {
-            if let Some(sep) = separator
-                && position % 3 == 2
-            {
-                if byte != sep {
-                    return None;
-                }
-                continue;
+        for pair in 0..8 {
+            let at = pair * step;
+            let (high, low) = (HEX[usize::from(bytes[at])], HEX[usize::from(bytes[at + 1])]);
+            if (high | low) > 0x0f {
+                return None;
             }
-            let nibble = match byte {
-                b'0'..=b'9' => byte - b'0',
-                b'a'..=b'f' => byte - b'a' + 10,
-                b'A'..=b'F' => byte - b'A' + 10,
-                _ => return None,
-            };
-            value = (value << 4) | u64::from(nibble);
-            digits += 1;
+            if let Some(sep) = separator
+                && pair < 7
+                && bytes[at + 2] != sep
+            {
+                return None;
+            }
+            value = (value << 8) | u64::from((high << 4) | low);
         }
-        (digits == 16).then_some(Eui64(value))
+        Some(Eui64(value))
     }
 }
+
+/// Hex digit values; 0xff marks a byte that is not a hex digit.
+const HEX: [u8; 256] = {
+    let mut table = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
 
 impl fmt::Display for Eui64 {
     /// The report form: upper-case, hyphen-separated pairs.
