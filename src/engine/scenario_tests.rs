@@ -229,3 +229,45 @@ fn depth_samples_correct_the_running_sum_and_depth_never_goes_negative() {
     assert_eq!(window.read(T0 / 1000).depth_end, 0);
     assert_eq!(window.read(T0 / 1000 + 1).depth_end, 42);
 }
+
+mod depth_model {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Queue movements and samples for one User, one per second, in time order.
+    fn step() -> impl Strategy<Value = (EventKind, u64)> {
+        prop_oneof![
+            (Just(EventKind::QueuedResponse), 1u64..50),
+            (Just(EventKind::QueuedAlert), 1u64..50),
+            (Just(EventKind::Delivered), 1u64..80),
+            (Just(EventKind::Expired), 1u64..20),
+            (Just(EventKind::Depth), 0u64..100),
+            (Just(EventKind::Request), 1u64..5),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn depth_follows_the_running_sum_and_samples_and_is_never_negative(steps in proptest::collection::vec(step(), 1..300)) {
+            let mut engine = Engine::new(EngineConfig::default(), ChangeRegister::new());
+            let id = user(1);
+            let mut expected = Vec::new();
+            let mut depth: i64 = 0;
+            for (second, &(kind, value)) in steps.iter().enumerate() {
+                engine.ingest(&Event::new(T0 + second as i64 * 1000, id, kind, value)).unwrap();
+                depth = match kind {
+                    EventKind::Depth => value as i64,
+                    EventKind::QueuedResponse | EventKind::QueuedAlert => depth + value as i64,
+                    EventKind::Delivered | EventKind::Expired => (depth - value as i64).max(0),
+                    _ => depth,
+                };
+                expected.push(depth as u64);
+            }
+            engine.finish();
+            let window = engine.users()[0].window.clone();
+            for (second, &want) in expected.iter().enumerate() {
+                prop_assert_eq!(window.read(T0 / 1000 + second as i64).depth_end, want, "second {}", second);
+            }
+        }
+    }
+}
