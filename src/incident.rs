@@ -66,6 +66,18 @@ impl Serialize for Affected {
     }
 }
 
+impl<'de> Deserialize<'de> for Affected {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        if text == "*" {
+            return Ok(Affected::Network);
+        }
+        Eui64::parse(&text).map(Affected::User).ok_or_else(|| {
+            serde::de::Error::custom(format!("`{text}` is neither `*` nor an EUI-64"))
+        })
+    }
+}
+
 /// The correlator's conclusion about an incident's cause.
 #[derive(Copy, Clone, Eq, PartialEq, Hash, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -98,7 +110,7 @@ pub struct Suspect {
 }
 
 /// Ranked suspects (best first) and the verdict.
-#[derive(Clone, PartialEq, Debug)]
+#[derive(Clone, PartialEq, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Correlation {
     pub suspects: Vec<Suspect>,
     pub verdict: Verdict,

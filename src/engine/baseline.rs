@@ -26,7 +26,7 @@ impl Default for BaselineConfig {
 }
 
 /// A per-second rate baseline.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Baseline {
     mean: f64,
     seen: u32,

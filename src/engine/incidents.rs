@@ -9,7 +9,7 @@ use crate::report::{Evidence, IncidentRecord};
 use crate::telemetry::{AlertCode, Srv};
 
 /// An anomaly of one (User, kind), from its first bad second until it resolves or is cancelled.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Anomaly {
     pub onset_second: i64,
     pub baseline: f64,
@@ -56,7 +56,7 @@ impl Anomaly {
 }
 
 /// One incident: a single User's, or a common cause spanning many Users (`*`).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Incident {
     pub id: String,
     pub affected: Affected,

@@ -12,7 +12,7 @@ pub struct LifecycleConfig {
 }
 
 /// Where a tracker stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Phase {
     #[default]
     Idle,
@@ -42,7 +42,7 @@ pub enum Transition {
     },
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Tracker {
     pub phase: Phase,
 }

@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod queue_age;
 #[cfg(test)]
 mod scenario_tests;
+pub mod snapshot;
 pub mod tally;
 pub mod user;
 pub mod window;
@@ -35,7 +36,7 @@ pub enum IngestError {
 }
 
 /// Counters over everything ingested.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EngineStats {
     pub events: u64,
     pub late: u64,

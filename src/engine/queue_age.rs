@@ -10,7 +10,7 @@ const CHECKPOINT_EVERY_S: i64 = 60;
 /// 51 hours of checkpoints.
 const CHECKPOINTS: usize = 3_072;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct QueueHistory {
     /// Cumulative messages queued at the end of each recent second, indexed by second mod ring.
     per_second: Box<[i64]>,

@@ -271,3 +271,58 @@ mod depth_model {
         }
     }
 }
+
+#[test]
+fn a_restored_snapshot_continues_exactly_where_the_engine_stopped() {
+    let mut changes = ChangeRegister::new();
+    changes.upsert(notice(
+        "CHG-FW",
+        ChangeOwner::User(user(3)),
+        Category::Network,
+        1_150,
+        1_300,
+    ));
+    let traffic = population();
+    let events: Vec<Event> = (0..3_000i64)
+        .flat_map(|second| {
+            let ts = T0 + second * 1000;
+            traffic.iter().enumerate().flat_map(move |(index, t)| {
+                let down = index == 2 && (1_200..2_000).contains(&second);
+                let outcome = if down {
+                    EventKind::DeliveryFailed
+                } else {
+                    EventKind::Delivered
+                };
+                [
+                    Event::new(ts, t.user, EventKind::QueuedResponse, t.rate),
+                    Event::new(ts + 500, t.user, outcome, t.rate),
+                ]
+            })
+        })
+        .collect();
+    let mut straight = Engine::new(EngineConfig::default(), changes.clone());
+    for event in &events {
+        straight.ingest(event).unwrap();
+    }
+    straight.finish();
+
+    // Stop in the middle of the open backlog, as a kill -9 after the last snapshot would.
+    let cut = events.len() * 3 / 5;
+    let mut first = Engine::new(EngineConfig::default(), changes.clone());
+    for event in &events[..cut] {
+        first.ingest(event).unwrap();
+    }
+    assert_eq!(
+        first.incident_records().len(),
+        1,
+        "the backlog is open at the cut"
+    );
+    let bytes = first.snapshot().unwrap();
+    let mut resumed = Engine::restore(&bytes, EngineConfig::default(), changes).unwrap();
+    for event in &events[cut..] {
+        resumed.ingest(event).unwrap();
+    }
+    resumed.finish();
+    assert_eq!(resumed.incident_records(), straight.incident_records());
+    assert_eq!(resumed.stats(), straight.stats());
+}

@@ -51,6 +51,29 @@ impl<K: Copy + Eq + Default, const N: usize> Tally<K, N> {
     }
 }
 
+/// Serialized as its list of (key, count) entries.
+impl<K: Copy + Eq + Default + serde::Serialize, const N: usize> serde::Serialize for Tally<K, N> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.entries.iter().filter(|e| e.1 > 0))
+    }
+}
+
+impl<'de, K: Copy + Eq + Default + serde::Deserialize<'de>, const N: usize> serde::Deserialize<'de>
+    for Tally<K, N>
+{
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut tally = Tally::default();
+        for (slot, entry) in tally
+            .entries
+            .iter_mut()
+            .zip(Vec::<(K, u64)>::deserialize(deserializer)?)
+        {
+            *slot = entry;
+        }
+        Ok(tally)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

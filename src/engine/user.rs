@@ -14,7 +14,7 @@ use crate::incident::IncidentKind;
 use crate::telemetry::{AlertCode, Eui64, Event, EventKind, FailureReason, Srv};
 
 /// A depth sample that arrived for a second not yet closed, and the queue movement recorded after it.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct DepthSample {
     second: i64,
     depth: u64,
@@ -25,12 +25,35 @@ struct DepthSample {
 const TALLY_HALF_LIFE_S: i64 = 30;
 
 /// The detectors of one User, one per incident kind, in [`IncidentKind::ALL`] order.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Detectors {
     pub backlog: BacklogDetector,
     pub requests: RateStormDetector,
     pub rejects: RejectStormDetector,
     pub alerts: RateStormDetector,
+}
+
+/// Everything a [`UserState`] holds, as plain data.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct UserSnapshot {
+    id: Eui64,
+    window: Vec<(i64, super::window::SecondCounts)>,
+    samples: Vec<(usize, DepthSample)>,
+    depth: u64,
+    cumulative_queued: i64,
+    late_moved: i64,
+    late_sample: Option<u64>,
+    history: QueueHistory,
+    short: [u64; FLOWS],
+    last_event_second: i64,
+    last_delivery_second: Option<i64>,
+    request_srvs: Tally<Srv, 8>,
+    alert_codes: Tally<AlertCode, 8>,
+    failure_reasons: [u64; 6],
+    detectors: Detectors,
+    trackers: [Tracker; 4],
+    view: UserSecond,
+    readings: [Reading; 4],
 }
 
 pub struct UserState {
@@ -101,6 +124,64 @@ impl UserState {
             view: UserSecond::default(),
             readings: [Reading::default(); 4],
         }
+    }
+
+    pub fn snapshot(&self) -> UserSnapshot {
+        UserSnapshot {
+            id: self.id,
+            window: self.window.held(),
+            samples: self
+                .samples
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|(_, s)| s.second != i64::MIN)
+                .collect(),
+            depth: self.depth,
+            cumulative_queued: self.cumulative_queued,
+            late_moved: self.late_moved,
+            late_sample: self.late_sample,
+            history: self.history.clone(),
+            short: self.short,
+            last_event_second: self.last_event_second,
+            last_delivery_second: self.last_delivery_second,
+            request_srvs: self.request_srvs,
+            alert_codes: self.alert_codes,
+            failure_reasons: self.failure_reasons,
+            detectors: self.detectors,
+            trackers: self.trackers,
+            view: self.view,
+            readings: self.readings,
+        }
+    }
+
+    pub fn restore(snapshot: UserSnapshot) -> UserState {
+        let mut user = UserState::new(snapshot.id, snapshot.last_event_second);
+        user.window = Arc::new(UserWindow::restored(
+            &snapshot.window,
+            snapshot.depth,
+            Some(snapshot.view.second),
+        ));
+        for (index, sample) in snapshot.samples {
+            if let Some(slot) = user.samples.get_mut(index) {
+                *slot = sample;
+            }
+        }
+        user.depth = snapshot.depth;
+        user.cumulative_queued = snapshot.cumulative_queued;
+        user.late_moved = snapshot.late_moved;
+        user.late_sample = snapshot.late_sample;
+        user.history = snapshot.history;
+        user.short = snapshot.short;
+        user.last_delivery_second = snapshot.last_delivery_second;
+        user.request_srvs = snapshot.request_srvs;
+        user.alert_codes = snapshot.alert_codes;
+        user.failure_reasons = snapshot.failure_reasons;
+        user.detectors = snapshot.detectors;
+        user.trackers = snapshot.trackers;
+        user.view = snapshot.view;
+        user.readings = snapshot.readings;
+        user
     }
 
     /// Applies an event whose second is still open. The hot path: no allocation, no locks.

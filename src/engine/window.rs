@@ -13,7 +13,7 @@ use crossbeam::utils::CachePadded;
 pub const RING_SECONDS: usize = 512;
 
 /// The flows counted per second.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[repr(usize)]
 pub enum Flow {
     /// All requests, acknowledged or rejected.
@@ -53,7 +53,7 @@ impl Flow {
 }
 
 /// A consistent copy of one second for one User.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SecondCounts {
     pub flows: [u64; FLOWS],
     /// Queue depth at the end of the second, once the second is closed.
@@ -181,6 +181,41 @@ impl UserWindow {
                 return counts;
             }
         }
+    }
+
+    /// Every second the ring still holds, oldest first (for snapshots).
+    pub fn held(&self) -> Vec<(i64, SecondCounts)> {
+        let mut held: Vec<(i64, SecondCounts)> = self
+            .slots
+            .iter()
+            .map(|slot| slot.second.load(Acquire))
+            .filter(|&second| second != EMPTY)
+            .map(|second| (second, self.read(second)))
+            .collect();
+        held.sort_by_key(|&(second, _)| second);
+        held
+    }
+
+    /// A window holding `held` seconds (from [`UserWindow::held`]), as the single writer would have left it.
+    pub fn restored(
+        held: &[(i64, SecondCounts)],
+        depth: u64,
+        closed_through: Option<i64>,
+    ) -> UserWindow {
+        let window = UserWindow::default();
+        for &(second, counts) in held {
+            for flow in Flow::ALL {
+                if counts.get(flow) > 0 {
+                    window.add(second, flow, counts.get(flow));
+                }
+            }
+            window.close(second, counts.depth_end);
+        }
+        window.depth.store(depth, Relaxed);
+        window
+            .closed_through
+            .store(closed_through.unwrap_or(EMPTY), Release);
+        window
     }
 
     /// Queue depth at the end of the last closed second.

@@ -142,6 +142,32 @@ impl serde::Serialize for FailureReason {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Srv {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        if text.is_empty() {
+            return Ok(Srv::NONE);
+        }
+        Srv::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not an SRV")))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AlertCode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(AlertCode::new(&<std::borrow::Cow<'de, str>>::deserialize(
+            deserializer,
+        )?))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FailureReason {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(FailureReason::parse(
+            &<std::borrow::Cow<'de, str>>::deserialize(deserializer)?,
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

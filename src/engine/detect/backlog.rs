@@ -31,7 +31,7 @@ impl Default for BacklogConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BacklogDetector {
     inflow: Baseline,
 }
@@ -65,7 +65,7 @@ impl BacklogDetector {
 }
 
 /// Burrow-style state of a User's deliveries over a recent window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DeliveryState {
     /// No delivery attempts at all while messages wait.
     Stop,

@@ -15,7 +15,7 @@ use super::window::{FLOWS, Flow, SecondCounts};
 pub const SHORT_WINDOW_S: u64 = 10;
 
 /// What a detector sees of one User in one closed second.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UserSecond {
     pub second: i64,
     pub now: SecondCounts,
@@ -35,7 +35,7 @@ impl UserSecond {
 }
 
 /// One detector's judgement of one second.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Reading {
     /// The anomaly condition holds.
     pub bad: bool,

@@ -31,7 +31,7 @@ impl Default for RejectStormConfig {
 /// Lowest baseline share used as a divisor, so a User that never had rejects gets a finite ratio.
 pub const SHARE_FLOOR: f64 = 0.01;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RejectStormDetector {
     requests: Baseline,
     rejected: Baseline,

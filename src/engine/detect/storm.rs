@@ -25,7 +25,7 @@ impl Default for RateStormConfig {
 }
 
 /// Detects a sustained step in one flow's rate.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RateStormDetector {
     flows: [Flow; 2],
     baseline: Baseline,

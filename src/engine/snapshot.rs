@@ -1,0 +1,78 @@
+//! Engine snapshots: the whole engine state as plain data, so a restarted service keeps its windows, baselines
+//! and open incidents instead of relearning from zero or raising an open incident again.
+
+use serde::{Deserialize, Serialize};
+
+use super::incidents::{Anomaly, Incident};
+use super::user::{UserSnapshot, UserState};
+use super::{Engine, EngineConfig, EngineStats};
+use crate::changes::ChangeRegister;
+
+/// Bumped whenever the snapshot's shape changes; an old snapshot is refused rather than misread.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+pub struct EngineSnapshot {
+    version: u32,
+    next_close: Option<i64>,
+    max_ts: i64,
+    stats: EngineStats,
+    users: Vec<UserSnapshot>,
+    anomalies: Vec<[Option<Anomaly>; 4]>,
+    incidents: Vec<Incident>,
+    network_open: [Option<usize>; 4],
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("engine snapshot is unreadable: {0}")]
+    Decode(#[from] serde_json::Error),
+    #[error("engine snapshot has version {found}, this build reads version {SNAPSHOT_VERSION}")]
+    Version { found: u32 },
+}
+
+impl Engine {
+    /// The engine's state as JSON bytes.
+    pub fn snapshot(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(&EngineSnapshot {
+            version: SNAPSHOT_VERSION,
+            next_close: self.next_close,
+            max_ts: self.max_ts,
+            stats: self.stats,
+            users: self.users.iter().map(UserState::snapshot).collect(),
+            anomalies: self.anomalies.clone(),
+            incidents: self.incidents.clone(),
+            network_open: self.network_open,
+        })
+    }
+
+    /// An engine continuing from `bytes` (from [`Engine::snapshot`]), with the current config and change register.
+    pub fn restore(
+        bytes: &[u8],
+        config: EngineConfig,
+        changes: ChangeRegister,
+    ) -> Result<Engine, SnapshotError> {
+        let snapshot: EngineSnapshot = serde_json::from_slice(bytes)?;
+        if snapshot.version != SNAPSHOT_VERSION {
+            return Err(SnapshotError::Version {
+                found: snapshot.version,
+            });
+        }
+        let mut engine = Engine::new(config, changes);
+        for user in snapshot.users {
+            let user = UserState::restore(user);
+            engine.index.insert(user.id, engine.users.len() as u32);
+            engine.users.push(user);
+        }
+        engine.anomalies = snapshot.anomalies;
+        engine
+            .anomalies
+            .resize(engine.users.len(), [None, None, None, None]);
+        engine.incidents = snapshot.incidents;
+        engine.network_open = snapshot.network_open;
+        engine.next_close = snapshot.next_close;
+        engine.max_ts = snapshot.max_ts;
+        engine.stats = snapshot.stats;
+        Ok(engine)
+    }
+}
