@@ -326,3 +326,37 @@ fn a_restored_snapshot_continues_exactly_where_the_engine_stopped() {
     assert_eq!(resumed.incident_records(), straight.incident_records());
     assert_eq!(resumed.stats(), straight.stats());
 }
+
+#[test]
+fn late_lines_are_counted_and_still_move_the_queue() {
+    let mut engine = Engine::new(EngineConfig::default(), ChangeRegister::new());
+    let u = user(1);
+    engine
+        .ingest(&Event::new(T0, u, EventKind::QueuedResponse, 10))
+        .unwrap();
+    // 3 s out of order: within the default 5 s lateness, counts in its own second.
+    engine
+        .ingest(&Event::new(T0 + 20_000, u, EventKind::Request, 1))
+        .unwrap();
+    engine
+        .ingest(&Event::new(T0 + 17_000, u, EventKind::Request, 4))
+        .unwrap();
+    // 15 s late: past the lateness, its second is closed.
+    engine
+        .ingest(&Event::new(T0 + 5_000, u, EventKind::QueuedResponse, 7))
+        .unwrap();
+    engine
+        .ingest(&Event::new(T0 + 5_000, u, EventKind::Request, 2))
+        .unwrap();
+    engine.finish();
+    assert_eq!(engine.stats().late, 2);
+    assert_eq!(engine.stats().events, 5);
+    let window = engine.users()[0].window.clone();
+    assert_eq!(window.read(T0 / 1000 + 17).get(window::Flow::Requests), 4);
+    assert_eq!(
+        window.read(T0 / 1000 + 5).get(window::Flow::Requests),
+        0,
+        "a late line is not counted in a closed second"
+    );
+    assert_eq!(window.depth(), 17, "but its queue movement is applied");
+}
