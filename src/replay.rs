@@ -14,9 +14,10 @@ use crossbeam::channel::{Receiver, Sender, bounded};
 use crate::changes::{ChangeFileError, ChangeRegister, load_change_file};
 use crate::engine::{Engine, EngineConfig};
 use crate::report::{Report, Summary};
-use crate::telemetry::framing::{Chunk, LineFramer, lines_of};
+use crate::telemetry::batch::{ParsedChunk, malformed, parse_chunk};
+use crate::telemetry::framing::{Chunk, LineFramer};
 use crate::telemetry::source::{OpenError, open_input, source_name};
-use crate::telemetry::{Event, MAX_LINE_BYTES, MalformedLine, QuarantineWriter, parse_line};
+use crate::telemetry::{MalformedLine, QuarantineWriter};
 
 /// What to replay and how.
 #[derive(Clone, Debug)]
@@ -75,12 +76,7 @@ struct RawBlock {
 struct ParsedBlock {
     sequence: u64,
     source: u32,
-    first_line: u64,
-    data: Vec<u8>,
-    events: Vec<Event>,
-    /// Byte offset in `data` of each event's line (to quarantine it if the engine refuses it).
-    offsets: Vec<u32>,
-    malformed: Vec<MalformedLine>,
+    parsed: ParsedChunk,
 }
 
 enum Feed {
@@ -242,72 +238,12 @@ fn read_inputs(
     Ok(())
 }
 
-fn is_blank(line: &[u8]) -> bool {
-    line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'))
-}
-
-/// A malformed record keeps at most the first 64 KiB of a line, however the line was framed.
-fn malformed(source: u32, line: u64, error: String, bytes: &[u8]) -> MalformedLine {
-    MalformedLine {
-        source,
-        line,
-        error,
-        bytes: bytes[..bytes.len().min(MAX_LINE_BYTES)].to_vec(),
-        length: bytes.len() as u64,
-    }
-}
-
 fn parse_blocks(input: &Receiver<RawBlock>, output: &Sender<Feed>) {
     for raw in input.iter() {
-        let parsed = match raw.chunk {
-            Chunk::Oversized {
-                line,
-                prefix,
-                length,
-            } => ParsedBlock {
-                sequence: raw.sequence,
-                source: raw.source,
-                first_line: line,
-                data: Vec::new(),
-                events: Vec::new(),
-                offsets: Vec::new(),
-                malformed: vec![MalformedLine {
-                    source: raw.source,
-                    line,
-                    error: crate::telemetry::LineError::TooLong(length as usize).to_string(),
-                    bytes: prefix,
-                    length,
-                }],
-            },
-            Chunk::Lines { first_line, data } => {
-                let mut events = Vec::with_capacity(data.len() / 64);
-                let mut offsets = Vec::with_capacity(data.len() / 64);
-                let mut bad = Vec::new();
-                let base = data.as_ptr() as usize;
-                for (number, line) in lines_of(first_line, &data) {
-                    if is_blank(line) {
-                        continue;
-                    }
-                    match parse_line(line) {
-                        Ok(event) => {
-                            events.push(event);
-                            offsets.push((line.as_ptr() as usize - base) as u32);
-                        }
-                        Err(error) => {
-                            bad.push(malformed(raw.source, number, error.to_string(), line))
-                        }
-                    }
-                }
-                ParsedBlock {
-                    sequence: raw.sequence,
-                    source: raw.source,
-                    first_line,
-                    data,
-                    events,
-                    offsets,
-                    malformed: bad,
-                }
-            }
+        let parsed = ParsedBlock {
+            sequence: raw.sequence,
+            source: raw.source,
+            parsed: parse_chunk(raw.source, raw.chunk),
         };
         if output.send(Feed::Block(parsed)).is_err() {
             return;
@@ -321,25 +257,17 @@ fn feed_block(
     quarantine: &mut Quarantine,
     mut pacer: Option<&mut Pacer>,
 ) -> Result<(), ReplayError> {
-    for (event, &offset) in block.events.iter().zip(&block.offsets) {
+    let parsed = &block.parsed;
+    for (index, event) in parsed.events.iter().enumerate() {
         if let Some(pacer) = pacer.as_deref_mut() {
             pacer.wait_for(event.ts_ms);
         }
         if let Err(refused) = engine.ingest(event) {
-            let start = offset as usize;
-            let end =
-                memchr::memchr(b'\n', &block.data[start..]).map_or(block.data.len(), |n| start + n);
-            let line =
-                block.first_line + memchr::memchr_iter(b'\n', &block.data[..start]).count() as u64;
-            quarantine.keep(&malformed(
-                block.source,
-                line,
-                refused.to_string(),
-                &block.data[start..end],
-            ))?;
+            let (line, bytes) = parsed.line_of(index);
+            quarantine.keep(&malformed(block.source, line, refused.to_string(), bytes))?;
         }
     }
-    for bad in &block.malformed {
+    for bad in &parsed.malformed {
         quarantine.keep(bad)?;
     }
     Ok(())

@@ -10,6 +10,7 @@ pub use user_id::Eui64;
 mod fast_path;
 pub mod parse;
 pub use parse::{LineError, MAX_LINE_BYTES, parse_line};
+pub mod batch;
 pub mod framing;
 pub mod quarantine;
 pub mod source;

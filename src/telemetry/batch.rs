@@ -1,0 +1,95 @@
+//! Parsing a framed chunk into events and malformed lines: the step every source (replay, TCP, HTTP, follow)
+//! shares, so that the same bytes give the same events and the same quarantine records wherever they come from.
+
+use super::framing::{Chunk, lines_of};
+use super::parse::{LineError, MAX_LINE_BYTES, parse_line};
+use super::{Event, MalformedLine};
+
+/// A parsed chunk.
+#[derive(Debug, Default)]
+pub struct ParsedChunk {
+    pub first_line: u64,
+    /// The chunk's bytes, kept so a line can still be quarantined if the engine later refuses its event.
+    pub data: Vec<u8>,
+    pub events: Vec<Event>,
+    /// Byte offset in `data` of each event's line.
+    pub offsets: Vec<u32>,
+    pub malformed: Vec<MalformedLine>,
+}
+
+impl ParsedChunk {
+    /// The line an event came from and its number, for quarantining an event the engine refused.
+    pub fn line_of(&self, event_index: usize) -> (u64, &[u8]) {
+        let start = self
+            .offsets
+            .get(event_index)
+            .map_or(0, |&o| o as usize)
+            .min(self.data.len());
+        let end = memchr::memchr(b'\n', &self.data[start..]).map_or(self.data.len(), |n| start + n);
+        let number =
+            self.first_line + memchr::memchr_iter(b'\n', &self.data[..start]).count() as u64;
+        (number, &self.data[start..end])
+    }
+}
+
+/// Blank lines (only spaces, tabs or a carriage return) are skipped and not counted.
+pub fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'))
+}
+
+/// A malformed record keeps at most the first 64 KiB of a line, however the line was framed.
+pub fn malformed(source: u32, line: u64, error: String, bytes: &[u8]) -> MalformedLine {
+    MalformedLine {
+        source,
+        line,
+        error,
+        bytes: bytes[..bytes.len().min(MAX_LINE_BYTES)].to_vec(),
+        length: bytes.len() as u64,
+    }
+}
+
+/// Parses every line of `chunk`, attributing malformed ones to `source`.
+pub fn parse_chunk(source: u32, chunk: Chunk) -> ParsedChunk {
+    match chunk {
+        Chunk::Oversized {
+            line,
+            prefix,
+            length,
+        } => ParsedChunk {
+            first_line: line,
+            malformed: vec![MalformedLine {
+                source,
+                line,
+                error: LineError::TooLong(length as usize).to_string(),
+                bytes: prefix,
+                length,
+            }],
+            ..ParsedChunk::default()
+        },
+        Chunk::Lines { first_line, data } => {
+            let mut events = Vec::with_capacity(data.len() / 64);
+            let mut offsets = Vec::with_capacity(data.len() / 64);
+            let mut bad = Vec::new();
+            let base = data.as_ptr() as usize;
+            for (number, line) in lines_of(first_line, &data) {
+                if is_blank(line) {
+                    continue;
+                }
+                match parse_line(line) {
+                    Ok(event) => {
+                        events.push(event);
+                        offsets.push((line.as_ptr() as usize - base) as u32);
+                    }
+                    Err(error) => bad.push(malformed(source, number, error.to_string(), line)),
+                }
+            }
+            ParsedChunk {
+                first_line,
+                data,
+                events,
+                offsets,
+                malformed: bad,
+            }
+        }
+    }
+}
