@@ -424,6 +424,25 @@ impl Engine {
         self.updates.drain(..)
     }
 
+    /// Event time (ms) up to which every second is closed.
+    pub fn watermark_ms(&self) -> Option<i64> {
+        self.next_close.map(|second| second * 1000)
+    }
+
+    /// Newest event time seen.
+    pub fn max_ts(&self) -> Option<i64> {
+        (self.max_ts > i64::MIN).then_some(self.max_ts)
+    }
+
+    /// Open incidents as report records.
+    pub fn open_incidents(&self) -> Vec<IncidentRecord> {
+        self.incidents
+            .iter()
+            .filter(|i| i.is_open())
+            .map(|i| i.record(&self.users))
+            .collect()
+    }
+
     pub fn stats(&self) -> EngineStats {
         self.stats
     }

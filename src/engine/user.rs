@@ -380,6 +380,21 @@ impl UserState {
             .map(|(reason, _)| reason)
     }
 
+    /// Baselines per second of requests, rejects, queued responses, queued alerts and deliveries (deliveries
+    /// follow queued inflow), in the order the metrics publish them.
+    pub fn flow_baselines(&self) -> [f64; 5] {
+        let requests = self.detectors.requests.baseline().rate();
+        let inflow = self.detectors.backlog.inflow_rate();
+        let alerts = self.detectors.alerts.baseline().rate();
+        [
+            requests,
+            requests * self.detectors.rejects.baseline_share(),
+            (inflow - alerts).max(0.0),
+            alerts,
+            inflow,
+        ]
+    }
+
     pub fn depth(&self) -> u64 {
         self.depth
     }

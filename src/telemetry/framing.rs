@@ -34,6 +34,9 @@ pub struct LineFramer<R> {
     /// Set while discarding the rest of an oversized line.
     skipping: Option<(Vec<u8>, u64)>,
     block_bytes: usize,
+    /// Hand out complete lines as soon as a read brings them, instead of waiting for a full block: live sources
+    /// want latency, replay wants big blocks.
+    streaming: bool,
 }
 
 impl<R: Read> LineFramer<R> {
@@ -50,6 +53,15 @@ impl<R: Read> LineFramer<R> {
             eof: false,
             skipping: None,
             block_bytes,
+            streaming: false,
+        }
+    }
+
+    /// A framer for live sources: lines go out as soon as they are complete.
+    pub fn streaming(reader: R, block_bytes: usize) -> Self {
+        LineFramer {
+            streaming: true,
+            ..Self::with_block_size(reader, block_bytes)
         }
     }
 
@@ -81,7 +93,9 @@ impl<R: Read> LineFramer<R> {
                     }
                 }
             }
-            if !self.eof && self.pending.len() < self.block_bytes {
+            let complete_line_waiting =
+                self.streaming && memchr::memchr(b'\n', &self.pending).is_some();
+            if !self.eof && self.pending.len() < self.block_bytes && !complete_line_waiting {
                 self.fill()?;
                 continue;
             }
@@ -189,6 +203,15 @@ mod tests {
     }
 
     fn all_lines(data: &[u8], sizes: Vec<usize>, block: usize) -> Vec<(u64, Vec<u8>)> {
+        collect(data, sizes, block, false)
+    }
+
+    fn collect(
+        data: &[u8],
+        sizes: Vec<usize>,
+        block: usize,
+        streaming: bool,
+    ) -> Vec<(u64, Vec<u8>)> {
         let mut framer = LineFramer::with_block_size(
             Chunked {
                 data,
@@ -197,6 +220,7 @@ mod tests {
             },
             block,
         );
+        framer.streaming = streaming;
         let mut out = Vec::new();
         while let Some(chunk) = framer.next_chunk().unwrap() {
             match chunk {
@@ -263,7 +287,8 @@ mod tests {
             block in 1usize..2000,
         ) {
             let one_read = all_lines(&bytes, vec![usize::MAX / 2], 1 << 20);
-            prop_assert_eq!(all_lines(&bytes, sizes, block), one_read);
+            prop_assert_eq!(all_lines(&bytes, sizes.clone(), block), one_read.clone());
+            prop_assert_eq!(collect(&bytes, sizes, block, true), one_read);
         }
     }
 }

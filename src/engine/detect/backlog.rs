@@ -58,6 +58,11 @@ impl BacklogDetector {
         }
     }
 
+    /// Baseline of messages queued per second.
+    pub fn inflow_rate(&self) -> f64 {
+        self.inflow.rate()
+    }
+
     /// The onset is when the oldest waiting message was queued: deliveries have not kept up since then.
     pub fn onset(view: &UserSecond) -> i64 {
         view.second - view.backlog_age_s as i64

@@ -1,0 +1,133 @@
+//! The service's effective configuration: defaults, then an optional TOML file, then environment and flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Everything `stormwatch serve` runs with. `--print-config` prints this as TOML.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    /// HTTP listener for the API and `/metrics`.
+    pub http: SocketAddr,
+    /// TCP listener for NDJSON telemetry lines.
+    pub ingest: SocketAddr,
+    /// Holds the SQLite store (changes, incidents, tokens, engine snapshots).
+    pub data_dir: PathBuf,
+    /// Files to tail (surviving rotation).
+    pub follow: Vec<PathBuf>,
+    /// Alertmanager base URL (v2 API) to push incidents to.
+    pub alertmanager: Option<String>,
+    /// Seconds of event time a line may arrive late and still count in its own second.
+    pub lateness_s: f64,
+    /// Seconds between engine snapshots (one is also taken at shutdown).
+    pub snapshot_every_s: u64,
+    pub log_format: LogFormat,
+    /// Link to an incident in operators' alerts: `{base}/api/v1/incidents/{id}`.
+    pub public_url: Option<String>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            http: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            ingest: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            data_dir: PathBuf::from("stormwatch-data"),
+            follow: Vec::new(),
+            alertmanager: None,
+            lateness_s: 5.0,
+            snapshot_every_s: 30,
+            log_format: LogFormat::Text,
+            public_url: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ServeConfig {
+    /// Defaults overlaid with the TOML file at `path`.
+    pub fn from_file(path: &Path) -> Result<ServeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+
+    /// Checks values that would otherwise fail later, with the setting's name.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.lateness_s.is_finite() && self.lateness_s >= 0.0) {
+            return Err(ConfigError::Invalid(format!(
+                "lateness_s must be zero or more, not {}",
+                self.lateness_s
+            )));
+        }
+        if self.snapshot_every_s == 0 {
+            return Err(ConfigError::Invalid(
+                "snapshot_every_s must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// True when either listener is reachable from beyond this machine.
+    pub fn listens_beyond_loopback(&self) -> bool {
+        !self.http.ip().is_loopback() || !self.ingest.ip().is_loopback()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_overlays_defaults_and_round_trips() {
+        let config: ServeConfig =
+            toml::from_str("http = \"0.0.0.0:8081\"\nlateness_s = 7.5\n").unwrap();
+        assert_eq!(config.http.port(), 8081);
+        assert_eq!(config.ingest, ServeConfig::default().ingest);
+        assert!(config.listens_beyond_loopback());
+        let again: ServeConfig = toml::from_str(&config.to_toml()).unwrap();
+        assert_eq!(again, config);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let error = toml::from_str::<ServeConfig>("htpp = \"x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("htpp"), "{error}");
+    }
+}

@@ -1,0 +1,236 @@
+//! The live engine thread: the single owner of the `Engine`. Sources send parsed batches over a bounded channel
+//! (a full channel blocks them: backpressure, never drops); once a second it closes idle seconds by the wall
+//! clock, publishes gauges, persists incident changes and takes periodic snapshots.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam::channel::{Receiver, RecvTimeoutError};
+use hdrhistogram::Histogram;
+
+use super::malformed::MalformedLog;
+use super::metrics::Publisher;
+use crate::changes::ChangeRegister;
+use crate::engine::{Engine, IncidentUpdate};
+use crate::report::IncidentRecord;
+use crate::telemetry::batch::{ParsedChunk, malformed};
+
+/// Where a batch came from, for counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    Tcp,
+    Http,
+    File,
+}
+
+impl SourceKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            SourceKind::Tcp => "tcp",
+            SourceKind::Http => "http",
+            SourceKind::File => "file",
+        }
+    }
+}
+
+/// What a batch did, sent back to an HTTP caller.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BatchOutcome {
+    pub accepted: u64,
+    pub malformed: u64,
+}
+
+pub type Query = Box<dyn FnOnce(&Engine, &MalformedLog) + Send>;
+
+pub enum EngineInput {
+    Batch {
+        source: Arc<str>,
+        kind: SourceKind,
+        parsed: ParsedChunk,
+        received: Instant,
+        reply: Option<tokio::sync::oneshot::Sender<BatchOutcome>>,
+    },
+    /// Runs on the engine thread between batches; the closure answers through its own channel.
+    Query(Query),
+    SetChanges(ChangeRegister),
+    Shutdown,
+}
+
+/// Where incidents and snapshots go (the store, in the service).
+pub trait Persistence: Send {
+    fn incident_changed(&mut self, record: &IncidentRecord);
+    fn save_snapshot(&mut self, bytes: Vec<u8>);
+    /// An open incident changed: notify whoever pages people.
+    fn notify(&mut self, _record: &IncidentRecord, _resolved: bool) {}
+}
+
+pub struct EngineLoop {
+    pub engine: Engine,
+    pub malformed: MalformedLog,
+    pub persistence: Box<dyn Persistence>,
+    pub lateness_ms: i64,
+    pub snapshot_every: Duration,
+    pub ready: Arc<AtomicBool>,
+    publisher: Publisher,
+    latency: Histogram<u64>,
+    /// Wall time of the last event, to close seconds by the wall clock when the stream goes quiet.
+    last_event_wall: Option<i64>,
+    last_snapshot: Instant,
+}
+
+pub fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl EngineLoop {
+    pub fn new(
+        engine: Engine,
+        malformed: MalformedLog,
+        persistence: Box<dyn Persistence>,
+        lateness_ms: i64,
+        snapshot_every: Duration,
+    ) -> Self {
+        EngineLoop {
+            engine,
+            malformed,
+            persistence,
+            lateness_ms,
+            snapshot_every,
+            ready: Arc::new(AtomicBool::new(false)),
+            publisher: Publisher::default(),
+            // Microseconds, 1 us to 60 s: constant bounds that hdrhistogram accepts.
+            latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"),
+            last_event_wall: None,
+            last_snapshot: Instant::now(),
+        }
+    }
+
+    /// Runs until `Shutdown` or every sender is gone; takes a final snapshot.
+    pub fn run(mut self, input: Receiver<EngineInput>) {
+        self.ready.store(true, Ordering::Release);
+        let mut next_tick = Instant::now() + Duration::from_secs(1);
+        loop {
+            let timeout = next_tick.saturating_duration_since(Instant::now());
+            match input.recv_timeout(timeout) {
+                Ok(EngineInput::Batch {
+                    source,
+                    kind,
+                    parsed,
+                    received,
+                    reply,
+                }) => {
+                    let outcome = self.apply(&source, kind, &parsed);
+                    let micros = received.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+                    let _ = self.latency.record(micros.max(1));
+                    if let Some(reply) = reply {
+                        let _ = reply.send(outcome);
+                    }
+                }
+                Ok(EngineInput::Query(query)) => query(&self.engine, &self.malformed),
+                Ok(EngineInput::SetChanges(register)) => {
+                    self.engine.set_changes(register);
+                    for record in self.engine.incident_records() {
+                        self.persistence.incident_changed(&record);
+                    }
+                }
+                Ok(EngineInput::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if Instant::now() >= next_tick {
+                self.tick();
+                next_tick = Instant::now() + Duration::from_secs(1);
+            }
+        }
+        self.snapshot();
+        self.malformed.flush();
+        tracing::info!("engine stopped after a final snapshot");
+    }
+
+    fn apply(&mut self, source: &str, kind: SourceKind, parsed: &ParsedChunk) -> BatchOutcome {
+        let mut outcome = BatchOutcome {
+            accepted: 0,
+            malformed: parsed.malformed.len() as u64,
+        };
+        for (index, event) in parsed.events.iter().enumerate() {
+            match self.engine.ingest(event) {
+                Ok(()) => outcome.accepted += 1,
+                Err(refused) => {
+                    let (line, bytes) = parsed.line_of(index);
+                    self.malformed
+                        .keep(source, &malformed(0, line, refused.to_string(), bytes));
+                    outcome.malformed += 1;
+                }
+            }
+        }
+        for bad in &parsed.malformed {
+            self.malformed.keep(source, bad);
+        }
+        if outcome.accepted > 0 {
+            self.last_event_wall = Some(wall_ms());
+        }
+        self.publisher
+            .count_batch(kind.label(), outcome.accepted, outcome.malformed);
+        self.handle_updates();
+        outcome
+    }
+
+    fn handle_updates(&mut self) {
+        let updates: Vec<IncidentUpdate> = self.engine.drain_updates().collect();
+        for update in updates {
+            let (index, resolved) = match update {
+                IncidentUpdate::Opened(index) => (index, false),
+                IncidentUpdate::Resolved(index) => (index, true),
+                IncidentUpdate::Merged(index, _) => (index, true),
+            };
+            if let Some(record) = self.engine.incident_record(index) {
+                if matches!(update, IncidentUpdate::Opened(_)) {
+                    Publisher::incident_opened(record.kind);
+                    tracing::warn!(id = %record.id, user = %record.user, kind = record.kind.as_str(), verdict = record.verdict.as_str(), "incident opened");
+                }
+                self.persistence.incident_changed(&record);
+                self.persistence.notify(&record, resolved);
+            }
+        }
+    }
+
+    /// Once a second: close quiet seconds by the wall clock, publish gauges, snapshot when due.
+    fn tick(&mut self) {
+        let now = wall_ms();
+        if let (Some(last_wall), Some(max_ts)) = (self.last_event_wall, self.engine.max_ts()) {
+            let quiet_ms = now - last_wall;
+            if quiet_ms > self.lateness_ms {
+                // Event time moves on with the wall clock while nothing arrives, so a User whose traffic stopped
+                // entirely is still evaluated.
+                self.engine.advance_to(max_ts + quiet_ms);
+                self.handle_updates();
+            }
+        }
+        let lag = self
+            .engine
+            .watermark_ms()
+            .map_or(0.0, |w| (now - w) as f64 / 1000.0);
+        let quantile = |q: f64| self.latency.value_at_quantile(q) as f64 / 1e6;
+        let latency = [
+            ("0.5", quantile(0.5)),
+            ("0.99", quantile(0.99)),
+            ("0.999", quantile(0.999)),
+        ];
+        let open = self.engine.open_incidents();
+        self.publisher.tick(&self.engine, &open, lag, latency);
+        self.malformed.flush();
+        if self.last_snapshot.elapsed() >= self.snapshot_every {
+            self.snapshot();
+        }
+    }
+
+    fn snapshot(&mut self) {
+        self.last_snapshot = Instant::now();
+        match self.engine.snapshot() {
+            Ok(bytes) => self.persistence.save_snapshot(bytes),
+            Err(error) => tracing::error!(%error, "engine snapshot failed"),
+        }
+    }
+}
