@@ -5,5 +5,6 @@ pub mod engine;
 pub mod incident;
 pub mod replay;
 pub mod report;
+pub mod store;
 pub mod telemetry;
 pub mod triage;
