@@ -6,5 +6,6 @@ pub mod incident;
 pub mod replay;
 pub mod report;
 pub mod service;
+pub mod store;
 pub mod telemetry;
 pub mod triage;

@@ -1,0 +1,110 @@
+//! `StoreError`: every way a store operation fails, each message naming the file, row or field at fault.
+
+use std::io;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create data directory {}: {source}", path.display())]
+    CreateDir { path: PathBuf, source: io::Error },
+    #[error("no Stormwatch store at {} (create one with `stormwatch changes` or `stormwatch tokens`)", path.display())]
+    Missing { path: PathBuf },
+    #[error("cannot open store {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot migrate store {} to schema version {version}: {source}", path.display())]
+    Migrate {
+        path: PathBuf,
+        version: i64,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "store {} has schema version {found}, which this stormwatch does not know (it knows 0 to {known}): \
+         upgrade stormwatch",
+        path.display()
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    /// A value the schema or the store's rules refuse; `field` is the column or argument at fault.
+    #[error("field `{field}`: {reason}")]
+    Constraint { field: String, reason: String },
+    #[error("no {what} `{id}`")]
+    NotFound { what: &'static str, id: String },
+    /// A row written by this or another version that can no longer be read back.
+    #[error("stored {what} `{id}` cannot be read: {reason}")]
+    Corrupt {
+        what: &'static str,
+        id: String,
+        reason: String,
+    },
+    #[error("cannot encode {what} as JSON: {source}")]
+    Encode {
+        what: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("no randomness available for a token secret: {0}")]
+    Random(String),
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
+    #[error("cannot start the store's owner thread: {0}")]
+    Thread(io::Error),
+    #[error("the store's owner thread has stopped")]
+    Closed,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    /// Constraint failures become [`StoreError::Constraint`] naming the column, since that is what a person fixes.
+    fn from(error: rusqlite::Error) -> StoreError {
+        match constraint_field(&error) {
+            Some((field, reason)) => StoreError::Constraint { field, reason },
+            None => StoreError::Sqlite(error),
+        }
+    }
+}
+
+/// SQLite says `UNIQUE constraint failed: tokens.name` or `CHECK constraint failed: end`; the schema names each
+/// CHECK constraint after the field it guards, so the last word is always the field.
+fn constraint_field(error: &rusqlite::Error) -> Option<(String, String)> {
+    let rusqlite::Error::SqliteFailure(failure, message) = error else {
+        return None;
+    };
+    if failure.code != rusqlite::ErrorCode::ConstraintViolation {
+        return None;
+    }
+    let message = message.as_deref().unwrap_or("constraint failed");
+    let target = message.rsplit(": ").next().unwrap_or(message);
+    let field = target.rsplit('.').next().unwrap_or(target).trim();
+    Some((field.to_owned(), message.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constraint_failures_name_the_column() {
+        let db = rusqlite::Connection::open_in_memory().unwrap();
+        db.execute_batch(
+            "CREATE TABLE t (name TEXT UNIQUE, lo INT, hi INT, CONSTRAINT hi CHECK (hi >= lo));
+             INSERT INTO t VALUES ('a', 1, 2);",
+        )
+        .unwrap();
+        let unique = db
+            .execute("INSERT INTO t VALUES ('a', 1, 2)", [])
+            .unwrap_err();
+        let check = db
+            .execute("INSERT INTO t VALUES ('b', 2, 1)", [])
+            .unwrap_err();
+        for (error, field) in [(unique, "name"), (check, "hi")] {
+            match StoreError::from(error) {
+                StoreError::Constraint { field: got, .. } => assert_eq!(got, field),
+                other => panic!("expected a constraint error, got {other:?}"),
+            }
+        }
+    }
+}

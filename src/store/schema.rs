@@ -1,0 +1,198 @@
+//! Opening the SQLite file (WAL, busy timeout) and the schema's migrations, tracked by `PRAGMA user_version`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::StoreError;
+
+/// Schema steps, oldest first: step `n` (1-based) takes the file from `user_version` `n - 1` to `n`.
+/// Append only; a released step is never edited, since files already past it would not see the change.
+const MIGRATIONS: &[&str] = &[
+    // 1: change register with its audit trail, tokens, incidents, engine snapshot.
+    r#"
+    CREATE TABLE changes (
+        id          TEXT PRIMARY KEY NOT NULL,
+        owner       TEXT NOT NULL,
+        category    TEXT NOT NULL,
+        start_ms    INTEGER NOT NULL,
+        end_ms      INTEGER NOT NULL,
+        status      TEXT NOT NULL,
+        notice      TEXT NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        updated_ms  INTEGER NOT NULL,
+        CONSTRAINT "end" CHECK (end_ms >= start_ms)
+    );
+    CREATE INDEX changes_by_owner ON changes (owner, start_ms);
+    CREATE INDEX changes_by_window ON changes (start_ms, end_ms);
+
+    CREATE TABLE change_audit (
+        seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+        change_id      TEXT NOT NULL,
+        action         TEXT NOT NULL,
+        actor          TEXT NOT NULL,
+        at_ms          INTEGER NOT NULL,
+        before_status  TEXT,
+        after_status   TEXT,
+        detail         TEXT NOT NULL
+    );
+    CREATE INDEX change_audit_by_change ON change_audit (change_id, seq);
+
+    CREATE TABLE tokens (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        name        TEXT NOT NULL,
+        role        TEXT NOT NULL,
+        user        TEXT,
+        hash        TEXT NOT NULL UNIQUE,
+        created_ms  INTEGER NOT NULL,
+        revoked_ms  INTEGER,
+        CONSTRAINT "user" CHECK ((role = 'user') = (user IS NOT NULL))
+    );
+    -- A revoked token's name may be given to a new one.
+    CREATE UNIQUE INDEX tokens_active_name ON tokens (name) WHERE revoked_ms IS NULL;
+
+    CREATE TABLE incidents (
+        id          TEXT PRIMARY KEY NOT NULL,
+        user        TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        verdict     TEXT NOT NULL,
+        onset       INTEGER NOT NULL,
+        detected    INTEGER NOT NULL,
+        resolved    INTEGER,
+        record      TEXT NOT NULL,
+        extra       TEXT,
+        created_ms  INTEGER NOT NULL,
+        updated_ms  INTEGER NOT NULL
+    );
+    CREATE INDEX incidents_by_onset ON incidents (onset);
+    CREATE INDEX incidents_open ON incidents (onset) WHERE resolved IS NULL;
+    -- Every User an incident touches: its own, or each User of a `*` incident, so a User sees both.
+    CREATE TABLE incident_users (
+        incident_id  TEXT NOT NULL,
+        user         TEXT NOT NULL,
+        PRIMARY KEY (user, incident_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE snapshot (
+        id        INTEGER PRIMARY KEY CHECK (id = 1),
+        saved_ms  INTEGER NOT NULL,
+        data      BLOB NOT NULL
+    );
+    "#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Opens (creating it when `create`) and migrates the file at `path`.
+pub(super) fn open(path: &Path, create: bool) -> Result<Connection, StoreError> {
+    let open_error = |source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let mut db = Connection::open_with_flags(path, flags).map_err(open_error)?;
+    // Another process (a CLI beside the service) may hold the write lock for a moment.
+    db.busy_timeout(Duration::from_secs(5))
+        .map_err(open_error)?;
+    let mode: String = db
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(open_error)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(path = %path.display(), mode, "SQLite refused WAL mode; continuing in this mode");
+    }
+    // NORMAL in WAL mode loses at most the last commits on power loss, never consistency.
+    db.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(open_error)?;
+    migrate(&mut db, path)?;
+    Ok(db)
+}
+
+fn migrate(db: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let found: i64 = db
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+    if !(0..=SCHEMA_VERSION).contains(&found) {
+        return Err(StoreError::TooNew {
+            path: path.to_owned(),
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for (version, step) in (1..)
+        .zip(MIGRATIONS)
+        .skip_while(|(version, _)| *version <= found)
+    {
+        let failed = |source| StoreError::Migrate {
+            path: path.to_owned(),
+            version,
+            source,
+        };
+        // user_version lives in the file header, so it commits or rolls back with the step.
+        let tx = db.transaction().map_err(failed)?;
+        tx.execute_batch(step).map_err(failed)?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(failed)?;
+        tx.commit().map_err(failed)?;
+        tracing::info!(path = %path.display(), version, "store schema migrated");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user_version(db: &Connection) -> i64 {
+        db.pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn migrations_run_once_and_reopening_is_a_no_op() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let db = open(&path, true).unwrap();
+        assert_eq!(user_version(&db), SCHEMA_VERSION);
+        let mode: String = db
+            .pragma_query_value(None, "journal_mode", |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        db.execute("INSERT INTO snapshot VALUES (1, 0, x'00')", [])
+            .unwrap();
+        drop(db);
+        let db = open(&path, false).unwrap();
+        assert_eq!(user_version(&db), SCHEMA_VERSION);
+        let rows: i64 = db
+            .query_row("SELECT count(*) FROM snapshot", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(rows, 1, "reopening must not re-run a migration");
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let db = open(&path, true).unwrap();
+        db.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(db);
+        let error = open(&path, false).unwrap_err();
+        assert!(matches!(error, StoreError::TooNew { .. }), "{error:?}");
+        assert!(error.to_string().contains("s.db"), "{error}");
+    }
+
+    #[test]
+    fn opening_without_create_refuses_a_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = open(&dir.path().join("absent.db"), false).unwrap_err();
+        assert!(error.to_string().contains("absent.db"), "{error}");
+    }
+}
