@@ -21,14 +21,21 @@ enum Command {
     Gen(cli::generate::GenArgs),
     /// Replay generated scenarios and score the incidents found against their truth.json.
     Evaluate(cli::evaluate::EvaluateArgs),
+    /// Run the live service: TCP and HTTP ingest, the change register, incident API and Prometheus metrics.
+    Serve(cli::serve::ServeArgs),
     /// Generate the 1.5 M-message firewall backlog among normal traffic, replay it and print the triage.
     Demo(cli::demo::DemoArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    cli::init_logging();
+    // The service reports what it does; one-shot commands only warn.
+    match &cli.command {
+        Command::Serve(args) => cli::init_logging(args.log_format(), "info"),
+        _ => cli::init_logging(stormwatch::service::LogFormat::Text, "warn"),
+    }
     let outcome = match cli.command {
+        Command::Serve(args) => cli::serve::run(args),
         Command::Replay(args) => cli::replay::run(args),
         Command::Gen(args) => cli::generate::run(args),
         Command::Evaluate(args) => cli::evaluate::run(args),

@@ -4,15 +4,21 @@ pub mod demo;
 pub mod evaluate;
 pub mod generate;
 pub mod replay;
+pub mod serve;
 
-/// Logs go to stderr through `tracing`; `RUST_LOG` selects the level (default `warn`).
-pub fn init_logging() {
+/// Logs go to stderr through `tracing`, as text or JSON; `RUST_LOG` overrides the default level.
+pub fn init_logging(format: stormwatch::service::LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        stormwatch::service::LogFormat::Json => builder.json().init(),
+        stormwatch::service::LogFormat::Text => builder.init(),
+    }
 }
 
 /// Writes `value` as pretty JSON to `path`, naming the file in any error.

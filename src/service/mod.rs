@@ -5,5 +5,13 @@ pub mod engine_loop;
 pub mod ingest;
 pub mod malformed;
 pub mod metrics;
+pub mod users_api;
 
 pub use config::{LogFormat, ServeConfig};
+pub mod alerts;
+pub mod api_error;
+pub mod auth;
+pub mod changes_api;
+pub mod http;
+pub mod incidents_api;
+pub mod store_sink;

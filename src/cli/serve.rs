@@ -1,0 +1,209 @@
+//! `stormwatch serve`: the live service. Settings come from defaults, an optional TOML file, environment
+//! variables and flags, in rising precedence.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use stormwatch::engine::{Engine, EngineConfig};
+use stormwatch::service::engine_loop::EngineLoop;
+use stormwatch::service::http::{AppState, router};
+use stormwatch::service::malformed::MalformedLog;
+use stormwatch::service::store_sink::StoreSink;
+use stormwatch::service::{LogFormat, ServeConfig, alerts, ingest, metrics};
+use stormwatch::store::Store;
+
+/// Batches the engine queue holds before sources block (backpressure).
+const ENGINE_QUEUE: usize = 64;
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (see --print-config for the names).
+    #[arg(long, env = "STORMWATCH_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address of the HTTP API and /metrics [default: 127.0.0.1:8080].
+    #[arg(long, env = "STORMWATCH_HTTP", value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+    /// Address of the TCP listener for NDJSON telemetry [default: 127.0.0.1:9000].
+    #[arg(long, env = "STORMWATCH_INGEST", value_name = "ADDR")]
+    pub ingest: Option<SocketAddr>,
+    /// Directory of the SQLite store [default: ./stormwatch-data].
+    #[arg(long, env = "STORMWATCH_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Tail this telemetry file (repeatable); rotation and truncation are followed.
+    #[arg(long, value_name = "FILE")]
+    pub follow: Vec<PathBuf>,
+    /// Push incidents to this Alertmanager (base URL, v2 API), e.g. http://127.0.0.1:9093.
+    #[arg(long, env = "STORMWATCH_ALERTMANAGER", value_name = "URL")]
+    pub alertmanager: Option<String>,
+    /// Base URL operators reach this service at, for links in alerts.
+    #[arg(long, env = "STORMWATCH_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Seconds of event time a line may arrive late and still count in its own second [default: 5].
+    #[arg(long, env = "STORMWATCH_LATENESS", value_name = "SECONDS")]
+    pub lateness: Option<f64>,
+    /// Seconds between engine snapshots [default: 30].
+    #[arg(long, env = "STORMWATCH_SNAPSHOT_EVERY", value_name = "SECONDS")]
+    pub snapshot_every: Option<u64>,
+    /// Log format on stderr.
+    #[arg(long, env = "STORMWATCH_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+impl ServeArgs {
+    fn effective(&self) -> anyhow::Result<ServeConfig> {
+        let mut config = match &self.config {
+            Some(path) => ServeConfig::from_file(path)?,
+            None => ServeConfig::default(),
+        };
+        config.http = self.http.unwrap_or(config.http);
+        config.ingest = self.ingest.unwrap_or(config.ingest);
+        config.data_dir = self.data_dir.clone().unwrap_or(config.data_dir);
+        config.follow.extend(self.follow.iter().cloned());
+        config.alertmanager = self.alertmanager.clone().or(config.alertmanager);
+        config.public_url = self.public_url.clone().or(config.public_url);
+        config.lateness_s = self.lateness.unwrap_or(config.lateness_s);
+        config.snapshot_every_s = self.snapshot_every.unwrap_or(config.snapshot_every_s);
+        config.log_format = self.log_format.unwrap_or(config.log_format);
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn log_format(&self) -> LogFormat {
+        self.effective().map(|c| c.log_format).unwrap_or_default()
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = args.effective()?;
+    if args.print_config {
+        print!("{}", config.to_toml());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = Store::open(&config.data_dir)
+        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    if config.listens_beyond_loopback() && !store.has_tokens()? {
+        bail!(
+            "refusing to listen on {} / {} beyond loopback without API tokens: create one with `stormwatch tokens add --data-dir {} --name NAME --role ops`",
+            config.http,
+            config.ingest,
+            config.data_dir.display()
+        );
+    }
+    let handle = metrics::install().context("cannot install the metrics recorder")?;
+
+    let engine_config = EngineConfig {
+        allowed_lateness_ms: (config.lateness_s * 1000.0) as i64,
+        ..EngineConfig::default()
+    };
+    let register = store.load_register()?;
+    let engine = match store.load_snapshot()? {
+        Some(bytes) => match Engine::restore(&bytes, engine_config.clone(), register.clone()) {
+            Ok(engine) => {
+                tracing::info!(
+                    users = engine.user_count(),
+                    "engine state restored from the last snapshot"
+                );
+                engine
+            }
+            Err(error) => {
+                tracing::error!(%error, "the last engine snapshot cannot be used; starting with empty windows");
+                Engine::new(engine_config, register)
+            }
+        },
+        None => Engine::new(engine_config, register),
+    };
+    let alerts = config
+        .alertmanager
+        .clone()
+        .map(|url| alerts::start(url, config.public_url.clone()));
+    let malformed = MalformedLog::open(config.data_dir.join("quarantine.ndjson"));
+    let sink = Box::new(StoreSink {
+        store: store.clone(),
+        alerts,
+    });
+    let engine_loop = EngineLoop::new(
+        engine,
+        malformed,
+        sink,
+        (config.lateness_s * 1000.0) as i64,
+        Duration::from_secs(config.snapshot_every_s),
+    );
+    let ready = engine_loop.ready.clone();
+    let (to_engine, engine_input) = crossbeam::channel::bounded(ENGINE_QUEUE);
+    let engine_thread = std::thread::Builder::new()
+        .name("engine".into())
+        .spawn(move || engine_loop.run(engine_input))?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let tcp = TcpListener::bind(config.ingest)
+        .with_context(|| format!("cannot listen for telemetry on {}", config.ingest))?;
+    tracing::info!(address = %tcp.local_addr()?, "telemetry TCP listener up");
+    {
+        let (engine, stop) = (to_engine.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("ingest-accept".into())
+            .spawn(move || ingest::serve_tcp(tcp, engine, stop))?;
+    }
+    for path in &config.follow {
+        let (engine, stop, path) = (to_engine.clone(), stop.clone(), path.clone());
+        std::thread::Builder::new()
+            .name("follow".into())
+            .spawn(move || ingest::follow(path, engine, stop))?;
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .build()?;
+    let state = AppState {
+        engine: to_engine.clone(),
+        store,
+        metrics: handle,
+        ready,
+    };
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.http)
+            .await
+            .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
+        tracing::info!(address = %listener.local_addr()?, "HTTP API up");
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        anyhow::Ok(())
+    })?;
+
+    tracing::info!("shutting down: stopping sources, taking a final snapshot");
+    stop.store(true, Ordering::Release);
+    let _ = to_engine.send(stormwatch::service::engine_loop::EngineInput::Shutdown);
+    drop(to_engine);
+    if engine_thread.join().is_err() {
+        bail!("the engine thread panicked");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::error!(%error, "cannot watch SIGTERM; only SIGINT stops the service");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
+}

@@ -1,0 +1,68 @@
+//! API errors as HTTP responses: a status and a JSON body naming what was wrong (and the field, for validation).
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or unknown bearer token")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{reason}")]
+    Invalid {
+        field: Option<String>,
+        index: Option<usize>,
+        reason: String,
+    },
+    #[error("the engine is not running")]
+    EngineGone,
+    #[error("storage failed: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl ApiError {
+    pub fn invalid(reason: impl Into<String>) -> ApiError {
+        ApiError::Invalid {
+            field: None,
+            index: None,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ApiError::EngineGone | ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let mut body = serde_json::json!({ "error": self.to_string() });
+        if let ApiError::Invalid { field, index, .. } = &self {
+            if let Some(field) = field {
+                body["field"] = field.clone().into();
+            }
+            if let Some(index) = index {
+                body["index"] = (*index).into();
+            }
+        }
+        if status.is_server_error() {
+            tracing::error!(error = %self, "API request failed");
+        }
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED
+            && let Ok(value) = "Bearer".parse()
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}

@@ -1,0 +1,43 @@
+//! The engine's persistence in the service: incidents and snapshots into the store, notifications to the
+//! Alertmanager sender.
+
+use crossbeam::channel::Sender;
+
+use super::alerts::AlertMessage;
+use super::engine_loop::Persistence;
+use crate::report::IncidentRecord;
+use crate::store::Store;
+
+pub struct StoreSink {
+    pub store: Store,
+    pub alerts: Option<Sender<AlertMessage>>,
+}
+
+impl Persistence for StoreSink {
+    fn incident_changed(&mut self, record: &IncidentRecord) {
+        if let Err(error) = self.store.save_incident(record.clone(), None) {
+            tracing::error!(id = %record.id, %error, "cannot save incident");
+        }
+    }
+
+    fn save_snapshot(&mut self, bytes: Vec<u8>) {
+        let size = bytes.len();
+        match self.store.save_snapshot(bytes) {
+            Ok(()) => tracing::debug!(bytes = size, "engine snapshot saved"),
+            Err(error) => tracing::error!(%error, "cannot save the engine snapshot"),
+        }
+    }
+
+    fn notify(&mut self, record: &IncidentRecord, resolved: bool) {
+        if let Some(alerts) = &self.alerts
+            && alerts
+                .try_send(AlertMessage {
+                    record: record.clone(),
+                    resolved,
+                })
+                .is_err()
+        {
+            tracing::warn!(id = %record.id, "Alertmanager queue full; this update is skipped");
+        }
+    }
+}
