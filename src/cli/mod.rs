@@ -1,9 +1,11 @@
 //! Subcommands of the `stormwatch` binary; each file owns one command's flags and its terminal output.
 
+pub mod changes;
 pub mod demo;
 pub mod evaluate;
 pub mod generate;
 pub mod replay;
+pub mod tokens;
 
 /// Logs go to stderr through `tracing`; `RUST_LOG` selects the level (default `warn`).
 pub fn init_logging() {
