@@ -25,6 +25,10 @@ enum Command {
     Serve(cli::serve::ServeArgs),
     /// Generate the 1.5 M-message firewall backlog among normal traffic, replay it and print the triage.
     Demo(cli::demo::DemoArgs),
+    /// Manage the change register in the store: add, import, list, show and cancel change notices.
+    Changes(cli::changes::ChangesArgs),
+    /// Manage the API tokens of the live service: add (shows the secret once), list and revoke.
+    Tokens(cli::tokens::TokensArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -40,6 +44,8 @@ fn main() -> std::process::ExitCode {
         Command::Gen(args) => cli::generate::run(args),
         Command::Evaluate(args) => cli::evaluate::run(args),
         Command::Demo(args) => cli::demo::run(args),
+        Command::Changes(args) => cli::changes::run(args),
+        Command::Tokens(args) => cli::tokens::run(args),
     };
     match outcome {
         Ok(code) => code,

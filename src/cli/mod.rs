@@ -1,10 +1,12 @@
 //! Subcommands of the `stormwatch` binary; each file owns one command's flags and its terminal output.
 
+pub mod changes;
 pub mod demo;
 pub mod evaluate;
 pub mod generate;
 pub mod replay;
 pub mod serve;
+pub mod tokens;
 
 /// Logs go to stderr through `tracing`, as text or JSON; `RUST_LOG` overrides the default level.
 pub fn init_logging(format: stormwatch::service::LogFormat, default: &str) {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 pub enum StoreError {
     #[error("cannot create data directory {}: {source}", path.display())]
     CreateDir { path: PathBuf, source: io::Error },
-    #[error("no Stormwatch store at {} (create one with `stormwatch changes` or `stormwatch tokens`)", path.display())]
+    #[error("no Stormwatch store at {}", path.display())]
     Missing { path: PathBuf },
     #[error("cannot open store {}: {source}", path.display())]
     Open {

@@ -93,7 +93,7 @@ pub(super) fn add(
         (Role::User, None) => {
             return Err(constraint(
                 "user",
-                "a `user` token must be bound to a User's EUI-64",
+                "a `user` token must be bound to a User: give its EUI-64",
             ));
         }
         (Role::Ops | Role::Ingest, Some(_)) => {

@@ -1,0 +1,458 @@
+//! `stormwatch changes`: registering, importing, listing, showing and cancelling change notices in the store, and
+//! the `--data-dir` option and table layout that `tokens` shares.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde_json::{Map, Value};
+use stormwatch::changes::{
+    ChangeNotice, ChangeOwner, ChangeStatus, direction_name, format_rfc3339_ms, load_change_file,
+    parse_rfc3339_ms, validate_notice_json,
+};
+use stormwatch::store::{AuditEntry, ChangeFilter, Store, StoreError, StoredChange, Upsert};
+
+/// Where the store lives; every `changes` and `tokens` command takes it.
+#[derive(clap::Args, Debug)]
+pub struct DataDir {
+    /// Directory of the Stormwatch store (the database is `stormwatch.db` inside it).
+    #[arg(
+        long = "data-dir",
+        value_name = "DIR",
+        env = "STORMWATCH_DATA_DIR",
+        default_value = "./stormwatch-data",
+        global = true
+    )]
+    pub path: PathBuf,
+}
+
+impl DataDir {
+    /// For commands that write: creates the directory and the database when missing.
+    pub fn create(&self) -> anyhow::Result<Store> {
+        Ok(Store::open(&self.path)?)
+    }
+
+    /// For commands that only read or change what exists: a missing store is most likely a wrong `--data-dir`.
+    pub fn existing(&self) -> anyhow::Result<Store> {
+        Store::open_existing(&self.path).map_err(|error| match error {
+            StoreError::Missing { .. } => anyhow::anyhow!(
+                "{error}: check --data-dir or STORMWATCH_DATA_DIR \
+                 (`changes add`, `changes import` and `tokens add` create a store)"
+            ),
+            other => other.into(),
+        })
+    }
+}
+
+/// The person or system recorded in the audit trail.
+#[derive(clap::Args, Debug)]
+pub struct Actor {
+    /// Who is making this change, for the audit trail.
+    #[arg(
+        long = "actor",
+        value_name = "NAME",
+        env = "USER",
+        default_value = "cli"
+    )]
+    pub name: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ChangesArgs {
+    #[command(flatten)]
+    pub data_dir: DataDir,
+    #[command(subcommand)]
+    pub command: ChangesCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ChangesCommand {
+    /// Register one change notice, or update the notice with the same id.
+    Add(Box<AddArgs>),
+    /// Register the notices of JSON-array, NDJSON or CSV files (contract/changes.md). Valid notices are stored
+    /// even when others are rejected; rejections are listed with file, line and field, and the exit code is 1.
+    Import(ImportArgs),
+    /// List registered notices, by window start.
+    List(ListArgs),
+    /// Show one notice and its audit trail.
+    Show(ShowArgs),
+    /// Mark a notice cancelled (it stays in the register, and in the audit trail).
+    Cancel(CancelArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AddArgs {
+    /// Unique change reference, e.g. CHG-2026-0042. An existing id is updated.
+    #[arg(long, value_name = "ID")]
+    pub id: String,
+    /// The User making the change (EUI-64), or DCC for a DCC-led change.
+    #[arg(long, value_name = "EUI|DCC")]
+    pub user: String,
+    /// Short description.
+    #[arg(long, value_name = "TEXT")]
+    pub title: String,
+    /// network, certificate, endpoint, application, device, campaign, dcc_maintenance or other.
+    #[arg(long, value_name = "CATEGORY")]
+    pub category: String,
+    /// Planned window start, RFC 3339 (e.g. 2026-03-10T09:00:00Z).
+    #[arg(long, value_name = "RFC3339")]
+    pub start: String,
+    /// Planned window end, RFC 3339, not before --start.
+    #[arg(long, value_name = "RFC3339")]
+    pub end: String,
+    /// planned (default), in_progress, completed, cancelled or rolled_back.
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// An SRV the change touches, e.g. 4.1.1; repeat for several.
+    #[arg(long = "srv", value_name = "SRV")]
+    pub srvs: Vec<String>,
+    /// Declared traffic change: the direction (to_dsp or to_user) expected to run above normal.
+    #[arg(long, value_name = "DIRECTION", requires = "expected_rate_factor")]
+    pub expected_direction: Option<String>,
+    /// Declared traffic change: up to how many times the normal rate, e.g. 2.5.
+    #[arg(long, value_name = "FACTOR", requires = "expected_direction")]
+    pub expected_rate_factor: Option<String>,
+    /// Who to call.
+    #[arg(long, value_name = "TEXT")]
+    pub contact: Option<String>,
+    #[command(flatten)]
+    pub actor: Actor,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    /// Change files; the format comes from the extension (.json, .ndjson/.jsonl, .csv), else from the content.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub actor: Actor,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ListArgs {
+    /// Only the notices of this owner: a User's EUI-64, or DCC.
+    #[arg(long, value_name = "EUI|DCC", value_parser = parse_owner)]
+    pub user: Option<ChangeOwner>,
+    /// Only windows that end at or after this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+    pub from: Option<i64>,
+    /// Only windows that start at or before this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+    pub to: Option<i64>,
+    /// Only notices with this status.
+    #[arg(long, value_name = "STATUS", value_parser = parse_status)]
+    pub status: Option<ChangeStatus>,
+    /// Print a JSON array of contract notices instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ShowArgs {
+    /// The change's id.
+    pub id: String,
+    /// Print `{"notice": ..., "created_ms", "updated_ms", "audit": [...]}` instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CancelArgs {
+    /// The change's id.
+    pub id: String,
+    #[command(flatten)]
+    pub actor: Actor,
+}
+
+pub fn run(args: ChangesArgs) -> anyhow::Result<ExitCode> {
+    let data_dir = &args.data_dir;
+    match args.command {
+        ChangesCommand::Add(add) => run_add(&data_dir.create()?, *add),
+        ChangesCommand::Import(import) => run_import(&data_dir.create()?, import),
+        ChangesCommand::List(list) => run_list(&data_dir.existing()?, &list),
+        ChangesCommand::Show(show) => run_show(&data_dir.existing()?, &show),
+        ChangesCommand::Cancel(cancel) => run_cancel(&data_dir.existing()?, cancel),
+    }
+}
+
+fn run_add(store: &Store, args: AddArgs) -> anyhow::Result<ExitCode> {
+    let actor = args.actor.name.clone();
+    let notice = notice_from_flags(args)?;
+    let outcomes = store.upsert_changes(vec![notice], actor)?;
+    for outcome in outcomes {
+        println!("{} {}", outcome_word(outcome.outcome), outcome.id);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Through the contract's validator, as a file's notice would go, so errors name the same fields.
+fn notice_from_flags(args: AddArgs) -> anyhow::Result<ChangeNotice> {
+    let mut object = Map::new();
+    let text = |s: String| Value::String(s);
+    for (key, value) in [
+        ("id", args.id),
+        ("user", args.user),
+        ("title", args.title),
+        ("category", args.category),
+        ("start", args.start),
+        ("end", args.end),
+    ] {
+        object.insert(key.into(), text(value));
+    }
+    if let Some(status) = args.status {
+        object.insert("status".into(), text(status));
+    }
+    if !args.srvs.is_empty() {
+        object.insert("srvs".into(), args.srvs.into_iter().map(text).collect());
+    }
+    if let (Some(direction), Some(factor)) = (args.expected_direction, args.expected_rate_factor) {
+        // A number when it reads as one; otherwise the validator explains what is wrong with the text.
+        let factor = factor
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map_or_else(|| text(factor), Value::Number);
+        let expected = serde_json::json!({"direction": direction, "rate_factor": factor});
+        object.insert("expected".into(), expected);
+    }
+    if let Some(contact) = args.contact {
+        object.insert("contact".into(), text(contact));
+    }
+    validate_notice_json(&Value::Object(object)).map_err(|error| {
+        let flag = match error.field.as_str() {
+            "srvs" => "--srv".to_owned(),
+            field => format!("--{}", field.replace(['.', '_'], "-")),
+        };
+        anyhow::anyhow!("invalid change notice: {error} (check {flag})")
+    })
+}
+
+fn run_import(store: &Store, args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let mut notices = Vec::new();
+    let mut rejected = Vec::new();
+    for file in &args.files {
+        match load_change_file(file) {
+            Ok(loaded) => {
+                notices.extend(loaded.notices);
+                rejected.extend(loaded.rejected.iter().map(ToString::to_string));
+            }
+            Err(error) => rejected.push(format!("{error} (nothing from this file was stored)")),
+        }
+    }
+    let valid = notices.len();
+    let outcomes = if notices.is_empty() {
+        Vec::new()
+    } else {
+        store
+            .upsert_changes(notices, args.actor.name)
+            .context("storing the valid notices failed; nothing was stored")?
+    };
+    let count = |kind| outcomes.iter().filter(|o| o.outcome == kind).count();
+    println!(
+        "stored {valid} notice{} ({} created, {} updated, {} unchanged) in {}",
+        plural(valid),
+        count(Upsert::Created),
+        count(Upsert::Updated),
+        count(Upsert::Unchanged),
+        store.path().display()
+    );
+    if rejected.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for reason in &rejected {
+        eprintln!("rejected: {reason}");
+    }
+    eprintln!(
+        "stormwatch: {} rejection{} (listed above); the {valid} valid notice{} {} stored. Fix the rejected ones and import them again.",
+        rejected.len(),
+        plural(rejected.len()),
+        plural(valid),
+        if valid == 1 { "was" } else { "were" }
+    );
+    Ok(ExitCode::from(1))
+}
+
+fn run_list(store: &Store, args: &ListArgs) -> anyhow::Result<ExitCode> {
+    let filter = ChangeFilter {
+        user: args.user,
+        from_ms: args.from,
+        to_ms: args.to,
+        status: args.status,
+    };
+    let changes = store.list_changes(filter)?;
+    if args.json {
+        let notices = changes
+            .iter()
+            .map(|change| change.notice.to_json())
+            .collect::<Result<Vec<_>, _>>()?;
+        println!("{}", serde_json::to_string_pretty(&notices)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if changes.is_empty() {
+        println!("no change notices match");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let header = ["ID", "USER", "CATEGORY", "STATUS", "START", "END", "TITLE"];
+    let rows = changes.iter().map(|StoredChange { notice, .. }| {
+        vec![
+            notice.id.clone(),
+            notice.owner.to_string(),
+            notice.category.to_string(),
+            notice.status.to_string(),
+            time(notice.start_ms),
+            time(notice.end_ms),
+            notice.title.clone(),
+        ]
+    });
+    print!("{}", table(&header, rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_show(store: &Store, args: &ShowArgs) -> anyhow::Result<ExitCode> {
+    let change = store
+        .get_change(args.id.clone())?
+        .ok_or_else(|| anyhow::anyhow!("no change `{}` in {}", args.id, store.path().display()))?;
+    let audit = store.change_audit(args.id.clone())?;
+    if args.json {
+        let value = serde_json::json!({
+            "notice": change.notice.to_json()?,
+            "created_ms": change.created_ms,
+            "updated_ms": change.updated_ms,
+            "audit": audit,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", describe(&change, &audit));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(change: &StoredChange, audit: &[AuditEntry]) -> String {
+    let notice = &change.notice;
+    let mut lines = vec![
+        format!("{}  {}", notice.id, notice.title),
+        format!("  user      {}", notice.owner),
+        format!("  category  {}", notice.category),
+        format!("  status    {}", notice.status),
+        format!(
+            "  window    {} .. {}",
+            time(notice.start_ms),
+            time(notice.end_ms)
+        ),
+    ];
+    if !notice.srvs.is_empty() {
+        let srvs: Vec<String> = notice.srvs.iter().map(ToString::to_string).collect();
+        lines.push(format!("  srvs      {}", srvs.join(", ")));
+    }
+    if let Some(expected) = &notice.expected {
+        let direction = direction_name(expected.direction);
+        lines.push(format!(
+            "  expected  {direction} up to {}x normal",
+            expected.rate_factor
+        ));
+    }
+    if let Some(contact) = &notice.contact {
+        lines.push(format!("  contact   {contact}"));
+    }
+    lines.push(format!("  created   {}", time(change.created_ms)));
+    lines.push(format!("  updated   {}", time(change.updated_ms)));
+    lines.push("audit trail:".into());
+    let rows = audit.iter().map(|entry| {
+        vec![
+            time(entry.at_ms),
+            entry.action.as_str().to_owned(),
+            entry.actor.clone(),
+            entry.detail.clone(),
+        ]
+    });
+    let trail = table(&["AT", "ACTION", "ACTOR", "WHAT"], rows);
+    for line in trail.lines() {
+        lines.push(format!("  {line}"));
+    }
+    lines.push(String::new());
+    lines.join("\n")
+}
+
+fn run_cancel(store: &Store, args: CancelArgs) -> anyhow::Result<ExitCode> {
+    let change =
+        store.set_change_status(args.id.clone(), ChangeStatus::Cancelled, args.actor.name)?;
+    if change.previous == ChangeStatus::Cancelled {
+        println!("{} was already cancelled", args.id);
+    } else {
+        println!("cancelled {} (was {})", args.id, change.previous);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn outcome_word(outcome: Upsert) -> &'static str {
+    match outcome {
+        Upsert::Created => "created",
+        Upsert::Updated => "updated",
+        Upsert::Unchanged => "unchanged",
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// RFC 3339 to the second: wall-clock times carry milliseconds nobody reads.
+pub fn time(ms: i64) -> String {
+    format_rfc3339_ms(ms - ms.rem_euclid(1000)).unwrap_or_else(|| format!("{ms} ms"))
+}
+
+/// Left-aligned columns two spaces apart; the last column is not padded.
+pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    let mut all: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
+    all.extend(rows);
+    let mut widths = vec![0; header.len()];
+    for row in &all {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &all {
+        let last = row.len().saturating_sub(1);
+        for (index, (cell, width)) in row.iter().zip(&widths).enumerate() {
+            if index == last {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn parse_owner(text: &str) -> Result<ChangeOwner, String> {
+    ChangeOwner::parse(text.trim())
+        .ok_or_else(|| format!("`{text}` is neither an EUI-64 (16 hex digits) nor DCC"))
+}
+
+fn parse_time(text: &str) -> Result<i64, String> {
+    parse_rfc3339_ms(text.trim())
+        .ok_or_else(|| format!("`{text}` is not an RFC 3339 time such as 2026-03-10T09:00:00Z"))
+}
+
+fn parse_status(text: &str) -> Result<ChangeStatus, String> {
+    ChangeStatus::parse(text).ok_or_else(|| format!("not one of {}", ChangeStatus::names()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns_and_leaves_the_last_unpadded() {
+        let text = table(&["A", "BB"], [vec!["long".into(), "x".into()]]);
+        assert_eq!(text, "A     BB\nlong  x\n");
+    }
+
+    #[test]
+    fn wall_clock_times_are_shown_to_the_second() {
+        assert_eq!(time(1_773_133_200_250), "2026-03-10T09:00:00Z");
+    }
+}
