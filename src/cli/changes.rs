@@ -264,7 +264,8 @@ fn run_import(store: &Store, args: ImportArgs) -> anyhow::Result<ExitCode> {
         eprintln!("rejected: {reason}");
     }
     eprintln!(
-        "stormwatch: {} rejection{} (listed above); the {valid} valid notice{} {} stored. Fix the rejected ones and import them again.",
+        "stormwatch: {} rejection{} (listed above); the {valid} valid notice{} {} stored. \
+         Fix the rejected ones and import them again.",
         rejected.len(),
         plural(rejected.len()),
         plural(valid),

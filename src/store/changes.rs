@@ -1,14 +1,14 @@
-//! The stored change register: notices as contract JSON plus indexed columns, and the audit row every write leaves.
+//! The stored change register: notices as contract JSON plus indexed columns, each write with its audit row.
 
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, params_from_iter};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::audit::{Audit, AuditAction, describe, diff};
 use super::{StoreError, now_ms};
 use crate::changes::{
-    ChangeNotice, ChangeOwner, ChangeRegister, ChangeStatus, format_rfc3339_ms,
-    validate_notice_json,
+    ChangeNotice, ChangeOwner, ChangeRegister, ChangeStatus, validate_notice_json,
 };
 
 /// What registering one notice did.
@@ -46,47 +46,6 @@ pub struct ChangeFilter {
     pub status: Option<ChangeStatus>,
 }
 
-#[derive(Copy, Clone, Eq, PartialEq, Debug, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuditAction {
-    Create,
-    Update,
-    Status,
-}
-
-impl AuditAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuditAction::Create => "create",
-            AuditAction::Update => "update",
-            AuditAction::Status => "status",
-        }
-    }
-
-    fn parse(text: &str) -> Option<AuditAction> {
-        [
-            AuditAction::Create,
-            AuditAction::Update,
-            AuditAction::Status,
-        ]
-        .into_iter()
-        .find(|action| action.as_str() == text)
-    }
-}
-
-/// One write to a notice: who, when (wall clock, ms), and what changed.
-#[derive(Clone, Eq, PartialEq, Debug, Serialize)]
-pub struct AuditEntry {
-    pub change_id: String,
-    pub action: AuditAction,
-    pub actor: String,
-    pub at_ms: i64,
-    pub before_status: Option<ChangeStatus>,
-    pub after_status: Option<ChangeStatus>,
-    /// For an update: `field: old -> new; ...`. For a create: the notice in one line.
-    pub detail: String,
-}
-
 /// The notice after a status change, and the status it had before (equal when nothing changed).
 #[derive(Clone, PartialEq, Debug)]
 pub struct StatusChange {
@@ -117,51 +76,54 @@ fn upsert_one(
     now: i64,
 ) -> Result<UpsertOutcome, StoreError> {
     let json = notice_json(notice)?;
-    let status = notice.status.as_str();
+    let row = params![
+        notice.id,
+        notice.owner.to_string(),
+        notice.category.as_str(),
+        notice.start_ms,
+        notice.end_ms,
+        notice.status.as_str(),
+        json.to_string(),
+        now
+    ];
+    let mut audit = Audit {
+        id: &notice.id,
+        action: AuditAction::Create,
+        actor,
+        at_ms: now,
+        before: None,
+        after: Some(notice.status),
+        detail: String::new(),
+    };
     let outcome = match fetch(tx, &notice.id)? {
         None => {
             tx.execute(
                 "INSERT INTO changes (id, owner, category, start_ms, end_ms, status, notice, created_ms, updated_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-                params![notice.id, notice.owner.to_string(), notice.category.as_str(),
-                    notice.start_ms, notice.end_ms, status, json.to_string(), now],
+                row,
             )?;
-            let detail = describe(notice);
-            audit(
-                tx,
-                &notice.id,
-                AuditAction::Create,
-                actor,
-                now,
-                None,
-                Some(status),
-                &detail,
-            )?;
+            audit.detail = describe(notice);
             Upsert::Created
         }
-        Some(old) if old.notice == *notice => Upsert::Unchanged,
+        Some(old) if old.notice == *notice => {
+            return Ok(UpsertOutcome {
+                id: notice.id.clone(),
+                outcome: Upsert::Unchanged,
+            });
+        }
         Some(old) => {
             tx.execute(
                 "UPDATE changes SET owner = ?2, category = ?3, start_ms = ?4, end_ms = ?5, status = ?6,
                  notice = ?7, updated_ms = ?8 WHERE id = ?1",
-                params![notice.id, notice.owner.to_string(), notice.category.as_str(),
-                    notice.start_ms, notice.end_ms, status, json.to_string(), now],
+                row,
             )?;
-            let detail = diff(&notice_json(&old.notice)?, &json);
-            let before = Some(old.notice.status.as_str());
-            audit(
-                tx,
-                &notice.id,
-                AuditAction::Update,
-                actor,
-                now,
-                before,
-                Some(status),
-                &detail,
-            )?;
+            audit.action = AuditAction::Update;
+            audit.before = Some(old.notice.status);
+            audit.detail = diff(&notice_json(&old.notice)?, &json);
             Upsert::Updated
         }
     };
+    audit.write(tx)?;
     Ok(UpsertOutcome {
         id: notice.id.clone(),
         outcome,
@@ -192,18 +154,16 @@ pub(super) fn set_status(
         "UPDATE changes SET status = ?2, notice = ?3, updated_ms = ?4 WHERE id = ?1",
         params![id, status.as_str(), notice_json(&notice)?.to_string(), now],
     )?;
-    let detail = format!("status: {previous} -> {status}");
-    let (before, after) = (Some(previous.as_str()), Some(status.as_str()));
-    audit(
-        &tx,
+    Audit {
         id,
-        AuditAction::Status,
+        action: AuditAction::Status,
         actor,
-        now,
-        before,
-        after,
-        &detail,
-    )?;
+        at_ms: now,
+        before: Some(previous),
+        after: Some(status),
+        detail: format!("status: {previous} -> {status}"),
+    }
+    .write(&tx)?;
     tx.commit()?;
     Ok(StatusChange {
         change: StoredChange {
@@ -257,49 +217,6 @@ pub(super) fn load_register(db: &mut Connection) -> Result<ChangeRegister, Store
     Ok(all.into_iter().map(|stored| stored.notice).collect())
 }
 
-pub(super) fn audit_trail(db: &mut Connection, id: &str) -> Result<Vec<AuditEntry>, StoreError> {
-    let mut statement = db.prepare(
-        "SELECT change_id, action, actor, at_ms, before_status, after_status, detail
-         FROM change_audit WHERE change_id = ?1 ORDER BY seq",
-    )?;
-    let rows = statement.query_map([id], |row| {
-        Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, String>(1)?,
-            row.get::<_, String>(2)?,
-            row.get::<_, i64>(3)?,
-            row.get::<_, Option<String>>(4)?,
-            row.get::<_, Option<String>>(5)?,
-            row.get::<_, String>(6)?,
-        ))
-    })?;
-    rows.map(|row| {
-        let (change_id, action, actor, at_ms, before, after, detail) = row?;
-        let corrupt = |reason: String| StoreError::Corrupt {
-            what: "audit row of change",
-            id: change_id.clone(),
-            reason,
-        };
-        let status = |text: Option<String>| match text {
-            None => Ok(None),
-            Some(text) => ChangeStatus::parse(&text)
-                .map(Some)
-                .ok_or_else(|| corrupt(format!("unknown status `{text}`"))),
-        };
-        Ok(AuditEntry {
-            action: AuditAction::parse(&action)
-                .ok_or_else(|| corrupt(format!("unknown action `{action}`")))?,
-            before_status: status(before)?,
-            after_status: status(after)?,
-            change_id,
-            actor,
-            at_ms,
-            detail,
-        })
-    })
-    .collect()
-}
-
 type RawChange = (String, String, i64, i64);
 
 fn raw_change(row: &Row<'_>) -> rusqlite::Result<RawChange> {
@@ -345,74 +262,6 @@ fn not_found(id: &str) -> StoreError {
         what: "change",
         id: id.to_owned(),
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn audit(
-    tx: &Transaction<'_>,
-    id: &str,
-    action: AuditAction,
-    actor: &str,
-    at_ms: i64,
-    before: Option<&str>,
-    after: Option<&str>,
-    detail: &str,
-) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT INTO change_audit (change_id, action, actor, at_ms, before_status, after_status, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![id, action.as_str(), actor, at_ms, before, after, detail],
-    )?;
-    Ok(())
-}
-
-/// One line for the audit trail of a new notice.
-fn describe(notice: &ChangeNotice) -> String {
-    let time = |ms| format_rfc3339_ms(ms).unwrap_or_else(|| ms.to_string());
-    format!(
-        "{} change by {}, {} .. {}: {}",
-        notice.category,
-        notice.owner,
-        time(notice.start_ms),
-        time(notice.end_ms),
-        notice.title
-    )
-}
-
-/// `field: old -> new` for each top-level field that differs, absent fields shown as `-`.
-fn diff(old: &Value, new: &Value) -> String {
-    const LONGEST: usize = 60;
-    let show = |value: Option<&Value>| {
-        let text = match value {
-            None | Some(Value::Null) => "-".to_owned(),
-            Some(Value::String(text)) => text.clone(),
-            Some(other) => other.to_string(),
-        };
-        match text.char_indices().nth(LONGEST) {
-            Some((cut, _)) => format!("{}...", &text[..cut]),
-            None => text,
-        }
-    };
-    let mut keys: Vec<&String> = old
-        .as_object()
-        .into_iter()
-        .chain(new.as_object())
-        .flat_map(|object| object.keys())
-        .collect();
-    keys.sort();
-    keys.dedup();
-    let changes: Vec<String> = keys
-        .into_iter()
-        .filter(|key| old.get(key.as_str()) != new.get(key.as_str()))
-        .map(|key| {
-            format!(
-                "{key}: {} -> {}",
-                show(old.get(key.as_str())),
-                show(new.get(key.as_str()))
-            )
-        })
-        .collect();
-    changes.join("; ")
 }
 
 #[cfg(test)]

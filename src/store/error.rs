@@ -53,7 +53,7 @@ pub enum StoreError {
     Sqlite(rusqlite::Error),
     #[error("cannot start the store's owner thread: {0}")]
     Thread(io::Error),
-    #[error("the store's owner thread has stopped")]
+    #[error("the store did not answer: its owner thread has stopped, or the operation panicked")]
     Closed,
 }
 

@@ -64,12 +64,23 @@ pub(super) fn save(
     };
     let now = now_ms();
     tx.execute(
-        "INSERT INTO incidents (id, user, kind, verdict, onset, detected, resolved, record, extra, created_ms, updated_ms)
+        "INSERT INTO incidents
+             (id, user, kind, verdict, onset, detected, resolved, record, extra, created_ms, updated_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
          ON CONFLICT (id) DO UPDATE SET user = ?2, kind = ?3, verdict = ?4, onset = ?5, detected = ?6,
              resolved = ?7, record = ?8, extra = ?9, updated_ms = ?10",
-        params![record.id, canonical(&record.user), record.kind.as_str(), record.verdict.as_str(),
-            record.onset, record.detected, record.resolved, json, extra, now],
+        params![
+            record.id,
+            canonical(&record.user),
+            record.kind.as_str(),
+            record.verdict.as_str(),
+            record.onset,
+            record.detected,
+            record.resolved,
+            json,
+            extra,
+            now
+        ],
     )?;
     tx.execute(
         "DELETE FROM incident_users WHERE incident_id = ?1",

@@ -8,6 +8,7 @@
 //!
 //! The wall clock (`created_ms`, audit times) is read here, not in the engine, which stays a function of its input.
 
+mod audit;
 mod changes;
 mod error;
 mod incidents;
@@ -18,9 +19,8 @@ mod tokens;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use changes::{
-    AuditAction, AuditEntry, ChangeFilter, StatusChange, StoredChange, Upsert, UpsertOutcome,
-};
+pub use audit::{AuditAction, AuditEntry};
+pub use changes::{ChangeFilter, StatusChange, StoredChange, Upsert, UpsertOutcome};
 pub use error::StoreError;
 pub use incidents::{IncidentFilter, StoredIncident};
 pub use schema::SCHEMA_VERSION;
@@ -133,7 +133,7 @@ operations! {
     fn set_change_status / set_change_status_async(id: String, status: ChangeStatus, actor: String) -> StatusChange
         = |db| changes::set_status(db, &id, status, &actor);
     /// Every write to the notice, oldest first (empty when the id was never registered).
-    fn change_audit / change_audit_async(id: String) -> Vec<AuditEntry> = |db| changes::audit_trail(db, &id);
+    fn change_audit / change_audit_async(id: String) -> Vec<AuditEntry> = |db| audit::trail(db, &id);
     /// The whole register, for the engine.
     fn load_register / load_register_async() -> ChangeRegister = |db| changes::load_register(db);
 
@@ -157,6 +157,11 @@ operations! {
     fn get_incident / get_incident_async(id: String) -> Option<StoredIncident> = |db| incidents::get(db, &id);
     fn list_incidents / list_incidents_async(filter: IncidentFilter) -> Vec<StoredIncident>
         = |db| incidents::list(db, &filter);
+
+    /// A number that changes whenever another connection (say, a CLI process beside the service) commits to the
+    /// file, and not for this store's own writes (SQLite's `PRAGMA data_version`). Poll it to know when to reload
+    /// the register.
+    fn external_writes / external_writes_async() -> i64 = |db| schema::data_version(db);
 
     /// Replaces the engine snapshot atomically.
     fn save_snapshot / save_snapshot_async(data: Vec<u8>) -> () = |db| incidents::save_snapshot(db, &data);

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use super::StoreError;
 
@@ -108,42 +108,50 @@ pub(super) fn open(path: &Path, create: bool) -> Result<Connection, StoreError> 
     // NORMAL in WAL mode loses at most the last commits on power loss, never consistency.
     db.pragma_update(None, "synchronous", "NORMAL")
         .map_err(open_error)?;
+    // Take the write lock when a transaction begins: a deferred one that reads and then writes fails at once,
+    // without waiting, if another process committed in between.
+    db.set_transaction_behavior(TransactionBehavior::Immediate);
     migrate(&mut db, path)?;
     Ok(db)
 }
 
+pub(super) fn data_version(db: &mut Connection) -> Result<i64, StoreError> {
+    Ok(db.pragma_query_value(None, "data_version", |row| row.get(0))?)
+}
+
+/// One step per transaction, each re-reading the version under the write lock, so two processes opening an old
+/// file at once apply each step once.
 fn migrate(db: &mut Connection, path: &Path) -> Result<(), StoreError> {
-    let found: i64 = db
-        .pragma_query_value(None, "user_version", |row| row.get(0))
-        .map_err(|source| StoreError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
-    if !(0..=SCHEMA_VERSION).contains(&found) {
-        return Err(StoreError::TooNew {
-            path: path.to_owned(),
-            found,
-            known: SCHEMA_VERSION,
-        });
-    }
-    for (version, step) in (1..)
-        .zip(MIGRATIONS)
-        .skip_while(|(version, _)| *version <= found)
-    {
-        let failed = |source| StoreError::Migrate {
+    loop {
+        let failed = |version, source| StoreError::Migrate {
             path: path.to_owned(),
             version,
             source,
         };
+        let tx = db.transaction().map_err(|source| failed(0, source))?;
+        let found: i64 = tx
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(|source| failed(0, source))?;
+        let step = usize::try_from(found)
+            .ok()
+            .filter(|_| found <= SCHEMA_VERSION)
+            .ok_or_else(|| StoreError::TooNew {
+                path: path.to_owned(),
+                found,
+                known: SCHEMA_VERSION,
+            })?;
+        let Some(sql) = MIGRATIONS.get(step) else {
+            return Ok(());
+        };
+        let version = found + 1;
+        tx.execute_batch(sql)
+            .map_err(|source| failed(version, source))?;
         // user_version lives in the file header, so it commits or rolls back with the step.
-        let tx = db.transaction().map_err(failed)?;
-        tx.execute_batch(step).map_err(failed)?;
         tx.pragma_update(None, "user_version", version)
-            .map_err(failed)?;
-        tx.commit().map_err(failed)?;
+            .map_err(|source| failed(version, source))?;
+        tx.commit().map_err(|source| failed(version, source))?;
         tracing::info!(path = %path.display(), version, "store schema migrated");
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -187,6 +195,22 @@ mod tests {
         let error = open(&path, false).unwrap_err();
         assert!(matches!(error, StoreError::TooNew { .. }), "{error:?}");
         assert!(error.to_string().contains("s.db"), "{error}");
+    }
+
+    #[test]
+    fn processes_opening_a_new_file_at_once_migrate_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let openers: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || open(&path, true).map(|_| ()))
+            })
+            .collect();
+        for opener in openers {
+            opener.join().unwrap().unwrap();
+        }
+        assert_eq!(user_version(&open(&path, false).unwrap()), SCHEMA_VERSION);
     }
 
     #[test]

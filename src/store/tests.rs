@@ -147,6 +147,23 @@ fn wal(dir: &Path) -> std::path::PathBuf {
 }
 
 #[test]
+fn external_writes_change_only_for_other_connections_commits() {
+    let (dir, service) = temp_store();
+    let before = service.external_writes().unwrap();
+    service.save_snapshot(vec![1]).unwrap();
+    assert_eq!(
+        service.external_writes().unwrap(),
+        before,
+        "own writes do not count"
+    );
+    let cli = Store::open(dir.path()).unwrap();
+    cli.upsert_changes(vec![notice("CHG-1", ChangeOwner::Dcc, 0, 1)], "cli".into())
+        .unwrap();
+    assert_ne!(service.external_writes().unwrap(), before);
+    assert_eq!(service.load_register().unwrap().len(), 1);
+}
+
+#[test]
 fn snapshot_is_replaced_whole() {
     let (_dir, store) = temp_store();
     assert_eq!(store.load_snapshot().unwrap(), None);
