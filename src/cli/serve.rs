@@ -52,6 +52,9 @@ pub struct ServeArgs {
     /// Log format on stderr.
     #[arg(long, env = "STORMWATCH_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Batches the engine queue holds before sources are made to wait (tests use 1 to force backpressure).
+    #[arg(long, default_value_t = ENGINE_QUEUE, hide = true)]
+    pub engine_queue: usize,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -137,7 +140,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Duration::from_secs(config.snapshot_every_s),
     );
     let ready = engine_loop.ready.clone();
-    let (to_engine, engine_input) = crossbeam::channel::bounded(ENGINE_QUEUE);
+    let (to_engine, engine_input) = crossbeam::channel::bounded(args.engine_queue.max(1));
     let engine_thread = std::thread::Builder::new()
         .name("engine".into())
         .spawn(move || engine_loop.run(engine_input))?;

@@ -94,7 +94,6 @@ impl EngineLoop {
         snapshot_every: Duration,
     ) -> Self {
         EngineLoop {
-            engine,
             malformed,
             persistence,
             lateness_ms,
@@ -103,8 +102,10 @@ impl EngineLoop {
             publisher: Publisher::default(),
             // Microseconds, 1 us to 60 s: constant bounds that hdrhistogram accepts.
             latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"),
-            last_event_wall: None,
+            // A restored engine counts as having just heard from its sources, so its idle clock runs from now.
+            last_event_wall: engine.max_ts().map(|_| wall_ms()),
             last_snapshot: Instant::now(),
+            engine,
         }
     }
 

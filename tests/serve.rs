@@ -1,0 +1,345 @@
+//! Drives `stormwatch serve` end to end: TCP and HTTP ingest, incidents, late change registration, tokens,
+//! kill -9 and restart, metrics, malformed floods and backpressure.
+
+mod support;
+
+use std::io::Write;
+
+use support::*;
+
+fn open_backlog(incidents: &serde_json::Value) -> Option<&serde_json::Value> {
+    incidents
+        .as_array()?
+        .iter()
+        .find(|i| i["user"] == FIREWALLED && i["kind"] == "backlog" && i["resolved"].is_null())
+}
+
+#[test]
+fn tcp_stream_opens_the_backlog_and_metrics_carry_its_depth() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let service = Service::start(dir.path(), &[]);
+    service.send_tcp(&firewall_lines(0..500, (300, 2_000)));
+    let incidents = service.wait_for("/api/v1/incidents?open=true", &ops, 30, |v| {
+        open_backlog(v).is_some()
+    });
+    let incident = open_backlog(&incidents).unwrap();
+    assert_eq!(incident["verdict"], "unregistered_change_suspected");
+    let onset = incident["onset"].as_i64().unwrap();
+    assert!(
+        (onset - (T0 + 300_000)).abs() <= 5_000,
+        "onset {}",
+        onset - T0
+    );
+
+    // Gauges are published once a second: poll until the tick after the opening.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let metrics = loop {
+        let (status, metrics) = service.get("/metrics", None);
+        assert_eq!(status, 200);
+        let depth = regex_free_sample(&metrics, "stormwatch_user_queue_depth", FIREWALLED);
+        if depth.is_some_and(|d| d > 5_000.0) {
+            break metrics;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "depth gauge of the firewalled User: {depth:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    for line in metrics
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        assert!(valid_sample_line(line), "not Prometheus text: {line}");
+    }
+    let detail = service.json(
+        &format!("/api/v1/incidents/{}", incident["id"].as_str().unwrap()),
+        &ops,
+    );
+    assert!(
+        detail["series"][0]["points"]
+            .as_array()
+            .is_some_and(|p| p.len() > 100),
+        "series around the onset"
+    );
+}
+
+/// The value of `name{user="..."...}` in Prometheus text.
+fn regex_free_sample(metrics: &str, name: &str, user: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(&format!("user=\"{user}\"")))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+fn valid_sample_line(line: &str) -> bool {
+    let Some((series, value)) = line.rsplit_once(' ') else {
+        return false;
+    };
+    let name_end = series.find('{').unwrap_or(series.len());
+    let name = &series[..name_end];
+    let labels_ok = name_end == series.len()
+        || (series.ends_with('}') && series[name_end..].matches('"').count() % 2 == 0);
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        && labels_ok
+        && (value.parse::<f64>().is_ok() || matches!(value, "NaN" | "+Inf" | "-Inf"))
+}
+
+#[test]
+fn http_ingest_with_gzip_opens_the_backlog_and_counts_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let ingest = token(dir.path(), "exporter", "ingest", None);
+    let service = Service::start(dir.path(), &[]);
+    let mut body = firewall_lines(0..500, (300, 2_000));
+    body.extend(b"this line is not telemetry\n");
+    let lines = body.iter().filter(|&&b| b == b'\n').count() as u64;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(&body).unwrap();
+    let gz = encoder.finish().unwrap();
+    let (status, answer) = service.post(
+        "/api/v1/events",
+        Some(&ingest),
+        &gz,
+        &[("Content-Encoding", "gzip")],
+    );
+    assert_eq!(status, 200, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["accepted"], lines - 1);
+    assert_eq!(answer["malformed"], 1);
+    service.wait_for("/api/v1/incidents?open=true", &ops, 30, |v| {
+        open_backlog(v).is_some()
+    });
+    let malformed = service.json("/api/v1/malformed", &ops);
+    assert_eq!(malformed["total"], 1);
+    assert_eq!(malformed["recent"][0]["raw"], "this line is not telemetry");
+}
+
+#[test]
+fn a_change_registered_after_the_incident_opened_becomes_its_top_suspect() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let service = Service::start(dir.path(), &[]);
+    service.send_tcp(&firewall_lines(0..500, (300, 2_000)));
+    let incidents = service.wait_for("/api/v1/incidents?open=true", &ops, 30, |v| {
+        open_backlog(v).is_some()
+    });
+    let id = open_backlog(&incidents).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let change = firewall_change("CHG-LATE-1", 280, 3_600);
+    let (status, body) = service.post(
+        "/api/v1/changes",
+        Some(&ops),
+        change.as_bytes(),
+        &[("Content-Type", "application/json")],
+    );
+    assert_eq!(status, 201, "{body}");
+    let incident = service.wait_for(&format!("/api/v1/incidents/{id}"), &ops, 20, |v| {
+        v["verdict"] == "registered_change"
+    });
+    assert_eq!(incident["suspects"][0]["change"], "CHG-LATE-1");
+    assert!(
+        incident["suspects"][0]["reasons"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|x| x == "same User"))
+    );
+}
+
+#[test]
+fn tokens_gate_every_write_and_confine_user_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let own = token(dir.path(), "supplier", "user", Some(FIREWALLED));
+    let ingest = token(dir.path(), "exporter", "ingest", None);
+    let service = Service::start(dir.path(), &[]);
+    let json = [("Content-Type", "application/json")];
+    let change = firewall_change("CHG-1", 0, 60);
+    assert_eq!(
+        service
+            .post("/api/v1/changes", None, change.as_bytes(), &json)
+            .0,
+        401
+    );
+    assert_eq!(service.post("/api/v1/events", None, b"{}\n", &[]).0, 401);
+    assert_eq!(
+        service
+            .post(
+                "/api/v1/changes",
+                Some("sw_wrong"),
+                change.as_bytes(),
+                &json
+            )
+            .0,
+        401
+    );
+    assert_eq!(
+        service
+            .post("/api/v1/changes", Some(&own), change.as_bytes(), &json)
+            .0,
+        201
+    );
+    let other = change
+        .replace(FIREWALLED, HEALTHY)
+        .replace("CHG-1", "CHG-2");
+    assert_eq!(
+        service
+            .post("/api/v1/changes", Some(&own), other.as_bytes(), &json)
+            .0,
+        403
+    );
+    assert_eq!(
+        service
+            .get(&format!("/api/v1/changes?user={HEALTHY}"), Some(&own))
+            .0,
+        403
+    );
+    assert_eq!(
+        service
+            .get(&format!("/api/v1/users/{HEALTHY}"), Some(&own))
+            .0,
+        403
+    );
+    assert_eq!(service.get("/api/v1/changes", Some(&ingest)).0, 403);
+    assert_eq!(service.post("/api/v1/events", Some(&own), b"", &[]).0, 403);
+    assert_eq!(service.get("/api/v1/malformed", Some(&own)).0, 403);
+    let visible = service.json("/api/v1/changes", &own);
+    assert_eq!(visible.as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        service.json("/api/v1/changes/CHG-1", &ops)["audit"][0]["actor"],
+        "supplier"
+    );
+}
+
+#[test]
+fn kill_9_and_restart_keep_changes_incidents_and_the_open_incident() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let mut service = Service::start(dir.path(), &["--snapshot-every", "1"]);
+    let change = firewall_change("CHG-FW", 280, 3_600);
+    assert_eq!(
+        service
+            .post(
+                "/api/v1/changes",
+                Some(&ops),
+                change.as_bytes(),
+                &[("Content-Type", "application/json")]
+            )
+            .0,
+        201
+    );
+    service.send_tcp(&firewall_lines(0..500, (300, 700)));
+    let incidents = service.wait_for("/api/v1/incidents?open=true", &ops, 30, |v| {
+        open_backlog(v).is_some()
+    });
+    let id = open_backlog(&incidents).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Let a snapshot cover the open incident, then kill without warning.
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    service.kill_hard();
+
+    let service = Service::start(dir.path(), &["--snapshot-every", "1"]);
+    assert_eq!(service.get("/readyz", None).0, 200);
+    assert_eq!(
+        service.json("/api/v1/changes/CHG-FW", &ops)["change"]["id"],
+        "CHG-FW"
+    );
+    let open = service.json("/api/v1/incidents?open=true", &ops);
+    assert_eq!(
+        open_backlog(&open).map(|i| i["id"].clone()),
+        Some(id.clone().into())
+    );
+    // The rest of the day: the endpoint comes back, the queue drains, the same incident resolves.
+    service.send_tcp(&firewall_lines(500..2_400, (300, 700)));
+    let all = service.wait_for("/api/v1/incidents", &ops, 30, |v| {
+        v.as_array().is_some_and(|a| {
+            a.iter()
+                .any(|i| i["id"] == id.as_str() && !i["resolved"].is_null())
+        })
+    });
+    let backlogs: Vec<_> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "backlog")
+        .collect();
+    assert_eq!(
+        backlogs.len(),
+        1,
+        "raised once, not again after the restart: {all}"
+    );
+    assert_eq!(backlogs[0]["suspects"][0]["change"], "CHG-FW");
+}
+
+#[test]
+fn a_flood_of_malformed_and_oversized_lines_leaves_the_service_responsive() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let service = Service::start(dir.path(), &[]);
+    let mut flood = Vec::new();
+    for n in 0..200_000u32 {
+        flood.extend(format!("{{\"ts\":\"not a time {n}\",\"user\":\"??\"}}\n").as_bytes());
+    }
+    let oversized = vec![b'x'; 200 * 1024];
+    for _ in 0..50 {
+        flood.extend(&oversized);
+        flood.push(b'\n');
+    }
+    flood.extend(&[0xff, 0xfe, 0x00, b'\n']);
+    service.send_tcp(&flood);
+    let malformed = service.wait_for("/api/v1/malformed?limit=5", &ops, 60, |v| {
+        v["total"] == 200_051
+    });
+    assert_eq!(malformed["recent"].as_array().map(Vec::len), Some(5));
+    assert_eq!(service.get("/healthz", None), (200, "ok\n".to_owned()));
+    let rss = service.rss_kib();
+    assert!(
+        rss > 0 && rss < 300 * 1024,
+        "resident memory {rss} KiB after the flood"
+    );
+}
+
+#[test]
+fn a_slow_engine_makes_tcp_senders_wait_and_loses_no_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(dir.path(), &["--engine-queue", "1"]);
+    let lines = firewall_lines(0..3_000, (4_000, 4_000));
+    let per_sender = lines.iter().filter(|&&b| b == b'\n').count() as u64;
+    let senders: Vec<_> = (0..4)
+        .map(|_| {
+            let (address, lines) = (service.ingest, lines.clone());
+            std::thread::spawn(move || {
+                let mut stream = std::net::TcpStream::connect(address).unwrap();
+                stream.write_all(&lines).unwrap();
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.join().unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, metrics) = service.get("/metrics", None);
+        let counted = metrics
+            .lines()
+            .find(|l| l.starts_with("stormwatch_ingest_lines_total{source=\"tcp\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        if counted == 4 * per_sender {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "counted {counted} of {} lines",
+            4 * per_sender
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}

@@ -1,0 +1,310 @@
+//! Shared helpers for integration tests: a running `stormwatch serve` on ephemeral ports, a tiny HTTP client,
+//! and a small firewall-backlog scenario built in memory.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_stormwatch"))
+}
+
+/// Creates a token in `data_dir` and returns its secret.
+pub fn token(data_dir: &Path, name: &str, role: &str, user: Option<&str>) -> String {
+    let mut command = binary();
+    command
+        .args([
+            "tokens",
+            "add",
+            "--name",
+            name,
+            "--role",
+            role,
+            "--data-dir",
+        ])
+        .arg(data_dir);
+    if let Some(user) = user {
+        command.args(["--user", user]);
+    }
+    let output = command.output().expect("run tokens add");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+pub struct Service {
+    pub child: Child,
+    pub http: SocketAddr,
+    pub ingest: SocketAddr,
+    pub data_dir: PathBuf,
+}
+
+impl Service {
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Service {
+        let mut child = binary()
+            .args([
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--ingest",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .args(extra)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start stormwatch serve");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        let (mut http, mut ingest) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while (http.is_none() || ingest.is_none()) && Instant::now() < deadline {
+            let Ok(line) = receiver.recv_timeout(Duration::from_secs(1)) else {
+                continue;
+            };
+            let Ok(log) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            let address = log["fields"]["address"]
+                .as_str()
+                .and_then(|a| a.parse::<SocketAddr>().ok());
+            match log["fields"]["message"].as_str() {
+                Some("HTTP API up") => http = address,
+                Some("telemetry TCP listener up") => ingest = address,
+                _ => {}
+            }
+        }
+        // Keep draining the logs so the service never blocks on a full pipe.
+        std::thread::spawn(move || while receiver.recv().is_ok() {});
+        Service {
+            child,
+            http: http.expect("HTTP address in the logs"),
+            ingest: ingest.expect("ingest address in the logs"),
+            data_dir: data_dir.to_owned(),
+        }
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        request(self.http, "GET", path, token, &[], &[])
+    }
+
+    pub fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> (u16, String) {
+        request(self.http, "POST", path, token, headers, body)
+    }
+
+    pub fn json(&self, path: &str, token: &str) -> serde_json::Value {
+        let (status, body) = self.get(path, Some(token));
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).expect("JSON body")
+    }
+
+    /// Polls `path` until `check` holds (or panics after `seconds`).
+    pub fn wait_for(
+        &self,
+        path: &str,
+        token: &str,
+        seconds: u64,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        loop {
+            let value = self.json(path, token);
+            if check(&value) {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting on {path}: last {value}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn send_tcp(&self, data: &[u8]) {
+        let mut stream = TcpStream::connect(self.ingest).expect("connect to ingest");
+        stream.write_all(data).expect("send telemetry");
+    }
+
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill_hard();
+    }
+}
+
+/// A minimal HTTP/1.1 client (one request per connection), enough for tests.
+pub fn request(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).expect("connect to HTTP");
+    stream.set_read_timeout(Some(Duration::from_secs(60))).ok();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(token) = token {
+        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("send request");
+    stream.write_all(body).expect("send body");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read response");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, dechunk(&body))
+}
+
+/// Undoes chunked transfer encoding if the body looks chunked.
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    loop {
+        let Some((size, after)) = rest.split_once("\r\n") else {
+            return body.to_owned();
+        };
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            return body.to_owned();
+        };
+        if size == 0 {
+            return out;
+        }
+        if after.len() < size {
+            return body.to_owned();
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+}
+
+pub const T0: i64 = 1_773_133_200_000;
+pub const FIREWALLED: &str = "90-B3-D5-1F-30-01-00-07";
+pub const HEALTHY: &str = "4C-E1-73-00-00-00-11-01";
+
+/// Per-second telemetry of two Users; the first one's endpoint refuses everything from `down.0` to `down.1`
+/// (seconds after T0), then drains at twice its inbound rate.
+pub fn firewall_lines(seconds: std::ops::Range<i64>, down: (i64, i64)) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut waiting = 0i64;
+    for second in 0..seconds.end {
+        let ts = T0 + second * 1000;
+        let mut lines = Vec::new();
+        for (user, rate) in [(FIREWALLED, 50i64), (HEALTHY, 20)] {
+            lines.push(format!(
+                r#"{{"ts":{ts},"user":"{user}","event":"request","count":{rate}}}"#
+            ));
+            lines.push(format!(
+                r#"{{"ts":{},"user":"{user}","event":"queued","count":{rate}}}"#,
+                ts + 200
+            ));
+            let is_down = user == FIREWALLED && (down.0..down.1).contains(&second);
+            if is_down {
+                waiting += rate;
+                lines.push(format!(r#"{{"ts":{},"user":"{user}","event":"delivery_failed","reason":"refused","count":{rate}}}"#, ts + 400));
+            } else {
+                let delivered = if user == FIREWALLED {
+                    (waiting + rate).min(rate * 2)
+                } else {
+                    rate
+                };
+                if user == FIREWALLED {
+                    waiting = waiting + rate - delivered;
+                }
+                lines.push(format!(
+                    r#"{{"ts":{},"user":"{user}","event":"delivered","count":{delivered}}}"#,
+                    ts + 400
+                ));
+            }
+        }
+        if seconds.contains(&second) {
+            for line in lines {
+                out.extend(line.as_bytes());
+                out.push(b'\n');
+            }
+        }
+    }
+    out
+}
+
+pub fn firewall_change(id: &str, start_s: i64, end_s: i64) -> String {
+    let at = |s: i64| {
+        time::OffsetDateTime::from_unix_timestamp(T0 / 1000 + s)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default()
+    };
+    format!(
+        r#"{{"id":"{id}","user":"{FIREWALLED}","title":"Firewall rule migration","category":"network","start":"{}","end":"{}","status":"in_progress"}}"#,
+        at(start_s),
+        at(end_s)
+    )
+}
