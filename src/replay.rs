@@ -24,6 +24,8 @@ use crate::telemetry::{MalformedLine, QuarantineWriter};
 pub struct ReplayOptions {
     pub inputs: Vec<PathBuf>,
     pub change_files: Vec<PathBuf>,
+    /// Notices to start from (e.g. the store's register); notices in `change_files` update them by id.
+    pub initial_changes: ChangeRegister,
     /// Where malformed lines go; `None` counts them without keeping them (tests, evaluation sweeps).
     pub quarantine: Option<PathBuf>,
     /// Pace at this many times event time; `None` is as fast as possible.
@@ -40,6 +42,7 @@ impl ReplayOptions {
         ReplayOptions {
             inputs,
             change_files,
+            initial_changes: ChangeRegister::new(),
             quarantine: None,
             speed: None,
             progress: false,
@@ -86,8 +89,10 @@ enum Feed {
 
 /// Loads and merges change files, in order (a later notice with the same id updates an earlier one).
 /// Returns the register and the rejected notices, each described with file, line and field.
-pub fn load_changes(files: &[PathBuf]) -> Result<(ChangeRegister, Vec<String>), ChangeFileError> {
-    let mut register = ChangeRegister::new();
+pub fn load_changes(
+    mut register: ChangeRegister,
+    files: &[PathBuf],
+) -> Result<(ChangeRegister, Vec<String>), ChangeFileError> {
     let mut rejected = Vec::new();
     for file in files {
         let loaded = load_change_file(file)?;
@@ -100,7 +105,8 @@ pub fn load_changes(files: &[PathBuf]) -> Result<(ChangeRegister, Vec<String>), 
 /// Replays the inputs through a fresh engine and returns the report.
 pub fn replay(options: &ReplayOptions) -> Result<Report, ReplayError> {
     let started = Instant::now();
-    let (register, changes_rejected) = load_changes(&options.change_files)?;
+    let (register, changes_rejected) =
+        load_changes(options.initial_changes.clone(), &options.change_files)?;
     let changes_loaded = register.len() as u64;
     for reason in &changes_rejected {
         tracing::warn!("change notice rejected: {reason}");

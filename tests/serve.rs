@@ -343,3 +343,50 @@ fn a_slow_engine_makes_tcp_senders_wait_and_loses_no_line() {
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
 }
+
+#[test]
+fn a_change_registered_from_the_command_line_reaches_the_running_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let service = Service::start(dir.path(), &[]);
+    service.send_tcp(&firewall_lines(0..500, (300, 2_000)));
+    let incidents = service.wait_for("/api/v1/incidents?open=true", &ops, 30, |v| {
+        open_backlog(v).is_some()
+    });
+    let id = open_backlog(&incidents).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let added = binary()
+        .args([
+            "changes",
+            "add",
+            "--id",
+            "CHG-CLI-1",
+            "--user",
+            FIREWALLED,
+            "--title",
+            "New firewall",
+            "--category",
+            "network",
+        ])
+        .args([
+            "--start",
+            "2026-03-10T09:04:00Z",
+            "--end",
+            "2026-03-10T11:00:00Z",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let incident = service.wait_for(&format!("/api/v1/incidents/{id}"), &ops, 20, |v| {
+        v["verdict"] == "registered_change"
+    });
+    assert_eq!(incident["suspects"][0]["change"], "CHG-CLI-1");
+}

@@ -54,13 +54,11 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             args.lateness
         );
     }
-    let mut change_files = args.changes;
-    // Held until the replay is done: the file is removed when this is dropped.
-    let stored = args.changes_db.as_deref().map(stored_changes).transpose()?;
-    if let Some(file) = &stored {
-        change_files.insert(0, file.path().to_owned());
+    let mut options = ReplayOptions::new(args.inputs, args.changes);
+    if let Some(path) = &args.changes_db {
+        options.initial_changes = stormwatch::store::Store::open_existing(path)?.load_register()?;
+        tracing::info!(notices = options.initial_changes.len(), store = %path.display(), "change register loaded from the store");
     }
-    let mut options = ReplayOptions::new(args.inputs, change_files);
     options.quarantine = Some(
         args.quarantine
             .unwrap_or_else(|| default_quarantine(&args.report)),
@@ -75,28 +73,6 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         println!("\nreport written to {}", args.report.display());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The store's register as a temporary NDJSON change file. `replay` takes its register only from files, and
-/// `src/replay.rs` is not this command's to change; the notices were validated on the way into the store and are
-/// validated again on the way back, so nothing is lost in the round trip.
-fn stored_changes(path: &std::path::Path) -> anyhow::Result<tempfile::NamedTempFile> {
-    use anyhow::Context;
-    use std::io::Write;
-    let register = stormwatch::store::Store::open_existing(path)?.load_register()?;
-    let mut file = tempfile::Builder::new()
-        .prefix("stormwatch-changes-db-")
-        .suffix(".ndjson")
-        .tempfile()
-        .context("cannot create a temporary file for the stored change register")?;
-    for notice in register.iter() {
-        serde_json::to_writer(&mut file, &notice.to_json()?)?;
-        file.write_all(b"\n")?;
-    }
-    file.flush()
-        .context("cannot write the stored change register to a temporary file")?;
-    tracing::info!(notices = register.len(), store = %path.display(), "change register loaded from the store");
-    Ok(file)
 }
 
 #[cfg(test)]

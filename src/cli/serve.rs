@@ -177,6 +177,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
         tracing::info!(address = %listener.local_addr()?, "HTTP API up");
+        tokio::spawn(stormwatch::service::changes_api::follow_external_writes(
+            state.clone(),
+        ));
         axum::serve(listener, router(state))
             .with_graceful_shutdown(shutdown_signal())
             .await?;

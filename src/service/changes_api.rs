@@ -34,6 +34,24 @@ pub async fn refresh_engine(state: &AppState) -> Result<(), ApiError> {
         .ok_or(ApiError::EngineGone)
 }
 
+/// Notices registered from the command line (another connection to the store) reach the engine within two
+/// seconds: the store's data version moves only on writes from other connections.
+pub async fn follow_external_writes(state: AppState) {
+    let mut seen = state.store.external_writes_async().await.ok();
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        every.tick().await;
+        let now = state.store.external_writes_async().await.ok();
+        if now != seen {
+            seen = now;
+            match refresh_engine(&state).await {
+                Ok(()) => tracing::info!("change register reloaded after an outside write"),
+                Err(error) => tracing::warn!(%error, "cannot reload the change register"),
+            }
+        }
+    }
+}
+
 async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
