@@ -1,0 +1,227 @@
+//! `stormwatch serve` configuration and integrations: precedence of flags, environment and TOML, the loopback
+//! rule, following a rotating file, and pushing incidents to an Alertmanager.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+#[test]
+fn print_config_shows_flags_over_environment_over_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stormwatch.toml");
+    std::fs::write(
+        &file,
+        "http = \"127.0.0.1:7001\"\ningest = \"127.0.0.1:7002\"\nlateness_s = 9.0\n",
+    )
+    .unwrap();
+    let output = binary()
+        .args(["serve", "--print-config", "--config"])
+        .arg(&file)
+        .args(["--http", "127.0.0.1:7003"])
+        .env("STORMWATCH_INGEST", "127.0.0.1:7004")
+        .env("STORMWATCH_HTTP", "127.0.0.1:7005")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let config: toml::Value = toml::from_str(&String::from_utf8_lossy(&output.stdout)).unwrap();
+    assert_eq!(
+        config["http"].as_str(),
+        Some("127.0.0.1:7003"),
+        "flag beats environment"
+    );
+    assert_eq!(
+        config["ingest"].as_str(),
+        Some("127.0.0.1:7004"),
+        "environment beats the file"
+    );
+    assert_eq!(
+        config["lateness_s"].as_float(),
+        Some(9.0),
+        "the file beats defaults"
+    );
+}
+
+#[test]
+fn a_config_file_with_an_unknown_key_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "htpp = \"127.0.0.1:1\"\n").unwrap();
+    let output = binary()
+        .args(["serve", "--print-config", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("htpp") && stderr.contains("bad.toml"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn listening_beyond_loopback_without_tokens_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = binary()
+        .args([
+            "serve",
+            "--http",
+            "0.0.0.0:0",
+            "--ingest",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("beyond loopback") && stderr.contains("tokens add"),
+        "{stderr}"
+    );
+}
+
+fn tcp_lines_counted(service: &Service, source: &str) -> u64 {
+    let (_, metrics) = service.get("/metrics", None);
+    metrics
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!(
+                "stormwatch_ingest_lines_total{{source=\"{source}\"}}"
+            ))
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn follow_reads_appends_and_survives_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("telemetry.ndjson");
+    let lines = firewall_lines(0..300, (1_000, 1_000));
+    let total = lines.iter().filter(|&&b| b == b'\n').count() as u64;
+    // Cut at a line end in the middle: the first half is there at start, the second arrives after rotation.
+    let cut = lines[..lines.len() / 2]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let first = &lines[..cut];
+    std::fs::write(&log, first).unwrap();
+    let service = Service::start(dir.path(), &["--follow", log.to_str().unwrap()]);
+    let wait = |want: u64| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tcp_lines_counted(&service, "file") != want {
+            assert!(
+                Instant::now() < deadline,
+                "counted {} of {want}",
+                tcp_lines_counted(&service, "file")
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let first_count = first.iter().filter(|&&b| b == b'\n').count() as u64;
+    wait(first_count);
+    // Rotate: the old file moves away and a new one takes its name.
+    std::fs::rename(&log, dir.path().join("telemetry.ndjson.1")).unwrap();
+    std::fs::write(&log, &lines[cut..]).unwrap();
+    wait(total);
+}
+
+/// A stand-in Alertmanager that records every POST body.
+fn fake_alertmanager() -> (String, std::sync::mpsc::Receiver<serde_json::Value>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let mut reader = BufReader::new(stream);
+            let mut length = 0;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_ok()
+                && let Ok(value) = serde_json::from_slice(&body)
+            {
+                let _ = sender.send(value);
+            }
+            let _ = reader
+                .get_mut()
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (url, receiver)
+}
+
+#[test]
+fn incidents_are_pushed_to_alertmanager_and_resolved() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let (url, posts) = fake_alertmanager();
+    let service = Service::start(
+        dir.path(),
+        &[
+            "--alertmanager",
+            &url,
+            "--public-url",
+            "http://stormwatch.example",
+        ],
+    );
+    let change = firewall_change("CHG-FW", 280, 3_600);
+    assert_eq!(
+        service
+            .post(
+                "/api/v1/changes",
+                Some(&ops),
+                change.as_bytes(),
+                &[("Content-Type", "application/json")]
+            )
+            .0,
+        201
+    );
+    service.send_tcp(&firewall_lines(0..2_400, (300, 700)));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut fired, mut resolved) = (None, None);
+    while resolved.is_none() && Instant::now() < deadline {
+        let Ok(body) = posts.recv_timeout(Duration::from_secs(1)) else {
+            continue;
+        };
+        for alert in body.as_array().into_iter().flatten() {
+            if alert["endsAt"].is_null() {
+                fired.get_or_insert(alert.clone());
+            } else {
+                resolved = Some(alert.clone());
+            }
+        }
+    }
+    let fired = fired.expect("a firing alert");
+    assert_eq!(fired["labels"]["user"], FIREWALLED);
+    assert_eq!(fired["labels"]["kind"], "backlog");
+    assert_eq!(fired["labels"]["verdict"], "registered_change");
+    assert!(
+        fired["annotations"]["top_suspect"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("CHG-FW")),
+        "{fired}"
+    );
+    assert!(
+        fired["generatorURL"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("http://stormwatch.example/api/v1/incidents/INC-"))
+    );
+    let resolved = resolved.expect("the resolution");
+    assert_eq!(resolved["labels"]["incident"], fired["labels"]["incident"]);
+}
