@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""TCP ingest benchmark for `stormwatch serve` (a benchmark, not a test).
+
+Starts the release binary on loopback, then:
+  1. throughput: N senders (default 8) push pre-built per-second aggregated telemetry as fast as TCP takes it;
+     the rate is lines counted by the service (/metrics) over wall time until every line is counted;
+  2. latency: the same senders paced to a total of --paced-rate lines/s (default 1,000,000) for --paced-seconds;
+     then reads the service's own ingest-to-window latency quantiles from /metrics.
+
+Usage: benches/tcp_ingest.py [--binary target/release/stormwatch] [--senders 8] [--lines-per-sender 500000]
+"""
+import argparse
+import json
+import multiprocessing
+import os
+import re
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+USERS = [f"90-B3-D5-1F-30-01-{i >> 8:02X}-{i & 0xFF:02X}" for i in range(100)]
+T0 = 1_773_133_200_000
+
+
+def build_lines(count, sender):
+    """Per-second aggregated lines in event-time order, like an exporter writes them."""
+    out, n, second = [], 0, 0
+    while n < count:
+        ts = T0 + second * 1000
+        for index, user in enumerate(USERS):
+            rate = 5 + index
+            out.append(f'{{"ts":{ts + sender},"user":"{user}","event":"request","count":{rate}}}\n')
+            out.append(f'{{"ts":{ts + 200},"user":"{user}","event":"queued","count":{rate}}}\n')
+            out.append(f'{{"ts":{ts + 400},"user":"{user}","event":"delivered","count":{rate}}}\n')
+            n += 3
+            if n >= count:
+                break
+        second += 1
+    return "".join(out).encode()
+
+
+def send(address, data, paced_rate, lines):
+    with socket.create_connection(address) as sock:
+        if not paced_rate:
+            sock.sendall(data)
+            return
+        # Paced: slices every 10 ms.
+        per_slice = max(1, int(len(data) * paced_rate / lines / 100))
+        start, offset = time.perf_counter(), 0
+        while offset < len(data):
+            end = data.find(b"\n", min(offset + per_slice, len(data) - 1)) + 1 or len(data)
+            sock.sendall(data[offset:end])
+            offset = end
+            due = start + (offset / len(data)) * (lines / paced_rate)
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+
+
+def counted(http):
+    text = urllib.request.urlopen(f"http://{http}/metrics", timeout=10).read().decode()
+    match = re.search(r'^stormwatch_ingest_lines_total\{source="tcp"\} (\S+)$', text, re.M)
+    return int(float(match.group(1))) if match else 0, text
+
+
+def wait_counted(http, target, timeout=600):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        n, text = counted(http)
+        if n >= target:
+            return text
+        time.sleep(0.05)
+    raise SystemExit(f"only {counted(http)[0]} of {target} lines counted")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--binary", default="target/release/stormwatch")
+    parser.add_argument("--senders", type=int, default=8)
+    parser.add_argument("--lines-per-sender", type=int, default=500_000)
+    parser.add_argument("--paced-rate", type=int, default=1_000_000)
+    parser.add_argument("--paced-seconds", type=int, default=5)
+    args = parser.parse_args()
+
+    data_dir = tempfile.mkdtemp(prefix="stormwatch-bench-")
+    http, ingest = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    service = subprocess.Popen([args.binary, "serve", "--data-dir", data_dir, "--http", http, "--ingest", ingest],
+                               stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://{http}/readyz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        host, port = ingest.split(":")
+        address = (host, int(port))
+
+        payloads = [build_lines(args.lines_per_sender, s) for s in range(args.senders)]
+        total = args.lines_per_sender * args.senders
+        size = sum(len(p) for p in payloads)
+        start = time.perf_counter()
+        with multiprocessing.Pool(args.senders) as pool:
+            pool.starmap(send, [(address, p, 0, args.lines_per_sender) for p in payloads])
+        wait_counted(http, total)
+        elapsed = time.perf_counter() - start
+        print(f"throughput: {total:,} lines ({size / 1e6:.0f} MB) from {args.senders} senders in {elapsed:.2f} s "
+              f"= {total / elapsed / 1e6:.2f} M lines/s, {size / elapsed / 1e6:.0f} MB/s")
+
+        paced_lines = args.paced_rate * args.paced_seconds // args.senders
+        payloads = [build_lines(paced_lines, s) for s in range(args.senders)]
+        before = counted(http)[0]
+        with multiprocessing.Pool(args.senders) as pool:
+            pool.starmap(send, [(address, p, args.paced_rate / args.senders, paced_lines) for p in payloads])
+        text = wait_counted(http, before + paced_lines * args.senders)
+        time.sleep(1.5)  # one more tick publishes the quantiles
+        text = counted(http)[1]
+        quantiles = dict(re.findall(r'^stormwatch_ingest_latency_seconds\{quantile="([^"]+)"\} (\S+)$', text, re.M))
+        print(f"latency at {args.paced_rate:,} lines/s (cumulative, whole run): "
+              + ", ".join(f"p{float(q) * 100:g} {float(v) * 1000:.2f} ms" for q, v in sorted(quantiles.items())))
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
