@@ -41,6 +41,9 @@ pub struct BatchOutcome {
     pub malformed: u64,
 }
 
+/// Length of one latency window.
+const LATENCY_WINDOW: Duration = Duration::from_secs(60);
+
 pub type Query = Box<dyn FnOnce(&Engine, &MalformedLog) + Send>;
 
 pub enum EngineInput {
@@ -73,7 +76,10 @@ pub struct EngineLoop {
     pub snapshot_every: Duration,
     pub ready: Arc<AtomicBool>,
     publisher: Publisher,
+    /// Ingest-to-window latency in microseconds, this minute and the last: quantiles cover the last 1-2 minutes.
     latency: Histogram<u64>,
+    previous_latency: Histogram<u64>,
+    latency_window_started: Instant,
     /// Wall time of the last event, to close seconds by the wall clock when the stream goes quiet.
     last_event_wall: Option<i64>,
     last_snapshot: Instant,
@@ -102,6 +108,9 @@ impl EngineLoop {
             publisher: Publisher::default(),
             // Microseconds, 1 us to 60 s: constant bounds that hdrhistogram accepts.
             latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"),
+            previous_latency: Histogram::new_with_bounds(1, 60_000_000, 3)
+                .expect("valid histogram bounds"),
+            latency_window_started: Instant::now(),
             // A restored engine counts as having just heard from its sources, so its idle clock runs from now.
             last_event_wall: engine.max_ts().map(|_| wall_ms()),
             last_snapshot: Instant::now(),
