@@ -222,7 +222,14 @@ impl EngineLoop {
             .engine
             .watermark_ms()
             .map_or(0.0, |w| (now - w) as f64 / 1000.0);
-        let quantile = |q: f64| self.latency.value_at_quantile(q) as f64 / 1e6;
+        if self.latency_window_started.elapsed() >= LATENCY_WINDOW {
+            self.latency_window_started = Instant::now();
+            std::mem::swap(&mut self.latency, &mut self.previous_latency);
+            self.latency.reset();
+        }
+        let mut recent = self.previous_latency.clone();
+        let _ = recent.add(&self.latency);
+        let quantile = |q: f64| recent.value_at_quantile(q) as f64 / 1e6;
         let latency = [
             ("0.5", quantile(0.5)),
             ("0.99", quantile(0.99)),
