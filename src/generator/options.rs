@@ -14,6 +14,7 @@ pub const DEFAULT_USERS: usize = 40;
 #[derive(Copy, Clone, Eq, PartialEq, Hash, Debug, PartialOrd, Ord)]
 pub enum Scenario {
     Hiccups,
+    SmallCampaign,
     MdmStorm,
     FirmwareAlertStorm,
     RegisteredCampaign,
@@ -27,8 +28,9 @@ pub enum Scenario {
 impl Scenario {
     /// Every scenario, in the order they are laid out in time (the firewall backlog last, so its long drain may
     /// run past the end of the input).
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::Hiccups,
+        Scenario::SmallCampaign,
         Scenario::MdmStorm,
         Scenario::FirmwareAlertStorm,
         Scenario::RegisteredCampaign,
@@ -42,6 +44,7 @@ impl Scenario {
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Hiccups => "hiccups",
+            Scenario::SmallCampaign => "small_campaign",
             Scenario::MdmStorm => "mdm_storm",
             Scenario::FirmwareAlertStorm => "firmware_alert_storm",
             Scenario::RegisteredCampaign => "registered_campaign",
@@ -57,6 +60,9 @@ impl Scenario {
     pub fn about(self) -> &'static str {
         match self {
             Scenario::Hiccups => "brief endpoint outages of 15-45 s: normal life, no incident",
+            Scenario::SmallCampaign => {
+                "a declared campaign at 2x, under the storm threshold: no incident"
+            }
             Scenario::MdmStorm => {
                 "a new MDM floods requests, half rejected: request and reject storm, registered"
             }
@@ -303,7 +309,7 @@ mod tests {
     fn scenario_lists_expand_and_sort() {
         let list = Scenario::parse_list(&["firewall_backlog", "mdm_storm", "mdm_storm"]).unwrap();
         assert_eq!(list, vec![Scenario::MdmStorm, Scenario::FirewallBacklog]);
-        assert_eq!(Scenario::parse_list(&["all"]).unwrap().len(), 9);
+        assert_eq!(Scenario::parse_list(&["all"]).unwrap().len(), 10);
         assert!(Scenario::parse_list(&["nope"]).is_err());
     }
 

@@ -97,6 +97,7 @@ impl<'a> Builder<'a> {
             Scenario::RegisteredCampaign => self.campaign(at),
             Scenario::DccMaintenance => self.dcc(at),
             Scenario::Hiccups => self.hiccups(at),
+            Scenario::SmallCampaign => self.small_campaign(at),
             // Decoys are added around the other scenarios' incidents once they are all laid out.
             Scenario::Decoys => Ok(Slot {
                 anomaly_s: 0,
@@ -503,6 +504,47 @@ impl<'a> Builder<'a> {
         Ok(Slot {
             anomaly_s: length,
             recovery_s: 15 * MINUTE,
+        })
+    }
+
+    /// Normal life: a declared campaign that doubles a supplier's requests, well under the 4x storm threshold.
+    fn small_campaign(&mut self, at: i64) -> Result<Slot, GenError> {
+        let user = self.pick("small_campaign (a supplier with >= 2 requests/s)", |p| {
+            p.is_supplier() && p.requests >= 2.0
+        })?;
+        let length = 30 * MINUTE;
+        let factor = 2.0;
+        let share = self.users[user].reject_share;
+        self.plan.effects.push(Effect::Surge {
+            user,
+            from: at,
+            until: at + length,
+            factor,
+            reject_share: None,
+            srv: "1.1.1",
+        });
+        self.cover_surge(user, at, at + length, |p, s, t| {
+            p.requests * s.at(t).requests * factor * (1.0 - share)
+        });
+        let start = at - self.rng.random_range(1..5) * MINUTE;
+        let id = self.notice(
+            Some(user),
+            "Prepayment tariff refresh",
+            "campaign",
+            start,
+            at + length + 5 * MINUTE,
+            None,
+            &["1.1.1"],
+        );
+        if let Some(notice) = self.plan.changes.iter_mut().find(|c| c.id == id) {
+            notice.expected = Some(Expected {
+                direction: TrafficDirection::ToDsp,
+                rate_factor: 3.0,
+            });
+        }
+        Ok(Slot {
+            anomaly_s: length,
+            recovery_s: 10 * MINUTE,
         })
     }
 
