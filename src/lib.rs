@@ -2,6 +2,8 @@
 
 pub mod changes;
 pub mod engine;
+pub mod evaluate;
+pub mod generator;
 pub mod incident;
 pub mod replay;
 pub mod report;

@@ -1,8 +1,187 @@
-//! Placeholder for the `evaluate` command until its owner lands it.
+//! `stormwatch evaluate`: replays generated runs (or a sweep of fresh ones) and scores each report against its
+//! truth; the exit code says whether everything was found, attributed and counted.
 
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use stormwatch::evaluate::{RunScore, Totals, score};
+use stormwatch::generator::{self, Compression, GenOptions, Scenario, Truth};
+use stormwatch::replay::{ReplayOptions, replay};
+
+/// Score replays against truth: per run and in total, incidents found, missed and false, attribution, detection
+/// delay and onset error, and the event and malformed counts. Exits 1 when anything was missed, false,
+/// misattributed, short of its peak depth or miscounted.
 #[derive(clap::Args, Debug)]
-pub struct EvaluateArgs {}
+#[command(
+    after_long_help = "Examples:\n  stormwatch evaluate run7 fixtures/*/\n  \
+stormwatch evaluate --sweep --seeds 20\n  stormwatch evaluate --sweep --seeds 5 --scenario mdm_storm --scenario hiccups"
+)]
+pub struct EvaluateArgs {
+    /// Directories written by `stormwatch gen` (events.ndjson[.gz|.zst], changes.json, truth.json), or fixture
+    /// directories (expected.json instead of truth.json).
+    #[arg(value_name = "DIR", required_unless_present = "sweep")]
+    pub dirs: Vec<PathBuf>,
+    /// Generate every scenario (or those of --scenario) for seeds 1..=N in a temporary directory, replay and
+    /// score them, and print one summary line.
+    #[arg(long, conflicts_with = "dirs")]
+    pub sweep: bool,
+    /// Seeds per scenario in a sweep.
+    #[arg(long, value_name = "N", default_value_t = 20, requires = "sweep")]
+    pub seeds: u64,
+    /// Scenario to sweep (repeatable; default all of them, one run each).
+    #[arg(long = "scenario", value_name = "NAME", requires = "sweep")]
+    pub scenarios: Vec<String>,
+    /// Users in each sweep run.
+    #[arg(long, value_name = "N", default_value_t = 8, requires = "sweep")]
+    pub users: usize,
+    /// Keep the sweep's generated runs in this directory instead of deleting them.
+    #[arg(long, value_name = "DIR", requires = "sweep")]
+    pub keep: Option<PathBuf>,
+}
 
-pub fn run(_args: EvaluateArgs) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("`evaluate` is not built yet")
+pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
+    let totals = if args.sweep {
+        sweep(&args)?
+    } else {
+        dirs(&args.dirs)?
+    };
+    Ok(if totals.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn dirs(dirs: &[PathBuf]) -> anyhow::Result<Totals> {
+    let mut totals = Totals::default();
+    for dir in dirs {
+        let label = dir.display().to_string();
+        match replay_and_score(dir) {
+            Ok(run) => {
+                let mut one = Totals::default();
+                one.add(&run);
+                println!(
+                    "{}, events {}, malformed {}",
+                    one.summary_line(&label),
+                    count(run.events),
+                    count(run.malformed)
+                );
+                for problem in run.problems() {
+                    println!("  {problem}");
+                }
+                totals.add(&run);
+            }
+            Err(error) => {
+                println!("{label}: failed: {error:#}");
+                totals.add_failure();
+            }
+        }
+    }
+    println!("{}", totals.summary_line("total"));
+    Ok(totals)
+}
+
+fn count((expected, reported): (u64, u64)) -> String {
+    if expected == reported {
+        format!("{expected} ok")
+    } else {
+        format!("{reported} (expected {expected})")
+    }
+}
+
+/// The events file of a generated directory, whichever compression it has.
+fn events_file(dir: &Path) -> anyhow::Result<PathBuf> {
+    [Compression::None, Compression::Gzip, Compression::Zstd]
+        .into_iter()
+        .map(|c| dir.join(c.file_name()))
+        .find(|p| p.is_file())
+        .with_context(|| format!("no events.ndjson[.gz|.zst] in {}", dir.display()))
+}
+
+fn read_truth(dir: &Path) -> anyhow::Result<Truth> {
+    let path = ["truth.json", "expected.json"]
+        .into_iter()
+        .map(|name| dir.join(name))
+        .find(|p| p.is_file())
+        .with_context(|| format!("no truth.json or expected.json in {}", dir.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a truth file", path.display()))
+}
+
+fn replay_and_score(dir: &Path) -> anyhow::Result<RunScore> {
+    let truth = read_truth(dir)?;
+    let changes = dir.join("changes.json");
+    let changes = if changes.is_file() {
+        vec![changes]
+    } else {
+        Vec::new()
+    };
+    let mut options = ReplayOptions::new(vec![events_file(dir)?], changes);
+    let quarantine = scratch_path("quarantine.ndjson");
+    options.quarantine = Some(quarantine.clone());
+    let report = replay(&options).with_context(|| format!("replaying {}", dir.display()));
+    let _ = std::fs::remove_file(&quarantine);
+    Ok(score(&truth, &report?))
+}
+
+/// A path of our own in the temporary directory (the process id keeps parallel runs apart).
+fn scratch_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("stormwatch-{}-{name}", std::process::id()))
+}
+
+fn sweep(args: &EvaluateArgs) -> anyhow::Result<Totals> {
+    let scenarios = if args.scenarios.is_empty() {
+        Scenario::ALL.to_vec()
+    } else {
+        Scenario::parse_list(&args.scenarios)?
+    };
+    let root = args.keep.clone().unwrap_or_else(|| scratch_path("sweep"));
+    let runs = args.seeds * scenarios.len() as u64;
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(runs),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("sweep {pos}/{len} runs {wide_bar} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut totals = Totals::default();
+    for seed in 1..=args.seeds {
+        for &scenario in &scenarios {
+            bar.set_message(format!("seed {seed} {}", scenario.name()));
+            let dir = root.join(format!("{}-{seed}", scenario.name()));
+            let mut options = GenOptions::new(&dir);
+            options.seed = seed;
+            options.users = args.users;
+            options.malformed_rate = 0.001;
+            options.scenarios = vec![scenario];
+            let outcome = generator::generate(&options, &mut |_| {})
+                .map_err(anyhow::Error::from)
+                .and_then(|_| replay_and_score(&dir));
+            match outcome {
+                Ok(run) => {
+                    for problem in run.problems() {
+                        bar.suspend(|| eprintln!("seed {seed} {}: {problem}", scenario.name()));
+                    }
+                    totals.add(&run);
+                }
+                Err(error) => {
+                    bar.suspend(|| eprintln!("seed {seed} {}: failed: {error:#}", scenario.name()));
+                    totals.add_failure();
+                }
+            }
+            if args.keep.is_none() {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    if args.keep.is_none() {
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    println!("{}", totals.summary_line("sweep"));
+    Ok(totals)
 }
