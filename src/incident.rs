@@ -103,6 +103,9 @@ impl Verdict {
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 pub struct Suspect {
     pub change: String,
+    /// The change's title, so a person need not look it up.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub title: String,
     /// 0..=1, the product of the factor scores.
     pub score: f64,
     /// One phrase per factor, in the order the factors are judged.

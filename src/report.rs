@@ -82,6 +82,9 @@ pub struct Evidence {
     pub srvs: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert_code: Option<String>,
+    /// Messages waiting when the incident was detected (for a `*` incident, summed over its Users then).
+    #[serde(default)]
+    pub depth_at_detection: u64,
     /// Users hit by the same kind of anomaly at about the same time (including this one).
     #[serde(default)]
     pub concurrent_users: u32,

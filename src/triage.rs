@@ -133,8 +133,9 @@ pub fn render(report: &Report) -> String {
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  deliveries: {state}, {} failed attempts{reason}",
-                thousands(incident.evidence.failed_deliveries)
+                "  deliveries: {state}, {} failed attempts{reason}; {} waiting when detected",
+                thousands(incident.evidence.failed_deliveries),
+                thousands(incident.evidence.depth_at_detection)
             );
         }
         if incident.user == "*" {

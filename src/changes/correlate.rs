@@ -64,6 +64,7 @@ pub fn judge(notice: &ChangeNotice, facts: &IncidentFacts) -> Option<Suspect> {
     let reasons = judged.into_iter().map(|factor| factor.reason).collect();
     Some(Suspect {
         change: notice.id.clone(),
+        title: notice.title.clone(),
         score,
         reasons,
     })

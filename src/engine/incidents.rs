@@ -69,6 +69,7 @@ pub struct Incident {
     /// Members whose own anomaly has not resolved yet.
     pub open_members: usize,
     pub peak_depth: u64,
+    pub depth_at_detection: u64,
     pub peak_level: f64,
     pub baseline: f64,
     pub peak_age_s: u64,
@@ -148,6 +149,7 @@ impl Incident {
                 peak_backlog_age_s: backlog.then_some(self.peak_age_s),
                 srvs: self.srvs.iter().map(Srv::to_string).collect(),
                 alert_code: self.alert_code.map(|a| a.to_string()),
+                depth_at_detection: self.depth_at_detection,
                 concurrent_users: self.concurrent_users,
             },
         }

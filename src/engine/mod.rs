@@ -287,6 +287,7 @@ impl Engine {
             members: Vec::new(),
             open_members: 0,
             peak_depth: 0,
+            depth_at_detection: 0,
             peak_level: 0.0,
             baseline: 0.0,
             peak_age_s: 0,
@@ -311,14 +312,12 @@ impl Engine {
         if anomaly.incident == Some(incident) {
             return;
         }
-        let was_own = anomaly.incident.replace(incident);
+        anomaly.incident = Some(incident);
         let state = &self.users[user];
         let target = &mut self.incidents[incident];
         target.members.push(user);
         target.open_members += 1;
-        if was_own.is_some() && target.open_members > 1 {
-            // A merged member brings no new onset evidence; the common onset stands.
-        }
+        target.depth_at_detection += state.depth();
         if target.members.len() == 1 && target.affected != Affected::Network {
             target.onset_second = anomaly.onset_second;
         }

@@ -58,6 +58,7 @@ fn record(
         verdict,
         suspects: top
             .map(|change| Suspect {
+                title: String::new(),
                 change: change.to_owned(),
                 score: 0.9,
                 reasons: vec!["same User".into()],
