@@ -47,7 +47,7 @@ python3 -m venv "$VENV"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check "${POLARS_SPEC:-polars}" || die "pip install polars failed"
 
 cat >"$VENV/bench.py" <<'PY'
-import statistics, sys, time
+import resource, statistics, sys, time
 import polars as pl
 
 path, runs, ts_mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -83,21 +83,23 @@ for run in range(runs):
     cpus.append(time.process_time() - cpu)
     print(f"  polars run {run + 1}: {times[-1]:.3f} s wall, {cpus[-1]:.3f} s CPU, {frame.height} groups", file=sys.stderr)
 median = statistics.median
-print(f"{median(times):.3f} {median(cpus):.3f} {pl.__version__} {frame.height} {int(frame['count'].sum())}")
+peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"{median(times):.3f} {median(cpus):.3f} {peak_mib:.1f} {pl.__version__} {frame.height} {int(frame['count'].sum())}")
 PY
 
 log "polars: $RUNS runs ..."
-read -r POLARS_WALL POLARS_CPU POLARS_VERSION POLARS_GROUPS POLARS_COUNT < <("$VENV/bin/python" "$VENV/bench.py" "$FILE" "$RUNS" "$TS_MODE")
+read -r POLARS_WALL POLARS_CPU POLARS_RSS POLARS_VERSION POLARS_GROUPS POLARS_COUNT < <("$VENV/bin/python" "$VENV/bench.py" "$FILE" "$RUNS" "$TS_MODE")
 
 log "stormwatch: $RUNS runs ..."
 ensure_gnu_time
 replay_runs "$FILE" polars-cmp
 SW_WALL=$(median "${WALLS[@]}")
 SW_CPU=$(median "${CPUS[@]}")
+SW_RSS=$(median "${RSSES[@]}")
 
 echo "file: $FILE ($LINES lines, $BYTES bytes); $(load_note) at the end"
-echo "polars $POLARS_VERSION (ts: $TS_MODE): $POLARS_GROUPS (user, second, event) groups, $POLARS_COUNT messages"
-echo "stormwatch: $REPORT_EVENTS events, $REPORT_MALFORMED malformed"
+echo "polars $POLARS_VERSION (ts: $TS_MODE): $POLARS_GROUPS (user, second, event) groups, $POLARS_COUNT messages, peak RSS $POLARS_RSS MiB (python process, all runs)"
+echo "stormwatch: $REPORT_EVENTS events, $REPORT_MALFORMED malformed, median peak RSS $(awk -v r="$SW_RSS" 'BEGIN {printf "%.1f", r / 1024}') MiB"
 awk -v l="$LINES" -v p="$POLARS_WALL" -v pc="$POLARS_CPU" -v s="$SW_WALL" -v sc="$SW_CPU" -v n="$RUNS" 'BEGIN {
     printf "polars     median of %d: wall %.3f s  %.3f M lines/s  CPU %.3f s (%.0f ns/line)\n", n, p, l / p / 1e6, pc, pc / l * 1e9
     printf "stormwatch median of %d: wall %.3f s  %.3f M lines/s  CPU %.3f s (%.0f ns/line)\n", n, s, l / s / 1e6, sc, sc / l * 1e9
