@@ -111,7 +111,9 @@ median() {
     printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
 
-# replay_runs FILE TAG: RUNS timed replays of FILE; sets WALLS, CPUS and RSSES (arrays) and logs one line per run.
+# replay_runs FILE TAG: RUNS timed replays of FILE; sets WALLS, CPUS and RSSES (arrays) and REPORT_EVENTS and
+# REPORT_MALFORMED (from the last report), and logs one line per run.
+# shellcheck disable=SC2034 # the callers read these
 replay_runs() {
     local file=$1 tag=$2 i prefix
     WALLS=() CPUS=() RSSES=()

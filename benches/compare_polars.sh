@@ -12,6 +12,7 @@
 # against the contract and runs the detectors. Polars is timed in-process with time.perf_counter (interpreter
 # start and `import polars` excluded); stormwatch is timed as a whole process. Needs the network only for pip.
 set -euo pipefail
+# shellcheck source=benches/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 DURATION=${DURATION:-6h}

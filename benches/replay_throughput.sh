@@ -9,6 +9,7 @@
 #      WORKDIR=/tmp/stormwatch-bench (generated files are cached there), SKIP_FLATNESS=1 to skip the 1/24 check.
 # MB is 10^6 bytes of uncompressed input; wall time is the whole process (start, replay, report write).
 set -euo pipefail
+# shellcheck source=benches/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 DURATION=${DURATION:-24h}
