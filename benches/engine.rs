@@ -1,7 +1,9 @@
 //! Criterion benchmarks of the hot path: line parsing, the per-User window, engine ingest, the per-second
 //! detector tick and a whole file replay, all on the deterministic traffic of `support`.
 //!
-//! `cargo bench --bench engine` (add `-- --warm-up-time 1 --measurement-time 3` for a quicker pass).
+//! `cargo bench --bench engine` (add `-- --warm-up-time 1 --measurement-time 3` for a quicker pass), then
+//! `benches/criterion_medians.sh` for the medians (criterion's summary line is the mean). On a shared machine the
+//! wall-clock figures move a lot between runs; `benches/instruction_counts.sh` gives noise-free counts.
 
 mod support;
 
@@ -194,8 +196,8 @@ fn steady_requests(seconds: i64, per_user_second: i64) -> Vec<Event> {
     events
 }
 
-/// The engine closes every second for every User whatever the traffic; this separates that tick from the
-/// per-event cost. Both runs cover the same 1800 seconds of 100 Users in the steady state and differ only in
+/// The engine closes every second for every User whatever the traffic; this separates that fixed per-User-second
+/// cost (closing, plus the first touch of the second's ring slots) from the per-event cost. Both runs cover the same 1800 seconds of 100 Users in the steady state and differ only in
 /// events per User-second, so with T(n) = seconds x tick + events x per_event:
 /// tick = (8 T(1) - T(8)) / (7 x 1800) and per_event = (T(8) - T(1)) / (7 x 180 000).
 /// Throughput is in closed seconds (each closing 100 Users).
