@@ -27,8 +27,11 @@ pub enum Chunk {
 /// Line framer over any reader.
 pub struct LineFramer<R> {
     reader: R,
-    /// Bytes read but not yet handed out; always starts at a line start.
-    pending: Vec<u8>,
+    /// Read buffer, allocated once and reused: `buf[start..end]` holds bytes read but not yet handed out, always
+    /// beginning at a line start. (Handing blocks out by copying beats zero-filling a fresh buffer per read.)
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
     next_line: u64,
     eof: bool,
     /// Set while discarding the rest of an oversized line.
@@ -48,7 +51,9 @@ impl<R: Read> LineFramer<R> {
     pub fn with_block_size(reader: R, block_bytes: usize) -> Self {
         LineFramer {
             reader,
-            pending: Vec::new(),
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
             next_line: 1,
             eof: false,
             skipping: None,
@@ -70,59 +75,65 @@ impl<R: Read> LineFramer<R> {
         self.next_line
     }
 
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    fn discard_pending(&mut self) {
+        self.start = self.end;
+    }
+
     /// The next chunk, or `None` at the end of the stream.
     pub fn next_chunk(&mut self) -> io::Result<Option<Chunk>> {
         loop {
             if let Some((prefix, length)) = self.skipping.take() {
-                match memchr::memchr(b'\n', &self.pending) {
+                match memchr::memchr(b'\n', self.pending()) {
                     Some(end) => {
-                        let length = length + end as u64;
-                        self.pending.drain(..=end);
-                        return Ok(Some(self.oversized(prefix, length)));
+                        self.start += end + 1;
+                        return Ok(Some(self.oversized(prefix, length + end as u64)));
                     }
                     None if self.eof => {
-                        let length = length + self.pending.len() as u64;
-                        self.pending.clear();
+                        let length = length + self.pending().len() as u64;
+                        self.discard_pending();
                         return Ok(Some(self.oversized(prefix, length)));
                     }
                     None => {
-                        self.skipping = Some((prefix, length + self.pending.len() as u64));
-                        self.pending.clear();
+                        self.skipping = Some((prefix, length + self.pending().len() as u64));
+                        self.discard_pending();
                         self.fill()?;
                         continue;
                     }
                 }
             }
             let complete_line_waiting =
-                self.streaming && memchr::memchr(b'\n', &self.pending).is_some();
-            if !self.eof && self.pending.len() < self.block_bytes && !complete_line_waiting {
+                self.streaming && memchr::memchr(b'\n', self.pending()).is_some();
+            if !self.eof && self.pending().len() < self.block_bytes && !complete_line_waiting {
                 self.fill()?;
                 continue;
             }
-            if let Some(last_newline) = memchr::memrchr(b'\n', &self.pending) {
-                let rest = self.pending.split_off(last_newline + 1);
-                let data = std::mem::replace(&mut self.pending, rest);
+            if let Some(last_newline) = memchr::memrchr(b'\n', self.pending()) {
+                let data = self.pending()[..=last_newline].to_vec();
+                self.start += last_newline + 1;
                 let first_line = self.next_line;
                 self.next_line += memchr::memchr_iter(b'\n', &data).count() as u64;
                 return Ok(Some(Chunk::Lines { first_line, data }));
             }
-            if self.pending.len() > OVERSIZE_AFTER {
-                let prefix = self.pending[..MAX_LINE_BYTES].to_vec();
-                let length = self.pending.len() as u64;
-                self.pending.clear();
+            if self.pending().len() > OVERSIZE_AFTER {
+                let prefix = self.pending()[..MAX_LINE_BYTES].to_vec();
+                let length = self.pending().len() as u64;
+                self.discard_pending();
                 self.skipping = Some((prefix, length));
                 continue;
             }
             if self.eof {
-                if self.pending.is_empty() {
+                if self.pending().is_empty() {
                     return Ok(None);
                 }
                 let first_line = self.next_line;
                 self.next_line += 1;
-                return Ok(Some(Chunk::Lines {
-                    first_line,
-                    data: std::mem::take(&mut self.pending),
-                }));
+                let data = self.pending().to_vec();
+                self.discard_pending();
+                return Ok(Some(Chunk::Lines { first_line, data }));
             }
             self.fill()?;
         }
@@ -138,21 +149,26 @@ impl<R: Read> LineFramer<R> {
         }
     }
 
-    /// Reads once more; grows `pending` by at most one block.
+    /// Reads once more, into the free end of the buffer (moving the pending bytes to the front first, and growing
+    /// the buffer only when the pending bytes leave less than a block of room).
     fn fill(&mut self) -> io::Result<()> {
-        let start = self.pending.len();
-        self.pending.resize(start + self.block_bytes.max(4096), 0);
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let want = self.block_bytes.max(4096);
+        if self.buf.len() - self.end < want {
+            self.buf.resize(self.end + want, 0);
+        }
         let read = loop {
-            match self.reader.read(&mut self.pending[start..]) {
+            match self.reader.read(&mut self.buf[self.end..]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.pending.truncate(start);
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         };
-        self.pending.truncate(start + read);
+        self.end += read;
         if read == 0 {
             self.eof = true;
         }

@@ -17,8 +17,8 @@ pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// Event times outside 2000-01-01 .. 2100-01-01 are refused: one absurd stamp would otherwise drag the watermark
 /// decades ahead and make every later line late.
-const MIN_TS_MS: i64 = 946_684_800_000;
-const MAX_TS_MS: i64 = 4_102_444_800_000;
+pub(crate) const MIN_TS_MS: i64 = 946_684_800_000;
+pub(crate) const MAX_TS_MS: i64 = 4_102_444_800_000;
 
 /// Why a line is not a valid event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -115,7 +115,7 @@ impl std::ops::Deref for JsonStr<'_> {
 }
 
 /// The contract's fields, borrowed from the line where possible. Unknown fields are ignored by serde.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 pub(crate) struct RawLine<'a> {
     #[serde(borrow)]
     pub(crate) ts: Option<RawTs<'a>>,
@@ -143,11 +143,17 @@ pub fn parse_line(line: &[u8]) -> Result<Event, LineError> {
     if line.len() > MAX_LINE_BYTES {
         return Err(LineError::TooLong(line.len()));
     }
-    let raw = match super::fast_path::scan(line) {
-        Some(raw) => raw,
-        None => parse_with_serde(line)?,
-    };
-    build_event(raw)
+    if let Some(event) = super::fast_path::scan(line) {
+        return Ok(event);
+    }
+    build_event(&parse_with_serde(line)?)
+}
+
+/// RFC 3339 text to epoch milliseconds.
+pub(crate) fn rfc3339_ms(text: &str) -> Option<i64> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
 /// The reference parser for any JSON the fast path does not take.
@@ -160,29 +166,28 @@ pub(crate) fn parse_with_serde(line: &[u8]) -> Result<RawLine<'_>, LineError> {
 }
 
 /// Checks the fields and builds the event (shared by both parsing paths).
-pub(crate) fn build_event(raw: RawLine<'_>) -> Result<Event, LineError> {
-    let ts_ms = match raw.ts.ok_or(LineError::Missing("ts"))? {
-        RawTs::Millis(ms) => ms,
-        RawTs::Text(text) => OffsetDateTime::parse(&text, &Rfc3339)
+pub(crate) fn build_event(raw: &RawLine<'_>) -> Result<Event, LineError> {
+    let ts_ms = match raw.ts.as_ref().ok_or(LineError::Missing("ts"))? {
+        RawTs::Millis(ms) => *ms,
+        RawTs::Text(text) => OffsetDateTime::parse(text, &Rfc3339)
             .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
             .map_err(|e| LineError::BadTs(format!("`{text}`: {e}")))?,
-        RawTs::Invalid(why) => return Err(LineError::BadTs(why.to_owned())),
+        RawTs::Invalid(why) => return Err(LineError::BadTs(why.to_string())),
     };
     if !(MIN_TS_MS..MAX_TS_MS).contains(&ts_ms) {
         return Err(LineError::BadTs(format!(
             "{ts_ms} is outside the years 2000-2099"
         )));
     }
-    let user_text = raw.user.ok_or(LineError::Missing("user"))?;
-    let user =
-        Eui64::parse(&user_text).ok_or_else(|| LineError::BadUser(user_text.0.into_owned()))?;
-    let event_name = raw.event.ok_or(LineError::Missing("event"))?;
+    let user_text = raw.user.as_deref().ok_or(LineError::Missing("user"))?;
+    let user = Eui64::parse(user_text).ok_or_else(|| LineError::BadUser(user_text.to_owned()))?;
+    let event_name = raw.event.as_deref().ok_or(LineError::Missing("event"))?;
 
-    let count = match raw.count {
+    let count = match &raw.count {
         None => 1,
         Some(n) => n.as_u64().filter(|&c| c >= 1).ok_or(LineError::BadCount)?,
     };
-    let kind = match &*event_name {
+    let kind = match event_name {
         "request" => match raw.code.as_deref() {
             Some(code) if code.starts_with('E') => EventKind::RejectedRequest,
             _ => EventKind::Request,
@@ -199,6 +204,7 @@ pub(crate) fn build_event(raw: RawLine<'_>) -> Result<Event, LineError> {
     };
     let value = if kind == EventKind::Depth {
         raw.depth
+            .as_ref()
             .and_then(|d| d.as_u64())
             .ok_or(LineError::BadDepth)?
     } else {
