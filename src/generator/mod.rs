@@ -4,7 +4,10 @@
 //! The run is planned first ([`plan`], [`scenarios`]), then simulated second by second ([`sim`]) and written
 //! through a merge of two exporters ([`output`]).
 
+mod builder;
+mod decoys;
 mod format;
+mod line;
 mod malformed;
 mod options;
 mod output;
@@ -110,7 +113,7 @@ pub fn generate(
         sim.second(t, &mut lines);
         writer.second(t, &mut lines)?;
         let done = (t - plan.start_s + 1) as u64;
-        if done % 600 == 0 || t + 1 == plan.end_s {
+        if done.is_multiple_of(600) || t + 1 == plan.end_s {
             progress(Progress {
                 seconds_done: done,
                 seconds_total: duration_s,

@@ -10,9 +10,9 @@ use rand::rngs::StdRng;
 
 use super::GenError;
 use super::format::{Spelling, push_eui, push_i64, push_rfc3339, push_u64};
+use super::line::{Line, LineEvent, QueuedKind};
 use super::malformed::push_malformed;
 use super::options::Compression;
-use super::sim::{Line, LineEvent, QueuedKind};
 
 /// Where the bytes go.
 enum Sink {
