@@ -105,22 +105,19 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// The first User satisfying `fits` that no scenario has used yet, else the first that fits at all.
+    /// The first User satisfying `fits` that no scenario has taken yet.
     pub(super) fn pick(
         &mut self,
         what: &str,
         fits: impl Fn(&Profile) -> bool,
     ) -> Result<usize, GenError> {
-        let candidates: Vec<usize> = (0..self.users.len())
-            .filter(|&i| fits(&self.users[i]))
-            .collect();
-        let chosen = candidates
-            .iter()
-            .copied()
-            .find(|&i| !self.used[i])
-            .or_else(|| candidates.first().copied())
+        // Never a User another scenario has: an earlier scenario's change could then explain a later incident.
+        let chosen = (0..self.users.len())
+            .find(|&i| !self.used[i] && fits(&self.users[i]))
             .ok_or_else(|| {
-                GenError::Plan(format!("no User fits {what}: raise --users or --scale"))
+                GenError::Plan(format!(
+                    "no User left for {what} (each scenario needs Users of its own): raise --users"
+                ))
             })?;
         self.used[chosen] = true;
         Ok(chosen)

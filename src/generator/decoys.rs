@@ -33,47 +33,37 @@ impl Builder<'_> {
                 "application"
             }
         };
+        // Only Users without a scenario of their own carry decoys: a decoy must never explain a real incident.
         let other = self.uninvolved_user(own.as_slice());
-        if own.is_some() {
-            let (start, end) = self.decoy_window(onset);
+        if let (Some(_), Some(other)) = (own, other) {
+            let window = self.decoy_window(onset);
+            let title = "Proxy replacement at secondary data centre";
+            self.notice(Some(other), title, fits, window, Some("in_progress"), &[]);
+        }
+        let taken: Vec<usize> = own.into_iter().chain(other).collect();
+        if let Some(third) = self.uninvolved_user(&taken) {
+            let window = self.decoy_window(onset - 15 * MINUTE);
+            let title = "Renew DCCKI client certificates";
             self.notice(
-                Some(other),
-                "Proxy replacement at secondary data centre",
-                fits,
-                (start, end),
-                Some("in_progress"),
+                Some(third),
+                title,
+                "certificate",
+                window,
+                Some("completed"),
                 &[],
             );
         }
-        let third = self.uninvolved_user(&[own.unwrap_or(other), other]);
-        let (start, end) = self.decoy_window(onset - 15 * MINUTE);
-        self.notice(
-            Some(third),
-            "Renew DCCKI client certificates",
-            "certificate",
-            (start, end),
-            Some("completed"),
-            &[],
-        );
         let wrong = ["application", "device", "network"]
             .into_iter()
-            .find(|category| !own_kinds.iter().any(|k| category_fits(category, *k)))
-            .unwrap_or("other");
-        if wrong != "other" {
-            let (start, end) = self.decoy_window(onset);
+            .find(|category| !own_kinds.iter().any(|k| category_fits(category, *k)));
+        if let (Some(wrong), Some(owner)) = (wrong, own.or(other)) {
+            let window = self.decoy_window(onset);
             let title = match wrong {
                 "application" => "CRM integration release 4.2",
                 "device" => "Smart meter configuration wave (tariff display)",
                 _ => "Load balancer health-check tuning",
             };
-            self.notice(
-                Some(own.unwrap_or(other)),
-                title,
-                wrong,
-                (start, end),
-                Some("in_progress"),
-                &[],
-            );
+            self.notice(Some(owner), title, wrong, window, Some("in_progress"), &[]);
         }
     }
 
@@ -84,16 +74,12 @@ impl Builder<'_> {
         (start, end)
     }
 
-    /// A User no scenario uses, other than `not`; any other User when there is none.
-    pub(super) fn uninvolved_user(&mut self, not: &[usize]) -> usize {
+    /// A User no scenario uses, other than `not`.
+    pub(super) fn uninvolved_user(&mut self, not: &[usize]) -> Option<usize> {
         let free: Vec<usize> = (0..self.users.len())
             .filter(|i| !not.contains(i) && !self.used[*i])
             .collect();
-        if free.is_empty() {
-            self.other_user(not)
-        } else {
-            free[self.rng.random_range(0..free.len())]
-        }
+        (!free.is_empty()).then(|| free[self.rng.random_range(0..free.len())])
     }
 
     /// Decoys near every incident when `everywhere`, and near unregistered ones always (that scenario is about

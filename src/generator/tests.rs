@@ -261,10 +261,47 @@ fn every_scenario_plans_its_truth_and_changes() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), ids.len());
+    // No change but the named cause can explain an incident: decoys are by uninvolved Users, or of a category
+    // that fits none of the affected User's incidents.
+    let fitting = |category: &str, kind: IncidentKind| match category {
+        "network" | "certificate" | "endpoint" => kind == K::Backlog,
+        "application" => matches!(kind, K::RequestStorm | K::RejectStorm),
+        "device" => kind == K::AlertStorm,
+        "campaign" => kind == K::RequestStorm,
+        _ => true,
+    };
+    for change in &plan.changes {
+        let causes: Vec<&TruthIncident> = plan
+            .incidents
+            .iter()
+            .map(|i| &i.truth)
+            .filter(|t| t.top_suspect.as_ref() == Some(&change.id))
+            .collect();
+        if !causes.is_empty() {
+            continue;
+        }
+        for incident in plan.incidents.iter().map(|i| &i.truth) {
+            let same_user = incident.user == change.user;
+            assert!(
+                !(same_user && fitting(&change.category, incident.kind)),
+                "{change:?} explains {incident:?}"
+            );
+        }
+    }
     // Slots do not overlap.
     for pair in plan.quiet.windows(2) {
         assert!(pair[0].1 <= pair[1].0, "{pair:?}");
     }
+}
+
+#[test]
+fn scenarios_never_share_a_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = GenOptions::new(dir.path());
+    options.users = 3;
+    options.scenarios = Scenario::ALL.to_vec();
+    let error = generate(&options, &mut |_| {}).unwrap_err().to_string();
+    assert!(error.contains("raise --users"), "{error}");
 }
 
 #[test]
