@@ -10,6 +10,8 @@ mod format;
 mod line;
 mod malformed;
 mod options;
+#[cfg(test)]
+mod oracle;
 mod output;
 mod plan;
 mod population;

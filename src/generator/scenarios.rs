@@ -320,7 +320,7 @@ impl Builder<'_> {
         let building = self
             .users
             .iter()
-            .filter(|p| p.inbound_at(self.shape, at) * length as f64 >= 300.0)
+            .filter(|p| !p.per_message && p.inbound_at(self.shape, at) * length as f64 >= 300.0)
             .count();
         if building < 3 || building * 10 < self.users.len() * 4 {
             return Err(GenError::Plan(format!(

@@ -151,6 +151,10 @@ impl Sim {
     }
 
     fn mods(&mut self, user: usize, t: i64, paused: bool) -> Mods {
+        // DSP maintenance stops the bulk delivery workers. Per-message Users' queues would only grow by a few
+        // hundred messages in irregular steps, and whether an engine dates their onsets into the common-cause
+        // window would test its onset estimator, not the scenario: they stay on a standby worker.
+        let paused = paused && !self.users[user].per_message;
         let mut mods = Mods {
             requests: 1.0,
             reject_share: None,
