@@ -229,14 +229,12 @@ mod tests {
     use super::*;
     use crate::generator::{GenOptions, Scenario, plan, population, shape, sim, stream};
 
+    /// (user or `*`, kind, onset in s).
+    type Found = (String, IncidentKind, i64);
+
     /// Runs the plan and the simulation of `options` through the oracle; returns (truth, found), each as
     /// (user or `*`, kind, onset in s), sorted.
-    fn compare(
-        options: &GenOptions,
-    ) -> (
-        Vec<(String, IncidentKind, i64)>,
-        Vec<(String, IncidentKind, i64)>,
-    ) {
+    fn compare(options: &GenOptions) -> (Vec<Found>, Vec<Found>) {
         let shape = shape::DailyShape::new();
         let mut users = population::build(
             options.users,
@@ -279,9 +277,7 @@ mod tests {
         truth: &[(String, IncidentKind, i64)],
         found: &[(String, IncidentKind, i64)],
     ) {
-        let matched = |a: &(String, IncidentKind, i64), b: &(String, IncidentKind, i64)| {
-            a.0 == b.0 && a.1 == b.1 && (a.2 - b.2).abs() <= 60
-        };
+        let matched = |a: &Found, b: &Found| a.0 == b.0 && a.1 == b.1 && (a.2 - b.2).abs() <= 60;
         for t in truth {
             assert!(
                 found.iter().any(|f| matched(t, f)),
@@ -299,7 +295,8 @@ mod tests {
     #[test]
     fn every_scenario_is_found_and_nothing_else() {
         for scenario in Scenario::ALL {
-            for seed in [3] {
+            {
+                let seed = 3;
                 let mut options = GenOptions::new("unused");
                 options.seed = seed;
                 options.users = 8;
