@@ -294,16 +294,14 @@ mod tests {
 
     #[test]
     fn every_scenario_is_found_and_nothing_else() {
+        // One seed here, and one the sweep does not start with; many seeds in the ignored test below.
         for scenario in Scenario::ALL {
-            {
-                let seed = 3;
-                let mut options = GenOptions::new("unused");
-                options.seed = seed;
-                options.users = 8;
-                options.scenarios = vec![scenario];
-                let (truth, found) = compare(&options);
-                assert_matches(&format!("{} seed {seed}", scenario.name()), &truth, &found);
-            }
+            let mut options = GenOptions::new("unused");
+            options.seed = 3;
+            options.users = 8;
+            options.scenarios = vec![scenario];
+            let (truth, found) = compare(&options);
+            assert_matches(scenario.name(), &truth, &found);
         }
     }
 
