@@ -19,6 +19,7 @@ mod sample;
 mod scenarios;
 mod shape;
 mod sim;
+mod sink;
 mod truth;
 
 use std::path::{Path, PathBuf};
