@@ -42,7 +42,7 @@ pub struct GenArgs {
     /// Compression of the events file.
     #[arg(long, value_name = "KIND", default_value = "none", value_parser = ["none", "gz", "zst"])]
     pub compress: String,
-    /// Compression level (gzip 0-9, default 6; zstd 1-22, default 3). Does not change the content.
+    /// Compression level (gzip 0-9, default 1; zstd 1-22, default 3). Does not change the content.
     #[arg(long, value_name = "N")]
     pub level: Option<i32>,
     /// No progress bar.

@@ -313,3 +313,27 @@ fn a_too_short_duration_is_refused_with_a_reason() {
     let error = generate(&options, &mut |_| {}).unwrap_err().to_string();
     assert!(error.contains("too short"), "{error}");
 }
+
+#[test]
+fn compressed_files_hold_the_same_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let make = |name: &str, compression: Compression| {
+        run(&dir.path().join(name), |o| {
+            o.seed = 2;
+            o.duration_s = Some(20 * 60);
+            o.compression = compression;
+        })
+    };
+    let plain = read_events(&make("none", Compression::None).events_path);
+    let gz = make("gz", Compression::Gzip).events_path;
+    assert!(gz.to_string_lossy().ends_with("events.ndjson.gz"));
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(gz).unwrap()),
+        &mut unzipped,
+    )
+    .unwrap();
+    assert!(unzipped == plain);
+    let zst = make("zst", Compression::Zstd).events_path;
+    assert!(zstd::decode_all(std::fs::File::open(zst).unwrap()).unwrap() == plain);
+}
