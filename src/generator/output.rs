@@ -1,5 +1,5 @@
-//! Writing the events file: the merge of two exporters (with their short stalls, the only disorder), line
-//! formatting with the contract's spellings, malformed lines mixed in, and compression.
+//! Writing the events file: the merge of two exporters (with their short stalls, the only disorder), and line
+//! formatting with the contract's spellings, malformed lines mixed in. The bytes go to [`Sink`].
 
 use std::path::Path;
 
@@ -51,14 +51,18 @@ impl EventWriter {
         level: Option<i32>,
         malformed_rate: f64,
         users: Vec<u64>,
-        mut rng: StdRng,
+        rng: StdRng,
     ) -> Result<EventWriter, GenError> {
         let sink = Sink::create(path, compression, level).map_err(|source| GenError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        let first = |rng: &mut StdRng| next_stall(rng, 0);
-        let stalls = [first(&mut rng), first(&mut rng)];
+        // Placeholders in the past: the first real stalls are drawn in the first second.
+        let past = Stall {
+            from: i64::MIN,
+            until: i64::MIN,
+        };
+        let stalls = [past, past];
         Ok(EventWriter {
             sink: Some(sink),
             path: path.to_path_buf(),
