@@ -185,3 +185,34 @@ fn sweep(args: &EvaluateArgs) -> anyhow::Result<Totals> {
     println!("{}", totals.summary_line("sweep"));
     Ok(totals)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fixture_directory_is_understood() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(events_file(dir.path()).is_err());
+        assert!(read_truth(dir.path()).is_err());
+        std::fs::write(dir.path().join("events.ndjson.zst"), b"").unwrap();
+        let truth = r#"{"generator": {"seed": 1, "scenarios": [], "args": "gen --seed 1"},
+                        "events": 3, "malformed": 0, "incidents": []}"#;
+        std::fs::write(dir.path().join("expected.json"), truth).unwrap();
+        assert!(
+            events_file(dir.path())
+                .unwrap()
+                .ends_with("events.ndjson.zst")
+        );
+        assert_eq!(read_truth(dir.path()).unwrap().events, 3);
+        std::fs::write(dir.path().join("truth.json"), "not json").unwrap();
+        let error = format!("{:#}", read_truth(dir.path()).unwrap_err());
+        assert!(error.contains("is not a truth file"), "{error}");
+    }
+
+    #[test]
+    fn counts_read_at_a_glance() {
+        assert_eq!(count((5, 5)), "5 ok");
+        assert_eq!(count((5, 4)), "4 (expected 5)");
+    }
+}

@@ -42,7 +42,7 @@ pub struct GenArgs {
     /// Compression of the events file.
     #[arg(long, value_name = "KIND", default_value = "none", value_parser = ["none", "gz", "zst"])]
     pub compress: String,
-    /// Compression level (gzip 0-9, default 6; zstd 1-22, default 3). Does not change the content.
+    /// Compression level (gzip 0-9, default 1; zstd 1-22, default 3). Does not change the content.
     #[arg(long, value_name = "N")]
     pub level: Option<i32>,
     /// No progress bar.
@@ -127,4 +127,63 @@ pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
         summary.truth_path.display(),
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: GenArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<GenOptions, String> {
+        let wrapper = Wrapper::try_parse_from(std::iter::once("gen").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        wrapper.args.options().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn flags_become_options() {
+        let options = parse(&[
+            "--out",
+            "x",
+            "--seed",
+            "7",
+            "--duration",
+            "1h30m",
+            "--users",
+            "12",
+            "--scale",
+            "5",
+            "--scenario",
+            "all",
+            "--compress",
+            "zst",
+            "--start",
+            "2026-03-10T01:00:00+01:00",
+        ])
+        .unwrap();
+        assert_eq!(options.seed, 7);
+        assert_eq!(options.duration_s, Some(5400));
+        assert_eq!(options.users, 12);
+        assert_eq!(options.scale, 5.0);
+        assert_eq!(options.scenarios.len(), Scenario::ALL.len());
+        assert_eq!(options.compression, Compression::Zstd);
+        assert_eq!(options.start_ms, generator::DEFAULT_START_MS);
+    }
+
+    #[test]
+    fn bad_flags_say_what_is_wrong() {
+        let error = parse(&["--out", "x", "--duration", "soon"]).unwrap_err();
+        assert!(error.contains("not a duration"), "{error}");
+        let error = parse(&["--out", "x", "--scenario", "meteor"]).unwrap_err();
+        assert!(error.contains("unknown scenario `meteor`"), "{error}");
+        let error = parse(&["--out", "x", "--compress", "rar"]).unwrap_err();
+        assert!(error.contains("rar"), "{error}");
+        assert!(parse(&["--seed", "1"]).is_err(), "--out is required");
+    }
 }

@@ -4,9 +4,14 @@
 //! The run is planned first ([`plan`], [`scenarios`]), then simulated second by second ([`sim`]) and written
 //! through a merge of two exporters ([`output`]).
 
+mod builder;
+mod decoys;
 mod format;
+mod line;
 mod malformed;
 mod options;
+#[cfg(test)]
+mod oracle;
 mod output;
 mod plan;
 mod population;
@@ -14,6 +19,7 @@ mod sample;
 mod scenarios;
 mod shape;
 mod sim;
+mod sink;
 mod truth;
 
 use std::path::{Path, PathBuf};

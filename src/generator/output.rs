@@ -1,8 +1,6 @@
-//! Writing the events file: the merge of two exporters (with their short stalls, the only disorder), line
-//! formatting with the contract's spellings, malformed lines mixed in, and compression.
+//! Writing the events file: the merge of two exporters (with their short stalls, the only disorder), and line
+//! formatting with the contract's spellings, malformed lines mixed in. The bytes go to [`Sink`].
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use rand::Rng;
@@ -10,34 +8,10 @@ use rand::rngs::StdRng;
 
 use super::GenError;
 use super::format::{Spelling, push_eui, push_i64, push_rfc3339, push_u64};
+use super::line::{Line, LineEvent, QueuedKind};
 use super::malformed::push_malformed;
 use super::options::Compression;
-use super::sim::{Line, LineEvent, QueuedKind};
-
-/// Where the bytes go.
-enum Sink {
-    Plain(BufWriter<File>),
-    Gzip(flate2::write::GzEncoder<BufWriter<File>>),
-    Zstd(zstd::Encoder<'static, BufWriter<File>>),
-}
-
-impl Sink {
-    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        match self {
-            Sink::Plain(w) => w.write_all(bytes),
-            Sink::Gzip(w) => w.write_all(bytes),
-            Sink::Zstd(w) => w.write_all(bytes),
-        }
-    }
-
-    fn finish(self) -> std::io::Result<()> {
-        match self {
-            Sink::Plain(mut w) => w.flush(),
-            Sink::Gzip(w) => w.finish()?.flush(),
-            Sink::Zstd(w) => w.finish()?.flush(),
-        }
-    }
-}
+use super::sink::Sink;
 
 /// An exporter that stops for up to 3 s now and then; its lines stamped in the stall come out when it resumes.
 #[derive(Copy, Clone, Debug)]
@@ -45,6 +19,11 @@ struct Stall {
     from: i64,
     until: i64,
 }
+
+/// Bytes handed to the sink at a time.
+const CHUNK: usize = 1 << 20;
+/// Room for one second's lines past `CHUNK` (the buffer is checked once a second).
+const MAX_LINE_GUESS: usize = 1 << 18;
 
 /// Longest stall: the contract allows 5 s of disorder; stay well inside it.
 const MAX_STALL_MS: i64 = 3000;
@@ -72,29 +51,22 @@ impl EventWriter {
         level: Option<i32>,
         malformed_rate: f64,
         users: Vec<u64>,
-        mut rng: StdRng,
+        rng: StdRng,
     ) -> Result<EventWriter, GenError> {
-        let io = |source| GenError::Io {
+        let sink = Sink::create(path, compression, level).map_err(|source| GenError::Io {
             path: path.to_path_buf(),
             source,
+        })?;
+        // Placeholders in the past: the first real stalls are drawn in the first second.
+        let past = Stall {
+            from: i64::MIN,
+            until: i64::MIN,
         };
-        let file = BufWriter::with_capacity(1 << 20, File::create(path).map_err(io)?);
-        let sink = match compression {
-            Compression::None => Sink::Plain(file),
-            Compression::Gzip => {
-                let level = flate2::Compression::new(level.unwrap_or(6).clamp(0, 9) as u32);
-                Sink::Gzip(flate2::write::GzEncoder::new(file, level))
-            }
-            Compression::Zstd => {
-                Sink::Zstd(zstd::Encoder::new(file, level.unwrap_or(3)).map_err(io)?)
-            }
-        };
-        let first = |rng: &mut StdRng| next_stall(rng, 0);
-        let stalls = [first(&mut rng), first(&mut rng)];
+        let stalls = [past, past];
         Ok(EventWriter {
             sink: Some(sink),
             path: path.to_path_buf(),
-            buf: Vec::with_capacity(1 << 21),
+            buf: Vec::with_capacity(CHUNK + MAX_LINE_GUESS),
             pending: Vec::new(),
             sequence: 0,
             stalls,
@@ -136,20 +108,20 @@ impl EventWriter {
         for line in &lines {
             self.write(line);
         }
-        if self.buf.len() >= 1 << 20 {
+        if self.buf.len() >= CHUNK {
             self.drain_buf()?;
         }
         Ok(())
     }
 
     fn drain_buf(&mut self) -> Result<(), GenError> {
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + MAX_LINE_GUESS));
         if let Some(sink) = self.sink.as_mut() {
-            sink.write_all(&self.buf).map_err(|source| GenError::Io {
+            sink.write(chunk).map_err(|source| GenError::Io {
                 path: self.path.clone(),
                 source,
             })?;
         }
-        self.buf.clear();
         Ok(())
     }
 

@@ -5,9 +5,9 @@ use rand::Rng;
 use rand::rngs::StdRng;
 
 use super::GenError;
+use super::builder;
 use super::options::{GenOptions, Scenario};
 use super::population::{Profile, Role};
-use super::scenarios;
 use super::shape::DailyShape;
 use super::truth::{ChangeNotice, TruthIncident};
 use crate::telemetry::FailureReason;
@@ -99,7 +99,7 @@ pub(crate) fn lay_out(
         .duration_s
         .map(|d| start_s.saturating_add(i64::try_from(d).unwrap_or(i64::MAX)));
     let reserve = options.scenarios.contains(&Scenario::FirewallBacklog);
-    let mut builder = scenarios::Builder::new(users, shape, rng, start_s, reserve);
+    let mut builder = builder::Builder::new(users, shape, rng, start_s, reserve);
     let storylines: Vec<Scenario> = options
         .scenarios
         .iter()

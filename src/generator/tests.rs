@@ -261,10 +261,47 @@ fn every_scenario_plans_its_truth_and_changes() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), ids.len());
+    // No change but the named cause can explain an incident: decoys are by uninvolved Users, or of a category
+    // that fits none of the affected User's incidents.
+    let fitting = |category: &str, kind: IncidentKind| match category {
+        "network" | "certificate" | "endpoint" => kind == K::Backlog,
+        "application" => matches!(kind, K::RequestStorm | K::RejectStorm),
+        "device" => kind == K::AlertStorm,
+        "campaign" => kind == K::RequestStorm,
+        _ => true,
+    };
+    for change in &plan.changes {
+        let causes: Vec<&TruthIncident> = plan
+            .incidents
+            .iter()
+            .map(|i| &i.truth)
+            .filter(|t| t.top_suspect.as_ref() == Some(&change.id))
+            .collect();
+        if !causes.is_empty() {
+            continue;
+        }
+        for incident in plan.incidents.iter().map(|i| &i.truth) {
+            let same_user = incident.user == change.user;
+            assert!(
+                !(same_user && fitting(&change.category, incident.kind)),
+                "{change:?} explains {incident:?}"
+            );
+        }
+    }
     // Slots do not overlap.
     for pair in plan.quiet.windows(2) {
         assert!(pair[0].1 <= pair[1].0, "{pair:?}");
     }
+}
+
+#[test]
+fn scenarios_never_share_a_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = GenOptions::new(dir.path());
+    options.users = 3;
+    options.scenarios = Scenario::ALL.to_vec();
+    let error = generate(&options, &mut |_| {}).unwrap_err().to_string();
+    assert!(error.contains("raise --users"), "{error}");
 }
 
 #[test]
@@ -275,4 +312,28 @@ fn a_too_short_duration_is_refused_with_a_reason() {
     options.scenarios = vec![Scenario::RegisteredCampaign];
     let error = generate(&options, &mut |_| {}).unwrap_err().to_string();
     assert!(error.contains("too short"), "{error}");
+}
+
+#[test]
+fn compressed_files_hold_the_same_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let make = |name: &str, compression: Compression| {
+        run(&dir.path().join(name), |o| {
+            o.seed = 2;
+            o.duration_s = Some(20 * 60);
+            o.compression = compression;
+        })
+    };
+    let plain = read_events(&make("none", Compression::None).events_path);
+    let gz = make("gz", Compression::Gzip).events_path;
+    assert!(gz.to_string_lossy().ends_with("events.ndjson.gz"));
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(gz).unwrap()),
+        &mut unzipped,
+    )
+    .unwrap();
+    assert!(unzipped == plain);
+    let zst = make("zst", Compression::Zstd).events_path;
+    assert!(zstd::decode_all(std::fs::File::open(zst).unwrap()).unwrap() == plain);
 }
