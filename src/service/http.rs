@@ -192,11 +192,8 @@ async fn get_user(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let who = principal(&state.store, &headers).await?;
-    let user = Eui64::parse(&id).ok_or_else(|| ApiError::Invalid {
-        field: Some("id".into()),
-        index: None,
-        reason: format!("`{id}` is not an EUI-64"),
-    })?;
+    let user = Eui64::parse(&id)
+        .ok_or_else(|| ApiError::field("id", format!("`{id}` is not an EUI-64")))?;
     may_see_user(&who, &id)?;
     let view = ask(&state.engine, move |engine, _| {
         engine
