@@ -359,3 +359,154 @@ async fn check_crowd(tools: &Tools, service: &Service, ops: &str) -> Browser {
     browser.screenshot("overview-crowd.png").await;
     browser
 }
+
+/// The whole HTTP response to a GET, head included (the support client keeps only the body).
+fn raw_get(service: &Service, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(service.http).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        service.http
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn the_page_and_every_asset_it_names_are_served_with_a_strict_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(dir.path(), &[]);
+    let page = raw_get(&service, "/");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    let head = page.to_ascii_lowercase();
+    assert!(head.contains("content-type: text/html"), "{page}");
+    assert!(head.contains("content-security-policy: default-src 'none'"));
+    let names: Vec<&str> = page
+        .split("/console/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert!(names.contains(&"app.js") && names.contains(&"console.css"));
+    // app.js imports the other modules by relative path; each must be served too.
+    let (_, app) = service.get("/console/app.js", None);
+    let imports: Vec<String> = app
+        .split("from './")
+        .skip(1)
+        .filter_map(|rest| rest.split('\'').next().map(str::to_owned))
+        .collect();
+    assert!(imports.len() >= 5, "{imports:?}");
+    for name in names
+        .iter()
+        .copied()
+        .chain(imports.iter().map(String::as_str))
+    {
+        let (status, body) = service.get(&format!("/console/{name}"), None);
+        assert_eq!(status, 200, "/console/{name}");
+        assert!(!body.is_empty(), "/console/{name}");
+    }
+    assert_eq!(service.get("/console/nope.js", None).0, 404);
+}
+
+#[test]
+fn triage_is_stored_audited_and_gated_by_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let own = token(dir.path(), "supplier", "user", Some(FIREWALLED));
+    let other = token(dir.path(), "neighbour", "user", Some(HEALTHY));
+    let ingest = token(dir.path(), "exporter", "ingest", None);
+    let service = Service::start(dir.path(), &[]);
+    service.send_tcp(&firewall_lines(0..500, (300, 2_000)));
+    let id = open_backlog_id(&service, &ops);
+    register(&service, &ops, &firewall_change("CHG-FW-1", 280, 3_600));
+    service.wait_for(&format!("/api/v1/incidents/{id}"), &ops, 30, |v| {
+        v["suspects"][0]["change"] == "CHG-FW-1"
+    });
+    let post = |path: &str, token: &str, body: &str| {
+        let (status, answer) = service.post(
+            &format!("/api/v1/incidents/{id}/{path}"),
+            Some(token),
+            body.as_bytes(),
+            &[("Content-Type", "application/json")],
+        );
+        let answer = serde_json::from_str(&answer).unwrap_or(serde_json::Value::Null);
+        (status, answer)
+    };
+
+    assert_eq!(post("acknowledge", &own, "{}").0, 403, "triage is for ops");
+    assert_eq!(post("acknowledge", &ops, "").0, 201);
+    assert_eq!(
+        post("acknowledge", &ops, "{}").0,
+        200,
+        "already acknowledged"
+    );
+    let (status, empty) = post("notes", &ops, r#"{"text": "  "}"#);
+    assert_eq!((status, &empty["field"]), (400, &"text".into()), "{empty}");
+    assert_eq!(post("notes", &ops, r#"{"text": "paged"}"#).0, 201);
+    assert_eq!(
+        post("suspects/CHG-NOPE", &ops, r#"{"judgement": "confirmed"}"#).0,
+        404
+    );
+    let (status, bad) = post("suspects/CHG-FW-1", &ops, r#"{"judgement": "maybe"}"#);
+    assert_eq!((status, &bad["field"]), (400, &"judgement".into()), "{bad}");
+    let (status, judged) = post(
+        "suspects/CHG-FW-1",
+        &ops,
+        r#"{"judgement": "rejected", "text": "rule 42 never applied"}"#,
+    );
+    assert_eq!(status, 201, "{judged}");
+    assert_eq!(judged["judgements"][0]["judgement"], "rejected");
+
+    let triage = service.json(&format!("/api/v1/incidents/{id}/triage"), &own);
+    let trail: Vec<(&str, &str)> = triage["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        trail,
+        [("acknowledge", "ops"), ("note", "ops"), ("suspect", "ops")]
+    );
+    assert!(triage["log"][2]["at_ms"].as_i64().is_some_and(|t| t > 0));
+    assert_eq!(triage["history"][0]["state"], "opened");
+    let path = format!("/api/v1/incidents/{id}/triage");
+    assert_eq!(service.get(&path, Some(&other)).0, 403);
+    assert_eq!(service.get(&path, None).0, 401);
+    assert_eq!(
+        service
+            .get("/api/v1/incidents/INC-NOPE/triage", Some(&ops))
+            .0,
+        404
+    );
+
+    let nearby = service.json(&format!("/api/v1/incidents/{id}/nearby-changes"), &ops);
+    assert_eq!(nearby["changes"][0]["change"]["id"], "CHG-FW-1");
+    assert_eq!(nearby["changes"][0]["rank"], 1);
+
+    let mine = service.json("/api/v1/console/overview", &own);
+    assert_eq!(mine["who"]["role"], "user");
+    assert_eq!(mine["incidents"][0]["id"], id.as_str());
+    assert_eq!(mine["incidents"][0]["acknowledged"]["actor"], "ops");
+    assert_eq!(mine["incidents"][0]["judgements"]["CHG-FW-1"], "rejected");
+    assert_eq!(
+        mine["network"]["users"], 1,
+        "a User token sees its own User"
+    );
+    let theirs = service.json("/api/v1/console/overview", &other);
+    assert_eq!(theirs["incidents"].as_array().map(Vec::len), Some(0));
+    let all = service.json("/api/v1/console/overview", &ops);
+    assert_eq!(all["network"]["users"], 2);
+    assert_eq!(all["network"]["users_in_trouble"], 1);
+    assert!(
+        all["incidents"][0]["depth_now"]
+            .as_u64()
+            .is_some_and(|d| d > 1_000)
+    );
+    assert_eq!(
+        service.get("/api/v1/console/overview", Some(&ingest)).0,
+        403
+    );
+}

@@ -3,7 +3,7 @@
 // beside that input, which is marked invalid and focused.
 
 import { api, withQuery } from './api.js';
-import { failure, h, replace, say, span, user } from './dom.js';
+import { failure, h, replace, say, spanCell, user } from './dom.js';
 
 const CATEGORIES = ['network', 'certificate', 'endpoint', 'application', 'device', 'campaign', 'dcc_maintenance', 'other'];
 const STATUSES = ['planned', 'in_progress', 'completed', 'cancelled', 'rolled_back'];
@@ -93,12 +93,12 @@ function registerForm(state) {
     field('title', 'Title', input({})),
     field('category', 'Category', select(CATEGORIES)),
     field('status', 'Status', select(STATUSES)),
-    field('start', 'Window start (RFC 3339)', input({ placeholder: '2026-03-10T09:00:00Z' })),
-    field('end', 'Window end (RFC 3339)', input({ placeholder: '2026-03-10T10:00:00Z' })),
-    field('srvs', 'SRVs, comma-separated (optional)', input({ placeholder: '4.1.1, 11.3' })),
+    field('start', 'Window start', input({ placeholder: '2026-03-10T09:00:00Z' }), 'RFC 3339 times, e.g. 2026-03-10T09:00:00Z.'),
+    field('end', 'Window end', input({ placeholder: '2026-03-10T10:00:00Z' })),
+    field('srvs', 'SRVs (optional)', input({ placeholder: '4.1.1, 11.3' })),
     field('contact', 'Contact (optional)', input({})),
-    field('expected.direction', 'Declared traffic (optional)', select(['to_dsp', 'to_user'], 'none declared')),
-    field('expected.rate_factor', 'Up to this many times normal', input({ inputmode: 'decimal', placeholder: '2.5' })),
+    field('expected.direction', 'Declared traffic', select(['to_dsp', 'to_user'], 'none declared')),
+    field('expected.rate_factor', 'Times normal, at most', input({ inputmode: 'decimal', placeholder: '2.5' })),
     h('p', { class: 'form-done', role: 'status' }),
     h('button', { type: 'submit' }, 'Register change'));
   form.addEventListener('submit', async (event) => {
@@ -169,14 +169,14 @@ function table(changes, highlight) {
   const newest = [...changes].sort((a, b) => Date.parse(b.start) - Date.parse(a.start) || a.id.localeCompare(b.id));
   return h('div', { class: 'table-wrap' }, h('table', { class: 'changes' },
     h('caption', {}, `${changes.length} change${changes.length === 1 ? '' : 's'}, latest window first.`),
-    h('thead', {}, h('tr', {}, ['Change', 'User', 'Title', 'Category', 'Window', 'Status', 'Declared']
+    h('thead', {}, h('tr', {}, ['Change', 'User', 'Title', 'Category', 'Window', 'Status']
       .map((n) => h('th', { scope: 'col' }, n)))),
     h('tbody', {}, newest.map((c) => h('tr', { 'data-change': c.id, class: c.id === highlight ? 'new' : null },
       h('th', { scope: 'row', class: 'mono' }, c.id, c.id === highlight ? h('span', { class: 'badge ack-done' }, ' new') : ''),
       h('td', {}, c.user === 'DCC' ? 'DCC' : user(c.user)),
-      h('td', {}, c.title),
+      h('td', {}, c.title,
+        c.expected ? h('p', { class: 'meta' }, `declares up to ${c.expected.rate_factor}× normal ${c.expected.direction} traffic`) : ''),
       h('td', {}, c.category),
-      h('td', {}, span(Date.parse(c.start), Date.parse(c.end))),
-      h('td', {}, c.status),
-      h('td', {}, c.expected ? `${c.expected.rate_factor}× ${c.expected.direction}` : '-'))))));
+      h('td', {}, spanCell(Date.parse(c.start), Date.parse(c.end))),
+      h('td', {}, c.status))))));
 }

@@ -55,8 +55,8 @@ function yAxis(top, height, max, label, x0, x1) {
     parts.push(s('line', { x1: x0, x2: x1, y1: y(v), y2: y(v), class: 'grid' }));
     parts.push(s('text', { x: x0 - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'tick' }, num(v)));
   }
-  parts.push(s('text', { x: x0, y: top - 8, class: 'panel-title' }, label));
-  return { y, parts };
+  const title = s('text', { x: x0, y: top - 8, class: 'panel-title' }, label);
+  return { y, parts, title };
 }
 
 function line(points, x, y, key, attrs) {
@@ -164,6 +164,9 @@ export function chart(incident, windows, width) {
     svg.push(s('line', { x1: x(ts), x2: x(ts), y1: depthTop - 4, y2: bottom, class: 'marker', 'stroke-dasharray': dash }));
     svg.push(s('text', { x: x(ts) + 4, y: depthTop + DEPTH_H + 16, class: 'marker-label' }, label));
   }
+
+  // Titles last, so their halo keeps them readable over the marker lines.
+  svg.push(depthAxis.title, flowAxis.title);
 
   const legend = h('ul', { class: 'legend', 'aria-label': 'Legend' },
     h('li', {}, swatch(DEPTH_COLOUR, null, 3), 'Queue depth'),

@@ -60,6 +60,12 @@ export function span(startMs, endMs) {
     : `${start} – ${end} UTC`;
 }
 
+/** A window for a table cell: start on one line, `– end` on the next, so narrow columns stay readable. */
+export function spanCell(startMs, endMs) {
+  const [start, end] = span(startMs, endMs).split(' – ');
+  return [h('span', { class: 'nowrap' }, start), h('br'), h('span', { class: 'nowrap' }, `– ${end}`)];
+}
+
 /** Only the clock: `09:05:00`. */
 export function clock(ms) {
   const d = new Date(ms);

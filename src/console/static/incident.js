@@ -4,7 +4,7 @@
 
 import { api } from './api.js';
 import { chart } from './chart.js';
-import { duration, failure, h, kind, num, replace, span, state as openState, time, user, verdict } from './dom.js';
+import { duration, failure, h, kind, num, replace, spanCell, state as openState, time, user, verdict } from './dom.js';
 import * as triage from './triage.js';
 
 export function mount(container, id) {
@@ -157,7 +157,7 @@ function ruledOut(nearby) {
   const rows = others.map((c) => h('tr', {},
     h('th', { scope: 'row' }, h('span', { class: 'mono' }, c.change.id), ' ', c.change.title,
       h('p', { class: 'meta' }, `${c.change.category} · ${c.change.status} · by `, h('span', { class: 'mono' }, c.change.user))),
-    h('td', {}, span(Date.parse(c.change.start), Date.parse(c.change.end))),
+    h('td', {}, spanCell(Date.parse(c.change.start), Date.parse(c.change.end))),
     h('td', { class: 'num' }, c.score === null ? '-' : c.score.toFixed(2)),
     h('td', {}, h('strong', {}, c.ruled_out),
       c.reasons.length ? h('ul', { class: 'reasons' }, c.reasons.map((r) => h('li', {}, r))) : '')));
