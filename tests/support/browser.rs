@@ -174,16 +174,21 @@ impl Browser {
         }
     }
 
+    /// Clicks the element at `css`, finding it again if the page redrew it between finding and clicking (the
+    /// console redraws parts of itself on every poll).
     pub async fn click(&self, css: &str) {
-        self.client
-            .wait()
-            .at_most(PATIENCE)
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no `{css}` to click: {e}"))
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("cannot click `{css}`: {e}"));
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let error = match self.client.find(Locator::Css(css)).await {
+                Ok(element) => match element.click().await {
+                    Ok(()) => return,
+                    Err(error) => error.to_string(),
+                },
+                Err(error) => error.to_string(),
+            };
+            assert!(Instant::now() < deadline, "cannot click `{css}`: {error}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Replaces the text of the input at `css` with `text`.

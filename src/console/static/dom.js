@@ -121,10 +121,10 @@ export function state(resolved) {
     : h('span', { class: 'badge state-open' }, h('span', { 'aria-hidden': 'true' }, '●'), ' Open');
 }
 
-/** A User as a link to its page; `*` is the network. */
-export function user(id, count) {
+/** A User as a link to its page; `*` is the network. `place` keeps focus keys unique when a User is listed twice. */
+export function user(id, count, place = '') {
   if (id === '*') return h('span', { class: 'mono' }, `* network-wide${count ? ` (${count} Users)` : ''}`);
-  return h('a', { class: 'mono', href: `#/user/${encodeURIComponent(id)}`, 'data-key': `user-${id}` }, id);
+  return h('a', { class: 'mono', href: `#/user/${encodeURIComponent(id)}`, 'data-key': `user-${place}${id}` }, id);
 }
 
 /** A flow's API name in words. */

@@ -82,7 +82,11 @@ export async function refresh(state, overview) {
 export function draw(state) {
   const data = state.data;
   if (!data) return;
-  const { incident, nearby, overview } = data;
+  const { nearby, overview } = data;
+  // The stored record is rewritten when the incident opens, resolves or is re-correlated; while it is open, the
+  // overview's copy from the engine has the current peak, depth and evidence.
+  const live = overview && overview.incidents.find((i) => i.id === state.id);
+  const incident = live ? { ...data.incident, ...live, series: data.incident.series } : data.incident;
   const changed = (part, value) => {
     const key = JSON.stringify(value);
     if (state.keys[part] === key) return false;
@@ -96,9 +100,10 @@ export function draw(state) {
     document.title = `${kind(incident.kind)} ${incident.user} · Stormwatch`;
   }
   const asOf = overview && overview.as_of;
-  if (changed('summary', [incident, asOf && !incident.resolved ? Math.floor(asOf / 1000) : 0])) {
-    replace(state.summary, summary(incident, asOf));
-  }
+  if (changed('summary', { ...incident, series: null })) replace(state.summary, summary(incident, asOf));
+  // The open-for time moves every second: update it in place rather than redraw the summary.
+  const openFor = state.summary.querySelector('[data-open-for]');
+  if (openFor && asOf) openFor.textContent = duration(asOf - incident.onset);
   const windows = nearby.changes.map((c) => ({
     id: c.change.id, start: Date.parse(c.change.start), end: Date.parse(c.change.end), suspect: c.rank !== null,
   }));
@@ -106,7 +111,7 @@ export function draw(state) {
   if (changed('chart', [incident.series, windows, width, incident.resolved])) {
     replace(state.chart, chart(incident, windows, width));
   }
-  triage.draw(state, changed, who);
+  triage.draw(state, changed, who, incident);
   if (changed('nearby', nearby)) replace(state.nearby, ruledOut(nearby));
 }
 
@@ -119,7 +124,8 @@ function summary(incident, asOf) {
     ['Detected', `${time(incident.detected)} (+${num((incident.detected - incident.onset) / 1000)} s)`],
     incident.resolved
       ? ['Resolved', `${time(incident.resolved)} after ${duration(incident.resolved - incident.onset)}`]
-      : ['Open for', asOf ? duration(asOf - incident.onset) : '-'],
+      : ['Open for', h('span', { 'data-open-for': '' }, asOf ? duration(asOf - incident.onset) : '-')],
+    incident.depth_now !== undefined && ['Waiting now', num(incident.depth_now)],
     ['Peak depth', num(incident.peak_depth)],
     ['Depth at detection', num(e.depth_at_detection)],
     peak(incident),

@@ -91,7 +91,7 @@ function troubled(overview) {
   const heading = h('h2', {}, 'Users in trouble');
   if (!users.length) return h('section', { class: 'panel' }, heading, h('p', { class: 'muted' }, 'None.'));
   const rows = users.map((u) => h('tr', {},
-    h('th', { scope: 'row' }, user(u.user)),
+    h('th', { scope: 'row' }, user(u.user, 0, 'trouble-')),
     h('td', {}, u.anomalies.length ? u.anomalies.map(kind).join(', ') : 'in an open incident'),
     h('td', { class: 'num' }, num(u.depth)),
     h('td', { class: 'num' }, u.backlog_age_s ? duration(u.backlog_age_s * 1000) : '-'),

@@ -54,8 +54,9 @@ async function act(state, path, body, done) {
   }
 }
 
-export function draw(state, changed, who) {
-  const { incident, triage } = state.data;
+/** Draws the triage panel, the suspects and the timeline of `incident` (the freshest copy of its record). */
+export function draw(state, changed, who, incident) {
+  const { triage } = state.data;
   const ops = !who || who.role === 'ops';
   const parts = state.triage;
   parts.form.hidden = !ops;
