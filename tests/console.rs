@@ -2,7 +2,8 @@
 //! firewall backlog on the overview, read its chart, suspects and ruled-out changes, acknowledge it, add a note,
 //! confirm its suspect, visit its User, and register a change through the form (a bad one first). A second test
 //! loads the overview with 100 Users and 50 open incidents. Screenshots go to `target/console-screenshots/`;
-//! `STORMWATCH_UPDATE_SCREENSHOT=1` also copies the incident page to `docs/console-incident.png`.
+//! `STORMWATCH_UPDATE_SCREENSHOT=1` also copies the incident page to `docs/console-incident.png`. Two more tests,
+//! without a browser, check the served assets and the triage API's rules (roles, validation, audit).
 
 #[path = "support/browser.rs"]
 mod browser;
