@@ -8,23 +8,34 @@ use super::engine_loop::Persistence;
 use crate::report::IncidentRecord;
 use crate::store::Store;
 
+/// What the service attaches to a stored incident (e.g. the Kafka partition of its User).
+pub type IncidentExtra = Box<dyn Fn(&IncidentRecord) -> Option<serde_json::Value> + Send>;
+
 pub struct StoreSink {
     pub store: Store,
     pub alerts: Option<Sender<AlertMessage>>,
+    pub extra: Option<IncidentExtra>,
 }
 
 impl Persistence for StoreSink {
     fn incident_changed(&mut self, record: &IncidentRecord) {
-        if let Err(error) = self.store.save_incident(record.clone(), None) {
+        let extra = self.extra.as_ref().and_then(|extra| extra(record));
+        if let Err(error) = self.store.save_incident(record.clone(), extra) {
             tracing::error!(id = %record.id, %error, "cannot save incident");
         }
     }
 
-    fn save_snapshot(&mut self, bytes: Vec<u8>) {
+    fn save_snapshot(&mut self, bytes: Vec<u8>) -> bool {
         let size = bytes.len();
         match self.store.save_snapshot(bytes) {
-            Ok(()) => tracing::debug!(bytes = size, "engine snapshot saved"),
-            Err(error) => tracing::error!(%error, "cannot save the engine snapshot"),
+            Ok(()) => {
+                tracing::debug!(bytes = size, "engine snapshot saved");
+                true
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot save the engine snapshot");
+                false
+            }
         }
     }
 

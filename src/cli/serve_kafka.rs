@@ -1,0 +1,77 @@
+//! `serve --kafka-*`: builds the Kafka source's options from the settings and wires it to the engine loop (commits
+//! after snapshots) and the store (each incident's partition in its `extra`).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam::channel::{Receiver, Sender};
+use stormwatch::kafka::KafkaOptions;
+use stormwatch::kafka::source::{self, UserPartitions};
+use stormwatch::service::ServeConfig;
+use stormwatch::service::engine_loop::{EngineInput, LogPosition};
+use stormwatch::service::store_sink::IncidentExtra;
+use stormwatch::telemetry::Eui64;
+
+pub fn options(config: &ServeConfig) -> Option<KafkaOptions> {
+    Some(KafkaOptions {
+        brokers: config.kafka_brokers.clone()?,
+        topic: config.kafka_topic.clone()?,
+        group: config.kafka_group.clone(),
+        warmup: Duration::from_secs(config.kafka_warmup_s),
+    })
+}
+
+pub struct Wiring {
+    options: KafkaOptions,
+    users: UserPartitions,
+    checkpoints: (Sender<Vec<LogPosition>>, Receiver<Vec<LogPosition>>),
+}
+
+impl Wiring {
+    pub fn new(options: KafkaOptions) -> Wiring {
+        Wiring {
+            options,
+            users: UserPartitions::default(),
+            checkpoints: crossbeam::channel::unbounded(),
+        }
+    }
+
+    pub fn checkpoints_sender(&self) -> Sender<Vec<LogPosition>> {
+        self.checkpoints.0.clone()
+    }
+
+    /// `{"topic": T, "partitions": [P...]}`: where the incident's Users live, so whoever reads the store knows
+    /// which instance owned it (the group's assignment) and that another may carry it on after a rebalance.
+    pub fn incident_extra(&self) -> IncidentExtra {
+        let users = self.users.clone();
+        let topic = self.options.topic.clone();
+        Box::new(move |record| {
+            let map = users.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut partitions: Vec<i32> = std::iter::once(&record.user)
+                .chain(&record.users)
+                .filter_map(|u| map.get(&Eui64::parse(u)?).copied())
+                .collect();
+            partitions.sort_unstable();
+            partitions.dedup();
+            Some(serde_json::json!({ "topic": topic, "partitions": partitions }))
+        })
+    }
+
+    pub fn spawn(
+        self,
+        engine: Sender<EngineInput>,
+        stop: Arc<AtomicBool>,
+    ) -> std::io::Result<JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("kafka".into())
+            .spawn(move || {
+                if let Err(error) =
+                    source::run(self.options, engine, self.checkpoints.1, self.users, stop)
+                {
+                    tracing::error!(%error, "the Kafka source stopped");
+                }
+            })
+    }
+}
