@@ -3,11 +3,14 @@
 //! engine's watermark follows the newest event it is given, so feeding partitions as fetched would make the
 //! slower partitions' events "late" and change what is detected. Instead every fetched record waits here, and
 //! events are released merged in event-time order, never past the ceiling: the newest event time every
-//! partition still being read has reached. A partition at its end does not hold the others back.
+//! partition still being read has reached. A partition at its end stops holding the others back once it has
+//! stayed there for a grace period (an idle partition must not stall the rest; a producer that is merely a
+//! few milliseconds behind must not make its partition's next events late).
 //!
-//! Pure bookkeeping, no Kafka types, so it is tested without a broker.
+//! Pure bookkeeping, no Kafka types and no clock (the caller passes `now`), so it is tested without a broker.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use crate::service::engine_loop::LogPosition;
 use crate::telemetry::batch::ParsedChunk;
@@ -27,8 +30,8 @@ struct Partition {
     fetched: Option<i64>,
     /// Newest event time fetched.
     frontier: Option<i64>,
-    /// Fetched everything there is for now (the broker's end of the partition).
-    at_end: bool,
+    /// Since when everything there is has been fetched (the broker's end of the partition).
+    at_end: Option<Instant>,
     /// Event time of the newest event released.
     released_ms: Option<i64>,
     /// Where the previous owner's committed position was: events before it are history being replayed to warm
@@ -45,7 +48,7 @@ impl Partition {
     fn caught_up(&self) -> bool {
         match self.live_from {
             None => true,
-            Some(live) => self.at_end || self.position().is_some_and(|p| p >= live),
+            Some(live) => self.at_end.is_some() || self.position().is_some_and(|p| p >= live),
         }
     }
 }
@@ -61,9 +64,19 @@ pub struct Start {
 }
 
 /// The assigned partitions' fetched-but-unreleased records.
-#[derive(Default)]
 pub struct Feeds {
     partitions: BTreeMap<i32, Partition>,
+    /// How long a partition at its end still holds the others back.
+    idle_grace: Duration,
+}
+
+impl Feeds {
+    pub fn new(idle_grace: Duration) -> Feeds {
+        Feeds {
+            partitions: BTreeMap::new(),
+            idle_grace,
+        }
+    }
 }
 
 impl Feeds {
@@ -95,7 +108,7 @@ impl Feeds {
         let Some(state) = self.partitions.get_mut(&partition) else {
             return;
         };
-        state.at_end = false;
+        state.at_end = None;
         state.fetched = Some(offset + 1);
         if let Some(newest) = parsed.events.iter().map(|e| e.ts_ms).max() {
             state.frontier = Some(state.frontier.map_or(newest, |f| f.max(newest)));
@@ -110,24 +123,27 @@ impl Feeds {
     }
 
     /// The partition has nothing more to fetch for now.
-    pub fn at_end(&mut self, partition: i32) {
+    pub fn at_end(&mut self, partition: i32, now: Instant) {
         if let Some(state) = self.partitions.get_mut(&partition) {
-            state.at_end = true;
+            state.at_end.get_or_insert(now);
         }
     }
 
     /// Events up to this time may be released; `None` while a partition still being read has shown no event.
-    pub fn ceiling(&self) -> Option<i64> {
+    pub fn ceiling(&self, now: Instant) -> Option<i64> {
         self.partitions
             .values()
-            .filter(|p| !p.at_end)
+            .filter(|p| {
+                p.at_end
+                    .is_none_or(|since| now.saturating_duration_since(since) < self.idle_grace)
+            })
             .try_fold(i64::MAX, |ceiling, p| p.frontier.map(|f| ceiling.min(f)))
     }
 
     /// Up to `max` events, merged across partitions in event-time order (ties by partition), none past the
     /// ceiling. `None` when nothing can be released now.
-    pub fn release(&mut self, max: usize) -> Option<ParsedChunk> {
-        let ceiling = self.ceiling()?;
+    pub fn release(&mut self, max: usize, now: Instant) -> Option<ParsedChunk> {
+        let ceiling = self.ceiling(now)?;
         let mut out = ParsedChunk {
             first_line: 1,
             ..ParsedChunk::default()

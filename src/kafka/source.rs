@@ -35,6 +35,8 @@ const BATCH_EVENTS: usize = 8_192;
 const POLL_BURST: usize = 512;
 /// A partition with this many records waiting (it runs ahead in event time) stops fetching until half drain.
 const PAUSE_AT: usize = 4_096;
+/// How long a partition at its end still holds back the others (see `feed.rs`).
+const IDLE_GRACE: Duration = Duration::from_secs(2);
 /// Broker round trips inside a rebalance (committed offsets, offsets for times).
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -191,6 +193,9 @@ pub fn run(
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "true")
         .set("statistics.interval.ms", "1000")
+        // A dead instance's partitions move on after 10 s rather than Kafka's default 45 s.
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
         .create_with_context(context)
         .map_err(|source| KafkaError::Client {
             brokers: options.brokers.clone(),
@@ -205,7 +210,7 @@ pub fn run(
     tracing::info!(brokers = %options.brokers, topic = %options.topic, group = %options.group, "Kafka consumer subscribed");
     let mut source = Source {
         topic: options.topic.clone(),
-        feeds: Feeds::default(),
+        feeds: Feeds::new(IDLE_GRACE),
         engine,
         users,
         known: FxHashMap::default(),
@@ -224,7 +229,9 @@ pub fn run(
                     message.offset(),
                     message.payload(),
                 )?,
-                Some(Err(RdError::PartitionEOF(partition))) => source.feeds.at_end(partition),
+                Some(Err(RdError::PartitionEOF(partition))) => {
+                    source.feeds.at_end(partition, Instant::now())
+                }
                 Some(Err(error)) => tracing::warn!(%error, "Kafka consumer error"),
             }
             if source.take_assignment(consumer.context())? {
@@ -347,7 +354,7 @@ impl Source {
     /// owners' commits, `Live`.
     fn release(&mut self) -> Result<(), KafkaError> {
         let received = Instant::now();
-        while let Some(parsed) = self.feeds.release(BATCH_EVENTS) {
+        while let Some(parsed) = self.feeds.release(BATCH_EVENTS, received) {
             self.send(EngineInput::Batch {
                 source: Arc::from(format!("kafka:{}", self.topic)),
                 kind: SourceKind::Kafka,
