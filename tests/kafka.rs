@@ -47,9 +47,21 @@ fn run(command: &mut Command) -> String {
 /// A multi-scenario run: storms, an alert flood, a backlog and a DCC maintenance hitting every User.
 fn generate(dir: &Path) -> (PathBuf, PathBuf) {
     run(binary()
-        .args(["gen", "--seed", "7", "--users", "16", "--scale", "0.25", "-q"])
-        .args(["--scenario", "mdm_storm", "--scenario", "firmware_alert_storm"])
-        .args(["--scenario", "certificate_failure", "--scenario", "dcc_maintenance"])
+        .args([
+            "gen", "--seed", "7", "--users", "16", "--scale", "0.25", "-q",
+        ])
+        .args([
+            "--scenario",
+            "mdm_storm",
+            "--scenario",
+            "firmware_alert_storm",
+        ])
+        .args([
+            "--scenario",
+            "certificate_failure",
+            "--scenario",
+            "dcc_maintenance",
+        ])
         .arg("--out")
         .arg(dir));
     (dir.join("events.ndjson"), dir.join("changes.json"))
@@ -94,7 +106,13 @@ fn produce(broker: &str, topic: &str, events: &Path) -> std::process::Child {
 }
 
 /// An instance with its own store (the changes imported, an ops token) in consumer group `group`.
-fn instance(dir: &Path, broker: &str, topic: &str, group: &str, changes: &Path) -> (Service, String) {
+fn instance(
+    dir: &Path,
+    broker: &str,
+    topic: &str,
+    group: &str,
+    changes: &Path,
+) -> (Service, String) {
     std::fs::create_dir_all(dir).expect("data dir");
     run(binary()
         .args(["changes", "import"])
@@ -171,7 +189,11 @@ fn wait_consumed(instances: &[&Service], last_ts_ms: i64) {
 fn union(instances: &[(&Service, &str)]) -> Vec<Value> {
     let mut merged: BTreeMap<String, Value> = BTreeMap::new();
     for (service, ops) in instances {
-        for incident in service.json("/api/v1/incidents", ops).as_array().expect("list") {
+        for incident in service
+            .json("/api/v1/incidents", ops)
+            .as_array()
+            .expect("list")
+        {
             let id = incident["id"].as_str().expect("id").to_owned();
             let keep = merged
                 .get(&id)
@@ -207,7 +229,11 @@ fn found(incidents: &[Value], last_ts_ms: i64) -> Vec<Found> {
         }
         let mut users: Vec<String> = incident["users"]
             .as_array()
-            .map(|u| u.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+            .map(|u| {
+                u.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default();
         let item = Found {
             user: incident["user"].as_str().expect("user").to_owned(),
@@ -218,7 +244,10 @@ fn found(incidents: &[Value], last_ts_ms: i64) -> Vec<Found> {
             users: Vec::new(),
         };
         if let Some(same) = out.iter_mut().find(|f| {
-            f.user == "*" && item.user == "*" && f.kind == item.kind && (f.onset - onset).abs() <= 120_000
+            f.user == "*"
+                && item.user == "*"
+                && f.kind == item.kind
+                && (f.onset - onset).abs() <= 120_000
         }) {
             same.users.append(&mut users);
             same.users.sort();
@@ -235,7 +264,11 @@ fn found(incidents: &[Value], last_ts_ms: i64) -> Vec<Found> {
 
 fn assert_same(ours: &[Value], replay: &[Value], last_ts_ms: i64) {
     let (ours, expected) = (found(ours, last_ts_ms), found(replay, last_ts_ms));
-    assert_eq!(ours.len(), expected.len(), "ours {ours:#?}\nreplay {expected:#?}");
+    assert_eq!(
+        ours.len(),
+        expected.len(),
+        "ours {ours:#?}\nreplay {expected:#?}"
+    );
     for (a, b) in ours.iter().zip(&expected) {
         let onsets_close = (a.onset - b.onset).abs() <= LATENESS_MS;
         assert!(
@@ -298,7 +331,10 @@ fn two_instances_in_one_group_find_exactly_what_replay_finds() {
     let mut producer = produce(&broker, &topic, &events);
     assert!(producer.wait().expect("kafka-produce").success());
     wait_consumed(&[&a, &b], last);
-    assert!(lines_ingested(&a) > 0.0 && lines_ingested(&b) > 0.0, "both did work");
+    assert!(
+        lines_ingested(&a) > 0.0 && lines_ingested(&b) > 0.0,
+        "both did work"
+    );
     let incidents = union(&[(&a, &ops_a), (&b, &ops_b)]);
     assert_same(&incidents, &expected, last);
     // Each incident names the partitions of its Users.
@@ -307,7 +343,9 @@ fn two_instances_in_one_group_find_exactly_what_replay_finds() {
             let id = incident["id"].as_str().unwrap();
             let detail = service.json(&format!("/api/v1/incidents/{id}"), ops);
             assert!(
-                detail["extra"]["partitions"].as_array().is_some_and(|p| !p.is_empty()),
+                detail["extra"]["partitions"]
+                    .as_array()
+                    .is_some_and(|p| !p.is_empty()),
                 "{detail}"
             );
         }
@@ -320,7 +358,11 @@ fn when_one_instance_dies_mid_stream_the_other_takes_over_and_stays_exact() {
     let root = tempfile::tempdir().unwrap();
     let (events, changes) = generate(&root.path().join("gen"));
     let (expected, last) = replay(&events, &changes, root.path());
-    let total = std::fs::read(&events).unwrap().iter().filter(|&&b| b == b'\n').count() as f64;
+    let total = std::fs::read(&events)
+        .unwrap()
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count() as f64;
     let topic = unique_topic("failover");
     let ((mut a, _), (b, ops_b)) = start_pair(root.path(), &broker, &topic, &changes);
     let mut producer = produce(&broker, &topic, &events);
@@ -332,6 +374,9 @@ fn when_one_instance_dies_mid_stream_the_other_takes_over_and_stays_exact() {
     assert!(producer.wait().expect("kafka-produce").success());
     wait_consumed(&[&b], last);
     let rebalances = sum(&b, "stormwatch_kafka_rebalances_total");
-    assert!(rebalances >= 2.0, "the survivor saw the group change: {rebalances}");
+    assert!(
+        rebalances >= 2.0,
+        "the survivor saw the group change: {rebalances}"
+    );
     assert_same(&union(&[(&b, &ops_b)]), &expected, last);
 }

@@ -48,7 +48,9 @@ impl Wiring {
         let users = self.users.clone();
         let topic = self.options.topic.clone();
         Box::new(move |record| {
-            let map = users.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let map = users
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let mut partitions: Vec<i32> = std::iter::once(&record.user)
                 .chain(&record.users)
                 .filter_map(|u| map.get(&Eui64::parse(u)?).copied())

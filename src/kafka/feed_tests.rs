@@ -15,7 +15,9 @@ fn record(user: &str, times: &[i64]) -> ParsedChunk {
     let data: String = times
         .iter()
         .map(|ts| ts + T0)
-        .map(|ts| format!("{{\"ts\":{ts},\"user\":\"{user}\",\"event\":\"request\",\"count\":1}}\n"))
+        .map(|ts| {
+            format!("{{\"ts\":{ts},\"user\":\"{user}\",\"event\":\"request\",\"count\":1}}\n")
+        })
         .collect();
     parse_chunk(
         0,
@@ -65,11 +67,17 @@ fn partitions_are_merged_in_event_time_order_up_to_the_slowest() {
     let released = feeds.release(100, now()).expect("events up to 4 s");
     let times: Vec<i64> = released.events.iter().map(|e| e.ts_ms - T0).collect();
     assert_eq!(times, [1_000, 2_000, 4_000]);
-    assert_eq!(released.line_of(1).1, record(B, &[2_000]).data.trim_ascii_end());
+    assert_eq!(
+        released.line_of(1).1,
+        record(B, &[2_000]).data.trim_ascii_end()
+    );
     // Partition 0 still holds its record (partly released); partition 1 is through offset 0.
     let positions = feeds.positions();
     assert_eq!(positions[0].offset, 0);
-    assert_eq!((positions[1].offset, positions[1].event_ms), (1, T0 + 4_000));
+    assert_eq!(
+        (positions[1].offset, positions[1].event_ms),
+        (1, T0 + 4_000)
+    );
     assert!(!feeds.caught_up(), "partition 1 has not reached offset 2");
     feeds.push(1, 1, record(B, &[6_000]));
     feeds.push(1, 2, record(B, &[10_000]));

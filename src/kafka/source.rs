@@ -78,7 +78,8 @@ impl ConsumerContext for Context {
                 let starts = self.starts(consumer, tpl);
                 for start in &starts {
                     let offset = start.offset.map_or(Offset::Beginning, Offset::Offset);
-                    if let Err(error) = tpl.set_partition_offset(&self.topic, start.partition, offset)
+                    if let Err(error) =
+                        tpl.set_partition_offset(&self.topic, start.partition, offset)
                     {
                         tracing::error!(partition = start.partition, %error, "cannot set a start offset");
                     }
@@ -224,11 +225,9 @@ pub fn run(
         for _ in 0..POLL_BURST {
             match consumer.poll(Duration::from_millis(100)) {
                 None => break,
-                Some(Ok(message)) => source.record(
-                    message.partition(),
-                    message.offset(),
-                    message.payload(),
-                )?,
+                Some(Ok(message)) => {
+                    source.record(message.partition(), message.offset(), message.payload())?
+                }
                 Some(Err(RdError::PartitionEOF(partition))) => {
                     source.feeds.at_end(partition, Instant::now())
                 }
@@ -399,17 +398,19 @@ impl Source {
     }
 
     /// Commits positions a snapshot covers, for partitions still assigned.
-    fn commit(&self, consumer: &BaseConsumer<Context>, positions: &[LogPosition], mode: CommitMode) {
+    fn commit(
+        &self,
+        consumer: &BaseConsumer<Context>,
+        positions: &[LogPosition],
+        mode: CommitMode,
+    ) {
         let mut tpl = TopicPartitionList::new();
         for position in positions
             .iter()
             .filter(|p| self.feeds.is_assigned(p.partition))
         {
             let mut element = tpl.add_partition(&self.topic, position.partition);
-            if element
-                .set_offset(Offset::Offset(position.offset))
-                .is_ok()
-            {
+            if element.set_offset(Offset::Offset(position.offset)).is_ok() {
                 element.set_metadata(commit_metadata(position.event_ms));
             }
         }
