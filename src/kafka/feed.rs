@@ -182,10 +182,13 @@ impl Feeds {
         (!out.events.is_empty()).then_some(out)
     }
 
-    /// For each partition that has released anything: the offset before which everything was released.
+    /// For each partition that has released anything and is past its previous owner's commit: the offset
+    /// before which everything was released. A partition still replaying history is left out, so a commit never
+    /// moves back behind what the previous owner had already covered.
     pub fn positions(&self) -> Vec<LogPosition> {
         self.partitions
             .iter()
+            .filter(|(_, p)| p.caught_up())
             .filter_map(|(&partition, p)| {
                 Some(LogPosition {
                     partition,
