@@ -1,7 +1,8 @@
 //! Scale-out through Kafka against a real broker (tansu, started by `.ci/run`; its address in
 //! `STORMWATCH_TEST_KAFKA`): two `serve` instances in one consumer group split a keyed topic of generated
 //! telemetry, and the union of their incidents equals `stormwatch replay` on the same file; then one instance is
-//! killed mid-stream and the other takes over its partitions with the final set still exact.
+//! killed mid-stream and the other takes over its partitions with the final set still exact. Incidents are
+//! replicated between instances through the incidents topic, so each instance alone shows them all.
 
 #![cfg(feature = "kafka")]
 
@@ -337,6 +338,12 @@ fn two_instances_in_one_group_find_exactly_what_replay_finds() {
     );
     let incidents = union(&[(&a, &ops_a), (&b, &ops_b)]);
     assert_same(&incidents, &expected, last);
+    // Through the incidents topic, each instance alone shows them all.
+    for (service, ops) in [(&a, &ops_a), (&b, &ops_b)] {
+        wait("every incident replicated to every instance", 60, || {
+            found(&union(&[(service, ops)]), last) == found(&incidents, last)
+        });
+    }
     // Each incident names the partitions of its Users.
     for (service, ops) in [(&a, &ops_a), (&b, &ops_b)] {
         for incident in service.json("/api/v1/incidents", ops).as_array().unwrap() {

@@ -30,7 +30,7 @@ pub struct KafkaProduceArgs {
 
 pub fn run(args: KafkaProduceArgs) -> anyhow::Result<ExitCode> {
     if let Some(partitions) = args.partitions {
-        create_topic(&args.brokers, &args.topic, partitions)?;
+        create_topic(&args.brokers, &args.topic, partitions, false)?;
     }
     let started = Instant::now();
     let produced = produce_file(

@@ -169,13 +169,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     #[cfg(feature = "kafka")]
     let kafka = kafka.map(kafka_source::Wiring::new);
     #[cfg(feature = "kafka")]
-    let extra = kafka.as_ref().map(kafka_source::Wiring::incident_extra);
+    let (extra, on_saved) = match &kafka {
+        Some(wiring) => (Some(wiring.incident_extra()), Some(wiring.replicate()?)),
+        None => (None, None),
+    };
     #[cfg(not(feature = "kafka"))]
-    let extra = None;
+    let (extra, on_saved) = (None, None);
     let sink = Box::new(StoreSink {
         store: store.clone(),
         alerts,
         extra,
+        on_saved,
     });
     let engine_loop = EngineLoop::new(
         engine,
@@ -214,7 +218,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     #[cfg(feature = "kafka")]
     let kafka_thread = kafka
-        .map(|wiring| wiring.spawn(to_engine.clone(), stop.clone()))
+        .map(|wiring| wiring.spawn(to_engine.clone(), store.clone(), stop.clone()))
         .transpose()?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

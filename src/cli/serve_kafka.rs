@@ -8,10 +8,13 @@ use std::time::Duration;
 
 use crossbeam::channel::{Receiver, Sender};
 use stormwatch::kafka::KafkaOptions;
+use stormwatch::kafka::produce::create_topic;
+use stormwatch::kafka::replicate::{self, Publisher, incidents_topic};
 use stormwatch::kafka::source::{self, UserPartitions};
 use stormwatch::service::ServeConfig;
 use stormwatch::service::engine_loop::{EngineInput, LogPosition};
-use stormwatch::service::store_sink::IncidentExtra;
+use stormwatch::service::store_sink::{IncidentExtra, IncidentSaved};
+use stormwatch::store::Store;
 use stormwatch::telemetry::Eui64;
 
 pub fn options(config: &ServeConfig) -> Option<KafkaOptions> {
@@ -25,6 +28,8 @@ pub fn options(config: &ServeConfig) -> Option<KafkaOptions> {
 
 pub struct Wiring {
     options: KafkaOptions,
+    /// Names this instance in replicated incidents, so it skips its own.
+    instance: String,
     users: UserPartitions,
     checkpoints: (Sender<Vec<LogPosition>>, Receiver<Vec<LogPosition>>),
 }
@@ -33,6 +38,7 @@ impl Wiring {
     pub fn new(options: KafkaOptions) -> Wiring {
         Wiring {
             options,
+            instance: format!("{:016x}", rand::random::<u64>()),
             users: UserPartitions::default(),
             checkpoints: crossbeam::channel::unbounded(),
         }
@@ -61,11 +67,38 @@ impl Wiring {
         })
     }
 
+    /// Publishes every incident this instance stores to the incidents topic (created if missing).
+    pub fn replicate(&self) -> anyhow::Result<IncidentSaved> {
+        let (brokers, topic) = (&self.options.brokers, &self.options.topic);
+        create_topic(brokers, &incidents_topic(topic), 1, true)?;
+        let publisher = Publisher::new(brokers, topic, &self.instance)?;
+        Ok(Box::new(move |record, extra| {
+            publisher.publish(record, extra)
+        }))
+    }
+
+    /// Starts the consumer, and the follower of the other instances' incidents.
     pub fn spawn(
         self,
         engine: Sender<EngineInput>,
+        store: Store,
         stop: Arc<AtomicBool>,
     ) -> std::io::Result<JoinHandle<()>> {
+        let (brokers, topic, instance) = (
+            self.options.brokers.clone(),
+            self.options.topic.clone(),
+            self.instance.clone(),
+        );
+        let follower_stop = stop.clone();
+        std::thread::Builder::new()
+            .name("kafka-replicas".into())
+            .spawn(move || {
+                if let Err(error) =
+                    replicate::follow(&brokers, &topic, &instance, &store, &follower_stop)
+                {
+                    tracing::error!(%error, "not following the other instances' incidents");
+                }
+            })?;
         std::thread::Builder::new()
             .name("kafka".into())
             .spawn(move || {

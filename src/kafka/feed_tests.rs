@@ -91,7 +91,10 @@ fn partitions_are_merged_in_event_time_order_up_to_the_slowest() {
     assert!(feeds.caught_up());
     assert_eq!(feeds.position(0), Some(1));
     let positions = feeds.positions();
-    assert_eq!((positions[1].offset, positions[1].event_ms), (2, T0 + 6_000));
+    assert_eq!(
+        (positions[1].offset, positions[1].event_ms),
+        (2, T0 + 6_000)
+    );
 }
 
 #[test]

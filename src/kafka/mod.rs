@@ -6,10 +6,12 @@
 //! - `source.rs`: the consumer thread: rebalances, rebuild by seeking back in time, commits after snapshots.
 //! - `produce.rs`: writes a telemetry file to a topic keyed by User (`stormwatch kafka-produce`).
 //! - `metrics.rs`: lag per partition, assignment and rebalance counts.
+//! - `replicate.rs`: incidents published to and followed from `TOPIC.incidents`, so every instance shows all.
 
 pub mod feed;
 pub mod metrics;
 pub mod produce;
+pub mod replicate;
 pub mod source;
 
 use std::time::Duration;

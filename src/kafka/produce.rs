@@ -215,8 +215,13 @@ pub fn produce_file(
     Ok(produced)
 }
 
-/// Creates `topic` with `partitions` partitions (replication 1) unless it exists.
-pub fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Result<(), KafkaError> {
+/// Creates `topic` with `partitions` partitions (replication 1, compacted if asked) unless it exists.
+pub fn create_topic(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    compacted: bool,
+) -> Result<(), KafkaError> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
@@ -232,7 +237,10 @@ pub fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Result<(), K
         .enable_all()
         .build()
         .map_err(|e| failed(e.to_string()))?;
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    if compacted {
+        new = new.set("cleanup.policy", "compact");
+    }
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = runtime
         .block_on(admin.create_topics([&new], &options))

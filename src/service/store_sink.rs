@@ -6,22 +6,31 @@ use crossbeam::channel::Sender;
 use super::alerts::AlertMessage;
 use super::engine_loop::Persistence;
 use crate::report::IncidentRecord;
-use crate::store::Store;
+use crate::store::{Store, Upsert};
 
 /// What the service attaches to a stored incident (e.g. the Kafka partition of its User).
 pub type IncidentExtra = Box<dyn Fn(&IncidentRecord) -> Option<serde_json::Value> + Send>;
+/// Told of every incident written (not of unchanged ones), e.g. to replicate it to other instances.
+pub type IncidentSaved = Box<dyn Fn(&IncidentRecord, Option<&serde_json::Value>) + Send>;
 
 pub struct StoreSink {
     pub store: Store,
     pub alerts: Option<Sender<AlertMessage>>,
     pub extra: Option<IncidentExtra>,
+    pub on_saved: Option<IncidentSaved>,
 }
 
 impl Persistence for StoreSink {
     fn incident_changed(&mut self, record: &IncidentRecord) {
         let extra = self.extra.as_ref().and_then(|extra| extra(record));
-        if let Err(error) = self.store.save_incident(record.clone(), extra) {
-            tracing::error!(id = %record.id, %error, "cannot save incident");
+        match self.store.save_incident(record.clone(), extra.clone()) {
+            Ok(Upsert::Unchanged) => {}
+            Ok(_) => {
+                if let Some(saved) = &self.on_saved {
+                    saved(record, extra.as_ref());
+                }
+            }
+            Err(error) => tracing::error!(id = %record.id, %error, "cannot save incident"),
         }
     }
 
