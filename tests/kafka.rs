@@ -2,7 +2,8 @@
 //! `STORMWATCH_TEST_KAFKA`): two `serve` instances in one consumer group split a keyed topic of generated
 //! telemetry, and the union of their incidents equals `stormwatch replay` on the same file; then one instance is
 //! killed mid-stream and the other takes over its partitions with the final set still exact. Incidents are
-//! replicated between instances through the incidents topic, so each instance alone shows them all.
+//! replicated between instances through the incidents topic, so each instance alone shows them all, and so are
+//! changes, through the changes topic.
 
 #![cfg(feature = "kafka")]
 
@@ -344,6 +345,18 @@ fn two_instances_in_one_group_find_exactly_what_replay_finds() {
             found(&union(&[(service, ops)]), last) == found(&incidents, last)
         });
     }
+    // A change registered on one instance reaches the other through the changes topic.
+    let change = support::firewall_change("CHG-KAFKA-1", 0, 600);
+    let (status, body) = a.post(
+        "/api/v1/changes",
+        Some(&ops_a),
+        change.as_bytes(),
+        &[("Content-Type", "application/json")],
+    );
+    assert_eq!(status, 201, "{body}");
+    wait("the change replicated to the other instance", 60, || {
+        b.get("/api/v1/changes/CHG-KAFKA-1", Some(&ops_b)).0 == 200
+    });
     // Each incident names the partitions of its Users.
     for (service, ops) in [(&a, &ops_a), (&b, &ops_b)] {
         for incident in service.json("/api/v1/incidents", ops).as_array().unwrap() {

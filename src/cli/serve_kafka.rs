@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crossbeam::channel::{Receiver, Sender};
 use stormwatch::kafka::KafkaOptions;
+use stormwatch::kafka::changes_topic::{self, changes_topic};
 use stormwatch::kafka::produce::create_topic;
 use stormwatch::kafka::replicate::{self, Publisher, incidents_topic};
 use stormwatch::kafka::source::{self, UserPartitions};
@@ -71,13 +72,14 @@ impl Wiring {
     pub fn replicate(&self) -> anyhow::Result<IncidentSaved> {
         let (brokers, topic) = (&self.options.brokers, &self.options.topic);
         create_topic(brokers, &incidents_topic(topic), 1, true)?;
+        create_topic(brokers, &changes_topic(topic), 1, true)?;
         let publisher = Publisher::new(brokers, topic, &self.instance)?;
         Ok(Box::new(move |record, extra| {
             publisher.publish(record, extra)
         }))
     }
 
-    /// Starts the consumer, and the follower of the other instances' incidents.
+    /// Starts the consumer, the follower of the other instances' incidents and the change register's replication.
     pub fn spawn(
         self,
         engine: Sender<EngineInput>,
@@ -90,6 +92,10 @@ impl Wiring {
             self.instance.clone(),
         );
         let follower_stop = stop.clone();
+        let (changes_store, changes_engine, changes_stop) =
+            (store.clone(), engine.clone(), stop.clone());
+        let (changes_brokers, changes_topic, changes_instance) =
+            (brokers.clone(), topic.clone(), instance.clone());
         std::thread::Builder::new()
             .name("kafka-replicas".into())
             .spawn(move || {
@@ -97,6 +103,21 @@ impl Wiring {
                     replicate::follow(&brokers, &topic, &instance, &store, &follower_stop)
                 {
                     tracing::error!(%error, "not following the other instances' incidents");
+                }
+            })?;
+        std::thread::Builder::new()
+            .name("kafka-changes".into())
+            .spawn(move || {
+                let replicated = changes_topic::run(
+                    &changes_brokers,
+                    &changes_topic,
+                    &changes_instance,
+                    &changes_store,
+                    &changes_engine,
+                    &changes_stop,
+                );
+                if let Err(error) = replicated {
+                    tracing::error!(%error, "the change register is not replicated");
                 }
             })?;
         std::thread::Builder::new()

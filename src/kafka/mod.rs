@@ -7,7 +7,9 @@
 //! - `produce.rs`: writes a telemetry file to a topic keyed by User (`stormwatch kafka-produce`).
 //! - `metrics.rs`: lag per partition, assignment and rebalance counts.
 //! - `replicate.rs`: incidents published to and followed from `TOPIC.incidents`, so every instance shows all.
+//! - `changes_topic.rs`: the change register replicated through `TOPIC.changes`.
 
+pub mod changes_topic;
 pub mod feed;
 pub mod metrics;
 pub mod produce;
