@@ -166,10 +166,11 @@ fn wait(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Every partition is owned, nothing is left to read, and every instance has closed its seconds past the last
-/// event it holds (so what it holds is final).
-fn wait_consumed(instances: &[&Service], last_ts_ms: i64) {
+/// Every partition is owned, nothing is left to read, at least every line was applied (more after rebuilds),
+/// and every instance has closed its seconds past the last event it holds (so what it holds is final).
+fn wait_consumed(instances: &[&Service], last_ts_ms: i64, lines: f64) {
     wait("every record consumed", 600, || {
+        let applied: f64 = instances.iter().map(|s| lines_ingested(s)).sum();
         let assigned: f64 = instances
             .iter()
             .map(|s| sum(s, "stormwatch_kafka_assigned_partitions"))
@@ -183,7 +184,7 @@ fn wait_consumed(instances: &[&Service], last_ts_ms: i64) {
                 .first()
                 .is_some_and(|(_, w)| *w * 1000.0 > last_ts_ms as f64)
         });
-        assigned == PARTITIONS as f64 && lag == 0.0 && closed
+        assigned == PARTITIONS as f64 && lag == 0.0 && applied >= lines && closed
     });
 }
 
@@ -285,6 +286,11 @@ fn assert_same(ours: &[Value], replay: &[Value], last_ts_ms: i64) {
     }
 }
 
+fn line_count(events: &Path) -> f64 {
+    let bytes = std::fs::read(events).expect("events");
+    bytes.iter().filter(|&&b| b == b'\n').count() as f64
+}
+
 fn lines_ingested(service: &Service) -> f64 {
     samples(service, "stormwatch_ingest_lines_total")
         .iter()
@@ -332,7 +338,7 @@ fn two_instances_in_one_group_find_exactly_what_replay_finds() {
     let ((a, ops_a), (b, ops_b)) = start_pair(root.path(), &broker, &topic, &changes);
     let mut producer = produce(&broker, &topic, &events);
     assert!(producer.wait().expect("kafka-produce").success());
-    wait_consumed(&[&a, &b], last);
+    wait_consumed(&[&a, &b], last, line_count(&events));
     assert!(
         lines_ingested(&a) > 0.0 && lines_ingested(&b) > 0.0,
         "both did work"
@@ -378,11 +384,7 @@ fn when_one_instance_dies_mid_stream_the_other_takes_over_and_stays_exact() {
     let root = tempfile::tempdir().unwrap();
     let (events, changes) = generate(&root.path().join("gen"));
     let (expected, last) = replay(&events, &changes, root.path());
-    let total = std::fs::read(&events)
-        .unwrap()
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count() as f64;
+    let total = line_count(&events);
     let topic = unique_topic("failover");
     let ((mut a, _), (b, ops_b)) = start_pair(root.path(), &broker, &topic, &changes);
     let mut producer = produce(&broker, &topic, &events);
@@ -392,7 +394,7 @@ fn when_one_instance_dies_mid_stream_the_other_takes_over_and_stays_exact() {
     });
     a.kill_hard();
     assert!(producer.wait().expect("kafka-produce").success());
-    wait_consumed(&[&b], last);
+    wait_consumed(&[&b], last, total);
     let rebalances = sum(&b, "stormwatch_kafka_rebalances_total");
     assert!(
         rebalances >= 2.0,
