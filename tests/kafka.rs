@@ -169,8 +169,8 @@ fn wait(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
 /// Every partition is owned, nothing is left to read, at least every line was applied (more after rebuilds),
 /// and every instance has closed its seconds past the last event it holds (so what it holds is final).
 fn wait_consumed(instances: &[&Service], last_ts_ms: i64, lines: f64) {
-    wait("every record consumed", 600, || {
-        let applied: f64 = instances.iter().map(|s| lines_ingested(s)).sum();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
         let assigned: f64 = instances
             .iter()
             .map(|s| sum(s, "stormwatch_kafka_assigned_partitions"))
@@ -179,13 +179,22 @@ fn wait_consumed(instances: &[&Service], last_ts_ms: i64, lines: f64) {
             .iter()
             .map(|s| sum(s, "stormwatch_kafka_lag_records"))
             .sum();
-        let closed = instances.iter().all(|s| {
-            samples(s, "stormwatch_watermark_timestamp_seconds")
-                .first()
-                .is_some_and(|(_, w)| *w * 1000.0 > last_ts_ms as f64)
-        });
-        assigned == PARTITIONS as f64 && lag == 0.0 && applied >= lines && closed
-    });
+        let applied: f64 = instances.iter().map(|s| lines_ingested(s)).sum();
+        let watermarks: Vec<f64> = instances
+            .iter()
+            .map(|s| sum(s, "stormwatch_watermark_timestamp_seconds"))
+            .collect();
+        let closed = watermarks.iter().all(|w| w * 1000.0 > last_ts_ms as f64);
+        if assigned == PARTITIONS as f64 && lag == 0.0 && applied >= lines && closed {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not consumed: {assigned} partitions assigned, lag {lag} records, {applied} of {lines} lines \
+             applied, watermarks {watermarks:?} (last event {last_ts_ms})"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// Incidents from every instance, merged by their stable ID (a resolved copy wins over an open one).

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crossbeam::channel::{Receiver, Sender};
 use stormwatch::kafka::KafkaOptions;
 use stormwatch::kafka::changes_topic::{self, changes_topic};
+use stormwatch::kafka::group_guard::members_topic;
 use stormwatch::kafka::produce::create_topic;
 use stormwatch::kafka::replicate::{self, Publisher, incidents_topic};
 use stormwatch::kafka::source::{self, UserPartitions};
@@ -24,13 +25,12 @@ pub fn options(config: &ServeConfig) -> Option<KafkaOptions> {
         topic: config.kafka_topic.clone()?,
         group: config.kafka_group.clone(),
         warmup: Duration::from_secs(config.kafka_warmup_s),
+        instance: format!("{:016x}", rand::random::<u64>()),
     })
 }
 
 pub struct Wiring {
     options: KafkaOptions,
-    /// Names this instance in replicated incidents, so it skips its own.
-    instance: String,
     users: UserPartitions,
     checkpoints: (Sender<Vec<LogPosition>>, Receiver<Vec<LogPosition>>),
 }
@@ -39,7 +39,6 @@ impl Wiring {
     pub fn new(options: KafkaOptions) -> Wiring {
         Wiring {
             options,
-            instance: format!("{:016x}", rand::random::<u64>()),
             users: UserPartitions::default(),
             checkpoints: crossbeam::channel::unbounded(),
         }
@@ -73,7 +72,8 @@ impl Wiring {
         let (brokers, topic) = (&self.options.brokers, &self.options.topic);
         create_topic(brokers, &incidents_topic(topic), 1, true)?;
         create_topic(brokers, &changes_topic(topic), 1, true)?;
-        let publisher = Publisher::new(brokers, topic, &self.instance)?;
+        create_topic(brokers, &members_topic(topic), 1, false)?;
+        let publisher = Publisher::new(brokers, topic, &self.options.instance)?;
         Ok(Box::new(move |record, extra| {
             publisher.publish(record, extra)
         }))
@@ -89,7 +89,7 @@ impl Wiring {
         let (brokers, topic, instance) = (
             self.options.brokers.clone(),
             self.options.topic.clone(),
-            self.instance.clone(),
+            self.options.instance.clone(),
         );
         let follower_stop = stop.clone();
         let (changes_store, changes_engine, changes_stop) =

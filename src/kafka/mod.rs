@@ -5,12 +5,14 @@
 //! - `feed.rs`: event-time alignment of the assigned partitions (pure).
 //! - `source.rs`: the consumer thread: rebalances, rebuild by seeking back in time, commits after snapshots.
 //! - `produce.rs`: writes a telemetry file to a topic keyed by User (`stormwatch kafka-produce`).
+//! - `group_guard.rs`: instances say what they own in `TOPIC.members`; rejoin when partitions stay unowned.
 //! - `metrics.rs`: lag per partition, assignment and rebalance counts.
 //! - `replicate.rs`: incidents published to and followed from `TOPIC.incidents`, so every instance shows all.
 //! - `changes_topic.rs`: the change register replicated through `TOPIC.changes`.
 
 pub mod changes_topic;
 pub mod feed;
+pub mod group_guard;
 pub mod metrics;
 pub mod produce;
 pub mod replicate;
@@ -29,6 +31,8 @@ pub struct KafkaOptions {
     /// How much event time before the previous owner's committed position a newly assigned partition is
     /// replayed, to warm windows and baselines and see incidents still open at the hand-over.
     pub warmup: Duration,
+    /// Names this instance to the others (replicated incidents and changes, `TOPIC.members`).
+    pub instance: String,
 }
 
 /// Failures of the Kafka source and producer, with what was being done.

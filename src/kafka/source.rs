@@ -22,6 +22,7 @@ use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 use rustc_hash::FxHashMap;
 
 use super::feed::{Feeds, Start};
+use super::group_guard::Guard;
 use super::metrics::{self, PartitionLag};
 use super::{KafkaError, KafkaOptions, commit_metadata, parse_commit_metadata};
 use crate::service::engine_loop::{EngineInput, LogPosition, SourceKind, wall_ms};
@@ -37,6 +38,8 @@ const POLL_BURST: usize = 512;
 const PAUSE_AT: usize = 4_096;
 /// How long a partition at its end still holds back the others (see `feed.rs`).
 const IDLE_GRACE: Duration = Duration::from_secs(2);
+/// How often the topic's partition count is looked up (for `group_guard.rs`).
+const METADATA_EVERY: Duration = Duration::from_secs(5);
 /// Broker round trips inside a rebalance (committed offsets, offsets for times).
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -53,6 +56,13 @@ struct Context {
 }
 
 impl ClientContext for Context {
+    fn error(&self, error: RdError, reason: &str) {
+        // Reaching a partition's end is news for `feed.rs` (it comes with the poll too), not an error.
+        if !matches!(error, RdError::PartitionEOF(_)) {
+            tracing::error!(%error, reason, "Kafka client error");
+        }
+    }
+
     fn stats(&self, statistics: Statistics) {
         if let Some(topic) = statistics.topics.get(&self.topic) {
             let mut high = self.high.lock().unwrap_or_else(PoisonError::into_inner);
@@ -186,7 +196,12 @@ pub fn run(
         assignment: Mutex::new(None),
         high: Mutex::new(HashMap::new()),
     };
-    let consumer: BaseConsumer<Context> = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    // librdkafka's own debug contexts (e.g. `cgrp,fetch`) when chasing a group problem.
+    if let Ok(debug) = std::env::var("STORMWATCH_KAFKA_DEBUG") {
+        config.set("debug", debug);
+    }
+    let consumer: BaseConsumer<Context> = config
         .set("bootstrap.servers", &options.brokers)
         .set("group.id", &options.group)
         .set("enable.auto.commit", "false")
@@ -219,8 +234,12 @@ pub fn run(
         paused: BTreeSet::new(),
         published: BTreeSet::new(),
         last_positions: Vec::new(),
+        changed_at: Instant::now(),
     };
     let mut last_metrics = Instant::now();
+    let mut guard = Guard::new(&options.brokers, &options.topic, &options.instance)?;
+    let mut partition_count = 0;
+    let mut last_metadata: Option<Instant> = None;
     while !stop.load(Ordering::Acquire) {
         for _ in 0..POLL_BURST {
             match consumer.poll(Duration::from_millis(100)) {
@@ -247,6 +266,25 @@ pub fn run(
             last_metrics = Instant::now();
             source.publish(consumer.context());
         }
+        if last_metadata.is_none_or(|at| at.elapsed() >= METADATA_EVERY) {
+            last_metadata = Some(Instant::now());
+            partition_count = consumer
+                .fetch_metadata(Some(&options.topic), Duration::from_secs(2))
+                .ok()
+                .and_then(|m| m.topics().first().map(|t| t.partitions().len()))
+                .unwrap_or(partition_count);
+        }
+        let own = source.feeds.assigned().collect();
+        if guard.tick(&own, partition_count, source.changed_at) {
+            tracing::warn!(group = %options.group, "the group settled with partitions nobody owns; joining again");
+            consumer.unsubscribe();
+            consumer
+                .subscribe(&[&options.topic])
+                .map_err(|source| KafkaError::Subscribe {
+                    topic: options.topic.clone(),
+                    source,
+                })?;
+        }
     }
     // The engine's final snapshot at shutdown reports what it covers: commit that before leaving the group.
     if let Ok(positions) = checkpoints.recv_timeout(Duration::from_secs(15)) {
@@ -267,6 +305,8 @@ struct Source {
     paused: BTreeSet<i32>,
     published: BTreeSet<i32>,
     last_positions: Vec<LogPosition>,
+    /// When the last assignment was taken.
+    changed_at: Instant,
 }
 
 /// The engine thread is gone: the service is stopping.
@@ -342,6 +382,7 @@ impl Source {
             return Ok(false);
         };
         self.feeds.assign(&starts);
+        self.changed_at = Instant::now();
         self.paused.clear();
         self.last_positions.clear();
         self.send(EngineInput::Rebuild)?;
