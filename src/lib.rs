@@ -6,6 +6,8 @@ pub mod engine;
 pub mod evaluate;
 pub mod generator;
 pub mod incident;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod replay;
 pub mod report;
 pub mod service;

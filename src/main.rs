@@ -29,6 +29,9 @@ enum Command {
     Changes(cli::changes::ChangesArgs),
     /// Manage the API tokens of the live service: add (shows the secret once), list and revoke.
     Tokens(cli::tokens::TokensArgs),
+    /// Write a telemetry file to a Kafka topic, keyed by User ID (for tests and demos of `serve --kafka-*`).
+    #[cfg(feature = "kafka")]
+    KafkaProduce(cli::kafka_produce::KafkaProduceArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -46,6 +49,8 @@ fn main() -> std::process::ExitCode {
         Command::Demo(args) => cli::demo::run(args),
         Command::Changes(args) => cli::changes::run(args),
         Command::Tokens(args) => cli::tokens::run(args),
+        #[cfg(feature = "kafka")]
+        Command::KafkaProduce(args) => cli::kafka_produce::run(args),
     };
     match outcome {
         Ok(code) => code,

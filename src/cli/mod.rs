@@ -4,6 +4,8 @@ pub mod changes;
 pub mod demo;
 pub mod evaluate;
 pub mod generate;
+#[cfg(feature = "kafka")]
+pub mod kafka_produce;
 pub mod replay;
 pub mod serve;
 pub mod tokens;

@@ -17,6 +17,10 @@ use stormwatch::service::store_sink::StoreSink;
 use stormwatch::service::{LogFormat, ServeConfig, alerts, ingest, metrics};
 use stormwatch::store::Store;
 
+#[cfg(feature = "kafka")]
+#[path = "serve_kafka.rs"]
+mod kafka_source;
+
 /// Batches the engine queue holds before sources block (backpressure).
 const ENGINE_QUEUE: usize = 64;
 
@@ -55,6 +59,22 @@ pub struct ServeArgs {
     /// Batches the engine queue holds before sources are made to wait (tests use 1 to force backpressure).
     #[arg(long, default_value_t = ENGINE_QUEUE, hide = true)]
     pub engine_queue: usize,
+    /// Consume telemetry from Kafka: bootstrap servers, host:port[,host:port...] (needs --kafka-topic).
+    #[cfg(feature = "kafka")]
+    #[arg(long, env = "STORMWATCH_KAFKA_BROKERS", value_name = "HOSTS")]
+    pub kafka_brokers: Option<String>,
+    /// Topic of NDJSON telemetry records keyed by User ID.
+    #[cfg(feature = "kafka")]
+    #[arg(long, env = "STORMWATCH_KAFKA_TOPIC", value_name = "TOPIC")]
+    pub kafka_topic: Option<String>,
+    /// Consumer group the instances sharing the topic join [default: stormwatch].
+    #[cfg(feature = "kafka")]
+    #[arg(long, env = "STORMWATCH_KAFKA_GROUP", value_name = "GROUP")]
+    pub kafka_group: Option<String>,
+    /// Seconds of event time replayed before the committed offset when a partition is assigned [default: 3600].
+    #[cfg(feature = "kafka")]
+    #[arg(long, env = "STORMWATCH_KAFKA_WARMUP", value_name = "SECONDS")]
+    pub kafka_warmup: Option<u64>,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -75,6 +95,13 @@ impl ServeArgs {
         config.lateness_s = self.lateness.unwrap_or(config.lateness_s);
         config.snapshot_every_s = self.snapshot_every.unwrap_or(config.snapshot_every_s);
         config.log_format = self.log_format.unwrap_or(config.log_format);
+        #[cfg(feature = "kafka")]
+        {
+            config.kafka_brokers = self.kafka_brokers.clone().or(config.kafka_brokers);
+            config.kafka_topic = self.kafka_topic.clone().or(config.kafka_topic);
+            config.kafka_group = self.kafka_group.clone().unwrap_or(config.kafka_group);
+            config.kafka_warmup_s = self.kafka_warmup.unwrap_or(config.kafka_warmup_s);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -102,12 +129,23 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let handle = metrics::install().context("cannot install the metrics recorder")?;
 
+    #[cfg(feature = "kafka")]
+    let kafka = kafka_source::options(&config);
+    #[cfg(not(feature = "kafka"))]
+    let kafka: Option<()> = None;
     let engine_config = EngineConfig {
         allowed_lateness_ms: (config.lateness_s * 1000.0) as i64,
+        // Partitions move between instances: an incident must be named alike by whoever owns its User.
+        stable_ids: kafka.is_some(),
         ..EngineConfig::default()
     };
     let register = store.load_register()?;
-    let engine = match store.load_snapshot()? {
+    // With Kafka, state is rebuilt from the log on every assignment (the partitions owned may have changed).
+    let snapshot = match kafka {
+        Some(_) => None,
+        None => store.load_snapshot()?,
+    };
+    let engine = match snapshot {
         Some(bytes) => match Engine::restore(&bytes, engine_config.clone(), register.clone()) {
             Ok(engine) => {
                 tracing::info!(
@@ -128,9 +166,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .map(|url| alerts::start(url, config.public_url.clone()));
     let malformed = MalformedLog::open(config.data_dir.join("quarantine.ndjson"));
+    #[cfg(feature = "kafka")]
+    let kafka = kafka.map(kafka_source::Wiring::new);
+    #[cfg(feature = "kafka")]
+    let (extra, on_saved) = match &kafka {
+        Some(wiring) => (Some(wiring.incident_extra()), Some(wiring.replicate()?)),
+        None => (None, None),
+    };
+    #[cfg(not(feature = "kafka"))]
+    let (extra, on_saved) = (None, None);
     let sink = Box::new(StoreSink {
         store: store.clone(),
         alerts,
+        extra,
+        on_saved,
     });
     let engine_loop = EngineLoop::new(
         engine,
@@ -139,6 +188,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         (config.lateness_s * 1000.0) as i64,
         Duration::from_secs(config.snapshot_every_s),
     );
+    #[cfg(feature = "kafka")]
+    let engine_loop = match &kafka {
+        Some(wiring) => engine_loop.with_checkpoints(wiring.checkpoints_sender()),
+        None => engine_loop,
+    };
     let ready = engine_loop.ready.clone();
     let (to_engine, engine_input) = crossbeam::channel::bounded(args.engine_queue.max(1));
     let engine_thread = std::thread::Builder::new()
@@ -161,6 +215,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .name("follow".into())
             .spawn(move || ingest::follow(path, engine, stop))?;
     }
+
+    #[cfg(feature = "kafka")]
+    let kafka_thread = kafka
+        .map(|wiring| wiring.spawn(to_engine.clone(), store.clone(), stop.clone()))
+        .transpose()?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -192,6 +251,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     drop(to_engine);
     if engine_thread.join().is_err() {
         bail!("the engine thread panicked");
+    }
+    #[cfg(feature = "kafka")]
+    if let Some(thread) = kafka_thread
+        && thread.join().is_err()
+    {
+        bail!("the Kafka consumer thread panicked");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -14,6 +14,10 @@ pub struct EngineConfig {
     pub max_users: usize,
     pub detectors: DetectorConfig,
     pub network: NetworkConfig,
+    /// Name incidents by what they are (kind, User, onset) instead of by the order they opened, so that two
+    /// engines fed the same User's events (a partition handed from one instance to another) name the same
+    /// incident alike. Replay keeps the contract's `INC-000001` numbering.
+    pub stable_ids: bool,
 }
 
 impl Default for EngineConfig {
@@ -23,6 +27,7 @@ impl Default for EngineConfig {
             max_users: 4_096,
             detectors: DetectorConfig::default(),
             network: NetworkConfig::default(),
+            stable_ids: false,
         }
     }
 }

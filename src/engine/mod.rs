@@ -238,6 +238,7 @@ impl Engine {
                 Affected::User(self.users[user].id),
                 kind,
                 second,
+                onset,
                 concurrent.len(),
             );
             self.join(incident, user, kind);
@@ -252,8 +253,9 @@ impl Engine {
             })
             .collect();
         onsets.sort_unstable();
-        let common = self.new_incident(Affected::Network, kind, second, concurrent.len());
-        self.incidents[common].onset_second = onsets[onsets.len() / 2];
+        let median = onsets[onsets.len() / 2];
+        let common = self.new_incident(Affected::Network, kind, second, median, concurrent.len());
+        self.incidents[common].onset_second = median;
         self.network_open[kind as usize] = Some(common);
         // Users already open on their own with the same onset are folded in; pending ones join as they open.
         for &member in &concurrent {
@@ -275,11 +277,17 @@ impl Engine {
         affected: Affected,
         kind: IncidentKind,
         second: i64,
+        onset: i64,
         concurrent: usize,
     ) -> usize {
         let index = self.incidents.next_index();
+        let id = if self.config.stable_ids {
+            stable_id(affected, kind, onset)
+        } else {
+            format!("INC-{:06}", index + 1)
+        };
         self.incidents.push(Incident {
-            id: format!("INC-{:06}", index + 1),
+            id,
             affected,
             kind,
             onset_second: second,
@@ -471,4 +479,18 @@ impl Engine {
     pub fn config(&self) -> &EngineConfig {
         &self.config
     }
+
+    pub fn changes(&self) -> &ChangeRegister {
+        &self.changes
+    }
+}
+
+/// `INC-backlog-90B3D51F30010007-1773133500`: kind, User (or `NET`) and onset second. The onset is a function
+/// of the User's own events, so any engine that has seen enough of them derives the same name.
+fn stable_id(affected: Affected, kind: IncidentKind, onset_second: i64) -> String {
+    let who = match affected {
+        Affected::User(user) => format!("{:016X}", user.0),
+        Affected::Network => "NET".to_owned(),
+    };
+    format!("INC-{}-{who}-{onset_second}", kind.as_str())
 }

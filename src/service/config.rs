@@ -35,6 +35,16 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     /// Link to an incident in operators' alerts: `{base}/api/v1/incidents/{id}`.
     pub public_url: Option<String>,
+    /// Kafka bootstrap servers: consume telemetry from `kafka_topic` in consumer group `kafka_group`.
+    #[cfg(feature = "kafka")]
+    pub kafka_brokers: Option<String>,
+    #[cfg(feature = "kafka")]
+    pub kafka_topic: Option<String>,
+    #[cfg(feature = "kafka")]
+    pub kafka_group: String,
+    /// Event time replayed before the previous owner's commit when a partition is assigned.
+    #[cfg(feature = "kafka")]
+    pub kafka_warmup_s: u64,
 }
 
 impl Default for ServeConfig {
@@ -49,6 +59,14 @@ impl Default for ServeConfig {
             snapshot_every_s: 30,
             log_format: LogFormat::Text,
             public_url: None,
+            #[cfg(feature = "kafka")]
+            kafka_brokers: None,
+            #[cfg(feature = "kafka")]
+            kafka_topic: None,
+            #[cfg(feature = "kafka")]
+            kafka_group: "stormwatch".into(),
+            #[cfg(feature = "kafka")]
+            kafka_warmup_s: 3_600,
         }
     }
 }
@@ -93,6 +111,12 @@ impl ServeConfig {
                 "lateness_s must be zero or more, not {}",
                 self.lateness_s
             )));
+        }
+        #[cfg(feature = "kafka")]
+        if self.kafka_brokers.is_some() != self.kafka_topic.is_some() {
+            return Err(ConfigError::Invalid(
+                "kafka_brokers and kafka_topic go together".into(),
+            ));
         }
         if self.snapshot_every_s == 0 {
             return Err(ConfigError::Invalid(

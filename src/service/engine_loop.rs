@@ -22,6 +22,7 @@ pub enum SourceKind {
     Tcp,
     Http,
     File,
+    Kafka,
 }
 
 impl SourceKind {
@@ -30,6 +31,7 @@ impl SourceKind {
             SourceKind::Tcp => "tcp",
             SourceKind::Http => "http",
             SourceKind::File => "file",
+            SourceKind::Kafka => "kafka",
         }
     }
 }
@@ -49,6 +51,16 @@ const LATENCY_WINDOW: Duration = Duration::from_secs(60);
 
 pub type Query = Box<dyn FnOnce(&Engine, &MalformedLog) + Send>;
 
+/// A position in a partitioned log (a Kafka partition): everything before `offset` has been sent to the engine,
+/// and `event_ms` is the event time reached there. Plain numbers, so that the engine loop knows nothing of Kafka;
+/// it only tells the source which positions a saved snapshot covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogPosition {
+    pub partition: i32,
+    pub offset: i64,
+    pub event_ms: i64,
+}
+
 pub enum EngineInput {
     Batch {
         source: Arc<str>,
@@ -60,13 +72,21 @@ pub enum EngineInput {
     /// Runs on the engine thread between batches; the closure answers through its own channel.
     Query(Query),
     SetChanges(ChangeRegister),
+    /// A log source's positions after the batches sent before this message.
+    Positions(Vec<LogPosition>),
+    /// Start again from empty state (same config and change register): the source's set of Users changed
+    /// (a rebalance) and it is about to replay their recent history. Quiet until `Live`.
+    Rebuild,
+    /// The source has caught up with where the previous owner stopped: incidents notify again.
+    Live,
     Shutdown,
 }
 
 /// Where incidents and snapshots go (the store, in the service).
 pub trait Persistence: Send {
     fn incident_changed(&mut self, record: &IncidentRecord);
-    fn save_snapshot(&mut self, bytes: Vec<u8>);
+    /// Saves the snapshot; true once it is durable.
+    fn save_snapshot(&mut self, bytes: Vec<u8>) -> bool;
     /// An open incident changed: notify whoever pages people.
     fn notify(&mut self, _record: &IncidentRecord, _resolved: bool) {}
 }
@@ -86,6 +106,13 @@ pub struct EngineLoop {
     /// Wall time of the last event, to close seconds by the wall clock when the stream goes quiet.
     last_event_wall: Option<i64>,
     last_snapshot: Instant,
+    /// Positions of a log source (Kafka) as of the last batch; a saved snapshot covers them.
+    positions: Vec<LogPosition>,
+    /// Where covered positions go after each snapshot, so the source commits only what a snapshot holds.
+    checkpoints: Option<crossbeam::channel::Sender<Vec<LogPosition>>>,
+    /// Rebuilding after a rebalance: incidents are stored (their IDs are stable) but nobody is paged about
+    /// what the previous owner already raised.
+    quiet: bool,
 }
 
 pub fn wall_ms() -> i64 {
@@ -117,8 +144,20 @@ impl EngineLoop {
             // A restored engine counts as having just heard from its sources, so its idle clock runs from now.
             last_event_wall: engine.max_ts().map(|_| wall_ms()),
             last_snapshot: Instant::now(),
+            positions: Vec::new(),
+            checkpoints: None,
+            quiet: false,
             engine,
         }
+    }
+
+    /// After each saved snapshot, the log positions it covers are sent here.
+    pub fn with_checkpoints(
+        mut self,
+        checkpoints: crossbeam::channel::Sender<Vec<LogPosition>>,
+    ) -> Self {
+        self.checkpoints = Some(checkpoints);
+        self
     }
 
     /// Runs until `Shutdown` or every sender is gone; takes a final snapshot.
@@ -148,6 +187,12 @@ impl EngineLoop {
                     for record in self.engine.incident_records() {
                         self.persistence.incident_changed(&record);
                     }
+                }
+                Ok(EngineInput::Positions(positions)) => self.positions = positions,
+                Ok(EngineInput::Rebuild) => self.rebuild(),
+                Ok(EngineInput::Live) => {
+                    self.quiet = false;
+                    tracing::info!("caught up with the previous owners: incidents notify again");
                 }
                 Ok(EngineInput::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {}
@@ -199,6 +244,10 @@ impl EngineLoop {
                 IncidentUpdate::Merged(index, _) => (index, true),
             };
             if let Some(record) = self.engine.incident_record(index) {
+                if self.quiet {
+                    self.persistence.incident_changed(&record);
+                    continue;
+                }
                 if matches!(update, IncidentUpdate::Opened(_)) {
                     Publisher::incident_opened(record.kind);
                     tracing::warn!(id = %record.id, user = %record.user, kind = record.kind.as_str(), verdict = record.verdict.as_str(), "incident opened");
@@ -248,10 +297,28 @@ impl EngineLoop {
         }
     }
 
+    fn rebuild(&mut self) {
+        let config = self.engine.config().clone();
+        let changes = self.engine.changes().clone();
+        self.engine = Engine::new(config, changes);
+        self.positions.clear();
+        self.last_event_wall = None;
+        self.quiet = true;
+        tracing::info!("engine state cleared for a rebuild from the log");
+    }
+
     fn snapshot(&mut self) {
         self.last_snapshot = Instant::now();
         match self.engine.snapshot() {
-            Ok(bytes) => self.persistence.save_snapshot(bytes),
+            Ok(bytes) => {
+                // Saving is synchronous: once it returns, the snapshot holds every batch before the positions.
+                if self.persistence.save_snapshot(bytes)
+                    && let Some(checkpoints) = &self.checkpoints
+                    && !self.positions.is_empty()
+                {
+                    let _ = checkpoints.send(self.positions.clone());
+                }
+            }
             Err(error) => tracing::error!(%error, "engine snapshot failed"),
         }
     }

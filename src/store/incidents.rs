@@ -43,7 +43,6 @@ pub(super) fn save(
         what: "incident",
         source,
     };
-    let json = serde_json::to_string(record).map_err(encode)?;
     let extra = extra
         .map(serde_json::to_string)
         .transpose()
@@ -56,6 +55,11 @@ pub(super) fn save(
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .optional()?;
+    let merged = previous
+        .as_ref()
+        .and_then(|(old, _)| with_earlier_users(record, old));
+    let record = merged.as_ref().unwrap_or(record);
+    let json = serde_json::to_string(record).map_err(encode)?;
     let outcome = match &previous {
         None => Upsert::Created,
         Some((old_json, old_extra)) if *old_json == json && *old_extra == extra => {
@@ -154,6 +158,28 @@ pub(super) fn list(
     let mut statement = db.prepare(&sql)?;
     let rows = statement.query_map(params_from_iter(values), raw_incident)?;
     rows.map(|row| read_incident(row?)).collect()
+}
+
+/// A network-wide (`*`) incident's Users accumulate over writes: several instances that split the Users between
+/// them (Kafka partitions) each report their share under one ID, and on one instance the list only grows anyway.
+/// `None` when nothing is to be added.
+fn with_earlier_users(record: &IncidentRecord, previous_json: &str) -> Option<IncidentRecord> {
+    if record.user != "*" {
+        return None;
+    }
+    let previous: IncidentRecord = serde_json::from_str(previous_json).ok()?;
+    let missing: Vec<&String> = previous
+        .users
+        .iter()
+        .filter(|u| !record.users.contains(u))
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let mut merged = record.clone();
+    merged.users.extend(missing.into_iter().cloned());
+    merged.users.sort();
+    Some(merged)
 }
 
 /// One row, replaced in one statement: a crash leaves the old snapshot or the new one, never a mix.

@@ -112,3 +112,29 @@ fn filters_by_state_user_kind_and_window() {
         "an open incident lasts until now"
     );
 }
+
+#[test]
+fn a_network_incident_keeps_the_users_every_writer_reported() {
+    let (_dir, store) = temp_store();
+    let share = |users: &[crate::telemetry::Eui64]| crate::report::IncidentRecord {
+        users: users.iter().map(|u| u.to_string()).collect(),
+        ..record("INC-backlog-NET-100", "*", 100, None)
+    };
+    store.save_incident(share(&[USER_A]), None).unwrap();
+    store.save_incident(share(&[USER_B]), None).unwrap();
+    let stored = store
+        .get_incident("INC-backlog-NET-100".into())
+        .unwrap()
+        .unwrap();
+    let mut expected = vec![USER_A.to_string(), USER_B.to_string()];
+    expected.sort();
+    assert_eq!(stored.record.users, expected);
+    let by_user = IncidentFilter {
+        user: Some(USER_A),
+        ..IncidentFilter::default()
+    };
+    assert_eq!(
+        ids(&store.list_incidents(by_user).unwrap()),
+        ["INC-backlog-NET-100"]
+    );
+}

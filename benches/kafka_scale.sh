@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Kafka scale-out benchmark (not a test, not run by CI): consumption throughput of one `serve` instance, then of
+# two in one consumer group, on the same topic of generated telemetry.
+# Needs the tansu broker (`cargo install --locked tansu --features dynostore`); starts its own in memory on a
+# loopback port and stops it at the end. Builds the release binary with `--features kafka`.
+#
+#   benches/kafka_scale.sh            # USERS=100 DURATION=6h PARTITIONS=8 by default
+#
+# Each run starts from a fresh consumer group and ends when every partition is owned, nothing is left to read
+# and every instance's watermark has passed the last event; the time includes the group join and the rebuild.
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+USERS=${USERS:-100}
+DURATION=${DURATION:-6h}
+PARTITIONS=${PARTITIONS:-8}
+WORKDIR=${WORKDIR:-/tmp/stormwatch-kafka-bench}
+TANSU=${TANSU:-$HOME/.cargo/bin/tansu}
+BIN=$REPO/target/release/stormwatch
+
+log() { printf '%s\n' "$*" >&2; }
+(cd "$REPO" && cargo build --release --quiet --features kafka --bin stormwatch)
+mkdir -p "$WORKDIR"
+data=$WORKDIR/gen-$USERS-$DURATION
+if [[ ! -f $data/events.ndjson ]]; then
+    log "generating $USERS Users, $DURATION ..."
+    "$BIN" gen --seed 1 --users "$USERS" --duration "$DURATION" --out "$data" -q
+fi
+lines=$(wc -l <"$data/events.ndjson")
+last_ts=$(tail -c 4096 "$data/events.ndjson" | grep -o '"ts":[0-9]*' | cut -d: -f2 | sort -n | tail -1)
+
+while :; do
+    port=$(shuf -i 20000-60000 -n 1)
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
+done
+"$TANSU" broker --storage-engine memory://tansu/ --listener-url "tcp://127.0.0.1:$port" \
+    --advertised-listener-url "tcp://127.0.0.1:$port" >"$WORKDIR/tansu.log" 2>&1 &
+tansu=$!
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    kill "$tansu" 2>/dev/null || true
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
+broker=127.0.0.1:$port
+log "producing $lines lines to $PARTITIONS partitions ..."
+"$BIN" kafka-produce "$data/events.ndjson" --brokers "$broker" --topic bench --partitions "$PARTITIONS"
+
+# metric NAME PORT -> sum of the samples of NAME on that instance
+metric() {
+    curl -s "http://127.0.0.1:$2/metrics" | awk -v n="$1" '$1 ~ "^"n"({|$)" { s += $NF } END { print s + 0 }'
+}
+
+run() {
+    local count=$1 group="bench-$1-$RANDOM" http=() start end
+    pids=()
+    start=$(date +%s.%N)
+    for i in $(seq 1 "$count"); do
+        local dir=$WORKDIR/instance-$count-$i p=$((port + 10 * i + count))
+        rm -rf "$dir"
+        "$BIN" serve --data-dir "$dir" --http "127.0.0.1:$p" --ingest 127.0.0.1:0 --kafka-brokers "$broker" \
+            --kafka-topic bench --kafka-group "$group" --log-format json 2>"$dir.log" &
+        pids+=($!)
+        http+=("$p")
+    done
+    while :; do
+        local assigned=0 lag=0 closed=1
+        for p in "${http[@]}"; do
+            assigned=$(awk -v a="$assigned" -v b="$(metric stormwatch_kafka_assigned_partitions "$p")" 'BEGIN{print a+b}')
+            lag=$(awk -v a="$lag" -v b="$(metric stormwatch_kafka_lag_records "$p")" 'BEGIN{print a+b}')
+            w=$(metric stormwatch_watermark_timestamp_seconds "$p")
+            awk -v w="$w" -v t="$last_ts" 'BEGIN{exit !(w * 1000 > t)}' || closed=0
+        done
+        if [[ $assigned == "$PARTITIONS" && $lag == 0 && $closed == 1 ]]; then break; fi
+        sleep 0.5
+    done
+    end=$(date +%s.%N)
+    local applied=0
+    for p in "${http[@]}"; do
+        applied=$(awk -v a="$applied" -v b="$(metric stormwatch_ingest_lines_total "$p")" 'BEGIN{print a+b}')
+    done
+    for pid in "${pids[@]}"; do kill "$pid"; wait "$pid" 2>/dev/null || true; done
+    pids=()
+    awk -v n="$count" -v s="$start" -v e="$end" -v l="$lines" -v a="$applied" 'BEGIN {
+        w = e - s; printf "%d instance(s): %.1f s for %d lines (%d applied, rebuilds included): %.0f lines/s in all, %.0f per instance\n", n, w, l, a, l / w, l / w / n }'
+}
+
+printf '%s; %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc) cores"
+run 1
+run 2

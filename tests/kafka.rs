@@ -1,0 +1,413 @@
+//! Scale-out through Kafka against a real broker (tansu, started by `.ci/run`; its address in
+//! `STORMWATCH_TEST_KAFKA`): two `serve` instances in one consumer group split a keyed topic of generated
+//! telemetry, and the union of their incidents equals `stormwatch replay` on the same file; then one instance is
+//! killed mid-stream and the other takes over its partitions with the final set still exact. Incidents are
+//! replicated between instances through the incidents topic, so each instance alone shows them all, and so are
+//! changes, through the changes topic.
+
+#![cfg(feature = "kafka")]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{Service, binary, token};
+
+const PARTITIONS: usize = 8;
+/// Onsets may differ by the allowed lateness (the engine's default, 5 s).
+const LATENESS_MS: i64 = 5_000;
+
+/// The broker, or `None` (skip) outside CI when none is running; CI without one fails.
+fn broker() -> Option<String> {
+    match std::env::var("STORMWATCH_TEST_KAFKA") {
+        Ok(address) if !address.is_empty() => Some(address),
+        _ => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must provide a broker in STORMWATCH_TEST_KAFKA (see .ci/run)"
+            );
+            eprintln!("STORMWATCH_TEST_KAFKA unset: no broker, Kafka tests skipped");
+            None
+        }
+    }
+}
+
+fn run(command: &mut Command) -> String {
+    let output = command.output().expect("run stormwatch");
+    assert!(
+        output.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A multi-scenario run: storms, an alert flood, a backlog and a DCC maintenance hitting every User.
+fn generate(dir: &Path) -> (PathBuf, PathBuf) {
+    run(binary()
+        .args([
+            "gen", "--seed", "7", "--users", "16", "--scale", "0.25", "-q",
+        ])
+        .args([
+            "--scenario",
+            "mdm_storm",
+            "--scenario",
+            "firmware_alert_storm",
+        ])
+        .args([
+            "--scenario",
+            "certificate_failure",
+            "--scenario",
+            "dcc_maintenance",
+        ])
+        .arg("--out")
+        .arg(dir));
+    (dir.join("events.ndjson"), dir.join("changes.json"))
+}
+
+/// Replay's incidents and the newest event time.
+fn replay(events: &Path, changes: &Path, dir: &Path) -> (Vec<Value>, i64) {
+    let report = dir.join("report.json");
+    run(binary()
+        .arg("replay")
+        .arg(events)
+        .arg("--changes")
+        .arg(changes)
+        .arg("--report")
+        .arg(&report));
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(report).expect("report")).expect("report JSON");
+    (
+        report["incidents"].as_array().expect("incidents").clone(),
+        report["summary"]["last_ts"].as_i64().expect("last_ts"),
+    )
+}
+
+fn create_topic(broker: &str, topic: &str, dir: &Path) {
+    let empty = dir.join("empty.ndjson");
+    std::fs::write(&empty, b"").expect("empty file");
+    run(binary()
+        .arg("kafka-produce")
+        .arg(&empty)
+        .args(["--brokers", broker, "--topic", topic])
+        .args(["--partitions", &PARTITIONS.to_string()]));
+}
+
+fn produce(broker: &str, topic: &str, events: &Path) -> std::process::Child {
+    binary()
+        .arg("kafka-produce")
+        .arg(events)
+        .args(["--brokers", broker, "--topic", topic])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start kafka-produce")
+}
+
+/// An instance with its own store (the changes imported, an ops token) in consumer group `group`.
+fn instance(
+    dir: &Path,
+    broker: &str,
+    topic: &str,
+    group: &str,
+    changes: &Path,
+) -> (Service, String) {
+    std::fs::create_dir_all(dir).expect("data dir");
+    run(binary()
+        .args(["changes", "import"])
+        .arg(changes)
+        .arg("--data-dir")
+        .arg(dir));
+    let ops = token(dir, "ops", "ops", None);
+    let service = Service::start(
+        dir,
+        &[
+            "--kafka-brokers",
+            broker,
+            "--kafka-topic",
+            topic,
+            "--kafka-group",
+            group,
+            "--snapshot-every",
+            "1",
+            // Longer than the file: a partition that moves is rebuilt from its start, so onsets are exact.
+            "--kafka-warmup",
+            "36000",
+        ],
+    );
+    (service, ops)
+}
+
+/// Samples of `name` in Prometheus text, by their full label set.
+fn samples(service: &Service, name: &str) -> Vec<(String, f64)> {
+    let (status, text) = service.get("/metrics", None);
+    assert_eq!(status, 200);
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn sum(service: &Service, name: &str) -> f64 {
+    samples(service, name).iter().map(|(_, v)| v).sum()
+}
+
+fn wait(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Every partition is owned, nothing is left to read, at least every line was applied (more after rebuilds),
+/// and every instance has closed its seconds past the last event it holds (so what it holds is final).
+fn wait_consumed(instances: &[&Service], last_ts_ms: i64, lines: f64) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let assigned: f64 = instances
+            .iter()
+            .map(|s| sum(s, "stormwatch_kafka_assigned_partitions"))
+            .sum();
+        let lag: f64 = instances
+            .iter()
+            .map(|s| sum(s, "stormwatch_kafka_lag_records"))
+            .sum();
+        let applied: f64 = instances.iter().map(|s| lines_ingested(s)).sum();
+        let watermarks: Vec<f64> = instances
+            .iter()
+            .map(|s| sum(s, "stormwatch_watermark_timestamp_seconds"))
+            .collect();
+        let closed = watermarks.iter().all(|w| w * 1000.0 > last_ts_ms as f64);
+        if assigned == PARTITIONS as f64 && lag == 0.0 && applied >= lines && closed {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not consumed: {assigned} partitions assigned, lag {lag} records, {applied} of {lines} lines \
+             applied, watermarks {watermarks:?} (last event {last_ts_ms})"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Incidents from every instance, merged by their stable ID (a resolved copy wins over an open one).
+fn union(instances: &[(&Service, &str)]) -> Vec<Value> {
+    let mut merged: BTreeMap<String, Value> = BTreeMap::new();
+    for (service, ops) in instances {
+        for incident in service
+            .json("/api/v1/incidents", ops)
+            .as_array()
+            .expect("list")
+        {
+            let id = incident["id"].as_str().expect("id").to_owned();
+            let keep = merged
+                .get(&id)
+                .is_none_or(|kept| kept["resolved"].is_null() && !incident["resolved"].is_null());
+            if keep {
+                merged.insert(id, incident.clone());
+            }
+        }
+    }
+    merged.into_values().collect()
+}
+
+/// What must match: per kind and User, the onset (within the lateness), verdict and top suspect. A `*`
+/// incident is formed per instance over the Users it owns (ARCHITECTURE.md, "Network-wide view"), so `*`
+/// incidents of one kind and onset compare as one, with the union of their Users.
+#[derive(Debug, PartialEq)]
+struct Found {
+    user: String,
+    kind: String,
+    onset: i64,
+    verdict: String,
+    top: Option<String>,
+    users: Vec<String>,
+}
+
+fn found(incidents: &[Value], last_ts_ms: i64) -> Vec<Found> {
+    let mut out: Vec<Found> = Vec::new();
+    for incident in incidents {
+        let onset = incident["onset"].as_i64().expect("onset");
+        if onset > last_ts_ms {
+            // Seconds closed by the wall clock after the stream ended: replay stops at the last event.
+            continue;
+        }
+        let mut users: Vec<String> = incident["users"]
+            .as_array()
+            .map(|u| {
+                u.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let item = Found {
+            user: incident["user"].as_str().expect("user").to_owned(),
+            kind: incident["kind"].as_str().expect("kind").to_owned(),
+            onset,
+            verdict: incident["verdict"].as_str().expect("verdict").to_owned(),
+            top: incident["suspects"][0]["change"].as_str().map(String::from),
+            users: Vec::new(),
+        };
+        if let Some(same) = out.iter_mut().find(|f| {
+            f.user == "*"
+                && item.user == "*"
+                && f.kind == item.kind
+                && (f.onset - onset).abs() <= 120_000
+        }) {
+            same.users.append(&mut users);
+            same.users.sort();
+            same.users.dedup();
+            same.onset = same.onset.min(onset);
+            continue;
+        }
+        users.sort();
+        out.push(Found { users, ..item });
+    }
+    out.sort_by(|a, b| (&a.user, &a.kind, a.onset).cmp(&(&b.user, &b.kind, b.onset)));
+    out
+}
+
+fn assert_same(ours: &[Value], replay: &[Value], last_ts_ms: i64) {
+    let (ours, expected) = (found(ours, last_ts_ms), found(replay, last_ts_ms));
+    assert_eq!(
+        ours.len(),
+        expected.len(),
+        "ours {ours:#?}\nreplay {expected:#?}"
+    );
+    for (a, b) in ours.iter().zip(&expected) {
+        let onsets_close = (a.onset - b.onset).abs() <= LATENESS_MS;
+        assert!(
+            a.user == b.user
+                && a.kind == b.kind
+                && onsets_close
+                && a.verdict == b.verdict
+                && a.top == b.top
+                && a.users == b.users,
+            "ours {a:#?}\nreplay {b:#?}"
+        );
+    }
+}
+
+fn line_count(events: &Path) -> f64 {
+    let bytes = std::fs::read(events).expect("events");
+    bytes.iter().filter(|&&b| b == b'\n').count() as f64
+}
+
+fn lines_ingested(service: &Service) -> f64 {
+    samples(service, "stormwatch_ingest_lines_total")
+        .iter()
+        .filter(|(series, _)| series.contains("kafka"))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// Both instances own partitions before the data arrives, so both do real work.
+fn start_pair(
+    root: &Path,
+    broker: &str,
+    topic: &str,
+    changes: &Path,
+) -> ((Service, String), (Service, String)) {
+    let group = format!("{topic}-group");
+    create_topic(broker, topic, root);
+    let a = instance(&root.join("a"), broker, topic, &group, changes);
+    let b = instance(&root.join("b"), broker, topic, &group, changes);
+    wait("the partitions split between both instances", 120, || {
+        let (ours, theirs) = (
+            sum(&a.0, "stormwatch_kafka_assigned_partitions"),
+            sum(&b.0, "stormwatch_kafka_assigned_partitions"),
+        );
+        ours > 0.0 && theirs > 0.0 && ours + theirs == PARTITIONS as f64
+    });
+    (a, b)
+}
+
+/// A topic (and group) no earlier run used, so a broker that outlives a run cannot leak offsets into the next.
+fn unique_topic(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{name}-{}-{nanos}", std::process::id())
+}
+
+#[test]
+fn two_instances_in_one_group_find_exactly_what_replay_finds() {
+    let Some(broker) = broker() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let (events, changes) = generate(&root.path().join("gen"));
+    let (expected, last) = replay(&events, &changes, root.path());
+    let topic = unique_topic("union");
+    let ((a, ops_a), (b, ops_b)) = start_pair(root.path(), &broker, &topic, &changes);
+    let mut producer = produce(&broker, &topic, &events);
+    assert!(producer.wait().expect("kafka-produce").success());
+    wait_consumed(&[&a, &b], last, line_count(&events));
+    assert!(
+        lines_ingested(&a) > 0.0 && lines_ingested(&b) > 0.0,
+        "both did work"
+    );
+    let incidents = union(&[(&a, &ops_a), (&b, &ops_b)]);
+    assert_same(&incidents, &expected, last);
+    // Through the incidents topic, each instance alone shows them all.
+    for (service, ops) in [(&a, &ops_a), (&b, &ops_b)] {
+        wait("every incident replicated to every instance", 60, || {
+            found(&union(&[(service, ops)]), last) == found(&incidents, last)
+        });
+    }
+    // A change registered on one instance reaches the other through the changes topic.
+    let change = support::firewall_change("CHG-KAFKA-1", 0, 600);
+    let (status, body) = a.post(
+        "/api/v1/changes",
+        Some(&ops_a),
+        change.as_bytes(),
+        &[("Content-Type", "application/json")],
+    );
+    assert_eq!(status, 201, "{body}");
+    wait("the change replicated to the other instance", 60, || {
+        b.get("/api/v1/changes/CHG-KAFKA-1", Some(&ops_b)).0 == 200
+    });
+    // Each incident names the partitions of its Users.
+    for (service, ops) in [(&a, &ops_a), (&b, &ops_b)] {
+        for incident in service.json("/api/v1/incidents", ops).as_array().unwrap() {
+            let id = incident["id"].as_str().unwrap();
+            let detail = service.json(&format!("/api/v1/incidents/{id}"), ops);
+            assert!(
+                detail["extra"]["partitions"]
+                    .as_array()
+                    .is_some_and(|p| !p.is_empty()),
+                "{detail}"
+            );
+        }
+    }
+}
+
+#[test]
+fn when_one_instance_dies_mid_stream_the_other_takes_over_and_stays_exact() {
+    let Some(broker) = broker() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let (events, changes) = generate(&root.path().join("gen"));
+    let (expected, last) = replay(&events, &changes, root.path());
+    let total = line_count(&events);
+    let topic = unique_topic("failover");
+    let ((mut a, _), (b, ops_b)) = start_pair(root.path(), &broker, &topic, &changes);
+    let mut producer = produce(&broker, &topic, &events);
+    // Mid-stream: once the pair has applied a quarter of the lines, before the network-wide incident.
+    wait("a quarter of the stream applied", 600, || {
+        lines_ingested(&a) + lines_ingested(&b) >= total / 4.0
+    });
+    a.kill_hard();
+    assert!(producer.wait().expect("kafka-produce").success());
+    wait_consumed(&[&b], last, total);
+    let rebalances = sum(&b, "stormwatch_kafka_rebalances_total");
+    assert!(
+        rebalances >= 2.0,
+        "the survivor saw the group change: {rebalances}"
+    );
+    assert_same(&union(&[(&b, &ops_b)]), &expected, last);
+}
