@@ -99,23 +99,46 @@ fn quoted(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 fn value(bytes: &[u8]) -> Option<(Value<'_>, &[u8])> {
     match bytes.first()? {
         b'"' => quoted(bytes).map(|(text, rest)| (Value::Str(text), rest)),
-        b'0'..=b'9' => {
-            let length = bytes
-                .iter()
-                .position(|b| !b.is_ascii_digit())
-                .unwrap_or(bytes.len());
-            let (digits, rest) = bytes.split_at(length);
-            // Up to 18 digits cannot overflow a u64; longer numbers go to serde_json.
-            if (length > 1 && digits[0] == b'0')
-                || length > 18
-                || matches!(rest.first(), Some(b'.' | b'e' | b'E'))
-            {
-                return None;
-            }
-            Some((Value::Int(decimal(digits)), rest))
-        }
+        b'0'..=b'9' => number(bytes).map(|(n, rest)| (Value::Int(n), rest)),
         _ => None,
     }
+}
+
+/// An integer at the start of `bytes` (no sign, fraction, exponent or leading zero) and what follows it. Up to 18
+/// digits, which cannot overflow a u64; longer numbers go to serde_json.
+fn number(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let mut value = 0u64;
+    let mut length = 0;
+    // Eight digits at a time while they last (a millisecond `ts` has 13), then one at a time.
+    while length < 16
+        && let Some(word) = bytes.get(length..length + 8)
+        && let Ok(word) = <[u8; 8]>::try_from(word)
+        && all_digits(u64::from_le_bytes(word))
+    {
+        value = value * 100_000_000 + eight_digits(u64::from_le_bytes(word));
+        length += 8;
+    }
+    while let Some(&digit @ b'0'..=b'9') = bytes.get(length) {
+        value = value * 10 + u64::from(digit - b'0');
+        length += 1;
+        if length > 18 {
+            return None;
+        }
+    }
+    let rest = &bytes[length..];
+    if (length > 1 && bytes[0] == b'0') || matches!(rest.first(), Some(b'.' | b'e' | b'E')) {
+        return None;
+    }
+    Some((value, rest))
+}
+
+/// Whether all eight bytes of a word are ASCII digits: each has the high nibble 3, and adding 6 keeps it 3.
+/// (A byte can only carry into its neighbour when it is not a digit itself, which already fails the test.)
+fn all_digits(word: u64) -> bool {
+    const HIGH_NIBBLES: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    word & HIGH_NIBBLES == THREES
+        && word.wrapping_add(0x0606_0606_0606_0606) & HIGH_NIBBLES == THREES
 }
 
 /// Position of the first `"`, eight bytes at a time (a word-wide zero-byte test), then byte by byte for the tail.
@@ -171,20 +194,6 @@ fn odd_bytes_bytewise(block: &[u8; 16]) -> u16 {
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 fn odd_bytes(block: &[u8; 16]) -> u16 {
     odd_bytes_bytewise(block)
-}
-
-/// The value of at most 18 ASCII digits: eight at a time in a `u64` (a millisecond `ts` has 13), the rest singly.
-fn decimal(digits: &[u8]) -> u64 {
-    let mut eights = digits.chunks_exact(8);
-    let mut value = 0u64;
-    for eight in eights.by_ref() {
-        let word = u64::from_le_bytes(eight.try_into().unwrap_or([b'0'; 8]));
-        value = value * 100_000_000 + eight_digits(word);
-    }
-    eights
-        .remainder()
-        .iter()
-        .fold(value, |n, &d| n * 10 + u64::from(d - b'0'))
 }
 
 /// Eight ASCII digits in a little-endian word (first digit lowest), combined pairwise: 2, then 4, then 8 digits.
@@ -422,8 +431,15 @@ mod tests {
         }
 
         #[test]
-        fn decimal_reads_every_number_of_up_to_18_digits(n in 0u64..1_000_000_000_000_000_000) {
-            prop_assert_eq!(decimal(n.to_string().as_bytes()), n);
+        fn number_reads_every_number_of_up_to_18_digits(n in 0u64..1_000_000_000_000_000_000, tail in "[,}x.]?") {
+            let text = format!("{n}{tail}");
+            let expected = (tail != ".").then_some((n, tail.as_bytes()));
+            prop_assert_eq!(number(text.as_bytes()), expected);
+        }
+
+        #[test]
+        fn all_digits_is_exact(word in proptest::array::uniform8(prop_oneof![b'0'..=b'9', any::<u8>()])) {
+            prop_assert_eq!(all_digits(u64::from_le_bytes(word)), word.iter().all(u8::is_ascii_digit));
         }
     }
 
