@@ -122,7 +122,10 @@ fn number(bytes: &[u8]) -> Option<(u64, &[u8])> {
         }
     }
     let rest = &bytes[length..];
-    if (length > 1 && bytes[0] == b'0') || matches!(rest.first(), Some(b'.' | b'e' | b'E')) {
+    if length == 0
+        || (length > 1 && bytes[0] == b'0')
+        || matches!(rest.first(), Some(b'.' | b'e' | b'E'))
+    {
         return None;
     }
     Some((value, rest))
@@ -449,6 +452,11 @@ mod tests {
             let text = format!("{n}{tail}");
             let expected = (tail != ".").then_some((n, tail.as_bytes()));
             prop_assert_eq!(number(text.as_bytes()), expected);
+        }
+
+        #[test]
+        fn number_refuses_what_is_not_a_plain_integer(text in "(0[0-9]{1,20}|[1-9][0-9]{18,25}|[-+\"a ][0-9]{0,3})[,}]?") {
+            prop_assert_eq!(number(text.as_bytes()), None, "{}", text);
         }
 
         #[test]
