@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, Sender};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError as RdError;
+use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
@@ -58,7 +58,9 @@ struct Context {
 impl ClientContext for Context {
     fn error(&self, error: RdError, reason: &str) {
         // Reaching a partition's end is news for `feed.rs` (it comes with the poll too), not an error.
-        if !matches!(error, RdError::PartitionEOF(_)) {
+        let end = matches!(error, RdError::PartitionEOF(_))
+            || matches!(&error, RdError::Global(code) if *code == RDKafkaErrorCode::PartitionEOF);
+        if !end {
             tracing::error!(%error, reason, "Kafka client error");
         }
     }
