@@ -4,14 +4,14 @@
 # Needs the tansu broker (`cargo install --locked tansu --features dynostore`); starts its own in memory on a
 # loopback port and stops it at the end. Builds the release binary with `--features kafka`.
 #
-#   benches/kafka_scale.sh            # USERS=100 DURATION=6h PARTITIONS=8 by default
+#   benches/kafka_scale.sh            # USERS=100 DURATION=3h PARTITIONS=8 by default
 #
 # Each run starts from a fresh consumer group and ends when every partition is owned, nothing is left to read
 # and every instance's watermark has passed the last event; the time includes the group join and the rebuild.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 USERS=${USERS:-100}
-DURATION=${DURATION:-6h}
+DURATION=${DURATION:-3h}
 PARTITIONS=${PARTITIONS:-8}
 WORKDIR=${WORKDIR:-/tmp/stormwatch-kafka-bench}
 TANSU=${TANSU:-$HOME/.cargo/bin/tansu}
@@ -49,7 +49,7 @@ log "producing $lines lines to $PARTITIONS partitions ..."
 
 # metric NAME PORT -> sum of the samples of NAME on that instance
 metric() {
-    curl -s "http://127.0.0.1:$2/metrics" | awk -v n="$1" '$1 ~ "^"n"({|$)" { s += $NF } END { print s + 0 }'
+    { curl -s "http://127.0.0.1:$2/metrics" || true; } | awk -v n="$1" '$1 ~ "^"n"({|$)" { s += $NF } END { print s + 0 }'
 }
 
 run() {
