@@ -6,8 +6,9 @@
 #
 #   benches/kafka_scale.sh            # USERS=100 DURATION=3h PARTITIONS=8 by default
 #
-# Each run starts from a fresh consumer group and ends when every partition is owned, nothing is left to read
-# and every instance's watermark has passed the last event; the time includes the group join and the rebuild.
+# Each run starts from a fresh consumer group and ends when every partition is owned, nothing is left to read,
+# every line was applied and every instance's watermark has passed the last event; the time includes the group
+# join and any rebuild after it.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 USERS=${USERS:-100}
@@ -65,18 +66,20 @@ run() {
         http+=("$p")
     done
     while :; do
-        local assigned=0 lag=0 closed=1
+        local assigned=0 lag=0 closed=1 applied=0
         for p in "${http[@]}"; do
+            applied=$(awk -v a="$applied" -v b="$(metric 'stormwatch_ingest_lines_total' "$p")" 'BEGIN{print a+b}')
             assigned=$(awk -v a="$assigned" -v b="$(metric stormwatch_kafka_assigned_partitions "$p")" 'BEGIN{print a+b}')
             lag=$(awk -v a="$lag" -v b="$(metric stormwatch_kafka_lag_records "$p")" 'BEGIN{print a+b}')
             w=$(metric stormwatch_watermark_timestamp_seconds "$p")
             awk -v w="$w" -v t="$last_ts" 'BEGIN{exit !(w * 1000 > t)}' || closed=0
         done
-        if [[ $assigned == "$PARTITIONS" && $lag == 0 && $closed == 1 ]]; then break; fi
+        if [[ $assigned == "$PARTITIONS" && $lag == 0 && $closed == 1 ]] \
+            && awk -v a="$applied" -v l="$lines" 'BEGIN{exit !(a >= l)}'; then break; fi
         sleep 0.5
     done
     end=$(date +%s.%N)
-    local applied=0
+    applied=0
     for p in "${http[@]}"; do
         applied=$(awk -v a="$applied" -v b="$(metric stormwatch_ingest_lines_total "$p")" 'BEGIN{print a+b}')
     done

@@ -211,6 +211,11 @@ impl Feeds {
             .map_or(0, |p| p.pending.len())
     }
 
+    /// Offset after the newest record fetched from `partition` (where fetching must go on).
+    pub fn fetched(&self, partition: i32) -> Option<i64> {
+        self.partitions.get(&partition)?.fetched
+    }
+
     /// Newest event time released from `partition`.
     pub fn released_ms(&self, partition: i32) -> Option<i64> {
         self.partitions.get(&partition)?.released_ms

@@ -254,11 +254,11 @@ pub fn run(
                 }
                 Some(Err(error)) => tracing::warn!(%error, "Kafka consumer error"),
             }
-            if source.take_assignment(consumer.context())? {
+            if source.take_assignment(&consumer)? {
                 break;
             }
         }
-        source.take_assignment(consumer.context())?;
+        source.take_assignment(&consumer)?;
         source.release()?;
         source.pace(&consumer);
         while let Ok(positions) = checkpoints.try_recv() {
@@ -374,8 +374,9 @@ impl Source {
     }
 
     /// A rebalance happened: start the engine again from the new assignment's history. True if one did.
-    fn take_assignment(&mut self, context: &Context) -> Result<bool, KafkaError> {
-        let Some(starts) = context
+    fn take_assignment(&mut self, consumer: &BaseConsumer<Context>) -> Result<bool, KafkaError> {
+        let Some(starts) = consumer
+            .context()
             .assignment
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -385,6 +386,16 @@ impl Source {
         };
         self.feeds.assign(&starts);
         self.changed_at = Instant::now();
+        // librdkafka keeps a partition paused across a rebalance; this instance's pacing starts afresh.
+        let mut resume = TopicPartitionList::new();
+        for start in &starts {
+            resume.add_partition(&self.topic, start.partition);
+        }
+        if resume.count() > 0
+            && let Err(error) = consumer.resume(&resume)
+        {
+            tracing::warn!(%error, "cannot resume the assigned partitions");
+        }
         self.paused.clear();
         self.last_positions.clear();
         self.send(EngineInput::Rebuild)?;
@@ -425,7 +436,13 @@ impl Source {
             if waiting >= PAUSE_AT && self.paused.insert(partition) {
                 pause.add_partition(&self.topic, partition);
             } else if waiting < PAUSE_AT / 2 && self.paused.remove(&partition) {
-                resume.add_partition(&self.topic, partition);
+                // Pausing drops what librdkafka had prefetched, and fetching may resume past it: go on
+                // from the record after the last one this instance holds.
+                let offset = self
+                    .feeds
+                    .fetched(partition)
+                    .map_or(Offset::Beginning, Offset::Offset);
+                let _ = resume.add_partition_offset(&self.topic, partition, offset);
             }
         }
         if pause.count() > 0
@@ -433,10 +450,13 @@ impl Source {
         {
             tracing::warn!(%error, "cannot pause partitions that run ahead");
         }
-        if resume.count() > 0
-            && let Err(error) = consumer.resume(&resume)
-        {
-            tracing::warn!(%error, "cannot resume partitions");
+        if resume.count() > 0 {
+            if let Err(error) = consumer.resume(&resume) {
+                tracing::warn!(%error, "cannot resume partitions");
+            }
+            if let Err(error) = consumer.seek_partitions(resume, Duration::from_secs(5)) {
+                tracing::warn!(%error, "cannot seek resumed partitions back to what was fetched");
+            }
         }
     }
 
