@@ -1,6 +1,7 @@
 //! Stormwatch: detects backlogs and message storms in DSP<->User telemetry and correlates them with the change register.
 
 pub mod changes;
+pub mod console;
 pub mod engine;
 pub mod evaluate;
 pub mod generator;

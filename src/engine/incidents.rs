@@ -160,3 +160,82 @@ impl Incident {
 pub fn round2(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
 }
+
+/// Every incident the engine still holds, addressed by a global index that never changes (the ID is derived from
+/// it). Resolved incidents can be pruned from the front once persisted, so a long-running service stays bounded;
+/// the open ones are listed so per-second work does not scan history.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct IncidentBook {
+    /// Global index of `list[0]`.
+    base: usize,
+    list: std::collections::VecDeque<Incident>,
+    open: Vec<usize>,
+}
+
+impl IncidentBook {
+    /// The global index the next incident will get.
+    pub fn next_index(&self) -> usize {
+        self.base + self.list.len()
+    }
+
+    pub fn push(&mut self, incident: Incident) -> usize {
+        let index = self.next_index();
+        self.list.push_back(incident);
+        self.open.push(index);
+        index
+    }
+
+    pub fn get(&self, index: usize) -> Option<&Incident> {
+        index.checked_sub(self.base).and_then(|i| self.list.get(i))
+    }
+
+    pub fn get_mut(&mut self, index: usize) -> Option<&mut Incident> {
+        index
+            .checked_sub(self.base)
+            .and_then(|i| self.list.get_mut(i))
+    }
+
+    /// Marks an incident as no longer open (resolved or merged).
+    pub fn closed(&mut self, index: usize) {
+        self.open.retain(|&i| i != index);
+    }
+
+    pub fn open_indices(&self) -> &[usize] {
+        &self.open
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Incident> {
+        self.list.iter()
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Incident> {
+        self.list.iter_mut()
+    }
+
+    /// Drops the oldest incidents that closed before `second`, stopping at the first one still open or recent.
+    pub fn prune_closed_before(&mut self, second: i64) -> usize {
+        let mut pruned = 0;
+        while let Some(front) = self.list.front()
+            && !front.is_open()
+            && front.resolved_second.unwrap_or(front.detected_second) < second
+        {
+            self.list.pop_front();
+            self.base += 1;
+            pruned += 1;
+        }
+        pruned
+    }
+}
+
+impl std::ops::Index<usize> for IncidentBook {
+    type Output = Incident;
+    fn index(&self, index: usize) -> &Incident {
+        &self.list[index - self.base]
+    }
+}
+
+impl std::ops::IndexMut<usize> for IncidentBook {
+    fn index_mut(&mut self, index: usize) -> &mut Incident {
+        &mut self.list[index - self.base]
+    }
+}

@@ -18,7 +18,7 @@ use rustc_hash::FxHashMap;
 
 pub use config::{DetectorConfig, EngineConfig, NetworkConfig};
 use detect::backlog::DeliveryState;
-use incidents::{Anomaly, Incident};
+use incidents::{Anomaly, Incident, IncidentBook};
 use lifecycle::Transition;
 use user::UserState;
 use window::Flow;
@@ -59,7 +59,7 @@ pub struct Engine {
     index: FxHashMap<Eui64, u32>,
     users: Vec<UserState>,
     anomalies: Vec<[Option<Anomaly>; 4]>,
-    incidents: Vec<Incident>,
+    incidents: IncidentBook,
     /// The open common-cause incident of each kind, if any.
     network_open: [Option<usize>; 4],
     updates: Vec<IncidentUpdate>,
@@ -77,7 +77,7 @@ impl Engine {
             index: FxHashMap::default(),
             users: Vec::new(),
             anomalies: Vec::new(),
-            incidents: Vec::new(),
+            incidents: IncidentBook::default(),
             network_open: [None; 4],
             updates: Vec::new(),
             next_close: None,
@@ -264,6 +264,7 @@ impl Engine {
                 .and_then(|a| a.incident)
             {
                 self.incidents[own].merged_into = Some(common);
+                self.incidents.closed(own);
                 self.updates.push(IncidentUpdate::Merged(own, common));
                 self.join(common, member, kind);
             }
@@ -279,7 +280,7 @@ impl Engine {
         onset: i64,
         concurrent: usize,
     ) -> usize {
-        let index = self.incidents.len();
+        let index = self.incidents.next_index();
         let id = if self.config.stable_ids {
             stable_id(affected, kind, onset)
         } else {
@@ -368,13 +369,18 @@ impl Engine {
             if let Some(open) = self.network_open.iter_mut().find(|o| **o == Some(target)) {
                 *open = None;
             }
+            self.incidents.closed(target);
             self.updates.push(IncidentUpdate::Resolved(target));
         }
     }
 
     /// Peaks of open incidents: single-User ones from their anomaly, common-cause ones summed over members.
     fn track_network_peaks(&mut self) {
-        for incident in self.incidents.iter_mut().filter(|i| i.is_open()) {
+        for position in 0..self.incidents.open_indices().len() {
+            let index = self.incidents.open_indices()[position];
+            let Some(incident) = self.incidents.get_mut(index) else {
+                continue;
+            };
             let kind = incident.kind as usize;
             let (mut depth, mut level, mut age, mut failed) = (0, 0.0, 0, 0);
             for &member in &incident.members {
@@ -402,9 +408,18 @@ impl Engine {
 
     /// Re-runs correlation for every incident (at the end of input, or when the change register changed).
     pub fn correlate_all(&mut self) {
-        for index in 0..self.incidents.len() {
-            let facts = self.incidents[index].facts(&self.users);
-            self.incidents[index].correlation = Some(correlate(&facts, &self.changes));
+        for incident in self.incidents.iter_mut() {
+            let facts = incident.facts(&self.users);
+            incident.correlation = Some(correlate(&facts, &self.changes));
+        }
+    }
+
+    /// Forgets incidents that closed more than `keep_s` seconds of event time ago (the live service persists them
+    /// first), so a long-running engine's memory stays bounded. Returns how many were dropped.
+    pub fn prune_closed(&mut self, keep_s: i64) -> usize {
+        match self.next_close {
+            Some(now) => self.incidents.prune_closed_before(now - keep_s),
+            None => 0,
         }
     }
 
@@ -443,9 +458,8 @@ impl Engine {
 
     /// Open incidents as report records.
     pub fn open_incidents(&self) -> Vec<IncidentRecord> {
-        self.incidents
-            .iter()
-            .filter(|i| i.is_open())
+        let open = self.incidents.open_indices().iter();
+        open.filter_map(|&i| self.incidents.get(i))
             .map(|i| i.record(&self.users))
             .collect()
     }

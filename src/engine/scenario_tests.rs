@@ -360,3 +360,28 @@ fn late_lines_are_counted_and_still_move_the_queue() {
     );
     assert_eq!(window.depth(), 17, "but its queue movement is applied");
 }
+
+#[test]
+fn pruned_incidents_leave_ids_and_open_incidents_untouched() {
+    // Two outages of the same User, an hour apart.
+    let down =
+        |u: usize, s: i64| u == 2 && ((600..900).contains(&s) || (3_000..3_300).contains(&s));
+    let engine = run(&population(), 5_000, down, ChangeRegister::new());
+    let all = engine.incident_records();
+    assert_eq!(
+        all.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+        ["INC-000001", "INC-000002"]
+    );
+    let mut engine = engine;
+    // Event time is now ~5,000 s; the first closed near 1,000 s, the second near 3,600 s.
+    assert_eq!(
+        engine.prune_closed(2_000),
+        1,
+        "only the first closed long enough ago"
+    );
+    let kept = engine.incident_records();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0], all[1]);
+    assert_eq!(engine.incident_record(1), Some(all[1].clone()));
+    assert_eq!(engine.incident_record(0), None);
+}

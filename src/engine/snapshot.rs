@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::incidents::{Anomaly, Incident};
+use super::incidents::{Anomaly, IncidentBook};
 use super::user::{UserSnapshot, UserState};
 use super::{Engine, EngineConfig, EngineStats};
 use crate::changes::ChangeRegister;
@@ -19,7 +19,7 @@ pub struct EngineSnapshot {
     stats: EngineStats,
     users: Vec<UserSnapshot>,
     anomalies: Vec<[Option<Anomaly>; 4]>,
-    incidents: Vec<Incident>,
+    incidents: IncidentBook,
     network_open: [Option<usize>; 4],
 }
 

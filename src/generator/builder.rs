@@ -5,13 +5,14 @@ use rand::Rng;
 use rand::rngs::StdRng;
 
 use super::GenError;
-use super::format::rfc3339_seconds;
 use super::options::Scenario;
 use super::plan::{Plan, PlannedIncident, Slot};
 use super::population::Profile;
 use super::shape::DailyShape;
-use super::truth::{ChangeNotice, TruthIncident};
+use super::truth::TruthIncident;
+use crate::changes::{Category, ChangeNotice, ChangeOwner, ChangeStatus};
 use crate::incident::{IncidentKind, Verdict};
+use crate::telemetry::Srv;
 
 /// The backlog of the firewall incident in `contract/domain.md`.
 pub(crate) const FIREWALL_TARGET_DEPTH: u64 = 1_500_000;
@@ -73,7 +74,7 @@ impl<'a> Builder<'a> {
         self.plan.end_s = end_s;
         self.plan
             .changes
-            .sort_by(|a, b| (&a.start, &a.id).cmp(&(&b.start, &b.id)));
+            .sort_by(|a, b| (a.start_ms, &a.id).cmp(&(b.start_ms, &b.id)));
         self.plan
             .incidents
             .sort_by_key(|i| (i.truth.onset, i.truth.user.clone()));
@@ -139,37 +140,37 @@ impl<'a> Builder<'a> {
         &mut self,
         owner: Option<usize>,
         title: &str,
-        category: &str,
+        category: Category,
         window: (i64, i64),
-        status: Option<&str>,
+        status: Option<ChangeStatus>,
         srvs: &[&str],
     ) -> String {
         let (start, end) = window;
         let (id, user) = match owner {
-            Some(index) => (self.change_id(), self.users[index].id.to_string()),
+            Some(index) => (self.change_id(), ChangeOwner::User(self.users[index].id)),
             None => {
                 self.next_change += 1;
                 (
                     format!("DCC-PM-{}-{:02}", self.year, self.next_change % 100),
-                    "DCC".to_owned(),
+                    ChangeOwner::Dcc,
                 )
             }
         };
         let contact = match category {
-            "network" | "endpoint" => "netops@example.invalid",
-            "certificate" => "pki@example.invalid",
-            "dcc_maintenance" => "dcc-service-desk@example.invalid",
+            Category::Network | Category::Endpoint => "netops@example.invalid",
+            Category::Certificate => "pki@example.invalid",
+            Category::DccMaintenance => "dcc-service-desk@example.invalid",
             _ => "change-manager@example.invalid",
         };
         self.plan.changes.push(ChangeNotice {
             id: id.clone(),
-            user,
+            owner: user,
             title: title.to_owned(),
-            category: category.to_owned(),
-            start: rfc3339_seconds(start * 1000),
-            end: rfc3339_seconds(end * 1000),
-            status: status.map(str::to_owned),
-            srvs: srvs.iter().map(|s| (*s).to_owned()).collect(),
+            category,
+            start_ms: start * 1000,
+            end_ms: end * 1000,
+            status: status.unwrap_or_default(),
+            srvs: srvs.iter().filter_map(|s| Srv::parse(s)).collect(),
             expected: None,
             contact: Some(contact.to_owned()),
         });
@@ -235,7 +236,11 @@ impl<'a> Builder<'a> {
         (start, end)
     }
 
-    pub(super) fn status(&mut self) -> Option<&'static str> {
-        [Some("in_progress"), Some("completed"), None][self.rng.random_range(0..3)]
+    pub(super) fn status(&mut self) -> Option<ChangeStatus> {
+        [
+            Some(ChangeStatus::InProgress),
+            Some(ChangeStatus::Completed),
+            None,
+        ][self.rng.random_range(0..3)]
     }
 }

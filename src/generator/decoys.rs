@@ -3,6 +3,7 @@
 use rand::Rng;
 
 use super::builder::{Builder, MINUTE};
+use crate::changes::{Category, ChangeStatus};
 use crate::incident::{IncidentKind, Verdict};
 
 impl Builder<'_> {
@@ -27,10 +28,10 @@ impl Builder<'_> {
             .map(|i| i.truth.kind)
             .collect();
         let fits = match kind {
-            IncidentKind::Backlog => "network",
+            IncidentKind::Backlog => Category::Network,
             // Another User's device change would be a real suspect for an alert storm, so not that.
             IncidentKind::RequestStorm | IncidentKind::RejectStorm | IncidentKind::AlertStorm => {
-                "application"
+                Category::Application
             }
         };
         // Only Users without a scenario of their own carry decoys: a decoy must never explain a real incident.
@@ -38,7 +39,14 @@ impl Builder<'_> {
         if let (Some(_), Some(other)) = (own, other) {
             let window = self.decoy_window(onset);
             let title = "Proxy replacement at secondary data centre";
-            self.notice(Some(other), title, fits, window, Some("in_progress"), &[]);
+            self.notice(
+                Some(other),
+                title,
+                fits,
+                window,
+                Some(ChangeStatus::InProgress),
+                &[],
+            );
         }
         let taken: Vec<usize> = own.into_iter().chain(other).collect();
         if let Some(third) = self.uninvolved_user(&taken) {
@@ -47,23 +55,30 @@ impl Builder<'_> {
             self.notice(
                 Some(third),
                 title,
-                "certificate",
+                Category::Certificate,
                 window,
-                Some("completed"),
+                Some(ChangeStatus::Completed),
                 &[],
             );
         }
-        let wrong = ["application", "device", "network"]
+        let wrong = [Category::Application, Category::Device, Category::Network]
             .into_iter()
-            .find(|category| !own_kinds.iter().any(|k| category_fits(category, *k)));
+            .find(|category| !own_kinds.iter().any(|k| category_fits(*category, *k)));
         if let (Some(wrong), Some(owner)) = (wrong, own.or(other)) {
             let window = self.decoy_window(onset);
             let title = match wrong {
-                "application" => "CRM integration release 4.2",
-                "device" => "Smart meter configuration wave (tariff display)",
+                Category::Application => "CRM integration release 4.2",
+                Category::Device => "Smart meter configuration wave (tariff display)",
                 _ => "Load balancer health-check tuning",
             };
-            self.notice(Some(owner), title, wrong, window, Some("in_progress"), &[]);
+            self.notice(
+                Some(owner),
+                title,
+                wrong,
+                window,
+                Some(ChangeStatus::InProgress),
+                &[],
+            );
         }
     }
 
@@ -101,9 +116,9 @@ impl Builder<'_> {
         if everywhere && self.plan.incidents.is_empty() {
             let span = (end_s - self.start_s).max(3600);
             for (title, category) in [
-                ("DNS resolver migration", "network"),
-                ("DCCKI certificate renewal", "certificate"),
-                ("MDM patch 7.1.3", "application"),
+                ("DNS resolver migration", Category::Network),
+                ("DCCKI certificate renewal", Category::Certificate),
+                ("MDM patch 7.1.3", Category::Application),
             ] {
                 let owner = self.other_user(&[]);
                 let start = self.start_s + self.rng.random_range(0..span);
@@ -113,7 +128,7 @@ impl Builder<'_> {
                     title,
                     category,
                     (start, end),
-                    Some("completed"),
+                    Some(ChangeStatus::Completed),
                     &[],
                 );
             }
@@ -121,12 +136,15 @@ impl Builder<'_> {
     }
 }
 /// The correlation rules of the brief: which change category can explain which incident kind.
-fn category_fits(category: &str, kind: IncidentKind) -> bool {
+pub(super) fn category_fits(category: Category, kind: IncidentKind) -> bool {
+    use Category as C;
     match category {
-        "network" | "certificate" | "endpoint" | "dcc_maintenance" => kind == IncidentKind::Backlog,
-        "application" => matches!(kind, IncidentKind::RequestStorm | IncidentKind::RejectStorm),
-        "device" => kind == IncidentKind::AlertStorm,
-        "campaign" => kind == IncidentKind::RequestStorm,
-        _ => true,
+        C::Network | C::Certificate | C::Endpoint | C::DccMaintenance => {
+            kind == IncidentKind::Backlog
+        }
+        C::Application => matches!(kind, IncidentKind::RequestStorm | IncidentKind::RejectStorm),
+        C::Device => kind == IncidentKind::AlertStorm,
+        C::Campaign => kind == IncidentKind::RequestStorm,
+        C::Other => true,
     }
 }

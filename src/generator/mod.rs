@@ -31,7 +31,7 @@ pub use options::{
     Compression, DEFAULT_START_MS, DEFAULT_USERS, GenOptions, Scenario, format_duration,
     parse_duration, parse_start,
 };
-pub use truth::{ChangeNotice, Expected, GeneratorInfo, Truth, TruthIncident};
+pub use truth::{GeneratorInfo, Truth, TruthIncident};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GenError {

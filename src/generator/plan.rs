@@ -9,7 +9,8 @@ use super::builder;
 use super::options::{GenOptions, Scenario};
 use super::population::{Profile, Role};
 use super::shape::DailyShape;
-use super::truth::{ChangeNotice, TruthIncident};
+use super::truth::TruthIncident;
+use crate::changes::ChangeNotice;
 use crate::telemetry::FailureReason;
 
 /// Baselines need time to settle before anything is injected.

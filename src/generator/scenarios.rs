@@ -7,7 +7,7 @@ use super::GenError;
 use super::builder::{Builder, FIREWALL_TARGET_DEPTH, MINUTE};
 use super::plan::{Effect, HICCUP_REASONS, Slot};
 use super::population::Role;
-use super::truth::Expected;
+use crate::changes::{Category, ChangeStatus, Expected};
 use crate::incident::{IncidentKind, TrafficDirection, Verdict};
 use crate::telemetry::FailureReason;
 
@@ -43,7 +43,7 @@ impl Builder<'_> {
         let id = self.notice(
             Some(user),
             "Firewall rule migration to new DMZ",
-            "network",
+            Category::Network,
             (start, end),
             status,
             &[],
@@ -93,7 +93,7 @@ impl Builder<'_> {
         let id = self.notice(
             Some(user),
             "DCCKI TLS certificate rotation",
-            "certificate",
+            Category::Certificate,
             (start, end),
             status,
             &[],
@@ -153,9 +153,9 @@ impl Builder<'_> {
         let id = self.notice(
             Some(user),
             "New meter data management system go-live",
-            "application",
+            Category::Application,
             (start, end),
-            Some("in_progress"),
+            Some(ChangeStatus::InProgress),
             &["4.1.1"],
         );
         self.incident(
@@ -208,9 +208,9 @@ impl Builder<'_> {
         let id = self.notice(
             Some(supplier),
             "Comms hub firmware activation wave 3",
-            "device",
+            Category::Device,
             (start, end),
-            Some("in_progress"),
+            Some(ChangeStatus::InProgress),
             &["11.3"],
         );
         self.incident(
@@ -251,9 +251,9 @@ impl Builder<'_> {
         let id = self.notice(
             Some(user),
             "Bulk tariff update",
-            "campaign",
+            Category::Campaign,
             (start, end),
-            Some("in_progress"),
+            Some(ChangeStatus::InProgress),
             &["1.1.1"],
         );
         if let Some(notice) = self.plan.changes.last_mut() {
@@ -298,7 +298,7 @@ impl Builder<'_> {
         let id = self.notice(
             Some(user),
             "Prepayment tariff refresh",
-            "campaign",
+            Category::Campaign,
             (start, at + length + 5 * MINUTE),
             None,
             &["1.1.1"],
@@ -336,7 +336,7 @@ impl Builder<'_> {
         let id = self.notice(
             None,
             "DSP release R7.2 (Planned Maintenance)",
-            "dcc_maintenance",
+            Category::DccMaintenance,
             (start, end),
             None,
             &[],

@@ -204,15 +204,16 @@ fn a_firewall_backlog_reaches_one_and_a_half_million() {
         incident.min_peak_depth.unwrap() >= 1_400_000,
         "{incident:?}"
     );
-    let changes: Vec<ChangeNotice> =
-        serde_json::from_slice(&std::fs::read(&summary.changes_path).unwrap()).unwrap();
+    let changes = crate::changes::load_change_file(&summary.changes_path).unwrap();
+    assert!(changes.rejected.is_empty(), "{:?}", changes.rejected);
+    let changes = changes.notices;
     let cause = changes
         .iter()
         .find(|c| Some(&c.id) == incident.top_suspect.as_ref())
         .unwrap();
     assert_eq!(
-        (cause.category.as_str(), cause.user.as_str()),
-        ("network", incident.user.as_str())
+        (cause.category, cause.owner.to_string()),
+        (crate::changes::Category::Network, incident.user.clone())
     );
     assert!(
         truth.generator.args.contains("--scale 1.5"),
@@ -263,13 +264,6 @@ fn every_scenario_plans_its_truth_and_changes() {
     assert_eq!(unique.len(), ids.len());
     // No change but the named cause can explain an incident: decoys are by uninvolved Users, or of a category
     // that fits none of the affected User's incidents.
-    let fitting = |category: &str, kind: IncidentKind| match category {
-        "network" | "certificate" | "endpoint" => kind == K::Backlog,
-        "application" => matches!(kind, K::RequestStorm | K::RejectStorm),
-        "device" => kind == K::AlertStorm,
-        "campaign" => kind == K::RequestStorm,
-        _ => true,
-    };
     for change in &plan.changes {
         let causes: Vec<&TruthIncident> = plan
             .incidents
@@ -281,9 +275,9 @@ fn every_scenario_plans_its_truth_and_changes() {
             continue;
         }
         for incident in plan.incidents.iter().map(|i| &i.truth) {
-            let same_user = incident.user == change.user;
+            let same_user = incident.user == change.owner.to_string();
             assert!(
-                !(same_user && fitting(&change.category, incident.kind)),
+                !(same_user && super::decoys::category_fits(change.category, incident.kind)),
                 "{change:?} explains {incident:?}"
             );
         }

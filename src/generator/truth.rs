@@ -1,9 +1,9 @@
-//! What a generated run contains, as files: `truth.json` (the incidents injected) and the change notices of
-//! `changes.json`.
+//! What a generated run must be found to contain: `truth.json`, the incidents injected. (Its change notices
+//! are `crate::changes::ChangeNotice`, written as the contract's JSON.)
 
 use serde::{Deserialize, Serialize};
 
-use crate::incident::{IncidentKind, TrafficDirection, Verdict};
+use crate::incident::{IncidentKind, Verdict};
 
 /// The content of `truth.json` (and of a fixture's `expected.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -40,35 +40,6 @@ pub struct TruthIncident {
     /// For backlogs: the report's `peak_depth` must reach at least this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_peak_depth: Option<u64>,
-}
-
-/// A change notice as `contract/changes.md` defines it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ChangeNotice {
-    pub id: String,
-    /// EUI-64 of the User, or `DCC`.
-    pub user: String,
-    pub title: String,
-    pub category: String,
-    /// RFC 3339.
-    pub start: String,
-    /// RFC 3339.
-    pub end: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub srvs: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expected: Option<Expected>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub contact: Option<String>,
-}
-
-/// A traffic change declared in advance.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Expected {
-    pub direction: TrafficDirection,
-    pub rate_factor: f64,
 }
 
 #[cfg(test)]

@@ -32,6 +32,15 @@ impl ApiError {
             reason: reason.into(),
         }
     }
+
+    /// A 400 naming the field that was wrong.
+    pub fn field(field: &str, reason: impl Into<String>) -> ApiError {
+        ApiError::Invalid {
+            field: Some(field.to_owned()),
+            index: None,
+            reason: reason.into(),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {

@@ -78,3 +78,30 @@ pub fn may_see_user(who: &Principal, target: &str) -> Result<(), ApiError> {
         ))),
     }
 }
+
+/// The `user` filter of a list request: ops may ask for any User (or none, meaning all); a User token is held to
+/// its own User, and asking for another is a 403. `parse` reads the query parameter (`expected` says what it
+/// must be, for the 400); `own` turns the token's User into the filter's type.
+pub fn list_scope<T: PartialEq + std::fmt::Display>(
+    who: &Principal,
+    asked: Option<&str>,
+    parse: impl Fn(&str) -> Option<T>,
+    expected: &str,
+    own: impl Fn(Eui64) -> T,
+) -> Result<Option<T>, ApiError> {
+    let asked = asked
+        .map(|text| {
+            parse(text)
+                .ok_or_else(|| ApiError::field("user", format!("`{text}` is not {expected}")))
+        })
+        .transpose()?;
+    match (confined_to(who)?, asked) {
+        (None, asked) => Ok(asked),
+        (Some(user), None) => Ok(Some(own(user))),
+        (Some(user), Some(asked)) if own(user) == asked => Ok(Some(asked)),
+        (Some(user), Some(asked)) => Err(ApiError::Forbidden(format!(
+            "token `{}` is bound to User {user}, not {asked}",
+            who.name
+        ))),
+    }
+}

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::api_error::ApiError;
-use super::auth::{confined_to, may_touch_change, principal};
+use super::auth::{list_scope, may_touch_change, principal};
 use super::engine_loop::EngineInput;
 use super::http::AppState;
 use crate::changes::{ChangeOwner, ChangeStatus, parse_rfc3339_ms, validate_notice_json};
@@ -99,10 +99,11 @@ pub fn time_param(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiEr
             text.parse::<i64>()
                 .ok()
                 .or_else(|| parse_rfc3339_ms(text))
-                .ok_or_else(|| ApiError::Invalid {
-                    field: Some(field.into()),
-                    index: None,
-                    reason: format!("`{text}` is neither RFC 3339 nor milliseconds"),
+                .ok_or_else(|| {
+                    ApiError::field(
+                        field,
+                        format!("`{text}` is neither RFC 3339 nor milliseconds"),
+                    )
                 })
         })
         .transpose()
@@ -114,34 +115,19 @@ async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
     let who = principal(&state.store, &headers).await?;
-    let asked = query
-        .user
-        .as_deref()
-        .map(|u| {
-            ChangeOwner::parse(u).ok_or_else(|| ApiError::Invalid {
-                field: Some("user".into()),
-                index: None,
-                reason: format!("`{u}` is not an EUI-64 or DCC"),
-            })
-        })
-        .transpose()?;
-    let user = match (confined_to(&who)?, asked) {
-        (None, asked) => asked,
-        (Some(own), None) => Some(ChangeOwner::User(own)),
-        (Some(_), Some(asked)) => {
-            may_touch_change(&who, &asked)?;
-            Some(asked)
-        }
-    };
+    let user = list_scope(
+        &who,
+        query.user.as_deref(),
+        ChangeOwner::parse,
+        "an EUI-64 or DCC",
+        ChangeOwner::User,
+    )?;
     let status = query
         .status
         .as_deref()
         .map(|s| {
-            ChangeStatus::parse(s).ok_or_else(|| ApiError::Invalid {
-                field: Some("status".into()),
-                index: None,
-                reason: format!("unknown status `{s}`"),
-            })
+            ChangeStatus::parse(s)
+                .ok_or_else(|| ApiError::field("status", format!("unknown status `{s}`")))
         })
         .transpose()?;
     let filter = ChangeFilter {
@@ -193,11 +179,8 @@ async fn set_status(
     Path(id): Path<String>,
     Json(body): Json<StatusBody>,
 ) -> Result<Response, ApiError> {
-    let status = ChangeStatus::parse(&body.status).ok_or_else(|| ApiError::Invalid {
-        field: Some("status".into()),
-        index: None,
-        reason: format!("unknown status `{}`", body.status),
-    })?;
+    let status = ChangeStatus::parse(&body.status)
+        .ok_or_else(|| ApiError::field("status", format!("unknown status `{}`", body.status)))?;
     update_status(state, headers, id, status).await
 }
 

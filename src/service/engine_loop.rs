@@ -43,6 +43,9 @@ pub struct BatchOutcome {
     pub malformed: u64,
 }
 
+/// Closed incidents stay in the engine this long (event time) after they close, then live only in the store.
+const PRUNE_AFTER_S: i64 = 3_600;
+
 /// Length of one latency window.
 const LATENCY_WINDOW: Duration = Duration::from_secs(60);
 
@@ -287,6 +290,8 @@ impl EngineLoop {
         let open = self.engine.open_incidents();
         self.publisher.tick(&self.engine, &open, lag, latency);
         self.malformed.flush();
+        // Closed incidents are in the store already; the engine only needs the recent ones.
+        self.engine.prune_closed(PRUNE_AFTER_S);
         if self.last_snapshot.elapsed() >= self.snapshot_every {
             self.snapshot();
         }

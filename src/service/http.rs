@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/users/{id}", get(get_user))
         .merge(super::changes_api::routes())
         .merge(super::incidents_api::routes())
+        .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -192,11 +193,8 @@ async fn get_user(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let who = principal(&state.store, &headers).await?;
-    let user = Eui64::parse(&id).ok_or_else(|| ApiError::Invalid {
-        field: Some("id".into()),
-        index: None,
-        reason: format!("`{id}` is not an EUI-64"),
-    })?;
+    let user = Eui64::parse(&id)
+        .ok_or_else(|| ApiError::field("id", format!("`{id}` is not an EUI-64")))?;
     may_see_user(&who, &id)?;
     let view = ask(&state.engine, move |engine, _| {
         engine

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::api_error::ApiError;
-use super::auth::{confined_to, principal};
+use super::auth::{confined_to, list_scope, principal};
 use super::changes_api::time_param;
 use super::http::{AppState, ask};
 use crate::engine::Engine;
@@ -46,28 +46,13 @@ async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
     let who = principal(&state.store, &headers).await?;
-    let asked = query
-        .user
-        .as_deref()
-        .map(|u| {
-            Eui64::parse(u).ok_or_else(|| ApiError::Invalid {
-                field: Some("user".into()),
-                index: None,
-                reason: format!("`{u}` is not an EUI-64"),
-            })
-        })
-        .transpose()?;
-    let user = match (confined_to(&who)?, asked) {
-        (None, asked) => asked,
-        (Some(own), None) => Some(own),
-        (Some(own), Some(asked)) if own == asked => Some(own),
-        (Some(own), Some(asked)) => {
-            return Err(ApiError::Forbidden(format!(
-                "token `{}` is bound to User {own}, not {asked}",
-                who.name
-            )));
-        }
-    };
+    let user = list_scope(
+        &who,
+        query.user.as_deref(),
+        Eui64::parse,
+        "an EUI-64",
+        |own| own,
+    )?;
     let filter = IncidentFilter {
         open: query.open,
         user,

@@ -5,6 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::Value;
 
 use super::changes::Upsert;
+use super::history;
 use super::{StoreError, now_ms};
 use crate::incident::IncidentKind;
 use crate::report::IncidentRecord;
@@ -59,14 +60,20 @@ pub(super) fn save(
         .and_then(|(old, _)| with_earlier_users(record, old));
     let record = merged.as_ref().unwrap_or(record);
     let json = serde_json::to_string(record).map_err(encode)?;
-    let outcome = match previous {
+    let outcome = match &previous {
         None => Upsert::Created,
-        Some((old_json, old_extra)) if old_json == json && old_extra == extra => {
+        Some((old_json, old_extra)) if *old_json == json && *old_extra == extra => {
             return Ok(Upsert::Unchanged);
         }
         Some(_) => Upsert::Updated,
     };
     let now = now_ms();
+    history::record(
+        &tx,
+        previous.as_ref().map(|(old, _)| old.as_str()),
+        record,
+        now,
+    )?;
     tx.execute(
         "INSERT INTO incidents
              (id, user, kind, verdict, onset, detected, resolved, record, extra, created_ms, updated_ms)

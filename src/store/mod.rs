@@ -1,5 +1,6 @@
-//! The embedded SQLite store (change register with audit, API tokens, incidents, engine snapshot), owned by one
-//! thread; `Store` is the cheap, cloneable handle every caller uses.
+//! The embedded SQLite store (change register with audit, API tokens, incidents with their state history and
+//! operators' audited triage, engine snapshot), owned by one thread; `Store` is the cheap, cloneable handle every
+//! caller uses.
 //!
 //! Every operation comes twice: a blocking method for the CLI and tests, and an `_async` twin for async code
 //! (HTTP handlers). Both queue the same job for the owner thread, which runs jobs one at a time in arrival order,
@@ -11,10 +12,12 @@
 mod audit;
 mod changes;
 mod error;
+mod history;
 mod incidents;
 mod owner;
 mod schema;
 mod tokens;
+mod triage;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,9 +25,13 @@ use std::sync::Arc;
 pub use audit::{AuditAction, AuditEntry};
 pub use changes::{ChangeFilter, StatusChange, StoredChange, Upsert, UpsertOutcome};
 pub use error::StoreError;
+pub use history::HistoryEntry;
 pub use incidents::{IncidentFilter, StoredIncident};
 pub use schema::SCHEMA_VERSION;
 pub use tokens::{Principal, Role, SECRET_PREFIX, TokenId, TokenInfo};
+pub use triage::{
+    Judgement, MAX_NOTE_CHARS, Triage, TriageAction, TriageEntry, TriageOutcome, TriageRequest,
+};
 
 use crate::changes::{ChangeNotice, ChangeRegister, ChangeStatus};
 use crate::report::IncidentRecord;
@@ -157,6 +164,16 @@ operations! {
     fn get_incident / get_incident_async(id: String) -> Option<StoredIncident> = |db| incidents::get(db, &id);
     fn list_incidents / list_incidents_async(filter: IncidentFilter) -> Vec<StoredIncident>
         = |db| incidents::list(db, &filter);
+
+    /// Records an operator's acknowledgement, note or suspect judgement on an incident, with `actor` and the wall
+    /// clock; a repeated acknowledgement or an unchanged judgement writes nothing. `NotFound` for an unknown
+    /// incident or change, `Constraint` (field `text`) for an empty note or an over-long text.
+    fn triage_incident / triage_incident_async(id: String, request: TriageRequest, actor: String) -> TriageOutcome
+        = |db| triage::apply(db, &id, request, &actor);
+    /// An incident's triage with every action and state transition; `NotFound` for an unknown incident.
+    fn incident_triage / incident_triage_async(id: String) -> Triage = |db| triage::get(db, &id);
+    /// The triage of each incident, in the order given and without history (for lists).
+    fn incident_triages / incident_triages_async(ids: Vec<String>) -> Vec<Triage> = |db| triage::many(db, &ids);
 
     /// A number that changes whenever another connection (say, a CLI process beside the service) commits to the
     /// file, and not for this store's own writes (SQLite's `PRAGMA data_version`). Poll it to know when to reload

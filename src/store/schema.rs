@@ -80,6 +80,40 @@ const MIGRATIONS: &[&str] = &[
         data      BLOB NOT NULL
     );
     "#,
+    // 2: the triage console. Operator actions on incidents (acknowledge, note, a suspect confirmed or rejected)
+    // are only ever appended, so the table is its own audit trail; the current state is folded from it. The
+    // incident's state transitions are kept as the store saw them, since the incident row holds only the latest.
+    r#"
+    CREATE TABLE incident_actions (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        incident_id  TEXT NOT NULL,
+        action       TEXT NOT NULL,
+        actor        TEXT NOT NULL,
+        at_ms        INTEGER NOT NULL,
+        change_id    TEXT,
+        judgement    TEXT,
+        text         TEXT NOT NULL,
+        CONSTRAINT "change" CHECK ((action = 'suspect') = (change_id IS NOT NULL AND judgement IS NOT NULL))
+    );
+    CREATE INDEX incident_actions_by_incident ON incident_actions (incident_id, seq);
+
+    CREATE TABLE incident_history (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        incident_id  TEXT NOT NULL,
+        at_ms        INTEGER NOT NULL,
+        event_ms     INTEGER,
+        state        TEXT NOT NULL,
+        detail       TEXT NOT NULL
+    );
+    CREATE INDEX incident_history_by_incident ON incident_history (incident_id, seq);
+    -- Incidents stored before this step get the transitions their row still shows, at the times it was written.
+    INSERT INTO incident_history (incident_id, at_ms, event_ms, state, detail)
+        SELECT id, created_ms, detected, 'opened', 'opened (recorded before the timeline was kept)'
+        FROM incidents ORDER BY created_ms, id;
+    INSERT INTO incident_history (incident_id, at_ms, event_ms, state, detail)
+        SELECT id, updated_ms, resolved, 'resolved', 'resolved (recorded before the timeline was kept)'
+        FROM incidents WHERE resolved IS NOT NULL ORDER BY updated_ms, id;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -211,6 +245,39 @@ mod tests {
             opener.join().unwrap().unwrap();
         }
         assert_eq!(user_version(&open(&path, false).unwrap()), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn the_console_step_keeps_stored_incidents_and_backfills_their_timeline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let db = Connection::open(&path).unwrap();
+        db.execute_batch(MIGRATIONS[0]).unwrap();
+        db.pragma_update(None, "user_version", 1).unwrap();
+        db.execute(
+            "INSERT INTO incidents (id, user, kind, verdict, onset, detected, resolved, record, created_ms, updated_ms)
+             VALUES ('INC-1', 'U', 'backlog', 'v', 10, 20, 30, '{}', 1000, 2000)",
+            [],
+        )
+        .unwrap();
+        drop(db);
+        let db = open(&path, false).unwrap();
+        assert_eq!(user_version(&db), SCHEMA_VERSION);
+        let mut statement = db
+            .prepare("SELECT state, at_ms, event_ms FROM incident_history ORDER BY seq")
+            .unwrap();
+        let rows: Vec<(String, i64, Option<i64>)> = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                ("opened".to_owned(), 1000, Some(20)),
+                ("resolved".to_owned(), 2000, Some(30))
+            ]
+        );
     }
 
     #[test]

@@ -58,9 +58,13 @@ impl AlertCode {
 
     /// Packs the code; codes longer than 8 bytes keep their first 8 bytes (enough to tell them apart in practice).
     pub fn new(text: &str) -> AlertCode {
+        Self::from_bytes(text.as_bytes())
+    }
+
+    pub fn from_bytes(text: &[u8]) -> AlertCode {
         let mut bytes = [0u8; 8];
-        for (slot, byte) in bytes.iter_mut().zip(text.bytes()) {
-            *slot = byte;
+        for (slot, byte) in bytes.iter_mut().zip(text) {
+            *slot = *byte;
         }
         AlertCode(u64::from_be_bytes(bytes))
     }
@@ -102,12 +106,16 @@ impl FailureReason {
     ];
 
     pub fn parse(text: &str) -> FailureReason {
+        Self::parse_bytes(text.as_bytes())
+    }
+
+    pub fn parse_bytes(text: &[u8]) -> FailureReason {
         match text {
-            "refused" => FailureReason::Refused,
-            "timeout" => FailureReason::Timeout,
-            "tls" => FailureReason::Tls,
-            "http_4xx" => FailureReason::Http4xx,
-            "http_5xx" => FailureReason::Http5xx,
+            b"refused" => FailureReason::Refused,
+            b"timeout" => FailureReason::Timeout,
+            b"tls" => FailureReason::Tls,
+            b"http_4xx" => FailureReason::Http4xx,
+            b"http_5xx" => FailureReason::Http5xx,
             _ => FailureReason::Other,
         }
     }

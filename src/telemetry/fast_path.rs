@@ -1,5 +1,5 @@
-//! A fast path for the one shape the DSP exporter writes: a flat object of plain keys, unescaped strings and
-//! non-negative integers, making a valid event. Anything else (escapes, control bytes or tabs, nesting, null,
+//! A fast path for the one shape the DSP exporter writes: a compact flat object of plain keys, unescaped strings
+//! and non-negative integers, making a valid event. Anything else (whitespace, escapes, control bytes, nesting, null,
 //! fractions, duplicates, any invalid field) returns `None` and the line goes through serde_json, which stays the
 //! reference for what is valid and words every error. A property test holds the fast path to the reference on
 //! every line it accepts.
@@ -17,41 +17,30 @@ use super::user_id::Eui64;
 pub(crate) fn scan(line: &[u8]) -> Option<Event> {
     // Escapes, control bytes (tabs included) and non-ASCII bytes anywhere send the line to serde_json. Checking
     // the whole line at once is one vectorised pass; it lets the string scan below look for nothing but the
-    // closing quote, and makes the line valid UTF-8 without a separate check.
+    // closing quote, and makes every field plain ASCII, so fields are read as bytes without a UTF-8 check.
     if line.iter().fold(false, |found, &b| {
         found | (b == b'\\') | !(0x20..0x80).contains(&b)
     }) {
         return None;
     }
-    let text = std::str::from_utf8(line).ok()?;
-    let mut cursor = Cursor {
-        text,
-        bytes: line,
-        at: 0,
-    };
+    let mut cursor = Cursor { bytes: line, at: 0 };
     let mut fields = Fields::default();
-    cursor.skip_ws();
     cursor.expect(b'{')?;
-    cursor.skip_ws();
     if cursor.peek() == Some(b'}') {
         cursor.at += 1;
     } else {
         loop {
             let key = cursor.string()?;
-            cursor.skip_ws();
             cursor.expect(b':')?;
-            cursor.skip_ws();
             let value = cursor.value()?;
             fields.assign(key, value)?;
-            cursor.skip_ws();
             match cursor.next()? {
-                b',' => cursor.skip_ws(),
+                b',' => {}
                 b'}' => break,
                 _ => return None,
             }
         }
     }
-    cursor.skip_ws();
     if cursor.at != line.len() {
         return None;
     }
@@ -60,7 +49,7 @@ pub(crate) fn scan(line: &[u8]) -> Option<Event> {
 
 #[derive(Clone, Copy)]
 enum Value<'a> {
-    Str(&'a str),
+    Str(&'a [u8]),
     Int(u64),
 }
 
@@ -68,20 +57,20 @@ enum Value<'a> {
 #[derive(Default)]
 struct Fields<'a> {
     ts: Option<Value<'a>>,
-    user: Option<&'a str>,
-    event: Option<&'a str>,
+    user: Option<&'a [u8]>,
+    event: Option<&'a [u8]>,
     count: Option<u64>,
-    srv: Option<&'a str>,
-    kind: Option<&'a str>,
-    code: Option<&'a str>,
-    reason: Option<&'a str>,
+    srv: Option<&'a [u8]>,
+    kind: Option<&'a [u8]>,
+    code: Option<&'a [u8]>,
+    reason: Option<&'a [u8]>,
     depth: Option<u64>,
-    alert: Option<&'a str>,
+    alert: Option<&'a [u8]>,
 }
 
 impl<'a> Fields<'a> {
     /// Stores a known field (unknown fields are ignored); `None` for a repeat or a value of an unusual type.
-    fn assign(&mut self, key: &str, value: Value<'a>) -> Option<()> {
+    fn assign(&mut self, key: &[u8], value: Value<'a>) -> Option<()> {
         fn put<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
             if slot.is_some() {
                 return None;
@@ -98,16 +87,16 @@ impl<'a> Fields<'a> {
             Value::Str(_) => None,
         };
         match key {
-            "ts" => put(&mut self.ts, Some(value)),
-            "user" => put(&mut self.user, text),
-            "event" => put(&mut self.event, text),
-            "count" => put(&mut self.count, number),
-            "srv" => put(&mut self.srv, text),
-            "kind" => put(&mut self.kind, text),
-            "code" => put(&mut self.code, text),
-            "reason" => put(&mut self.reason, text),
-            "depth" => put(&mut self.depth, number),
-            "alert" => put(&mut self.alert, text),
+            b"ts" => put(&mut self.ts, Some(value)),
+            b"user" => put(&mut self.user, text),
+            b"event" => put(&mut self.event, text),
+            b"count" => put(&mut self.count, number),
+            b"srv" => put(&mut self.srv, text),
+            b"kind" => put(&mut self.kind, text),
+            b"code" => put(&mut self.code, text),
+            b"reason" => put(&mut self.reason, text),
+            b"depth" => put(&mut self.depth, number),
+            b"alert" => put(&mut self.alert, text),
             _ => Some(()),
         }
     }
@@ -116,29 +105,29 @@ impl<'a> Fields<'a> {
     fn event(&self) -> Option<Event> {
         let ts_ms = match self.ts? {
             Value::Int(ms) => i64::try_from(ms).ok()?,
-            Value::Str(text) => rfc3339_ms(text)?,
+            Value::Str(text) => rfc3339_ms(std::str::from_utf8(text).ok()?)?,
         };
         if !(MIN_TS_MS..MAX_TS_MS).contains(&ts_ms) {
             return None;
         }
-        let user = Eui64::parse(self.user?)?;
+        let user = Eui64::parse_bytes(self.user?)?;
         let count = self.count.unwrap_or(1);
         if count == 0 {
             return None;
         }
         let kind = match self.event? {
-            "request" if self.code.is_some_and(|c| c.starts_with('E')) => {
+            b"request" if self.code.is_some_and(|c| c.starts_with(b"E")) => {
                 EventKind::RejectedRequest
             }
-            "request" => EventKind::Request,
-            "queued" if matches!(self.kind, Some("device_alert" | "dcc_alert")) => {
+            b"request" => EventKind::Request,
+            b"queued" if matches!(self.kind, Some(b"device_alert" | b"dcc_alert")) => {
                 EventKind::QueuedAlert
             }
-            "queued" => EventKind::QueuedResponse,
-            "delivered" => EventKind::Delivered,
-            "delivery_failed" => EventKind::DeliveryFailed,
-            "expired" => EventKind::Expired,
-            "depth" => EventKind::Depth,
+            b"queued" => EventKind::QueuedResponse,
+            b"delivered" => EventKind::Delivered,
+            b"delivery_failed" => EventKind::DeliveryFailed,
+            b"expired" => EventKind::Expired,
+            b"depth" => EventKind::Depth,
             _ => return None,
         };
         let value = if kind == EventKind::Depth {
@@ -151,17 +140,42 @@ impl<'a> Fields<'a> {
             user,
             kind,
             value,
-            srv: self.srv.and_then(Srv::parse).unwrap_or(Srv::NONE),
-            alert: self.alert.map_or(AlertCode::NONE, AlertCode::new),
+            srv: self
+                .srv
+                .and_then(|s| Srv::parse(std::str::from_utf8(s).ok()?))
+                .unwrap_or(Srv::NONE),
+            alert: self.alert.map_or(AlertCode::NONE, AlertCode::from_bytes),
             reason: self
                 .reason
-                .map_or(FailureReason::Other, FailureReason::parse),
+                .map_or(FailureReason::Other, FailureReason::parse_bytes),
         })
     }
 }
 
+/// Position of the first `"`, eight bytes at a time (a word-wide zero-byte test), then byte by byte for the tail.
+fn find_quote(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut words = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for word in words.by_ref() {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(word);
+        let x = u64::from_le_bytes(eight) ^ (ONES * u64::from(b'"'));
+        let found = x.wrapping_sub(ONES) & !x & HIGHS;
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&b| b == b'"')
+        .map(|i| offset + i)
+}
+
 struct Cursor<'a> {
-    text: &'a str,
     bytes: &'a [u8],
     at: usize,
 }
@@ -181,20 +195,14 @@ impl<'a> Cursor<'a> {
         (self.next()? == byte).then_some(())
     }
 
-    fn skip_ws(&mut self) {
-        while let Some(b' ' | b'\r') = self.peek() {
-            self.at += 1;
-        }
-    }
-
     /// A string: the line has no escapes or control bytes, so it ends at the next quote. (Strings here are a
     /// few bytes long: a plain loop beats memchr's dispatch.)
-    fn string(&mut self) -> Option<&'a str> {
+    fn string(&mut self) -> Option<&'a [u8]> {
         self.expect(b'"')?;
         let start = self.at;
-        let length = self.bytes[start..].iter().position(|&b| b == b'"')?;
+        let length = find_quote(&self.bytes[start..])?;
         self.at = start + length + 1;
-        self.text.get(start..start + length)
+        Some(&self.bytes[start..start + length])
     }
 
     /// A string, or an integer without sign, fraction, exponent or leading zero.
@@ -313,12 +321,19 @@ mod tests {
         }
     }
 
+    proptest! {
+        #[test]
+        fn find_quote_finds_the_first_quote(bytes in proptest::collection::vec(prop_oneof![Just(b'"'), any::<u8>()], 0..40)) {
+            prop_assert_eq!(find_quote(&bytes), bytes.iter().position(|&b| b == b'"'));
+        }
+    }
+
     #[test]
     fn takes_the_common_lines() {
         for line in [
             r#"{"ts":1773133200104,"user":"90-B3-D5-1F-30-01-00-07","event":"request","srv":"4.1.1","count":181}"#,
             r#"{"ts":"2026-03-10T09:00:00.512Z","user":"4ce1730000001101","event":"request","srv":"2.2","device":"00-1B-C5-0A-11-22-33-44","req_id":"4C-E1-73-00-00-00-11-01:00-1B-C5-0A-11-22-33-44:1773133200512"}"#,
-            r#" { "ts" : 1773133200000 , "user":"90b3d51f30010007", "event":"depth","depth":0 } "#,
+            r#"{"ts":1773133200000,"user":"90b3d51f30010007","event":"depth","depth":0}"#,
         ] {
             assert!(scan(line.as_bytes()).is_some(), "{line}");
         }

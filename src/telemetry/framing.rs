@@ -6,7 +6,7 @@ use std::io::{self, Read};
 use super::parse::MAX_LINE_BYTES;
 
 /// Target size of a block handed to a parser.
-pub const BLOCK_BYTES: usize = 1 << 20;
+pub const BLOCK_BYTES: usize = 256 << 10;
 
 /// A line is only declared oversized once this many bytes arrived without a `\n` (the limit, plus a tolerated `\r`).
 const OVERSIZE_AFTER: usize = MAX_LINE_BYTES + 1;

@@ -10,7 +10,11 @@ impl Eui64 {
     /// Parses 16 hex digits, optionally separated in pairs by `-` or `:` (one separator style per ID).
     /// Case-insensitive. Returns `None` for anything else.
     pub fn parse(text: &str) -> Option<Eui64> {
-        let bytes = text.as_bytes();
+        Self::parse_bytes(text.as_bytes())
+    }
+
+    /// [`Eui64::parse`] on raw bytes (the parser's fast path works on bytes).
+    pub fn parse_bytes(bytes: &[u8]) -> Option<Eui64> {
         // Byte offsets of the 16 digits; separators sit between pairs in the 23-byte spellings.
         let (step, separator) = match bytes.len() {
             16 => (2, None),

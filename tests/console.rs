@@ -1,0 +1,513 @@
+//! The triage console in a real headless Chromium against a live `stormwatch serve`: sign in with a token, find the
+//! firewall backlog on the overview, read its chart, suspects and ruled-out changes, acknowledge it, add a note,
+//! confirm its suspect, visit its User, and register a change through the form (a bad one first). A second test
+//! loads the overview with 100 Users and 50 open incidents. Screenshots go to `target/console-screenshots/`;
+//! `STORMWATCH_UPDATE_SCREENSHOT=1` also copies the incident page to `docs/console-incident.png`. Two more tests,
+//! without a browser, check the served assets and the triage API's rules (roles, validation, audit).
+
+#[path = "support/browser.rs"]
+mod browser;
+mod support;
+
+use std::sync::Mutex;
+
+use browser::{Browser, Tools, tools_or_skip};
+use support::*;
+
+/// One browser at a time: two Chromiums and two services at once would starve a two-core machine.
+static ONE_BROWSER: Mutex<()> = Mutex::new(());
+
+/// RFC 3339 for `seconds` after the scenario's T0.
+fn at(seconds: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(T0 / 1000 + seconds)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn register(service: &Service, token: &str, body: &str) {
+    let (status, answer) = service.post(
+        "/api/v1/changes",
+        Some(token),
+        body.as_bytes(),
+        &[("Content-Type", "application/json")],
+    );
+    assert_eq!(status, 201, "{answer}");
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+async fn sign_in(browser: &Browser, service: &Service, token: &str) {
+    browser
+        .client
+        .goto(&format!("http://{}/", service.http))
+        .await
+        .expect("load the console");
+    browser.fill("#token", token).await;
+    browser.click("#sign-in button[type=submit]").await;
+}
+
+fn open_backlog_id(service: &Service, token: &str) -> String {
+    let open = service.wait_for("/api/v1/incidents?open=true", token, 60, |v| {
+        v.as_array()
+            .is_some_and(|a| a.iter().any(|i| i["user"] == FIREWALLED))
+    });
+    open.as_array()
+        .and_then(|a| a.iter().find(|i| i["user"] == FIREWALLED))
+        .and_then(|i| i["id"].as_str())
+        .expect("the firewall backlog's id")
+        .to_owned()
+}
+
+#[test]
+fn an_operator_triages_the_firewall_backlog_and_registers_a_change() {
+    let Some(tools) = tools_or_skip() else { return };
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let service = Service::start(dir.path(), &[]);
+    // Changes the correlator will rule out: another User's, one long finished, one not yet begun.
+    register(
+        &service,
+        &ops,
+        &format!(
+            r#"[{{"id":"CHG-NEIGHBOUR-1","user":"{HEALTHY}","title":"Load balancer swap","category":"network","start":"{}","end":"{}","status":"in_progress"}},
+                {{"id":"CHG-CERT-OLD","user":"{FIREWALLED}","title":"Certificate renewal","category":"certificate","start":"{}","end":"{}","status":"completed"}},
+                {{"id":"CHG-DCC-LATER","user":"DCC","title":"DSP release 26.3","category":"dcc_maintenance","start":"{}","end":"{}","status":"planned"}}]"#,
+            at(200),
+            at(1_800),
+            at(-5 * 3_600),
+            at(-4 * 3_600),
+            at(3_600),
+            at(7_200)
+        ),
+    );
+    service.send_tcp(&firewall_lines(0..600, (300, 2_000)));
+    let id = open_backlog_id(&service, &ops);
+    // Registered late, as happens: the verdict changes, and the timeline shows it.
+    register(&service, &ops, &firewall_change("CHG-FW-1", 280, 3_600));
+    let incident = service.wait_for(&format!("/api/v1/incidents/{id}"), &ops, 30, |v| {
+        v["suspects"][0]["change"] == "CHG-FW-1"
+    });
+
+    runtime().block_on(async {
+        let browser = Browser::start(&tools, 1440, 1000).await;
+        sign_in(&browser, &service, "sw_not_a_token").await;
+        browser
+            .text_where("#token-error", |t| t.contains("unknown or revoked"))
+            .await;
+        sign_in(&browser, &service, &ops).await;
+        incident_flow(&browser, &service, &ops, &id, &incident).await;
+        change_register_flow(&browser, &service, &ops).await;
+        browser.close().await;
+    });
+}
+
+async fn incident_flow(
+    browser: &Browser,
+    service: &Service,
+    ops: &str,
+    id: &str,
+    incident: &serde_json::Value,
+) {
+    // The overview lists the incident with its User and top suspect.
+    let row = format!("tr[data-incident='{id}']");
+    let text = browser
+        .text_where(&row, |t| t.contains(FIREWALLED) && t.contains("CHG-FW-1"))
+        .await;
+    assert!(text.contains("Backlog"), "{text}");
+    assert!(text.contains("Registered change"), "{text}");
+    browser
+        .text_where("[data-metric='users-in-trouble'] dd", |t| t.contains('1'))
+        .await;
+    browser.screenshot("overview.png").await;
+
+    // The incident page: chart, suspects with every reason, ruled-out changes, timeline.
+    browser
+        .click(&format!("{row} a[href^='#/incident/']"))
+        .await;
+    browser
+        .count_at_least("#incident-chart path.flow-line", 4)
+        .await;
+    let depth = browser
+        .attribute("#incident-chart path.depth-line", "d")
+        .await
+        .unwrap_or_default();
+    assert!(depth.matches('L').count() > 100, "a depth line: {depth}");
+    browser.count_at_least("#incident-chart rect.band", 2).await;
+    let suspect = browser
+        .text_where(".suspect[data-change='CHG-FW-1']", |t| {
+            t.contains("same User")
+        })
+        .await;
+    for reason in incident["suspects"][0]["reasons"].as_array().unwrap() {
+        let reason = reason.as_str().unwrap();
+        assert!(suspect.contains(reason), "reason `{reason}` in: {suspect}");
+    }
+    let nearby = browser
+        .text_where(".part-nearby", |t| t.contains("CHG-NEIGHBOUR-1"))
+        .await;
+    for expected in ["no known way", "CHG-CERT-OLD", "CHG-DCC-LATER"] {
+        assert!(nearby.contains(expected), "`{expected}` in: {nearby}");
+    }
+    browser
+        .text_where(".part-timeline", |t| {
+            t.contains("Opened with verdict unregistered_change_suspected")
+                && t.contains("-> registered_change")
+        })
+        .await;
+
+    // Triage: acknowledge, note, confirm the suspect; each is stored and shows in the API with its actor.
+    browser.click("#acknowledge").await;
+    browser
+        .text_where(".triage .ack", |t| t.contains("Acknowledged by ops"))
+        .await;
+    browser
+        .fill("#note-text", "Firewall team rolling back rule 42")
+        .await;
+    browser.click(".note-form button[type=submit]").await;
+    browser
+        .text_where(".triage .notes", |t| t.contains("rolling back rule 42"))
+        .await;
+    browser.click("button[data-key='confirmed-CHG-FW-1']").await;
+    browser
+        .text_where(".suspect[data-change='CHG-FW-1'] .judged", |t| {
+            t.contains("Confirmed by ops")
+        })
+        .await;
+    let triage = service.json(&format!("/api/v1/incidents/{id}/triage"), ops);
+    assert_eq!(triage["acknowledged"]["actor"], "ops");
+    assert_eq!(
+        triage["notes"][0]["text"],
+        "Firewall team rolling back rule 42"
+    );
+    assert_eq!(triage["judgements"][0]["change"], "CHG-FW-1");
+    assert_eq!(triage["judgements"][0]["judgement"], "confirmed");
+    assert_eq!(triage["log"].as_array().map(Vec::len), Some(3));
+    browser
+        .text_where(".part-timeline", |t| {
+            t.contains("CHG-FW-1 confirmed by ops")
+        })
+        .await;
+    browser.run("window.scrollTo(0, 0)").await;
+    let shot = browser.screenshot("incident.png").await;
+    browser.screenshot_whole_page("incident-full.png").await;
+    if std::env::var("STORMWATCH_UPDATE_SCREENSHOT").is_ok_and(|v| v == "1") {
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::copy(&shot, docs.join("console-incident.png")).unwrap();
+        eprintln!("updated docs/console-incident.png");
+    }
+
+    // The User page: state against baseline, the incident, the User's changes.
+    browser.click(".part-summary a[href^='#/user/']").await;
+    browser
+        .text_where("main", |t| {
+            t.contains("Requests (User → DSP)") && t.contains(id) && t.contains("CHG-CERT-OLD")
+        })
+        .await;
+    browser.screenshot("user.png").await;
+}
+
+async fn change_register_flow(browser: &Browser, service: &Service, ops: &str) {
+    browser.click("a[data-nav='changes']").await;
+    browser
+        .text_where(".changes", |t| t.contains("CHG-FW-1"))
+        .await;
+    browser.fill("#f-id", "CHG-UI-1").await;
+    browser.fill("#f-user", FIREWALLED).await;
+    browser
+        .fill("#f-title", "Endpoint certificate renewal")
+        .await;
+    browser.select("#f-category", "certificate").await;
+    browser.fill("#f-start", "2026-03-10T10:00:00Z").await;
+    browser.fill("#f-end", "2026-03-10T09:00:00Z").await;
+    browser.click(".register button[type=submit]").await;
+    let error = browser.text_where("#f-end-error", |t| !t.is_empty()).await;
+    assert!(error.contains("before start"), "{error}");
+    assert_eq!(
+        browser.attribute("#f-end", "aria-invalid").await.as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        service.get("/api/v1/changes/CHG-UI-1", Some(ops)).0,
+        404,
+        "nothing registered"
+    );
+    browser.screenshot("changes-invalid.png").await;
+
+    browser.fill("#f-end", "2026-03-10T11:00:00Z").await;
+    browser.click(".register button[type=submit]").await;
+    browser
+        .text_where(".register .form-done", |t| {
+            t.contains("Registered CHG-UI-1")
+        })
+        .await;
+    browser
+        .text_where("tr[data-change='CHG-UI-1']", |t| {
+            t.contains("Endpoint certificate renewal")
+        })
+        .await;
+    let stored = service.json("/api/v1/changes/CHG-UI-1", ops);
+    assert_eq!(stored["change"]["category"], "certificate");
+    assert_eq!(stored["audit"][0]["actor"], "ops");
+    browser.screenshot("changes.png").await;
+}
+
+/// 100 Users at 20 messages a second each; 50 of them lose their endpoint, 25 at 300 s and 25 at 500 s, so no
+/// wave reaches the 30 % of Users that would fold it into one network-wide incident.
+fn crowd_lines(seconds: i64) -> Vec<u8> {
+    let users: Vec<String> = (0..100)
+        .map(|n| format!("90-B3-D5-1F-30-02-{:02X}-{:02X}", n / 256, n % 256))
+        .collect();
+    let mut out = Vec::new();
+    for second in 0..seconds {
+        let ts = T0 + second * 1000;
+        for (n, user) in users.iter().enumerate() {
+            let down_from = match n {
+                0..25 => 300,
+                25..50 => 500,
+                _ => i64::MAX,
+            };
+            let delivery = if second >= down_from {
+                r#""event":"delivery_failed","reason":"timeout","count":20"#
+            } else {
+                r#""event":"delivered","count":20"#
+            };
+            out.extend(
+                format!(
+                    "{{\"ts\":{ts},\"user\":\"{user}\",\"event\":\"request\",\"count\":20}}\n\
+                     {{\"ts\":{},\"user\":\"{user}\",\"event\":\"queued\",\"count\":20}}\n\
+                     {{\"ts\":{},\"user\":\"{user}\",{delivery}}}\n",
+                    ts + 200,
+                    ts + 400
+                )
+                .as_bytes(),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn the_overview_lists_fifty_open_incidents_among_a_hundred_users_and_keeps_focus_across_polls() {
+    let Some(tools) = tools_or_skip() else { return };
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let service = Service::start(dir.path(), &[]);
+    service.send_tcp(&crowd_lines(700));
+    let open = service.wait_for("/api/v1/incidents?open=true", &ops, 120, |v| {
+        v.as_array().is_some_and(|a| a.len() >= 50)
+    });
+    let open = open.as_array().unwrap();
+    assert_eq!(
+        open.len(),
+        50,
+        "one backlog per User that lost its endpoint"
+    );
+    assert!(open.iter().all(|i| i["user"] != "*"), "none folded");
+
+    runtime().block_on(async {
+        let browser = check_crowd(&tools, &service, &ops).await;
+        browser.close().await;
+    });
+}
+
+async fn check_crowd(tools: &Tools, service: &Service, ops: &str) -> Browser {
+    let browser = Browser::start(tools, 1440, 1000).await;
+    sign_in(&browser, service, ops).await;
+    assert_eq!(browser.count_at_least("tr[data-incident]", 50).await, 50);
+    browser
+        .text_where("[data-metric='users'] dd", |t| t == "100")
+        .await;
+    browser
+        .text_where("[data-metric='users-in-trouble'] dd", |t| t.ends_with("50"))
+        .await;
+    browser
+        .text_where("[data-metric='open-incidents'] dd", |t| t == "50")
+        .await;
+    // Newest first: the second wave's incidents lead the list.
+    let first = browser
+        .text_where("tr[data-incident] td:nth-of-type(3)", |t| !t.is_empty())
+        .await;
+    let last_onset = browser
+        .run("const rows = document.querySelectorAll('tr[data-incident]'); return rows[rows.length - 1].cells[3].textContent")
+        .await;
+    assert!(
+        first.as_str() > last_onset.as_str().unwrap_or_default(),
+        "onset {first} first, then {last_onset}"
+    );
+    // A keyboard user on row 10 stays there while the page refreshes under them.
+    let key = browser
+        .run("const link = document.querySelectorAll('tr[data-incident] a[data-key]')[9]; link.focus(); return link.dataset.key")
+        .await;
+    let status = browser.text_where("#status", |t| !t.is_empty()).await;
+    browser.text_where("#status", |t| t != status).await;
+    let focused = browser
+        .run("return document.activeElement && document.activeElement.dataset.key")
+        .await;
+    assert_eq!(focused, key, "focus kept across a poll");
+    browser.screenshot("overview-crowd.png").await;
+    browser
+}
+
+/// The whole HTTP response to a GET, head included (the support client keeps only the body).
+fn raw_get(service: &Service, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(service.http).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        service.http
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn the_page_and_every_asset_it_names_are_served_with_a_strict_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(dir.path(), &[]);
+    let page = raw_get(&service, "/");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    let head = page.to_ascii_lowercase();
+    assert!(head.contains("content-type: text/html"), "{page}");
+    assert!(head.contains("content-security-policy: default-src 'none'"));
+    let names: Vec<&str> = page
+        .split("/console/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert!(names.contains(&"app.js") && names.contains(&"console.css"));
+    // app.js imports the other modules by relative path; each must be served too.
+    let (_, app) = service.get("/console/app.js", None);
+    let imports: Vec<String> = app
+        .split("from './")
+        .skip(1)
+        .filter_map(|rest| rest.split('\'').next().map(str::to_owned))
+        .collect();
+    assert!(imports.len() >= 5, "{imports:?}");
+    for name in names
+        .iter()
+        .copied()
+        .chain(imports.iter().map(String::as_str))
+    {
+        let (status, body) = service.get(&format!("/console/{name}"), None);
+        assert_eq!(status, 200, "/console/{name}");
+        assert!(!body.is_empty(), "/console/{name}");
+    }
+    assert_eq!(service.get("/console/nope.js", None).0, 404);
+}
+
+#[test]
+fn triage_is_stored_audited_and_gated_by_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let own = token(dir.path(), "supplier", "user", Some(FIREWALLED));
+    let other = token(dir.path(), "neighbour", "user", Some(HEALTHY));
+    let ingest = token(dir.path(), "exporter", "ingest", None);
+    let service = Service::start(dir.path(), &[]);
+    service.send_tcp(&firewall_lines(0..500, (300, 2_000)));
+    let id = open_backlog_id(&service, &ops);
+    register(&service, &ops, &firewall_change("CHG-FW-1", 280, 3_600));
+    service.wait_for(&format!("/api/v1/incidents/{id}"), &ops, 30, |v| {
+        v["suspects"][0]["change"] == "CHG-FW-1"
+    });
+    let post = |path: &str, token: &str, body: &str| {
+        let (status, answer) = service.post(
+            &format!("/api/v1/incidents/{id}/{path}"),
+            Some(token),
+            body.as_bytes(),
+            &[("Content-Type", "application/json")],
+        );
+        let answer = serde_json::from_str(&answer).unwrap_or(serde_json::Value::Null);
+        (status, answer)
+    };
+
+    assert_eq!(post("acknowledge", &own, "{}").0, 403, "triage is for ops");
+    assert_eq!(post("acknowledge", &ops, "").0, 201);
+    assert_eq!(
+        post("acknowledge", &ops, "{}").0,
+        200,
+        "already acknowledged"
+    );
+    let (status, empty) = post("notes", &ops, r#"{"text": "  "}"#);
+    assert_eq!((status, &empty["field"]), (400, &"text".into()), "{empty}");
+    assert_eq!(post("notes", &ops, r#"{"text": "paged"}"#).0, 201);
+    assert_eq!(
+        post("suspects/CHG-NOPE", &ops, r#"{"judgement": "confirmed"}"#).0,
+        404
+    );
+    let (status, bad) = post("suspects/CHG-FW-1", &ops, r#"{"judgement": "maybe"}"#);
+    assert_eq!((status, &bad["field"]), (400, &"judgement".into()), "{bad}");
+    let (status, judged) = post(
+        "suspects/CHG-FW-1",
+        &ops,
+        r#"{"judgement": "rejected", "text": "rule 42 never applied"}"#,
+    );
+    assert_eq!(status, 201, "{judged}");
+    assert_eq!(judged["judgements"][0]["judgement"], "rejected");
+
+    let triage = service.json(&format!("/api/v1/incidents/{id}/triage"), &own);
+    let trail: Vec<(&str, &str)> = triage["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        trail,
+        [("acknowledge", "ops"), ("note", "ops"), ("suspect", "ops")]
+    );
+    assert!(triage["log"][2]["at_ms"].as_i64().is_some_and(|t| t > 0));
+    assert_eq!(triage["history"][0]["state"], "opened");
+    let path = format!("/api/v1/incidents/{id}/triage");
+    assert_eq!(service.get(&path, Some(&other)).0, 403);
+    assert_eq!(service.get(&path, None).0, 401);
+    assert_eq!(
+        service
+            .get("/api/v1/incidents/INC-NOPE/triage", Some(&ops))
+            .0,
+        404
+    );
+
+    let nearby = service.json(&format!("/api/v1/incidents/{id}/nearby-changes"), &ops);
+    assert_eq!(nearby["changes"][0]["change"]["id"], "CHG-FW-1");
+    assert_eq!(nearby["changes"][0]["rank"], 1);
+
+    let mine = service.json("/api/v1/console/overview", &own);
+    assert_eq!(mine["who"]["role"], "user");
+    assert_eq!(mine["incidents"][0]["id"], id.as_str());
+    assert_eq!(mine["incidents"][0]["acknowledged"]["actor"], "ops");
+    assert_eq!(mine["incidents"][0]["judgements"]["CHG-FW-1"], "rejected");
+    assert_eq!(
+        mine["network"]["users"], 1,
+        "a User token sees its own User"
+    );
+    let theirs = service.json("/api/v1/console/overview", &other);
+    assert_eq!(theirs["incidents"].as_array().map(Vec::len), Some(0));
+    let all = service.json("/api/v1/console/overview", &ops);
+    assert_eq!(all["network"]["users"], 2);
+    assert_eq!(all["network"]["users_in_trouble"], 1);
+    assert!(
+        all["incidents"][0]["depth_now"]
+            .as_u64()
+            .is_some_and(|d| d > 1_000)
+    );
+    assert_eq!(
+        service.get("/api/v1/console/overview", Some(&ingest)).0,
+        403
+    );
+}
