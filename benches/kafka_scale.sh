@@ -14,6 +14,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 USERS=${USERS:-100}
 DURATION=${DURATION:-3h}
 PARTITIONS=${PARTITIONS:-8}
+TIMEOUT=${TIMEOUT:-1800}
 WORKDIR=${WORKDIR:-/tmp/stormwatch-kafka-bench}
 TANSU=${TANSU:-$HOME/.cargo/bin/tansu}
 BIN=$REPO/target/release/stormwatch
@@ -76,6 +77,10 @@ run() {
         done
         if [[ $assigned == "$PARTITIONS" && $lag == 0 && $closed == 1 ]] \
             && awk -v a="$applied" -v l="$lines" 'BEGIN{exit !(a >= l)}'; then break; fi
+        if awk -v s="$start" -v now="$(date +%s.%N)" -v t="$TIMEOUT" 'BEGIN{exit !(now - s > t)}'; then
+            log "gave up after $TIMEOUT s: $assigned partitions assigned, lag $lag records, $applied of $lines lines applied (logs: $WORKDIR/instance-$count-*.log)"
+            exit 1
+        fi
         sleep 0.5
     done
     end=$(date +%s.%N)
@@ -83,10 +88,19 @@ run() {
     for p in "${http[@]}"; do
         applied=$(awk -v a="$applied" -v b="$(metric stormwatch_ingest_lines_total "$p")" 'BEGIN{print a+b}')
     done
+    # CPU seconds the instances used (utime + stime): on a shared machine, lines per CPU second is the figure
+    # that does not depend on what else ran.
+    local cpu=0 late=0
+    for p in "${http[@]}"; do
+        late=$(awk -v a="$late" -v b="$(metric stormwatch_ingest_late_total "$p")" 'BEGIN{print a+b}')
+    done
+    for pid in "${pids[@]}"; do
+        cpu=$(awk -v a="$cpu" -v t="$(getconf CLK_TCK)" '{print a + ($14 + $15) / t}' "/proc/$pid/stat")
+    done
     for pid in "${pids[@]}"; do kill "$pid"; wait "$pid" 2>/dev/null || true; done
     pids=()
-    awk -v n="$count" -v s="$start" -v e="$end" -v l="$lines" -v a="$applied" 'BEGIN {
-        w = e - s; printf "%d instance(s): %.1f s for %d lines (%d applied, rebuilds included): %.0f lines/s in all, %.0f per instance\n", n, w, l, a, l / w, l / w / n }'
+    awk -v n="$count" -v s="$start" -v e="$end" -v l="$lines" -v a="$applied" -v c="$cpu" -v late="$late" 'BEGIN {
+        w = e - s; printf "%d instance(s): %.1f s for %d lines (%d applied, %d late, rebuilds included): %.0f lines/s in all, %.0f per instance; %.1f CPU s, %.0f lines per CPU s\n", n, w, l, a, late, l / w, l / w / n, c, l / c }'
 }
 
 printf '%s; %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc) cores"

@@ -94,6 +94,10 @@ fn replay(events: &Path, changes: &Path, dir: &Path) -> (Vec<Value>, i64) {
         .arg(&report));
     let report: Value =
         serde_json::from_slice(&std::fs::read(report).expect("report")).expect("report JSON");
+    assert_eq!(
+        report["summary"]["late"], 0,
+        "the generated file has no late lines"
+    );
     (
         report["incidents"].as_array().expect("incidents").clone(),
         report["summary"]["last_ts"].as_i64().expect("last_ts"),
@@ -410,6 +414,12 @@ fn two_instances_in_one_group_find_exactly_what_replay_finds() {
     );
     for service in [&a, &b] {
         kafka_metrics_in_the_dashboards_are_exported(service);
+        // Partitions merged in event time: nothing arrives later than replay's lines did (none).
+        assert_eq!(
+            sum(service, "stormwatch_ingest_late_total"),
+            0.0,
+            "late lines"
+        );
     }
     let incidents = union(&[(&a, &ops_a), (&b, &ops_b)]);
     assert_same(&incidents, &expected, last);
