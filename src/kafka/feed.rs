@@ -204,16 +204,11 @@ impl Feeds {
         self.partitions.values().all(Partition::caught_up)
     }
 
-    /// Records waiting in `partition` (to pause fetching a partition that runs far ahead).
+    /// Records of `partition` fetched but not yet released.
     pub fn waiting(&self, partition: i32) -> usize {
         self.partitions
             .get(&partition)
             .map_or(0, |p| p.pending.len())
-    }
-
-    /// Offset after the newest record fetched from `partition` (where fetching must go on).
-    pub fn fetched(&self, partition: i32) -> Option<i64> {
-        self.partitions.get(&partition)?.fetched
     }
 
     /// Newest event time released from `partition`.

@@ -34,8 +34,6 @@ use crate::telemetry::framing::Chunk;
 const BATCH_EVENTS: usize = 8_192;
 /// Records polled before the buffered events are released (or fewer, when the poll comes back empty).
 const POLL_BURST: usize = 512;
-/// A partition with this many records waiting (it runs ahead in event time) stops fetching until half drain.
-const PAUSE_AT: usize = 4_096;
 /// How long a partition at its end still holds back the others (see `feed.rs`).
 const IDLE_GRACE: Duration = Duration::from_secs(2);
 /// How often the topic's partition count is looked up (for `group_guard.rs`).
@@ -233,7 +231,6 @@ pub fn run(
         users,
         known: FxHashMap::default(),
         live: true,
-        paused: BTreeSet::new(),
         published: BTreeSet::new(),
         last_positions: Vec::new(),
         changed_at: Instant::now(),
@@ -254,13 +251,12 @@ pub fn run(
                 }
                 Some(Err(error)) => tracing::warn!(%error, "Kafka consumer error"),
             }
-            if source.take_assignment(&consumer)? {
+            if source.take_assignment(consumer.context())? {
                 break;
             }
         }
-        source.take_assignment(&consumer)?;
+        source.take_assignment(consumer.context())?;
         source.release()?;
-        source.pace(&consumer);
         while let Ok(positions) = checkpoints.try_recv() {
             source.commit(&consumer, &positions, CommitMode::Async);
         }
@@ -304,7 +300,6 @@ struct Source {
     known: FxHashMap<Eui64, i32>,
     /// False while replaying history after an assignment.
     live: bool,
-    paused: BTreeSet<i32>,
     published: BTreeSet<i32>,
     last_positions: Vec<LogPosition>,
     /// When the last assignment was taken.
@@ -374,9 +369,8 @@ impl Source {
     }
 
     /// A rebalance happened: start the engine again from the new assignment's history. True if one did.
-    fn take_assignment(&mut self, consumer: &BaseConsumer<Context>) -> Result<bool, KafkaError> {
-        let Some(starts) = consumer
-            .context()
+    fn take_assignment(&mut self, context: &Context) -> Result<bool, KafkaError> {
+        let Some(starts) = context
             .assignment
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -386,17 +380,6 @@ impl Source {
         };
         self.feeds.assign(&starts);
         self.changed_at = Instant::now();
-        // librdkafka keeps a partition paused across a rebalance; this instance's pacing starts afresh.
-        let mut resume = TopicPartitionList::new();
-        for start in &starts {
-            resume.add_partition(&self.topic, start.partition);
-        }
-        if resume.count() > 0
-            && let Err(error) = consumer.resume(&resume)
-        {
-            tracing::warn!(%error, "cannot resume the assigned partitions");
-        }
-        self.paused.clear();
         self.last_positions.clear();
         self.send(EngineInput::Rebuild)?;
         self.live = false;
@@ -426,38 +409,6 @@ impl Source {
             self.send(EngineInput::Live)?;
         }
         Ok(())
-    }
-
-    /// Pauses partitions that run far ahead of the slowest (their records wait here), resumes them once drained.
-    fn pace(&mut self, consumer: &BaseConsumer<Context>) {
-        let (mut pause, mut resume) = (TopicPartitionList::new(), TopicPartitionList::new());
-        for partition in self.feeds.assigned().collect::<Vec<_>>() {
-            let waiting = self.feeds.waiting(partition);
-            if waiting >= PAUSE_AT && self.paused.insert(partition) {
-                pause.add_partition(&self.topic, partition);
-            } else if waiting < PAUSE_AT / 2 && self.paused.remove(&partition) {
-                // Pausing drops what librdkafka had prefetched, and fetching may resume past it: go on
-                // from the record after the last one this instance holds.
-                let offset = self
-                    .feeds
-                    .fetched(partition)
-                    .map_or(Offset::Beginning, Offset::Offset);
-                let _ = resume.add_partition_offset(&self.topic, partition, offset);
-            }
-        }
-        if pause.count() > 0
-            && let Err(error) = consumer.pause(&pause)
-        {
-            tracing::warn!(%error, "cannot pause partitions that run ahead");
-        }
-        if resume.count() > 0 {
-            if let Err(error) = consumer.resume(&resume) {
-                tracing::warn!(%error, "cannot resume partitions");
-            }
-            if let Err(error) = consumer.seek_partitions(resume, Duration::from_secs(5)) {
-                tracing::warn!(%error, "cannot seek resumed partitions back to what was fetched");
-            }
-        }
     }
 
     /// Commits positions a snapshot covers, for partitions still assigned.
