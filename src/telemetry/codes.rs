@@ -12,18 +12,32 @@ impl Srv {
 
     /// Parses dotted decimal components (1 to 4, each 0..=254). Returns `None` when it does not fit.
     pub fn parse(text: &str) -> Option<Srv> {
+        Self::parse_bytes(text.as_bytes())
+    }
+
+    /// [`Srv::parse`] on raw bytes, for the parser's fast path. A component is what `u8::from_str` takes: an
+    /// optional `+`, then digits (leading zeros allowed).
+    pub fn parse_bytes(text: &[u8]) -> Option<Srv> {
         let mut packed = 0u32;
-        let mut components = 0;
-        for part in text.split('.') {
-            let value: u8 = part.parse().ok()?;
-            if value == u8::MAX || components == 4 {
+        for (component, part) in text.split(|&b| b == b'.').enumerate() {
+            let digits = part.strip_prefix(b"+").unwrap_or(part);
+            if digits.is_empty() || component == 4 {
                 return None;
             }
+            let mut value = 0u32;
+            for &digit in digits {
+                if !digit.is_ascii_digit() {
+                    return None;
+                }
+                value = value * 10 + u32::from(digit - b'0');
+                if value >= 255 {
+                    return None;
+                }
+            }
             // +1 so that component 0 is distinguishable from "absent".
-            packed |= u32::from(value + 1) << (24 - 8 * components);
-            components += 1;
+            packed |= (value + 1) << (24 - 8 * component);
         }
-        (components > 0).then_some(Srv(packed))
+        Some(Srv(packed))
     }
 
     pub fn is_none(self) -> bool {
@@ -188,6 +202,26 @@ mod tests {
         assert_ne!(Srv::parse("1.1"), Srv::parse("1.1.0"));
         for bad in ["", "1..2", "a.b", "1.2.3.4.5", "256.1", "255"] {
             assert_eq!(Srv::parse(bad), None, "{bad}");
+        }
+    }
+
+    /// The byte parser must take exactly what dotted `u8::from_str` components take.
+    fn reference_srv(text: &str) -> Option<Srv> {
+        let mut packed = 0u32;
+        for (component, part) in text.split('.').enumerate() {
+            let value: u8 = part.parse().ok()?;
+            if value == u8::MAX || component == 4 {
+                return None;
+            }
+            packed |= u32::from(value + 1) << (24 - 8 * component);
+        }
+        Some(Srv(packed))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn srv_bytes_agree_with_dotted_u8(text in "[0-9+.a-]{0,12}|[0-9]{1,3}(\\.[0-9]{1,4}){0,4}") {
+            proptest::prop_assert_eq!(Srv::parse(&text), reference_srv(&text), "{}", text);
         }
     }
 
