@@ -14,7 +14,7 @@ use crossbeam::channel::{Receiver, Sender, bounded};
 use crate::changes::{ChangeFileError, ChangeRegister, load_change_file};
 use crate::engine::{Engine, EngineConfig};
 use crate::report::{Report, Summary};
-use crate::telemetry::batch::{ParsedChunk, malformed, parse_chunk};
+use crate::telemetry::batch::{ParsedChunk, malformed, parse_chunk_into};
 use crate::telemetry::framing::{Chunk, LineFramer};
 use crate::telemetry::source::{OpenError, open_input, source_name};
 use crate::telemetry::{MalformedLine, QuarantineWriter};
@@ -73,6 +73,8 @@ struct RawBlock {
     sequence: u64,
     source: u32,
     chunk: Chunk,
+    /// A spent block whose vectors the parser fills again.
+    spent: ParsedChunk,
 }
 
 /// A parsed block on its way to the engine.
@@ -123,14 +125,25 @@ pub fn replay(options: &ReplayOptions) -> Result<Report, ReplayError> {
     };
     let (raw_tx, raw_rx) = bounded::<RawBlock>(threads * 2);
     let (parsed_tx, parsed_rx) = bounded::<Feed>(threads * 2);
+    // A fixed pool of blocks circulates reader -> parser -> engine -> reader, so a warm replay allocates nothing
+    // per block and memory stays flat however long the input (freed blocks would otherwise linger in the
+    // allocator's per-thread arenas). The pool covers both queues, every parser and a few blocks waiting for
+    // their turn in input order; when all are in flight the reader waits.
+    let pool = threads * 6 + 2;
+    let (spent_tx, spent_rx) = bounded::<ParsedChunk>(pool);
+    for _ in 0..pool {
+        let _ = spent_tx.try_send(ParsedChunk::default());
+    }
     let mut pacer = options.speed.filter(|s| *s > 0.0).map(Pacer::new);
 
     std::thread::scope(|scope| -> Result<(), ReplayError> {
+        // Owned by this closure, so that an early return drops them and unblocks every thread before the join.
+        let (parsed_rx, spent_tx) = (parsed_rx, spent_tx);
         let failure_tx = parsed_tx.clone();
         let inputs = &options.inputs;
         let counter = bytes_read.clone();
         scope.spawn(move || {
-            if let Err(error) = read_inputs(inputs, &raw_tx, &counter) {
+            if let Err(error) = read_inputs(inputs, &raw_tx, &spent_rx, &counter) {
                 let _ = failure_tx.send(Feed::Failed(error));
             }
         });
@@ -153,6 +166,8 @@ pub fn replay(options: &ReplayOptions) -> Result<Report, ReplayError> {
                 next += 1;
                 feed_block(&mut engine, &block, &mut quarantine, pacer.as_mut())?;
                 progress.tick();
+                // Cannot block: the queue holds the whole pool. An error means the reader has finished.
+                let _ = spent_tx.try_send(block.parsed);
             }
         }
         Ok(())
@@ -196,6 +211,7 @@ impl<R: Read> Read for Counting<R> {
 fn read_inputs(
     inputs: &[PathBuf],
     out: &Sender<RawBlock>,
+    spent: &Receiver<ParsedChunk>,
     counter: &Arc<AtomicU64>,
 ) -> Result<(), ReplayError> {
     let mut sequence = 0;
@@ -222,6 +238,11 @@ fn read_inputs(
         };
         let mut framer = LineFramer::new(reader);
         loop {
+            // The pool only closes when the engine has stopped taking blocks: nothing more to read for.
+            let Ok(mut reused) = spent.recv() else {
+                return Ok(());
+            };
+            framer.recycle(std::mem::take(&mut reused.data));
             let chunk = framer.next_chunk().map_err(|source| ReplayError::Read {
                 file: source_name(path),
                 line: framer.next_line(),
@@ -233,6 +254,7 @@ fn read_inputs(
                     sequence,
                     source: source as u32,
                     chunk,
+                    spent: reused,
                 })
                 .is_err()
             {
@@ -249,7 +271,7 @@ fn parse_blocks(input: &Receiver<RawBlock>, output: &Sender<Feed>) {
         let parsed = ParsedBlock {
             sequence: raw.sequence,
             source: raw.source,
-            parsed: parse_chunk(raw.source, raw.chunk),
+            parsed: parse_chunk_into(raw.source, raw.chunk, raw.spent),
         };
         if output.send(Feed::Block(parsed)).is_err() {
             return;

@@ -50,26 +50,45 @@ pub fn malformed(source: u32, line: u64, error: String, bytes: &[u8]) -> Malform
 
 /// Parses every line of `chunk`, attributing malformed ones to `source`.
 pub fn parse_chunk(source: u32, chunk: Chunk) -> ParsedChunk {
+    parse_chunk_into(source, chunk, ParsedChunk::default())
+}
+
+/// [`parse_chunk`] into the vectors of a spent chunk, so that a long replay stops allocating once warm: memory
+/// then stays at what the blocks in flight need, however long the input.
+pub fn parse_chunk_into(source: u32, chunk: Chunk, spent: ParsedChunk) -> ParsedChunk {
+    let ParsedChunk {
+        mut events,
+        mut offsets,
+        malformed: mut bad,
+        ..
+    } = spent;
+    events.clear();
+    offsets.clear();
+    bad.clear();
     match chunk {
         Chunk::Oversized {
             line,
             prefix,
             length,
-        } => ParsedChunk {
-            first_line: line,
-            malformed: vec![MalformedLine {
+        } => {
+            bad.push(MalformedLine {
                 source,
                 line,
                 error: LineError::TooLong(length as usize).to_string(),
                 bytes: prefix,
                 length,
-            }],
-            ..ParsedChunk::default()
-        },
+            });
+            ParsedChunk {
+                first_line: line,
+                data: Vec::new(),
+                events,
+                offsets,
+                malformed: bad,
+            }
+        }
         Chunk::Lines { first_line, data } => {
-            let mut events = Vec::with_capacity(data.len() / 64);
-            let mut offsets = Vec::with_capacity(data.len() / 64);
-            let mut bad = Vec::new();
+            events.reserve(data.len() / 64);
+            offsets.reserve(data.len() / 64);
             let base = data.as_ptr() as usize;
             for (number, line) in lines_of(first_line, &data) {
                 if is_blank(line) {

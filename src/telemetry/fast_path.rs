@@ -39,8 +39,7 @@ pub(crate) fn scan(line: &[u8]) -> Option<Event> {
     };
     loop {
         let (key, after_key) = quoted(rest)?;
-        let (value, after_value) = value(after_key.strip_prefix(b":")?)?;
-        fields.assign(key, value)?;
+        let after_value = fields.read(key, after_key.strip_prefix(b":")?)?;
         rest = match after_value.split_first() {
             None => break,
             // After a comma another field must follow: `{"a":1,}` fails in `quoted` on the next round.
@@ -80,12 +79,9 @@ fn is_plain(line: &[u8]) -> bool {
     let mut blocks = line.chunks_exact(16);
     let mut odd = 0u16;
     for block in blocks.by_ref() {
-        odd |= block.try_into().map_or(1, odd_bytes);
+        odd |= block.try_into().map_or(1, |block| classify(block).odd);
     }
-    // The tail, padded with spaces.
-    let mut tail = [b' '; 16];
-    tail[..blocks.remainder().len()].copy_from_slice(blocks.remainder());
-    odd | odd_bytes(&tail) == 0
+    odd | classify(&padded(blocks.remainder())).odd == 0
 }
 
 /// A string at the start of `bytes`: its contents and what follows the closing quote.
@@ -99,50 +95,74 @@ fn quoted(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 fn value(bytes: &[u8]) -> Option<(Value<'_>, &[u8])> {
     match bytes.first()? {
         b'"' => quoted(bytes).map(|(text, rest)| (Value::Str(text), rest)),
-        b'0'..=b'9' => {
-            let length = bytes
-                .iter()
-                .position(|b| !b.is_ascii_digit())
-                .unwrap_or(bytes.len());
-            let (digits, rest) = bytes.split_at(length);
-            // Up to 18 digits cannot overflow a u64; longer numbers go to serde_json.
-            if (length > 1 && digits[0] == b'0')
-                || length > 18
-                || matches!(rest.first(), Some(b'.' | b'e' | b'E'))
-            {
-                return None;
-            }
-            Some((Value::Int(decimal(digits)), rest))
-        }
+        b'0'..=b'9' => number(bytes).map(|(n, rest)| (Value::Int(n), rest)),
         _ => None,
     }
 }
 
-/// Position of the first `"`, eight bytes at a time (a word-wide zero-byte test), then byte by byte for the tail.
-fn find_quote(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let mut words = bytes.chunks_exact(8);
-    let mut offset = 0;
-    for word in words.by_ref() {
-        let x = u64::from_le_bytes(word.try_into().ok()?) ^ (ONES * u64::from(b'"'));
-        let found = x.wrapping_sub(ONES) & !x & HIGHS;
-        if found != 0 {
-            return Some(offset + (found.trailing_zeros() / 8) as usize);
-        }
-        offset += 8;
+/// An integer at the start of `bytes` (no sign, fraction, exponent or leading zero) and what follows it. Up to 18
+/// digits, which cannot overflow a u64; longer numbers go to serde_json.
+fn number(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let mut value = 0u64;
+    let mut length = 0;
+    // Eight digits at a time while they last (a millisecond `ts` has 13), then one at a time.
+    while length < 16
+        && let Some(word) = bytes.get(length..length + 8)
+        && let Ok(word) = <[u8; 8]>::try_from(word)
+        && all_digits(u64::from_le_bytes(word))
+    {
+        value = value * 100_000_000 + eight_digits(u64::from_le_bytes(word));
+        length += 8;
     }
-    words
-        .remainder()
-        .iter()
-        .position(|&b| b == b'"')
-        .map(|i| offset + i)
+    while let Some(&digit @ b'0'..=b'9') = bytes.get(length) {
+        value = value * 10 + u64::from(digit - b'0');
+        length += 1;
+        if length > 18 {
+            return None;
+        }
+    }
+    let rest = &bytes[length..];
+    if (length > 1 && bytes[0] == b'0') || matches!(rest.first(), Some(b'.' | b'e' | b'E')) {
+        return None;
+    }
+    Some((value, rest))
 }
 
-/// A bit per byte of `block` for each escape, control or non-ASCII byte: sixteen bytes in a few SSE2
-/// instructions, where a byte loop takes several instructions a byte.
+/// Whether all eight bytes of a word are ASCII digits: each has the high nibble 3, and adding 6 keeps it 3.
+/// (A byte can only carry into its neighbour when it is not a digit itself, which already fails the test.)
+fn all_digits(word: u64) -> bool {
+    const HIGH_NIBBLES: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    word & HIGH_NIBBLES == THREES
+        && word.wrapping_add(0x0606_0606_0606_0606) & HIGH_NIBBLES == THREES
+}
+
+/// Position of the first `"`, sixteen bytes at a time.
+fn find_quote(bytes: &[u8]) -> Option<usize> {
+    let mut blocks = bytes.chunks_exact(16);
+    let mut offset = 0;
+    for block in blocks.by_ref() {
+        let quotes = block.try_into().map_or(0, |block| classify(block).quotes);
+        if quotes != 0 {
+            return Some(offset + quotes.trailing_zeros() as usize);
+        }
+        offset += 16;
+    }
+    let quotes = classify(&padded(blocks.remainder())).quotes;
+    (quotes != 0).then(|| offset + quotes.trailing_zeros() as usize)
+}
+
+/// What a 16-byte block holds, a bit per byte.
+#[derive(Debug, PartialEq)]
+struct ByteClasses {
+    quotes: u16,
+    /// Escapes, control bytes and non-ASCII bytes: what the fast path does not read.
+    odd: u16,
+}
+
+/// The classes of sixteen bytes in a few SSE2 instructions, where a byte loop takes several instructions a byte.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-fn odd_bytes(block: &[u8; 16]) -> u16 {
+fn classify(block: &[u8; 16]) -> ByteClasses {
     use std::arch::x86_64::{
         _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
         _mm_set1_epi8,
@@ -151,40 +171,45 @@ fn odd_bytes(block: &[u8; 16]) -> u16 {
     // 16 bytes of `block`, with no alignment requirement.
     unsafe {
         let bytes = _mm_loadu_si128(block.as_ptr().cast());
+        let quotes = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'"' as i8));
         // A signed compare: bytes >= 0x80 are negative, so "less than 0x20" also catches every non-ASCII byte.
         let odd = _mm_or_si128(
             _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\\' as i8)),
             _mm_cmplt_epi8(bytes, _mm_set1_epi8(0x20)),
         );
-        _mm_movemask_epi8(odd) as u16
+        ByteClasses {
+            quotes: _mm_movemask_epi8(quotes) as u16,
+            odd: _mm_movemask_epi8(odd) as u16,
+        }
     }
 }
 
-/// [`odd_bytes`] a byte at a time: the definition, for other targets and for testing the vector version.
+/// [`classify`] a byte at a time: the definition, for other targets and for testing the vector version.
 #[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
-fn odd_bytes_bytewise(block: &[u8; 16]) -> u16 {
-    block.iter().enumerate().fold(0, |odd, (i, &b)| {
-        odd | (u16::from(b == b'\\' || !(0x20..0x80).contains(&b)) << i)
-    })
+fn classify_bytewise(block: &[u8; 16]) -> ByteClasses {
+    let mark = |test: fn(u8) -> bool| {
+        block
+            .iter()
+            .enumerate()
+            .fold(0u16, |bits, (i, &b)| bits | (u16::from(test(b)) << i))
+    };
+    ByteClasses {
+        quotes: mark(|b| b == b'"'),
+        odd: mark(|b| b == b'\\' || !(0x20..0x80).contains(&b)),
+    }
 }
 
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-fn odd_bytes(block: &[u8; 16]) -> u16 {
-    odd_bytes_bytewise(block)
+fn classify(block: &[u8; 16]) -> ByteClasses {
+    classify_bytewise(block)
 }
 
-/// The value of at most 18 ASCII digits: eight at a time in a `u64` (a millisecond `ts` has 13), the rest singly.
-fn decimal(digits: &[u8]) -> u64 {
-    let mut eights = digits.chunks_exact(8);
-    let mut value = 0u64;
-    for eight in eights.by_ref() {
-        let word = u64::from_le_bytes(eight.try_into().unwrap_or([b'0'; 8]));
-        value = value * 100_000_000 + eight_digits(word);
-    }
-    eights
-        .remainder()
-        .iter()
-        .fold(value, |n, &d| n * 10 + u64::from(d - b'0'))
+/// Up to sixteen bytes, padded with spaces (neither quotes nor odd bytes).
+fn padded(bytes: &[u8]) -> [u8; 16] {
+    let mut block = [b' '; 16];
+    let length = bytes.len().min(16);
+    block[..length].copy_from_slice(&bytes[..length]);
+    block
 }
 
 /// Eight ASCII digits in a little-endian word (first digit lowest), combined pairwise: 2, then 4, then 8 digits.
@@ -217,35 +242,33 @@ struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    /// Stores a known field (unknown fields are ignored); `None` for a repeat or a value of an unusual type.
-    fn assign(&mut self, key: &[u8], value: Value<'a>) -> Option<()> {
-        fn put<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
-            if slot.is_some() {
-                return None;
-            }
-            *slot = Some(value?);
-            Some(())
+    /// Reads the value of field `key` at the start of `bytes` into its slot, and returns what follows it. The key
+    /// says what type to expect, so a known field is read once, straight into place; unknown fields are skipped.
+    /// `None` for a repeated field or a value of an unusual type.
+    fn read(&mut self, key: &[u8], bytes: &'a [u8]) -> Option<&'a [u8]> {
+        fn text<'a>(slot: &mut Option<&'a [u8]>, bytes: &'a [u8]) -> Option<&'a [u8]> {
+            let (text, rest) = quoted(bytes)?;
+            slot.replace(text).is_none().then_some(rest)
         }
-        let text = match value {
-            Value::Str(text) => Some(text),
-            Value::Int(_) => None,
-        };
-        let number = match value {
-            Value::Int(n) => Some(n),
-            Value::Str(_) => None,
-        };
+        fn integer<'a>(slot: &mut Option<u64>, bytes: &'a [u8]) -> Option<&'a [u8]> {
+            let (number, rest) = number(bytes)?;
+            slot.replace(number).is_none().then_some(rest)
+        }
         match key {
-            b"ts" => put(&mut self.ts, Some(value)),
-            b"user" => put(&mut self.user, text),
-            b"event" => put(&mut self.event, text),
-            b"count" => put(&mut self.count, number),
-            b"srv" => put(&mut self.srv, text),
-            b"kind" => put(&mut self.kind, text),
-            b"code" => put(&mut self.code, text),
-            b"reason" => put(&mut self.reason, text),
-            b"depth" => put(&mut self.depth, number),
-            b"alert" => put(&mut self.alert, text),
-            _ => Some(()),
+            b"count" => integer(&mut self.count, bytes),
+            b"srv" => text(&mut self.srv, bytes),
+            b"kind" => text(&mut self.kind, bytes),
+            b"alert" => text(&mut self.alert, bytes),
+            b"code" => text(&mut self.code, bytes),
+            b"reason" => text(&mut self.reason, bytes),
+            b"depth" => integer(&mut self.depth, bytes),
+            b"user" => text(&mut self.user, bytes),
+            b"event" => text(&mut self.event, bytes),
+            b"ts" => {
+                let (ts, rest) = value(bytes)?;
+                self.ts.replace(ts).is_none().then_some(rest)
+            }
+            _ => value(bytes).map(|(_, rest)| rest),
         }
     }
 
@@ -412,8 +435,8 @@ mod tests {
 
     proptest! {
         #[test]
-        fn odd_bytes_agrees_with_its_definition(block in proptest::array::uniform16(any::<u8>())) {
-            prop_assert_eq!(odd_bytes(&block), odd_bytes_bytewise(&block));
+        fn classify_agrees_with_its_definition(block in proptest::array::uniform16(prop_oneof![Just(b'"'), any::<u8>()])) {
+            prop_assert_eq!(classify(&block), classify_bytewise(&block));
         }
 
         #[test]
@@ -422,8 +445,15 @@ mod tests {
         }
 
         #[test]
-        fn decimal_reads_every_number_of_up_to_18_digits(n in 0u64..1_000_000_000_000_000_000) {
-            prop_assert_eq!(decimal(n.to_string().as_bytes()), n);
+        fn number_reads_every_number_of_up_to_18_digits(n in 0u64..1_000_000_000_000_000_000, tail in "[,}x.]?") {
+            let text = format!("{n}{tail}");
+            let expected = (tail != ".").then_some((n, tail.as_bytes()));
+            prop_assert_eq!(number(text.as_bytes()), expected);
+        }
+
+        #[test]
+        fn all_digits_is_exact(word in proptest::array::uniform8(prop_oneof![b'0'..=b'9', any::<u8>()])) {
+            prop_assert_eq!(all_digits(u64::from_le_bytes(word)), word.iter().all(u8::is_ascii_digit));
         }
     }
 

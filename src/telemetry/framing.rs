@@ -40,6 +40,8 @@ pub struct LineFramer<R> {
     /// Hand out complete lines as soon as a read brings them, instead of waiting for a full block: live sources
     /// want latency, replay wants big blocks.
     streaming: bool,
+    /// A spent block's buffer to copy the next block into, instead of allocating one.
+    spare: Option<Vec<u8>>,
 }
 
 impl<R: Read> LineFramer<R> {
@@ -59,6 +61,7 @@ impl<R: Read> LineFramer<R> {
             skipping: None,
             block_bytes,
             streaming: false,
+            spare: None,
         }
     }
 
@@ -68,6 +71,22 @@ impl<R: Read> LineFramer<R> {
             streaming: true,
             ..Self::with_block_size(reader, block_bytes)
         }
+    }
+
+    /// Gives back the buffer of a block that has been used up, for the next block to reuse.
+    pub fn recycle(&mut self, buffer: Vec<u8>) {
+        if buffer.capacity() > 0 {
+            self.spare = Some(buffer);
+        }
+    }
+
+    /// A copy of `pending()[..end]`, in the spare buffer when there is one.
+    fn take_pending(&mut self, end: usize) -> Vec<u8> {
+        let mut data = self.spare.take().unwrap_or_default();
+        data.clear();
+        data.extend_from_slice(&self.pending()[..end]);
+        self.start += end;
+        data
     }
 
     /// The 1-based number of the next line to be handed out.
@@ -112,8 +131,7 @@ impl<R: Read> LineFramer<R> {
                 continue;
             }
             if let Some(last_newline) = memchr::memrchr(b'\n', self.pending()) {
-                let data = self.pending()[..=last_newline].to_vec();
-                self.start += last_newline + 1;
+                let data = self.take_pending(last_newline + 1);
                 let first_line = self.next_line;
                 self.next_line += memchr::memchr_iter(b'\n', &data).count() as u64;
                 return Ok(Some(Chunk::Lines { first_line, data }));
@@ -131,8 +149,7 @@ impl<R: Read> LineFramer<R> {
                 }
                 let first_line = self.next_line;
                 self.next_line += 1;
-                let data = self.pending().to_vec();
-                self.discard_pending();
+                let data = self.take_pending(self.pending().len());
                 return Ok(Some(Chunk::Lines { first_line, data }));
             }
             self.fill()?;
