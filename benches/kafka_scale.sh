@@ -4,15 +4,17 @@
 # Needs the tansu broker (`cargo install --locked tansu --features dynostore`); starts its own in memory on a
 # loopback port and stops it at the end. Builds the release binary with `--features kafka`.
 #
-#   benches/kafka_scale.sh            # USERS=100 DURATION=6h PARTITIONS=8 by default
+#   benches/kafka_scale.sh            # USERS=100 DURATION=3h PARTITIONS=8 by default
 #
-# Each run starts from a fresh consumer group and ends when every partition is owned, nothing is left to read
-# and every instance's watermark has passed the last event; the time includes the group join and the rebuild.
+# Each run starts from a fresh consumer group and ends when every partition is owned, nothing is left to read,
+# every line was applied and every instance's watermark has passed the last event; the time includes the group
+# join and any rebuild after it.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 USERS=${USERS:-100}
-DURATION=${DURATION:-6h}
+DURATION=${DURATION:-3h}
 PARTITIONS=${PARTITIONS:-8}
+TIMEOUT=${TIMEOUT:-1800}
 WORKDIR=${WORKDIR:-/tmp/stormwatch-kafka-bench}
 TANSU=${TANSU:-$HOME/.cargo/bin/tansu}
 BIN=$REPO/target/release/stormwatch
@@ -49,7 +51,7 @@ log "producing $lines lines to $PARTITIONS partitions ..."
 
 # metric NAME PORT -> sum of the samples of NAME on that instance
 metric() {
-    curl -s "http://127.0.0.1:$2/metrics" | awk -v n="$1" '$1 ~ "^"n"({|$)" { s += $NF } END { print s + 0 }'
+    { curl -s "http://127.0.0.1:$2/metrics" || true; } | awk -v n="$1" '$1 ~ "^"n"({|$)" { s += $NF } END { print s + 0 }'
 }
 
 run() {
@@ -65,25 +67,40 @@ run() {
         http+=("$p")
     done
     while :; do
-        local assigned=0 lag=0 closed=1
+        local assigned=0 lag=0 closed=1 applied=0
         for p in "${http[@]}"; do
+            applied=$(awk -v a="$applied" -v b="$(metric 'stormwatch_ingest_lines_total' "$p")" 'BEGIN{print a+b}')
             assigned=$(awk -v a="$assigned" -v b="$(metric stormwatch_kafka_assigned_partitions "$p")" 'BEGIN{print a+b}')
             lag=$(awk -v a="$lag" -v b="$(metric stormwatch_kafka_lag_records "$p")" 'BEGIN{print a+b}')
             w=$(metric stormwatch_watermark_timestamp_seconds "$p")
             awk -v w="$w" -v t="$last_ts" 'BEGIN{exit !(w * 1000 > t)}' || closed=0
         done
-        if [[ $assigned == "$PARTITIONS" && $lag == 0 && $closed == 1 ]]; then break; fi
+        if [[ $assigned == "$PARTITIONS" && $lag == 0 && $closed == 1 ]] \
+            && awk -v a="$applied" -v l="$lines" 'BEGIN{exit !(a >= l)}'; then break; fi
+        if awk -v s="$start" -v now="$(date +%s.%N)" -v t="$TIMEOUT" 'BEGIN{exit !(now - s > t)}'; then
+            log "gave up after $TIMEOUT s: $assigned partitions assigned, lag $lag records, $applied of $lines lines applied (logs: $WORKDIR/instance-$count-*.log)"
+            exit 1
+        fi
         sleep 0.5
     done
     end=$(date +%s.%N)
-    local applied=0
+    applied=0
     for p in "${http[@]}"; do
         applied=$(awk -v a="$applied" -v b="$(metric stormwatch_ingest_lines_total "$p")" 'BEGIN{print a+b}')
     done
+    # CPU seconds the instances used (utime + stime): on a shared machine, lines per CPU second is the figure
+    # that does not depend on what else ran.
+    local cpu=0 late=0
+    for p in "${http[@]}"; do
+        late=$(awk -v a="$late" -v b="$(metric stormwatch_ingest_late_total "$p")" 'BEGIN{print a+b}')
+    done
+    for pid in "${pids[@]}"; do
+        cpu=$(awk -v a="$cpu" -v t="$(getconf CLK_TCK)" '{print a + ($14 + $15) / t}' "/proc/$pid/stat")
+    done
     for pid in "${pids[@]}"; do kill "$pid"; wait "$pid" 2>/dev/null || true; done
     pids=()
-    awk -v n="$count" -v s="$start" -v e="$end" -v l="$lines" -v a="$applied" 'BEGIN {
-        w = e - s; printf "%d instance(s): %.1f s for %d lines (%d applied, rebuilds included): %.0f lines/s in all, %.0f per instance\n", n, w, l, a, l / w, l / w / n }'
+    awk -v n="$count" -v s="$start" -v e="$end" -v l="$lines" -v a="$applied" -v c="$cpu" -v late="$late" 'BEGIN {
+        w = e - s; printf "%d instance(s): %.1f s for %d lines (%d applied, %d late, rebuilds included): %.0f lines/s in all, %.0f per instance; %.1f CPU s, %.0f lines per CPU s\n", n, w, l, a, late, l / w, l / w / n, c, l / c }'
 }
 
 printf '%s; %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc) cores"

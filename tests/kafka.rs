@@ -9,9 +9,13 @@
 
 mod support;
 
+#[path = "support/dashboards.rs"]
+mod dashboards;
+
 use std::collections::BTreeMap;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -21,19 +25,28 @@ const PARTITIONS: usize = 8;
 /// Onsets may differ by the allowed lateness (the engine's default, 5 s).
 const LATENESS_MS: i64 = 5_000;
 
-/// The broker, or `None` (skip) outside CI when none is running; CI without one fails.
-fn broker() -> Option<String> {
-    match std::env::var("STORMWATCH_TEST_KAFKA") {
-        Ok(address) if !address.is_empty() => Some(address),
-        _ => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "CI must provide a broker in STORMWATCH_TEST_KAFKA (see .ci/run)"
-            );
-            eprintln!("STORMWATCH_TEST_KAFKA unset: no broker, Kafka tests skipped");
-            None
-        }
-    }
+/// Where the tests find the broker when `STORMWATCH_TEST_KAFKA` does not say.
+const DEFAULT_BROKER: &str = "127.0.0.1:9092";
+
+/// The broker's address, which must answer: these tests never skip, since a skipped test would pass without
+/// proving anything.
+fn broker() -> String {
+    let address = std::env::var("STORMWATCH_TEST_KAFKA")
+        .ok()
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| DEFAULT_BROKER.to_owned());
+    let reachable = address
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(3)).is_ok());
+    assert!(
+        reachable,
+        "no Kafka broker answers at {address} (STORMWATCH_TEST_KAFKA, default {DEFAULT_BROKER}). Start one \
+         as .ci/run does: tansu broker --storage-engine memory://tansu/ --listener-url tcp://{address} \
+         --advertised-listener-url tcp://{address} (install: cargo install --locked tansu --features dynostore)"
+    );
+    address
 }
 
 fn run(command: &mut Command) -> String {
@@ -81,6 +94,10 @@ fn replay(events: &Path, changes: &Path, dir: &Path) -> (Vec<Value>, i64) {
         .arg(&report));
     let report: Value =
         serde_json::from_slice(&std::fs::read(report).expect("report")).expect("report JSON");
+    assert_eq!(
+        report["summary"]["late"], 0,
+        "the generated file has no late lines"
+    );
     (
         report["incidents"].as_array().expect("incidents").clone(),
         report["summary"]["last_ts"].as_i64().expect("last_ts"),
@@ -97,7 +114,7 @@ fn create_topic(broker: &str, topic: &str, dir: &Path) {
         .args(["--partitions", &PARTITIONS.to_string()]));
 }
 
-fn produce(broker: &str, topic: &str, events: &Path) -> std::process::Child {
+fn produce(broker: &str, topic: &str, events: &Path) -> Child {
     binary()
         .arg("kafka-produce")
         .arg(events)
@@ -156,6 +173,26 @@ fn samples(service: &Service, name: &str) -> Vec<(String, f64)> {
 
 fn sum(service: &Service, name: &str) -> f64 {
     samples(service, name).iter().map(|(_, v)| v).sum()
+}
+
+/// Waits for `kafka-produce` to deliver everything and exit successfully.
+fn produced(mut producer: Child) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        match producer.try_wait().expect("kafka-produce status") {
+            Some(status) => {
+                assert!(status.success(), "kafka-produce failed: {status}");
+                return;
+            }
+            None => {
+                if Instant::now() >= deadline {
+                    let _ = producer.kill();
+                    panic!("kafka-produce did not finish within 300 s");
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
 }
 
 fn wait(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
@@ -218,9 +255,8 @@ fn union(instances: &[(&Service, &str)]) -> Vec<Value> {
     merged.into_values().collect()
 }
 
-/// What must match: per kind and User, the onset (within the lateness), verdict and top suspect. A `*`
-/// incident is formed per instance over the Users it owns (ARCHITECTURE.md, "Network-wide view"), so `*`
-/// incidents of one kind and onset compare as one, with the union of their Users.
+/// What must match, per User and kind: the onset (within the lateness), verdict, top suspect and, for a
+/// network-wide (`*`) incident, its Users.
 #[derive(Debug, PartialEq)]
 struct Found {
     user: String,
@@ -232,44 +268,30 @@ struct Found {
 }
 
 fn found(incidents: &[Value], last_ts_ms: i64) -> Vec<Found> {
-    let mut out: Vec<Found> = Vec::new();
-    for incident in incidents {
-        let onset = incident["onset"].as_i64().expect("onset");
-        if onset > last_ts_ms {
-            // Seconds closed by the wall clock after the stream ended: replay stops at the last event.
-            continue;
-        }
-        let mut users: Vec<String> = incident["users"]
-            .as_array()
-            .map(|u| {
-                u.iter()
-                    .filter_map(|x| x.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let item = Found {
-            user: incident["user"].as_str().expect("user").to_owned(),
-            kind: incident["kind"].as_str().expect("kind").to_owned(),
-            onset,
-            verdict: incident["verdict"].as_str().expect("verdict").to_owned(),
-            top: incident["suspects"][0]["change"].as_str().map(String::from),
-            users: Vec::new(),
-        };
-        if let Some(same) = out.iter_mut().find(|f| {
-            f.user == "*"
-                && item.user == "*"
-                && f.kind == item.kind
-                && (f.onset - onset).abs() <= 120_000
-        }) {
-            same.users.append(&mut users);
-            same.users.sort();
-            same.users.dedup();
-            same.onset = same.onset.min(onset);
-            continue;
-        }
-        users.sort();
-        out.push(Found { users, ..item });
-    }
+    let mut out: Vec<Found> = incidents
+        .iter()
+        // Seconds the wall clock closes after the stream ended: replay stops at the last event, a service does not.
+        .filter(|incident| incident["onset"].as_i64().is_some_and(|o| o <= last_ts_ms))
+        .map(|incident| {
+            let mut users: Vec<String> = incident["users"]
+                .as_array()
+                .map(|u| {
+                    u.iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            users.sort();
+            Found {
+                user: incident["user"].as_str().expect("user").to_owned(),
+                kind: incident["kind"].as_str().expect("kind").to_owned(),
+                onset: incident["onset"].as_i64().expect("onset"),
+                verdict: incident["verdict"].as_str().expect("verdict").to_owned(),
+                top: incident["suspects"][0]["change"].as_str().map(String::from),
+                users,
+            }
+        })
+        .collect();
     out.sort_by(|a, b| (&a.user, &a.kind, a.onset).cmp(&(&b.user, &b.kind, b.onset)));
     out
 }
@@ -281,6 +303,12 @@ fn assert_same(ours: &[Value], replay: &[Value], last_ts_ms: i64) {
         expected.len(),
         "ours {ours:#?}\nreplay {expected:#?}"
     );
+    for pair in ours.windows(2) {
+        let same = pair[0].user == pair[1].user
+            && pair[0].kind == pair[1].kind
+            && pair[1].onset - pair[0].onset <= LATENESS_MS;
+        assert!(!same, "one incident reported twice: {pair:#?}");
+    }
     for (a, b) in ours.iter().zip(&expected) {
         let onsets_close = (a.onset - b.onset).abs() <= LATENESS_MS;
         assert!(
@@ -329,6 +357,28 @@ fn start_pair(
     (a, b)
 }
 
+/// The Kafka families the dashboards and rules name are on an instance's `/metrics` (tests/ops_kit.rs checks
+/// the others against an instance without Kafka).
+fn kafka_metrics_in_the_dashboards_are_exported(service: &Service) {
+    let (status, page) = service.get("/metrics", None);
+    assert_eq!(status, 200);
+    let exported = dashboards::exported_names(&page);
+    let named: std::collections::BTreeSet<String> = dashboards::kit_expressions()
+        .iter()
+        .flat_map(|(_, expr)| dashboards::metric_names(expr))
+        .filter(|name| name.starts_with("stormwatch_kafka_"))
+        .collect();
+    assert!(
+        named.len() >= 4,
+        "the dashboards show lag, partitions and rebalances: {named:?}"
+    );
+    let missing: Vec<&String> = named.iter().filter(|n| !exported.contains(*n)).collect();
+    assert!(
+        missing.is_empty(),
+        "Kafka metrics named in dashboards/ but not exported: {missing:?}"
+    );
+}
+
 /// A topic (and group) no earlier run used, so a broker that outlives a run cannot leak offsets into the next.
 fn unique_topic(name: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -337,21 +387,40 @@ fn unique_topic(name: &str) -> String {
     format!("{name}-{}-{nanos}", std::process::id())
 }
 
+/// The test's directory; kept (and named on stderr) with `STORMWATCH_TEST_KEEP=1`, to read the services'
+/// `serve.log` after a failure.
+fn scratch() -> tempfile::TempDir {
+    let mut dir = tempfile::tempdir().expect("temporary directory");
+    if std::env::var_os("STORMWATCH_TEST_KEEP").is_some() {
+        dir.disable_cleanup(true);
+        eprintln!("test directory kept: {}", dir.path().display());
+    }
+    dir
+}
+
 #[test]
 fn two_instances_in_one_group_find_exactly_what_replay_finds() {
-    let Some(broker) = broker() else { return };
-    let root = tempfile::tempdir().unwrap();
+    let broker = broker();
+    let root = scratch();
     let (events, changes) = generate(&root.path().join("gen"));
     let (expected, last) = replay(&events, &changes, root.path());
     let topic = unique_topic("union");
     let ((a, ops_a), (b, ops_b)) = start_pair(root.path(), &broker, &topic, &changes);
-    let mut producer = produce(&broker, &topic, &events);
-    assert!(producer.wait().expect("kafka-produce").success());
+    produced(produce(&broker, &topic, &events));
     wait_consumed(&[&a, &b], last, line_count(&events));
     assert!(
         lines_ingested(&a) > 0.0 && lines_ingested(&b) > 0.0,
         "both did work"
     );
+    for service in [&a, &b] {
+        kafka_metrics_in_the_dashboards_are_exported(service);
+        // Partitions merged in event time: nothing arrives later than replay's lines did (none).
+        assert_eq!(
+            sum(service, "stormwatch_ingest_late_total"),
+            0.0,
+            "late lines"
+        );
+    }
     let incidents = union(&[(&a, &ops_a), (&b, &ops_b)]);
     assert_same(&incidents, &expected, last);
     // Through the incidents topic, each instance alone shows them all.
@@ -389,20 +458,20 @@ fn two_instances_in_one_group_find_exactly_what_replay_finds() {
 
 #[test]
 fn when_one_instance_dies_mid_stream_the_other_takes_over_and_stays_exact() {
-    let Some(broker) = broker() else { return };
-    let root = tempfile::tempdir().unwrap();
+    let broker = broker();
+    let root = scratch();
     let (events, changes) = generate(&root.path().join("gen"));
     let (expected, last) = replay(&events, &changes, root.path());
     let total = line_count(&events);
     let topic = unique_topic("failover");
     let ((mut a, _), (b, ops_b)) = start_pair(root.path(), &broker, &topic, &changes);
-    let mut producer = produce(&broker, &topic, &events);
+    let producer = produce(&broker, &topic, &events);
     // Mid-stream: once the pair has applied a quarter of the lines, before the network-wide incident.
     wait("a quarter of the stream applied", 600, || {
         lines_ingested(&a) + lines_ingested(&b) >= total / 4.0
     });
     a.kill_hard();
-    assert!(producer.wait().expect("kafka-produce").success());
+    produced(producer);
     wait_consumed(&[&b], last, total);
     let rebalances = sum(&b, "stormwatch_kafka_rebalances_total");
     assert!(

@@ -204,7 +204,7 @@ impl Feeds {
         self.partitions.values().all(Partition::caught_up)
     }
 
-    /// Records waiting in `partition` (to pause fetching a partition that runs far ahead).
+    /// Records of `partition` fetched but not yet released.
     pub fn waiting(&self, partition: i32) -> usize {
         self.partitions
             .get(&partition)

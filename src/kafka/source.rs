@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, Sender};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError as RdError;
+use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
@@ -34,8 +34,6 @@ use crate::telemetry::framing::Chunk;
 const BATCH_EVENTS: usize = 8_192;
 /// Records polled before the buffered events are released (or fewer, when the poll comes back empty).
 const POLL_BURST: usize = 512;
-/// A partition with this many records waiting (it runs ahead in event time) stops fetching until half drain.
-const PAUSE_AT: usize = 4_096;
 /// How long a partition at its end still holds back the others (see `feed.rs`).
 const IDLE_GRACE: Duration = Duration::from_secs(2);
 /// How often the topic's partition count is looked up (for `group_guard.rs`).
@@ -58,7 +56,9 @@ struct Context {
 impl ClientContext for Context {
     fn error(&self, error: RdError, reason: &str) {
         // Reaching a partition's end is news for `feed.rs` (it comes with the poll too), not an error.
-        if !matches!(error, RdError::PartitionEOF(_)) {
+        let end = matches!(error, RdError::PartitionEOF(_))
+            || matches!(&error, RdError::Global(code) if *code == RDKafkaErrorCode::PartitionEOF);
+        if !end {
             tracing::error!(%error, reason, "Kafka client error");
         }
     }
@@ -231,7 +231,6 @@ pub fn run(
         users,
         known: FxHashMap::default(),
         live: true,
-        paused: BTreeSet::new(),
         published: BTreeSet::new(),
         last_positions: Vec::new(),
         changed_at: Instant::now(),
@@ -258,7 +257,6 @@ pub fn run(
         }
         source.take_assignment(consumer.context())?;
         source.release()?;
-        source.pace(&consumer);
         while let Ok(positions) = checkpoints.try_recv() {
             source.commit(&consumer, &positions, CommitMode::Async);
         }
@@ -302,7 +300,6 @@ struct Source {
     known: FxHashMap<Eui64, i32>,
     /// False while replaying history after an assignment.
     live: bool,
-    paused: BTreeSet<i32>,
     published: BTreeSet<i32>,
     last_positions: Vec<LogPosition>,
     /// When the last assignment was taken.
@@ -383,7 +380,6 @@ impl Source {
         };
         self.feeds.assign(&starts);
         self.changed_at = Instant::now();
-        self.paused.clear();
         self.last_positions.clear();
         self.send(EngineInput::Rebuild)?;
         self.live = false;
@@ -413,29 +409,6 @@ impl Source {
             self.send(EngineInput::Live)?;
         }
         Ok(())
-    }
-
-    /// Pauses partitions that run far ahead of the slowest (their records wait here), resumes them once drained.
-    fn pace(&mut self, consumer: &BaseConsumer<Context>) {
-        let (mut pause, mut resume) = (TopicPartitionList::new(), TopicPartitionList::new());
-        for partition in self.feeds.assigned().collect::<Vec<_>>() {
-            let waiting = self.feeds.waiting(partition);
-            if waiting >= PAUSE_AT && self.paused.insert(partition) {
-                pause.add_partition(&self.topic, partition);
-            } else if waiting < PAUSE_AT / 2 && self.paused.remove(&partition) {
-                resume.add_partition(&self.topic, partition);
-            }
-        }
-        if pause.count() > 0
-            && let Err(error) = consumer.pause(&pause)
-        {
-            tracing::warn!(%error, "cannot pause partitions that run ahead");
-        }
-        if resume.count() > 0
-            && let Err(error) = consumer.resume(&resume)
-        {
-            tracing::warn!(%error, "cannot resume partitions");
-        }
     }
 
     /// Commits positions a snapshot covers, for partitions still assigned.

@@ -301,6 +301,7 @@ impl EngineLoop {
         let config = self.engine.config().clone();
         let changes = self.engine.changes().clone();
         self.engine = Engine::new(config, changes);
+        self.publisher.forget_users();
         self.positions.clear();
         self.last_event_wall = None;
         self.quiet = true;
@@ -323,3 +324,7 @@ impl EngineLoop {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "engine_loop_tests.rs"]
+mod tests;

@@ -197,6 +197,24 @@ impl Publisher {
         }
     }
 
+    /// The engine was rebuilt with other Users (a Kafka rebalance): per-User gauges are matched to Users by
+    /// position, so they start again; the old Users' gauges drop to zero rather than show stale values.
+    pub fn forget_users(&mut self) {
+        for gauges in self.users.drain(..) {
+            gauges.depth.set(0.0);
+            gauges.age.set(0.0);
+            gauges.delivering.set(0.0);
+            for gauge in gauges
+                .rates
+                .iter()
+                .chain(&gauges.baselines)
+                .chain(&gauges.ratios)
+            {
+                gauge.set(0.0);
+            }
+        }
+    }
+
     pub fn incident_opened(kind: IncidentKind) {
         counter!(INCIDENTS, "kind" => kind.as_str()).increment(1);
     }

@@ -72,8 +72,13 @@ impl Service {
             .expect("start stormwatch serve");
         let stderr = child.stderr.take().expect("piped stderr");
         let (sender, receiver) = std::sync::mpsc::channel();
+        // Every log line also goes to `serve.log` in the data directory, for a failing test to show.
+        let mut log = std::fs::File::create(data_dir.join("serve.log")).ok();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(file) = log.as_mut() {
+                    let _ = writeln!(file, "{line}");
+                }
                 let _ = sender.send(line);
             }
         });
