@@ -200,6 +200,14 @@ impl Feeds {
     }
 
     /// Every partition has reached the point where its previous owner stopped.
+    /// Every assigned partition has reached its end and handed over all it fetched: the log has nothing more
+    /// for now, so a quiet engine is really quiet (and not waiting for a slow fetch).
+    pub fn drained(&self) -> bool {
+        self.partitions
+            .values()
+            .all(|p| p.at_end.is_some() && p.pending.is_empty())
+    }
+
     pub fn caught_up(&self) -> bool {
         self.partitions.values().all(Partition::caught_up)
     }

@@ -134,3 +134,20 @@ fn a_partition_at_its_end_holds_the_others_for_the_grace_period_only() {
     feeds.push(1, 1, record(B, &[3_000]));
     assert_eq!(feeds.ceiling(t0 + Duration::from_secs(5)), Some(T0 + 3_000));
 }
+
+#[test]
+fn drained_only_when_every_partition_is_at_its_end_with_nothing_left_to_release() {
+    let mut feeds = two_partitions();
+    assert!(!feeds.drained(), "nothing fetched yet");
+    feeds.push(0, 0, record(A, &[1_000]));
+    feeds.at_end(0, now());
+    feeds.at_end(1, now());
+    assert!(!feeds.drained(), "a record is still held");
+    assert!(feeds.release(10, now()).is_some());
+    assert!(feeds.drained());
+    feeds.push(1, 0, record(B, &[2_000]));
+    assert!(
+        !feeds.drained(),
+        "new data: partition 1 is no longer at its end"
+    );
+}

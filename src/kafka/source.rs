@@ -233,6 +233,7 @@ pub fn run(
         live: true,
         published: BTreeSet::new(),
         last_positions: Vec::new(),
+        behind: None,
         changed_at: Instant::now(),
     };
     let mut last_metrics = Instant::now();
@@ -302,6 +303,8 @@ struct Source {
     live: bool,
     published: BTreeSet<i32>,
     last_positions: Vec<LogPosition>,
+    /// What the engine loop was last told about records still to come (`EngineInput::SourceBehind`).
+    behind: Option<bool>,
     /// When the last assignment was taken.
     changed_at: Instant,
 }
@@ -407,6 +410,11 @@ impl Source {
         if !self.live && self.feeds.caught_up() {
             self.live = true;
             self.send(EngineInput::Live)?;
+        }
+        let behind = !self.feeds.drained();
+        if self.behind != Some(behind) {
+            self.behind = Some(behind);
+            self.send(EngineInput::SourceBehind(behind))?;
         }
         Ok(())
     }

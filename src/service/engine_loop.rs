@@ -79,6 +79,10 @@ pub enum EngineInput {
     Rebuild,
     /// The source has caught up with where the previous owner stopped: incidents notify again.
     Live,
+    /// Whether a log source still has records to hand over (or has not reached the end of every partition).
+    /// While it has, a pause in events means a slow fetch, not a quiet network, and event time must not move
+    /// on by the wall clock: the records still coming would arrive late.
+    SourceBehind(bool),
     Shutdown,
 }
 
@@ -113,6 +117,8 @@ pub struct EngineLoop {
     /// Rebuilding after a rebalance: incidents are stored (their IDs are stable) but nobody is paged about
     /// what the previous owner already raised.
     quiet: bool,
+    /// A log source has said it still has records to hand over: the idle clock waits.
+    source_behind: bool,
 }
 
 pub fn wall_ms() -> i64 {
@@ -147,6 +153,7 @@ impl EngineLoop {
             positions: Vec::new(),
             checkpoints: None,
             quiet: false,
+            source_behind: false,
             engine,
         }
     }
@@ -194,6 +201,7 @@ impl EngineLoop {
                     self.quiet = false;
                     tracing::info!("caught up with the previous owners: incidents notify again");
                 }
+                Ok(EngineInput::SourceBehind(behind)) => self.source_behind = behind,
                 Ok(EngineInput::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {}
             }
@@ -263,7 +271,7 @@ impl EngineLoop {
         let now = wall_ms();
         if let (Some(last_wall), Some(max_ts)) = (self.last_event_wall, self.engine.max_ts()) {
             let quiet_ms = now - last_wall;
-            if quiet_ms > self.lateness_ms {
+            if quiet_ms > self.lateness_ms && !self.source_behind {
                 // Event time moves on with the wall clock while nothing arrives, so a User whose traffic stopped
                 // entirely is still evaluated.
                 self.engine.advance_to(max_ts + quiet_ms);

@@ -67,3 +67,43 @@ fn a_rebuild_with_fewer_users_keeps_publishing_and_snapshots_report_positions() 
     engine_loop.snapshot();
     assert_eq!(covered.try_recv().ok(), Some(vec![position]));
 }
+
+#[test]
+fn the_idle_clock_waits_while_a_log_source_is_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new(EngineConfig::default(), ChangeRegister::new());
+    let mut engine_loop = EngineLoop::new(
+        engine,
+        MalformedLog::open(dir.path().join("q.ndjson")),
+        Box::new(Kept::default()),
+        5_000,
+        Duration::from_secs(30),
+    );
+    let t0 = 1_773_133_200_000;
+    engine_loop.apply(
+        "kafka:t",
+        SourceKind::Kafka,
+        &batch(&["90-B3-D5-1F-30-01-00-01"], t0),
+    );
+    let watermark = engine_loop.engine.watermark_ms();
+    // Ten seconds of wall time without an event.
+    engine_loop.last_event_wall = Some(wall_ms() - 10_000);
+    engine_loop.source_behind = true;
+    engine_loop.tick();
+    assert_eq!(
+        engine_loop.engine.watermark_ms(),
+        watermark,
+        "a slow fetch is not a quiet network"
+    );
+    engine_loop.source_behind = false;
+    engine_loop.tick();
+    let moved = engine_loop
+        .engine
+        .watermark_ms()
+        .zip(watermark)
+        .map(|(now, before)| now - before);
+    assert!(
+        moved.is_some_and(|ms| ms >= 9_000),
+        "quiet: event time follows the wall clock ({moved:?})"
+    );
+}
