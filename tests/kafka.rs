@@ -405,8 +405,13 @@ fn two_instances_in_one_group_find_exactly_what_replay_finds() {
     let (events, changes) = generate(&root.path().join("gen"));
     let (expected, last) = replay(&events, &changes, root.path());
     let topic = unique_topic("union");
-    let ((a, ops_a), (b, ops_b)) = start_pair(root.path(), &broker, &topic, &changes);
+    // As the issue orders it: the whole file is in the topic first, then two instances share it. (Producing
+    // while they consume would also test the producer's pace: a stall of it longer than the lateness makes
+    // late lines that have nothing to do with the consumers.) The first to join may start alone; the second's
+    // arrival rebalances the group and both rebuild their partitions from the log.
+    create_topic(&broker, &topic, root.path());
     produced(produce(&broker, &topic, &events));
+    let ((a, ops_a), (b, ops_b)) = start_pair(root.path(), &broker, &topic, &changes);
     wait_consumed(&[&a, &b], last, line_count(&events));
     assert!(
         lines_ingested(&a) > 0.0 && lines_ingested(&b) > 0.0,
