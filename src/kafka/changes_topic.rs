@@ -9,13 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam::channel::Sender;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Message, Offset};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::KafkaError;
+use super::{KafkaError, side_topic_reader};
 use crate::changes::validate_notice_json;
 use crate::service::engine_loop::EngineInput;
 use crate::store::{ChangeFilter, Store};
@@ -51,20 +50,7 @@ pub fn run(
         .set("bootstrap.servers", brokers)
         .create()
         .map_err(client)?;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", format!("stormwatch-changes-{instance}"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(client)?;
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(&topic, 0, Offset::Beginning)
-        .and_then(|()| consumer.assign(&assignment))
-        .map_err(|source| KafkaError::Subscribe {
-            topic: topic.clone(),
-            source,
-        })?;
+    let consumer = side_topic_reader(brokers, &topic, "changes", instance, Offset::Beginning)?;
     // What each change looks like as last published or applied, so nothing echoes back and forth.
     let mut known: HashMap<String, String> = HashMap::new();
     let mut last_scan: Option<Instant> = None;

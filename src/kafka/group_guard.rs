@@ -10,12 +10,12 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Message, Offset};
 use serde::{Deserialize, Serialize};
 
-use super::KafkaError;
+use super::{KafkaError, side_topic_reader};
 
 /// How often an instance says what it owns and looks at what the others own.
 const EVERY: Duration = Duration::from_secs(2);
@@ -81,20 +81,7 @@ impl Guard {
             .set("bootstrap.servers", brokers)
             .create()
             .map_err(client)?;
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("group.id", format!("stormwatch-members-{instance}"))
-            .set("enable.auto.commit", "false")
-            .create()
-            .map_err(client)?;
-        let mut assignment = TopicPartitionList::new();
-        assignment
-            .add_partition_offset(&members, 0, Offset::End)
-            .and_then(|()| consumer.assign(&assignment))
-            .map_err(|source| KafkaError::Subscribe {
-                topic: members.clone(),
-                source,
-            })?;
+        let consumer = side_topic_reader(brokers, &members, "members", instance, Offset::End)?;
         Ok(Guard {
             instance: instance.into(),
             topic: members,

@@ -71,6 +71,37 @@ pub enum KafkaError {
     EngineStopped,
 }
 
+/// A consumer reading the whole of a one-partition side topic (`TOPIC.changes`, `.members`, `.incidents`) from
+/// `from`. Assigned, not subscribed, so that every instance reads all of it; its group
+/// (`stormwatch-ROLE-INSTANCE`) is never committed.
+pub(crate) fn side_topic_reader(
+    brokers: &str,
+    topic: &str,
+    role: &str,
+    instance: &str,
+    from: rdkafka::Offset,
+) -> Result<rdkafka::consumer::BaseConsumer, KafkaError> {
+    use rdkafka::consumer::Consumer;
+    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("stormwatch-{role}-{instance}"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|source| KafkaError::Client {
+            brokers: brokers.into(),
+            source,
+        })?;
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, from)
+        .and_then(|()| consumer.assign(&assignment))
+        .map_err(|source| KafkaError::Subscribe {
+            topic: topic.into(),
+            source,
+        })?;
+    Ok(consumer)
+}
+
 /// The metadata kept with each committed offset: the event time reached there, so the next owner knows how far
 /// back to seek (`offsets_for_times`) without reading the record at that offset.
 pub(crate) fn commit_metadata(event_ms: i64) -> String {

@@ -7,13 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Message, Offset};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::KafkaError;
+use super::{KafkaError, side_topic_reader};
 use crate::report::IncidentRecord;
 use crate::store::Store;
 
@@ -88,24 +87,7 @@ pub fn follow(
     stop: &Arc<AtomicBool>,
 ) -> Result<(), KafkaError> {
     let topic = incidents_topic(topic);
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        // Assigned, not subscribed: every instance reads the whole topic; the group is never committed.
-        .set("group.id", format!("stormwatch-replica-{instance}"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(|source| KafkaError::Client {
-            brokers: brokers.into(),
-            source,
-        })?;
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(&topic, 0, Offset::Beginning)
-        .and_then(|()| consumer.assign(&assignment))
-        .map_err(|source| KafkaError::Subscribe {
-            topic: topic.clone(),
-            source,
-        })?;
+    let consumer = side_topic_reader(brokers, &topic, "replica", instance, Offset::Beginning)?;
     while !stop.load(Ordering::Acquire) {
         match consumer.poll(Duration::from_millis(200)) {
             None => {}

@@ -13,7 +13,7 @@ use super::auth::{list_scope, may_touch_change, principal};
 use super::engine_loop::EngineInput;
 use super::http::AppState;
 use crate::changes::{ChangeOwner, ChangeStatus, parse_rfc3339_ms, validate_notice_json};
-use crate::store::ChangeFilter;
+use crate::store::{ChangeFilter, Principal, StoredChange};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -152,12 +152,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let who = principal(&state.store, &headers).await?;
-    let stored = state
-        .store
-        .get_change_async(id.clone())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no change `{id}`")))?;
-    may_touch_change(&who, &stored.notice.owner)?;
+    let stored = change_they_may_touch(&state, &who, &id).await?;
     let audit = state.store.change_audit_async(id).await?;
     Ok(Json(serde_json::json!({
         "change": stored.notice,
@@ -166,6 +161,21 @@ async fn show(
         "audit": audit,
     }))
     .into_response())
+}
+
+/// The stored change `id`, if it exists and `who` may see and change it.
+async fn change_they_may_touch(
+    state: &AppState,
+    who: &Principal,
+    id: &str,
+) -> Result<StoredChange, ApiError> {
+    let stored = state
+        .store
+        .get_change_async(id.to_owned())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no change `{id}`")))?;
+    may_touch_change(who, &stored.notice.owner)?;
+    Ok(stored)
 }
 
 #[derive(Deserialize)]
@@ -199,12 +209,7 @@ async fn update_status(
     status: ChangeStatus,
 ) -> Result<Response, ApiError> {
     let who = principal(&state.store, &headers).await?;
-    let stored = state
-        .store
-        .get_change_async(id.clone())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no change `{id}`")))?;
-    may_touch_change(&who, &stored.notice.owner)?;
+    change_they_may_touch(&state, &who, &id).await?;
     let changed = state
         .store
         .set_change_status_async(id, status, who.name.clone())
