@@ -111,6 +111,17 @@ impl Default for UserWindow {
     }
 }
 
+/// The writer's half of the seqlock: `change` runs while the slot's sequence is odd, so a reader that overlaps
+/// it sees the sequence move and reads again rather than mixing two seconds.
+#[inline]
+fn write(slot: &Slot, change: impl FnOnce()) {
+    let sequence = slot.sequence.load(Relaxed);
+    slot.sequence.store(sequence + 1, Relaxed);
+    std::sync::atomic::fence(Release);
+    change();
+    slot.sequence.store(sequence + 2, Release);
+}
+
 impl UserWindow {
     fn slot(&self, second: i64) -> &Slot {
         &self.slots[second.rem_euclid(RING_SECONDS as i64) as usize]
@@ -123,25 +134,21 @@ impl UserWindow {
         if slot.second.load(Relaxed) != second {
             self.claim(slot, second);
         }
-        let sequence = slot.sequence.load(Relaxed);
-        slot.sequence.store(sequence + 1, Relaxed);
-        std::sync::atomic::fence(Release);
-        let counter = &slot.flows[flow as usize];
-        counter.store(counter.load(Relaxed) + count, Relaxed);
-        slot.sequence.store(sequence + 2, Release);
+        write(slot, || {
+            let counter = &slot.flows[flow as usize];
+            counter.store(counter.load(Relaxed) + count, Relaxed);
+        });
     }
 
     #[cold]
     fn claim(&self, slot: &Slot, second: i64) {
-        let sequence = slot.sequence.load(Relaxed);
-        slot.sequence.store(sequence + 1, Relaxed);
-        std::sync::atomic::fence(Release);
-        for counter in &slot.flows {
-            counter.store(0, Relaxed);
-        }
-        slot.depth_end.store(0, Relaxed);
-        slot.second.store(second, Relaxed);
-        slot.sequence.store(sequence + 2, Release);
+        write(slot, || {
+            for counter in &slot.flows {
+                counter.store(0, Relaxed);
+            }
+            slot.depth_end.store(0, Relaxed);
+            slot.second.store(second, Relaxed);
+        });
     }
 
     /// Writer only: records the closed second's end depth and publishes it.
@@ -150,11 +157,7 @@ impl UserWindow {
         if slot.second.load(Relaxed) != second {
             self.claim(slot, second);
         }
-        let sequence = slot.sequence.load(Relaxed);
-        slot.sequence.store(sequence + 1, Relaxed);
-        std::sync::atomic::fence(Release);
-        slot.depth_end.store(depth_end, Relaxed);
-        slot.sequence.store(sequence + 2, Release);
+        write(slot, || slot.depth_end.store(depth_end, Relaxed));
         self.depth.store(depth_end, Relaxed);
         self.closed_through.store(second, Release);
     }
