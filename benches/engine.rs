@@ -12,12 +12,12 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use stormwatch::changes::ChangeRegister;
-use stormwatch::engine::window::{Flow, UserWindow};
-use stormwatch::engine::{Engine, EngineConfig};
-use stormwatch::replay::{ReplayOptions, replay};
-use stormwatch::telemetry::framing::lines_of;
-use stormwatch::telemetry::{Eui64, Event, EventKind, parse_line};
+use stormwatch_core::changes::ChangeRegister;
+use stormwatch_core::engine::window::{Flow, UserWindow};
+use stormwatch_core::engine::{Engine, EngineConfig};
+use stormwatch_core::telemetry::framing::lines_of;
+use stormwatch_core::telemetry::{Eui64, Event, EventKind, parse_line};
+use stormwatch_replay::{ReplayOptions, replay};
 
 use support::{Lcg, START_MS, Spec};
 

@@ -9,9 +9,9 @@ mod support;
 
 use std::hint::black_box;
 
-use stormwatch::changes::ChangeRegister;
-use stormwatch::engine::{Engine, EngineConfig};
-use stormwatch::telemetry::{Eui64, Event, EventKind, parse_line};
+use stormwatch_core::changes::ChangeRegister;
+use stormwatch_core::engine::{Engine, EngineConfig};
+use stormwatch_core::telemetry::{Eui64, Event, EventKind, parse_line};
 
 use support::{START_MS, Spec};
 

@@ -39,7 +39,7 @@ fn main() -> std::process::ExitCode {
     // The service reports what it does; one-shot commands only warn.
     match &cli.command {
         Command::Serve(args) => cli::init_logging(args.log_format(), "info"),
-        _ => cli::init_logging(stormwatch::service::LogFormat::Text, "warn"),
+        _ => cli::init_logging(stormwatch_service::LogFormat::Text, "warn"),
     }
     let outcome = match cli.command {
         Command::Serve(args) => cli::serve::run(args),

@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use stormwatch::evaluate::score;
-use stormwatch::generator::Truth;
-use stormwatch::report::Report;
+use stormwatch_core::report::Report;
+use stormwatch_sim::evaluate::score;
+use stormwatch_sim::generator::Truth;
 
 const BIN: &str = env!("CARGO_BIN_EXE_stormwatch");
 

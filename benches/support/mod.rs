@@ -11,7 +11,7 @@
 
 use std::io::Write;
 
-use stormwatch::telemetry::{Event, parse_line};
+use stormwatch_core::telemetry::{Event, parse_line};
 
 /// 2026-03-10T00:00:00Z: traffic starts at midnight so a 24 h file walks through the whole daily shape.
 pub const START_MS: i64 = 1_773_100_800_000;

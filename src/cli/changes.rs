@@ -6,11 +6,14 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use serde_json::{Map, Value};
-use stormwatch::changes::{
-    ChangeNotice, ChangeOwner, ChangeStatus, direction_name, format_rfc3339_ms, load_change_file,
-    parse_rfc3339_ms, validate_notice_json,
+use stormwatch_core::changes::{
+    ChangeNotice, ChangeOwner, ChangeStatus, direction_name, format_rfc3339_ms, parse_rfc3339_ms,
+    validate_notice_json,
 };
-use stormwatch::store::{AuditEntry, ChangeFilter, Store, StoreError, StoredChange, Upsert};
+use stormwatch_replay::load_change_file;
+use stormwatch_service::store::{
+    AuditEntry, ChangeFilter, Store, StoreError, StoredChange, Upsert,
+};
 
 /// Where the store lives; every `changes` and `tokens` command takes it.
 #[derive(clap::Args, Debug)]

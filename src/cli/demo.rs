@@ -5,10 +5,10 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use stormwatch::generator::{GenOptions, Scenario, generate, parse_duration};
-use stormwatch::incident::IncidentKind;
-use stormwatch::replay::{ReplayOptions, replay};
-use stormwatch::triage::{self, thousands, utc};
+use stormwatch_core::incident::IncidentKind;
+use stormwatch_core::triage::{self, thousands, utc};
+use stormwatch_replay::{ReplayOptions, replay};
+use stormwatch_sim::generator::{GenOptions, Scenario, generate, parse_duration};
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {

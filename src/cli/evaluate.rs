@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use stormwatch::evaluate::{RunScore, Totals, score};
-use stormwatch::generator::{self, Compression, GenOptions, Scenario, Truth};
-use stormwatch::replay::{ReplayOptions, replay};
+use stormwatch_replay::{ReplayOptions, replay};
+use stormwatch_sim::evaluate::{RunScore, Totals, score};
+use stormwatch_sim::generator::{self, Compression, GenOptions, Scenario, Truth};
 
 /// Score replays against truth: per run and in total, incidents found, missed and false, attribution, detection
 /// delay and onset error, and the event and malformed counts. Exits 1 when anything was missed, false,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use stormwatch::generator::{self, Compression, GenOptions, Scenario};
+use stormwatch_sim::generator::{self, Compression, GenOptions, Scenario};
 
 const SCENARIO_HELP: &str = "Inject a scenario (repeatable; `all` for every one): hiccups, small_campaign, mdm_storm, \
 firmware_alert_storm, registered_campaign, certificate_failure, unregistered_backlog, dcc_maintenance, \

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use stormwatch::kafka::produce::{Batching, create_topic, produce_file};
+use stormwatch_kafka::produce::{Batching, create_topic, produce_file};
 
 #[derive(clap::Args, Debug)]
 pub struct KafkaProduceArgs {

@@ -11,7 +11,7 @@ pub mod serve;
 pub mod tokens;
 
 /// Logs go to stderr through `tracing`, as text or JSON; `RUST_LOG` overrides the default level.
-pub fn init_logging(format: stormwatch::service::LogFormat, default: &str) {
+pub fn init_logging(format: stormwatch_service::LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     use std::io::IsTerminal;
@@ -20,8 +20,8 @@ pub fn init_logging(format: stormwatch::service::LogFormat, default: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     match format {
-        stormwatch::service::LogFormat::Json => builder.json().init(),
-        stormwatch::service::LogFormat::Text => builder.init(),
+        stormwatch_service::LogFormat::Json => builder.json().init(),
+        stormwatch_service::LogFormat::Text => builder.init(),
     }
 }
 

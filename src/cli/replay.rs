@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use stormwatch::replay::{ReplayOptions, replay};
+use stormwatch_replay::{ReplayOptions, replay};
 
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
@@ -56,7 +56,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     }
     let mut options = ReplayOptions::new(args.inputs, args.changes);
     if let Some(path) = &args.changes_db {
-        options.initial_changes = stormwatch::store::Store::open_existing(path)?.load_register()?;
+        options.initial_changes =
+            stormwatch_service::store::Store::open_existing(path)?.load_register()?;
         tracing::info!(notices = options.initial_changes.len(), store = %path.display(), "change register loaded from the store");
     }
     options.quarantine = Some(
@@ -69,7 +70,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let report = replay(&options)?;
     super::write_json(&args.report, &report)?;
     if !args.quiet {
-        print!("{}", stormwatch::triage::render(&report));
+        print!("{}", stormwatch_core::triage::render(&report));
         println!("\nreport written to {}", args.report.display());
     }
     Ok(ExitCode::SUCCESS)

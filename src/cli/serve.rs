@@ -9,13 +9,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use stormwatch::engine::{Engine, EngineConfig};
-use stormwatch::service::engine_loop::EngineLoop;
-use stormwatch::service::http::{AppState, router};
-use stormwatch::service::malformed::MalformedLog;
-use stormwatch::service::store_sink::StoreSink;
-use stormwatch::service::{LogFormat, ServeConfig, alerts, ingest, metrics};
-use stormwatch::store::Store;
+use stormwatch_core::engine::{Engine, EngineConfig};
+use stormwatch_service::engine_loop::EngineLoop;
+use stormwatch_service::http::{AppState, router};
+use stormwatch_service::malformed::MalformedLog;
+use stormwatch_service::store::Store;
+use stormwatch_service::store_sink::StoreSink;
+use stormwatch_service::{LogFormat, ServeConfig, alerts, ingest, metrics};
 
 #[cfg(feature = "kafka")]
 #[path = "serve_kafka.rs"]
@@ -236,7 +236,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
         tracing::info!(address = %listener.local_addr()?, "HTTP API up");
-        tokio::spawn(stormwatch::service::changes_api::follow_external_writes(
+        tokio::spawn(stormwatch_service::changes_api::follow_external_writes(
             state.clone(),
         ));
         axum::serve(listener, router(state))
@@ -247,7 +247,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     tracing::info!("shutting down: stopping sources, taking a final snapshot");
     stop.store(true, Ordering::Release);
-    let _ = to_engine.send(stormwatch::service::engine_loop::EngineInput::Shutdown);
+    let _ = to_engine.send(stormwatch_service::engine_loop::EngineInput::Shutdown);
     drop(to_engine);
     if engine_thread.join().is_err() {
         bail!("the engine thread panicked");

@@ -7,17 +7,17 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam::channel::{Receiver, Sender};
-use stormwatch::kafka::KafkaOptions;
-use stormwatch::kafka::changes_topic::{self, changes_topic};
-use stormwatch::kafka::group_guard::members_topic;
-use stormwatch::kafka::produce::create_topic;
-use stormwatch::kafka::replicate::{self, Publisher, incidents_topic};
-use stormwatch::kafka::source::{self, UserPartitions};
-use stormwatch::service::ServeConfig;
-use stormwatch::service::engine_loop::{EngineInput, LogPosition};
-use stormwatch::service::store_sink::{IncidentExtra, IncidentSaved};
-use stormwatch::store::Store;
-use stormwatch::telemetry::Eui64;
+use stormwatch_core::telemetry::Eui64;
+use stormwatch_kafka::KafkaOptions;
+use stormwatch_kafka::changes_topic::{self, changes_topic};
+use stormwatch_kafka::group_guard::members_topic;
+use stormwatch_kafka::produce::create_topic;
+use stormwatch_kafka::replicate::{self, Publisher, incidents_topic};
+use stormwatch_kafka::source::{self, UserPartitions};
+use stormwatch_service::ServeConfig;
+use stormwatch_service::engine_loop::{EngineInput, LogPosition};
+use stormwatch_service::store::Store;
+use stormwatch_service::store_sink::{IncidentExtra, IncidentSaved};
 
 pub fn options(config: &ServeConfig) -> Option<KafkaOptions> {
     Some(KafkaOptions {

@@ -2,8 +2,8 @@
 
 use std::process::ExitCode;
 
-use stormwatch::store::{Role, Store, TokenInfo};
-use stormwatch::telemetry::Eui64;
+use stormwatch_core::telemetry::Eui64;
+use stormwatch_service::store::{Role, Store, TokenInfo};
 
 use super::changes::{DataDir, table, time};
 

@@ -1,0 +1,22 @@
+//! The change register: notices, loading from JSON/NDJSON/CSV, validation and correlation with incidents.
+
+mod correlate;
+mod csv_rows;
+mod factors;
+mod load;
+mod notice;
+mod register;
+#[cfg(test)]
+mod test_support;
+mod validate;
+
+pub use correlate::{
+    EXPECTED_TOLERANCE, FIT_THRESHOLD, MAX_SUSPECTS, MIN_SUSPECT_SCORE, correlate, judge,
+};
+pub use load::{ChangeFileError, ChangeFormat, LoadedChanges, RejectedNotice, parse_changes};
+pub use notice::{
+    Category, ChangeNotice, ChangeOwner, ChangeStatus, Expected, direction_name, format_rfc3339_ms,
+    parse_direction, parse_rfc3339_ms,
+};
+pub use register::ChangeRegister;
+pub use validate::{FieldError, validate_notice_json};

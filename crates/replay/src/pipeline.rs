@@ -1,0 +1,423 @@
+//! Replay driver: reads telemetry files in order, parses blocks on worker threads, feeds the engine in input order,
+//! quarantines malformed lines and builds the report. The only I/O around the pure engine for `replay`.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::{Receiver, Sender, bounded};
+
+use crate::change_files::load_change_file;
+use crate::source::{OpenError, open_input, source_name};
+use stormwatch_core::changes::{ChangeFileError, ChangeRegister};
+use stormwatch_core::engine::{Engine, EngineConfig};
+use stormwatch_core::report::{Report, Summary};
+use stormwatch_core::telemetry::batch::{ParsedChunk, malformed, parse_chunk_into};
+use stormwatch_core::telemetry::framing::{Chunk, LineFramer};
+use stormwatch_core::telemetry::{MalformedLine, QuarantineWriter};
+
+/// What to replay and how.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    pub inputs: Vec<PathBuf>,
+    pub change_files: Vec<PathBuf>,
+    /// Notices to start from (e.g. the store's register); notices in `change_files` update them by id.
+    pub initial_changes: ChangeRegister,
+    /// Where malformed lines go; `None` counts them without keeping them (tests, evaluation sweeps).
+    pub quarantine: Option<PathBuf>,
+    /// Pace at this many times event time; `None` is as fast as possible.
+    pub speed: Option<f64>,
+    /// Show a progress bar on stderr (only drawn when stderr is a terminal).
+    pub progress: bool,
+    pub engine: EngineConfig,
+    /// Parser threads; 0 picks one per core.
+    pub parse_threads: usize,
+}
+
+impl ReplayOptions {
+    pub fn new(inputs: Vec<PathBuf>, change_files: Vec<PathBuf>) -> Self {
+        ReplayOptions {
+            inputs,
+            change_files,
+            initial_changes: ChangeRegister::new(),
+            quarantine: None,
+            speed: None,
+            progress: false,
+            engine: EngineConfig::default(),
+            parse_threads: 0,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error("reading telemetry input {file} failed near line {line}: {source}")]
+    Read {
+        file: String,
+        line: u64,
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Changes(#[from] ChangeFileError),
+    #[error("cannot write quarantine file {}: {source}", path.display())]
+    Quarantine { path: PathBuf, source: io::Error },
+}
+
+/// A block of lines on its way to a parser.
+struct RawBlock {
+    sequence: u64,
+    source: u32,
+    chunk: Chunk,
+    /// A spent block whose vectors the parser fills again.
+    spent: ParsedChunk,
+}
+
+/// A parsed block on its way to the engine.
+struct ParsedBlock {
+    sequence: u64,
+    source: u32,
+    parsed: ParsedChunk,
+}
+
+enum Feed {
+    Block(ParsedBlock),
+    Failed(ReplayError),
+}
+
+/// Loads and merges change files, in order (a later notice with the same id updates an earlier one).
+/// Returns the register and the rejected notices, each described with file, line and field.
+pub fn load_changes(
+    mut register: ChangeRegister,
+    files: &[PathBuf],
+) -> Result<(ChangeRegister, Vec<String>), ChangeFileError> {
+    let mut rejected = Vec::new();
+    for file in files {
+        let loaded = load_change_file(file)?;
+        rejected.extend(loaded.rejected.iter().map(ToString::to_string));
+        register.extend(loaded.notices);
+    }
+    Ok((register, rejected))
+}
+
+/// Replays the inputs through a fresh engine and returns the report.
+pub fn replay(options: &ReplayOptions) -> Result<Report, ReplayError> {
+    let started = Instant::now();
+    let (register, changes_rejected) =
+        load_changes(options.initial_changes.clone(), &options.change_files)?;
+    let changes_loaded = register.len() as u64;
+    for reason in &changes_rejected {
+        tracing::warn!("change notice rejected: {reason}");
+    }
+    let mut engine = Engine::new(options.engine.clone(), register);
+    let names: Vec<String> = options.inputs.iter().map(|p| source_name(p)).collect();
+    let mut quarantine = Quarantine::new(options.quarantine.clone(), names.clone());
+
+    let bytes_read = Arc::new(AtomicU64::new(0));
+    let progress = Progress::new(options, bytes_read.clone());
+    let threads = match options.parse_threads {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let (raw_tx, raw_rx) = bounded::<RawBlock>(threads * 2);
+    let (parsed_tx, parsed_rx) = bounded::<Feed>(threads * 2);
+    // A fixed pool of blocks circulates reader -> parser -> engine -> reader, so a warm replay allocates nothing
+    // per block and memory stays flat however long the input (freed blocks would otherwise linger in the
+    // allocator's per-thread arenas). The pool covers both queues, every parser and a few blocks waiting for
+    // their turn in input order; when all are in flight the reader waits.
+    let pool = threads * 6 + 2;
+    let (spent_tx, spent_rx) = bounded::<ParsedChunk>(pool);
+    for _ in 0..pool {
+        let _ = spent_tx.try_send(ParsedChunk::default());
+    }
+    let mut pacer = options.speed.filter(|s| *s > 0.0).map(Pacer::new);
+
+    std::thread::scope(|scope| -> Result<(), ReplayError> {
+        // Owned by this closure, so that an early return drops them and unblocks every thread before the join.
+        let (parsed_rx, spent_tx) = (parsed_rx, spent_tx);
+        let failure_tx = parsed_tx.clone();
+        let inputs = &options.inputs;
+        let counter = bytes_read.clone();
+        scope.spawn(move || {
+            if let Err(error) = read_inputs(inputs, &raw_tx, &spent_rx, &counter) {
+                let _ = failure_tx.send(Feed::Failed(error));
+            }
+        });
+        for _ in 0..threads {
+            let (raw_rx, parsed_tx) = (raw_rx.clone(), parsed_tx.clone());
+            scope.spawn(move || parse_blocks(&raw_rx, &parsed_tx));
+        }
+        drop((raw_rx, parsed_tx));
+
+        // Blocks finish out of order across parsers; the engine takes them in input order.
+        let mut waiting: BTreeMap<u64, ParsedBlock> = BTreeMap::new();
+        let mut next = 0u64;
+        for feed in parsed_rx.iter() {
+            let block = match feed {
+                Feed::Block(block) => block,
+                Feed::Failed(error) => return Err(error),
+            };
+            waiting.insert(block.sequence, block);
+            while let Some(block) = waiting.remove(&next) {
+                next += 1;
+                feed_block(&mut engine, &block, &mut quarantine, pacer.as_mut())?;
+                progress.tick();
+                // Cannot block: the queue holds the whole pool. An error means the reader has finished.
+                let _ = spent_tx.try_send(block.parsed);
+            }
+        }
+        Ok(())
+    })?;
+
+    engine.finish();
+    progress.finish();
+    let stats = engine.stats();
+    let (malformed, quarantine_path) = quarantine.finish()?;
+    Ok(Report {
+        summary: Summary {
+            events: stats.events,
+            malformed,
+            late: stats.late,
+            users: engine.user_count() as u64,
+            first_ts: stats.first_ts,
+            last_ts: stats.last_ts,
+            elapsed_s: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+            quarantine: quarantine_path.map(|p| p.display().to_string()),
+            changes_loaded,
+            changes_rejected,
+        },
+        incidents: engine.incident_records(),
+    })
+}
+
+/// Counts bytes as they are read from the underlying file, for the progress bar.
+struct Counting<R> {
+    inner: R,
+    counter: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+fn read_inputs(
+    inputs: &[PathBuf],
+    out: &Sender<RawBlock>,
+    spent: &Receiver<ParsedChunk>,
+    counter: &Arc<AtomicU64>,
+) -> Result<(), ReplayError> {
+    let mut sequence = 0;
+    for (source, path) in inputs.iter().enumerate() {
+        let reader: Box<dyn Read + Send> = if path == Path::new("-") {
+            open_input(path)?
+        } else {
+            let file = File::open(path).map_err(|source| OpenError {
+                path: path.clone(),
+                source,
+            })?;
+            let counted = Box::new(Counting {
+                inner: file,
+                counter: counter.clone(),
+            });
+            crate::source::decompress(counted, crate::source::Compression::from_path(path))
+                .map_err(|source| OpenError {
+                    path: path.clone(),
+                    source,
+                })?
+        };
+        let mut framer = LineFramer::new(reader);
+        loop {
+            // The pool only closes when the engine has stopped taking blocks: nothing more to read for.
+            let Ok(mut reused) = spent.recv() else {
+                return Ok(());
+            };
+            framer.recycle(std::mem::take(&mut reused.data));
+            let chunk = framer.next_chunk().map_err(|source| ReplayError::Read {
+                file: source_name(path),
+                line: framer.next_line(),
+                source,
+            })?;
+            let Some(chunk) = chunk else { break };
+            if out
+                .send(RawBlock {
+                    sequence,
+                    source: source as u32,
+                    chunk,
+                    spent: reused,
+                })
+                .is_err()
+            {
+                return Ok(());
+            }
+            sequence += 1;
+        }
+    }
+    Ok(())
+}
+
+fn parse_blocks(input: &Receiver<RawBlock>, output: &Sender<Feed>) {
+    for raw in input.iter() {
+        let parsed = ParsedBlock {
+            sequence: raw.sequence,
+            source: raw.source,
+            parsed: parse_chunk_into(raw.source, raw.chunk, raw.spent),
+        };
+        if output.send(Feed::Block(parsed)).is_err() {
+            return;
+        }
+    }
+}
+
+fn feed_block(
+    engine: &mut Engine,
+    block: &ParsedBlock,
+    quarantine: &mut Quarantine,
+    mut pacer: Option<&mut Pacer>,
+) -> Result<(), ReplayError> {
+    let parsed = &block.parsed;
+    for (index, event) in parsed.events.iter().enumerate() {
+        if let Some(pacer) = pacer.as_deref_mut() {
+            pacer.wait_for(event.ts_ms);
+        }
+        if let Err(refused) = engine.ingest(event) {
+            let (line, bytes) = parsed.line_of(index);
+            quarantine.keep(&malformed(block.source, line, refused.to_string(), bytes))?;
+        }
+    }
+    for bad in &parsed.malformed {
+        quarantine.keep(bad)?;
+    }
+    Ok(())
+}
+
+/// Malformed lines: counted always, written to the quarantine file (created on the first one) when asked.
+struct Quarantine {
+    path: Option<PathBuf>,
+    names: Vec<String>,
+    writer: Option<QuarantineWriter<BufWriter<File>>>,
+    count: u64,
+}
+
+impl Quarantine {
+    fn new(path: Option<PathBuf>, names: Vec<String>) -> Self {
+        Quarantine {
+            path,
+            names,
+            writer: None,
+            count: 0,
+        }
+    }
+
+    fn keep(&mut self, line: &MalformedLine) -> Result<(), ReplayError> {
+        self.count += 1;
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let wrap = |source| ReplayError::Quarantine {
+            path: path.clone(),
+            source,
+        };
+        if self.writer.is_none() {
+            let file = File::create(path).map_err(wrap)?;
+            self.writer = Some(QuarantineWriter::new(
+                BufWriter::new(file),
+                self.names.clone(),
+            ));
+        }
+        if let Some(writer) = &mut self.writer {
+            writer.write(line).map_err(wrap)?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(u64, Option<PathBuf>), ReplayError> {
+        match (self.writer, self.path) {
+            (Some(writer), Some(path)) => {
+                writer.finish().map_err(|source| ReplayError::Quarantine {
+                    path: path.clone(),
+                    source,
+                })?;
+                Ok((self.count, Some(path)))
+            }
+            _ => Ok((self.count, None)),
+        }
+    }
+}
+
+/// Paces a replay at `speed` x event time.
+struct Pacer {
+    speed: f64,
+    origin: Option<(i64, Instant)>,
+}
+
+impl Pacer {
+    fn new(speed: f64) -> Self {
+        Pacer {
+            speed,
+            origin: None,
+        }
+    }
+
+    fn wait_for(&mut self, ts_ms: i64) {
+        let (first_ts, started) = *self.origin.get_or_insert((ts_ms, Instant::now()));
+        let due = Duration::from_secs_f64(((ts_ms - first_ts).max(0) as f64 / 1000.0) / self.speed);
+        let elapsed = started.elapsed();
+        if due > elapsed + Duration::from_millis(5) {
+            std::thread::sleep(due - elapsed);
+        }
+    }
+}
+
+/// A byte-based progress bar on stderr, drawn only when stderr is a terminal.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    bytes: Arc<AtomicU64>,
+}
+
+impl Progress {
+    fn new(options: &ReplayOptions, bytes: Arc<AtomicU64>) -> Self {
+        use std::io::IsTerminal;
+        if !options.progress || !io::stderr().is_terminal() {
+            return Progress { bar: None, bytes };
+        }
+        let total: u64 = options
+            .inputs
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        let bar = indicatif::ProgressBar::new(total);
+        let style = indicatif::ProgressStyle::with_template(
+            "{spinner} replay [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .map(|s| s.progress_chars("=> "));
+        if let Ok(style) = style {
+            bar.set_style(style);
+        }
+        Progress {
+            bar: Some(bar),
+            bytes,
+        }
+    }
+
+    fn tick(&self) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.bytes.load(Ordering::Relaxed));
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

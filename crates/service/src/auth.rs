@@ -1,0 +1,107 @@
+//! Bearer-token authentication and the access rules: `ops` may do everything, a `user` token only its own
+//! User's changes and incidents, an `ingest` token only posts telemetry.
+
+use axum::http::HeaderMap;
+
+use super::api_error::ApiError;
+use crate::store::{Principal, Role, Store};
+use stormwatch_core::changes::ChangeOwner;
+use stormwatch_core::telemetry::Eui64;
+
+/// The caller, from the `Authorization: Bearer ...` header.
+pub async fn principal(store: &Store, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let secret = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or(ApiError::Unauthorized)?;
+    store
+        .authenticate_async(secret.to_owned())
+        .await?
+        .ok_or(ApiError::Unauthorized)
+}
+
+pub fn require_ops(who: &Principal) -> Result<(), ApiError> {
+    match who.role {
+        Role::Ops => Ok(()),
+        _ => Err(ApiError::Forbidden(format!(
+            "token `{}` ({}) may not do this; an ops token is needed",
+            who.name, who.role
+        ))),
+    }
+}
+
+pub fn require_ingest(who: &Principal) -> Result<(), ApiError> {
+    match who.role {
+        Role::Ops | Role::Ingest => Ok(()),
+        Role::User => Err(ApiError::Forbidden(format!(
+            "token `{}` is a User token; posting telemetry needs an ingest token",
+            who.name
+        ))),
+    }
+}
+
+/// The User a caller is confined to: `None` for ops (sees all); an error for ingest tokens.
+pub fn confined_to(who: &Principal) -> Result<Option<Eui64>, ApiError> {
+    match (who.role, who.user) {
+        (Role::Ops, _) => Ok(None),
+        (Role::User, Some(user)) => Ok(Some(user)),
+        _ => Err(ApiError::Forbidden(format!(
+            "token `{}` ({}) cannot read changes, incidents or Users",
+            who.name, who.role
+        ))),
+    }
+}
+
+/// May the caller see or register a change owned by `owner`?
+pub fn may_touch_change(who: &Principal, owner: &ChangeOwner) -> Result<(), ApiError> {
+    match confined_to(who)? {
+        None => Ok(()),
+        Some(user) if *owner == ChangeOwner::User(user) => Ok(()),
+        Some(user) => Err(ApiError::Forbidden(format!(
+            "token `{}` is bound to User {user}, not {owner}",
+            who.name
+        ))),
+    }
+}
+
+/// May the caller see User `target` (or an incident of it)?
+pub fn may_see_user(who: &Principal, target: &str) -> Result<(), ApiError> {
+    match confined_to(who)? {
+        None => Ok(()),
+        Some(user) if Eui64::parse(target) == Some(user) => Ok(()),
+        Some(user) => Err(ApiError::Forbidden(format!(
+            "token `{}` is bound to User {user}, not {target}",
+            who.name
+        ))),
+    }
+}
+
+/// The `user` filter of a list request: ops may ask for any User (or none, meaning all); a User token is held to
+/// its own User, and asking for another is a 403. `parse` reads the query parameter (`expected` says what it
+/// must be, for the 400); `own` turns the token's User into the filter's type.
+pub fn list_scope<T: PartialEq + std::fmt::Display>(
+    who: &Principal,
+    asked: Option<&str>,
+    parse: impl Fn(&str) -> Option<T>,
+    expected: &str,
+    own: impl Fn(Eui64) -> T,
+) -> Result<Option<T>, ApiError> {
+    let asked = asked
+        .map(|text| {
+            parse(text)
+                .ok_or_else(|| ApiError::field("user", format!("`{text}` is not {expected}")))
+        })
+        .transpose()?;
+    match (confined_to(who)?, asked) {
+        (None, asked) => Ok(asked),
+        (Some(user), None) => Ok(Some(own(user))),
+        (Some(user), Some(asked)) if own(user) == asked => Ok(Some(asked)),
+        (Some(user), Some(asked)) => Err(ApiError::Forbidden(format!(
+            "token `{}` is bound to User {user}, not {asked}",
+            who.name
+        ))),
+    }
+}

@@ -1,0 +1,338 @@
+//! The live engine thread: the single owner of the `Engine`. Sources send parsed batches over a bounded channel
+//! (a full channel blocks them: backpressure, never drops); once a second it closes idle seconds by the wall
+//! clock, publishes gauges, persists incident changes and takes periodic snapshots.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam::channel::{Receiver, RecvTimeoutError};
+use hdrhistogram::Histogram;
+
+use super::malformed::MalformedLog;
+use super::metrics::Publisher;
+use stormwatch_core::changes::ChangeRegister;
+use stormwatch_core::engine::{Engine, IncidentUpdate};
+use stormwatch_core::report::IncidentRecord;
+use stormwatch_core::telemetry::batch::{ParsedChunk, malformed};
+
+/// Where a batch came from, for counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    Tcp,
+    Http,
+    File,
+    Kafka,
+}
+
+impl SourceKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            SourceKind::Tcp => "tcp",
+            SourceKind::Http => "http",
+            SourceKind::File => "file",
+            SourceKind::Kafka => "kafka",
+        }
+    }
+}
+
+/// What a batch did, sent back to an HTTP caller.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BatchOutcome {
+    pub accepted: u64,
+    pub malformed: u64,
+}
+
+/// Closed incidents stay in the engine this long (event time) after they close, then live only in the store.
+const PRUNE_AFTER_S: i64 = 3_600;
+
+/// Length of one latency window.
+const LATENCY_WINDOW: Duration = Duration::from_secs(60);
+
+pub type Query = Box<dyn FnOnce(&Engine, &MalformedLog) + Send>;
+
+/// A position in a partitioned log (a Kafka partition): everything before `offset` has been sent to the engine,
+/// and `event_ms` is the event time reached there. Plain numbers, so that the engine loop knows nothing of Kafka;
+/// it only tells the source which positions a saved snapshot covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogPosition {
+    pub partition: i32,
+    pub offset: i64,
+    pub event_ms: i64,
+}
+
+pub enum EngineInput {
+    Batch {
+        source: Arc<str>,
+        kind: SourceKind,
+        parsed: ParsedChunk,
+        received: Instant,
+        reply: Option<tokio::sync::oneshot::Sender<BatchOutcome>>,
+    },
+    /// Runs on the engine thread between batches; the closure answers through its own channel.
+    Query(Query),
+    SetChanges(ChangeRegister),
+    /// A log source's positions after the batches sent before this message.
+    Positions(Vec<LogPosition>),
+    /// Start again from empty state (same config and change register): the source's set of Users changed
+    /// (a rebalance) and it is about to replay their recent history. Quiet until `Live`.
+    Rebuild,
+    /// The source has caught up with where the previous owner stopped: incidents notify again.
+    Live,
+    /// Whether a log source still has records to hand over (or has not reached the end of every partition).
+    /// While it has, a pause in events means a slow fetch, not a quiet network, and event time must not move
+    /// on by the wall clock: the records still coming would arrive late.
+    SourceBehind(bool),
+    Shutdown,
+}
+
+/// Where incidents and snapshots go (the store, in the service).
+pub trait Persistence: Send {
+    fn incident_changed(&mut self, record: &IncidentRecord);
+    /// Saves the snapshot; true once it is durable.
+    fn save_snapshot(&mut self, bytes: Vec<u8>) -> bool;
+    /// An open incident changed: notify whoever pages people.
+    fn notify(&mut self, _record: &IncidentRecord, _resolved: bool) {}
+}
+
+pub struct EngineLoop {
+    pub engine: Engine,
+    pub malformed: MalformedLog,
+    pub persistence: Box<dyn Persistence>,
+    pub lateness_ms: i64,
+    pub snapshot_every: Duration,
+    pub ready: Arc<AtomicBool>,
+    publisher: Publisher,
+    /// Ingest-to-window latency in microseconds, this minute and the last: quantiles cover the last 1-2 minutes.
+    latency: Histogram<u64>,
+    previous_latency: Histogram<u64>,
+    latency_window_started: Instant,
+    /// Wall time of the last event, to close seconds by the wall clock when the stream goes quiet.
+    last_event_wall: Option<i64>,
+    last_snapshot: Instant,
+    /// Positions of a log source (Kafka) as of the last batch; a saved snapshot covers them.
+    positions: Vec<LogPosition>,
+    /// Where covered positions go after each snapshot, so the source commits only what a snapshot holds.
+    checkpoints: Option<crossbeam::channel::Sender<Vec<LogPosition>>>,
+    /// Rebuilding after a rebalance: incidents are stored (their IDs are stable) but nobody is paged about
+    /// what the previous owner already raised.
+    quiet: bool,
+    /// A log source has said it still has records to hand over: the idle clock waits.
+    source_behind: bool,
+}
+
+pub fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl EngineLoop {
+    pub fn new(
+        engine: Engine,
+        malformed: MalformedLog,
+        persistence: Box<dyn Persistence>,
+        lateness_ms: i64,
+        snapshot_every: Duration,
+    ) -> Self {
+        EngineLoop {
+            malformed,
+            persistence,
+            lateness_ms,
+            snapshot_every,
+            ready: Arc::new(AtomicBool::new(false)),
+            publisher: Publisher::default(),
+            // Microseconds, 1 us to 60 s: constant bounds that hdrhistogram accepts.
+            latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"),
+            previous_latency: Histogram::new_with_bounds(1, 60_000_000, 3)
+                .expect("valid histogram bounds"),
+            latency_window_started: Instant::now(),
+            // A restored engine counts as having just heard from its sources, so its idle clock runs from now.
+            last_event_wall: engine.max_ts().map(|_| wall_ms()),
+            last_snapshot: Instant::now(),
+            positions: Vec::new(),
+            checkpoints: None,
+            quiet: false,
+            source_behind: false,
+            engine,
+        }
+    }
+
+    /// After each saved snapshot, the log positions it covers are sent here.
+    pub fn with_checkpoints(
+        mut self,
+        checkpoints: crossbeam::channel::Sender<Vec<LogPosition>>,
+    ) -> Self {
+        self.checkpoints = Some(checkpoints);
+        self
+    }
+
+    /// Runs until `Shutdown` or every sender is gone; takes a final snapshot.
+    pub fn run(mut self, input: Receiver<EngineInput>) {
+        self.ready.store(true, Ordering::Release);
+        let mut next_tick = Instant::now() + Duration::from_secs(1);
+        loop {
+            let timeout = next_tick.saturating_duration_since(Instant::now());
+            match input.recv_timeout(timeout) {
+                Ok(EngineInput::Batch {
+                    source,
+                    kind,
+                    parsed,
+                    received,
+                    reply,
+                }) => {
+                    let outcome = self.apply(&source, kind, &parsed);
+                    let micros = received.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+                    let _ = self.latency.record(micros.max(1));
+                    if let Some(reply) = reply {
+                        let _ = reply.send(outcome);
+                    }
+                }
+                Ok(EngineInput::Query(query)) => query(&self.engine, &self.malformed),
+                Ok(EngineInput::SetChanges(register)) => {
+                    self.engine.set_changes(register);
+                    for record in self.engine.incident_records() {
+                        self.persistence.incident_changed(&record);
+                    }
+                }
+                Ok(EngineInput::Positions(positions)) => self.positions = positions,
+                Ok(EngineInput::Rebuild) => self.rebuild(),
+                Ok(EngineInput::Live) => {
+                    self.quiet = false;
+                    tracing::info!("caught up with the previous owners: incidents notify again");
+                }
+                Ok(EngineInput::SourceBehind(behind)) => self.source_behind = behind,
+                Ok(EngineInput::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if Instant::now() >= next_tick {
+                self.tick();
+                next_tick = Instant::now() + Duration::from_secs(1);
+            }
+        }
+        self.snapshot();
+        self.malformed.flush();
+        tracing::info!("engine stopped after a final snapshot");
+    }
+
+    fn apply(&mut self, source: &str, kind: SourceKind, parsed: &ParsedChunk) -> BatchOutcome {
+        let mut outcome = BatchOutcome {
+            accepted: 0,
+            malformed: parsed.malformed.len() as u64,
+        };
+        for (index, event) in parsed.events.iter().enumerate() {
+            match self.engine.ingest(event) {
+                Ok(()) => outcome.accepted += 1,
+                Err(refused) => {
+                    let (line, bytes) = parsed.line_of(index);
+                    self.malformed
+                        .keep(source, &malformed(0, line, refused.to_string(), bytes));
+                    outcome.malformed += 1;
+                }
+            }
+        }
+        for bad in &parsed.malformed {
+            self.malformed.keep(source, bad);
+        }
+        if outcome.accepted > 0 {
+            self.last_event_wall = Some(wall_ms());
+        }
+        self.publisher
+            .count_batch(kind.label(), outcome.accepted, outcome.malformed);
+        self.handle_updates();
+        outcome
+    }
+
+    fn handle_updates(&mut self) {
+        let updates: Vec<IncidentUpdate> = self.engine.drain_updates().collect();
+        for update in updates {
+            let (index, resolved) = match update {
+                IncidentUpdate::Opened(index) => (index, false),
+                IncidentUpdate::Resolved(index) => (index, true),
+                IncidentUpdate::Merged(index, _) => (index, true),
+            };
+            if let Some(record) = self.engine.incident_record(index) {
+                if self.quiet {
+                    self.persistence.incident_changed(&record);
+                    continue;
+                }
+                if matches!(update, IncidentUpdate::Opened(_)) {
+                    Publisher::incident_opened(record.kind);
+                    tracing::warn!(id = %record.id, user = %record.user, kind = record.kind.as_str(), verdict = record.verdict.as_str(), "incident opened");
+                }
+                self.persistence.incident_changed(&record);
+                self.persistence.notify(&record, resolved);
+            }
+        }
+    }
+
+    /// Once a second: close quiet seconds by the wall clock, publish gauges, snapshot when due.
+    fn tick(&mut self) {
+        let now = wall_ms();
+        if let (Some(last_wall), Some(max_ts)) = (self.last_event_wall, self.engine.max_ts()) {
+            let quiet_ms = now - last_wall;
+            if quiet_ms > self.lateness_ms && !self.source_behind {
+                // Event time moves on with the wall clock while nothing arrives, so a User whose traffic stopped
+                // entirely is still evaluated.
+                self.engine.advance_to(max_ts + quiet_ms);
+                self.handle_updates();
+            }
+        }
+        let lag = self
+            .engine
+            .watermark_ms()
+            .map_or(0.0, |w| (now - w) as f64 / 1000.0);
+        if self.latency_window_started.elapsed() >= LATENCY_WINDOW {
+            self.latency_window_started = Instant::now();
+            std::mem::swap(&mut self.latency, &mut self.previous_latency);
+            self.latency.reset();
+        }
+        let mut recent = self.previous_latency.clone();
+        let _ = recent.add(&self.latency);
+        let quantile = |q: f64| recent.value_at_quantile(q) as f64 / 1e6;
+        let latency = [
+            ("0.5", quantile(0.5)),
+            ("0.99", quantile(0.99)),
+            ("0.999", quantile(0.999)),
+        ];
+        let open = self.engine.open_incidents();
+        self.publisher.tick(&self.engine, &open, lag, latency);
+        self.malformed.flush();
+        // Closed incidents are in the store already; the engine only needs the recent ones.
+        self.engine.prune_closed(PRUNE_AFTER_S);
+        if self.last_snapshot.elapsed() >= self.snapshot_every {
+            self.snapshot();
+        }
+    }
+
+    fn rebuild(&mut self) {
+        let config = self.engine.config().clone();
+        let changes = self.engine.changes().clone();
+        self.engine = Engine::new(config, changes);
+        self.publisher.forget_users();
+        self.positions.clear();
+        self.last_event_wall = None;
+        self.quiet = true;
+        tracing::info!("engine state cleared for a rebuild from the log");
+    }
+
+    fn snapshot(&mut self) {
+        self.last_snapshot = Instant::now();
+        match self.engine.snapshot() {
+            Ok(bytes) => {
+                // Saving is synchronous: once it returns, the snapshot holds every batch before the positions.
+                if self.persistence.save_snapshot(bytes)
+                    && let Some(checkpoints) = &self.checkpoints
+                    && !self.positions.is_empty()
+                {
+                    let _ = checkpoints.send(self.positions.clone());
+                }
+            }
+            Err(error) => tracing::error!(%error, "engine snapshot failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "engine_loop_tests.rs"]
+mod tests;

@@ -1,0 +1,209 @@
+//! The HTTP listener: router, shared state, health, metrics, telemetry ingest and the malformed and User views.
+//! Handlers never touch the engine or the database directly: they message the engine thread and the store's
+//! owner thread.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use crossbeam::channel::Sender;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Deserialize;
+
+use super::api_error::ApiError;
+use super::auth::{confined_to, may_see_user, principal, require_ingest, require_ops};
+use super::engine_loop::{BatchOutcome, EngineInput, SourceKind};
+use super::malformed::MalformedLog;
+use super::users_api;
+use crate::store::Store;
+use stormwatch_core::engine::Engine;
+use stormwatch_core::telemetry::Eui64;
+use stormwatch_core::telemetry::batch::parse_chunk;
+use stormwatch_core::telemetry::framing::LineFramer;
+
+/// Largest telemetry body accepted in one request (decompressed bodies are framed as they stream, so memory
+/// stays bounded by this and the engine queue).
+pub const MAX_BODY_BYTES: usize = 64 << 20;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Sender<EngineInput>,
+    pub store: Store,
+    pub metrics: PrometheusHandle,
+    pub ready: Arc<AtomicBool>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/events", post(post_events))
+        .route("/api/v1/malformed", get(list_malformed))
+        .route("/api/v1/users", get(list_users))
+        .route("/api/v1/users/{id}", get(get_user))
+        .merge(super::changes_api::routes())
+        .merge(super::incidents_api::routes())
+        .merge(crate::console::routes())
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Runs `question` on the engine thread and returns its answer.
+pub async fn ask<T: Send + 'static>(
+    engine: &Sender<EngineInput>,
+    question: impl FnOnce(&Engine, &MalformedLog) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let query = Box::new(move |engine: &Engine, malformed: &MalformedLog| {
+        let _ = reply.send(question(engine, malformed));
+    });
+    let engine = engine.clone();
+    // A full engine queue blocks the send: do it off the async workers.
+    tokio::task::spawn_blocking(move || engine.send(EngineInput::Query(query)).is_ok())
+        .await
+        .map_err(|_| ApiError::EngineGone)?
+        .then_some(())
+        .ok_or(ApiError::EngineGone)?;
+    answer.await.map_err(|_| ApiError::EngineGone)
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "restoring engine state\n").into_response()
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// `POST /api/v1/events`: an NDJSON body (optionally `Content-Encoding: gzip`); answers how many lines were
+/// accepted and how many were malformed.
+async fn post_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<BatchOutcome>, ApiError> {
+    let who = principal(&state.store, &headers).await?;
+    require_ingest(&who)?;
+    let gzip = headers
+        .get(axum::http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    let source: Arc<str> = Arc::from(format!("http:{}", who.name));
+    let engine = state.engine.clone();
+    let replies = tokio::task::spawn_blocking(move || -> Result<Vec<_>, ApiError> {
+        let reader: Box<dyn Read + Send> = if gzip {
+            Box::new(flate2::read::MultiGzDecoder::new(std::io::Cursor::new(
+                body,
+            )))
+        } else {
+            Box::new(std::io::Cursor::new(body))
+        };
+        let mut framer = LineFramer::new(reader);
+        let mut replies = Vec::new();
+        loop {
+            let chunk = framer.next_chunk().map_err(|e| {
+                ApiError::invalid(format!(
+                    "body unreadable near line {}: {e}",
+                    framer.next_line()
+                ))
+            })?;
+            let Some(chunk) = chunk else { break };
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let parsed = parse_chunk(0, chunk);
+            let batch = EngineInput::Batch {
+                source: source.clone(),
+                kind: SourceKind::Http,
+                parsed,
+                received: Instant::now(),
+                reply: Some(reply),
+            };
+            engine.send(batch).map_err(|_| ApiError::EngineGone)?;
+            replies.push(answer);
+        }
+        Ok(replies)
+    })
+    .await
+    .map_err(|_| ApiError::EngineGone)??;
+    let mut total = BatchOutcome::default();
+    for answer in replies {
+        let outcome = answer.await.map_err(|_| ApiError::EngineGone)?;
+        total.accepted += outcome.accepted;
+        total.malformed += outcome.malformed;
+    }
+    Ok(Json(total))
+}
+
+#[derive(Deserialize)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+async fn list_malformed(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<Limit>,
+) -> Result<Response, ApiError> {
+    require_ops(&principal(&state.store, &headers).await?)?;
+    let limit = query
+        .limit
+        .unwrap_or(100)
+        .min(super::malformed::RECENT_MALFORMED);
+    let (total, recent) = ask(&state.engine, move |_, log| (log.total, log.recent(limit))).await?;
+    Ok(Json(serde_json::json!({ "total": total, "recent": recent })).into_response())
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let who = principal(&state.store, &headers).await?;
+    let only = confined_to(&who)?;
+    let users = ask(&state.engine, move |engine, _| {
+        users_api::all(engine)
+            .into_iter()
+            .filter(|u| only.is_none_or(|o| Eui64::parse(&u.user) == Some(o)))
+            .collect::<Vec<_>>()
+    })
+    .await?;
+    Ok(Json(users).into_response())
+}
+
+async fn get_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let who = principal(&state.store, &headers).await?;
+    let user = Eui64::parse(&id)
+        .ok_or_else(|| ApiError::field("id", format!("`{id}` is not an EUI-64")))?;
+    may_see_user(&who, &id)?;
+    let view = ask(&state.engine, move |engine, _| {
+        engine
+            .users()
+            .iter()
+            .find(|u| u.id == user)
+            .map(users_api::view)
+    })
+    .await?;
+    view.map(|v| Json(v).into_response())
+        .ok_or_else(|| ApiError::NotFound(format!("no telemetry seen for User {user}")))
+}

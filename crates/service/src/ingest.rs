@@ -1,0 +1,153 @@
+//! Live sources: the TCP listener (a thread per connection, so a full engine queue simply stops the reads and
+//! TCP pushes back on the sender), HTTP bodies, and `--follow` files that survive rotation.
+
+use std::io::{self, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::Sender;
+
+use super::engine_loop::{EngineInput, SourceKind};
+use stormwatch_core::telemetry::batch::parse_chunk;
+use stormwatch_core::telemetry::framing::LineFramer;
+
+/// Block size for live sources: small enough for latency, large enough to amortise the channel.
+const LIVE_BLOCK: usize = 256 * 1024;
+
+/// Frames, parses and forwards everything `reader` yields until it ends. Returns the lines framed.
+pub fn pump(
+    reader: impl Read,
+    source: Arc<str>,
+    kind: SourceKind,
+    engine: &Sender<EngineInput>,
+) -> io::Result<u64> {
+    let mut framer = LineFramer::streaming(reader, LIVE_BLOCK);
+    while let Some(chunk) = framer.next_chunk()? {
+        let received = Instant::now();
+        let parsed = parse_chunk(0, chunk);
+        let batch = EngineInput::Batch {
+            source: source.clone(),
+            kind,
+            parsed,
+            received,
+            reply: None,
+        };
+        if engine.send(batch).is_err() {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "engine stopped"));
+        }
+    }
+    Ok(framer.next_line() - 1)
+}
+
+/// Accepts telemetry connections until `stop` is set.
+pub fn serve_tcp(listener: TcpListener, engine: Sender<EngineInput>, stop: Arc<AtomicBool>) {
+    // Non-blocking accept so that shutdown is noticed promptly.
+    if let Err(error) = listener.set_nonblocking(true) {
+        tracing::error!(%error, "TCP ingest listener cannot be polled");
+        return;
+    }
+    while !stop.load(Ordering::Acquire) {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                let engine = engine.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("ingest-{peer}"))
+                    .spawn(move || connection(stream, peer, &engine));
+                if let Err(error) = spawned {
+                    tracing::error!(%peer, %error, "cannot start a thread for an ingest connection");
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "accepting an ingest connection failed");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+fn connection(stream: TcpStream, peer: SocketAddr, engine: &Sender<EngineInput>) {
+    if let Err(error) = stream.set_nonblocking(false) {
+        tracing::warn!(%peer, %error, "ingest connection refused blocking mode");
+        return;
+    }
+    tracing::info!(%peer, "ingest connection opened");
+    match pump(
+        stream,
+        Arc::from(format!("tcp:{peer}")),
+        SourceKind::Tcp,
+        engine,
+    ) {
+        Ok(lines) => tracing::info!(%peer, lines, "ingest connection closed"),
+        Err(error) => tracing::warn!(%peer, %error, "ingest connection ended with an error"),
+    }
+}
+
+/// Tails `path` from its start, following appends and starting again from the top when the file is rotated
+/// (replaced by a new file) or truncated.
+pub fn follow(path: PathBuf, engine: Sender<EngineInput>, stop: Arc<AtomicBool>) {
+    let source: Arc<str> = Arc::from(format!("file:{}", path.display()));
+    while !stop.load(Ordering::Acquire) {
+        match std::fs::File::open(&path) {
+            Ok(file) => {
+                let reader = Tail {
+                    file,
+                    path: path.clone(),
+                    stop: stop.clone(),
+                    read: 0,
+                };
+                if let Err(error) = pump(reader, source.clone(), SourceKind::File, &engine) {
+                    tracing::warn!(path = %path.display(), %error, "following stopped");
+                    if error.kind() == io::ErrorKind::BrokenPipe {
+                        return;
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::debug!(path = %path.display(), %error, "waiting for the followed file");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+}
+
+/// A reader that waits at end of file for more, and ends (so the caller reopens) when the file was rotated.
+struct Tail {
+    file: std::fs::File,
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    read: u64,
+}
+
+impl Read for Tail {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let n = self.file.read(buf)?;
+            if n > 0 {
+                self.read += n as u64;
+                return Ok(n);
+            }
+            if self.stop.load(Ordering::Acquire) || rotated(&self.file, &self.path, self.read) {
+                return Ok(0);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The path now names another file, or the file shrank below what we read.
+fn rotated(file: &std::fs::File, path: &Path, read: u64) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(open), Ok(named)) => {
+            open.ino() != named.ino() || open.dev() != named.dev() || named.len() < read
+        }
+        (Ok(_), Err(_)) => false,
+        _ => true,
+    }
+}

@@ -1,0 +1,20 @@
+//! The live service (`stormwatch serve`) around the core engine: ingest, the SQLite store, the HTTP API and triage
+//! console, Alertmanager pushes and Prometheus metrics.
+
+pub mod config;
+pub mod engine_loop;
+pub mod ingest;
+pub mod malformed;
+pub mod metrics;
+pub mod users_api;
+
+pub use config::{LogFormat, ServeConfig};
+pub mod alerts;
+pub mod api_error;
+pub mod auth;
+pub mod changes_api;
+pub mod console;
+pub mod http;
+pub mod incidents_api;
+pub mod store;
+pub mod store_sink;

@@ -1,0 +1,71 @@
+//! Malformed lines in the live service: counted by source, appended to the quarantine file, and the most recent
+//! ones kept in a bounded list for `GET /api/v1/malformed`, so no flood of bad input can grow memory.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use stormwatch_core::telemetry::MalformedLine;
+use stormwatch_core::telemetry::quarantine::render_record;
+
+/// How many recent malformed records the API can list.
+pub const RECENT_MALFORMED: usize = 1_000;
+
+pub struct MalformedLog {
+    recent: VecDeque<String>,
+    file: Option<BufWriter<File>>,
+    path: PathBuf,
+    pub total: u64,
+}
+
+impl MalformedLog {
+    /// Appends to `path` (created if missing); if it cannot be opened, records stay in memory and an error is
+    /// logged once, rather than stopping ingest.
+    pub fn open(path: PathBuf) -> MalformedLog {
+        let file = OpenOptions::new().create(true).append(true).open(&path);
+        let file = match file {
+            Ok(file) => Some(BufWriter::new(file)),
+            Err(error) => {
+                tracing::error!(path = %path.display(), %error, "cannot open the quarantine file; malformed lines are only listed in memory");
+                None
+            }
+        };
+        MalformedLog {
+            recent: VecDeque::with_capacity(RECENT_MALFORMED),
+            file,
+            path,
+            total: 0,
+        }
+    }
+
+    pub fn keep(&mut self, source: &str, line: &MalformedLine) {
+        self.total += 1;
+        let record = render_record(source, line);
+        if let Some(file) = &mut self.file
+            && let Err(error) = writeln!(file, "{record}")
+        {
+            tracing::error!(path = %self.path.display(), %error, "quarantine write failed");
+        }
+        if self.recent.len() == RECENT_MALFORMED {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(record);
+    }
+
+    pub fn flush(&mut self) {
+        if let Some(file) = &mut self.file {
+            let _ = file.flush();
+        }
+    }
+
+    /// The newest `limit` records, newest first, as JSON values.
+    pub fn recent(&self, limit: usize) -> Vec<serde_json::Value> {
+        self.recent
+            .iter()
+            .rev()
+            .take(limit)
+            .filter_map(|r| serde_json::from_str(r).ok())
+            .collect()
+    }
+}

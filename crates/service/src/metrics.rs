@@ -1,0 +1,221 @@
+//! Prometheus metrics: names, the recorder, and the per-tick publication of per-User gauges from the engine's
+//! windows. Nothing here runs per event; handles are registered once and cached.
+
+use std::collections::HashMap;
+
+use metrics::{Counter, Gauge, counter, gauge};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use stormwatch_core::engine::Engine;
+use stormwatch_core::engine::window::Flow;
+use stormwatch_core::incident::IncidentKind;
+use stormwatch_core::report::IncidentRecord;
+
+pub const LINES: &str = "stormwatch_ingest_lines_total";
+pub const MALFORMED: &str = "stormwatch_ingest_malformed_total";
+pub const LATE: &str = "stormwatch_ingest_late_total";
+pub const DEPTH: &str = "stormwatch_user_queue_depth";
+pub const BACKLOG_AGE: &str = "stormwatch_user_backlog_age_seconds";
+pub const FLOW_RATE: &str = "stormwatch_user_flow_rate";
+pub const FLOW_BASELINE: &str = "stormwatch_user_flow_baseline";
+pub const FLOW_RATIO: &str = "stormwatch_user_flow_ratio";
+pub const DELIVERING: &str = "stormwatch_user_delivering";
+pub const OPEN_INCIDENTS: &str = "stormwatch_open_incidents";
+pub const INCIDENTS: &str = "stormwatch_incidents_total";
+pub const LAG: &str = "stormwatch_engine_lag_seconds";
+pub const WATERMARK: &str = "stormwatch_watermark_timestamp_seconds";
+pub const LATENCY: &str = "stormwatch_ingest_latency_seconds";
+pub const USERS: &str = "stormwatch_users";
+pub const BUILD_INFO: &str = "stormwatch_build_info";
+
+/// Installs the global recorder; `/metrics` renders through the returned handle.
+pub fn install() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
+    let handle = PrometheusBuilder::new().install_recorder()?;
+    describe();
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    Ok(handle)
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge};
+    describe_counter!(LINES, "Valid telemetry lines ingested, by source");
+    describe_counter!(
+        MALFORMED,
+        "Malformed telemetry lines quarantined, by source"
+    );
+    describe_counter!(
+        LATE,
+        "Lines that arrived after the allowed lateness (still applied to queue depth)"
+    );
+    describe_gauge!(DEPTH, "Queue depth of each User at the last closed second");
+    describe_gauge!(
+        BACKLOG_AGE,
+        Unit::Seconds,
+        "Age of the oldest message waiting for each User"
+    );
+    describe_gauge!(
+        FLOW_RATE,
+        "10-second mean rate per second of each User flow"
+    );
+    describe_gauge!(FLOW_BASELINE, "Baseline rate per second of each User flow");
+    describe_gauge!(FLOW_RATIO, "Rate against baseline of each User flow");
+    describe_gauge!(
+        DELIVERING,
+        "1 when the User's deliveries succeeded in the last closed second, else 0"
+    );
+    describe_gauge!(OPEN_INCIDENTS, "Open incidents by user, kind and verdict");
+    describe_counter!(INCIDENTS, "Incidents opened, by kind");
+    describe_gauge!(
+        LAG,
+        Unit::Seconds,
+        "Wall clock minus the event-time watermark"
+    );
+    describe_gauge!(
+        WATERMARK,
+        Unit::Seconds,
+        "Event time up to which seconds are closed"
+    );
+    describe_gauge!(
+        LATENCY,
+        Unit::Seconds,
+        "Ingest-to-window latency quantiles (received to applied)"
+    );
+    describe_gauge!(USERS, "Users tracked");
+    describe_gauge!(BUILD_INFO, "Build information");
+}
+
+/// The flows published per User, with their label value.
+const PUBLISHED: [(Flow, &str); 5] = [
+    (Flow::Requests, "requests"),
+    (Flow::Rejected, "rejected"),
+    (Flow::QueuedResponses, "queued_responses"),
+    (Flow::QueuedAlerts, "queued_alerts"),
+    (Flow::Delivered, "delivered"),
+];
+
+struct UserGauges {
+    depth: Gauge,
+    age: Gauge,
+    delivering: Gauge,
+    rates: Vec<Gauge>,
+    baselines: Vec<Gauge>,
+    ratios: Vec<Gauge>,
+}
+
+impl UserGauges {
+    fn new(user: &str) -> UserGauges {
+        let per_flow = |name: &'static str| {
+            PUBLISHED
+                .iter()
+                .map(|(_, flow)| gauge!(name, "user" => user.to_owned(), "flow" => *flow))
+                .collect()
+        };
+        UserGauges {
+            depth: gauge!(DEPTH, "user" => user.to_owned()),
+            age: gauge!(BACKLOG_AGE, "user" => user.to_owned()),
+            delivering: gauge!(DELIVERING, "user" => user.to_owned()),
+            rates: per_flow(FLOW_RATE),
+            baselines: per_flow(FLOW_BASELINE),
+            ratios: per_flow(FLOW_RATIO),
+        }
+    }
+}
+
+/// Publishes engine state as gauges, once per tick.
+#[derive(Default)]
+pub struct Publisher {
+    users: Vec<UserGauges>,
+    open: HashMap<(String, IncidentKind, &'static str), Gauge>,
+    lines: HashMap<&'static str, (Counter, Counter)>,
+}
+
+impl Publisher {
+    /// Counts a batch (once per batch, not per event).
+    pub fn count_batch(&mut self, source: &'static str, lines: u64, malformed: u64) {
+        let (valid, bad) = self.lines.entry(source).or_insert_with(|| {
+            (
+                counter!(LINES, "source" => source),
+                counter!(MALFORMED, "source" => source),
+            )
+        });
+        valid.increment(lines);
+        bad.increment(malformed);
+    }
+
+    pub fn tick(
+        &mut self,
+        engine: &Engine,
+        open: &[IncidentRecord],
+        lag_s: f64,
+        latency: [(&'static str, f64); 3],
+    ) {
+        for user in &engine.users()[self.users.len()..] {
+            self.users.push(UserGauges::new(&user.id.to_string()));
+        }
+        for (user, gauges) in engine.users().iter().zip(&self.users) {
+            gauges.depth.set(user.depth() as f64);
+            gauges.age.set(user.view.backlog_age_s as f64);
+            gauges
+                .delivering
+                .set(if user.view.now.get(Flow::Delivered) > 0 {
+                    1.0
+                } else {
+                    0.0
+                });
+            let baselines = user.flow_baselines();
+            for (index, (flow, _)) in PUBLISHED.iter().enumerate() {
+                let rate = user.view.short_rate(*flow);
+                let baseline = baselines[index];
+                gauges.rates[index].set(rate);
+                gauges.baselines[index].set(baseline);
+                gauges.ratios[index].set(if baseline > 0.0 { rate / baseline } else { 0.0 });
+            }
+        }
+        for gauge in self.open.values() {
+            gauge.set(0.0);
+        }
+        for incident in open {
+            let key = (
+                incident.user.clone(),
+                incident.kind,
+                incident.verdict.as_str(),
+            );
+            let gauge = self.open.entry(key).or_insert_with(|| {
+                gauge!(OPEN_INCIDENTS, "user" => incident.user.clone(), "kind" => incident.kind.as_str(), "verdict" => incident.verdict.as_str())
+            });
+            gauge.increment(1.0);
+        }
+        let stats = engine.stats();
+        counter!(LATE).absolute(stats.late);
+        gauge!(USERS).set(engine.user_count() as f64);
+        gauge!(LAG).set(lag_s);
+        if let Some(watermark) = engine.watermark_ms() {
+            gauge!(WATERMARK).set(watermark as f64 / 1000.0);
+        }
+        for (quantile, seconds) in latency {
+            gauge!(LATENCY, "quantile" => quantile).set(seconds);
+        }
+    }
+
+    /// The engine was rebuilt with other Users (a Kafka rebalance): per-User gauges are matched to Users by
+    /// position, so they start again; the old Users' gauges drop to zero rather than show stale values.
+    pub fn forget_users(&mut self) {
+        for gauges in self.users.drain(..) {
+            gauges.depth.set(0.0);
+            gauges.age.set(0.0);
+            gauges.delivering.set(0.0);
+            for gauge in gauges
+                .rates
+                .iter()
+                .chain(&gauges.baselines)
+                .chain(&gauges.ratios)
+            {
+                gauge.set(0.0);
+            }
+        }
+    }
+
+    pub fn incident_opened(kind: IncidentKind) {
+        counter!(INCIDENTS, "kind" => kind.as_str()).increment(1);
+    }
+}

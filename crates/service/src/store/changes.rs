@@ -1,0 +1,269 @@
+//! The stored change register: notices as contract JSON plus indexed columns, each write with its audit row.
+
+use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, params_from_iter};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::audit::{Audit, AuditAction, describe, diff};
+use super::{StoreError, now_ms};
+use stormwatch_core::changes::{
+    ChangeNotice, ChangeOwner, ChangeRegister, ChangeStatus, validate_notice_json,
+};
+
+/// What registering one notice did.
+#[derive(Copy, Clone, Eq, PartialEq, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Upsert {
+    Created,
+    Updated,
+    /// The stored notice was identical: nothing written, no audit row.
+    Unchanged,
+}
+
+#[derive(Clone, Eq, PartialEq, Debug, Serialize)]
+pub struct UpsertOutcome {
+    pub id: String,
+    pub outcome: Upsert,
+}
+
+/// A notice as stored, with the wall-clock times (ms since the epoch) it was first and last written.
+#[derive(Clone, PartialEq, Debug)]
+pub struct StoredChange {
+    pub notice: ChangeNotice,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+/// Which notices `list_changes` returns; every `None` matches all. Sorted by window start, then id.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChangeFilter {
+    /// Exactly this owner (a User's filter does not include the DCC's changes).
+    pub user: Option<ChangeOwner>,
+    /// With `to_ms`: windows overlapping `[from_ms, to_ms]`, ends included.
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    pub status: Option<ChangeStatus>,
+}
+
+/// The notice after a status change, and the status it had before (equal when nothing changed).
+#[derive(Clone, PartialEq, Debug)]
+pub struct StatusChange {
+    pub change: StoredChange,
+    pub previous: ChangeStatus,
+}
+
+/// All notices or none: an error on any row rolls the whole batch back.
+pub(super) fn upsert(
+    db: &mut Connection,
+    notices: Vec<ChangeNotice>,
+    actor: &str,
+) -> Result<Vec<UpsertOutcome>, StoreError> {
+    let tx = db.transaction()?;
+    let now = now_ms();
+    let outcomes = notices
+        .iter()
+        .map(|notice| upsert_one(&tx, notice, actor, now))
+        .collect::<Result<Vec<_>, _>>()?;
+    tx.commit()?;
+    Ok(outcomes)
+}
+
+fn upsert_one(
+    tx: &Transaction<'_>,
+    notice: &ChangeNotice,
+    actor: &str,
+    now: i64,
+) -> Result<UpsertOutcome, StoreError> {
+    let json = notice_json(notice)?;
+    let row = params![
+        notice.id,
+        notice.owner.to_string(),
+        notice.category.as_str(),
+        notice.start_ms,
+        notice.end_ms,
+        notice.status.as_str(),
+        json.to_string(),
+        now
+    ];
+    let mut audit = Audit {
+        id: &notice.id,
+        action: AuditAction::Create,
+        actor,
+        at_ms: now,
+        before: None,
+        after: Some(notice.status),
+        detail: String::new(),
+    };
+    let outcome = match fetch(tx, &notice.id)? {
+        None => {
+            tx.execute(
+                "INSERT INTO changes (id, owner, category, start_ms, end_ms, status, notice, created_ms, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                row,
+            )?;
+            audit.detail = describe(notice);
+            Upsert::Created
+        }
+        Some(old) if old.notice == *notice => {
+            return Ok(UpsertOutcome {
+                id: notice.id.clone(),
+                outcome: Upsert::Unchanged,
+            });
+        }
+        Some(old) => {
+            tx.execute(
+                "UPDATE changes SET owner = ?2, category = ?3, start_ms = ?4, end_ms = ?5, status = ?6,
+                 notice = ?7, updated_ms = ?8 WHERE id = ?1",
+                row,
+            )?;
+            audit.action = AuditAction::Update;
+            audit.before = Some(old.notice.status);
+            audit.detail = diff(&notice_json(&old.notice)?, &json);
+            Upsert::Updated
+        }
+    };
+    audit.write(tx)?;
+    Ok(UpsertOutcome {
+        id: notice.id.clone(),
+        outcome,
+    })
+}
+
+pub(super) fn set_status(
+    db: &mut Connection,
+    id: &str,
+    status: ChangeStatus,
+    actor: &str,
+) -> Result<StatusChange, StoreError> {
+    let tx = db.transaction()?;
+    let old = fetch(&tx, id)?.ok_or_else(|| not_found(id))?;
+    let previous = old.notice.status;
+    if previous == status {
+        return Ok(StatusChange {
+            change: old,
+            previous,
+        });
+    }
+    let now = now_ms();
+    let notice = ChangeNotice {
+        status,
+        ..old.notice
+    };
+    tx.execute(
+        "UPDATE changes SET status = ?2, notice = ?3, updated_ms = ?4 WHERE id = ?1",
+        params![id, status.as_str(), notice_json(&notice)?.to_string(), now],
+    )?;
+    Audit {
+        id,
+        action: AuditAction::Status,
+        actor,
+        at_ms: now,
+        before: Some(previous),
+        after: Some(status),
+        detail: format!("status: {previous} -> {status}"),
+    }
+    .write(&tx)?;
+    tx.commit()?;
+    Ok(StatusChange {
+        change: StoredChange {
+            notice,
+            created_ms: old.created_ms,
+            updated_ms: now,
+        },
+        previous,
+    })
+}
+
+pub(super) fn get(db: &mut Connection, id: &str) -> Result<Option<StoredChange>, StoreError> {
+    fetch(db, id)
+}
+
+pub(super) fn list(
+    db: &mut Connection,
+    filter: &ChangeFilter,
+) -> Result<Vec<StoredChange>, StoreError> {
+    let mut clauses = Vec::new();
+    let mut values = Vec::new();
+    if let Some(owner) = filter.user {
+        clauses.push("owner = ?");
+        values.push(Sql::Text(owner.to_string()));
+    }
+    if let Some(to) = filter.to_ms {
+        clauses.push("start_ms <= ?");
+        values.push(Sql::Integer(to));
+    }
+    if let Some(from) = filter.from_ms {
+        clauses.push("end_ms >= ?");
+        values.push(Sql::Integer(from));
+    }
+    if let Some(status) = filter.status {
+        clauses.push("status = ?");
+        values.push(Sql::Text(status.as_str().to_owned()));
+    }
+    let mut sql = String::from("SELECT id, notice, created_ms, updated_ms FROM changes");
+    if !clauses.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&clauses.join(" AND "));
+    }
+    sql.push_str(" ORDER BY start_ms, id");
+    let mut statement = db.prepare(&sql)?;
+    let rows = statement.query_map(params_from_iter(values), raw_change)?;
+    rows.map(|row| read_change(row?)).collect()
+}
+
+pub(super) fn load_register(db: &mut Connection) -> Result<ChangeRegister, StoreError> {
+    let all = list(db, &ChangeFilter::default())?;
+    Ok(all.into_iter().map(|stored| stored.notice).collect())
+}
+
+type RawChange = (String, String, i64, i64);
+
+fn raw_change(row: &Row<'_>) -> rusqlite::Result<RawChange> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+}
+
+fn fetch(db: &Connection, id: &str) -> Result<Option<StoredChange>, StoreError> {
+    db.query_row(
+        "SELECT id, notice, created_ms, updated_ms FROM changes WHERE id = ?1",
+        [id],
+        raw_change,
+    )
+    .optional()?
+    .map(read_change)
+    .transpose()
+}
+
+/// Read back through the contract's validation, so a stored notice is exactly what a file would have given.
+fn read_change((id, text, created_ms, updated_ms): RawChange) -> Result<StoredChange, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        what: "change",
+        id: id.clone(),
+        reason,
+    };
+    let value: Value = serde_json::from_str(&text).map_err(|error| corrupt(error.to_string()))?;
+    let notice = validate_notice_json(&value).map_err(|error| corrupt(error.to_string()))?;
+    Ok(StoredChange {
+        notice,
+        created_ms,
+        updated_ms,
+    })
+}
+
+fn notice_json(notice: &ChangeNotice) -> Result<Value, StoreError> {
+    notice.to_json().map_err(|error| StoreError::Constraint {
+        field: "start".into(),
+        reason: format!("notice `{}` cannot be written: {error}", notice.id),
+    })
+}
+
+fn not_found(id: &str) -> StoreError {
+    StoreError::NotFound {
+        what: "change",
+        id: id.to_owned(),
+    }
+}
+
+#[cfg(test)]
+#[path = "changes_tests.rs"]
+mod tests;

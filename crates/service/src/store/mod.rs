@@ -1,0 +1,189 @@
+//! The embedded SQLite store (change register with audit, API tokens, incidents with their state history and
+//! operators' audited triage, engine snapshot), owned by one thread; `Store` is the cheap, cloneable handle every
+//! caller uses.
+//!
+//! Every operation comes twice: a blocking method for the CLI and tests, and an `_async` twin for async code
+//! (HTTP handlers). Both queue the same job for the owner thread, which runs jobs one at a time in arrival order,
+//! so no caller ever touches the connection and writes never contend inside the process. The blocking methods
+//! panic if called on a tokio runtime thread (tokio's `blocking_recv` rule): async code uses the `_async` ones.
+//!
+//! The wall clock (`created_ms`, audit times) is read here, not in the engine, which stays a function of its input.
+
+mod audit;
+mod changes;
+mod error;
+mod history;
+mod incidents;
+mod owner;
+mod schema;
+mod tokens;
+mod triage;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use audit::{AuditAction, AuditEntry};
+pub use changes::{ChangeFilter, StatusChange, StoredChange, Upsert, UpsertOutcome};
+pub use error::StoreError;
+pub use history::HistoryEntry;
+pub use incidents::{IncidentFilter, StoredIncident};
+pub use schema::SCHEMA_VERSION;
+pub use tokens::{Principal, Role, SECRET_PREFIX, TokenId, TokenInfo};
+pub use triage::{
+    Judgement, MAX_NOTE_CHARS, Triage, TriageAction, TriageEntry, TriageOutcome, TriageRequest,
+};
+
+use stormwatch_core::changes::{ChangeNotice, ChangeRegister, ChangeStatus};
+use stormwatch_core::report::IncidentRecord;
+use stormwatch_core::telemetry::Eui64;
+
+/// The database's file name inside the data directory.
+pub const DB_FILE: &str = "stormwatch.db";
+
+/// A handle to the store. Clones share one owner thread; dropping the last one lets queued jobs finish, closes
+/// the database and joins the thread.
+#[derive(Clone)]
+pub struct Store {
+    owner: Arc<owner::Owner>,
+    path: Arc<PathBuf>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens `data_dir/stormwatch.db`, creating the directory and the file as needed, and migrates it.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::CreateDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+        Store::start(data_dir.join(DB_FILE), true)
+    }
+
+    /// Opens a store that must already exist: `path` is its data directory or the database file itself.
+    /// For readers such as `replay --changes-db`, where creating an empty store would hide a typo.
+    pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
+        let file = if path.is_dir() {
+            path.join(DB_FILE)
+        } else {
+            path.to_owned()
+        };
+        if !file.is_file() {
+            return Err(StoreError::Missing { path: file });
+        }
+        Store::start(file, false)
+    }
+
+    fn start(file: PathBuf, create: bool) -> Result<Store, StoreError> {
+        let db = schema::open(&file, create)?;
+        let owner = owner::Owner::spawn(db, file.display().to_string())?;
+        tracing::debug!(path = %file.display(), "store opened");
+        Ok(Store {
+            owner: Arc::new(owner),
+            path: Arc::new(file),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Milliseconds since the Unix epoch by the wall clock; a clock before 1970 reads as 0.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+/// Writes each operation as a blocking method and an `_async` twin around one job for the owner thread.
+macro_rules! operations {
+    ($(
+        $(#[$doc:meta])*
+        fn $name:ident / $async_name:ident ($($arg:ident: $ty:ty),*) -> $out:ty = |$db:ident| $body:expr;
+    )*) => {
+        impl Store {
+            $(
+                $(#[$doc])*
+                pub fn $name(&self, $($arg: $ty),*) -> Result<$out, StoreError> {
+                    let reply = self.owner.submit(move |$db| $body)?;
+                    reply.blocking_recv().map_err(|_| StoreError::Closed)?
+                }
+
+                #[doc = concat!("[`Store::", stringify!($name), "`] for async callers.")]
+                pub async fn $async_name(&self, $($arg: $ty),*) -> Result<$out, StoreError> {
+                    let reply = self.owner.submit(move |$db| $body)?;
+                    reply.await.map_err(|_| StoreError::Closed)?
+                }
+            )*
+        }
+    };
+}
+
+operations! {
+    /// Registers notices in one transaction: all are written or, on any error, none. Registering an existing id
+    /// updates it. Returns, in input order, what happened to each; every create or update leaves an audit row.
+    fn upsert_changes / upsert_changes_async(notices: Vec<ChangeNotice>, actor: String) -> Vec<UpsertOutcome>
+        = |db| changes::upsert(db, notices, &actor);
+    fn get_change / get_change_async(id: String) -> Option<StoredChange> = |db| changes::get(db, &id);
+    fn list_changes / list_changes_async(filter: ChangeFilter) -> Vec<StoredChange>
+        = |db| changes::list(db, &filter);
+    /// Sets a notice's status (cancelling is `ChangeStatus::Cancelled`), with an audit row unless it already had
+    /// that status. `NotFound` when no notice has the id.
+    fn set_change_status / set_change_status_async(id: String, status: ChangeStatus, actor: String) -> StatusChange
+        = |db| changes::set_status(db, &id, status, &actor);
+    /// Every write to the notice, oldest first (empty when the id was never registered).
+    fn change_audit / change_audit_async(id: String) -> Vec<AuditEntry> = |db| audit::trail(db, &id);
+    /// The whole register, for the engine.
+    fn load_register / load_register_async() -> ChangeRegister = |db| changes::load_register(db);
+
+    /// Creates a token and returns its id and secret. Only the secret's SHA-256 is kept: it cannot be shown again.
+    /// `user` is required for `Role::User` and refused for the others.
+    fn add_token / add_token_async(name: String, role: Role, user: Option<Eui64>) -> (TokenId, String)
+        = |db| tokens::add(db, &name, role, user);
+    /// Every token, revoked ones included, by id; never a secret.
+    fn list_tokens / list_tokens_async() -> Vec<TokenInfo> = |db| tokens::list(db);
+    /// Revokes a token by id (digits) or by the name of an active token.
+    fn revoke_token / revoke_token_async(id_or_name: String) -> TokenInfo = |db| tokens::revoke(db, &id_or_name);
+    /// The principal of an active token with this secret; `None` for unknown or revoked secrets.
+    fn authenticate / authenticate_async(secret: String) -> Option<Principal>
+        = |db| tokens::authenticate(db, &secret);
+    /// Whether any token is active (the service refuses non-loopback addresses otherwise).
+    fn has_tokens / has_tokens_async() -> bool = |db| tokens::has_active(db);
+
+    /// Saves an incident by id (replacing an earlier version), with optional service JSON beside it.
+    fn save_incident / save_incident_async(record: IncidentRecord, extra: Option<serde_json::Value>) -> Upsert
+        = |db| incidents::save(db, &record, extra.as_ref());
+    fn get_incident / get_incident_async(id: String) -> Option<StoredIncident> = |db| incidents::get(db, &id);
+    fn list_incidents / list_incidents_async(filter: IncidentFilter) -> Vec<StoredIncident>
+        = |db| incidents::list(db, &filter);
+
+    /// Records an operator's acknowledgement, note or suspect judgement on an incident, with `actor` and the wall
+    /// clock; a repeated acknowledgement or an unchanged judgement writes nothing. `NotFound` for an unknown
+    /// incident or change, `Constraint` (field `text`) for an empty note or an over-long text.
+    fn triage_incident / triage_incident_async(id: String, request: TriageRequest, actor: String) -> TriageOutcome
+        = |db| triage::apply(db, &id, request, &actor);
+    /// An incident's triage with every action and state transition; `NotFound` for an unknown incident.
+    fn incident_triage / incident_triage_async(id: String) -> Triage = |db| triage::get(db, &id);
+    /// The triage of each incident, in the order given and without history (for lists).
+    fn incident_triages / incident_triages_async(ids: Vec<String>) -> Vec<Triage> = |db| triage::many(db, &ids);
+
+    /// A number that changes whenever another connection (say, a CLI process beside the service) commits to the
+    /// file, and not for this store's own writes (SQLite's `PRAGMA data_version`). Poll it to know when to reload
+    /// the register.
+    fn external_writes / external_writes_async() -> i64 = |db| schema::data_version(db);
+
+    /// Replaces the engine snapshot atomically.
+    fn save_snapshot / save_snapshot_async(data: Vec<u8>) -> () = |db| incidents::save_snapshot(db, &data);
+    fn load_snapshot / load_snapshot_async() -> Option<Vec<u8>> = |db| incidents::load_snapshot(db);
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,63 @@
+//! The engine's persistence in the service: incidents and snapshots into the store, notifications to the
+//! Alertmanager sender.
+
+use crossbeam::channel::Sender;
+
+use super::alerts::AlertMessage;
+use super::engine_loop::Persistence;
+use crate::store::{Store, Upsert};
+use stormwatch_core::report::IncidentRecord;
+
+/// What the service attaches to a stored incident (e.g. the Kafka partition of its User).
+pub type IncidentExtra = Box<dyn Fn(&IncidentRecord) -> Option<serde_json::Value> + Send>;
+/// Told of every incident written (not of unchanged ones), e.g. to replicate it to other instances.
+pub type IncidentSaved = Box<dyn Fn(&IncidentRecord, Option<&serde_json::Value>) + Send>;
+
+pub struct StoreSink {
+    pub store: Store,
+    pub alerts: Option<Sender<AlertMessage>>,
+    pub extra: Option<IncidentExtra>,
+    pub on_saved: Option<IncidentSaved>,
+}
+
+impl Persistence for StoreSink {
+    fn incident_changed(&mut self, record: &IncidentRecord) {
+        let extra = self.extra.as_ref().and_then(|extra| extra(record));
+        match self.store.save_incident(record.clone(), extra.clone()) {
+            Ok(Upsert::Unchanged) => {}
+            Ok(_) => {
+                if let Some(saved) = &self.on_saved {
+                    saved(record, extra.as_ref());
+                }
+            }
+            Err(error) => tracing::error!(id = %record.id, %error, "cannot save incident"),
+        }
+    }
+
+    fn save_snapshot(&mut self, bytes: Vec<u8>) -> bool {
+        let size = bytes.len();
+        match self.store.save_snapshot(bytes) {
+            Ok(()) => {
+                tracing::debug!(bytes = size, "engine snapshot saved");
+                true
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot save the engine snapshot");
+                false
+            }
+        }
+    }
+
+    fn notify(&mut self, record: &IncidentRecord, resolved: bool) {
+        if let Some(alerts) = &self.alerts
+            && alerts
+                .try_send(AlertMessage {
+                    record: record.clone(),
+                    resolved,
+                })
+                .is_err()
+        {
+            tracing::warn!(id = %record.id, "Alertmanager queue full; this update is skipped");
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Per-User state as the API shows it: depth, backlog age, rates against baseline and delivery state.
+
+use serde::Serialize;
+
+use stormwatch_core::engine::Engine;
+use stormwatch_core::engine::detect::backlog::DeliveryState;
+use stormwatch_core::engine::user::UserState;
+use stormwatch_core::engine::window::Flow;
+use stormwatch_core::incident::IncidentKind;
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct FlowView {
+    pub flow: &'static str,
+    /// 10-second mean, per second.
+    pub rate: f64,
+    pub baseline: f64,
+    pub ratio: Option<f64>,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct UserView {
+    pub user: String,
+    /// Event time of the last closed second.
+    pub as_of: i64,
+    pub depth: u64,
+    pub backlog_age_s: u64,
+    /// `OK`, or the Burrow-style `STOP`/`STALL`/`WARN` over the last minute when messages are waiting.
+    pub delivery_state: &'static str,
+    pub last_delivery: Option<i64>,
+    pub flows: Vec<FlowView>,
+    /// Kinds with an anomaly pending or open.
+    pub anomalies: Vec<&'static str>,
+}
+
+const FLOWS: [(Flow, &str); 5] = [
+    (Flow::Requests, "requests"),
+    (Flow::Rejected, "rejected"),
+    (Flow::QueuedResponses, "queued_responses"),
+    (Flow::QueuedAlerts, "queued_alerts"),
+    (Flow::Delivered, "delivered"),
+];
+
+pub fn view(user: &UserState) -> UserView {
+    let baselines = user.flow_baselines();
+    let waiting = user.depth() > 0 && user.view.backlog_age_s > 0;
+    let delivery_state = if waiting {
+        DeliveryState::judge(
+            user.recent_sum(Flow::Delivered, 60),
+            user.recent_sum(Flow::Failed, 60),
+        )
+        .as_str()
+    } else {
+        "OK"
+    };
+    UserView {
+        user: user.id.to_string(),
+        as_of: user.view.second * 1000,
+        depth: user.depth(),
+        backlog_age_s: user.view.backlog_age_s,
+        delivery_state,
+        last_delivery: user.last_delivery_second.map(|s| s * 1000),
+        flows: FLOWS
+            .iter()
+            .zip(baselines)
+            .map(|(&(flow, name), baseline)| {
+                let rate = user.view.short_rate(flow);
+                FlowView {
+                    flow: name,
+                    rate,
+                    baseline,
+                    ratio: (baseline > 0.0).then(|| rate / baseline),
+                }
+            })
+            .collect(),
+        anomalies: IncidentKind::ALL
+            .iter()
+            .filter(|kind| user.trackers[**kind as usize].is_active())
+            .map(|kind| kind.as_str())
+            .collect(),
+    }
+}
+
+pub fn all(engine: &Engine) -> Vec<UserView> {
+    engine.users().iter().map(view).collect()
+}

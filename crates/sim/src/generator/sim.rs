@@ -1,0 +1,540 @@
+//! The per-second simulation: for every User, requests and their acknowledgements or rejections, responses after
+//! a lag, scheduled reads, alerts, and the outbound queue with its deliveries, failures and depth samples.
+
+use rand::Rng;
+use rand::rngs::StdRng;
+
+use super::line::{
+    DCC_ALERTS, Line, LineEvent, OPERATOR_ALERTS, OPERATOR_SRVS, QueuedKind, REJECT_CODES,
+    SCHEDULED_SRV, STORM_REJECT_CODES, SUPPLIER_ALERTS, SUPPLIER_SRVS, pick,
+};
+use super::plan::{Effect, Plan};
+use super::population::{Profile, Role};
+use super::sample::{binomial, dither, poisson};
+use super::shape::DailyShape;
+use stormwatch_core::telemetry::FailureReason;
+
+/// A per-message User's acknowledged request, waiting for its response.
+#[derive(Copy, Clone, Debug)]
+struct Pending {
+    due: i64,
+    device: u64,
+    req: u64,
+    srv: &'static str,
+}
+
+#[derive(Clone, Debug, Default)]
+struct UserState {
+    depth: u64,
+    /// Aggregated Users: responses due, by second modulo 16.
+    due: [u64; 16],
+    pending: Vec<Pending>,
+    counter: u64,
+    next_sample: i64,
+}
+
+/// How a User's deliveries go this second.
+#[derive(Copy, Clone, Debug)]
+enum Delivery {
+    Up,
+    Down(&'static [FailureReason]),
+    Paused,
+}
+
+/// This second's departures from normal life for one User.
+struct Mods {
+    requests: f64,
+    reject_share: Option<f64>,
+    srv: Option<&'static str>,
+    alerts: f64,
+    flood: Option<(f64, &'static str)>,
+    delivery: Delivery,
+}
+
+/// The interval whose largest depth a truth entry needs.
+struct Watch {
+    user: usize,
+    from: i64,
+    until: i64,
+    peak: u64,
+}
+
+pub(crate) struct Sim {
+    users: Vec<Profile>,
+    shape: DailyShape,
+    rng: StdRng,
+    states: Vec<UserState>,
+    effects: Vec<Vec<Effect>>,
+    pauses: Vec<(i64, i64)>,
+    watches: Vec<Watch>,
+}
+
+impl Sim {
+    pub fn new(users: Vec<Profile>, shape: DailyShape, plan: &Plan, mut rng: StdRng) -> Sim {
+        let mut effects = vec![Vec::new(); users.len()];
+        let mut pauses = Vec::new();
+        for effect in &plan.effects {
+            match *effect {
+                Effect::Pause { from, until } => pauses.push((from, until)),
+                Effect::Outage { user, .. }
+                | Effect::Surge { user, .. }
+                | Effect::Flood { user, .. }
+                | Effect::Burst { user, .. } => {
+                    if let Some(list) = effects.get_mut(user) {
+                        list.push(effect.clone());
+                    }
+                }
+            }
+        }
+        let states = users
+            .iter()
+            .map(|user| UserState {
+                // Messages are in flight when the export starts: an engine starting here has no history.
+                depth: dither(&mut rng, 0.2 * user.inbound_at(&shape, plan.start_s)),
+                next_sample: plan.start_s + rng.random_range(0..30),
+                ..UserState::default()
+            })
+            .collect();
+        let watches = plan
+            .incidents
+            .iter()
+            .map(|i| match i.peak_watch {
+                Some((user, from, until)) => Watch {
+                    user,
+                    from,
+                    until,
+                    peak: 0,
+                },
+                None => Watch {
+                    user: usize::MAX,
+                    from: 0,
+                    until: 0,
+                    peak: 0,
+                },
+            })
+            .collect();
+        Sim {
+            users,
+            shape,
+            rng,
+            states,
+            effects,
+            pauses,
+            watches,
+        }
+    }
+
+    /// The largest depth seen in each incident's watch interval, in plan order (0 where none is watched).
+    pub fn peaks(&self) -> Vec<u64> {
+        self.watches.iter().map(|w| w.peak).collect()
+    }
+
+    /// Appends second `t`'s lines (any order; the writer sorts them).
+    pub fn second(&mut self, t: i64, out: &mut Vec<Line>) {
+        let paused = self
+            .pauses
+            .iter()
+            .any(|&(from, until)| from <= t && t < until);
+        for user in 0..self.users.len() {
+            let mods = self.mods(user, t, paused);
+            if self.users[user].per_message {
+                self.per_message(user, t, &mods, out);
+            } else {
+                self.aggregated(user, t, &mods, out);
+            }
+        }
+        for watch in &mut self.watches {
+            if watch.from <= t && t < watch.until {
+                watch.peak = watch.peak.max(self.states[watch.user].depth);
+            }
+        }
+    }
+
+    fn mods(&mut self, user: usize, t: i64, paused: bool) -> Mods {
+        // DSP maintenance stops the bulk delivery workers. Per-message Users' queues would only grow by a few
+        // hundred messages in irregular steps, and whether an engine dates their onsets into the common-cause
+        // window would test its onset estimator, not the scenario: they stay on a standby worker.
+        let paused = paused && !self.users[user].per_message;
+        let mut mods = Mods {
+            requests: 1.0,
+            reject_share: None,
+            srv: None,
+            alerts: 1.0,
+            flood: None,
+            delivery: if paused {
+                Delivery::Paused
+            } else {
+                Delivery::Up
+            },
+        };
+        let depth = self.states[user].depth;
+        for effect in &mut self.effects[user] {
+            match effect {
+                Effect::Outage {
+                    from,
+                    until,
+                    stop_at_depth,
+                    reasons,
+                    ..
+                } if *from <= t && t < *until => {
+                    if stop_at_depth.is_some_and(|target| depth >= target) {
+                        // The change is rolled back once the backlog is noticed at this size.
+                        *until = t;
+                    } else if !paused {
+                        mods.delivery = Delivery::Down(reasons);
+                    }
+                }
+                Effect::Surge {
+                    from,
+                    until,
+                    factor,
+                    reject_share,
+                    srv,
+                    ..
+                } if *from <= t && t < *until => {
+                    mods.requests *= *factor;
+                    mods.reject_share = *reject_share;
+                    mods.srv = Some(*srv);
+                }
+                Effect::Flood {
+                    from,
+                    until,
+                    factor,
+                    alert,
+                    ..
+                } if *from <= t && t < *until => {
+                    mods.flood = Some((*factor, *alert));
+                }
+                Effect::Burst {
+                    from,
+                    until,
+                    factor,
+                    ..
+                } if *from <= t && t < *until => {
+                    let ramp = ((t - *from).min(*until - t) as f64 / 60.0).min(1.0);
+                    mods.alerts *= 1.0 + (*factor - 1.0) * ramp;
+                }
+                _ => {}
+            }
+        }
+        mods
+    }
+
+    fn device(&mut self, user: usize) -> u64 {
+        0x001B_C50A_0000_0000 | ((user as u64 & 0xff) << 24) | self.rng.random_range(0..1u64 << 24)
+    }
+
+    fn aggregated(&mut self, user: usize, t: i64, mods: &Mods, out: &mut Vec<Line>) {
+        let rng = &mut self.rng;
+        let profile = &self.users[user];
+        let state = &mut self.states[user];
+        let at = self.shape.at(t);
+        let base = t * 1000 + profile.phase_ms;
+        if t >= state.next_sample {
+            out.push(Line::new(t * 1000, user, LineEvent::Depth, state.depth));
+            state.next_sample = t + rng.random_range(10..=30);
+        }
+        let operator = profile.role == Role::NetworkOperator;
+        let requests = poisson(rng, profile.requests * at.requests * mods.requests);
+        let rejected = binomial(
+            rng,
+            requests,
+            mods.reject_share.unwrap_or(profile.reject_share),
+        );
+        let acknowledged = requests - rejected;
+        if acknowledged > 0 {
+            let mut line = Line::new(
+                base + rng.random_range(0..15),
+                user,
+                LineEvent::Request,
+                acknowledged,
+            );
+            line.srv = Some(mods.srv.unwrap_or_else(|| {
+                pick(
+                    rng,
+                    if operator {
+                        OPERATOR_SRVS
+                    } else {
+                        SUPPLIER_SRVS
+                    },
+                )
+            }));
+            line.code = (rng.random_range(0..8) == 0).then_some("I99");
+            out.push(line);
+        }
+        if rejected > 0 {
+            let codes = if mods.reject_share.is_some() {
+                STORM_REJECT_CODES
+            } else {
+                REJECT_CODES
+            };
+            let mut line = Line::new(
+                base + rng.random_range(0..15),
+                user,
+                LineEvent::Request,
+                rejected,
+            );
+            line.code = Some(pick(rng, codes));
+            line.srv = mods.srv;
+            out.push(line);
+        }
+        // Responses follow their requests after 1-7 s.
+        let first = acknowledged / 2 + u64::from(acknowledged % 2 == 1 && rng.random::<bool>());
+        let lag = rng.random_range(1..4);
+        state.due[((t + lag) & 15) as usize] += first;
+        state.due[((t + lag + rng.random_range(1..4)) & 15) as usize] += acknowledged - first;
+        let slot = (t & 15) as usize;
+        let responses = std::mem::take(&mut state.due[slot]);
+        let scheduled = poisson(rng, profile.scheduled * at.scheduled);
+        let alerts = poisson(rng, profile.device_alerts * at.alerts * mods.alerts);
+        let flood = mods.flood.map_or(0, |(factor, _)| {
+            poisson(rng, profile.device_alerts * at.alerts * factor)
+        });
+        let dcc = poisson(rng, profile.dcc_alerts);
+        let queued_at = base + 20;
+        let alert = pick(
+            rng,
+            if operator {
+                OPERATOR_ALERTS
+            } else {
+                SUPPLIER_ALERTS
+            },
+        );
+        let dcc_alert = pick(rng, DCC_ALERTS);
+        let queued = [
+            (responses, QueuedKind::Response, None, None),
+            (scheduled, QueuedKind::Response, Some(SCHEDULED_SRV), None),
+            (alerts, QueuedKind::DeviceAlert, None, Some(alert)),
+            (
+                flood,
+                QueuedKind::DeviceAlert,
+                None,
+                mods.flood.map(|f| f.1),
+            ),
+            (dcc, QueuedKind::DccAlert, None, Some(dcc_alert)),
+        ];
+        for (count, kind, srv, alert) in queued {
+            if count > 0 {
+                let mut line = Line::new(
+                    queued_at + rng.random_range(0..20),
+                    user,
+                    LineEvent::Queued(kind),
+                    count,
+                );
+                line.srv = srv;
+                line.alert = alert;
+                out.push(line);
+            }
+        }
+        let arrivals = responses + scheduled + alerts + flood + dcc;
+        self.deliver(user, arrivals, mods.delivery, base + 50, out);
+    }
+
+    fn per_message(&mut self, user: usize, t: i64, mods: &Mods, out: &mut Vec<Line>) {
+        let at = self.shape.at(t);
+        let second = t * 1000;
+        if t >= self.states[user].next_sample {
+            out.push(Line::new(
+                second,
+                user,
+                LineEvent::Depth,
+                self.states[user].depth,
+            ));
+            self.states[user].next_sample = t + self.rng.random_range(10..=30);
+        }
+        let profile = self.users[user].clone();
+        let operator = profile.role == Role::NetworkOperator;
+        let requests = poisson(
+            &mut self.rng,
+            profile.requests * at.requests * mods.requests,
+        );
+        for _ in 0..requests {
+            let device = self.device(user);
+            let rng = &mut self.rng;
+            let state = &mut self.states[user];
+            state.counter += 1;
+            let srv = mods.srv.unwrap_or_else(|| {
+                pick(
+                    rng,
+                    if operator {
+                        OPERATOR_SRVS
+                    } else {
+                        SUPPLIER_SRVS
+                    },
+                )
+            });
+            let mut line = Line::new(
+                second + rng.random_range(0..1000),
+                user,
+                LineEvent::Request,
+                1,
+            );
+            line.per_message = true;
+            line.srv = Some(srv);
+            line.device = device;
+            line.req = state.counter;
+            if rng.random::<f64>() < mods.reject_share.unwrap_or(profile.reject_share) {
+                line.code = Some(pick(rng, REJECT_CODES));
+            } else {
+                line.code = (rng.random_range(0..8) == 0).then_some("I99");
+                line.latency_ms = rng.random_range(40..400);
+                state.pending.push(Pending {
+                    due: t + rng.random_range(1..8),
+                    device,
+                    req: state.counter,
+                    srv,
+                });
+            }
+            out.push(line);
+        }
+        let mut arrivals = 0;
+        let rng = &mut self.rng;
+        let state = &mut self.states[user];
+        let mut index = 0;
+        while index < state.pending.len() {
+            if state.pending[index].due <= t {
+                let pending = state.pending.swap_remove(index);
+                let mut line = Line::new(
+                    second + rng.random_range(0..800),
+                    user,
+                    LineEvent::Queued(QueuedKind::Response),
+                    1,
+                );
+                line.per_message = true;
+                line.srv = Some(pending.srv);
+                line.device = pending.device;
+                line.req = pending.req;
+                out.push(line);
+                arrivals += 1;
+            } else {
+                index += 1;
+            }
+        }
+        let scheduled = poisson(rng, profile.scheduled * at.scheduled);
+        let alerts = poisson(rng, profile.device_alerts * at.alerts * mods.alerts);
+        let flood = mods.flood.map_or(0, |(factor, _)| {
+            poisson(rng, profile.device_alerts * at.alerts * factor)
+        });
+        let dcc = poisson(rng, profile.dcc_alerts);
+        let kinds = [
+            (scheduled, QueuedKind::Response),
+            (alerts, QueuedKind::DeviceAlert),
+            (flood, QueuedKind::DeviceAlert),
+            (dcc, QueuedKind::DccAlert),
+        ];
+        for (index, (count, kind)) in kinds.into_iter().enumerate() {
+            for _ in 0..count {
+                let device = self.device(user);
+                let rng = &mut self.rng;
+                let mut line = Line::new(
+                    second + rng.random_range(0..800),
+                    user,
+                    LineEvent::Queued(kind),
+                    1,
+                );
+                line.per_message = true;
+                line.device = device;
+                match index {
+                    0 => line.srv = Some(SCHEDULED_SRV),
+                    1 => {
+                        line.alert = Some(pick(
+                            rng,
+                            if operator {
+                                OPERATOR_ALERTS
+                            } else {
+                                SUPPLIER_ALERTS
+                            },
+                        ))
+                    }
+                    2 => line.alert = mods.flood.map(|f| f.1),
+                    _ => line.alert = Some(pick(rng, DCC_ALERTS)),
+                }
+                out.push(line);
+                arrivals += 1;
+            }
+        }
+        let rng_ms = self.rng.random_range(0..350);
+        self.deliver(user, arrivals, mods.delivery, second + 600 + rng_ms, out);
+    }
+
+    /// Moves the queue on by one second and writes its delivery lines.
+    fn deliver(
+        &mut self,
+        user: usize,
+        arrivals: u64,
+        delivery: Delivery,
+        ts: i64,
+        out: &mut Vec<Line>,
+    ) {
+        let rng = &mut self.rng;
+        let profile = &self.users[user];
+        let state = &mut self.states[user];
+        let capacity = dither(rng, profile.capacity);
+        let waiting = state.depth + arrivals;
+        let (delivered, failed) = match delivery {
+            Delivery::Up => {
+                // Messages queued in the last fifth of the second go out in the next one.
+                let late = dither(rng, arrivals as f64 * 0.2).min(arrivals);
+                ((waiting - late).min(capacity), 0)
+            }
+            // First attempts for new messages, plus retries of older ones (each within 300 s).
+            Delivery::Down(_) => (
+                0,
+                (arrivals + state.depth.div_ceil(240)).min(capacity.max(1)),
+            ),
+            Delivery::Paused => (0, 0),
+        };
+        let latency = (state.depth as f64 / profile.capacity.max(1.0) * 1000.0) as u32
+            + rng.random_range(80..400);
+        state.depth = waiting - delivered;
+        if delivered > 0 {
+            if profile.per_message && delivered <= 3 {
+                for _ in 0..delivered {
+                    let mut line =
+                        Line::new(ts + rng.random_range(0..10), user, LineEvent::Delivered, 1);
+                    line.per_message = true;
+                    line.latency_ms = latency;
+                    out.push(line);
+                }
+            } else {
+                let mut line = Line::new(
+                    ts + rng.random_range(0..10),
+                    user,
+                    LineEvent::Delivered,
+                    delivered,
+                );
+                line.latency_ms = latency;
+                out.push(line);
+            }
+        }
+        if let (Delivery::Down(reasons), true) = (delivery, failed > 0) {
+            let main = reasons.first().copied().unwrap_or(FailureReason::Timeout);
+            let other = if reasons.len() > 1 {
+                binomial(rng, failed, 0.15)
+            } else {
+                0
+            };
+            for (reason, count) in [
+                (main, failed - other),
+                (reasons.last().copied().unwrap_or(main), other),
+            ] {
+                if count > 0 {
+                    let mut line = Line::new(
+                        ts + rng.random_range(0..10),
+                        user,
+                        LineEvent::DeliveryFailed,
+                        count,
+                    );
+                    line.reason = Some(reason);
+                    out.push(line);
+                }
+            }
+        }
+        // Now and then a message outlives its retention and is dropped.
+        if state.depth > 0 && rng.random::<f64>() < 1.0 / 10_800.0 {
+            let expired = rng.random_range(1..=3).min(state.depth);
+            state.depth -= expired;
+            out.push(Line::new(ts + 20, user, LineEvent::Expired, expired));
+        }
+    }
+}
