@@ -33,6 +33,25 @@ pub struct Summary {
     pub changes_loaded: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes_rejected: Vec<String>,
+    /// Lines refused because their event time was far ahead of the network's (also counted in `malformed` and
+    /// quarantined).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub out_of_range: u64,
+    /// Users whose clocks were recognised as running at an offset from network time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clock_offsets: Vec<ClockOffset>,
+}
+
+/// One User's recognised clock offset.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ClockOffset {
+    pub user: String,
+    /// Seconds the User's clock runs ahead of network time (negative: behind).
+    pub offset_s: i64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// One incident, with the contract's fields first and Stormwatch's extra evidence after them.

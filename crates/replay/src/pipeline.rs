@@ -1,7 +1,7 @@
 //! Replay driver: reads telemetry files in order, parses blocks on worker threads, feeds the engine in input order,
 //! quarantines malformed lines and builds the report. The only I/O around the pure engine for `replay`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, BufWriter, Read};
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use crossbeam::channel::{Receiver, Sender, bounded};
 use crate::change_files::load_change_file;
 use crate::source::{OpenError, open_input, source_name};
 use stormwatch_core::changes::{ChangeFileError, ChangeRegister};
-use stormwatch_core::engine::{Engine, EngineConfig};
+use stormwatch_core::engine::{Engine, EngineConfig, Ingested, Settled};
 use stormwatch_core::report::{Report, Summary};
 use stormwatch_core::telemetry::batch::{ParsedChunk, malformed, parse_chunk_into};
 use stormwatch_core::telemetry::framing::{Chunk, LineFramer};
@@ -175,6 +175,7 @@ pub fn replay(options: &ReplayOptions) -> Result<Report, ReplayError> {
     })?;
 
     engine.finish();
+    quarantine.settle(&mut engine)?;
     progress.finish();
     let stats = engine.stats();
     let (malformed, quarantine_path) = quarantine.finish()?;
@@ -190,6 +191,8 @@ pub fn replay(options: &ReplayOptions) -> Result<Report, ReplayError> {
             quarantine: quarantine_path.map(|p| p.display().to_string()),
             changes_loaded,
             changes_rejected,
+            out_of_range: engine.out_of_range(),
+            clock_offsets: engine.clock_offsets(),
         },
         incidents: engine.incident_records(),
     })
@@ -288,11 +291,22 @@ fn feed_block(
         if let Some(pacer) = pacer.as_deref_mut() {
             pacer.wait_for(event.ts_ms);
         }
-        if let Err(refused) = engine.ingest(event) {
-            let (line, bytes) = parsed.line_of(index);
-            quarantine.keep(&malformed(block.source, line, refused.to_string(), bytes))?;
+        match engine.ingest(event) {
+            Ok(Ingested::Taken) => {}
+            Ok(Ingested::Held(token)) => {
+                // The engine may yet refuse it: keep its bytes until it settles.
+                let (line, bytes) = parsed.line_of(index);
+                quarantine
+                    .held
+                    .insert(token, malformed(block.source, line, String::new(), bytes));
+            }
+            Err(refused) => {
+                let (line, bytes) = parsed.line_of(index);
+                quarantine.keep(&malformed(block.source, line, refused.to_string(), bytes))?;
+            }
         }
     }
+    quarantine.settle(engine)?;
     for bad in &parsed.malformed {
         quarantine.keep(bad)?;
     }
@@ -305,6 +319,8 @@ struct Quarantine {
     names: Vec<String>,
     writer: Option<QuarantineWriter<BufWriter<File>>>,
     count: u64,
+    /// Lines the engine holds, by token, in case it refuses them.
+    held: HashMap<u64, MalformedLine>,
 }
 
 impl Quarantine {
@@ -314,7 +330,27 @@ impl Quarantine {
             names,
             writer: None,
             count: 0,
+            held: HashMap::default(),
         }
+    }
+
+    /// Quarantines the held lines the engine refused, and forgets those it placed.
+    fn settle(&mut self, engine: &mut Engine) -> Result<(), ReplayError> {
+        let settled: Vec<Settled> = engine.drain_settled().collect();
+        for outcome in settled {
+            match outcome {
+                Settled::Released(token) => {
+                    self.held.remove(&token);
+                }
+                Settled::Refused(token, error) => {
+                    if let Some(mut line) = self.held.remove(&token) {
+                        line.error = error.to_string();
+                        self.keep(&line)?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn keep(&mut self, line: &MalformedLine) -> Result<(), ReplayError> {

@@ -12,8 +12,9 @@ use hdrhistogram::Histogram;
 use super::malformed::MalformedLog;
 use super::metrics::Publisher;
 use stormwatch_core::changes::ChangeRegister;
-use stormwatch_core::engine::{Engine, IncidentUpdate};
+use stormwatch_core::engine::{Engine, IncidentUpdate, Ingested, Settled};
 use stormwatch_core::report::IncidentRecord;
+use stormwatch_core::telemetry::MalformedLine;
 use stormwatch_core::telemetry::batch::{ParsedChunk, malformed};
 
 /// Where a batch came from, for counters.
@@ -119,6 +120,8 @@ pub struct EngineLoop {
     quiet: bool,
     /// A log source has said it still has records to hand over: the idle clock waits.
     source_behind: bool,
+    /// Lines the engine holds while their event time is in doubt, by token, with their source.
+    held: std::collections::HashMap<u64, (String, MalformedLine)>,
 }
 
 pub fn wall_ms() -> i64 {
@@ -154,6 +157,7 @@ impl EngineLoop {
             checkpoints: None,
             quiet: false,
             source_behind: false,
+            held: std::collections::HashMap::new(),
             engine,
         }
     }
@@ -220,9 +224,17 @@ impl EngineLoop {
             accepted: 0,
             malformed: parsed.malformed.len() as u64,
         };
+        self.engine.set_now_bound(Some(wall_ms()));
         for (index, event) in parsed.events.iter().enumerate() {
             match self.engine.ingest(event) {
-                Ok(()) => outcome.accepted += 1,
+                Ok(Ingested::Taken) => outcome.accepted += 1,
+                Ok(Ingested::Held(token)) => {
+                    // Counted as accepted; if the engine refuses it later it is kept as malformed then.
+                    outcome.accepted += 1;
+                    let (line, bytes) = parsed.line_of(index);
+                    self.held
+                        .insert(token, (source.to_owned(), malformed(0, line, String::new(), bytes)));
+                }
                 Err(refused) => {
                     let (line, bytes) = parsed.line_of(index);
                     self.malformed
@@ -234,6 +246,7 @@ impl EngineLoop {
         for bad in &parsed.malformed {
             self.malformed.keep(source, bad);
         }
+        self.settle_held();
         if outcome.accepted > 0 {
             self.last_event_wall = Some(wall_ms());
         }
@@ -241,6 +254,24 @@ impl EngineLoop {
             .count_batch(kind.label(), outcome.accepted, outcome.malformed);
         self.handle_updates();
         outcome
+    }
+
+    /// Keeps the held lines the engine refused as malformed, and forgets those it placed.
+    fn settle_held(&mut self) {
+        let settled: Vec<Settled> = self.engine.drain_settled().collect();
+        for outcome in settled {
+            match outcome {
+                Settled::Released(token) => {
+                    self.held.remove(&token);
+                }
+                Settled::Refused(token, error) => {
+                    if let Some((source, mut line)) = self.held.remove(&token) {
+                        line.error = error.to_string();
+                        self.malformed.keep(&source, &line);
+                    }
+                }
+            }
+        }
     }
 
     fn handle_updates(&mut self) {
@@ -269,12 +300,14 @@ impl EngineLoop {
     /// Once a second: close quiet seconds by the wall clock, publish gauges, snapshot when due.
     fn tick(&mut self) {
         let now = wall_ms();
+        self.engine.set_now_bound(Some(now));
         if let (Some(last_wall), Some(max_ts)) = (self.last_event_wall, self.engine.max_ts()) {
             let quiet_ms = now - last_wall;
             if quiet_ms > self.lateness_ms && !self.source_behind {
                 // Event time moves on with the wall clock while nothing arrives, so a User whose traffic stopped
                 // entirely is still evaluated.
-                self.engine.advance_to(max_ts + quiet_ms);
+                self.engine.advance_to((max_ts + quiet_ms).min(now));
+                self.settle_held();
                 self.handle_updates();
             }
         }
@@ -309,6 +342,8 @@ impl EngineLoop {
         let config = self.engine.config().clone();
         let changes = self.engine.changes().clone();
         self.engine = Engine::new(config, changes);
+        // Tokens start again with the new engine; its predecessor's held lines belong to the previous owner.
+        self.held.clear();
         self.publisher.forget_users();
         self.positions.clear();
         self.last_event_wall = None;

@@ -1,6 +1,7 @@
 //! Engine settings: event-time lateness, detector thresholds, lifecycle timings and common-cause grouping.
 
 use super::baseline::BaselineConfig;
+use super::clock::ClockConfig;
 use super::detect::{BacklogConfig, RateStormConfig, RejectStormConfig};
 use super::lifecycle::LifecycleConfig;
 use crate::incident::IncidentKind;
@@ -14,6 +15,8 @@ pub struct EngineConfig {
     pub max_users: usize,
     pub detectors: DetectorConfig,
     pub network: NetworkConfig,
+    /// Event-time admission: held lines, clock offsets, jumps and the out-of-range rule.
+    pub clock: ClockConfig,
     /// Name incidents by what they are (kind, User, onset) instead of by the order they opened, so that two
     /// engines fed the same User's events (a partition handed from one instance to another) name the same
     /// incident alike. Replay keeps the contract's `INC-000001` numbering.
@@ -27,6 +30,7 @@ impl Default for EngineConfig {
             max_users: 4_096,
             detectors: DetectorConfig::default(),
             network: NetworkConfig::default(),
+            clock: ClockConfig::default(),
             stable_ids: false,
         }
     }

@@ -2,6 +2,7 @@
 //! and the tests all drive this same type, so the same lines give the same incidents.
 
 pub mod baseline;
+pub mod clock;
 pub mod config;
 pub mod detect;
 pub mod incidents;
@@ -16,6 +17,7 @@ pub mod window;
 
 use rustc_hash::FxHashMap;
 
+pub use clock::{ClockConfig, Ingested, Settled};
 pub use config::{DetectorConfig, EngineConfig, NetworkConfig};
 use detect::backlog::DeliveryState;
 use incidents::{Anomaly, Incident, IncidentBook};
@@ -33,6 +35,14 @@ use crate::telemetry::{Eui64, Event};
 pub enum IngestError {
     #[error("User table full ({0} Users): line for a new User refused")]
     UserTableFull(usize),
+    #[error(
+        "event time {ts} is {lead_s} s ahead of the network's event time {network}: out of range, refused"
+    )]
+    OutOfRange {
+        ts: String,
+        lead_s: i64,
+        network: String,
+    },
 }
 
 /// Counters over everything ingested.
@@ -65,8 +75,10 @@ pub struct Engine {
     updates: Vec<IncidentUpdate>,
     /// Every second before this one is closed.
     next_close: Option<i64>,
+    /// Newest event time of a line taken (in network time).
     max_ts: i64,
     stats: EngineStats,
+    clock: clock::EventClock,
 }
 
 impl Engine {
@@ -83,42 +95,60 @@ impl Engine {
             next_close: None,
             max_ts: i64::MIN,
             stats: EngineStats::default(),
+            clock: clock::EventClock::default(),
         }
     }
 
-    /// Takes one event. The hot path: a hash lookup and a few stores, except when the watermark closes seconds.
+    /// Takes one event. The hot path: a hash lookup, a range check on event time and a few stores, except when
+    /// the watermark closes seconds. A line whose time is in doubt is held (see [`clock`]).
     #[inline]
-    pub fn ingest(&mut self, event: &Event) -> Result<(), IngestError> {
-        let second = event.ts_ms.div_euclid(1000);
+    pub fn ingest(&mut self, event: &Event) -> Result<Ingested, IngestError> {
+        let user = match self.index.get(&event.user) {
+            Some(&index) => index as usize,
+            None if !self.clock.anchored() => return self.hold(None, event),
+            None => self.add_user(event.user, event.ts_ms.div_euclid(1000))?,
+        };
+        let ts = event.ts_ms - self.users[user].clock_offset_ms;
+        if !self.clock.in_range(ts, &self.config.clock) {
+            return self.hold(Some(user), event);
+        }
+        self.clock.note_taken();
+        self.take(user, ts, event);
+        Ok(Ingested::Taken)
+    }
+
+    /// Applies a line at `ts` (network time): in its second, or as late once that second has closed.
+    #[inline]
+    fn take(&mut self, user: usize, ts: i64, event: &Event) {
+        let second = ts.div_euclid(1000);
         let next_close = *self
             .next_close
             .get_or_insert_with(|| second - self.config.allowed_lateness_ms.div_euclid(1000) - 1);
-        let user = match self.index.get(&event.user) {
-            Some(&index) => index as usize,
-            None => self.add_user(event.user, second)?,
-        };
         self.stats.events += 1;
-        self.stats.first_ts = Some(
-            self.stats
-                .first_ts
-                .map_or(event.ts_ms, |t| t.min(event.ts_ms)),
-        );
-        self.stats.last_ts = Some(
-            self.stats
-                .last_ts
-                .map_or(event.ts_ms, |t| t.max(event.ts_ms)),
-        );
+        self.stats.first_ts = Some(self.stats.first_ts.map_or(ts, |t| t.min(ts)));
+        self.stats.last_ts = Some(self.stats.last_ts.map_or(ts, |t| t.max(ts)));
         if second < next_close {
             self.stats.late += 1;
             self.users[user].apply_late(event);
         } else {
             self.users[user].apply(second, event);
         }
-        if event.ts_ms > self.max_ts {
-            self.max_ts = event.ts_ms;
-            self.advance_to(event.ts_ms);
+        if ts > self.max_ts {
+            // Seconds after the previous newest line and before this one are empty.
+            let busy_through = if self.max_ts == i64::MIN {
+                second
+            } else {
+                self.max_ts.div_euclid(1000)
+            };
+            self.max_ts = ts;
+            if ts > self.clock.net_ms {
+                self.clock.net_ms = ts;
+                if self.clock.has_held() {
+                    self.expire_held();
+                }
+            }
+            self.close_through(ts, busy_through);
         }
-        Ok(())
     }
 
     #[cold]
@@ -128,28 +158,52 @@ impl Engine {
         }
         self.index.insert(id, self.users.len() as u32);
         self.users.push(UserState::new(id, second));
+        self.clock.add_user();
         self.anomalies.push([None, None, None, None]);
         Ok(self.users.len() - 1)
     }
 
-    /// Moves event time to `now_ms` (the newest event, or the wall clock when a live stream is idle) and closes
-    /// every second the watermark has passed.
+    /// Moves event time to `now_ms` (the wall clock when a live stream is idle) and closes every second the
+    /// watermark has passed.
     pub fn advance_to(&mut self, now_ms: i64) {
+        if self.clock.anchored() && now_ms > self.clock.net_ms {
+            self.clock.net_ms = now_ms;
+            self.expire_held();
+        }
+        self.close_through(now_ms, self.max_ts.div_euclid(1000));
+    }
+
+    /// Closes every second before `now_ms - lateness`, but not past a held line's time. Seconds after
+    /// `busy_through` hold no line: a run of more than a ring of them is a gap in the data (no line from anyone),
+    /// skipped in one step, so a gap of days costs no more than one of seconds, and the detectors do not learn
+    /// silence from missing data (a network resuming after a gap is not a storm).
+    fn close_through(&mut self, now_ms: i64, busy_through: i64) {
         let Some(mut next) = self.next_close else {
             return;
         };
-        let target = (now_ms - self.config.allowed_lateness_ms).div_euclid(1000);
+        let target = (now_ms.min(self.clock.floor()) - self.config.allowed_lateness_ms).div_euclid(1000);
+        let ring = window::RING_SECONDS as i64;
         while next < target {
+            if next > busy_through && target - next > ring {
+                for user in &mut self.users {
+                    user.skip_idle(next, target);
+                }
+                self.clock.skipped_seconds += (target - next) as u64;
+                next = target;
+                break;
+            }
             self.close_second(next);
             next += 1;
         }
         self.next_close = Some(next);
     }
 
-    /// End of input: closes every second up to the newest event.
+    /// End of input: settles held lines, then closes every second up to the newest event.
     pub fn finish(&mut self) {
+        self.settle_all();
         if self.max_ts > i64::MIN {
-            self.advance_to(self.max_ts + self.config.allowed_lateness_ms + 1000);
+            let end = self.max_ts + self.config.allowed_lateness_ms + 1000;
+            self.close_through(end, self.max_ts.div_euclid(1000));
         }
         self.correlate_all();
     }

@@ -21,6 +21,8 @@ pub struct EngineSnapshot {
     anomalies: Vec<[Option<Anomaly>; 4]>,
     incidents: IncidentBook,
     network_open: [Option<usize>; 4],
+    #[serde(default)]
+    clock: super::clock::ClockSnapshot,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +45,7 @@ impl Engine {
             anomalies: self.anomalies.clone(),
             incidents: self.incidents.clone(),
             network_open: self.network_open,
+            clock: self.clock.snapshot(),
         })
     }
 
@@ -63,6 +66,7 @@ impl Engine {
             let user = UserState::restore(user);
             engine.index.insert(user.id, engine.users.len() as u32);
             engine.users.push(user);
+            engine.clock.add_user();
         }
         engine.anomalies = snapshot.anomalies;
         engine
@@ -73,6 +77,7 @@ impl Engine {
         engine.next_close = snapshot.next_close;
         engine.max_ts = snapshot.max_ts;
         engine.stats = snapshot.stats;
+        engine.clock.restore(snapshot.clock);
         Ok(engine)
     }
 }

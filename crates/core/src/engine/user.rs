@@ -54,6 +54,8 @@ pub struct UserSnapshot {
     trackers: [Tracker; 4],
     view: UserSecond,
     readings: [Reading; 4],
+    #[serde(default)]
+    clock_offset_ms: i64,
 }
 
 pub struct UserState {
@@ -78,6 +80,9 @@ pub struct UserState {
     /// The latest view and readings, for incident bookkeeping and the per-User API.
     pub view: UserSecond,
     pub readings: [Reading; 4],
+    /// How far this User's clock runs ahead of network time (negative: behind), once recognised; its lines are
+    /// placed at their time minus this.
+    pub clock_offset_ms: i64,
 }
 
 /// Queue movement of one event: queued adds, delivered and expired remove.
@@ -123,6 +128,7 @@ impl UserState {
             trackers: [Tracker::default(); 4],
             view: UserSecond::default(),
             readings: [Reading::default(); 4],
+            clock_offset_ms: 0,
         }
     }
 
@@ -152,6 +158,7 @@ impl UserState {
             trackers: self.trackers,
             view: self.view,
             readings: self.readings,
+            clock_offset_ms: self.clock_offset_ms,
         }
     }
 
@@ -181,6 +188,7 @@ impl UserState {
         user.trackers = snapshot.trackers;
         user.view = snapshot.view;
         user.readings = snapshot.readings;
+        user.clock_offset_ms = snapshot.clock_offset_ms;
         user
     }
 
@@ -397,5 +405,16 @@ impl UserState {
 
     pub fn depth(&self) -> u64 {
         self.depth
+    }
+
+    /// Closes the empty seconds `from..to` without running the detectors, after a ring of empty seconds has
+    /// settled them. Only the latest seconds are written (older ones would leave the ring anyway); the last few
+    /// ring slots are left alone, as they may already hold lines for seconds at `to` and after.
+    pub fn skip_idle(&mut self, from: i64, to: i64) {
+        let keep = RING_SECONDS as i64 - 64;
+        for second in from.max(to - keep)..to {
+            self.window.close(second, self.depth);
+            self.history.record(second, self.cumulative_queued);
+        }
     }
 }

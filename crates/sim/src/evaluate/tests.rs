@@ -86,6 +86,8 @@ fn report(incidents: Vec<IncidentRecord>) -> Report {
             quarantine: None,
             changes_loaded: 2,
             changes_rejected: vec![],
+            out_of_range: 0,
+            clock_offsets: vec![],
         },
         incidents,
     }

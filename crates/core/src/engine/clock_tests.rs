@@ -1,0 +1,245 @@
+//! Event time under hostile and broken clocks: far-future lines, skewed Users, backfill, long gaps.
+
+use super::*;
+use crate::changes::ChangeRegister;
+use crate::engine::{Engine, EngineConfig};
+use crate::telemetry::{Eui64, EventKind};
+
+const T0: i64 = 1_773_100_800_000;
+const DAY_MS: i64 = 86_400_000;
+
+fn user(n: u64) -> Eui64 {
+    Eui64(0x90B3_D51F_3001_0000 + n)
+}
+
+/// Everything the engine said about held lines, kept across calls.
+#[derive(Default)]
+struct Outcomes {
+    held: u64,
+    refused: Vec<IngestError>,
+    released: u64,
+}
+
+impl Outcomes {
+    fn drain(&mut self, engine: &mut Engine) {
+        for settled in engine.drain_settled() {
+            match settled {
+                Settled::Released(_) => self.released += 1,
+                Settled::Refused(_, error) => self.refused.push(error),
+            }
+        }
+    }
+}
+
+/// Per-second healthy traffic of `users` Users (6 lines each, a few hundred ms apart) for `seconds` seconds
+/// starting at `start_ms`; User `n`'s clock reads `skew(n)` ms ahead. `extra` may add lines after each second.
+fn feed(
+    engine: &mut Engine,
+    out: &mut Outcomes,
+    users: u64,
+    start_ms: i64,
+    seconds: i64,
+    skew: impl Fn(u64) -> i64,
+    mut extra: impl FnMut(i64, &mut Engine, &mut Outcomes),
+) -> u64 {
+    let mut lines = 0;
+    for second in 0..seconds {
+        let ts = start_ms + second * 1000;
+        for n in 1..=users {
+            for (offset, kind, value) in [
+                (50, EventKind::Request, 10),
+                (120, EventKind::QueuedResponse, 8),
+                (300, EventKind::Delivered, 8),
+                (800, EventKind::Delivered, 2),
+                (450, EventKind::Request, 5),
+                (700, EventKind::QueuedAlert, 2),
+            ] {
+                let event = Event::new(ts + offset + skew(n), user(n), kind, value);
+                if let Ok(Ingested::Held(_)) = engine.ingest(&event) {
+                    out.held += 1;
+                }
+                lines += 1;
+            }
+        }
+        extra(ts, engine, out);
+        out.drain(engine);
+    }
+    lines
+}
+
+fn engine() -> Engine {
+    Engine::new(EngineConfig::default(), ChangeRegister::new())
+}
+
+#[test]
+fn a_far_future_line_is_refused_and_never_moves_the_watermark() {
+    let mut engine = engine();
+    let mut out = Outcomes::default();
+    let far = 4_070_908_800_000; // 2099-01-01T00:00:00Z
+    let lines = feed(&mut engine, &mut out, 4, T0, 120, |_| 0, |ts, engine, out| {
+        if ts == T0 + 60_000 {
+            let taken = engine.ingest(&Event::new(far, user(2), EventKind::Request, 1));
+            assert!(matches!(taken, Ok(Ingested::Held(_))), "{taken:?}");
+            out.held += 1;
+        }
+        let watermark = engine.watermark_ms().unwrap_or(0);
+        assert!(watermark <= ts, "watermark {watermark} ran past network time {ts}");
+    });
+    engine.finish();
+    out.drain(&mut engine);
+    assert_eq!(out.refused.len(), 1, "{:?}", out.refused);
+    assert!(
+        out.refused[0].to_string().contains("2099-01-01T00:00:00Z"),
+        "{}",
+        out.refused[0]
+    );
+    assert_eq!(engine.out_of_range(), 1);
+    let stats = engine.stats();
+    assert_eq!(stats.events, lines, "every other line taken");
+    assert_eq!(stats.late, 0);
+    assert!(stats.last_ts.is_some_and(|t| t < T0 + 121_000));
+    assert_eq!(engine.held_lines(), 0);
+}
+
+#[test]
+fn a_far_future_first_line_does_not_anchor_network_time() {
+    let mut engine = engine();
+    let mut out = Outcomes::default();
+    assert!(matches!(
+        engine.ingest(&Event::new(T0 + 200 * DAY_MS, user(1), EventKind::Request, 1)),
+        Ok(Ingested::Held(_))
+    ));
+    let lines = feed(&mut engine, &mut out, 3, T0, 60, |_| 0, |_, _, _| {});
+    engine.finish();
+    out.drain(&mut engine);
+    assert_eq!(out.refused.len(), 1);
+    assert_eq!(engine.stats().events, lines);
+    assert_eq!(engine.stats().late, 0);
+}
+
+/// Five Users; User 1 (the largest share of lines) runs `skew_ms` off. Nothing is late or lost, and the offset
+/// is recognised to the second.
+fn skewed_user(skew_ms: i64) {
+    let mut engine = engine();
+    let mut out = Outcomes::default();
+    let skew = |n: u64| if n == 1 { skew_ms } else { 0 };
+    let lines = feed(&mut engine, &mut out, 5, T0, 300, skew, |ts, engine, out| {
+        // The large User: ten more lines a second.
+        for k in 0..10 {
+            let event = Event::new(ts + 80 * k + skew_ms, user(1), EventKind::Request, 3);
+            if let Ok(Ingested::Held(_)) = engine.ingest(&event) {
+                out.held += 1;
+            }
+        }
+    });
+    engine.finish();
+    out.drain(&mut engine);
+    let stats = engine.stats();
+    assert!(out.refused.is_empty(), "{:?}", out.refused);
+    assert_eq!(stats.events, lines + 300 * 10, "no line lost");
+    assert_eq!(stats.late, 0, "no line late, the skewed User's or anyone else's");
+    assert_eq!(out.released, out.held);
+    let offset = engine.users()[0].clock_offset_ms;
+    assert!(
+        (offset - skew_ms).abs() <= 1_000,
+        "offset {offset} ms, clock {skew_ms} ms"
+    );
+    assert!(engine.users()[1..].iter().all(|u| u.clock_offset_ms == 0));
+    let offsets = engine.clock_offsets();
+    assert_eq!(offsets.len(), 1);
+    assert!(stats.last_ts.is_some_and(|t| t < T0 + 301_000));
+}
+
+#[test]
+fn a_user_tens_of_seconds_fast_is_recognised() {
+    skewed_user(35_000);
+}
+
+#[test]
+fn a_user_ten_minutes_fast_is_recognised() {
+    skewed_user(600_000);
+}
+
+#[test]
+fn a_user_an_hour_behind_backfilling_is_recognised() {
+    skewed_user(-3_600_000);
+}
+
+#[test]
+fn a_user_whose_clock_is_fixed_returns_to_no_offset() {
+    let mut engine = engine();
+    let mut out = Outcomes::default();
+    let mut lines = feed(&mut engine, &mut out, 4, T0, 60, |n| if n == 1 { 600_000 } else { 0 }, |_, _, _| {});
+    assert!((engine.users()[0].clock_offset_ms - 600_000).abs() <= 1_000);
+    lines += feed(&mut engine, &mut out, 4, T0 + 60_000, 60, |_| 0, |_, _, _| {});
+    engine.finish();
+    out.drain(&mut engine);
+    assert_eq!(engine.users()[0].clock_offset_ms, 0);
+    assert_eq!(engine.stats().events, lines);
+    assert!(out.refused.is_empty());
+}
+
+#[test]
+fn a_three_day_gap_is_skipped_in_one_step() {
+    let mut engine = engine();
+    let mut out = Outcomes::default();
+    let mut lines = feed(&mut engine, &mut out, 4, T0, 120, |_| 0, |_, _, _| {});
+    let after = T0 + 120_000 + 3 * DAY_MS;
+    lines += feed(&mut engine, &mut out, 4, after, 120, |_| 0, |_, _, _| {});
+    engine.finish();
+    out.drain(&mut engine);
+    assert!(out.refused.is_empty(), "{:?}", out.refused);
+    assert_eq!(engine.stats().events, lines);
+    assert_eq!(engine.stats().late, 0);
+    assert!(
+        engine.seconds_skipped() > (3 * DAY_MS / 1000 - 1_000) as u64,
+        "skipped {}",
+        engine.seconds_skipped()
+    );
+    assert!(engine.watermark_ms().is_some_and(|w| w > after));
+    let incidents = engine.incident_records();
+    assert!(incidents.is_empty(), "{incidents:#?}");
+}
+
+#[test]
+fn a_single_user_stream_follows_its_own_gap() {
+    let mut engine = engine();
+    let mut out = Outcomes::default();
+    let mut lines = feed(&mut engine, &mut out, 1, T0, 60, |_| 0, |_, _, _| {});
+    lines += feed(&mut engine, &mut out, 1, T0 + 3_600_000, 60, |_| 0, |_, _, _| {});
+    engine.finish();
+    out.drain(&mut engine);
+    assert!(out.refused.is_empty());
+    assert_eq!(engine.stats().events, lines);
+    assert_eq!(engine.stats().late, 0);
+    assert_eq!(engine.users()[0].clock_offset_ms, 0);
+}
+
+#[test]
+fn the_outside_bound_refuses_lines_beyond_any_clock() {
+    let mut engine = engine();
+    engine.set_now_bound(Some(T0 + 10_000));
+    let refused = engine.ingest(&Event::new(T0 + DAY_MS, user(1), EventKind::Request, 1));
+    assert!(matches!(refused, Err(IngestError::OutOfRange { .. })), "{refused:?}");
+    assert_eq!(
+        engine.ingest(&Event::new(T0, user(1), EventKind::Request, 1)),
+        Ok(Ingested::Taken),
+        "with an outside bound the first good line anchors network time at once"
+    );
+}
+
+#[test]
+fn a_snapshot_keeps_clock_offsets_and_network_time() {
+    let mut engine = engine();
+    let mut out = Outcomes::default();
+    feed(&mut engine, &mut out, 4, T0, 60, |n| if n == 2 { 40_000 } else { 0 }, |_, _, _| {});
+    let bytes = engine.snapshot().expect("snapshot");
+    let restored = Engine::restore(&bytes, EngineConfig::default(), ChangeRegister::new())
+        .expect("restore");
+    assert!((engine.users()[1].clock_offset_ms - 40_000).abs() <= 1_000);
+    assert_eq!(
+        restored.users()[1].clock_offset_ms,
+        engine.users()[1].clock_offset_ms
+    );
+    assert_eq!(restored.network_time_ms(), engine.network_time_ms());
+}
