@@ -78,6 +78,54 @@ fn contract_example_counts_eleven_events_and_one_malformed_line() {
     );
 }
 
+/// The contract example plus one valid line stamped 2099: wherever it sits, the replay finishes at once (it used
+/// to close every second up to 2099 one by one), the line is counted and quarantined as out of range, and every
+/// other line counts as before, none late.
+#[test]
+fn a_line_stamped_2099_is_quarantined_as_out_of_range_wherever_it_sits() {
+    let far = r#"{"ts":"2099-01-01T00:00:00Z","user":"90-B3-D5-1F-30-01-00-07","event":"request","count":1}"#;
+    let original = std::fs::read_to_string(example("events.ndjson")).unwrap();
+    let lines: Vec<&str> = original.lines().collect();
+    for position in [0, 5, lines.len()] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut with_far = lines.clone();
+        with_far.insert(position, far);
+        let events = dir.path().join("events.ndjson");
+        std::fs::write(&events, with_far.join("\n") + "\n").unwrap();
+        let (output, report) = replay(&[events.to_str().unwrap()], dir.path());
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let summary = &report["summary"];
+        assert_eq!(summary["events"], 11, "at line {position}: {summary}");
+        assert_eq!(summary["malformed"], 2, "at line {position}: {summary}");
+        assert_eq!(summary["out_of_range"], 1, "at line {position}: {summary}");
+        assert_eq!(summary["late"], 0, "at line {position}: {summary}");
+        assert_eq!(summary["last_ts"], 1_773_133_202_000_i64);
+        let quarantine =
+            std::fs::read_to_string(dir.path().join("report.quarantine.ndjson")).unwrap();
+        let records: Vec<serde_json::Value> = quarantine
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let refused = records
+            .iter()
+            .find(|r| r["raw"] == far)
+            .unwrap_or_else(|| panic!("the 2099 line is quarantined: {quarantine}"));
+        assert_eq!(refused["line"], position as u64 + 1);
+        let error = refused["error"].as_str().unwrap_or_default();
+        assert!(error.contains("out of range"), "{error}");
+        assert!(error.contains("2099-01-01T00:00:00Z"), "{error}");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.contains("1 of the malformed lines were out of range"),
+            "{stdout}"
+        );
+    }
+}
+
 #[test]
 fn stdin_gzip_and_zstd_give_the_same_counts() {
     let dir = tempfile::tempdir().unwrap();

@@ -390,3 +390,80 @@ fn a_change_registered_from_the_command_line_reaches_the_running_engine() {
     });
     assert_eq!(incident["suspects"][0]["change"], "CHG-CLI-1");
 }
+
+/// A User whose clock runs ten minutes fast is recognised: its offset shows in the User API and the metrics, and
+/// nobody's lines are late because of it. A line stamped two days past the wall clock is refused as out of range.
+#[test]
+fn a_skewed_clock_is_recognised_and_a_line_past_the_wall_clock_is_refused() {
+    const SKEWED: &str = "90-B3-D5-1F-30-01-00-09";
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let ingest = token(dir.path(), "exporter", "ingest", None);
+    let service = Service::start(dir.path(), &[]);
+    let healthy = firewall_lines(0..120, (1_000, 1_000));
+    let healthy = String::from_utf8(healthy).unwrap();
+    let mut body = String::new();
+    // Interleave the skewed User's lines second by second with the others'.
+    for (second, chunk) in healthy.lines().collect::<Vec<_>>().chunks(6).enumerate() {
+        for line in chunk {
+            body.push_str(line);
+            body.push('\n');
+        }
+        let ts = T0 + second as i64 * 1000 + 600_000;
+        body.push_str(&format!(
+            "{{\"ts\":{},\"user\":\"{SKEWED}\",\"event\":\"request\",\"count\":5}}\n",
+            ts + 100
+        ));
+        body.push_str(&format!(
+            "{{\"ts\":{},\"user\":\"{SKEWED}\",\"event\":\"queued\",\"count\":5}}\n",
+            ts + 300
+        ));
+        body.push_str(&format!(
+            "{{\"ts\":{},\"user\":\"{SKEWED}\",\"event\":\"delivered\",\"count\":5}}\n",
+            ts + 500
+        ));
+    }
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let far = format!(
+        "{{\"ts\":{},\"user\":\"{HEALTHY}\",\"event\":\"request\",\"count\":1}}",
+        wall + 2 * 86_400_000
+    );
+    body.push_str(&far);
+    body.push('\n');
+    let (status, answer) = service.post("/api/v1/events", Some(&ingest), body.as_bytes(), &[]);
+    assert_eq!(status, 200, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["malformed"], 1, "{answer}");
+    let user = service.wait_for(&format!("/api/v1/users/{SKEWED}"), &ops, 30, |v| {
+        v["clock_offset_s"].as_f64().is_some_and(|o| o != 0.0)
+    });
+    let offset = user["clock_offset_s"].as_f64().unwrap();
+    assert!((offset - 600.0).abs() <= 1.0, "offset {offset}");
+    let others = service.json(&format!("/api/v1/users/{FIREWALLED}"), &ops);
+    assert_eq!(others["clock_offset_s"], 0.0);
+    let malformed = service.json("/api/v1/malformed", &ops);
+    assert_eq!(malformed["total"], 1);
+    let error = malformed["recent"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("out of range"), "{error}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, metrics) = service.get("/metrics", None);
+        let gauge = regex_free_sample(&metrics, "stormwatch_user_clock_offset_seconds", SKEWED);
+        let late = metrics
+            .lines()
+            .find(|l| l.starts_with("stormwatch_ingest_late_total"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+        if gauge.is_some_and(|g| (g - offset).abs() < 0.001) && late.is_some() {
+            assert_eq!(late, Some(0.0), "no line late");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "clock offset gauge of the skewed User: {gauge:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

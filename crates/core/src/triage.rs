@@ -89,6 +89,32 @@ pub fn render(report: &Report) -> String {
             _ => String::new(),
         }
     );
+    if s.out_of_range > 0 {
+        let _ = writeln!(
+            out,
+            "{} of the malformed lines were out of range: event time far ahead of the network's",
+            thousands(s.out_of_range)
+        );
+    }
+    for offset in &s.clock_offsets {
+        let _ = writeln!(
+            out,
+            "User {} has a clock {} s {} network time: its lines were placed {} s {}",
+            offset.user,
+            offset.offset_s.abs(),
+            if offset.offset_s > 0 {
+                "ahead of"
+            } else {
+                "behind"
+            },
+            offset.offset_s.abs(),
+            if offset.offset_s > 0 {
+                "earlier"
+            } else {
+                "later"
+            },
+        );
+    }
     if let Some(path) = &s.quarantine {
         let _ = writeln!(out, "malformed lines kept in {path}");
     }

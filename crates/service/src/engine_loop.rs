@@ -232,8 +232,10 @@ impl EngineLoop {
                     // Counted as accepted; if the engine refuses it later it is kept as malformed then.
                     outcome.accepted += 1;
                     let (line, bytes) = parsed.line_of(index);
-                    self.held
-                        .insert(token, (source.to_owned(), malformed(0, line, String::new(), bytes)));
+                    self.held.insert(
+                        token,
+                        (source.to_owned(), malformed(0, line, String::new(), bytes)),
+                    );
                 }
                 Err(refused) => {
                     let (line, bytes) = parsed.line_of(index);

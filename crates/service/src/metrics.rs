@@ -26,6 +26,9 @@ pub const LAG: &str = "stormwatch_engine_lag_seconds";
 pub const WATERMARK: &str = "stormwatch_watermark_timestamp_seconds";
 pub const LATENCY: &str = "stormwatch_ingest_latency_seconds";
 pub const USERS: &str = "stormwatch_users";
+pub const CLOCK_OFFSET: &str = "stormwatch_user_clock_offset_seconds";
+pub const OUT_OF_RANGE: &str = "stormwatch_ingest_out_of_range_total";
+pub const HELD: &str = "stormwatch_ingest_held_lines";
 pub const BUILD_INFO: &str = "stormwatch_build_info";
 
 /// Installs the global recorder; `/metrics` renders through the returned handle.
@@ -81,6 +84,19 @@ fn describe() {
         "Ingest-to-window latency quantiles (received to applied)"
     );
     describe_gauge!(USERS, "Users tracked");
+    describe_gauge!(
+        CLOCK_OFFSET,
+        Unit::Seconds,
+        "How far each User's clock runs ahead of network event time (negative: behind), once recognised"
+    );
+    describe_counter!(
+        OUT_OF_RANGE,
+        "Lines refused because their event time was far ahead of network event time (also counted as malformed)"
+    );
+    describe_gauge!(
+        HELD,
+        "Lines held while their event time is in doubt (a skewed clock being recognised, or a far-future line)"
+    );
     describe_gauge!(BUILD_INFO, "Build information");
 }
 
@@ -97,6 +113,7 @@ struct UserGauges {
     depth: Gauge,
     age: Gauge,
     delivering: Gauge,
+    clock_offset: Gauge,
     rates: Vec<Gauge>,
     baselines: Vec<Gauge>,
     ratios: Vec<Gauge>,
@@ -114,6 +131,7 @@ impl UserGauges {
             depth: gauge!(DEPTH, "user" => user.to_owned()),
             age: gauge!(BACKLOG_AGE, "user" => user.to_owned()),
             delivering: gauge!(DELIVERING, "user" => user.to_owned()),
+            clock_offset: gauge!(CLOCK_OFFSET, "user" => user.to_owned()),
             rates: per_flow(FLOW_RATE),
             baselines: per_flow(FLOW_BASELINE),
             ratios: per_flow(FLOW_RATIO),
@@ -162,6 +180,9 @@ impl Publisher {
                 } else {
                     0.0
                 });
+            gauges
+                .clock_offset
+                .set(user.clock_offset_ms as f64 / 1000.0);
             let baselines = user.flow_baselines();
             for (index, (flow, _)) in PUBLISHED.iter().enumerate() {
                 let rate = user.view.short_rate(*flow);
@@ -187,6 +208,8 @@ impl Publisher {
         }
         let stats = engine.stats();
         counter!(LATE).absolute(stats.late);
+        counter!(OUT_OF_RANGE).absolute(engine.out_of_range());
+        gauge!(HELD).set(engine.held_lines() as f64);
         gauge!(USERS).set(engine.user_count() as f64);
         gauge!(LAG).set(lag_s);
         if let Some(watermark) = engine.watermark_ms() {
@@ -204,6 +227,7 @@ impl Publisher {
             gauges.depth.set(0.0);
             gauges.age.set(0.0);
             gauges.delivering.set(0.0);
+            gauges.clock_offset.set(0.0);
             for gauge in gauges
                 .rates
                 .iter()

@@ -30,6 +30,9 @@ pub struct UserView {
     pub flows: Vec<FlowView>,
     /// Kinds with an anomaly pending or open.
     pub anomalies: Vec<&'static str>,
+    /// How far the User's clock runs ahead of network event time (negative: behind), once recognised; its lines
+    /// are placed at their time minus this.
+    pub clock_offset_s: f64,
 }
 
 const FLOWS: [(Flow, &str); 5] = [
@@ -77,6 +80,7 @@ pub fn view(user: &UserState) -> UserView {
             .filter(|kind| user.trackers[**kind as usize].is_active())
             .map(|kind| kind.as_str())
             .collect(),
+        clock_offset_s: user.clock_offset_ms as f64 / 1000.0,
     }
 }
 

@@ -366,9 +366,10 @@ impl Engine {
             }
             self.clock.runs[user] = None;
             self.users[user].clock_offset_ms = offset;
-            let (mine, others): (VecDeque<Held>, VecDeque<Held>) = std::mem::take(&mut self.clock.held)
-                .into_iter()
-                .partition(|h| h.user == Some(user as u32));
+            let (mine, others): (VecDeque<Held>, VecDeque<Held>) =
+                std::mem::take(&mut self.clock.held)
+                    .into_iter()
+                    .partition(|h| h.user == Some(user as u32));
             self.clock.held = others;
             self.refeed(mine.into_iter().collect());
         }
@@ -387,7 +388,11 @@ impl Engine {
             self.clock.run = NetRun {
                 count: 0,
                 users: 0,
-                needed: if active >= 2 { active.div_ceil(2).max(2) } else { 1 },
+                needed: if active >= 2 {
+                    active.div_ceil(2).max(2)
+                } else {
+                    1
+                },
                 epoch,
                 min_ts: i64::MAX,
             };
@@ -468,7 +473,12 @@ impl Engine {
     #[inline]
     pub(super) fn expire_held(&mut self) {
         let deadline = self.clock.net_ms - self.config.clock.hold_ms;
-        while self.clock.held.front().is_some_and(|h| h.held_at < deadline) {
+        while self
+            .clock
+            .held
+            .front()
+            .is_some_and(|h| h.held_at < deadline)
+        {
             if let Some(held) = self.clock.held.pop_front() {
                 self.judge(held, false);
             }

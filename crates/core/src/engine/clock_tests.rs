@@ -76,15 +76,26 @@ fn a_far_future_line_is_refused_and_never_moves_the_watermark() {
     let mut engine = engine();
     let mut out = Outcomes::default();
     let far = 4_070_908_800_000; // 2099-01-01T00:00:00Z
-    let lines = feed(&mut engine, &mut out, 4, T0, 120, |_| 0, |ts, engine, out| {
-        if ts == T0 + 60_000 {
-            let taken = engine.ingest(&Event::new(far, user(2), EventKind::Request, 1));
-            assert!(matches!(taken, Ok(Ingested::Held(_))), "{taken:?}");
-            out.held += 1;
-        }
-        let watermark = engine.watermark_ms().unwrap_or(0);
-        assert!(watermark <= ts, "watermark {watermark} ran past network time {ts}");
-    });
+    let lines = feed(
+        &mut engine,
+        &mut out,
+        4,
+        T0,
+        120,
+        |_| 0,
+        |ts, engine, out| {
+            if ts == T0 + 60_000 {
+                let taken = engine.ingest(&Event::new(far, user(2), EventKind::Request, 1));
+                assert!(matches!(taken, Ok(Ingested::Held(_))), "{taken:?}");
+                out.held += 1;
+            }
+            let watermark = engine.watermark_ms().unwrap_or(0);
+            assert!(
+                watermark <= ts,
+                "watermark {watermark} ran past network time {ts}"
+            );
+        },
+    );
     engine.finish();
     out.drain(&mut engine);
     assert_eq!(out.refused.len(), 1, "{:?}", out.refused);
@@ -106,7 +117,12 @@ fn a_far_future_first_line_does_not_anchor_network_time() {
     let mut engine = engine();
     let mut out = Outcomes::default();
     assert!(matches!(
-        engine.ingest(&Event::new(T0 + 200 * DAY_MS, user(1), EventKind::Request, 1)),
+        engine.ingest(&Event::new(
+            T0 + 200 * DAY_MS,
+            user(1),
+            EventKind::Request,
+            1
+        )),
         Ok(Ingested::Held(_))
     ));
     let lines = feed(&mut engine, &mut out, 3, T0, 60, |_| 0, |_, _, _| {});
@@ -123,21 +139,32 @@ fn skewed_user(skew_ms: i64) {
     let mut engine = engine();
     let mut out = Outcomes::default();
     let skew = |n: u64| if n == 1 { skew_ms } else { 0 };
-    let lines = feed(&mut engine, &mut out, 5, T0, 300, skew, |ts, engine, out| {
-        // The large User: ten more lines a second.
-        for k in 0..10 {
-            let event = Event::new(ts + 80 * k + skew_ms, user(1), EventKind::Request, 3);
-            if let Ok(Ingested::Held(_)) = engine.ingest(&event) {
-                out.held += 1;
+    let lines = feed(
+        &mut engine,
+        &mut out,
+        5,
+        T0,
+        300,
+        skew,
+        |ts, engine, out| {
+            // The large User: ten more lines a second.
+            for k in 0..10 {
+                let event = Event::new(ts + 80 * k + skew_ms, user(1), EventKind::Request, 3);
+                if let Ok(Ingested::Held(_)) = engine.ingest(&event) {
+                    out.held += 1;
+                }
             }
-        }
-    });
+        },
+    );
     engine.finish();
     out.drain(&mut engine);
     let stats = engine.stats();
     assert!(out.refused.is_empty(), "{:?}", out.refused);
     assert_eq!(stats.events, lines + 300 * 10, "no line lost");
-    assert_eq!(stats.late, 0, "no line late, the skewed User's or anyone else's");
+    assert_eq!(
+        stats.late, 0,
+        "no line late, the skewed User's or anyone else's"
+    );
     assert_eq!(out.released, out.held);
     let offset = engine.users()[0].clock_offset_ms;
     assert!(
@@ -169,9 +196,25 @@ fn a_user_an_hour_behind_backfilling_is_recognised() {
 fn a_user_whose_clock_is_fixed_returns_to_no_offset() {
     let mut engine = engine();
     let mut out = Outcomes::default();
-    let mut lines = feed(&mut engine, &mut out, 4, T0, 60, |n| if n == 1 { 600_000 } else { 0 }, |_, _, _| {});
+    let mut lines = feed(
+        &mut engine,
+        &mut out,
+        4,
+        T0,
+        60,
+        |n| if n == 1 { 600_000 } else { 0 },
+        |_, _, _| {},
+    );
     assert!((engine.users()[0].clock_offset_ms - 600_000).abs() <= 1_000);
-    lines += feed(&mut engine, &mut out, 4, T0 + 60_000, 60, |_| 0, |_, _, _| {});
+    lines += feed(
+        &mut engine,
+        &mut out,
+        4,
+        T0 + 60_000,
+        60,
+        |_| 0,
+        |_, _, _| {},
+    );
     engine.finish();
     out.drain(&mut engine);
     assert_eq!(engine.users()[0].clock_offset_ms, 0);
@@ -206,7 +249,15 @@ fn a_single_user_stream_follows_its_own_gap() {
     let mut engine = engine();
     let mut out = Outcomes::default();
     let mut lines = feed(&mut engine, &mut out, 1, T0, 60, |_| 0, |_, _, _| {});
-    lines += feed(&mut engine, &mut out, 1, T0 + 3_600_000, 60, |_| 0, |_, _, _| {});
+    lines += feed(
+        &mut engine,
+        &mut out,
+        1,
+        T0 + 3_600_000,
+        60,
+        |_| 0,
+        |_, _, _| {},
+    );
     engine.finish();
     out.drain(&mut engine);
     assert!(out.refused.is_empty());
@@ -220,7 +271,10 @@ fn the_outside_bound_refuses_lines_beyond_any_clock() {
     let mut engine = engine();
     engine.set_now_bound(Some(T0 + 10_000));
     let refused = engine.ingest(&Event::new(T0 + DAY_MS, user(1), EventKind::Request, 1));
-    assert!(matches!(refused, Err(IngestError::OutOfRange { .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(IngestError::OutOfRange { .. })),
+        "{refused:?}"
+    );
     assert_eq!(
         engine.ingest(&Event::new(T0, user(1), EventKind::Request, 1)),
         Ok(Ingested::Taken),
@@ -232,10 +286,18 @@ fn the_outside_bound_refuses_lines_beyond_any_clock() {
 fn a_snapshot_keeps_clock_offsets_and_network_time() {
     let mut engine = engine();
     let mut out = Outcomes::default();
-    feed(&mut engine, &mut out, 4, T0, 60, |n| if n == 2 { 40_000 } else { 0 }, |_, _, _| {});
+    feed(
+        &mut engine,
+        &mut out,
+        4,
+        T0,
+        60,
+        |n| if n == 2 { 40_000 } else { 0 },
+        |_, _, _| {},
+    );
     let bytes = engine.snapshot().expect("snapshot");
-    let restored = Engine::restore(&bytes, EngineConfig::default(), ChangeRegister::new())
-        .expect("restore");
+    let restored =
+        Engine::restore(&bytes, EngineConfig::default(), ChangeRegister::new()).expect("restore");
     assert!((engine.users()[1].clock_offset_ms - 40_000).abs() <= 1_000);
     assert_eq!(
         restored.users()[1].clock_offset_ms,

@@ -181,7 +181,8 @@ impl Engine {
         let Some(mut next) = self.next_close else {
             return;
         };
-        let target = (now_ms.min(self.clock.floor()) - self.config.allowed_lateness_ms).div_euclid(1000);
+        let target =
+            (now_ms.min(self.clock.floor()) - self.config.allowed_lateness_ms).div_euclid(1000);
         let ring = window::RING_SECONDS as i64;
         while next < target {
             if next > busy_through && target - next > ring {
