@@ -107,6 +107,8 @@ struct NetRun {
     needed: u32,
     epoch: u32,
     min_ts: i64,
+    /// Lines taken when the run last grew: any line taken since breaks the run.
+    taken_mark: u64,
 }
 
 /// Network time is unknown until anchored; this keeps every lead out of range without a second test.
@@ -120,6 +122,12 @@ pub struct EventClock {
     held: VecDeque<Held>,
     /// While held lines are being placed again, the earliest `held_at` among those not yet placed.
     refeed_floor: i64,
+    /// The watermark may not pass this: the earliest `held_at` of any held line (kept up to date on every change
+    /// to the held lines, so the hot path reads one field).
+    floor: i64,
+    /// `behind_ms` and `ahead_ms + behind_ms`, for the one-comparison range check.
+    behind_ms: i64,
+    span_ms: u64,
     next_token: u64,
     runs: Vec<Option<UserRun>>,
     user_epochs: Vec<u32>,
@@ -138,6 +146,9 @@ impl Default for EventClock {
             net_ms: UNANCHORED,
             held: VecDeque::new(),
             refeed_floor: i64::MAX,
+            floor: i64::MAX,
+            behind_ms: ClockConfig::default().behind_ms,
+            span_ms: (ClockConfig::default().ahead_ms + ClockConfig::default().behind_ms) as u64,
             next_token: 0,
             runs: Vec::new(),
             user_epochs: Vec::new(),
@@ -158,26 +169,35 @@ pub struct ClockSnapshot {
 }
 
 impl EventClock {
-    /// True when a line at `ts` (already corrected for its User's offset) may be applied at once.
-    #[inline]
-    pub(super) fn in_range(&self, ts: i64, config: &ClockConfig) -> bool {
-        let lead = ts - self.net_ms;
-        lead <= config.ahead_ms && lead >= -config.behind_ms
+    pub(super) fn new(config: &ClockConfig) -> EventClock {
+        EventClock {
+            behind_ms: config.behind_ms,
+            span_ms: (config.ahead_ms + config.behind_ms).max(0) as u64,
+            ..EventClock::default()
+        }
     }
 
-    /// A line at network time arrived: ahead lines before it were not a network-wide jump.
+    /// True when a line at `ts` (already corrected for its User's offset) may be applied at once: within
+    /// `[net - behind, net + ahead]`, in one comparison.
     #[inline]
-    pub(super) fn note_taken(&mut self) {
-        self.run.count = 0;
+    pub(super) fn in_range(&self, ts: i64) -> bool {
+        let from_low = ts.wrapping_sub(self.net_ms).wrapping_add(self.behind_ms);
+        from_low as u64 <= self.span_ms
     }
 
     /// The watermark may not pass this (network time of the oldest held line), so placed lines are not late.
     #[inline]
     pub(super) fn floor(&self) -> i64 {
-        match self.held.front() {
-            Some(front) => front.held_at.min(self.refeed_floor),
-            None => self.refeed_floor,
-        }
+        self.floor
+    }
+
+    /// Held lines are in `held_at` order: the oldest sets the floor.
+    fn refresh_floor(&mut self) {
+        self.floor = self
+            .held
+            .front()
+            .map_or(i64::MAX, |h| h.held_at)
+            .min(self.refeed_floor);
     }
 
     pub(super) fn anchored(&self) -> bool {
@@ -321,6 +341,7 @@ impl Engine {
             self.judge(oldest, false);
         }
         self.clock.held.push_back(held);
+        self.clock.refresh_floor();
     }
 
     /// A just-held line: does it complete a User's offset or a network jump?
@@ -371,12 +392,17 @@ impl Engine {
                     .into_iter()
                     .partition(|h| h.user == Some(user as u32));
             self.clock.held = others;
+            self.clock.refresh_floor();
             self.refeed(mine.into_iter().collect());
         }
     }
 
     /// Counts an ahead line into the network run; true if it completed a jump (and the held lines were placed).
     fn note_ahead(&mut self, user: usize, corrected: i64) -> bool {
+        if self.clock.run.count > 0 && self.clock.run.taken_mark != self.stats.events {
+            // A line at network time came between: the earlier ahead lines were not a network-wide move.
+            self.clock.run.count = 0;
+        }
         if self.clock.run.count == 0 {
             let since = (self.clock.net_ms / 1000) - self.config.network.active_window_s;
             let active = self
@@ -395,9 +421,11 @@ impl Engine {
                 },
                 epoch,
                 min_ts: i64::MAX,
+                taken_mark: 0,
             };
         }
         let run = &mut self.clock.run;
+        run.taken_mark = self.stats.events;
         run.count += 1;
         run.min_ts = run.min_ts.min(corrected);
         if self.clock.user_epochs[user] != run.epoch {
@@ -420,6 +448,7 @@ impl Engine {
             *run = None;
         }
         let mut all: Vec<Held> = std::mem::take(&mut self.clock.held).into();
+        self.clock.refresh_floor();
         for held in &mut all {
             held.held_at = run.min_ts;
         }
@@ -440,6 +469,7 @@ impl Engine {
         };
         self.clock.net_ms = anchor;
         let mut all: Vec<Held> = std::mem::take(&mut self.clock.held).into();
+        self.clock.refresh_floor();
         for held in &mut all {
             held.held_at = anchor;
         }
@@ -450,12 +480,12 @@ impl Engine {
     fn refeed(&mut self, batch: Vec<Held>) {
         for (position, held) in batch.iter().enumerate() {
             self.clock.refeed_floor = batch.get(position + 1).map_or(i64::MAX, |h| h.held_at);
+            self.clock.refresh_floor();
             let Some(user) = self.user_of(held) else {
                 continue;
             };
             let ts = held.event.ts_ms - self.users[user].clock_offset_ms;
-            if self.clock.in_range(ts, &self.config.clock) {
-                self.clock.note_taken();
+            if self.clock.in_range(ts) {
                 self.take(user, ts, &held.event);
                 self.clock.settled.push(Settled::Released(held.token));
             } else {
@@ -467,6 +497,7 @@ impl Engine {
             }
         }
         self.clock.refeed_floor = i64::MAX;
+        self.clock.refresh_floor();
     }
 
     /// Judges held lines whose wait is over.
@@ -480,6 +511,7 @@ impl Engine {
             .is_some_and(|h| h.held_at < deadline)
         {
             if let Some(held) = self.clock.held.pop_front() {
+                self.clock.refresh_floor();
                 self.judge(held, false);
             }
         }
@@ -532,6 +564,7 @@ impl Engine {
             self.anchor();
         }
         while let Some(held) = self.clock.held.pop_front() {
+            self.clock.refresh_floor();
             self.judge(held, true);
         }
     }

@@ -84,6 +84,7 @@ pub struct Engine {
 impl Engine {
     pub fn new(config: EngineConfig, changes: ChangeRegister) -> Engine {
         Engine {
+            clock: clock::EventClock::new(&config.clock),
             config,
             changes,
             index: FxHashMap::default(),
@@ -95,7 +96,6 @@ impl Engine {
             next_close: None,
             max_ts: i64::MIN,
             stats: EngineStats::default(),
-            clock: clock::EventClock::default(),
         }
     }
 
@@ -109,10 +109,9 @@ impl Engine {
             None => self.add_user(event.user, event.ts_ms.div_euclid(1000))?,
         };
         let ts = event.ts_ms - self.users[user].clock_offset_ms;
-        if !self.clock.in_range(ts, &self.config.clock) {
+        if !self.clock.in_range(ts) {
             return self.hold(Some(user), event);
         }
-        self.clock.note_taken();
         self.take(user, ts, event);
         Ok(Ingested::Taken)
     }

@@ -91,6 +91,7 @@ impl<'a> Builder<'a> {
         match scenario {
             Scenario::FirewallBacklog => self.firewall(at, budget),
             Scenario::CertificateFailure => self.certificate(at),
+            Scenario::ClockSkew => self.clock_skew(at),
             Scenario::UnregisteredBacklog => self.unregistered(at),
             Scenario::MdmStorm => self.mdm(at),
             Scenario::FirmwareAlertStorm => self.firmware(at),

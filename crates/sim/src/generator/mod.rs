@@ -110,6 +110,7 @@ pub fn generate(
         ids,
         stream(options.seed, 4),
     )?;
+    writer.set_skews(&plan.skews);
     let mut sim = sim::Sim::new(users, shape, &plan, stream(options.seed, 3));
     let mut lines = Vec::new();
     for t in plan.start_s..plan.end_s {

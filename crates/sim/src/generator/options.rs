@@ -21,6 +21,7 @@ pub enum Scenario {
     CertificateFailure,
     UnregisteredBacklog,
     DccMaintenance,
+    ClockSkew,
     FirewallBacklog,
     Decoys,
 }
@@ -28,7 +29,7 @@ pub enum Scenario {
 impl Scenario {
     /// Every scenario, in the order they are laid out in time (the firewall backlog last, so its long drain may
     /// run past the end of the input).
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Scenario::Hiccups,
         Scenario::SmallCampaign,
         Scenario::MdmStorm,
@@ -37,6 +38,7 @@ impl Scenario {
         Scenario::CertificateFailure,
         Scenario::UnregisteredBacklog,
         Scenario::DccMaintenance,
+        Scenario::ClockSkew,
         Scenario::FirewallBacklog,
         Scenario::Decoys,
     ];
@@ -51,6 +53,7 @@ impl Scenario {
             Scenario::CertificateFailure => "certificate_failure",
             Scenario::UnregisteredBacklog => "unregistered_backlog",
             Scenario::DccMaintenance => "dcc_maintenance",
+            Scenario::ClockSkew => "clock_skew",
             Scenario::FirewallBacklog => "firewall_backlog",
             Scenario::Decoys => "decoys",
         }
@@ -80,6 +83,9 @@ impl Scenario {
             }
             Scenario::DccMaintenance => {
                 "DSP maintenance pauses delivery for every User: one `*` backlog"
+            }
+            Scenario::ClockSkew => {
+                "clocks off by 35 s, 10 min and -1 h; TLS failures on the 10-min-fast User: one backlog"
             }
             Scenario::FirewallBacklog => {
                 "a firewall change blocks a large supplier: backlog of ~1.5 M"
@@ -309,7 +315,7 @@ mod tests {
     fn scenario_lists_expand_and_sort() {
         let list = Scenario::parse_list(&["firewall_backlog", "mdm_storm", "mdm_storm"]).unwrap();
         assert_eq!(list, vec![Scenario::MdmStorm, Scenario::FirewallBacklog]);
-        assert_eq!(Scenario::parse_list(&["all"]).unwrap().len(), 10);
+        assert_eq!(Scenario::parse_list(&["all"]).unwrap().len(), 11);
         assert!(Scenario::parse_list(&["nope"]).is_err());
     }
 

@@ -38,6 +38,8 @@ pub(crate) struct EventWriter {
     stalls: [Stall; 2],
     rng: StdRng,
     users: Vec<u64>,
+    /// Ms each User's exporter clock is off by (positive: fast); lines are ordered by true time, stamped with this.
+    skews: Vec<i64>,
     /// Chance of a malformed line before each valid one.
     malformed_before: f64,
     pub events: u64,
@@ -71,11 +73,21 @@ impl EventWriter {
             sequence: 0,
             stalls,
             rng,
+            skews: vec![0; users.len()],
             users,
             malformed_before: malformed_rate / (1.0 - malformed_rate),
             events: 0,
             malformed: 0,
         })
+    }
+
+    /// Sets the Users' exporter clock errors.
+    pub fn set_skews(&mut self, skews: &[(usize, i64)]) {
+        for &(user, skew) in skews {
+            if let Some(slot) = self.skews.get_mut(user) {
+                *slot = skew;
+            }
+        }
     }
 
     /// Takes second `t`'s lines and writes every line that can no longer be overtaken.
@@ -154,16 +166,17 @@ impl EventWriter {
                 self.buf.push(b'\n');
             }
         }
+        let ts = line.ts + self.skews.get(line.user as usize).copied().unwrap_or(0);
         let roll = self.rng.random_range(0..1000u32);
         self.buf.extend_from_slice(b"{\"ts\":");
         if roll < 40 {
             // Some exporters write RFC 3339, a few in local time.
             self.buf.push(b'"');
             let offset = if roll < 10 { 60 } else { 0 };
-            push_rfc3339(&mut self.buf, line.ts, offset, true);
+            push_rfc3339(&mut self.buf, ts, offset, true);
             self.buf.push(b'"');
         } else {
-            push_i64(&mut self.buf, line.ts);
+            push_i64(&mut self.buf, ts);
         }
         self.buf.extend_from_slice(b",\"user\":\"");
         let spelling = match self.rng.random_range(0..100u32) {

@@ -78,6 +78,8 @@ pub(crate) struct Plan {
     pub incidents: Vec<PlannedIncident>,
     /// Intervals kept free of background hiccups and bursts.
     pub quiet: Vec<(i64, i64)>,
+    /// Users whose exporter clock is off, by how many ms (positive: fast), for the whole run.
+    pub skews: Vec<(usize, i64)>,
 }
 
 /// How long one scenario needs: the anomaly itself, then time to recover.

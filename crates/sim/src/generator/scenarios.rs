@@ -112,6 +112,41 @@ impl Builder<'_> {
         })
     }
 
+    /// Three exporter clocks are off for the whole run: one User's by 35 s fast, one's by ten minutes fast, one's
+    /// an hour behind (a backfill). The ten-minutes-fast User then fails TLS after a certificate rotation: the
+    /// engine must date its backlog in true time and lose no one's lines as late.
+    pub(super) fn clock_skew(&mut self, at: i64) -> Result<Slot, GenError> {
+        let (user, length) =
+            self.outage("clock_skew (>= 3 inbound msg/s)", at, &[FailureReason::Tls])?;
+        let fast = self.pick("clock_skew's 35 s fast clock", |_| true)?;
+        let behind = self.pick("clock_skew's backfilling exporter", |_| true)?;
+        self.plan
+            .skews
+            .extend([(user, 600_000), (fast, 35_000), (behind, -3_600_000)]);
+        let (start, end) = self.window_around(at, 1..6, 30..60);
+        let status = self.status();
+        let id = self.notice(
+            Some(user),
+            "DCCKI TLS certificate rotation",
+            Category::Certificate,
+            (start, end),
+            status,
+            &[],
+        );
+        self.incident(
+            Some(user),
+            IncidentKind::Backlog,
+            at,
+            Verdict::RegisteredChange,
+            Some(id),
+        );
+        self.watch_last(user, at, at + 2 * length);
+        Ok(Slot {
+            anomaly_s: length,
+            recovery_s: length + 10 * MINUTE,
+        })
+    }
+
     pub(super) fn unregistered(&mut self, at: i64) -> Result<Slot, GenError> {
         let reasons: &'static [FailureReason] = &[FailureReason::Timeout, FailureReason::Http5xx];
         let (user, length) =
