@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::api_error::ApiError;
 use super::auth::{list_scope, may_touch_change, principal};
 use super::engine_loop::EngineInput;
-use super::http::AppState;
+use super::state::AppState;
 use crate::store::{ChangeFilter, Principal, StoredChange};
 use stormwatch_core::changes::{ChangeNotice, ChangeOwner, ChangeStatus};
 
