@@ -132,17 +132,11 @@ mod tests {
     const ONSET: i64 = 1_773_133_500_000;
 
     fn notice(id: &str, owner: &str, category: Category, start_ms: i64) -> ChangeNotice {
+        let owner = ChangeOwner::parse(owner).unwrap();
         ChangeNotice {
-            id: id.into(),
-            owner: ChangeOwner::parse(owner).unwrap(),
             title: id.into(),
-            category,
-            start_ms,
-            end_ms: start_ms + 3_600_000,
             status: ChangeStatus::InProgress,
-            srvs: vec![],
-            expected: None,
-            contact: None,
+            ..ChangeNotice::planned(id, owner, category, start_ms, start_ms + 3_600_000)
         }
     }
 
