@@ -11,8 +11,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use stormwatch_core::engine::{Engine, EngineConfig};
 use stormwatch_service::engine_loop::EngineLoop;
-use stormwatch_service::http::{AppState, router};
+use stormwatch_service::http::router;
 use stormwatch_service::malformed::MalformedLog;
+use stormwatch_service::state::AppState;
 use stormwatch_service::store::Store;
 use stormwatch_service::store_sink::StoreSink;
 use stormwatch_service::{LogFormat, ServeConfig, alerts, ingest, metrics};
@@ -137,8 +138,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         allowed_lateness_ms: (config.lateness_s * 1000.0) as i64,
         // Partitions move between instances: an incident must be named alike by whoever owns its User.
         stable_ids: kafka.is_some(),
-        ..EngineConfig::default()
+        ..config.engine.clone()
     };
+    let correlator_config = std::sync::Arc::new(engine_config.correlator.clone());
     let register = store.load_register()?;
     // With Kafka, state is rebuilt from the log on every assignment (the partitions owned may have changed).
     let snapshot = match kafka {
@@ -230,6 +232,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         store,
         metrics: handle,
         ready,
+        correlator: correlator_config,
     };
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.http)

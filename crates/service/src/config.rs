@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use stormwatch_core::engine::EngineConfig;
 
 /// How logs are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
@@ -45,6 +46,9 @@ pub struct ServeConfig {
     /// Event time replayed before the previous owner's commit when a partition is assigned.
     #[cfg(feature = "kafka")]
     pub kafka_warmup_s: u64,
+    /// Detector thresholds, lifecycle timings, common-cause grouping and the correlator's weights (`[engine]` and
+    /// its sub-tables; lateness is the `lateness_s` setting above).
+    pub engine: EngineConfig,
 }
 
 impl Default for ServeConfig {
@@ -67,6 +71,7 @@ impl Default for ServeConfig {
             kafka_group: "stormwatch".into(),
             #[cfg(feature = "kafka")]
             kafka_warmup_s: 3_600,
+            engine: EngineConfig::default(),
         }
     }
 }
@@ -145,6 +150,29 @@ mod tests {
         assert!(config.listens_beyond_loopback());
         let again: ServeConfig = toml::from_str(&config.to_toml()).unwrap();
         assert_eq!(again, config);
+    }
+
+    #[test]
+    fn engine_and_correlator_settings_load_from_toml_and_print() {
+        let text = "[engine.detectors.rate_storm]\nfactor = 6.0\n[engine.correlator]\nfit_threshold = 0.6\n[engine.correlator.category_fit]\napplication = [0.6, 1.0, 1.0, 0.2]\n";
+        let config: ServeConfig = toml::from_str(text).unwrap();
+        assert_eq!(config.engine.detectors.rate_storm.factor, 6.0);
+        assert_eq!(config.engine.detectors.rate_storm.floor, 5.0);
+        assert_eq!(config.engine.correlator.fit_threshold, 0.6);
+        assert_eq!(config.engine.correlator.category_fit.application[0], 0.6);
+        assert_eq!(config.engine.correlator.max_suspects, 5);
+        let printed = config.to_toml();
+        assert!(
+            printed.contains("[engine.correlator.category_fit]"),
+            "{printed}"
+        );
+        assert!(printed.contains("time_constant_s"), "{printed}");
+        let again: ServeConfig = toml::from_str(&printed).unwrap();
+        assert_eq!(again, config);
+        let error = toml::from_str::<ServeConfig>("[engine.correlator]\nfit_treshold = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("fit_treshold"), "{error}");
     }
 
     #[test]

@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 use super::{Engine, IngestError};
 use crate::telemetry::Event;
 
-/// Thresholds of event-time admission.
-#[derive(Clone, Debug, PartialEq)]
+/// Thresholds of event-time admission (`[engine.clock]` in the service's TOML).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ClockConfig {
     /// A line further than this ahead of network time is held.
     pub ahead_ms: i64,
@@ -227,13 +228,7 @@ impl EventClock {
 }
 
 fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| format!("{ms} ms"))
+    crate::rfc3339::format_ms(ms).unwrap_or_else(|| format!("{ms} ms"))
 }
 
 /// The error for a line refused as out of range.
