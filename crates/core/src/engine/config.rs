@@ -82,11 +82,17 @@ impl Default for DetectorConfig {
                 open_after_s: 15,
                 pending_gap_s: 3,
                 resolve_after_s: 120,
+                flap_episodes: 0,
+                flap_gap_s: 0,
             },
             backlog_lifecycle: LifecycleConfig {
                 open_after_s: 65,
                 pending_gap_s: 5,
                 resolve_after_s: 60,
+                // An endpoint down for under a minute every couple of minutes: the third such outage in a row opens
+                // one incident. Normal-life hiccups come hours apart.
+                flap_episodes: 3,
+                flap_gap_s: 150,
             },
         }
     }

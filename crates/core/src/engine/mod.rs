@@ -237,7 +237,19 @@ impl Engine {
                 self.anomalies[user][slot] = Some(Anomaly::start(&self.users[user], kind, onset));
             }
             Transition::Cancelled => self.anomalies[user][slot] = None,
-            Transition::Opened { .. } => self.open(user, kind, second),
+            Transition::Opened { pending_since } => {
+                // A flapping series opens dated from its first episode, before this episode's own onset.
+                if let Some(anomaly) = self.anomalies[user][slot].as_mut()
+                    && pending_since < anomaly.onset_second
+                {
+                    let back = match kind {
+                        IncidentKind::Backlog => self.config.detectors.backlog.min_age_s as i64,
+                        _ => 0,
+                    };
+                    anomaly.onset_second = pending_since - back;
+                }
+                self.open(user, kind, second)
+            }
             Transition::Resolved { at } => {
                 if let Some(anomaly) = self.anomalies[user][slot].take()
                     && let Some(incident) = anomaly.incident

@@ -383,3 +383,28 @@ fn pruned_incidents_leave_ids_and_open_incidents_untouched() {
     assert_eq!(engine.incident_record(1), Some(all[1].clone()));
     assert_eq!(engine.incident_record(0), None);
 }
+
+#[test]
+fn a_flapping_endpoint_is_one_backlog_dated_from_its_first_outage() {
+    // Down 40 s in every 120 s for 30 minutes from second 1,200: no outage lasts a minute.
+    let down = |u: usize, s: i64| u == 2 && (1_200..3_000).contains(&s) && (s - 1_200) % 120 < 40;
+    let engine = run(&population(), 3_600, down, ChangeRegister::new());
+    let incidents = engine.incident_records();
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    let incident = &incidents[0];
+    assert_eq!(incident.kind, IncidentKind::Backlog);
+    assert_eq!(incident.user, user(3).to_string());
+    assert!(
+        (incident.onset - (T0 + 1_200_000)).abs() <= 15_000,
+        "onset {} s",
+        (incident.onset - T0) / 1000
+    );
+}
+
+#[test]
+fn outages_under_a_minute_minutes_apart_are_still_normal_life() {
+    // The same 40 s outages, but 5 minutes apart: hiccups, never an incident.
+    let down = |u: usize, s: i64| u == 2 && (1_200..3_000).contains(&s) && (s - 1_200) % 300 < 40;
+    let engine = run(&population(), 3_600, down, ChangeRegister::new());
+    assert!(engine.incident_records().is_empty());
+}

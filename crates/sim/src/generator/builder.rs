@@ -92,6 +92,7 @@ impl<'a> Builder<'a> {
             Scenario::FirewallBacklog => self.firewall(at, budget),
             Scenario::CertificateFailure => self.certificate(at),
             Scenario::ClockSkew => self.clock_skew(at),
+            Scenario::Flapping => self.flapping(at),
             Scenario::UnregisteredBacklog => self.unregistered(at),
             Scenario::MdmStorm => self.mdm(at),
             Scenario::FirmwareAlertStorm => self.firmware(at),

@@ -22,6 +22,7 @@ pub enum Scenario {
     UnregisteredBacklog,
     DccMaintenance,
     ClockSkew,
+    Flapping,
     FirewallBacklog,
     Decoys,
 }
@@ -29,7 +30,7 @@ pub enum Scenario {
 impl Scenario {
     /// Every scenario, in the order they are laid out in time (the firewall backlog last, so its long drain may
     /// run past the end of the input).
-    pub const ALL: [Scenario; 11] = [
+    pub const ALL: [Scenario; 12] = [
         Scenario::Hiccups,
         Scenario::SmallCampaign,
         Scenario::MdmStorm,
@@ -39,6 +40,7 @@ impl Scenario {
         Scenario::UnregisteredBacklog,
         Scenario::DccMaintenance,
         Scenario::ClockSkew,
+        Scenario::Flapping,
         Scenario::FirewallBacklog,
         Scenario::Decoys,
     ];
@@ -54,6 +56,7 @@ impl Scenario {
             Scenario::UnregisteredBacklog => "unregistered_backlog",
             Scenario::DccMaintenance => "dcc_maintenance",
             Scenario::ClockSkew => "clock_skew",
+            Scenario::Flapping => "flapping",
             Scenario::FirewallBacklog => "firewall_backlog",
             Scenario::Decoys => "decoys",
         }
@@ -86,6 +89,9 @@ impl Scenario {
             }
             Scenario::ClockSkew => {
                 "clocks off by 35 s, 10 min and -1 h; TLS failures on the 10-min-fast User: one backlog"
+            }
+            Scenario::Flapping => {
+                "after a load-balancer change an endpoint refuses 40 s in every 2 min for 45 min: one backlog"
             }
             Scenario::FirewallBacklog => {
                 "a firewall change blocks a large supplier: backlog of ~1.5 M"
@@ -312,7 +318,7 @@ mod tests {
     fn scenario_lists_expand_and_sort() {
         let list = Scenario::parse_list(&["firewall_backlog", "mdm_storm", "mdm_storm"]).unwrap();
         assert_eq!(list, vec![Scenario::MdmStorm, Scenario::FirewallBacklog]);
-        assert_eq!(Scenario::parse_list(&["all"]).unwrap().len(), 11);
+        assert_eq!(Scenario::parse_list(&["all"]).unwrap().len(), 12);
         assert!(Scenario::parse_list(&["nope"]).is_err());
     }
 

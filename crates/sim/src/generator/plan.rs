@@ -21,6 +21,15 @@ pub(crate) enum Effect {
         stop_at_depth: Option<u64>,
         reasons: &'static [FailureReason],
     },
+    /// The User's endpoint flaps: down for `down_s` at the start of every `period_s`, from `from` to `until`.
+    Flap {
+        user: usize,
+        from: i64,
+        until: i64,
+        down_s: i64,
+        period_s: i64,
+        reasons: &'static [FailureReason],
+    },
     /// DSP-side: no delivery attempts for any User.
     Pause { from: i64, until: i64 },
     /// Requests multiplied by `factor`; `reject_share` replaces the User's normal share.

@@ -147,6 +147,46 @@ impl Builder<'_> {
         })
     }
 
+    /// After a registered load-balancer change, an endpoint refuses deliveries for 40 s in every 2 minutes for
+    /// 45 minutes. No single outage lasts a minute, yet it is one incident, dated from the first outage.
+    pub(super) fn flapping(&mut self, at: i64) -> Result<Slot, GenError> {
+        let shape = self.shape;
+        let user = self.pick("flapping (>= 3 inbound msg/s)", |p| {
+            p.inbound_at(shape, at) >= 3.0
+        })?;
+        let length = 45 * MINUTE;
+        self.plan.effects.push(Effect::Flap {
+            user,
+            from: at,
+            until: at + length,
+            down_s: 40,
+            period_s: 120,
+            reasons: &[FailureReason::Refused],
+        });
+        let (start, end) = self.window_around(at, 1..6, 20..40);
+        let status = self.status();
+        let id = self.notice(
+            Some(user),
+            "Load balancer pool reconfiguration",
+            Category::Network,
+            (start, end),
+            status,
+            &[],
+        );
+        self.incident(
+            Some(user),
+            IncidentKind::Backlog,
+            at,
+            Verdict::RegisteredChange,
+            Some(id),
+        );
+        self.watch_last(user, at, at + length);
+        Ok(Slot {
+            anomaly_s: length,
+            recovery_s: 10 * MINUTE,
+        })
+    }
+
     pub(super) fn unregistered(&mut self, at: i64) -> Result<Slot, GenError> {
         let reasons: &'static [FailureReason] = &[FailureReason::Timeout, FailureReason::Http5xx];
         let (user, length) =

@@ -77,6 +77,7 @@ impl Sim {
             match *effect {
                 Effect::Pause { from, until } => pauses.push((from, until)),
                 Effect::Outage { user, .. }
+                | Effect::Flap { user, .. }
                 | Effect::Surge { user, .. }
                 | Effect::Flood { user, .. }
                 | Effect::Burst { user, .. } => {
@@ -183,6 +184,20 @@ impl Sim {
                     } else if !paused {
                         mods.delivery = Delivery::Down(reasons);
                     }
+                }
+                Effect::Flap {
+                    from,
+                    until,
+                    down_s,
+                    period_s,
+                    reasons,
+                    ..
+                } if *from <= t
+                    && t < *until
+                    && (t - *from).rem_euclid(*period_s) < *down_s
+                    && !paused =>
+                {
+                    mods.delivery = Delivery::Down(reasons);
                 }
                 Effect::Surge {
                     from,
