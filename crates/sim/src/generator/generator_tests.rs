@@ -253,6 +253,7 @@ fn every_scenario_plans_its_truth_and_changes() {
             (K::Backlog, V::DccChange, true),
             (K::Backlog, V::RegisteredChange, true),
             (K::Backlog, V::RegisteredChange, true),
+            (K::Backlog, V::RegisteredChange, true),
         ]
     );
     // Every named suspect is a notice, and ids are unique.

@@ -374,7 +374,7 @@ mod tests {
         options.scale = 5.0;
         options.scenarios = Scenario::ALL.to_vec();
         let (truth, found) = compare(&options);
-        assert_eq!(truth.len(), 9);
+        assert_eq!(truth.len(), 10);
         assert_matches("all at scale 5", &truth, &found);
     }
 }
