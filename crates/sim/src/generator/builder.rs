@@ -99,6 +99,7 @@ impl<'a> Builder<'a> {
             Scenario::RegisteredCampaign => self.campaign(at),
             Scenario::DccMaintenance => self.dcc(at),
             Scenario::Hiccups => self.hiccups(at),
+            Scenario::Bursts => self.bursts(at),
             Scenario::SmallCampaign => self.small_campaign(at),
             // Decoys are added around the other scenarios' incidents once they are all laid out.
             Scenario::Decoys => Ok(Slot {

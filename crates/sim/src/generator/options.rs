@@ -14,6 +14,7 @@ pub const DEFAULT_USERS: usize = 40;
 #[derive(Copy, Clone, Eq, PartialEq, Hash, Debug, PartialOrd, Ord)]
 pub enum Scenario {
     Hiccups,
+    Bursts,
     SmallCampaign,
     MdmStorm,
     FirmwareAlertStorm,
@@ -30,8 +31,9 @@ pub enum Scenario {
 impl Scenario {
     /// Every scenario, in the order they are laid out in time (the firewall backlog last, so its long drain may
     /// run past the end of the input).
-    pub const ALL: [Scenario; 12] = [
+    pub const ALL: [Scenario; 13] = [
         Scenario::Hiccups,
+        Scenario::Bursts,
         Scenario::SmallCampaign,
         Scenario::MdmStorm,
         Scenario::FirmwareAlertStorm,
@@ -48,6 +50,7 @@ impl Scenario {
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Hiccups => "hiccups",
+            Scenario::Bursts => "bursts",
             Scenario::SmallCampaign => "small_campaign",
             Scenario::MdmStorm => "mdm_storm",
             Scenario::FirmwareAlertStorm => "firmware_alert_storm",
@@ -66,6 +69,9 @@ impl Scenario {
     pub fn about(self) -> &'static str {
         match self {
             Scenario::Hiccups => "brief endpoint outages of 15-45 s: normal life, no incident",
+            Scenario::Bursts => {
+                "request bursts of 3x for 30 s on three Users, again and again: no incident"
+            }
             Scenario::SmallCampaign => {
                 "a declared campaign at 2x, under the storm threshold: no incident"
             }
@@ -318,7 +324,7 @@ mod tests {
     fn scenario_lists_expand_and_sort() {
         let list = Scenario::parse_list(&["firewall_backlog", "mdm_storm", "mdm_storm"]).unwrap();
         assert_eq!(list, vec![Scenario::MdmStorm, Scenario::FirewallBacklog]);
-        assert_eq!(Scenario::parse_list(&["all"]).unwrap().len(), 12);
+        assert_eq!(Scenario::parse_list(&["all"]).unwrap().len(), 13);
         assert!(Scenario::parse_list(&["nope"]).is_err());
     }
 

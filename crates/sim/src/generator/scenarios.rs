@@ -351,6 +351,39 @@ impl Builder<'_> {
     }
 
     /// Normal life: a declared campaign that doubles a supplier's requests, well under the 4x storm threshold.
+    /// Normal life that looks like a storm for a moment: three suppliers send 3x their requests for 30 s, six
+    /// times each, minutes apart, with no notice. Under the storm factor and too short: no incident.
+    pub(super) fn bursts(&mut self, at: i64) -> Result<Slot, GenError> {
+        let mut users = Vec::new();
+        for n in 0..3 {
+            let what = format!("bursts (supplier {} with >= 2 requests/s)", n + 1);
+            users.push(self.pick(&what, |p| p.is_supplier() && p.requests >= 2.0)?);
+        }
+        let factor = 3.0;
+        for (n, &user) in users.iter().enumerate() {
+            let share = self.users[user].reject_share;
+            for k in 0..6 {
+                let from = at + k * 4 * MINUTE + n as i64 * 50 + self.rng.random_range(0..40);
+                let until = from + 30;
+                self.plan.effects.push(Effect::Surge {
+                    user,
+                    from,
+                    until,
+                    factor,
+                    reject_share: None,
+                    srv: "4.1.1",
+                });
+                self.cover_surge(user, from, until, |p, s, t| {
+                    p.requests * s.at(t).requests * factor * (1.0 - share)
+                });
+            }
+        }
+        Ok(Slot {
+            anomaly_s: 25 * MINUTE,
+            recovery_s: 5 * MINUTE,
+        })
+    }
+
     pub(super) fn small_campaign(&mut self, at: i64) -> Result<Slot, GenError> {
         let user = self.pick("small_campaign (a supplier with >= 2 requests/s)", |p| {
             p.is_supplier() && p.requests >= 2.0
