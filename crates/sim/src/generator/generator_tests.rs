@@ -229,7 +229,7 @@ fn a_firewall_backlog_reaches_one_and_a_half_million() {
 fn every_scenario_plans_its_truth_and_changes() {
     let dir = tempfile::tempdir().unwrap();
     let mut options = GenOptions::new(dir.path());
-    options.users = 12;
+    options.users = 16;
     options.scenarios = Scenario::ALL.to_vec();
     let shape = shape::DailyShape::new();
     let mut users = population::build(options.users, 1.0, &shape, &mut stream(1, 1));

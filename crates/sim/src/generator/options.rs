@@ -33,7 +33,6 @@ impl Scenario {
     /// run past the end of the input).
     pub const ALL: [Scenario; 13] = [
         Scenario::Hiccups,
-        Scenario::Bursts,
         Scenario::SmallCampaign,
         Scenario::MdmStorm,
         Scenario::FirmwareAlertStorm,
@@ -43,6 +42,7 @@ impl Scenario {
         Scenario::DccMaintenance,
         Scenario::ClockSkew,
         Scenario::Flapping,
+        Scenario::Bursts,
         Scenario::FirewallBacklog,
         Scenario::Decoys,
     ];

@@ -309,10 +309,16 @@ mod tests {
         }
     }
 
+    /// Scenarios built to defeat the one-minute rule this crude oracle keeps: a flapping endpoint never stays
+    /// down a minute. The engine finds them (its flap series), the oracle cannot, by design.
+    fn oracle_sees(scenario: Scenario) -> bool {
+        scenario != Scenario::Flapping
+    }
+
     #[test]
     fn every_scenario_is_found_and_nothing_else() {
         // One seed here, and one the sweep does not start with; many seeds in the ignored test below.
-        for scenario in Scenario::ALL {
+        for scenario in Scenario::ALL.into_iter().filter(|s| oracle_sees(*s)) {
             let mut options = GenOptions::new("unused");
             options.seed = 3;
             options.users = 8;
@@ -333,7 +339,7 @@ mod tests {
 
     fn sweep(users: usize, scale: f64, seeds: std::ops::RangeInclusive<u64>) {
         let mut failures = Vec::new();
-        for scenario in Scenario::ALL {
+        for scenario in Scenario::ALL.into_iter().filter(|s| oracle_sees(*s)) {
             for seed in seeds.clone() {
                 let mut options = GenOptions::new("unused");
                 options.seed = seed;
@@ -370,11 +376,14 @@ mod tests {
     fn scale_five_keeps_the_margins() {
         let mut options = GenOptions::new("unused");
         options.seed = 4;
-        options.users = 12;
+        options.users = 16;
         options.scale = 5.0;
-        options.scenarios = Scenario::ALL.to_vec();
+        options.scenarios = Scenario::ALL
+            .into_iter()
+            .filter(|s| oracle_sees(*s))
+            .collect();
         let (truth, found) = compare(&options);
-        assert_eq!(truth.len(), 10);
+        assert_eq!(truth.len(), 9);
         assert_matches("all at scale 5", &truth, &found);
     }
 }

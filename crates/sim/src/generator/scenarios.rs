@@ -354,10 +354,16 @@ impl Builder<'_> {
     /// Normal life that looks like a storm for a moment: three suppliers send 3x their requests for 30 s, six
     /// times each, minutes apart, with no notice. Under the storm factor and too short: no incident.
     pub(super) fn bursts(&mut self, at: i64) -> Result<Slot, GenError> {
-        let mut users = Vec::new();
-        for n in 0..3 {
-            let what = format!("bursts (supplier {} with >= 2 requests/s)", n + 1);
-            users.push(self.pick(&what, |p| p.is_supplier() && p.requests >= 2.0)?);
+        // Normal life may touch any User: bursts carry no notice that could explain another scenario's incident,
+        // and scenarios never overlap in time, so no User is taken from the others.
+        let users: Vec<usize> = (0..self.users.len())
+            .filter(|&i| self.users[i].is_supplier() && self.users[i].requests >= 2.0)
+            .take(3)
+            .collect();
+        if users.is_empty() {
+            return Err(GenError::Plan(
+                "bursts needs a supplier with >= 2 requests/s".into(),
+            ));
         }
         let factor = 3.0;
         for (n, &user) in users.iter().enumerate() {
