@@ -294,19 +294,13 @@ impl Engine {
         user: Option<usize>,
         event: &Event,
     ) -> Result<Ingested, IngestError> {
+        self.refuse_beyond_bound(event)?;
         if !self.clock.anchored()
             && let Some(bound) = self.clock.bound
         {
             // With an outside bound there is no need to wait for more lines: the first plausible one anchors.
             self.clock.net_ms = event.ts_ms.min(bound);
             return self.ingest(event);
-        }
-        let config = &self.config.clock;
-        if let Some(bound) = self.clock.bound
-            && event.ts_ms - bound > config.max_offset_ms
-        {
-            self.clock.out_of_range += 1;
-            return Err(out_of_range(event.ts_ms, bound));
         }
         let token = self.clock.next_token;
         self.clock.next_token += 1;
@@ -327,6 +321,18 @@ impl Engine {
         self.consider(user, event);
         self.expire_held();
         Ok(Ingested::Held(token))
+    }
+
+    /// With an outside bound, a line further past it than any clock offset we adopt is refused at once.
+    #[cold]
+    pub(super) fn refuse_beyond_bound(&mut self, event: &Event) -> Result<(), IngestError> {
+        match self.clock.bound {
+            Some(bound) if event.ts_ms - bound > self.config.clock.max_offset_ms => {
+                self.clock.out_of_range += 1;
+                Err(out_of_range(event.ts_ms, bound))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn push_held(&mut self, held: Held) {

@@ -106,7 +106,11 @@ impl Engine {
         let user = match self.index.get(&event.user) {
             Some(&index) => index as usize,
             None if !self.clock.anchored() => return self.hold(None, event),
-            None => self.add_user(event.user, event.ts_ms.div_euclid(1000))?,
+            None => {
+                // A line no clock could explain does not take a place in the User table.
+                self.refuse_beyond_bound(event)?;
+                self.add_user(event.user, event.ts_ms.div_euclid(1000))?
+            }
         };
         let ts = event.ts_ms - self.users[user].clock_offset_ms;
         if !self.clock.in_range(ts) {
