@@ -148,8 +148,9 @@ fn sweep(args: &EvaluateArgs) -> anyhow::Result<Totals> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let mut totals = Totals::default();
+    let mut by_scenario: Vec<Totals> = vec![Totals::default(); scenarios.len()];
     for seed in 1..=args.seeds {
-        for &scenario in &scenarios {
+        for (position, &scenario) in scenarios.iter().enumerate() {
             bar.set_message(format!("seed {seed} {}", scenario.name()));
             let dir = root.join(format!("{}-{seed}", scenario.name()));
             let mut options = GenOptions::new(&dir);
@@ -166,10 +167,12 @@ fn sweep(args: &EvaluateArgs) -> anyhow::Result<Totals> {
                         bar.suspend(|| eprintln!("seed {seed} {}: {problem}", scenario.name()));
                     }
                     totals.add(&run);
+                    by_scenario[position].add(&run);
                 }
                 Err(error) => {
                     bar.suspend(|| eprintln!("seed {seed} {}: failed: {error:#}", scenario.name()));
                     totals.add_failure();
+                    by_scenario[position].add_failure();
                 }
             }
             if args.keep.is_none() {
@@ -181,6 +184,12 @@ fn sweep(args: &EvaluateArgs) -> anyhow::Result<Totals> {
     bar.finish_and_clear();
     if args.keep.is_none() {
         let _ = std::fs::remove_dir_all(&root);
+    }
+    let width = scenarios.iter().map(|s| s.name().len()).max().unwrap_or(0);
+    for (scenario, scored) in scenarios.iter().zip(&by_scenario) {
+        let label = format!("{:width$}", scenario.name());
+        let mark = if scored.is_clean() { "ok  " } else { "FAIL" };
+        println!("{mark} {}", scored.summary_line(&label));
     }
     println!("{}", totals.summary_line("sweep"));
     Ok(totals)
