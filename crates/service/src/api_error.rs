@@ -75,3 +75,19 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// Store errors a person can act on become 404, 403 and 400 (naming the field), not the generic 503 of a failed
+/// store.
+pub fn store_error(error: crate::store::StoreError) -> ApiError {
+    use crate::store::StoreError;
+    match error {
+        StoreError::NotFound { what, id } => ApiError::NotFound(format!("no {what} `{id}`")),
+        error @ StoreError::NotYours { .. } => ApiError::Forbidden(error.to_string()),
+        StoreError::Constraint { field, reason } => ApiError::Invalid {
+            field: Some(field),
+            index: None,
+            reason,
+        },
+        other => ApiError::Store(other),
+    }
+}

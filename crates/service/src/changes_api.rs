@@ -8,8 +8,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::api_error::ApiError;
-use super::auth::{list_scope, may_touch_change, principal};
+use super::api_error::{ApiError, store_error};
+use super::auth::{confined_to, list_scope, may_register_for, may_touch_stored, principal};
 use super::engine_loop::EngineInput;
 use super::http::AppState;
 use crate::store::{ChangeFilter, Principal, StoredChange};
@@ -69,13 +69,26 @@ async fn register(
             index: (!single).then_some(index),
             reason: e.to_string(),
         })?;
-        may_touch_change(&who, &notice.owner)?;
+        may_register_for(&who, &notice.owner)?;
         notices.push(notice);
     }
-    let outcomes = state
-        .store
-        .upsert_changes_async(notices, who.name.clone())
-        .await?;
+    // The stored owner of each id is checked by the store in the same transaction as the write: a User token
+    // registering another User's change id under its own User must not take that change over.
+    let outcomes = match confined_to(&who)? {
+        None => {
+            state
+                .store
+                .upsert_changes_async(notices, who.name.clone())
+                .await
+        }
+        Some(user) => {
+            state
+                .store
+                .upsert_changes_confined_async(notices, who.name.clone(), ChangeOwner::User(user))
+                .await
+        }
+    }
+    .map_err(store_error)?;
     refresh_engine(&state).await?;
     Ok((
         StatusCode::CREATED,
@@ -174,7 +187,7 @@ async fn change_they_may_touch(
         .get_change_async(id.to_owned())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no change `{id}`")))?;
-    may_touch_change(who, &stored.notice.owner)?;
+    may_touch_stored(who, id, &stored.notice.owner)?;
     Ok(stored)
 }
 
@@ -210,10 +223,27 @@ async fn update_status(
 ) -> Result<Response, ApiError> {
     let who = principal(&state.store, &headers).await?;
     change_they_may_touch(&state, &who, &id).await?;
-    let changed = state
-        .store
-        .set_change_status_async(id, status, who.name.clone())
-        .await?;
+    // Checked again inside the store's transaction, against the owner stored at the moment of the write.
+    let changed = match confined_to(&who)? {
+        None => {
+            state
+                .store
+                .set_change_status_async(id, status, who.name.clone())
+                .await
+        }
+        Some(user) => {
+            state
+                .store
+                .set_change_status_confined_async(
+                    id,
+                    status,
+                    who.name.clone(),
+                    ChangeOwner::User(user),
+                )
+                .await
+        }
+    }
+    .map_err(store_error)?;
     refresh_engine(&state).await?;
     Ok(Json(serde_json::json!({ "change": changed.change.notice, "previous_status": changed.previous.as_str() })).into_response())
 }

@@ -13,9 +13,10 @@ use serde_json::Value;
 
 use super::nearby;
 use crate::api_error::ApiError;
+use crate::api_error::store_error;
 use crate::auth::{confined_to, principal, require_ops};
 use crate::http::{AppState, ask};
-use crate::store::{Judgement, Principal, StoreError, Triage, TriageRequest};
+use crate::store::{Judgement, Principal, Triage, TriageRequest};
 use crate::users_api::{self, UserView};
 use stormwatch_core::report::IncidentRecord;
 use stormwatch_core::telemetry::Eui64;
@@ -34,19 +35,6 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/incidents/{id}/nearby-changes",
             get(nearby::nearby_changes),
         )
-}
-
-/// Store errors a person can act on become 404 and 400 (naming the field), not the generic 503 of a failed store.
-pub fn store_error(error: StoreError) -> ApiError {
-    match error {
-        StoreError::NotFound { what, id } => ApiError::NotFound(format!("no {what} `{id}`")),
-        StoreError::Constraint { field, reason } => ApiError::Invalid {
-            field: Some(field),
-            index: None,
-            reason,
-        },
-        other => ApiError::Store(other),
-    }
 }
 
 /// Whether a caller confined to one User may see this incident: its own, or a `*` incident listing it.

@@ -6,7 +6,8 @@ mod api;
 mod assets;
 pub mod nearby;
 
-pub use api::{may_see_incident, store_error};
+pub use crate::api_error::store_error;
+pub use api::may_see_incident;
 
 use axum::Router;
 

@@ -8,8 +8,9 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::api::{store_error, visible_incident};
+use super::api::visible_incident;
 use crate::api_error::ApiError;
+use crate::api_error::store_error;
 use crate::auth::{confined_to, principal};
 use crate::http::AppState;
 use crate::store::ChangeFilter;

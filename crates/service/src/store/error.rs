@@ -33,6 +33,9 @@ pub enum StoreError {
     /// A value the schema or the store's rules refuse; `field` is the column or argument at fault.
     #[error("field `{field}`: {reason}")]
     Constraint { field: String, reason: String },
+    /// A confined (User) caller reached for a change of another owner. Names nothing of that owner.
+    #[error("change `{id}` belongs to another owner")]
+    NotYours { id: String },
     #[error("no {what} `{id}`")]
     NotFound { what: &'static str, id: String },
     /// A row written by this or another version that can no longer be read back.

@@ -33,7 +33,7 @@ pub use triage::{
     Judgement, MAX_NOTE_CHARS, Triage, TriageAction, TriageEntry, TriageOutcome, TriageRequest,
 };
 
-use stormwatch_core::changes::{ChangeNotice, ChangeRegister, ChangeStatus};
+use stormwatch_core::changes::{ChangeNotice, ChangeOwner, ChangeRegister, ChangeStatus};
 use stormwatch_core::report::IncidentRecord;
 use stormwatch_core::telemetry::Eui64;
 
@@ -131,14 +131,21 @@ operations! {
     /// Registers notices in one transaction: all are written or, on any error, none. Registering an existing id
     /// updates it. Returns, in input order, what happened to each; every create or update leaves an audit row.
     fn upsert_changes / upsert_changes_async(notices: Vec<ChangeNotice>, actor: String) -> Vec<UpsertOutcome>
-        = |db| changes::upsert(db, notices, &actor);
+        = |db| changes::upsert(db, notices, &actor, None);
+    /// [`Store::upsert_changes`] for a caller confined to `owner`: `NotYours` (and nothing written) if any notice,
+    /// or any stored notice it would replace, belongs to another owner.
+    fn upsert_changes_confined / upsert_changes_confined_async(notices: Vec<ChangeNotice>, actor: String, owner: ChangeOwner) -> Vec<UpsertOutcome>
+        = |db| changes::upsert(db, notices, &actor, Some(owner));
     fn get_change / get_change_async(id: String) -> Option<StoredChange> = |db| changes::get(db, &id);
     fn list_changes / list_changes_async(filter: ChangeFilter) -> Vec<StoredChange>
         = |db| changes::list(db, &filter);
     /// Sets a notice's status (cancelling is `ChangeStatus::Cancelled`), with an audit row unless it already had
     /// that status. `NotFound` when no notice has the id.
     fn set_change_status / set_change_status_async(id: String, status: ChangeStatus, actor: String) -> StatusChange
-        = |db| changes::set_status(db, &id, status, &actor);
+        = |db| changes::set_status(db, &id, status, &actor, None);
+    /// [`Store::set_change_status`] for a caller confined to `owner`: `NotYours` if the stored notice is another's.
+    fn set_change_status_confined / set_change_status_confined_async(id: String, status: ChangeStatus, actor: String, owner: ChangeOwner) -> StatusChange
+        = |db| changes::set_status(db, &id, status, &actor, Some(owner));
     /// Every write to the notice, oldest first (empty when the id was never registered).
     fn change_audit / change_audit_async(id: String) -> Vec<AuditEntry> = |db| audit::trail(db, &id);
     /// The whole register, for the engine.
