@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use stormwatch_core::engine::{Engine, EngineConfig};
-use stormwatch_service::engine_loop::EngineLoop;
+use stormwatch_service::engine_loop::{EngineInput, EngineLoop};
+use stormwatch_service::health::Health;
 use stormwatch_service::http::{AppState, router};
 use stormwatch_service::malformed::MalformedLog;
 use stormwatch_service::store::Store;
@@ -59,6 +60,9 @@ pub struct ServeArgs {
     /// Batches the engine queue holds before sources are made to wait (tests use 1 to force backpressure).
     #[arg(long, default_value_t = ENGINE_QUEUE, hide = true)]
     pub engine_queue: usize,
+    /// Fault injection for the health tests: the engine thread hangs this many seconds after it starts.
+    #[arg(long, value_name = "SECONDS", hide = true)]
+    pub fault_hang_engine_after: Option<u64>,
     /// Consume telemetry from Kafka: bootstrap servers, host:port[,host:port...] (needs --kafka-topic).
     #[cfg(feature = "kafka")]
     #[arg(long, env = "STORMWATCH_KAFKA_BROKERS", value_name = "HOSTS")]
@@ -175,25 +179,30 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     #[cfg(not(feature = "kafka"))]
     let (extra, on_saved) = (None, None);
+    let health = Arc::new(Health::new(Duration::from_secs(
+        config.engine_stall_after_s,
+    )));
     let sink = Box::new(StoreSink {
         store: store.clone(),
         alerts,
         extra,
         on_saved,
+        health: health.clone(),
     });
-    let engine_loop = EngineLoop::new(
+    let mut engine_loop = EngineLoop::new(
         engine,
         malformed,
         sink,
         (config.lateness_s * 1000.0) as i64,
         Duration::from_secs(config.snapshot_every_s),
-    );
+    )
+    .with_health(health.clone());
+    engine_loop.hang_after = args.fault_hang_engine_after.map(Duration::from_secs);
     #[cfg(feature = "kafka")]
     let engine_loop = match &kafka {
         Some(wiring) => engine_loop.with_checkpoints(wiring.checkpoints_sender()),
         None => engine_loop,
     };
-    let ready = engine_loop.ready.clone();
     let (to_engine, engine_input) = crossbeam::channel::bounded(args.engine_queue.max(1));
     let engine_thread = std::thread::Builder::new()
         .name("engine".into())
@@ -229,9 +238,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         engine: to_engine.clone(),
         store,
         metrics: handle,
-        ready,
+        health: health.clone(),
     };
-    runtime.block_on(async move {
+    let grace = Duration::from_secs(config.shutdown_grace_s);
+    let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.http)
             .await
             .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
@@ -239,26 +249,72 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(stormwatch_service::changes_api::follow_external_writes(
             state.clone(),
         ));
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        tokio::spawn(Health::watch(health));
+        let (stop_http, http_stopping) = tokio::sync::oneshot::channel::<()>();
+        let mut server = tokio::spawn(
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(async move {
+                    let _ = http_stopping.await;
+                })
+                .into_future(),
+        );
+        tokio::select! {
+            ended = &mut server => return ended.context("the HTTP server task failed")?.map_err(Into::into),
+            () = shutdown_signal() => {}
+        }
+        // Requests waiting on a stuck engine, or clients that never finish, must not hold the exit.
+        let _ = stop_http.send(());
+        if tokio::time::timeout(grace, server).await.is_err() {
+            tracing::warn!(
+                grace_s = grace.as_secs(),
+                "HTTP requests still open after the shutdown grace; closing them"
+            );
+        }
         anyhow::Ok(())
-    })?;
+    });
+    // Handlers blocked on a full engine queue sit in blocking tasks: do not wait for them.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    served?;
 
     tracing::info!("shutting down: stopping sources, taking a final snapshot");
     stop.store(true, Ordering::Release);
-    let _ = to_engine.send(stormwatch_service::engine_loop::EngineInput::Shutdown);
+    let deadline = Instant::now() + grace;
+    let asked = to_engine
+        .send_deadline(EngineInput::Shutdown, deadline)
+        .is_ok();
     drop(to_engine);
+    if !asked || !finished_by(&engine_thread, deadline) {
+        tracing::error!(
+            grace_s = grace.as_secs(),
+            "the engine thread did not stop within the shutdown grace; exiting without a final snapshot"
+        );
+        return Ok(ExitCode::from(3));
+    }
     if engine_thread.join().is_err() {
         bail!("the engine thread panicked");
     }
     #[cfg(feature = "kafka")]
-    if let Some(thread) = kafka_thread
-        && thread.join().is_err()
-    {
-        bail!("the Kafka consumer thread panicked");
+    if let Some(thread) = kafka_thread {
+        if !finished_by(&thread, Instant::now() + grace) {
+            tracing::error!("the Kafka consumer thread did not stop within the shutdown grace");
+            return Ok(ExitCode::from(3));
+        }
+        if thread.join().is_err() {
+            bail!("the Kafka consumer thread panicked");
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits until `thread` has finished or `deadline` passes; true if it finished.
+fn finished_by<T>(thread: &std::thread::JoinHandle<T>, deadline: Instant) -> bool {
+    while !thread.is_finished() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -169,6 +169,45 @@ impl Service {
         let _ = self.child.wait();
     }
 
+    /// Sends SIGTERM and waits up to `seconds` for the process to exit; its exit code, or `None` if it is still
+    /// running (then it is killed).
+    pub fn terminate_within(&mut self, seconds: u64) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.kill_hard();
+        None
+    }
+
+    /// Polls `path` (no token) until its status is `status` and `check` holds for the body.
+    pub fn wait_status(
+        &self,
+        path: &str,
+        status: u16,
+        seconds: u64,
+        check: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        loop {
+            let (got, body) = self.get(path, None);
+            if got == status && check(&body) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {status} on {path}: last {got} {body}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     pub fn rss_kib(&self) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .ok()
@@ -246,6 +285,21 @@ fn dechunk(body: &str) -> String {
         out.push_str(&after[..size]);
         rest = after[size..].trim_start_matches("\r\n");
     }
+}
+
+/// Writes `toml` as a config file in `dir` and returns the `--config` arguments for it.
+pub fn config_file(dir: &Path, toml: &str) -> [String; 2] {
+    let path = dir.join("stormwatch.toml");
+    std::fs::write(&path, toml).expect("write config file");
+    ["--config".to_owned(), path.display().to_string()]
+}
+
+/// The value of an unlabelled or exactly-labelled sample (`name` or `name{labels}`) in Prometheus text.
+pub fn metric(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 pub const T0: i64 = 1_773_133_200_000;

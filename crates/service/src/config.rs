@@ -33,6 +33,11 @@ pub struct ServeConfig {
     /// Seconds between engine snapshots (one is also taken at shutdown).
     pub snapshot_every_s: u64,
     pub log_format: LogFormat,
+    /// `/readyz` says 503 once the engine thread has not finished its once-a-second tick for this long.
+    pub engine_stall_after_s: u64,
+    /// After SIGTERM or SIGINT: how long open HTTP requests, and then the engine's final snapshot, may take
+    /// before the service exits anyway (non-zero exit, no final snapshot, when the engine is stuck).
+    pub shutdown_grace_s: u64,
     /// Link to an incident in operators' alerts: `{base}/api/v1/incidents/{id}`.
     pub public_url: Option<String>,
     /// Kafka bootstrap servers: consume telemetry from `kafka_topic` in consumer group `kafka_group`.
@@ -58,6 +63,8 @@ impl Default for ServeConfig {
             lateness_s: 5.0,
             snapshot_every_s: 30,
             log_format: LogFormat::Text,
+            engine_stall_after_s: 10,
+            shutdown_grace_s: 10,
             public_url: None,
             #[cfg(feature = "kafka")]
             kafka_brokers: None,
@@ -117,6 +124,14 @@ impl ServeConfig {
             return Err(ConfigError::Invalid(
                 "kafka_brokers and kafka_topic go together".into(),
             ));
+        }
+        for (name, value) in [
+            ("engine_stall_after_s", self.engine_stall_after_s),
+            ("shutdown_grace_s", self.shutdown_grace_s),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+            }
         }
         if self.snapshot_every_s == 0 {
             return Err(ConfigError::Invalid(

@@ -3,12 +3,12 @@
 //! clock, publishes gauges, persists incident changes and takes periodic snapshots.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam::channel::{Receiver, RecvTimeoutError};
 use hdrhistogram::Histogram;
 
+use super::health::Health;
 use super::malformed::MalformedLog;
 use super::metrics::Publisher;
 use stormwatch_core::changes::ChangeRegister;
@@ -101,7 +101,11 @@ pub struct EngineLoop {
     pub persistence: Box<dyn Persistence>,
     pub lateness_ms: i64,
     pub snapshot_every: Duration,
-    pub ready: Arc<AtomicBool>,
+    /// Told of every finished tick and snapshot, read by `/readyz` from the HTTP side.
+    pub health: Arc<Health>,
+    /// Fault injection for tests of the health checks: the thread hangs (as a stuck engine would) at its first
+    /// tick this long after starting. Never set in normal operation.
+    pub hang_after: Option<Duration>,
     publisher: Publisher,
     /// Ingest-to-window latency in microseconds, this minute and the last: quantiles cover the last 1-2 minutes.
     latency: Histogram<u64>,
@@ -140,7 +144,8 @@ impl EngineLoop {
             persistence,
             lateness_ms,
             snapshot_every,
-            ready: Arc::new(AtomicBool::new(false)),
+            health: Arc::new(Health::new(Duration::from_secs(10))),
+            hang_after: None,
             publisher: Publisher::default(),
             // Microseconds, 1 us to 60 s: constant bounds that hdrhistogram accepts.
             latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"),
@@ -158,6 +163,12 @@ impl EngineLoop {
         }
     }
 
+    /// Reports into `health` (shared with `/readyz`) instead of a private one.
+    pub fn with_health(mut self, health: Arc<Health>) -> Self {
+        self.health = health;
+        self
+    }
+
     /// After each saved snapshot, the log positions it covers are sent here.
     pub fn with_checkpoints(
         mut self,
@@ -169,7 +180,8 @@ impl EngineLoop {
 
     /// Runs until `Shutdown` or every sender is gone; takes a final snapshot.
     pub fn run(mut self, input: Receiver<EngineInput>) {
-        self.ready.store(true, Ordering::Release);
+        self.health.engine_started();
+        let started = Instant::now();
         let mut next_tick = Instant::now() + Duration::from_secs(1);
         loop {
             let timeout = next_tick.saturating_duration_since(Instant::now());
@@ -206,6 +218,12 @@ impl EngineLoop {
                 Err(RecvTimeoutError::Timeout) => {}
             }
             if Instant::now() >= next_tick {
+                if self
+                    .hang_after
+                    .is_some_and(|after| started.elapsed() >= after)
+                {
+                    hang();
+                }
                 self.tick();
                 next_tick = Instant::now() + Duration::from_secs(1);
             }
@@ -303,6 +321,7 @@ impl EngineLoop {
         if self.last_snapshot.elapsed() >= self.snapshot_every {
             self.snapshot();
         }
+        self.health.engine_ticked();
     }
 
     fn rebuild(&mut self) {
@@ -321,15 +340,29 @@ impl EngineLoop {
         match self.engine.snapshot() {
             Ok(bytes) => {
                 // Saving is synchronous: once it returns, the snapshot holds every batch before the positions.
-                if self.persistence.save_snapshot(bytes)
+                let saved = self.persistence.save_snapshot(bytes);
+                self.health.snapshot_saved(saved);
+                if saved
                     && let Some(checkpoints) = &self.checkpoints
                     && !self.positions.is_empty()
                 {
                     let _ = checkpoints.send(self.positions.clone());
                 }
             }
-            Err(error) => tracing::error!(%error, "engine snapshot failed"),
+            Err(error) => {
+                self.health.snapshot_saved(false);
+                tracing::error!(%error, "engine snapshot failed");
+            }
         }
+    }
+}
+
+/// The injected fault: blocks this thread for good, answering nothing, like an engine caught in a loop.
+#[cold]
+fn hang() -> ! {
+    tracing::warn!("fault injection: the engine thread hangs now");
+    loop {
+        std::thread::park();
     }
 }
 

@@ -4,7 +4,6 @@
 
 use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -37,7 +36,7 @@ pub struct AppState {
     pub engine: Sender<EngineInput>,
     pub store: Store,
     pub metrics: PrometheusHandle,
-    pub ready: Arc<AtomicBool>,
+    pub health: Arc<super::health::Health>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -75,12 +74,17 @@ pub async fn ask<T: Send + 'static>(
     answer.await.map_err(|_| ApiError::EngineGone)
 }
 
+/// 200 when ready; otherwise 503 with one line per failing check.
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "restoring engine state\n").into_response()
+    let problems = state.health.problems();
+    if problems.is_empty() {
+        return (StatusCode::OK, "ready\n").into_response();
     }
+    let text: String = problems
+        .iter()
+        .map(|(check, why)| format!("{}: {why}\n", check.label()))
+        .collect();
+    (StatusCode::SERVICE_UNAVAILABLE, text).into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod engine_loop;
+pub mod health;
 pub mod ingest;
 pub mod malformed;
 pub mod metrics;

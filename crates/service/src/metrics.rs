@@ -27,6 +27,8 @@ pub const WATERMARK: &str = "stormwatch_watermark_timestamp_seconds";
 pub const LATENCY: &str = "stormwatch_ingest_latency_seconds";
 pub const USERS: &str = "stormwatch_users";
 pub const BUILD_INFO: &str = "stormwatch_build_info";
+pub const HEALTH_CHECK: &str = "stormwatch_health_check";
+pub const ENGINE_TICK_AGE: &str = "stormwatch_engine_tick_age_seconds";
 
 /// Installs the global recorder; `/metrics` renders through the returned handle.
 pub fn install() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
@@ -46,6 +48,15 @@ fn describe() {
     describe_counter!(
         LATE,
         "Lines that arrived after the allowed lateness (still applied to queue depth)"
+    );
+    describe_gauge!(
+        HEALTH_CHECK,
+        "1 while a readiness check passes, 0 while it fails (check: restoring, engine_tick, snapshot, store)"
+    );
+    describe_gauge!(
+        ENGINE_TICK_AGE,
+        Unit::Seconds,
+        "Time since the engine thread last finished its once-a-second tick"
     );
     describe_gauge!(DEPTH, "Queue depth of each User at the last closed second");
     describe_gauge!(
