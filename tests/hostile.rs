@@ -101,3 +101,237 @@ fn a_stuck_engine_is_not_ready_and_sigterm_still_ends_the_service() {
         "SIGTERM must end a service whose engine is stuck (exit 3: no final snapshot)"
     );
 }
+
+fn threads_of(service: &Service) -> u64 {
+    std::fs::read_to_string(format!("/proc/{}/status", service.child.id()))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Threads:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Reads what the server says until it closes the connection (or 30 s pass: then `None`).
+fn read_until_closed(stream: &mut std::net::TcpStream) -> Option<String> {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .ok()?;
+    let mut said = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return Some(String::from_utf8_lossy(&said).into_owned()),
+            Ok(n) => said.extend_from_slice(&buffer[..n]),
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Some(String::from_utf8_lossy(&said).into_owned());
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+/// 2,000 idle TCP connections made 2,006 threads and 570 MB, and none was ever closed. Now connections are
+/// tasks, those over the cap are refused at once with a reason, and idle ones are closed.
+#[test]
+fn idle_tcp_connections_are_capped_and_closed_and_cost_no_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let config = config_file(
+        dir.path(),
+        "ingest_max_connections = 100\ningest_idle_timeout_s = 2\n",
+    );
+    let args: Vec<&str> = config.iter().map(String::as_str).collect();
+    let service = Service::start(dir.path(), &args);
+    let threads_before = threads_of(&service);
+    let mut idle: Vec<_> = (0..100)
+        .map(|_| std::net::TcpStream::connect(service.ingest).unwrap())
+        .collect();
+    // Wait until the service holds all of them, then the next ones are over the cap.
+    service.wait_status("/metrics", 200, 30, |m| {
+        metric(m, "stormwatch_connections{listener=\"tcp\"}") == Some(100.0)
+    });
+    let mut over: Vec<_> = (0..400)
+        .map(|_| std::net::TcpStream::connect(service.ingest).unwrap())
+        .collect();
+    for stream in &mut over[..5] {
+        assert_eq!(
+            read_until_closed(stream).as_deref(),
+            Some("ERR too many connections\n"),
+            "a connection over the cap is told why and closed"
+        );
+    }
+    let metrics = service.wait_status("/metrics", 200, 30, |m| {
+        metric(
+            m,
+            "stormwatch_connections_refused_total{listener=\"tcp\",reason=\"cap\"}",
+        ) == Some(400.0)
+    });
+    let threads = threads_of(&service);
+    assert!(
+        threads <= threads_before + 4,
+        "threads went from {threads_before} to {threads} with 500 connections: {}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("connections"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // The idle ones are closed by the service after the idle timeout.
+    for stream in &mut idle[..5] {
+        assert_eq!(
+            read_until_closed(stream).as_deref(),
+            Some(""),
+            "idle connection closed"
+        );
+    }
+    service.wait_status("/metrics", 200, 30, |m| {
+        metric(m, "stormwatch_connections{listener=\"tcp\"}") == Some(0.0)
+    });
+    // With the slots free again, telemetry is taken.
+    service.send_tcp(&firewall_lines(0..10, (300, 2_000)));
+    service.wait_for("/api/v1/users", &ops, 30, |users| {
+        users.as_array().is_some_and(|u| u.len() == 2)
+    });
+}
+
+/// Slowloris HTTP connections stayed open forever: headers that never end, and bodies that never finish.
+#[test]
+fn slow_http_headers_and_bodies_are_cut_off() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(
+        dir.path(),
+        "http_header_timeout_s = 1\nhttp_body_timeout_s = 1\n",
+    );
+    let args: Vec<&str> = config.iter().map(String::as_str).collect();
+    let service = Service::start(dir.path(), &args);
+
+    let mut headers = std::net::TcpStream::connect(service.http).unwrap();
+    headers
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: 1")
+        .unwrap();
+    let said = read_until_closed(&mut headers);
+    assert!(
+        said.is_some(),
+        "a request whose headers never end must be closed by the server"
+    );
+
+    let mut body = std::net::TcpStream::connect(service.http).unwrap();
+    body.write_all(
+        b"POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"ts\":1",
+    )
+    .unwrap();
+    let said = read_until_closed(&mut body).expect("a body that never ends must be cut off");
+    assert!(said.starts_with("HTTP/1.1 408"), "{said}");
+
+    let mut idle = std::net::TcpStream::connect(service.http).unwrap();
+    assert!(
+        read_until_closed(&mut idle).is_some(),
+        "a connection that never sends a request is closed"
+    );
+    assert_eq!(service.get("/healthz", None).0, 200);
+}
+
+/// The TCP port authenticated nothing, even beyond loopback. With `ingest_auth = "token"` (the default beyond
+/// loopback) a connection must open with `AUTH <token>` of an ingest or ops token.
+#[test]
+fn tcp_telemetry_needs_an_ingest_token_handshake_when_configured() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let exporter = token(dir.path(), "exporter", "ingest", None);
+    let supplier = token(dir.path(), "supplier", "user", Some(FIREWALLED));
+    let config = config_file(dir.path(), "ingest_auth = \"token\"\n");
+    let args: Vec<&str> = config.iter().map(String::as_str).collect();
+    let service = Service::start(dir.path(), &args);
+    let lines = firewall_lines(0..10, (300, 2_000));
+    for (first, answer) in [
+        (String::new(), "ERR first line is not `AUTH <token>`\n"),
+        (
+            "AUTH sw_wrong\n".to_owned(),
+            "ERR unknown or revoked token\n",
+        ),
+        (
+            format!("AUTH {supplier}\n"),
+            "ERR token may not send telemetry (needs ingest or ops)\n",
+        ),
+    ] {
+        let mut stream = std::net::TcpStream::connect(service.ingest).unwrap();
+        stream.write_all(first.as_bytes()).unwrap();
+        let _ = stream.write_all(&lines);
+        assert_eq!(read_until_closed(&mut stream).as_deref(), Some(answer));
+    }
+    let metrics = service.get("/metrics", None).1;
+    assert_eq!(
+        metric(&metrics, "stormwatch_ingest_lines_total{source=\"tcp\"}").unwrap_or(0.0),
+        0.0,
+        "nothing from an unauthenticated connection is ingested"
+    );
+    let mut stream = std::net::TcpStream::connect(service.ingest).unwrap();
+    stream
+        .write_all(format!("AUTH {exporter}\r\n").as_bytes())
+        .unwrap();
+    stream.write_all(&lines).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(read_until_closed(&mut stream).as_deref(), Some("OK\n"));
+    let count = lines.iter().filter(|&&b| b == b'\n').count() as f64;
+    service.wait_status("/metrics", 200, 30, |m| {
+        metric(m, "stormwatch_ingest_lines_total{source=\"tcp\"}") == Some(count)
+    });
+    assert_eq!(service.json("/api/v1/malformed", &ops)["total"], 0);
+}
+
+/// Beyond loopback the handshake is on by default, and cannot be turned off.
+#[test]
+fn a_telemetry_listener_beyond_loopback_requires_the_handshake() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    token(dir.path(), "ops", "ops", None);
+    let service = Service::start(dir.path(), &["--ingest", "0.0.0.0:0"]);
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], service.ingest.port()));
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .write_all(&firewall_lines(0..2, (300, 2_000)))
+        .unwrap();
+    assert_eq!(
+        read_until_closed(&mut stream).as_deref(),
+        Some("ERR first line is not `AUTH <token>`\n")
+    );
+    let config = config_file(dir.path(), "ingest_auth = \"none\"\n");
+    let refused = binary()
+        .args(["serve", "--ingest", "0.0.0.0:0", "--print-config"])
+        .args(&config)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("ingest_auth"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
+#[test]
+fn print_config_shows_every_limit() {
+    let output = binary().args(["serve", "--print-config"]).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    for key in [
+        "engine_stall_after_s",
+        "shutdown_grace_s",
+        "ingest_max_connections",
+        "ingest_idle_timeout_s",
+        "ingest_auth",
+        "ingest_auth_timeout_s",
+        "http_max_connections",
+        "http_header_timeout_s",
+        "http_body_timeout_s",
+    ] {
+        assert!(
+            text.contains(&format!("{key} = ")),
+            "{key} missing:\n{text}"
+        );
+    }
+}

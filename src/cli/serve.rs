@@ -1,7 +1,7 @@
 //! `stormwatch serve`: the live service. Settings come from defaults, an optional TOML file, environment
 //! variables and flags, in rising precedence.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,10 +12,12 @@ use anyhow::{Context, bail};
 use stormwatch_core::engine::{Engine, EngineConfig};
 use stormwatch_service::engine_loop::{EngineInput, EngineLoop};
 use stormwatch_service::health::Health;
-use stormwatch_service::http::{AppState, router};
+use stormwatch_service::http::{AppState, MAX_BODY_BYTES, router};
+use stormwatch_service::http_server::{self, HttpLimits};
 use stormwatch_service::malformed::MalformedLog;
 use stormwatch_service::store::Store;
 use stormwatch_service::store_sink::StoreSink;
+use stormwatch_service::tcp_ingest::{self, TcpSettings};
 use stormwatch_service::{LogFormat, ServeConfig, alerts, ingest, metrics};
 
 #[cfg(feature = "kafka")]
@@ -209,15 +211,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .spawn(move || engine_loop.run(engine_input))?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let tcp = TcpListener::bind(config.ingest)
-        .with_context(|| format!("cannot listen for telemetry on {}", config.ingest))?;
-    tracing::info!(address = %tcp.local_addr()?, "telemetry TCP listener up");
-    {
-        let (engine, stop) = (to_engine.clone(), stop.clone());
-        std::thread::Builder::new()
-            .name("ingest-accept".into())
-            .spawn(move || ingest::serve_tcp(tcp, engine, stop))?;
-    }
     for path in &config.follow {
         let (engine, stop, path) = (to_engine.clone(), stop.clone(), path.clone());
         std::thread::Builder::new()
@@ -230,10 +223,24 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .map(|wiring| wiring.spawn(to_engine.clone(), store.clone(), stop.clone()))
         .transpose()?;
 
+    // HTTP and TCP ingest share the runtime: connection tasks parse between awaits, so neither starves the other.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .worker_threads(2)
+        .worker_threads(workers)
         .build()?;
+    let tcp_settings = TcpSettings {
+        max_connections: config.ingest_max_connections,
+        idle_timeout: Duration::from_secs(config.ingest_idle_timeout_s),
+        auth: config.ingest_needs_token().then(|| store.clone()),
+        auth_timeout: Duration::from_secs(config.ingest_auth_timeout_s),
+    };
+    let http_limits = HttpLimits {
+        max_connections: config.http_max_connections,
+        header_timeout: Duration::from_secs(config.http_header_timeout_s),
+        body_timeout: Duration::from_secs(config.http_body_timeout_s),
+        max_body_bytes: MAX_BODY_BYTES,
+    };
     let state = AppState {
         engine: to_engine.clone(),
         store,
@@ -241,7 +248,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         health: health.clone(),
     };
     let grace = Duration::from_secs(config.shutdown_grace_s);
+    let tcp_engine = to_engine.clone();
     let served = runtime.block_on(async move {
+        let tcp = tokio::net::TcpListener::bind(config.ingest)
+            .await
+            .with_context(|| format!("cannot listen for telemetry on {}", config.ingest))?;
+        tracing::info!(
+            address = %tcp.local_addr()?,
+            token_required = tcp_settings.auth.is_some(),
+            "telemetry TCP listener up"
+        );
+        tokio::spawn(tcp_ingest::serve(tcp, tcp_settings, tcp_engine));
         let listener = tokio::net::TcpListener::bind(config.http)
             .await
             .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
@@ -250,26 +267,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             state.clone(),
         ));
         tokio::spawn(Health::watch(health));
-        let (stop_http, http_stopping) = tokio::sync::oneshot::channel::<()>();
-        let mut server = tokio::spawn(
-            axum::serve(listener, router(state))
-                .with_graceful_shutdown(async move {
-                    let _ = http_stopping.await;
-                })
-                .into_future(),
-        );
-        tokio::select! {
-            ended = &mut server => return ended.context("the HTTP server task failed")?.map_err(Into::into),
-            () = shutdown_signal() => {}
-        }
-        // Requests waiting on a stuck engine, or clients that never finish, must not hold the exit.
-        let _ = stop_http.send(());
-        if tokio::time::timeout(grace, server).await.is_err() {
-            tracing::warn!(
-                grace_s = grace.as_secs(),
-                "HTTP requests still open after the shutdown grace; closing them"
-            );
-        }
+        // Requests waiting on a stuck engine, or clients that never finish, must not hold the exit: the server
+        // gives them the grace, then drops them.
+        http_server::serve(
+            listener,
+            router(state),
+            http_limits,
+            shutdown_signal(),
+            grace,
+        )
+        .await;
         anyhow::Ok(())
     });
     // Handlers blocked on a full engine queue sit in blocking tasks: do not wait for them.

@@ -53,17 +53,16 @@ pub struct Service {
 
 impl Service {
     pub fn start(data_dir: &Path, extra: &[&str]) -> Service {
-        let mut child = binary()
-            .args([
-                "serve",
-                "--http",
-                "127.0.0.1:0",
-                "--ingest",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--data-dir",
-            ])
+        // Ephemeral loopback ports unless `extra` names its own.
+        let mut command = binary();
+        command.arg("serve");
+        for flag in ["--http", "--ingest"] {
+            if !extra.contains(&flag) {
+                command.args([flag, "127.0.0.1:0"]);
+            }
+        }
+        let mut child = command
+            .args(["--log-format", "json", "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .stderr(Stdio::piped())

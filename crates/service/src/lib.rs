@@ -9,13 +9,15 @@ pub mod malformed;
 pub mod metrics;
 pub mod users_api;
 
-pub use config::{LogFormat, ServeConfig};
+pub use config::{IngestAuth, LogFormat, ServeConfig};
 pub mod alerts;
 pub mod api_error;
 pub mod auth;
 pub mod changes_api;
 pub mod console;
 pub mod http;
+pub mod http_server;
 pub mod incidents_api;
 pub mod store;
 pub mod store_sink;
+pub mod tcp_ingest;

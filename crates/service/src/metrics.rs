@@ -27,6 +27,8 @@ pub const WATERMARK: &str = "stormwatch_watermark_timestamp_seconds";
 pub const LATENCY: &str = "stormwatch_ingest_latency_seconds";
 pub const USERS: &str = "stormwatch_users";
 pub const BUILD_INFO: &str = "stormwatch_build_info";
+pub const CONNECTIONS: &str = "stormwatch_connections";
+pub const CONNECTIONS_REFUSED: &str = "stormwatch_connections_refused_total";
 pub const HEALTH_CHECK: &str = "stormwatch_health_check";
 pub const ENGINE_TICK_AGE: &str = "stormwatch_engine_tick_age_seconds";
 
@@ -48,6 +50,11 @@ fn describe() {
     describe_counter!(
         LATE,
         "Lines that arrived after the allowed lateness (still applied to queue depth)"
+    );
+    describe_gauge!(CONNECTIONS, "Open connections, by listener (http, tcp)");
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections refused or closed early, by listener and reason (cap, auth, idle, accept_error)"
     );
     describe_gauge!(
         HEALTH_CHECK,
