@@ -285,8 +285,11 @@ impl<'a> Fields<'a> {
             return None;
         }
         let user = Eui64::parse_bytes(self.user?)?;
+        // Out of range: the reference parser names the error.
         let count = self.count.unwrap_or(1);
-        if count == 0 {
+        if !(1..=super::parse::MAX_COUNT).contains(&count)
+            || self.depth.is_some_and(|d| d > super::parse::MAX_COUNT)
+        {
             return None;
         }
         let kind = match self.event? {

@@ -37,11 +37,15 @@ pub enum LineError {
     BadUser(String),
     #[error("unknown event `{0}`")]
     UnknownEvent(String),
-    #[error("`count` must be an integer >= 1")]
+    #[error("`count` must be an integer from 1 to 4294967296")]
     BadCount,
-    #[error("`depth` event without a valid `depth` (an integer >= 0)")]
+    #[error("`depth` event without a valid `depth` (an integer from 0 to 4294967296)")]
     BadDepth,
 }
+
+/// Largest `count` or `depth` a line may carry (2^32). Far beyond any real per-second aggregate or queue, and
+/// small enough that sums over a second and signed queue arithmetic can never wrap.
+pub const MAX_COUNT: u64 = 1 << 32;
 
 /// Event time as the line carries it: integer milliseconds or an RFC 3339 string.
 pub(crate) enum RawTs<'a> {
@@ -158,11 +162,10 @@ pub(crate) fn rfc3339_ms(text: &str) -> Option<i64> {
 
 /// The reference parser for any JSON the fast path does not take.
 pub(crate) fn parse_with_serde(line: &[u8]) -> Result<RawLine<'_>, LineError> {
-    // serde_json checks UTF-8 itself; only a failed line pays for finding out whether bad UTF-8 was the cause.
-    serde_json::from_slice(line).map_err(|e| match std::str::from_utf8(line) {
-        Err(bad) => LineError::NotUtf8(bad.valid_up_to()),
-        Ok(_) => LineError::Json(e.to_string()),
-    })
+    // serde_json checks the UTF-8 of the strings it reads, but not of the fields it skips; the contract makes
+    // the whole line malformed, so check it all. Only lines off the fast path pay for this.
+    let text = std::str::from_utf8(line).map_err(|bad| LineError::NotUtf8(bad.valid_up_to()))?;
+    serde_json::from_str(text).map_err(|e| LineError::Json(e.to_string()))
 }
 
 /// Checks the fields and builds the event (shared by both parsing paths).
@@ -185,7 +188,10 @@ pub(crate) fn build_event(raw: &RawLine<'_>) -> Result<Event, LineError> {
 
     let count = match &raw.count {
         None => 1,
-        Some(n) => n.as_u64().filter(|&c| c >= 1).ok_or(LineError::BadCount)?,
+        Some(n) => n
+            .as_u64()
+            .filter(|c| (1..=MAX_COUNT).contains(c))
+            .ok_or(LineError::BadCount)?,
     };
     let kind = match event_name {
         "request" => match raw.code.as_deref() {
@@ -206,6 +212,7 @@ pub(crate) fn build_event(raw: &RawLine<'_>) -> Result<Event, LineError> {
         raw.depth
             .as_ref()
             .and_then(|d| d.as_u64())
+            .filter(|&d| d <= MAX_COUNT)
             .ok_or(LineError::BadDepth)?
     } else {
         count
@@ -227,6 +234,39 @@ pub(crate) fn build_event(raw: &RawLine<'_>) -> Result<Event, LineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the service's security review: both paths skipped unknown fields without checking their bytes.
+    #[test]
+    fn invalid_utf8_anywhere_in_the_line_is_malformed() {
+        for prefix in [
+            &br#"{"ts":1773133200000,"user":"90-B3-D5-1F-30-01-00-07","event":"request","note":""#[..],
+            br#"{"note":""#,
+        ] {
+            let mut line = prefix.to_vec();
+            line.extend([0xff, 0xfe]);
+            line.extend(br#"","ts":1773133200000,"user":"90-B3-D5-1F-30-01-00-07","event":"request"}"#);
+            let error = parse_line(&line).expect_err("bad UTF-8 in an unknown field");
+            assert!(matches!(error, LineError::NotUtf8(_)), "{error}");
+        }
+    }
+
+    /// A count or depth near 2^64 wrapped the queue depth: past `MAX_COUNT` a line is malformed.
+    #[test]
+    fn counts_and_depths_beyond_the_limit_are_malformed() {
+        let user = r#""user":"90-B3-D5-1F-30-01-00-07""#;
+        for (field, event, error) in [
+            ("count", "request", LineError::BadCount),
+            ("depth", "depth", LineError::BadDepth),
+        ] {
+            for value in [u64::MAX, MAX_COUNT + 1] {
+                let line = format!(r#"{{"ts":1773133200000,{user},"event":"{event}","{field}":{value}}}"#);
+                assert_eq!(parse_line(line.as_bytes()), Err(error.clone()), "{line}");
+            }
+            let line =
+                format!(r#"{{"ts":1773133200000,{user},"event":"{event}","{field}":{MAX_COUNT}}}"#);
+            assert_eq!(ok(&line).value, MAX_COUNT);
+        }
+    }
 
     fn ok(line: &str) -> Event {
         parse_line(line.as_bytes()).unwrap_or_else(|e| panic!("{line}: {e}"))
