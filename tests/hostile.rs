@@ -335,3 +335,122 @@ fn print_config_shows_every_limit() {
         );
     }
 }
+
+/// A truncated gzip POST answered 400 after 197,897 of its lines were already ingested, so a retry
+/// double-counted; `br`, `deflate` and `zstd` were read as plain text.
+#[test]
+fn http_ingest_is_all_or_nothing_and_refuses_unknown_encodings() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let ingest = token(dir.path(), "exporter", "ingest", None);
+    let service = Service::start(dir.path(), &[]);
+    let lines = firewall_lines(0..20_000, (300, 2_000));
+    let count = lines.iter().filter(|&&b| b == b'\n').count() as u64;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(&lines).unwrap();
+    let gz = encoder.finish().unwrap();
+    let truncated = &gz[..gz.len() * 9 / 10];
+    let (status, answer) = service.post(
+        "/api/v1/events",
+        Some(&ingest),
+        truncated,
+        &[("Content-Encoding", "gzip")],
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("nothing of it was ingested"), "{answer}");
+    for encoding in ["br", "deflate", "gzip, br", "compress"] {
+        let (status, answer) = service.post(
+            "/api/v1/events",
+            Some(&ingest),
+            &lines[..1_000],
+            &[("Content-Encoding", encoding)],
+        );
+        assert_eq!(status, 415, "{encoding}: {answer}");
+    }
+    let metrics = service.get("/metrics", None).1;
+    assert_eq!(
+        metric(&metrics, "stormwatch_ingest_lines_total{source=\"http\"}").unwrap_or(0.0),
+        0.0,
+        "nothing of a refused body reaches the engine"
+    );
+    assert_eq!(service.json("/api/v1/users", &ops), serde_json::json!([]));
+
+    let zst = zstd::encode_all(&lines[..], 3).unwrap();
+    let (status, answer) = service.post(
+        "/api/v1/events",
+        Some(&ingest),
+        &zst,
+        &[("Content-Encoding", "zstd")],
+    );
+    assert_eq!(status, 200, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["malformed"].as_u64()),
+        (Some(count), Some(0))
+    );
+}
+
+/// A 2^64-1 `count` wrapped the queue depth, and invalid UTF-8 inside an unknown field was accepted.
+#[test]
+fn huge_counts_and_bad_utf8_in_unknown_fields_are_malformed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let ingest = token(dir.path(), "exporter", "ingest", None);
+    let service = Service::start(dir.path(), &[]);
+    let mut body = format!(
+        "{{\"ts\":{T0},\"user\":\"{FIREWALLED}\",\"event\":\"queued\",\"count\":18446744073709551615}}\n\
+         {{\"ts\":{T0},\"user\":\"{FIREWALLED}\",\"event\":\"depth\",\"depth\":18446744073709551615}}\n\
+         {{\"ts\":{T0},\"user\":\"{FIREWALLED}\",\"event\":\"request\",\"note\":\""
+    )
+    .into_bytes();
+    body.extend([0xff, 0xfe]);
+    body.extend(b"\"}\n");
+    let (status, answer) = service.post("/api/v1/events", Some(&ingest), &body, &[]);
+    assert_eq!(status, 200, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["malformed"].as_u64()),
+        (Some(0), Some(3))
+    );
+    let malformed = service.json("/api/v1/malformed", &ops);
+    let errors: Vec<_> = malformed["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["error"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        errors.iter().any(|e| e.contains("`count` must be")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("`depth` event")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("not valid UTF-8")),
+        "{errors:?}"
+    );
+}
+
+/// Change fields had no size limit: a 1 MB title was accepted.
+#[test]
+fn an_oversized_change_field_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let service = Service::start(dir.path(), &[]);
+    let change =
+        firewall_change("CHG-BIG", 0, 60).replace("Firewall rule migration", &"x".repeat(1 << 20));
+    let (status, answer) = service.post("/api/v1/changes", Some(&ops), change.as_bytes(), &JSON);
+    assert_eq!(status, 400, "{}", &answer[..answer.len().min(300)]);
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["field"], "title");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("at most 1000")),
+        "{answer}"
+    );
+    assert_eq!(service.get("/api/v1/changes/CHG-BIG", Some(&ops)).0, 404);
+}

@@ -18,6 +18,8 @@ pub enum ApiError {
         index: Option<usize>,
         reason: String,
     },
+    #[error("Content-Encoding `{0}` is not supported: send gzip, zstd or identity")]
+    UnsupportedEncoding(String),
     #[error("the engine is not running")]
     EngineGone,
     #[error("storage failed: {0}")]
@@ -50,6 +52,7 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::EngineGone | ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         let mut body = serde_json::json!({ "error": self.to_string() });

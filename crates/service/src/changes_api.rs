@@ -13,7 +13,49 @@ use super::auth::{confined_to, list_scope, may_register_for, may_touch_stored, p
 use super::engine_loop::EngineInput;
 use super::http::AppState;
 use crate::store::{ChangeFilter, Principal, StoredChange};
-use stormwatch_core::changes::{ChangeOwner, ChangeStatus, parse_rfc3339_ms, validate_notice_json};
+use stormwatch_core::changes::{
+    ChangeNotice, ChangeOwner, ChangeStatus, parse_rfc3339_ms, validate_notice_json,
+};
+
+/// Limits on a notice registered over HTTP (the contract sets none; these keep one request from filling the
+/// store, the console or an alert). Lengths in characters.
+pub const MAX_ID_CHARS: usize = 128;
+pub const MAX_TITLE_CHARS: usize = 1_000;
+pub const MAX_CONTACT_CHARS: usize = 500;
+pub const MAX_SRVS: usize = 256;
+pub const MAX_NOTICES_PER_REQUEST: usize = 10_000;
+
+/// The first field of `notice` over its limit, with a sentence for the 400.
+fn over_limit(notice: &ChangeNotice) -> Option<(&'static str, String)> {
+    let chars = |text: &str, limit: usize, field: &'static str| {
+        let length = text.chars().count();
+        (length > limit).then(|| {
+            (
+                field,
+                format!("is {length} characters long; at most {limit} are allowed"),
+            )
+        })
+    };
+    chars(&notice.id, MAX_ID_CHARS, "id")
+        .or_else(|| chars(&notice.title, MAX_TITLE_CHARS, "title"))
+        .or_else(|| {
+            notice
+                .contact
+                .as_deref()
+                .and_then(|contact| chars(contact, MAX_CONTACT_CHARS, "contact"))
+        })
+        .or_else(|| {
+            (notice.srvs.len() > MAX_SRVS).then(|| {
+                (
+                    "srvs",
+                    format!(
+                        "lists {} SRVs; at most {MAX_SRVS} are allowed",
+                        notice.srvs.len()
+                    ),
+                )
+            })
+        })
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -62,6 +104,12 @@ async fn register(
         serde_json::Value::Array(values) => (values, false),
         other => (vec![other], true),
     };
+    if values.len() > MAX_NOTICES_PER_REQUEST {
+        return Err(ApiError::invalid(format!(
+            "{} notices in one request; at most {MAX_NOTICES_PER_REQUEST} are allowed",
+            values.len()
+        )));
+    }
     let mut notices = Vec::with_capacity(values.len());
     for (index, value) in values.iter().enumerate() {
         let notice = validate_notice_json(value).map_err(|e| ApiError::Invalid {
@@ -69,6 +117,13 @@ async fn register(
             index: (!single).then_some(index),
             reason: e.to_string(),
         })?;
+        if let Some((field, why)) = over_limit(&notice) {
+            return Err(ApiError::Invalid {
+                field: Some(field.to_owned()),
+                index: (!single).then_some(index),
+                reason: format!("field `{field}` {why}"),
+            });
+        }
         may_register_for(&who, &notice.owner)?;
         notices.push(notice);
     }

@@ -239,12 +239,15 @@ mod tests {
     #[test]
     fn invalid_utf8_anywhere_in_the_line_is_malformed() {
         for prefix in [
-            &br#"{"ts":1773133200000,"user":"90-B3-D5-1F-30-01-00-07","event":"request","note":""#[..],
+            &br#"{"ts":1773133200000,"user":"90-B3-D5-1F-30-01-00-07","event":"request","note":""#
+                [..],
             br#"{"note":""#,
         ] {
             let mut line = prefix.to_vec();
             line.extend([0xff, 0xfe]);
-            line.extend(br#"","ts":1773133200000,"user":"90-B3-D5-1F-30-01-00-07","event":"request"}"#);
+            line.extend(
+                br#"","ts":1773133200000,"user":"90-B3-D5-1F-30-01-00-07","event":"request"}"#,
+            );
             let error = parse_line(&line).expect_err("bad UTF-8 in an unknown field");
             assert!(matches!(error, LineError::NotUtf8(_)), "{error}");
         }
@@ -259,7 +262,8 @@ mod tests {
             ("depth", "depth", LineError::BadDepth),
         ] {
             for value in [u64::MAX, MAX_COUNT + 1] {
-                let line = format!(r#"{{"ts":1773133200000,{user},"event":"{event}","{field}":{value}}}"#);
+                let line =
+                    format!(r#"{{"ts":1773133200000,{user},"event":"{event}","{field}":{value}}}"#);
                 assert_eq!(parse_line(line.as_bytes()), Err(error.clone()), "{line}");
             }
             let line =

@@ -193,4 +193,4 @@ operations! {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
