@@ -125,6 +125,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let store = Store::open(&config.data_dir)
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    // A read-only or full data directory is refused now, not found out at the first snapshot.
+    store.probe_write().with_context(|| {
+        format!(
+            "the store in {} cannot be written",
+            config.data_dir.display()
+        )
+    })?;
     if config.listens_beyond_loopback() && !store.has_tokens()? {
         bail!(
             "refusing to listen on {} / {} beyond loopback without API tokens: create one with `stormwatch tokens add --data-dir {} --name NAME --role ops`",
@@ -190,6 +197,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         extra,
         on_saved,
         health: health.clone(),
+        errors: stormwatch_service::log_limit::LogLimit::new(Duration::from_secs(60)),
     });
     let mut engine_loop = EngineLoop::new(
         engine,
@@ -248,6 +256,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         health: health.clone(),
     };
     let grace = Duration::from_secs(config.shutdown_grace_s);
+    let probe_every = Duration::from_secs(config.store_probe_every_s);
     let tcp_engine = to_engine.clone();
     let served = runtime.block_on(async move {
         let tcp = tokio::net::TcpListener::bind(config.ingest)
@@ -265,6 +274,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(address = %listener.local_addr()?, "HTTP API up");
         tokio::spawn(stormwatch_service::changes_api::follow_external_writes(
             state.clone(),
+        ));
+        tokio::spawn(stormwatch_service::health::probe_store(
+            state.store.clone(),
+            health.clone(),
+            probe_every,
         ));
         tokio::spawn(Health::watch(health));
         // Requests waiting on a stuck engine, or clients that never finish, must not hold the exit: the server

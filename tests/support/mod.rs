@@ -46,6 +46,8 @@ pub fn token(data_dir: &Path, name: &str, role: &str, user: Option<&str>) -> Str
 
 pub struct Service {
     pub child: Child,
+    /// Every log line the service wrote to stderr so far (the first 200,000).
+    pub logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     pub http: SocketAddr,
     pub ingest: SocketAddr,
     pub data_dir: PathBuf,
@@ -100,9 +102,20 @@ impl Service {
             }
         }
         // Keep draining the logs so the service never blocks on a full pipe.
-        std::thread::spawn(move || while receiver.recv().is_ok() {});
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = logs.clone();
+        std::thread::spawn(move || {
+            while let Ok(line) = receiver.recv() {
+                if let Ok(mut kept) = kept.lock()
+                    && kept.len() < 200_000
+                {
+                    kept.push(line);
+                }
+            }
+        });
         Service {
             child,
+            logs,
             http: http.expect("HTTP address in the logs"),
             ingest: ingest.expect("ingest address in the logs"),
             data_dir: data_dir.to_owned(),
@@ -205,6 +218,14 @@ impl Service {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// How many log lines so far contain `text`.
+    pub fn log_count(&self, text: &str) -> usize {
+        self.logs
+            .lock()
+            .map(|logs| logs.iter().filter(|l| l.contains(text)).count())
+            .unwrap_or(0)
     }
 
     pub fn rss_kib(&self) -> u64 {

@@ -51,6 +51,8 @@ pub struct ServeConfig {
     /// After SIGTERM or SIGINT: how long open HTTP requests, and then the engine's final snapshot, may take
     /// before the service exits anyway (non-zero exit, no final snapshot, when the engine is stuck).
     pub shutdown_grace_s: u64,
+    /// How often the store is test-written, so an unwritable data directory shows in `/readyz` within this.
+    pub store_probe_every_s: u64,
     /// TCP telemetry connections served at once; more are told `ERR too many connections` and closed.
     pub ingest_max_connections: usize,
     /// A TCP telemetry connection that sends nothing for this long is closed.
@@ -92,6 +94,7 @@ impl Default for ServeConfig {
             log_format: LogFormat::Text,
             engine_stall_after_s: 10,
             shutdown_grace_s: 10,
+            store_probe_every_s: 5,
             ingest_max_connections: 256,
             ingest_idle_timeout_s: 300,
             ingest_auth: IngestAuth::Auto,
@@ -162,6 +165,7 @@ impl ServeConfig {
         for (name, value) in [
             ("engine_stall_after_s", self.engine_stall_after_s),
             ("shutdown_grace_s", self.shutdown_grace_s),
+            ("store_probe_every_s", self.store_probe_every_s),
             ("ingest_max_connections", self.ingest_max_connections as u64),
             ("ingest_idle_timeout_s", self.ingest_idle_timeout_s),
             ("ingest_auth_timeout_s", self.ingest_auth_timeout_s),

@@ -155,6 +155,33 @@ impl Health {
     }
 }
 
+/// Rewrites the store's probe row every `every`: a read-only, full or deleted data directory fails the `store`
+/// check within that time, whether or not anything else is being written.
+pub async fn probe_store(
+    store: crate::store::Store,
+    health: std::sync::Arc<Health>,
+    every: Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        let outcome = store.probe_write_async().await;
+        health.store_written(outcome.is_ok());
+        match outcome {
+            Err(error) if !failing => {
+                failing = true;
+                tracing::error!(%error, "the store cannot be written");
+            }
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!("the store can be written again");
+            }
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

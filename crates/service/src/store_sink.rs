@@ -8,6 +8,7 @@ use crossbeam::channel::Sender;
 use super::alerts::AlertMessage;
 use super::engine_loop::Persistence;
 use super::health::Health;
+use super::log_limit::LogLimit;
 use crate::store::{Store, Upsert};
 use stormwatch_core::report::IncidentRecord;
 
@@ -23,6 +24,8 @@ pub struct StoreSink {
     pub on_saved: Option<IncidentSaved>,
     /// Told whether each write succeeded: a store that cannot take incidents makes the service unready.
     pub health: Arc<Health>,
+    /// A store that refuses one incident refuses them all: log once a minute.
+    pub errors: LogLimit,
 }
 
 impl Persistence for StoreSink {
@@ -37,7 +40,11 @@ impl Persistence for StoreSink {
                     saved(record, extra.as_ref());
                 }
             }
-            Err(error) => tracing::error!(id = %record.id, %error, "cannot save incident"),
+            Err(error) => {
+                if let Some(suppressed) = self.errors.allow() {
+                    tracing::error!(id = %record.id, %error, suppressed, "cannot save incident");
+                }
+            }
         }
     }
 

@@ -7,8 +7,15 @@ use std::path::PathBuf;
 pub enum StoreError {
     #[error("cannot create data directory {}: {source}", path.display())]
     CreateDir { path: PathBuf, source: io::Error },
+    #[error("data directory {} cannot be written (read-only or full?): {source}", path.display())]
+    ReadOnlyDir { path: PathBuf, source: io::Error },
     #[error("no Stormwatch store at {}", path.display())]
     Missing { path: PathBuf },
+    #[error("{} is not a Stormwatch store: {reason}", path.display())]
+    NotAStore { path: PathBuf, reason: String },
+    /// The database file was deleted or replaced under the running service: writes would be lost.
+    #[error("the store file {} is gone or was replaced since it was opened; writes would be lost", path.display())]
+    Gone { path: PathBuf },
     #[error("cannot open store {}: {source}", path.display())]
     Open {
         path: PathBuf,

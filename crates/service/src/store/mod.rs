@@ -61,6 +61,14 @@ impl Store {
             path: data_dir.to_owned(),
             source,
         })?;
+        // SQLite needs to create its -wal and -shm files beside the database; say plainly when it cannot.
+        let probe = data_dir.join(".stormwatch-write-test");
+        std::fs::write(&probe, b"")
+            .and_then(|()| std::fs::remove_file(&probe))
+            .map_err(|source| StoreError::ReadOnlyDir {
+                path: data_dir.to_owned(),
+                source,
+            })?;
         Store::start(data_dir.join(DB_FILE), true)
     }
 
@@ -80,7 +88,7 @@ impl Store {
 
     fn start(file: PathBuf, create: bool) -> Result<Store, StoreError> {
         let db = schema::open(&file, create)?;
-        let owner = owner::Owner::spawn(db, file.display().to_string())?;
+        let owner = owner::Owner::spawn(db, file.clone())?;
         tracing::debug!(path = %file.display(), "store opened");
         Ok(Store {
             owner: Arc::new(owner),
@@ -186,6 +194,10 @@ operations! {
     /// file, and not for this store's own writes (SQLite's `PRAGMA data_version`). Poll it to know when to reload
     /// the register.
     fn external_writes / external_writes_async() -> i64 = |db| schema::data_version(db);
+
+    /// Rewrites the probe row: fails when the store cannot take a write (read-only or full file system, file
+    /// deleted or replaced under the service).
+    fn probe_write / probe_write_async() -> () = |db| schema::probe_write(db);
 
     /// Replaces the engine snapshot atomically.
     fn save_snapshot / save_snapshot_async(data: Vec<u8>) -> () = |db| incidents::save_snapshot(db, &data);
