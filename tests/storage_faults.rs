@@ -62,7 +62,7 @@ fn a_deleted_data_dir_makes_writes_fail_and_the_service_unready() {
     let config = config_file(dir.path(), "store_probe_every_s = 1\n");
     let args: Vec<&str> = config.iter().map(String::as_str).collect();
     let service = Service::start(&data, &args);
-    assert_eq!(service.get("/readyz", None).0, 200);
+    service.wait_status("/readyz", 200, 30, |_| true);
     std::fs::remove_dir_all(&data).unwrap();
     let why = service.wait_status("/readyz", 503, 30, |body| body.contains("store"));
     assert!(why.contains("store: the store cannot be written"), "{why}");

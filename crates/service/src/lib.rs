@@ -19,6 +19,7 @@ pub mod console;
 pub mod http;
 pub mod http_server;
 pub mod incidents_api;
+pub mod state;
 pub mod store;
 pub mod store_sink;
 pub mod tcp_ingest;
