@@ -175,6 +175,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         },
         None => Engine::new(engine_config, register),
     };
+    let mut engine = engine;
+    if let Some(path) = &config.user_directory {
+        let listed = stormwatch_service::user_directory::load(path)?;
+        tracing::info!(users = listed.len(), path = %path.display(), "User directory loaded");
+        engine.set_directory(Some(listed));
+    }
     let alerts = config
         .alertmanager
         .clone()

@@ -51,6 +51,9 @@ pub struct ServeConfig {
     /// After SIGTERM or SIGINT: how long open HTTP requests, and then the engine's final snapshot, may take
     /// before the service exits anyway (non-zero exit, no final snapshot, when the engine is stuck).
     pub shutdown_grace_s: u64,
+    /// File listing every User that exists (one EUI-64 per line). Lines for other Users are refused as unknown
+    /// and never fill the User table.
+    pub user_directory: Option<PathBuf>,
     /// How often the store is test-written, so an unwritable data directory shows in `/readyz` within this.
     pub store_probe_every_s: u64,
     /// TCP telemetry connections served at once; more are told `ERR too many connections` and closed.
@@ -94,6 +97,7 @@ impl Default for ServeConfig {
             log_format: LogFormat::Text,
             engine_stall_after_s: 10,
             shutdown_grace_s: 10,
+            user_directory: None,
             store_probe_every_s: 5,
             ingest_max_connections: 256,
             ingest_idle_timeout_s: 300,

@@ -12,7 +12,7 @@ use super::health::Health;
 use super::malformed::MalformedLog;
 use super::metrics::Publisher;
 use stormwatch_core::changes::ChangeRegister;
-use stormwatch_core::engine::{Engine, IncidentUpdate};
+use stormwatch_core::engine::{Engine, IncidentUpdate, IngestError};
 use stormwatch_core::report::IncidentRecord;
 use stormwatch_core::telemetry::batch::{ParsedChunk, malformed};
 
@@ -41,6 +41,9 @@ impl SourceKind {
 pub struct BatchOutcome {
     pub accepted: u64,
     pub malformed: u64,
+    /// Valid lines the engine would not take: a User not in the User directory, or a new User with the table
+    /// full. Quarantined like malformed lines, counted apart from them.
+    pub refused: u64,
 }
 
 /// Closed incidents stay in the engine this long (event time) after they close, then live only in the store.
@@ -237,7 +240,9 @@ impl EngineLoop {
         let mut outcome = BatchOutcome {
             accepted: 0,
             malformed: parsed.malformed.len() as u64,
+            refused: 0,
         };
+        let mut unknown = 0;
         for (index, event) in parsed.events.iter().enumerate() {
             match self.engine.ingest(event) {
                 Ok(()) => outcome.accepted += 1,
@@ -245,7 +250,8 @@ impl EngineLoop {
                     let (line, bytes) = parsed.line_of(index);
                     self.malformed
                         .keep(source, &malformed(0, line, refused.to_string(), bytes));
-                    outcome.malformed += 1;
+                    outcome.refused += 1;
+                    unknown += u64::from(matches!(refused, IngestError::UnknownUser(_)));
                 }
             }
         }
@@ -257,6 +263,9 @@ impl EngineLoop {
         }
         self.publisher
             .count_batch(kind.label(), outcome.accepted, outcome.malformed);
+        if outcome.refused > 0 {
+            Publisher::count_refused(kind.label(), unknown, outcome.refused - unknown);
+        }
         self.handle_updates();
         outcome
     }

@@ -172,6 +172,7 @@ async fn post_events(
         let outcome = answer.await.map_err(|_| ApiError::EngineGone)?;
         total.accepted += outcome.accepted;
         total.malformed += outcome.malformed;
+        total.refused += outcome.refused;
     }
     Ok(Json(total))
 }

@@ -23,3 +23,4 @@ pub mod state;
 pub mod store;
 pub mod store_sink;
 pub mod tcp_ingest;
+pub mod user_directory;

@@ -13,6 +13,7 @@ use stormwatch_core::report::IncidentRecord;
 
 pub const LINES: &str = "stormwatch_ingest_lines_total";
 pub const MALFORMED: &str = "stormwatch_ingest_malformed_total";
+pub const REFUSED: &str = "stormwatch_ingest_refused_total";
 pub const LATE: &str = "stormwatch_ingest_late_total";
 pub const DEPTH: &str = "stormwatch_user_queue_depth";
 pub const BACKLOG_AGE: &str = "stormwatch_user_backlog_age_seconds";
@@ -47,6 +48,11 @@ fn describe() {
     describe_counter!(
         MALFORMED,
         "Malformed telemetry lines quarantined, by source"
+    );
+    describe_counter!(
+        REFUSED,
+        "Valid lines the engine refused (quarantined, not malformed), by source and reason: unknown_user (not in \
+         the User directory), user_table_full"
     );
     describe_counter!(
         LATE,
@@ -163,6 +169,12 @@ impl Publisher {
         });
         valid.increment(lines);
         bad.increment(malformed);
+    }
+
+    /// Refusals are rare (a flood of made-up Users at worst): plain macros, no cached handles.
+    pub fn count_refused(source: &'static str, unknown_user: u64, table_full: u64) {
+        counter!(REFUSED, "source" => source, "reason" => "unknown_user").increment(unknown_user);
+        counter!(REFUSED, "source" => source, "reason" => "user_table_full").increment(table_full);
     }
 
     pub fn tick(
