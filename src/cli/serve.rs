@@ -19,7 +19,7 @@ use stormwatch_service::state::AppState;
 use stormwatch_service::store::Store;
 use stormwatch_service::store_sink::StoreSink;
 use stormwatch_service::tcp_ingest::{self, TcpSettings};
-use stormwatch_service::{LogFormat, ServeConfig, alerts, ingest, metrics};
+use stormwatch_service::{LogFormat, ServeConfig, alerts, ingest, journal, metrics};
 
 #[cfg(feature = "kafka")]
 #[path = "serve_kafka.rs"]
@@ -159,8 +159,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(_) => None,
         None => store.load_snapshot()?,
     };
+    // The generation of the journal that follows the snapshot (0 without a snapshot, or with one saved before
+    // journals existed).
+    let (generation, snapshot) = match &snapshot {
+        Some(stored) => {
+            let (generation, engine) = journal::unwrap_snapshot(stored);
+            (generation, Some(engine))
+        }
+        None => (0, None),
+    };
     let engine = match snapshot {
-        Some(bytes) => match Engine::restore(&bytes, engine_config.clone(), register.clone()) {
+        Some(bytes) => match Engine::restore(bytes, engine_config.clone(), register.clone()) {
             Ok(engine) => {
                 tracing::info!(
                     users = engine.user_count(),
@@ -219,6 +228,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let engine_loop = match &kafka {
         Some(wiring) => engine_loop.with_checkpoints(wiring.checkpoints_sender()),
         None => engine_loop,
+    };
+    // A log source replays from its own log; every other source is journalled between snapshots.
+    let engine_loop = if kafka.is_none() {
+        let path = journal::path_in(&config.data_dir);
+        let (journal, entries) = journal::Journal::open(path.clone(), generation)
+            .with_context(|| format!("cannot open the journal {}", path.display()))?;
+        if !entries.is_empty() {
+            tracing::info!(
+                entries = entries.len(),
+                "replaying the journal written since the last snapshot"
+            );
+        }
+        engine_loop.with_journal(journal, entries)
+    } else {
+        engine_loop
     };
     let (to_engine, engine_input) = crossbeam::channel::bounded(args.engine_queue.max(1));
     let engine_thread = std::thread::Builder::new()

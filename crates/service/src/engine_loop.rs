@@ -9,12 +9,14 @@ use crossbeam::channel::{Receiver, RecvTimeoutError};
 use hdrhistogram::Histogram;
 
 use super::health::Health;
+use super::journal::{Entry, Journal, wrap_snapshot};
 use super::malformed::MalformedLog;
 use super::metrics::Publisher;
 use stormwatch_core::changes::ChangeRegister;
 use stormwatch_core::engine::{Engine, IncidentUpdate, IngestError};
 use stormwatch_core::report::IncidentRecord;
-use stormwatch_core::telemetry::batch::{ParsedChunk, malformed};
+use stormwatch_core::telemetry::batch::{ParsedChunk, malformed, parse_chunk};
+use stormwatch_core::telemetry::framing::Chunk;
 
 /// Where a batch came from, for counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,6 +128,11 @@ pub struct EngineLoop {
     quiet: bool,
     /// A log source has said it still has records to hand over: the idle clock waits.
     source_behind: bool,
+    /// Everything applied since the last snapshot, for replay after a crash (not with a log source, which
+    /// replays from its own log).
+    journal: Option<Journal>,
+    /// Journal entries found at start, replayed before the engine serves.
+    to_replay: Vec<Entry>,
 }
 
 pub fn wall_ms() -> i64 {
@@ -162,8 +169,54 @@ impl EngineLoop {
             checkpoints: None,
             quiet: false,
             source_behind: false,
+            journal: None,
+            to_replay: Vec::new(),
             engine,
         }
+    }
+
+    /// Journals what is applied from now on, and replays `entries` (found in the journal at start) first.
+    pub fn with_journal(mut self, journal: Journal, entries: Vec<Entry>) -> Self {
+        self.journal = Some(journal);
+        self.to_replay = entries;
+        self
+    }
+
+    /// Applies the journal found at start, quietly: what it opens or resolves is stored, but nobody is paged
+    /// again about what was already raised before the crash.
+    fn replay_journal(&mut self) {
+        let entries = std::mem::take(&mut self.to_replay);
+        if entries.is_empty() {
+            return;
+        }
+        let (mut batches, mut events) = (0u64, 0u64);
+        let quiet = std::mem::replace(&mut self.quiet, true);
+        for entry in &entries {
+            match entry {
+                Entry::Batch(data) => {
+                    let parsed = parse_chunk(
+                        0,
+                        Chunk::Lines {
+                            first_line: 1,
+                            data: data.clone(),
+                        },
+                    );
+                    for event in &parsed.events {
+                        events += u64::from(self.engine.ingest(event).is_ok());
+                    }
+                    batches += 1;
+                }
+                Entry::Advance(to_ms) => self.engine.advance_to(*to_ms),
+            }
+            self.handle_updates();
+        }
+        self.quiet = quiet;
+        self.last_event_wall = self.engine.max_ts().map(|_| wall_ms());
+        tracing::info!(
+            batches,
+            events,
+            "journal replayed: the engine is where it was when the service stopped"
+        );
     }
 
     /// Reports into `health` (shared with `/readyz`) instead of a private one.
@@ -183,6 +236,7 @@ impl EngineLoop {
 
     /// Runs until `Shutdown` or every sender is gone; takes a final snapshot.
     pub fn run(mut self, input: Receiver<EngineInput>) {
+        self.replay_journal();
         self.health.engine_started();
         let started = Instant::now();
         let mut next_tick = Instant::now() + Duration::from_secs(1);
@@ -237,6 +291,12 @@ impl EngineLoop {
     }
 
     fn apply(&mut self, source: &str, kind: SourceKind, parsed: &ParsedChunk) -> BatchOutcome {
+        // Written before it is applied: a crash in between replays it, which is what applying it would have done.
+        if let Some(journal) = &mut self.journal
+            && !parsed.events.is_empty()
+        {
+            journal.batch(&parsed.data);
+        }
         let mut outcome = BatchOutcome {
             accepted: 0,
             malformed: parsed.malformed.len() as u64,
@@ -301,6 +361,9 @@ impl EngineLoop {
             if quiet_ms > self.lateness_ms && !self.source_behind {
                 // Event time moves on with the wall clock while nothing arrives, so a User whose traffic stopped
                 // entirely is still evaluated.
+                if let Some(journal) = &mut self.journal {
+                    journal.advance(max_ts + quiet_ms);
+                }
                 self.engine.advance_to(max_ts + quiet_ms);
                 self.handle_updates();
             }
@@ -348,9 +411,20 @@ impl EngineLoop {
         self.last_snapshot = Instant::now();
         match self.engine.snapshot() {
             Ok(bytes) => {
+                let next = self.journal.as_ref().map(|j| j.generation() + 1);
+                let bytes = match next {
+                    Some(generation) => wrap_snapshot(generation, &bytes),
+                    None => bytes,
+                };
                 // Saving is synchronous: once it returns, the snapshot holds every batch before the positions.
                 let saved = self.persistence.save_snapshot(bytes);
                 self.health.snapshot_saved(saved);
+                if saved
+                    && let (Some(journal), Some(generation)) = (&mut self.journal, next)
+                    && let Err(error) = journal.restart(generation)
+                {
+                    tracing::error!(%error, "cannot restart the journal after a snapshot");
+                }
                 if saved
                     && let Some(checkpoints) = &self.checkpoints
                     && !self.positions.is_empty()

@@ -5,6 +5,7 @@ pub mod config;
 pub mod engine_loop;
 pub mod health;
 pub mod ingest;
+pub mod journal;
 pub mod log_limit;
 pub mod malformed;
 pub mod metrics;

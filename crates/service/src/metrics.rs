@@ -31,6 +31,7 @@ pub const BUILD_INFO: &str = "stormwatch_build_info";
 pub const CONNECTIONS: &str = "stormwatch_connections";
 pub const CONNECTIONS_REFUSED: &str = "stormwatch_connections_refused_total";
 pub const QUARANTINE_WRITE_ERRORS: &str = "stormwatch_quarantine_write_errors_total";
+pub const JOURNAL_WRITE_ERRORS: &str = "stormwatch_journal_write_errors_total";
 pub const HEALTH_CHECK: &str = "stormwatch_health_check";
 pub const ENGINE_TICK_AGE: &str = "stormwatch_engine_tick_age_seconds";
 
@@ -66,6 +67,10 @@ fn describe() {
     describe_counter!(
         QUARANTINE_WRITE_ERRORS,
         "Failed writes to the quarantine file (the lines stay counted and listed in memory)"
+    );
+    describe_counter!(
+        JOURNAL_WRITE_ERRORS,
+        "Failed writes to the engine journal (a crash would then lose what was applied since the last snapshot)"
     );
     describe_gauge!(
         HEALTH_CHECK,
