@@ -136,13 +136,14 @@ impl Journal {
         }
     }
 
-    /// One `write` of tag, length and payload, so that a frame is torn only by a crash mid-call.
+    /// Tag and length, then the payload as is (no copy): a crash between the writes leaves a torn frame, which
+    /// reading stops at.
     fn write_frame(&mut self, tag: u8, payload: &[u8]) -> io::Result<()> {
-        let mut frame = Vec::with_capacity(payload.len() + 5);
-        frame.push(tag);
-        frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        frame.extend_from_slice(payload);
-        self.file.write_all(&frame)
+        let mut head = [0u8; 5];
+        head[0] = tag;
+        head[1..].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        self.file.write_all(&head)?;
+        self.file.write_all(payload)
     }
 }
 

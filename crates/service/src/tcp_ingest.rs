@@ -1,17 +1,18 @@
 //! The TCP telemetry listener, async on tokio: a cap on connections, an idle timeout, and (beyond loopback, or
-//! when configured) an ingest-token handshake before any line is read. Batches go to the engine through one
-//! forwarding thread, so a full engine queue makes connection tasks wait and TCP pushes back on the senders.
+//! when configured) an ingest-token handshake before any line is read. A connection task hands its batches
+//! straight to the engine's bounded queue; when that is full the task waits (without blocking a worker) and stops
+//! reading, so TCP pushes back on the sender.
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam::channel::Sender;
+use crossbeam::channel::{Sender, TrySendError};
 use metrics::{counter, gauge};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 
 use super::engine_loop::{EngineInput, SourceKind};
 use super::metrics::{CONNECTIONS, CONNECTIONS_REFUSED};
@@ -21,8 +22,8 @@ use stormwatch_core::telemetry::framing::LineFramer;
 
 /// Block size for live sources: small enough for latency, large enough to amortise the channel.
 const LIVE_BLOCK: usize = 256 * 1024;
-/// Bytes asked of the socket per read.
-const READ_BYTES: usize = 64 * 1024;
+/// Bytes asked of the socket per read: as much as a block, so batches stay large and few.
+const READ_BYTES: usize = LIVE_BLOCK;
 /// The handshake line is `AUTH <token>`; anything longer is not one.
 const MAX_AUTH_LINE: usize = 512;
 
@@ -41,14 +42,6 @@ pub struct TcpSettings {
 /// Accepts connections for as long as the runtime runs. Connections over the cap are told why and closed at once,
 /// so a flood of idle sockets costs neither threads nor memory.
 pub async fn serve(listener: TcpListener, settings: TcpSettings, engine: Sender<EngineInput>) {
-    let (batches, forward) = mpsc::channel::<EngineInput>(4);
-    let forwarder = std::thread::Builder::new()
-        .name("ingest-forward".into())
-        .spawn(move || forward_to_engine(forward, engine));
-    if let Err(error) = forwarder {
-        tracing::error!(%error, "cannot start the ingest forwarding thread; TCP ingest is off");
-        return;
-    }
     let slots = Arc::new(Semaphore::new(settings.max_connections.max(1)));
     let settings = Arc::new(settings);
     loop {
@@ -74,7 +67,7 @@ pub async fn serve(listener: TcpListener, settings: TcpSettings, engine: Sender<
             });
             continue;
         };
-        let (settings, batches) = (settings.clone(), batches.clone());
+        let (settings, batches) = (settings.clone(), engine.clone());
         tokio::spawn(async move {
             let _slot = slot;
             gauge!(CONNECTIONS, "listener" => "tcp").increment(1.0);
@@ -84,11 +77,20 @@ pub async fn serve(listener: TcpListener, settings: TcpSettings, engine: Sender<
     }
 }
 
-/// Hands batches to the engine's bounded channel; blocking here is the backpressure every connection feels.
-fn forward_to_engine(mut batches: mpsc::Receiver<EngineInput>, engine: Sender<EngineInput>) {
-    while let Some(batch) = batches.blocking_recv() {
-        if engine.send(batch).is_err() {
-            return;
+/// Hands a batch to the engine's bounded queue, waiting while it is full: the backpressure every connection
+/// feels. False once the engine has stopped.
+async fn send_to_engine(engine: &Sender<EngineInput>, mut batch: EngineInput) -> bool {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match engine.try_send(batch) {
+            Ok(()) => return true,
+            Err(TrySendError::Disconnected(_)) => return false,
+            Err(TrySendError::Full(again)) => {
+                batch = again;
+                // The queue holds tens of milliseconds of engine work, so a short poll never starves it.
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(8));
+            }
         }
     }
 }
@@ -97,7 +99,7 @@ async fn connection(
     mut stream: TcpStream,
     peer: SocketAddr,
     settings: &TcpSettings,
-    batches: &mpsc::Sender<EngineInput>,
+    batches: &Sender<EngineInput>,
 ) {
     let mut feed = Feed::default();
     let mut source = format!("tcp:{peer}");
@@ -134,7 +136,7 @@ async fn connection(
                     received,
                     reply: None,
                 };
-                if batches.send(batch).await.is_err() {
+                if !send_to_engine(batches, batch).await {
                     break "the engine stopped";
                 }
             }
