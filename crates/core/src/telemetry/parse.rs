@@ -114,8 +114,10 @@ impl std::ops::Deref for JsonStr<'_> {
     }
 }
 
-/// The contract's fields, borrowed from the line where possible. Unknown fields are ignored by serde.
+/// The contract's fields, borrowed from the line where possible. Unknown fields are ignored by serde. `expecting`
+/// keeps the type's name out of the messages people read in the quarantine file.
 #[derive(Deserialize)]
+#[serde(expecting = "a JSON object with `ts`, `user` and `event`")]
 pub(crate) struct RawLine<'a> {
     #[serde(borrow)]
     pub(crate) ts: Option<RawTs<'a>>,
@@ -158,6 +160,16 @@ pub(crate) fn rfc3339_ms(text: &str) -> Option<i64> {
 
 /// The reference parser for any JSON the fast path does not take.
 pub(crate) fn parse_with_serde(line: &[u8]) -> Result<RawLine<'_>, LineError> {
+    // serde would read a JSON array as the struct's fields in order, and name its own expectations; a line that
+    // is not an object (CSV, a JSON array, binary) gets one plain message instead.
+    if let Some(&first) = line.iter().find(|b| !b.is_ascii_whitespace())
+        && first != b'{'
+        && std::str::from_utf8(line).is_ok()
+    {
+        return Err(LineError::Json(
+            "a telemetry line is one JSON object with `ts`, `user` and `event`; this one is not an object".into(),
+        ));
+    }
     // serde_json checks UTF-8 itself; only a failed line pays for finding out whether bad UTF-8 was the cause.
     serde_json::from_slice(line).map_err(|e| match std::str::from_utf8(line) {
         Err(bad) => LineError::NotUtf8(bad.valid_up_to()),
@@ -358,10 +370,16 @@ mod tests {
                 |e| matches!(e, LineError::BadUser(_)),
             ),
             ("[1,2,3]".into(), |e| matches!(e, LineError::Json(_))),
+            ("1,2,3".into(), |e| matches!(e, LineError::Json(_))),
+            (format!(r#"[{{"ts":1773133200000,{u},"event":"request"}}]"#), |e| {
+                matches!(e, LineError::Json(_))
+            }),
         ];
         for (line, check) in cases {
             let error = parse_line(line.as_bytes()).expect_err(&line);
             assert!(check(&error), "{line}: {error}");
+            // Messages are for people: no Rust type names from serde's derive.
+            assert!(!error.to_string().contains("RawLine"), "{line}: {error}");
         }
         assert_eq!(parse_line(b"{\"ts\":\xff}"), Err(LineError::NotUtf8(6)));
         let long = format!(
