@@ -371,9 +371,10 @@ mod tests {
             ),
             ("[1,2,3]".into(), |e| matches!(e, LineError::Json(_))),
             ("1,2,3".into(), |e| matches!(e, LineError::Json(_))),
-            (format!(r#"[{{"ts":1773133200000,{u},"event":"request"}}]"#), |e| {
-                matches!(e, LineError::Json(_))
-            }),
+            (
+                format!(r#"[{{"ts":1773133200000,{u},"event":"request"}}]"#),
+                |e| matches!(e, LineError::Json(_)),
+            ),
         ];
         for (line, check) in cases {
             let error = parse_line(line.as_bytes()).expect_err(&line);
