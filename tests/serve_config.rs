@@ -15,7 +15,7 @@ fn print_config_shows_flags_over_environment_over_toml() {
     let file = dir.path().join("stormwatch.toml");
     std::fs::write(
         &file,
-        "http = \"127.0.0.1:7001\"\ningest = \"127.0.0.1:7002\"\nlateness_s = 9.0\n",
+        "http = \"127.0.0.1:7001\"\ningest = \"127.0.0.1:7002\"\nlateness = 9.0\n",
     )
     .unwrap();
     let output = binary()
@@ -43,7 +43,7 @@ fn print_config_shows_flags_over_environment_over_toml() {
         "environment beats the file"
     );
     assert_eq!(
-        config["lateness_s"].as_float(),
+        config["lateness"].as_float(),
         Some(9.0),
         "the file beats defaults"
     );

@@ -57,20 +57,22 @@ impl ReplayOptions {
     }
 }
 
+/// Each message carries its cause in a `cause` field, which is deliberately not a `source()`: the binary prints
+/// the whole chain, and a cause in both printed twice.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error(transparent)]
     Open(#[from] OpenError),
-    #[error("reading telemetry input {file} failed near line {line}: {source}")]
+    #[error("reading telemetry input {file} failed near line {line}: {cause}")]
     Read {
         file: String,
         line: u64,
-        source: io::Error,
+        cause: io::Error,
     },
     #[error(transparent)]
     Changes(#[from] ChangeFileError),
-    #[error("cannot write quarantine file {}", path.display())]
-    Quarantine { path: PathBuf, source: io::Error },
+    #[error("cannot write quarantine file {}: {cause}", path.display())]
+    Quarantine { path: PathBuf, cause: io::Error },
     #[error("interrupted after {lines} lines{}", removed.as_ref().map(|p| format!("; the partial quarantine file {} was removed", p.display())).unwrap_or_default())]
     Interrupted {
         lines: u64,
@@ -291,7 +293,7 @@ fn read_inputs(
         } else {
             let file = File::open(path).map_err(|source| OpenError {
                 path: path.clone(),
-                source,
+                cause: source,
             })?;
             let counted = Box::new(Counting {
                 inner: file,
@@ -300,7 +302,7 @@ fn read_inputs(
             crate::source::decompress(counted, crate::source::Compression::from_path(path))
                 .map_err(|source| OpenError {
                     path: path.clone(),
-                    source,
+                    cause: source,
                 })?
         };
         let mut framer = LineFramer::new(reader);
@@ -313,7 +315,7 @@ fn read_inputs(
             let chunk = framer.next_chunk().map_err(|source| ReplayError::Read {
                 file: source_name(path),
                 line: framer.next_line(),
-                source,
+                cause: source,
             })?;
             let Some(chunk) = chunk else { break };
             if out
@@ -407,7 +409,7 @@ impl Quarantine {
         };
         let wrap = |source| ReplayError::Quarantine {
             path: path.clone(),
-            source,
+            cause: source,
         };
         if self.writer.is_none() {
             let file = File::create(path).map_err(wrap)?;
@@ -441,7 +443,7 @@ impl Quarantine {
             (Some(writer), Some(path)) => {
                 writer.finish().map_err(|source| ReplayError::Quarantine {
                     path: path.clone(),
-                    source,
+                    cause: source,
                 })?;
                 Ok((self.count, Some(path)))
             }

@@ -59,7 +59,7 @@ impl Store {
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::CreateDir {
             path: data_dir.to_owned(),
-            source,
+            cause: source,
         })?;
         Store::start(data_dir.join(DB_FILE), true)
     }

@@ -123,7 +123,7 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 pub(super) fn open(path: &Path, create: bool) -> Result<Connection, StoreError> {
     let open_error = |source| StoreError::Open {
         path: path.to_owned(),
-        source,
+        cause: source,
     };
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if create {
@@ -160,7 +160,7 @@ fn migrate(db: &mut Connection, path: &Path) -> Result<(), StoreError> {
         let failed = |version, source| StoreError::Migrate {
             path: path.to_owned(),
             version,
-            source,
+            cause: source,
         };
         let tx = db.transaction().map_err(|source| failed(0, source))?;
         let found: i64 = tx

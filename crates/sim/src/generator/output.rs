@@ -55,7 +55,7 @@ impl EventWriter {
     ) -> Result<EventWriter, GenError> {
         let sink = Sink::create(path, compression, level).map_err(|source| GenError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         })?;
         // Placeholders in the past: the first real stalls are drawn in the first second.
         let past = Stall {
@@ -119,7 +119,7 @@ impl EventWriter {
         if let Some(sink) = self.sink.as_mut() {
             sink.write(chunk).map_err(|source| GenError::Io {
                 path: self.path.clone(),
-                source,
+                cause: source,
             })?;
         }
         Ok(())
@@ -131,7 +131,7 @@ impl EventWriter {
         if let Some(sink) = self.sink.take() {
             sink.finish().map_err(|source| GenError::Io {
                 path: self.path.clone(),
-                source,
+                cause: source,
             })?;
         }
         Ok((self.events, self.malformed))
