@@ -206,15 +206,7 @@ fn quiet_prints_nothing_in_gen_and_in_replay() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let output = run(binary()
-        .args([
-            "gen",
-            "-q",
-            "--users",
-            "3",
-            "--duration",
-            "10m",
-            "--out",
-        ])
+        .args(["gen", "-q", "--users", "3", "--duration", "10m", "--out"])
         .arg(&out));
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(

@@ -225,6 +225,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         print!("{}", config.to_toml());
         return Ok(ExitCode::SUCCESS);
     }
+    // A directory would only fail line by line once running; say it once, now. A missing file is waited for.
+    if let Some(dir) = config.follow.iter().find(|p| p.is_dir()) {
+        bail!(
+            "--follow {} is a directory; follow a file (give --follow once per file)",
+            dir.display()
+        );
+    }
     let store = Store::open(&config.data_dir)
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
     if config.listens_beyond_loopback() && !store.has_tokens()? {
