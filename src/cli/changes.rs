@@ -6,10 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use serde_json::{Map, Value};
-use stormwatch_core::changes::{
-    ChangeNotice, ChangeOwner, ChangeStatus, direction_name, format_rfc3339_ms, parse_rfc3339_ms,
-    validate_notice_json,
-};
+use stormwatch_core::changes::{ChangeNotice, ChangeOwner, ChangeStatus, direction_name};
 use stormwatch_replay::load_change_file;
 use stormwatch_service::store::{
     AuditEntry, ChangeFilter, Store, StoreError, StoredChange, Upsert,
@@ -227,7 +224,7 @@ fn notice_from_flags(args: AddArgs) -> anyhow::Result<ChangeNotice> {
     if let Some(contact) = args.contact {
         object.insert("contact".into(), text(contact));
     }
-    validate_notice_json(&Value::Object(object)).map_err(|error| {
+    ChangeNotice::try_from(&Value::Object(object)).map_err(|error| {
         let flag = match error.field.as_str() {
             "srvs" => "--srv".to_owned(),
             field => format!("--{}", field.replace(['.', '_'], "-")),
@@ -417,7 +414,7 @@ fn plural(n: usize) -> &'static str {
 
 /// RFC 3339 to the second: wall-clock times carry milliseconds nobody reads.
 pub fn time(ms: i64) -> String {
-    format_rfc3339_ms(ms - ms.rem_euclid(1000)).unwrap_or_else(|| format!("{ms} ms"))
+    stormwatch_core::rfc3339::format_seconds(ms).unwrap_or_else(|| format!("{ms} ms"))
 }
 
 /// Left-aligned columns two spaces apart; the last column is not padded.
@@ -451,7 +448,7 @@ fn parse_owner(text: &str) -> Result<ChangeOwner, String> {
 }
 
 fn parse_time(text: &str) -> Result<i64, String> {
-    parse_rfc3339_ms(text.trim())
+    stormwatch_core::rfc3339::parse_ms(text.trim())
         .ok_or_else(|| format!("`{text}` is not an RFC 3339 time such as 2026-03-10T09:00:00Z"))
 }
 

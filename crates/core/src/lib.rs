@@ -6,5 +6,6 @@ pub mod changes;
 pub mod engine;
 pub mod incident;
 pub mod report;
+pub mod rfc3339;
 pub mod telemetry;
 pub mod triage;

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{KafkaError, side_topic_reader};
-use stormwatch_core::changes::validate_notice_json;
+use stormwatch_core::changes::ChangeNotice;
 use stormwatch_service::engine_loop::EngineInput;
 use stormwatch_service::store::{ChangeFilter, Store};
 
@@ -98,7 +98,7 @@ fn apply(
     if replica.instance == instance {
         return false;
     }
-    let notice = match validate_notice_json(&replica.notice) {
+    let notice = match ChangeNotice::try_from(&replica.notice) {
         Ok(notice) => notice,
         Err(error) => {
             tracing::warn!(%error, "invalid change replica skipped");

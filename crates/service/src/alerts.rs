@@ -39,16 +39,6 @@ fn rfc3339_now() -> String {
         .unwrap_or_default()
 }
 
-fn rfc3339_ms(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(rfc3339_now)
-}
-
 /// The alert for one incident, with labels user, kind and verdict and the top suspect in the annotations.
 pub fn alert_body(record: &IncidentRecord, resolved: bool, public_url: Option<&str>) -> Value {
     let top = record.suspects.first().map_or_else(
@@ -92,7 +82,7 @@ pub fn alert_body(record: &IncidentRecord, resolved: bool, public_url: Option<&s
             ),
             "top_suspect": top,
         },
-        "startsAt": rfc3339_ms(record.onset),
+        "startsAt": stormwatch_core::rfc3339::format_ms(record.onset).unwrap_or_else(rfc3339_now),
     });
     if let Some(link) = link {
         alert["generatorURL"] = link.clone().into();

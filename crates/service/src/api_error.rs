@@ -75,3 +75,18 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// Store errors a person can act on become 404 and 400 (naming the field), not the generic 503 of a failed store.
+pub fn store_error(error: crate::store::StoreError) -> ApiError {
+    match error {
+        crate::store::StoreError::NotFound { what, id } => {
+            ApiError::NotFound(format!("no {what} `{id}`"))
+        }
+        crate::store::StoreError::Constraint { field, reason } => ApiError::Invalid {
+            field: Some(field),
+            index: None,
+            reason,
+        },
+        other => ApiError::Store(other),
+    }
+}

@@ -4,8 +4,10 @@
 use axum::http::HeaderMap;
 
 use super::api_error::ApiError;
+use crate::state::AppState;
 use crate::store::{Principal, Role, Store};
 use stormwatch_core::changes::ChangeOwner;
+use stormwatch_core::report::IncidentRecord;
 use stormwatch_core::telemetry::Eui64;
 
 /// The caller, from the `Authorization: Bearer ...` header.
@@ -104,4 +106,37 @@ pub fn list_scope<T: PartialEq + std::fmt::Display>(
             who.name
         ))),
     }
+}
+
+/// Whether a caller confined to one User may see this incident: its own, or a `*` incident listing it.
+pub fn may_see_incident(who: &Principal, record: &IncidentRecord) -> Result<(), ApiError> {
+    let Some(own) = confined_to(who)? else {
+        return Ok(());
+    };
+    let listed = std::iter::once(&record.user)
+        .chain(&record.users)
+        .any(|user| Eui64::parse(user) == Some(own));
+    if listed {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "token `{}` is bound to User {own}; incident {} is not about it",
+            who.name, record.id
+        )))
+    }
+}
+
+/// The incident, if the caller may see it.
+pub async fn visible_incident(
+    state: &AppState,
+    who: &Principal,
+    id: &str,
+) -> Result<IncidentRecord, ApiError> {
+    let stored = state
+        .store
+        .get_incident_async(id.to_owned())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no incident `{id}`")))?;
+    may_see_incident(who, &stored.record)?;
+    Ok(stored.record)
 }

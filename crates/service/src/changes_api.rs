@@ -11,9 +11,9 @@ use serde::Deserialize;
 use super::api_error::ApiError;
 use super::auth::{list_scope, may_touch_change, principal};
 use super::engine_loop::EngineInput;
-use super::http::AppState;
+use super::state::AppState;
 use crate::store::{ChangeFilter, Principal, StoredChange};
-use stormwatch_core::changes::{ChangeOwner, ChangeStatus, parse_rfc3339_ms, validate_notice_json};
+use stormwatch_core::changes::{ChangeNotice, ChangeOwner, ChangeStatus};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -64,7 +64,7 @@ async fn register(
     };
     let mut notices = Vec::with_capacity(values.len());
     for (index, value) in values.iter().enumerate() {
-        let notice = validate_notice_json(value).map_err(|e| ApiError::Invalid {
+        let notice = ChangeNotice::try_from(value).map_err(|e| ApiError::Invalid {
             field: Some(e.field.clone()),
             index: (!single).then_some(index),
             reason: e.to_string(),
@@ -98,7 +98,7 @@ pub fn time_param(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiEr
         .map(|text| {
             text.parse::<i64>()
                 .ok()
-                .or_else(|| parse_rfc3339_ms(text))
+                .or_else(|| stormwatch_core::rfc3339::parse_ms(text))
                 .ok_or_else(|| {
                     ApiError::field(
                         field,

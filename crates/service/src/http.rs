@@ -4,7 +4,7 @@
 
 use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -13,17 +13,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use crossbeam::channel::Sender;
-use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 
 use super::api_error::ApiError;
 use super::auth::{confined_to, may_see_user, principal, require_ingest, require_ops};
 use super::engine_loop::{BatchOutcome, EngineInput, SourceKind};
-use super::malformed::MalformedLog;
+use super::state::{AppState, ask};
 use super::users_api;
-use crate::store::Store;
-use stormwatch_core::engine::Engine;
 use stormwatch_core::telemetry::Eui64;
 use stormwatch_core::telemetry::batch::parse_chunk;
 use stormwatch_core::telemetry::framing::LineFramer;
@@ -31,14 +27,6 @@ use stormwatch_core::telemetry::framing::LineFramer;
 /// Largest telemetry body accepted in one request (decompressed bodies are framed as they stream, so memory
 /// stays bounded by this and the engine queue).
 pub const MAX_BODY_BYTES: usize = 64 << 20;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub engine: Sender<EngineInput>,
-    pub store: Store,
-    pub metrics: PrometheusHandle,
-    pub ready: Arc<AtomicBool>,
-}
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -54,25 +42,6 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
-}
-
-/// Runs `question` on the engine thread and returns its answer.
-pub async fn ask<T: Send + 'static>(
-    engine: &Sender<EngineInput>,
-    question: impl FnOnce(&Engine, &MalformedLog) -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    let query = Box::new(move |engine: &Engine, malformed: &MalformedLog| {
-        let _ = reply.send(question(engine, malformed));
-    });
-    let engine = engine.clone();
-    // A full engine queue blocks the send: do it off the async workers.
-    tokio::task::spawn_blocking(move || engine.send(EngineInput::Query(query)).is_ok())
-        .await
-        .map_err(|_| ApiError::EngineGone)?
-        .then_some(())
-        .ok_or(ApiError::EngineGone)?;
-    answer.await.map_err(|_| ApiError::EngineGone)
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

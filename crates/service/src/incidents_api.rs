@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::api_error::ApiError;
 use super::auth::{confined_to, list_scope, principal};
 use super::changes_api::time_param;
-use super::http::{AppState, ask};
+use super::state::{AppState, ask};
 use crate::store::IncidentFilter;
 use stormwatch_core::engine::Engine;
 use stormwatch_core::engine::window::Flow;

@@ -1,10 +1,11 @@
 //! The CSV form of change notices: header checks, and each row turned into the JSON form so one validator judges both.
 
 use csv::{ByteRecord, ReaderBuilder, Trim};
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
-use super::load::{ChangeFileError, Sink, json_number, put_text};
-use super::validate::{FieldError, validate_notice_json};
+use super::notice::ChangeNotice;
+use super::records::{ChangeFileError, Sink};
+use super::validate::FieldError;
 
 const REQUIRED: [&str; 6] = ["id", "user", "title", "category", "start", "end"];
 const OPTIONAL: [&str; 5] = [
@@ -96,7 +97,7 @@ pub(super) fn parse_csv(bytes: &[u8], sink: &mut Sink<'_>) -> Result<(), ChangeF
             continue;
         }
         let result = row_to_json(&columns, &row)
-            .and_then(|value| validate_notice_json(&value).map_err(csv_field_names));
+            .and_then(|value| ChangeNotice::try_from(&value).map_err(csv_field_names));
         sink.accept(record, result, id);
     }
     Ok(())
@@ -146,4 +147,17 @@ fn csv_field_names(error: FieldError) -> FieldError {
         other => other.to_owned(),
     };
     FieldError { field, ..error }
+}
+
+/// A JSON number for a CSV cell, or `None` when the text is not a finite number.
+fn json_number(text: &str) -> Option<Value> {
+    let value: f64 = text.parse().ok()?;
+    Number::from_f64(value).map(Value::Number)
+}
+
+/// Adds `key: text` to a notice object under construction, unless the cell is empty (absent).
+fn put_text(object: &mut Map<String, Value>, key: &str, text: &str) {
+    if !text.is_empty() {
+        object.insert(key.to_owned(), Value::String(text.to_owned()));
+    }
 }

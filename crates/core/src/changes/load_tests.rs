@@ -3,7 +3,8 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::changes::notice::{Category, ChangeOwner, ChangeStatus, Expected};
+use crate::changes::notice::{Category, ChangeNotice, ChangeOwner, ChangeStatus, Expected};
+use crate::changes::records::{ChangeFileError, ChangeFormat, LoadedChanges};
 use crate::incident::TrafficDirection;
 use crate::telemetry::{Eui64, Srv};
 

@@ -5,6 +5,7 @@ mod csv_rows;
 mod factors;
 mod load;
 mod notice;
+mod records;
 mod register;
 #[cfg(test)]
 mod test_support;
@@ -13,10 +14,10 @@ mod validate;
 pub use correlate::{
     EXPECTED_TOLERANCE, FIT_THRESHOLD, MAX_SUSPECTS, MIN_SUSPECT_SCORE, correlate, judge,
 };
-pub use load::{ChangeFileError, ChangeFormat, LoadedChanges, RejectedNotice, parse_changes};
+pub use load::parse_changes;
 pub use notice::{
-    Category, ChangeNotice, ChangeOwner, ChangeStatus, Expected, direction_name, format_rfc3339_ms,
-    parse_direction, parse_rfc3339_ms,
+    Category, ChangeNotice, ChangeOwner, ChangeStatus, Expected, direction_name, parse_direction,
 };
+pub use records::{ChangeFileError, ChangeFormat, LoadedChanges, RejectedNotice};
 pub use register::ChangeRegister;
-pub use validate::{FieldError, validate_notice_json};
+pub use validate::FieldError;

@@ -3,8 +3,6 @@
 use std::fmt;
 
 use serde::ser::{Error as _, SerializeMap};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::incident::TrafficDirection;
 use crate::telemetry::{Eui64, Srv};
@@ -175,22 +173,10 @@ pub fn parse_direction(text: &str) -> Option<TrafficDirection> {
     }
 }
 
-/// Milliseconds since the epoch as an RFC 3339 UTC string; `None` outside the years RFC 3339 can write.
-pub fn format_rfc3339_ms(ms: i64) -> Option<String> {
-    let time = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
-    time.format(&Rfc3339).ok()
-}
-
-/// An RFC 3339 time with any offset, to milliseconds since the epoch (finer digits are dropped).
-pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
-    let time = OffsetDateTime::parse(text, &Rfc3339).ok()?;
-    i64::try_from(time.unix_timestamp_nanos().div_euclid(1_000_000)).ok()
-}
-
 impl serde::Serialize for ChangeNotice {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let time = |ms: i64| {
-            format_rfc3339_ms(ms).ok_or_else(|| {
+            crate::rfc3339::format_ms(ms).ok_or_else(|| {
                 S::Error::custom(format!("time {ms} ms is outside RFC 3339's years"))
             })
         };
@@ -217,14 +203,6 @@ impl serde::Serialize for ChangeNotice {
             map.serialize_entry("contact", contact)?;
         }
         map.end()
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for ChangeNotice {
-    /// Validates as [`super::validate_notice_json`] does, so a bad notice fails naming the field.
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = serde_json::Value::deserialize(deserializer)?;
-        super::validate::validate_notice_json(&value).map_err(serde::de::Error::custom)
     }
 }
 
@@ -258,27 +236,6 @@ mod tests {
             Some("90-B3-D5-1F-30-01-00-07")
         );
         assert_eq!(ChangeOwner::parse("ACME"), None);
-    }
-
-    #[test]
-    fn times_are_written_in_utc_and_read_with_any_offset() {
-        let ms = parse_rfc3339_ms("2026-03-10T10:00:00+01:00");
-        assert_eq!(ms, Some(1_773_133_200_000));
-        assert_eq!(
-            format_rfc3339_ms(1_773_133_200_000).as_deref(),
-            Some("2026-03-10T09:00:00Z")
-        );
-        assert_eq!(
-            format_rfc3339_ms(1_773_133_200_250).as_deref(),
-            Some("2026-03-10T09:00:00.25Z")
-        );
-        assert_eq!(
-            parse_rfc3339_ms("2026-03-10T09:00:00.25Z"),
-            Some(1_773_133_200_250)
-        );
-        assert_eq!(parse_rfc3339_ms("1969-12-31T23:59:59.9995Z"), Some(-1));
-        assert_eq!(parse_rfc3339_ms("2026-13-01"), None);
-        assert_eq!(format_rfc3339_ms(i64::MAX), None);
     }
 
     #[test]

@@ -2,9 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::notice::{
-    Category, ChangeNotice, ChangeOwner, ChangeStatus, Expected, parse_direction, parse_rfc3339_ms,
-};
+use super::notice::{Category, ChangeNotice, ChangeOwner, ChangeStatus, Expected, parse_direction};
 use crate::telemetry::Srv;
 
 /// Why one notice was refused: the field (a JSON path such as `expected.rate_factor`, or empty when the record as a
@@ -34,7 +32,23 @@ impl FieldError {
 }
 
 /// Checks one notice object and builds the notice. Unknown fields are ignored; `null` counts as absent.
-pub fn validate_notice_json(value: &Value) -> Result<ChangeNotice, FieldError> {
+impl TryFrom<&Value> for ChangeNotice {
+    type Error = FieldError;
+
+    fn try_from(value: &Value) -> Result<ChangeNotice, FieldError> {
+        notice_from_json(value)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ChangeNotice {
+    /// Validates as `TryFrom<&Value>` does, so a bad notice fails naming the field.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        ChangeNotice::try_from(&value).map_err(serde::de::Error::custom)
+    }
+}
+
+fn notice_from_json(value: &Value) -> Result<ChangeNotice, FieldError> {
     let Value::Object(object) = value else {
         return Err(FieldError::new(
             "",
@@ -125,7 +139,7 @@ fn required_text<'a>(object: &'a Map<String, Value>, key: &str) -> Result<&'a st
 
 fn time_field(object: &Map<String, Value>, key: &str) -> Result<i64, FieldError> {
     let text = required_text(object, key)?;
-    parse_rfc3339_ms(text.trim())
+    crate::rfc3339::parse_ms(text.trim())
         .ok_or_else(|| FieldError::new(key, format!("`{text}` is not an RFC 3339 time")))
 }
 
@@ -245,7 +259,7 @@ mod tests {
     }
 
     fn rejected_field(value: &Value) -> String {
-        match validate_notice_json(value) {
+        match ChangeNotice::try_from(value) {
             Ok(notice) => panic!("accepted {notice:?}"),
             Err(error) => error.field,
         }
@@ -253,7 +267,7 @@ mod tests {
 
     #[test]
     fn a_minimal_notice_takes_the_defaults() {
-        let notice = validate_notice_json(&valid()).unwrap();
+        let notice = ChangeNotice::try_from(&valid()).unwrap();
         assert_eq!(notice.id, "CHG-2026-0042");
         assert_eq!(
             notice.owner,
@@ -282,9 +296,10 @@ mod tests {
             rejected_field(&with("user", json!("90-B3-D5-1F-30-01-00"))),
             "user"
         );
-        let dcc = validate_notice_json(&with("user", json!("DCC"))).unwrap();
+        let dcc = ChangeNotice::try_from(&with("user", json!("DCC"))).unwrap();
         assert_eq!(dcc.owner, ChangeOwner::Dcc);
-        let colons = validate_notice_json(&with("user", json!("90:b3:d5:1f:30:01:00:07"))).unwrap();
+        let colons =
+            ChangeNotice::try_from(&with("user", json!("90:b3:d5:1f:30:01:00:07"))).unwrap();
         assert_eq!(
             colons.owner,
             ChangeOwner::User(Eui64(0x90B3_D51F_3001_0007))
@@ -299,7 +314,7 @@ mod tests {
         );
         assert_eq!(rejected_field(&with("status", json!("done"))), "status");
         assert_eq!(rejected_field(&with("status", json!(1))), "status");
-        let status = validate_notice_json(&with("status", json!("rolled_back")))
+        let status = ChangeNotice::try_from(&with("status", json!("rolled_back")))
             .unwrap()
             .status;
         assert_eq!(status, ChangeStatus::RolledBack);
@@ -307,7 +322,7 @@ mod tests {
 
     #[test]
     fn times_are_rfc3339_and_end_is_not_before_start() {
-        let error = validate_notice_json(&with("start", json!("2026-13-01"))).unwrap_err();
+        let error = ChangeNotice::try_from(&with("start", json!("2026-13-01"))).unwrap_err();
         assert_eq!(
             error.to_string(),
             "field `start`: `2026-13-01` is not an RFC 3339 time"
@@ -325,13 +340,13 @@ mod tests {
             "end"
         );
         let offset =
-            validate_notice_json(&with("end", json!("2026-03-10T10:00:00+01:00"))).unwrap();
+            ChangeNotice::try_from(&with("end", json!("2026-03-10T10:00:00+01:00"))).unwrap();
         assert_eq!(offset.end_ms, offset.start_ms, "an empty window is allowed");
     }
 
     #[test]
     fn srvs_are_an_array_of_srv_strings() {
-        let notice = validate_notice_json(&with("srvs", json!(["4.1.1", "11.3"]))).unwrap();
+        let notice = ChangeNotice::try_from(&with("srvs", json!(["4.1.1", "11.3"]))).unwrap();
         assert_eq!(
             notice.srvs,
             vec![Srv::parse("4.1.1").unwrap(), Srv::parse("11.3").unwrap()]
@@ -347,7 +362,7 @@ mod tests {
             "expected",
             json!({"direction": "to_user", "rate_factor": 0.5}),
         );
-        let expected = validate_notice_json(&ok).unwrap().expected;
+        let expected = ChangeNotice::try_from(&ok).unwrap().expected;
         assert_eq!(
             expected,
             Some(Expected {
@@ -391,13 +406,13 @@ mod tests {
         notice["contact"] = Value::Null;
         notice["expected"] = Value::Null;
         notice["srvs"] = Value::Null;
-        assert!(validate_notice_json(&notice).is_ok());
+        assert!(ChangeNotice::try_from(&notice).is_ok());
         assert_eq!(rejected_field(&with("contact", json!(["a"]))), "contact");
     }
 
     #[test]
     fn a_record_that_is_not_an_object_is_refused_as_a_whole() {
-        let error = validate_notice_json(&json!(["CHG-1"])).unwrap_err();
+        let error = ChangeNotice::try_from(&json!(["CHG-1"])).unwrap_err();
         assert_eq!(error.field, "");
         assert_eq!(error.to_string(), "expected a JSON object, got an array");
     }

@@ -8,6 +8,7 @@ pub use codes::{AlertCode, FailureReason, Srv};
 pub use event::{Event, EventKind};
 pub use user_id::Eui64;
 mod fast_path;
+mod fields;
 pub mod parse;
 pub use parse::{LineError, MAX_LINE_BYTES, parse_line};
 pub mod batch;

@@ -5,43 +5,10 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
-use super::codes::{AlertCode, FailureReason, Srv};
-use super::event::{Event, EventKind};
-use super::user_id::Eui64;
-
-/// Lines longer than this are malformed (contract: 64 KiB).
-pub const MAX_LINE_BYTES: usize = 64 * 1024;
-
-/// Event times outside 2000-01-01 .. 2100-01-01 are refused: one absurd stamp would otherwise drag the watermark
-/// decades ahead and make every later line late.
-pub(crate) const MIN_TS_MS: i64 = 946_684_800_000;
-pub(crate) const MAX_TS_MS: i64 = 4_102_444_800_000;
-
-/// Why a line is not a valid event.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LineError {
-    #[error("line is longer than 64 KiB ({0} bytes)")]
-    TooLong(usize),
-    #[error("not valid UTF-8 at byte {0}")]
-    NotUtf8(usize),
-    #[error("invalid JSON: {0}")]
-    Json(String),
-    #[error("missing required field `{0}`")]
-    Missing(&'static str),
-    #[error("invalid `ts`: {0}")]
-    BadTs(String),
-    #[error("invalid `user`: `{0}` is not an EUI-64")]
-    BadUser(String),
-    #[error("unknown event `{0}`")]
-    UnknownEvent(String),
-    #[error("`count` must be an integer >= 1")]
-    BadCount,
-    #[error("`depth` event without a valid `depth` (an integer >= 0)")]
-    BadDepth,
-}
+use super::event::Event;
+pub use super::fields::{LineError, MAX_LINE_BYTES};
+use super::fields::{LineFields, Number, Ts, build_event};
 
 /// Event time as the line carries it: integer milliseconds or an RFC 3339 string.
 pub(crate) enum RawTs<'a> {
@@ -148,14 +115,7 @@ pub fn parse_line(line: &[u8]) -> Result<Event, LineError> {
     if let Some(event) = super::fast_path::scan(line) {
         return Ok(event);
     }
-    build_event(&parse_with_serde(line)?)
-}
-
-/// RFC 3339 text to epoch milliseconds.
-pub(crate) fn rfc3339_ms(text: &str) -> Option<i64> {
-    OffsetDateTime::parse(text, &Rfc3339)
-        .ok()
-        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+    build_event(&parse_with_serde(line)?.fields())
 }
 
 /// The reference parser for any JSON the fast path does not take.
@@ -177,68 +137,37 @@ pub(crate) fn parse_with_serde(line: &[u8]) -> Result<RawLine<'_>, LineError> {
     })
 }
 
-/// Checks the fields and builds the event (shared by both parsing paths).
-pub(crate) fn build_event(raw: &RawLine<'_>) -> Result<Event, LineError> {
-    let ts_ms = match raw.ts.as_ref().ok_or(LineError::Missing("ts"))? {
-        RawTs::Millis(ms) => *ms,
-        RawTs::Text(text) => OffsetDateTime::parse(text, &Rfc3339)
-            .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-            .map_err(|e| LineError::BadTs(format!("`{text}`: {e}")))?,
-        RawTs::Invalid(why) => return Err(LineError::BadTs(why.to_string())),
-    };
-    if !(MIN_TS_MS..MAX_TS_MS).contains(&ts_ms) {
-        return Err(LineError::BadTs(format!(
-            "{ts_ms} is outside the years 2000-2099"
-        )));
+impl<'a> RawLine<'a> {
+    /// The fields as the shared rules read them.
+    pub(crate) fn fields(&'a self) -> LineFields<'a> {
+        let text = |field: &'a Option<JsonStr<'a>>| field.as_deref().map(str::as_bytes);
+        let number = |field: &Option<serde_json::Number>| match field {
+            None => Number::Absent,
+            Some(number) => number.as_u64().map_or(Number::Other, Number::Unsigned),
+        };
+        LineFields {
+            ts: self.ts.as_ref().map(|ts| match ts {
+                RawTs::Millis(ms) => Ts::Millis(*ms),
+                RawTs::Text(text) => Ts::Text(text.as_bytes()),
+                RawTs::Invalid(why) => Ts::Invalid(why),
+            }),
+            user: text(&self.user),
+            event: text(&self.event),
+            count: number(&self.count),
+            depth: number(&self.depth),
+            srv: text(&self.srv),
+            kind: text(&self.kind),
+            code: text(&self.code),
+            reason: text(&self.reason),
+            alert: text(&self.alert),
+        }
     }
-    let user_text = raw.user.as_deref().ok_or(LineError::Missing("user"))?;
-    let user = Eui64::parse(user_text).ok_or_else(|| LineError::BadUser(user_text.to_owned()))?;
-    let event_name = raw.event.as_deref().ok_or(LineError::Missing("event"))?;
-
-    let count = match &raw.count {
-        None => 1,
-        Some(n) => n.as_u64().filter(|&c| c >= 1).ok_or(LineError::BadCount)?,
-    };
-    let kind = match event_name {
-        "request" => match raw.code.as_deref() {
-            Some(code) if code.starts_with('E') => EventKind::RejectedRequest,
-            _ => EventKind::Request,
-        },
-        "queued" => match raw.kind.as_deref() {
-            Some("device_alert" | "dcc_alert") => EventKind::QueuedAlert,
-            _ => EventKind::QueuedResponse,
-        },
-        "delivered" => EventKind::Delivered,
-        "delivery_failed" => EventKind::DeliveryFailed,
-        "expired" => EventKind::Expired,
-        "depth" => EventKind::Depth,
-        other => return Err(LineError::UnknownEvent(other.to_owned())),
-    };
-    let value = if kind == EventKind::Depth {
-        raw.depth
-            .as_ref()
-            .and_then(|d| d.as_u64())
-            .ok_or(LineError::BadDepth)?
-    } else {
-        count
-    };
-    Ok(Event {
-        ts_ms,
-        user,
-        kind,
-        value,
-        srv: raw.srv.as_deref().and_then(Srv::parse).unwrap_or(Srv::NONE),
-        alert: raw.alert.as_deref().map_or(AlertCode::NONE, AlertCode::new),
-        reason: raw
-            .reason
-            .as_deref()
-            .map_or(FailureReason::Other, FailureReason::parse),
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::{EventKind, FailureReason};
 
     fn ok(line: &str) -> Event {
         parse_line(line.as_bytes()).unwrap_or_else(|e| panic!("{line}: {e}"))

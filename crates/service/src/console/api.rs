@@ -12,10 +12,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::nearby;
-use crate::api_error::ApiError;
-use crate::auth::{confined_to, principal, require_ops};
-use crate::http::{AppState, ask};
-use crate::store::{Judgement, Principal, StoreError, Triage, TriageRequest};
+use crate::api_error::{ApiError, store_error};
+use crate::auth::{confined_to, may_see_incident, principal, require_ops, visible_incident};
+use crate::state::{AppState, ask};
+use crate::store::{Judgement, Triage, TriageRequest};
 use crate::users_api::{self, UserView};
 use stormwatch_core::report::IncidentRecord;
 use stormwatch_core::telemetry::Eui64;
@@ -34,52 +34,6 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/incidents/{id}/nearby-changes",
             get(nearby::nearby_changes),
         )
-}
-
-/// Store errors a person can act on become 404 and 400 (naming the field), not the generic 503 of a failed store.
-pub fn store_error(error: StoreError) -> ApiError {
-    match error {
-        StoreError::NotFound { what, id } => ApiError::NotFound(format!("no {what} `{id}`")),
-        StoreError::Constraint { field, reason } => ApiError::Invalid {
-            field: Some(field),
-            index: None,
-            reason,
-        },
-        other => ApiError::Store(other),
-    }
-}
-
-/// Whether a caller confined to one User may see this incident: its own, or a `*` incident listing it.
-pub fn may_see_incident(who: &Principal, record: &IncidentRecord) -> Result<(), ApiError> {
-    let Some(own) = confined_to(who)? else {
-        return Ok(());
-    };
-    let listed = std::iter::once(&record.user)
-        .chain(&record.users)
-        .any(|user| Eui64::parse(user) == Some(own));
-    if listed {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!(
-            "token `{}` is bound to User {own}; incident {} is not about it",
-            who.name, record.id
-        )))
-    }
-}
-
-/// The incident, if the caller may see it.
-pub async fn visible_incident(
-    state: &AppState,
-    who: &Principal,
-    id: &str,
-) -> Result<IncidentRecord, ApiError> {
-    let stored = state
-        .store
-        .get_incident_async(id.to_owned())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no incident `{id}`")))?;
-    may_see_incident(who, &stored.record)?;
-    Ok(stored.record)
 }
 
 #[derive(Serialize)]

@@ -6,11 +6,9 @@ mod api;
 mod assets;
 pub mod nearby;
 
-pub use api::{may_see_incident, store_error};
-
 use axum::Router;
 
-use crate::http::AppState;
+use crate::state::AppState;
 
 /// The page, its assets and the console API, for merging into the service's router.
 pub fn routes() -> Router<AppState> {

@@ -8,10 +8,9 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::api::{store_error, visible_incident};
-use crate::api_error::ApiError;
-use crate::auth::{confined_to, principal};
-use crate::http::AppState;
+use crate::api_error::{ApiError, store_error};
+use crate::auth::{confined_to, principal, visible_incident};
+use crate::state::AppState;
 use crate::store::ChangeFilter;
 use stormwatch_core::changes::{ChangeNotice, ChangeOwner, MAX_SUSPECTS, MIN_SUSPECT_SCORE, judge};
 use stormwatch_core::incident::{Affected, IncidentFacts};

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::StoreError;
-use stormwatch_core::changes::{ChangeNotice, ChangeStatus, format_rfc3339_ms};
+use stormwatch_core::changes::{ChangeNotice, ChangeStatus};
 
 #[derive(Copy, Clone, Eq, PartialEq, Debug, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -123,7 +123,7 @@ pub(super) fn trail(db: &mut Connection, id: &str) -> Result<Vec<AuditEntry>, St
 
 /// One line for the audit trail of a new notice.
 pub(super) fn describe(notice: &ChangeNotice) -> String {
-    let time = |ms| format_rfc3339_ms(ms).unwrap_or_else(|| ms.to_string());
+    let time = |ms| stormwatch_core::rfc3339::format_ms(ms).unwrap_or_else(|| ms.to_string());
     format!(
         "{} change by {}, {} .. {}: {}",
         notice.category,

@@ -7,9 +7,7 @@ use serde_json::Value;
 
 use super::audit::{Audit, AuditAction, describe, diff};
 use super::{StoreError, now_ms};
-use stormwatch_core::changes::{
-    ChangeNotice, ChangeOwner, ChangeRegister, ChangeStatus, validate_notice_json,
-};
+use stormwatch_core::changes::{ChangeNotice, ChangeOwner, ChangeRegister, ChangeStatus};
 
 /// What registering one notice did.
 #[derive(Copy, Clone, Eq, PartialEq, Debug, Serialize)]
@@ -242,7 +240,7 @@ fn read_change((id, text, created_ms, updated_ms): RawChange) -> Result<StoredCh
         reason,
     };
     let value: Value = serde_json::from_str(&text).map_err(|error| corrupt(error.to_string()))?;
-    let notice = validate_notice_json(&value).map_err(|error| corrupt(error.to_string()))?;
+    let notice = ChangeNotice::try_from(&value).map_err(|error| corrupt(error.to_string()))?;
     Ok(StoredChange {
         notice,
         created_ms,

@@ -90,13 +90,6 @@ pub(crate) fn push_rfc3339(buf: &mut Vec<u8>, ms: i64, offset_min: i32, millis: 
     }
 }
 
-/// RFC 3339 in UTC to the second, as change notices carry it.
-pub(crate) fn rfc3339_seconds(ms: i64) -> String {
-    let mut buf = Vec::with_capacity(20);
-    push_rfc3339(&mut buf, ms, 0, false);
-    String::from_utf8_lossy(&buf).into_owned()
-}
-
 pub(crate) fn push_eui(buf: &mut Vec<u8>, value: u64, spelling: Spelling) {
     const UPPER: &[u8; 16] = b"0123456789ABCDEF";
     const LOWER: &[u8; 16] = b"0123456789abcdef";
@@ -167,7 +160,6 @@ mod tests {
             text(|b| push_rfc3339(b, 1_773_133_200_700, 60, true)),
             "2026-03-10T10:00:00.700+01:00"
         );
-        assert_eq!(rfc3339_seconds(1_773_100_800_000), "2026-03-10T00:00:00Z");
         let back = time::OffsetDateTime::parse("2026-03-10T10:00:00.700+01:00", &Rfc3339).unwrap();
         assert_eq!(back.unix_timestamp_nanos() / 1_000_000, 1_773_133_200_700);
     }

@@ -7,6 +7,7 @@
 mod builder;
 mod decoys;
 mod format;
+mod layout;
 mod line;
 mod malformed;
 mod options;
@@ -94,7 +95,7 @@ pub fn generate(
         &shape,
         &mut stream(options.seed, 1),
     );
-    let plan = plan::lay_out(options, &mut users, &shape, &mut stream(options.seed, 2))?;
+    let plan = layout::lay_out(options, &mut users, &shape, &mut stream(options.seed, 2))?;
     let duration_s = u64::try_from(plan.end_s - plan.start_s).unwrap_or(0);
 
     let out = options.out.as_path();

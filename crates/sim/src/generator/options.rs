@@ -205,7 +205,7 @@ impl GenOptions {
             let _ = write!(
                 args,
                 " --start {}",
-                super::format::rfc3339_seconds(self.start_ms)
+                stormwatch_core::rfc3339::format_seconds(self.start_ms).unwrap_or_default()
             );
         }
         let _ = write!(args, " --duration {}", format_duration(duration_s));
@@ -281,11 +281,8 @@ pub fn format_duration(seconds: u64) -> String {
 
 /// An RFC 3339 time, to ms since the Unix epoch.
 pub fn parse_start(text: &str) -> Result<i64, GenError> {
-    use time::format_description::well_known::Rfc3339;
-    let parsed = time::OffsetDateTime::parse(text, &Rfc3339)
-        .map_err(|e| GenError::Option(format!("`{text}` is not an RFC 3339 time: {e}")))?;
-    i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000)
-        .map_err(|_| GenError::Option(format!("`{text}` is out of range")))
+    stormwatch_core::rfc3339::parse(text)
+        .map_err(|e| GenError::Option(format!("`{text}` is not an RFC 3339 time: {e}")))
 }
 
 #[cfg(test)]

@@ -227,7 +227,7 @@ impl Oracle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generator::{GenOptions, Scenario, plan, population, shape, sim, stream};
+    use crate::generator::{GenOptions, Scenario, layout, population, shape, sim, stream};
 
     /// (user or `*`, kind, onset in s).
     type Found = (String, IncidentKind, i64);
@@ -243,7 +243,7 @@ mod tests {
             &mut stream(options.seed, 1),
         );
         let plan =
-            plan::lay_out(options, &mut users, &shape, &mut stream(options.seed, 2)).unwrap();
+            layout::lay_out(options, &mut users, &shape, &mut stream(options.seed, 2)).unwrap();
         let ids: Vec<String> = users.iter().map(|u| u.id.to_string()).collect();
         let mut oracle = Oracle::new(users.len());
         let mut sim = sim::Sim::new(users, shape, &plan, stream(options.seed, 3));

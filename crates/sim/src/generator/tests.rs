@@ -233,7 +233,7 @@ fn every_scenario_plans_its_truth_and_changes() {
     options.scenarios = Scenario::ALL.to_vec();
     let shape = shape::DailyShape::new();
     let mut users = population::build(options.users, 1.0, &shape, &mut stream(1, 1));
-    let plan = plan::lay_out(&options, &mut users, &shape, &mut stream(1, 2)).unwrap();
+    let plan = layout::lay_out(&options, &mut users, &shape, &mut stream(1, 2)).unwrap();
     let kinds: Vec<(IncidentKind, Verdict, bool)> = plan
         .incidents
         .iter()
