@@ -11,6 +11,7 @@ pub mod serve;
 pub mod tokens;
 
 /// What a Kafka flag, setting or subcommand says on a build without the feature.
+#[cfg(not(feature = "kafka"))]
 pub const WITHOUT_KAFKA: &str = "this stormwatch was built without the `kafka` feature; build it with \
      `cargo build --release --features kafka` (needs cmake and the curl headers, see README)";
 
