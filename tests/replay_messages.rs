@@ -114,6 +114,39 @@ fn the_example_says_that_no_incidents_is_expected_of_two_seconds() {
     );
 }
 
+/// examples/README.md quotes the triage summary of its sample command; it must stay what the binary prints.
+#[test]
+fn the_examples_readme_quotes_the_real_output() {
+    let dir = tempfile::tempdir().unwrap();
+    // From the repository root, as the README runs it, so the quarantine names `examples/events.ndjson`.
+    let output = binary()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "replay",
+            "examples/events.ndjson",
+            "--changes",
+            "examples/changes.json",
+        ])
+        .arg("--report")
+        .arg(dir.path().join("report.json"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    // The README writes to /tmp/report.json.
+    let printed =
+        String::from_utf8_lossy(&output.stdout).replace(&dir.path().display().to_string(), "/tmp");
+    let readme = std::fs::read_to_string(example("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```\n{printed}```\n")),
+        "examples/README.md no longer quotes the output:\n{printed}"
+    );
+    let quarantine = std::fs::read_to_string(dir.path().join("report.quarantine.ndjson")).unwrap();
+    assert!(
+        readme.contains(&quarantine),
+        "quarantine line:\n{quarantine}"
+    );
+}
+
 /// A report path that cannot be written is refused before any line is read, so nothing is left behind.
 #[test]
 fn a_report_path_that_is_a_directory_or_in_a_missing_one_fails_at_once() {
