@@ -73,11 +73,23 @@ pub enum ReplayError {
     Changes(#[from] ChangeFileError),
     #[error("cannot write quarantine file {}: {cause}", path.display())]
     Quarantine { path: PathBuf, cause: io::Error },
-    #[error("interrupted after {lines} lines{}", removed.as_ref().map(|p| format!("; the partial quarantine file {} was removed", p.display())).unwrap_or_default())]
+    #[error("interrupted after {lines} lines{}", removal_note(removed))]
     Interrupted {
         lines: u64,
         removed: Option<PathBuf>,
     },
+}
+
+fn removal_note(removed: &Option<PathBuf>) -> String {
+    removed
+        .as_ref()
+        .map(|path| {
+            format!(
+                "; the partial quarantine file {} was removed",
+                path.display()
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// A replay's report, and what the command line needs to judge it beyond the report's fields.
@@ -532,5 +544,42 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options_for(dir: &Path, text: &str) -> ReplayOptions {
+        let input = dir.join("events.ndjson");
+        std::fs::write(&input, text).unwrap();
+        let mut options = ReplayOptions::new(vec![input], Vec::new());
+        options.quarantine = Some(dir.join("quarantine.ndjson"));
+        options
+    }
+
+    #[test]
+    fn a_cancelled_replay_stops_with_interrupted_and_leaves_no_quarantine() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = options_for(dir.path(), &"not telemetry\n".repeat(50_000));
+        options.cancel = Some(Arc::new(AtomicBool::new(true)));
+        let outcome = replay(&options);
+        assert!(
+            matches!(outcome, Err(ReplayError::Interrupted { .. })),
+            "{outcome:?}"
+        );
+        assert!(!dir.path().join("quarantine.ndjson").exists());
+    }
+
+    #[test]
+    fn the_first_malformed_line_is_kept_with_its_first_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = options_for(dir.path(), "ts,user,event\n1,2,3\n");
+        let replayed = replay_detailed(&options).unwrap();
+        assert_eq!(replayed.report.summary.malformed, 2);
+        let first = replayed.first_malformed.expect("a first malformed line");
+        assert_eq!((first.line, &first.head[..]), (1, &b"ts,user,event"[..]));
+        assert!(first.source.ends_with("events.ndjson"), "{}", first.source);
     }
 }
