@@ -233,8 +233,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             dir.display()
         );
     }
-    let store = Store::open(&config.data_dir)
-        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    // StoreError names the file and the cause; a context here would say it twice.
+    let store = Store::open(&config.data_dir)?;
     if config.listens_beyond_loopback() && !store.has_tokens()? {
         bail!(
             "refusing to listen on {} / {} beyond loopback without API tokens: create one with `stormwatch tokens add --data-dir {} --name NAME --role ops`",
