@@ -72,6 +72,26 @@ fn errors_print_each_cause_once() {
     .unwrap();
     let text = error_of(binary().args(["changes", "list", "--data-dir"]).arg(&store));
     assert_eq!(text.matches("file is not a database").count(), 1, "{text}");
+    let text = error_of(
+        binary()
+            .args([
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--ingest",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(&store),
+    );
+    assert_eq!(
+        (
+            text.matches("file is not a database").count(),
+            text.matches("cannot open").count()
+        ),
+        (1, 1),
+        "{text}"
+    );
 }
 
 #[test]
