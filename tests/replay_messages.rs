@@ -140,6 +140,12 @@ fn the_examples_readme_quotes_the_real_output() {
         readme.contains(&format!("```\n{printed}```\n")),
         "examples/README.md no longer quotes the output:\n{printed}"
     );
+    let main_readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    assert!(
+        main_readme.contains(&format!("```\n{printed}```\n")),
+        "README.md no longer quotes the output:\n{printed}"
+    );
     let quarantine = std::fs::read_to_string(dir.path().join("report.quarantine.ndjson")).unwrap();
     assert!(
         readme.contains(&quarantine),
