@@ -253,8 +253,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         allowed_lateness_ms: (config.lateness_s * 1000.0) as i64,
         // Partitions move between instances: an incident must be named alike by whoever owns its User.
         stable_ids: kafka.is_some(),
-        ..EngineConfig::default()
+        ..config.engine.clone()
     };
+    let correlator_config = std::sync::Arc::new(engine_config.correlator.clone());
     let register = store.load_register()?;
     // With Kafka, state is rebuilt from the log on every assignment (the partitions owned may have changed).
     let snapshot = match kafka {
@@ -346,6 +347,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         store,
         metrics: handle,
         ready,
+        correlator: correlator_config,
     };
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.http)

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use stormwatch_core::engine::EngineConfig;
 
 /// How logs are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
@@ -55,6 +56,9 @@ pub struct ServeConfig {
     #[cfg(feature = "kafka")]
     #[serde(rename = "kafka-warmup", alias = "kafka_warmup_s")]
     pub kafka_warmup_s: u64,
+    /// Detector thresholds, lifecycle timings, common-cause grouping and the correlator's weights (`[engine]` and
+    /// its sub-tables; lateness is the `lateness` setting above).
+    pub engine: EngineConfig,
 }
 
 impl Default for ServeConfig {
@@ -77,6 +81,7 @@ impl Default for ServeConfig {
             kafka_group: "stormwatch".into(),
             #[cfg(feature = "kafka")]
             kafka_warmup_s: 3_600,
+            engine: EngineConfig::default(),
         }
     }
 }
@@ -122,10 +127,10 @@ impl ServeConfig {
         })
     }
 
-    /// The settings as TOML, keys named like the flags. Settings without a value (TOML has no null) follow as
-    /// comments, so every setting is listed.
+    /// The settings as TOML, keys named like the flags. Settings without a value (TOML has no null) are listed
+    /// as comments after the others, before the `[engine]` tables, so every setting shows.
     pub fn to_toml(&self) -> String {
-        let mut text = toml::to_string_pretty(self)
+        let text = toml::to_string_pretty(self)
             .unwrap_or_else(|e| format!("# cannot render config: {e}\n"));
         let mut unset = vec![
             ("alertmanager", self.alertmanager.is_none()),
@@ -137,13 +142,24 @@ impl ServeConfig {
             ("kafka-topic", self.kafka_topic.is_none()),
         ]);
         unset.retain(|(_, is_unset)| *is_unset);
-        if !unset.is_empty() {
-            text.push_str("\n# Not set:\n");
-            for (key, _) in unset {
-                text.push_str(&format!("# {key} = \"...\"\n"));
-            }
+        if unset.is_empty() {
+            return text;
         }
-        text
+        let mut note = String::from("\n# Not set:\n");
+        for (key, _) in unset {
+            note.push_str(&format!("# {key} = \"...\"\n"));
+        }
+        // Top-level keys must come before the first table; so must these comments, to read as top-level.
+        let tables = text
+            .match_indices("\n[")
+            .next()
+            .map_or(text.len(), |(at, _)| at + 1);
+        let (settings, rest) = text.split_at(tables);
+        format!(
+            "{settings}{}{}{rest}",
+            note.trim_start_matches('\n'),
+            if rest.is_empty() { "" } else { "\n" }
+        )
     }
 
     /// Checks values that would otherwise fail later, with the setting's name.
@@ -202,7 +218,9 @@ mod tests {
             assert!(text.contains(&format!("\n{key} = ")), "{key}: {text}");
         }
         assert!(
-            text.contains("# Not set:\n# alertmanager = \"...\"\n# public-url = \"...\"\n"),
+            text.contains(
+                "\n# Not set:\n# alertmanager = \"...\"\n# public-url = \"...\"\n\n[engine"
+            ),
             "{text}"
         );
         let old: ServeConfig =
@@ -211,6 +229,29 @@ mod tests {
             (old.data_dir, old.lateness_s, old.snapshot_every_s),
             (PathBuf::from("d"), 2.0, 7)
         );
+    }
+
+    #[test]
+    fn engine_and_correlator_settings_load_from_toml_and_print() {
+        let text = "[engine.detectors.rate_storm]\nfactor = 6.0\n[engine.correlator]\nfit_threshold = 0.6\n[engine.correlator.category_fit]\napplication = [0.6, 1.0, 1.0, 0.2]\n";
+        let config: ServeConfig = toml::from_str(text).unwrap();
+        assert_eq!(config.engine.detectors.rate_storm.factor, 6.0);
+        assert_eq!(config.engine.detectors.rate_storm.floor, 5.0);
+        assert_eq!(config.engine.correlator.fit_threshold, 0.6);
+        assert_eq!(config.engine.correlator.category_fit.application[0], 0.6);
+        assert_eq!(config.engine.correlator.max_suspects, 5);
+        let printed = config.to_toml();
+        assert!(
+            printed.contains("[engine.correlator.category_fit]"),
+            "{printed}"
+        );
+        assert!(printed.contains("time_constant_s"), "{printed}");
+        let again: ServeConfig = toml::from_str(&printed).unwrap();
+        assert_eq!(again, config);
+        let error = toml::from_str::<ServeConfig>("[engine.correlator]\nfit_treshold = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("fit_treshold"), "{error}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod changes_api;
 pub mod console;
 pub mod http;
 pub mod incidents_api;
+pub mod query;
 pub mod state;
 pub mod store;
 pub mod store_sink;

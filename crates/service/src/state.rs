@@ -11,6 +11,7 @@ use crate::api_error::ApiError;
 use crate::engine_loop::EngineInput;
 use crate::malformed::MalformedLog;
 use crate::store::Store;
+use stormwatch_core::changes::CorrelatorConfig;
 use stormwatch_core::engine::Engine;
 
 #[derive(Clone)]
@@ -19,6 +20,8 @@ pub struct AppState {
     pub store: Store,
     pub metrics: PrometheusHandle,
     pub ready: Arc<AtomicBool>,
+    /// The engine's correlator settings, to judge stored incidents against the register the same way.
+    pub correlator: Arc<CorrelatorConfig>,
 }
 
 /// Runs `question` on the engine thread and returns its answer.

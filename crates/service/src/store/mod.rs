@@ -186,4 +186,5 @@ operations! {
 }
 
 #[cfg(test)]
+#[path = "store_tests.rs"]
 mod tests;

@@ -186,4 +186,5 @@ fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), GenErro
 }
 
 #[cfg(test)]
+#[path = "generator_tests.rs"]
 mod tests;
