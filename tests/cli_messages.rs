@@ -259,6 +259,50 @@ fn quiet_prints_nothing_in_gen_and_in_replay() {
     assert!(dir.path().join("r.json").is_file());
 }
 
+/// A finished run leaves exactly its three files; an interrupted one leaves its events under a `.partial` name and
+/// no truth, so nothing passes for a whole run.
+#[test]
+fn an_interrupted_gen_leaves_only_a_file_named_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    let done = dir.path().join("done");
+    let output = run(binary()
+        .args(["gen", "-q", "--users", "3", "--duration", "10m", "--out"])
+        .arg(&done));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let mut names: Vec<String> = std::fs::read_dir(&done)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["changes.json", "events.ndjson", "truth.json"]);
+
+    let cut = dir.path().join("cut");
+    let mut child = binary()
+        .args(["gen", "-q", "--users", "30", "--duration", "30d", "--out"])
+        .arg(&cut)
+        .spawn()
+        .unwrap();
+    let partial = cut.join("events.ndjson.partial");
+    let started = std::time::Instant::now();
+    while !partial.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no partial file appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert!(partial.exists());
+    assert!(!cut.join("events.ndjson").exists());
+    assert!(!cut.join("truth.json").exists());
+}
+
 #[test]
 fn evaluate_usage_shows_the_sweep() {
     let output = run(binary().args(["evaluate", "--help"]));
