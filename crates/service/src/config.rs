@@ -15,17 +15,30 @@ pub enum LogFormat {
     Json,
 }
 
-/// Everything `stormwatch serve` runs with. `--print-config` prints this as TOML. Each key is its flag's name
-/// (`data-dir` for `--data-dir`); the snake_case names of earlier versions are still read.
+/// Whether a TCP telemetry connection must open with `AUTH <token>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IngestAuth {
+    /// Required when the listener is reachable beyond loopback, not on loopback.
+    #[default]
+    Auto,
+    /// Always required.
+    Token,
+    /// Never required: refused for a listener beyond loopback.
+    None,
+}
+
+/// Everything `stormwatch serve` runs with. `--print-config` prints this as TOML. A setting that has a flag has
+/// the flag's name, with `_` for `-` (`data_dir` for `--data-dir`, `lateness` for `--lateness`); the names of
+/// earlier versions (`lateness_s`, ...) are still read.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(default, deny_unknown_fields)]
 pub struct ServeConfig {
     /// HTTP listener for the API and `/metrics`.
     pub http: SocketAddr,
     /// TCP listener for NDJSON telemetry lines.
     pub ingest: SocketAddr,
     /// Holds the SQLite store (changes, incidents, tokens, engine snapshots).
-    #[serde(alias = "data_dir")]
     pub data_dir: PathBuf,
     /// Files to tail (surviving rotation).
     pub follow: Vec<PathBuf>,
@@ -35,26 +48,45 @@ pub struct ServeConfig {
     #[serde(rename = "lateness", alias = "lateness_s")]
     pub lateness_s: f64,
     /// Seconds between engine snapshots (one is also taken at shutdown).
-    #[serde(rename = "snapshot-every", alias = "snapshot_every_s")]
+    #[serde(rename = "snapshot_every", alias = "snapshot_every_s")]
     pub snapshot_every_s: u64,
-    #[serde(alias = "log_format")]
     pub log_format: LogFormat,
+    /// `/readyz` says 503 once the engine thread has not finished its once-a-second tick for this long.
+    pub engine_stall_after_s: u64,
+    /// After SIGTERM or SIGINT: how long open HTTP requests, and then the engine's final snapshot, may take
+    /// before the service exits anyway (non-zero exit, no final snapshot, when the engine is stuck).
+    pub shutdown_grace_s: u64,
+    /// File listing every User that exists (one EUI-64 per line). Lines for other Users are refused as unknown
+    /// and never fill the User table.
+    pub user_directory: Option<PathBuf>,
+    /// How often the store is test-written, so an unwritable data directory shows in `/readyz` within this.
+    pub store_probe_every_s: u64,
+    /// TCP telemetry connections served at once; more are told `ERR too many connections` and closed.
+    pub ingest_max_connections: usize,
+    /// A TCP telemetry connection that sends nothing for this long is closed.
+    pub ingest_idle_timeout_s: u64,
+    /// `auto` (a token handshake beyond loopback only), `token` (always) or `none` (loopback only).
+    pub ingest_auth: IngestAuth,
+    /// Time a TCP telemetry connection has for its `AUTH <token>` line.
+    pub ingest_auth_timeout_s: u64,
+    /// HTTP connections served at once; more wait in the listen backlog.
+    pub http_max_connections: usize,
+    /// A request's headers (and a kept-alive connection's next request) must arrive within this.
+    pub http_header_timeout_s: u64,
+    /// A request's body must arrive within this (408 otherwise).
+    pub http_body_timeout_s: u64,
     /// Link to an incident in operators' alerts: `{base}/api/v1/incidents/{id}`.
-    #[serde(alias = "public_url")]
     pub public_url: Option<String>,
     /// Kafka bootstrap servers: consume telemetry from `kafka_topic` in consumer group `kafka_group`.
     #[cfg(feature = "kafka")]
-    #[serde(alias = "kafka_brokers")]
     pub kafka_brokers: Option<String>,
     #[cfg(feature = "kafka")]
-    #[serde(alias = "kafka_topic")]
     pub kafka_topic: Option<String>,
     #[cfg(feature = "kafka")]
-    #[serde(alias = "kafka_group")]
     pub kafka_group: String,
     /// Event time replayed before the previous owner's commit when a partition is assigned.
     #[cfg(feature = "kafka")]
-    #[serde(rename = "kafka-warmup", alias = "kafka_warmup_s")]
+    #[serde(rename = "kafka_warmup", alias = "kafka_warmup_s")]
     pub kafka_warmup_s: u64,
     /// Detector thresholds, lifecycle timings, common-cause grouping and the correlator's weights (`[engine]` and
     /// its sub-tables; lateness is the `lateness` setting above).
@@ -72,6 +104,17 @@ impl Default for ServeConfig {
             lateness_s: 5.0,
             snapshot_every_s: 30,
             log_format: LogFormat::Text,
+            engine_stall_after_s: 10,
+            shutdown_grace_s: 10,
+            user_directory: None,
+            store_probe_every_s: 5,
+            ingest_max_connections: 256,
+            ingest_idle_timeout_s: 300,
+            ingest_auth: IngestAuth::Auto,
+            ingest_auth_timeout_s: 10,
+            http_max_connections: 512,
+            http_header_timeout_s: 10,
+            http_body_timeout_s: 60,
             public_url: None,
             #[cfg(feature = "kafka")]
             kafka_brokers: None,
@@ -127,25 +170,26 @@ impl ServeConfig {
         })
     }
 
-    /// The settings as TOML, keys named like the flags. Settings without a value (TOML has no null) are listed
-    /// as comments after the others, before the `[engine]` tables, so every setting shows.
+    /// The settings as TOML. Settings without a value (TOML has no null) are listed as comments after the
+    /// others, before the `[engine]` tables, so every setting shows.
     pub fn to_toml(&self) -> String {
         let text = toml::to_string_pretty(self)
             .unwrap_or_else(|e| format!("# cannot render config: {e}\n"));
         let mut unset = vec![
             ("alertmanager", self.alertmanager.is_none()),
-            ("public-url", self.public_url.is_none()),
+            ("public_url", self.public_url.is_none()),
+            ("user_directory", self.user_directory.is_none()),
         ];
         #[cfg(feature = "kafka")]
         unset.extend([
-            ("kafka-brokers", self.kafka_brokers.is_none()),
-            ("kafka-topic", self.kafka_topic.is_none()),
+            ("kafka_brokers", self.kafka_brokers.is_none()),
+            ("kafka_topic", self.kafka_topic.is_none()),
         ]);
         unset.retain(|(_, is_unset)| *is_unset);
         if unset.is_empty() {
             return text;
         }
-        let mut note = String::from("\n# Not set:\n");
+        let mut note = String::from("# Not set:\n");
         for (key, _) in unset {
             note.push_str(&format!("# {key} = \"...\"\n"));
         }
@@ -155,11 +199,8 @@ impl ServeConfig {
             .next()
             .map_or(text.len(), |(at, _)| at + 1);
         let (settings, rest) = text.split_at(tables);
-        format!(
-            "{settings}{}{}{rest}",
-            note.trim_start_matches('\n'),
-            if rest.is_empty() { "" } else { "\n" }
-        )
+        let gap = if rest.is_empty() { "" } else { "\n" };
+        format!("{settings}{note}{gap}{rest}")
     }
 
     /// Checks values that would otherwise fail later, with the setting's name.
@@ -173,15 +214,46 @@ impl ServeConfig {
         #[cfg(feature = "kafka")]
         if self.kafka_brokers.is_some() != self.kafka_topic.is_some() {
             return Err(ConfigError::Invalid(
-                "kafka-brokers and kafka-topic go together".into(),
+                "kafka_brokers and kafka_topic go together".into(),
             ));
+        }
+        for (name, value) in [
+            ("engine_stall_after_s", self.engine_stall_after_s),
+            ("shutdown_grace_s", self.shutdown_grace_s),
+            ("store_probe_every_s", self.store_probe_every_s),
+            ("ingest_max_connections", self.ingest_max_connections as u64),
+            ("ingest_idle_timeout_s", self.ingest_idle_timeout_s),
+            ("ingest_auth_timeout_s", self.ingest_auth_timeout_s),
+            ("http_max_connections", self.http_max_connections as u64),
+            ("http_header_timeout_s", self.http_header_timeout_s),
+            ("http_body_timeout_s", self.http_body_timeout_s),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+            }
+        }
+        if self.ingest_auth == IngestAuth::None && !self.ingest.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!(
+                "ingest_auth = \"none\" is only allowed on loopback, not on {}: telemetry from beyond this \
+                 machine must authenticate",
+                self.ingest
+            )));
         }
         if self.snapshot_every_s == 0 {
             return Err(ConfigError::Invalid(
-                "snapshot-every must be at least 1 second".into(),
+                "snapshot_every must be at least 1 second".into(),
             ));
         }
         Ok(())
+    }
+
+    /// Whether TCP telemetry connections must authenticate.
+    pub fn ingest_needs_token(&self) -> bool {
+        match self.ingest_auth {
+            IngestAuth::Auto => !self.ingest.ip().is_loopback(),
+            IngestAuth::Token => true,
+            IngestAuth::None => false,
+        }
     }
 
     /// True when either listener is reachable from beyond this machine.
@@ -206,32 +278,6 @@ mod tests {
     }
 
     #[test]
-    fn keys_are_the_flags_names_and_the_old_names_still_read() {
-        let text = ServeConfig::default().to_toml();
-        for key in [
-            "data-dir",
-            "lateness",
-            "snapshot-every",
-            "log-format",
-            "follow",
-        ] {
-            assert!(text.contains(&format!("\n{key} = ")), "{key}: {text}");
-        }
-        assert!(
-            text.contains(
-                "\n# Not set:\n# alertmanager = \"...\"\n# public-url = \"...\"\n\n[engine"
-            ),
-            "{text}"
-        );
-        let old: ServeConfig =
-            toml::from_str("data_dir = \"d\"\nlateness_s = 2.0\nsnapshot_every_s = 7\n").unwrap();
-        assert_eq!(
-            (old.data_dir, old.lateness_s, old.snapshot_every_s),
-            (PathBuf::from("d"), 2.0, 7)
-        );
-    }
-
-    #[test]
     fn engine_and_correlator_settings_load_from_toml_and_print() {
         let text = "[engine.detectors.rate_storm]\nfactor = 6.0\n[engine.correlator]\nfit_threshold = 0.6\n[engine.correlator.category_fit]\napplication = [0.6, 1.0, 1.0, 0.2]\n";
         let config: ServeConfig = toml::from_str(text).unwrap();
@@ -252,6 +298,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("fit_treshold"), "{error}");
+    }
+
+    #[test]
+    fn keys_are_the_flags_names_and_the_old_names_still_read() {
+        let text = ServeConfig::default().to_toml();
+        for key in [
+            "data_dir",
+            "lateness",
+            "snapshot_every",
+            "log_format",
+            "follow",
+        ] {
+            assert!(text.contains(&format!("\n{key} = ")), "{key}: {text}");
+        }
+        assert!(
+            text.contains("\n# Not set:\n# alertmanager = \"...\"\n# public_url = \"...\"\n"),
+            "{text}"
+        );
+        let unset_at = text.find("# Not set:").unwrap_or(usize::MAX);
+        let tables_at = text.find("\n[").unwrap_or(0);
+        assert!(unset_at < tables_at, "{text}");
+        let old: ServeConfig =
+            toml::from_str("data_dir = \"d\"\nlateness_s = 2.0\nsnapshot_every_s = 7\n").unwrap();
+        assert_eq!(
+            (old.data_dir, old.lateness_s, old.snapshot_every_s),
+            (PathBuf::from("d"), 2.0, 7)
+        );
     }
 
     #[test]
