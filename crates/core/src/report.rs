@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::incident::{IncidentKind, Suspect, Verdict};
+use crate::incident::{Affected, IncidentFacts, IncidentKind, Suspect, Verdict};
+use crate::telemetry::{AlertCode, Eui64, FailureReason, Srv};
 
 /// The whole report `stormwatch replay` writes.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -59,6 +60,33 @@ pub struct IncidentRecord {
     pub users: Vec<String>,
     /// What the engine saw: delivery state, failures, backlog age, SRVs, alert codes.
     pub evidence: Evidence,
+}
+
+impl IncidentRecord {
+    /// The correlator's input, rebuilt from the record, so that a stored incident can be judged again after the
+    /// engine forgot it. (The engine builds the same facts from its live state, unrounded.)
+    pub fn facts(&self) -> IncidentFacts {
+        let record = self;
+        let users: Vec<Eui64> = std::iter::once(&record.user)
+            .chain(&record.users)
+            .filter_map(|u| Eui64::parse(u))
+            .collect();
+        let evidence = &record.evidence;
+        IncidentFacts {
+            affected: match Eui64::parse(&record.user) {
+                Some(user) => Affected::User(user),
+                None => Affected::Network,
+            },
+            users,
+            kind: record.kind,
+            onset_ms: record.onset,
+            concurrent_users: evidence.concurrent_users,
+            peak_ratio: record.peak_ratio,
+            srvs: evidence.srvs.iter().filter_map(|s| Srv::parse(s)).collect(),
+            failure_reason: evidence.failure_reason.as_deref().map(FailureReason::parse),
+            alert_code: evidence.alert_code.as_deref().map(AlertCode::new),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::api_error::{ApiError, store_error};
 use super::auth::{confined_to, list_scope, may_register_for, may_touch_stored, principal};
 use super::engine_loop::EngineInput;
+use super::query::time_window;
 use super::state::AppState;
 use crate::store::{ChangeFilter, Principal, StoredChange};
 use stormwatch_core::changes::{ChangeNotice, ChangeOwner, ChangeStatus};
@@ -158,23 +159,6 @@ struct ListQuery {
     status: Option<String>,
 }
 
-/// Accepts RFC 3339 or integer milliseconds.
-pub fn time_param(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
-    value
-        .map(|text| {
-            text.parse::<i64>()
-                .ok()
-                .or_else(|| stormwatch_core::rfc3339::parse_ms(text))
-                .ok_or_else(|| {
-                    ApiError::field(
-                        field,
-                        format!("`{text}` is neither RFC 3339 nor milliseconds"),
-                    )
-                })
-        })
-        .transpose()
-}
-
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -196,10 +180,11 @@ async fn list(
                 .ok_or_else(|| ApiError::field("status", format!("unknown status `{s}`")))
         })
         .transpose()?;
+    let (from_ms, to_ms) = time_window(query.from.as_deref(), query.to.as_deref())?;
     let filter = ChangeFilter {
         user,
-        from_ms: time_param("from", query.from.as_deref())?,
-        to_ms: time_param("to", query.to.as_deref())?,
+        from_ms,
+        to_ms,
         status,
     };
     let changes: Vec<_> = state

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::api_error::ApiError;
 use super::auth::{confined_to, list_scope, principal};
-use super::changes_api::time_param;
+use super::query::time_window;
 use super::state::{AppState, ask};
 use crate::store::IncidentFilter;
 use stormwatch_core::engine::Engine;
@@ -53,12 +53,13 @@ async fn list(
         "an EUI-64",
         |own| own,
     )?;
+    let (from_ms, to_ms) = time_window(query.from.as_deref(), query.to.as_deref())?;
     let filter = IncidentFilter {
         open: query.open,
         user,
         kind: query.kind,
-        from_ms: time_param("from", query.from.as_deref())?,
-        to_ms: time_param("to", query.to.as_deref())?,
+        from_ms,
+        to_ms,
     };
     let incidents: Vec<IncidentRecord> = state
         .store

@@ -20,6 +20,7 @@ pub mod console;
 pub mod http;
 pub mod http_server;
 pub mod incidents_api;
+pub mod query;
 pub mod state;
 pub mod store;
 pub mod store_sink;

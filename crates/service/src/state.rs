@@ -10,6 +10,7 @@ use crate::api_error::ApiError;
 use crate::engine_loop::EngineInput;
 use crate::malformed::MalformedLog;
 use crate::store::Store;
+use stormwatch_core::changes::CorrelatorConfig;
 use stormwatch_core::engine::Engine;
 
 #[derive(Clone)]
@@ -18,6 +19,8 @@ pub struct AppState {
     pub store: Store,
     pub metrics: PrometheusHandle,
     pub health: Arc<crate::health::Health>,
+    /// The engine's correlator settings, to judge stored incidents against the register the same way.
+    pub correlator: Arc<CorrelatorConfig>,
 }
 
 /// Runs `question` on the engine thread and returns its answer. A stuck engine gets a 503 after the stall limit

@@ -289,4 +289,5 @@ pub fn median(values: &[i64]) -> Option<i64> {
 }
 
 #[cfg(test)]
+#[path = "evaluate_tests.rs"]
 mod tests;

@@ -1,44 +1,43 @@
 //! The correlator: an incident against the change register, giving ranked suspects with reasons and a verdict.
 
+use super::correlator_config::CorrelatorConfig;
 use super::factors::{self, Factor};
 use super::notice::{ChangeNotice, ChangeOwner, Expected, direction_name};
 use super::register::ChangeRegister;
 use crate::incident::{Correlation, IncidentFacts, IncidentKind, Suspect, Verdict};
 
-/// A top suspect scoring at least this explains the incident; below it, an unregistered change is suspected.
-pub const FIT_THRESHOLD: f64 = 0.5;
-/// Suspects scoring less are not worth a reader's attention.
-pub const MIN_SUSPECT_SCORE: f64 = 0.05;
-pub const MAX_SUSPECTS: usize = 5;
-/// How far past its declared `rate_factor` traffic may go and still be the declared impact (rates are noisy).
-pub const EXPECTED_TOLERANCE: f64 = 1.25;
-
 /// Judges every notice against the incident. Pure: the same facts and register give the same answer.
-pub fn correlate(facts: &IncidentFacts, register: &ChangeRegister) -> Correlation {
+pub fn correlate(
+    config: &CorrelatorConfig,
+    facts: &IncidentFacts,
+    register: &ChangeRegister,
+) -> Correlation {
     let mut ranked: Vec<(Suspect, &ChangeNotice)> = register
         .iter()
-        .filter_map(|notice| judge(notice, facts).map(|suspect| (suspect, notice)))
-        .filter(|(suspect, _)| suspect.score >= MIN_SUSPECT_SCORE)
+        .filter_map(|notice| judge(config, notice, facts).map(|suspect| (suspect, notice)))
+        .filter(|(suspect, _)| suspect.score >= config.min_suspect_score)
         .collect();
     ranked.sort_by(|(a, _), (b, _)| {
         b.score
             .total_cmp(&a.score)
             .then_with(|| a.change.cmp(&b.change))
     });
-    ranked.truncate(MAX_SUSPECTS);
+    ranked.truncate(config.max_suspects);
 
     let verdict = match ranked.first_mut() {
-        Some((top, notice)) if top.score >= FIT_THRESHOLD => match declared_impact(notice, facts) {
-            Some((within, reason)) => {
-                top.reasons.push(reason);
-                if within {
-                    Verdict::ExpectedImpact
-                } else {
-                    owner_verdict(notice)
+        Some((top, notice)) if top.score >= config.fit_threshold => {
+            match declared_impact(config, notice, facts) {
+                Some((within, reason)) => {
+                    top.reasons.push(reason);
+                    if within {
+                        Verdict::ExpectedImpact
+                    } else {
+                        owner_verdict(notice)
+                    }
                 }
+                None => owner_verdict(notice),
             }
-            None => owner_verdict(notice),
-        },
+        }
         _ => Verdict::UnregisteredChangeSuspected,
     };
     Correlation {
@@ -48,15 +47,19 @@ pub fn correlate(facts: &IncidentFacts, register: &ChangeRegister) -> Correlatio
 }
 
 /// The notice as a suspect, or `None` when it has no way to reach the incident's Users.
-pub fn judge(notice: &ChangeNotice, facts: &IncidentFacts) -> Option<Suspect> {
-    let (relation, related) = factors::relation(notice, facts)?;
+pub fn judge(
+    config: &CorrelatorConfig,
+    notice: &ChangeNotice,
+    facts: &IncidentFacts,
+) -> Option<Suspect> {
+    let (relation, related) = factors::relation(config, notice, facts)?;
     let judged: [Factor; 6] = [
         related,
-        factors::timing(notice, facts.onset_ms),
-        factors::category_fit(notice, facts),
-        factors::status(notice),
-        factors::srv_overlap(notice, facts),
-        factors::users_at_once(relation, facts),
+        factors::timing(config, notice, facts.onset_ms),
+        factors::category_fit(config, notice, facts),
+        factors::status(config, notice),
+        factors::srv_overlap(config, notice, facts),
+        factors::users_at_once(config, relation, facts),
     ];
     let product: f64 = judged.iter().map(|factor| factor.score).product();
     // Rounded so that reports compare equal across runs and platforms, and ties fall to the id.
@@ -78,7 +81,11 @@ fn owner_verdict(notice: &ChangeNotice) -> Verdict {
 }
 
 /// For a notice that declared traffic in the incident's direction: whether the incident stays within it, and why.
-fn declared_impact(notice: &ChangeNotice, facts: &IncidentFacts) -> Option<(bool, String)> {
+fn declared_impact(
+    config: &CorrelatorConfig,
+    notice: &ChangeNotice,
+    facts: &IncidentFacts,
+) -> Option<(bool, String)> {
     let Expected {
         direction,
         rate_factor,
@@ -99,7 +106,7 @@ fn declared_impact(notice: &ChangeNotice, facts: &IncidentFacts) -> Option<(bool
         ));
     }
     // NaN (no baseline) never counts as within: an unmeasured anomaly should still be looked at.
-    if facts.peak_ratio <= rate_factor * EXPECTED_TOLERANCE {
+    if facts.peak_ratio <= rate_factor * config.expected_tolerance {
         return Some((true, format!("within the declared {declared} traffic")));
     }
     let peak = ratio(facts.peak_ratio);

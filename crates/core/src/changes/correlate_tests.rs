@@ -34,7 +34,11 @@ fn firewall_backlog_is_the_same_users_network_change() {
     firewall.status = ChangeStatus::InProgress;
     let mut backlog = facts(SUPPLIER_A, IncidentKind::Backlog, NINE + 3 * MINUTE);
     backlog.failure_reason = Some(FailureReason::Refused);
-    let result = correlate(&backlog, &register(vec![firewall]));
+    let result = correlate(
+        &CorrelatorConfig::default(),
+        &backlog,
+        &register(vec![firewall]),
+    );
     assert_eq!(result.verdict, Verdict::RegisteredChange);
     let top = &result.suspects[0];
     assert_eq!(top.change, "CHG-2026-0042");
@@ -75,11 +79,15 @@ fn a_suppliers_firmware_explains_a_network_operators_alert_storm() {
     );
     storm.alert_code = Some(AlertCode::new("AD1"));
     storm.concurrent_users = 2;
-    let result = correlate(&storm, &register(vec![firmware, unrelated]));
+    let result = correlate(
+        &CorrelatorConfig::default(),
+        &storm,
+        &register(vec![firmware, unrelated]),
+    );
     assert_eq!(result.verdict, Verdict::RegisteredChange);
     assert_eq!(ids(&result), ["FW-77"]);
     assert!(result.suspects[0].reasons[0].contains("power-outage alerts AD1"));
-    assert!(result.suspects[0].score >= FIT_THRESHOLD);
+    assert!(result.suspects[0].score >= CorrelatorConfig::default().fit_threshold);
 }
 
 #[test]
@@ -100,7 +108,11 @@ fn dcc_maintenance_explains_a_network_wide_backlog() {
     );
     let users = [SUPPLIER_A, SUPPLIER_C, NETWORK_OPERATOR_B];
     let backlog = network_facts(&users, IncidentKind::Backlog, NINE + 10 * MINUTE);
-    let result = correlate(&backlog, &register(vec![own, release]));
+    let result = correlate(
+        &CorrelatorConfig::default(),
+        &backlog,
+        &register(vec![own, release]),
+    );
     assert_eq!(result.verdict, Verdict::DccChange);
     assert_eq!(ids(&result), ["DCC-PM-2026-03", "CHG-7"]);
     assert!(
@@ -108,7 +120,7 @@ fn dcc_maintenance_explains_a_network_wide_backlog() {
             .reasons
             .contains(&"3 Users hit at once fits a DCC-side cause".to_owned())
     );
-    assert!(result.suspects[1].score < FIT_THRESHOLD);
+    assert!(result.suspects[1].score < CorrelatorConfig::default().fit_threshold);
 }
 
 #[test]
@@ -159,6 +171,7 @@ fn an_unregistered_backlog_is_said_to_be_one_even_with_decoys_about() {
         ),
     ];
     let result = correlate(
+        &CorrelatorConfig::default(),
         &facts(SUPPLIER_A, IncidentKind::Backlog, onset),
         &register(decoys),
     );
@@ -192,7 +205,11 @@ fn campaign(rate_factor: f64) -> ChangeNotice {
 fn a_declared_campaign_within_its_rate_is_expected_impact_and_beyond_it_a_registered_change() {
     let mut storm = facts(SUPPLIER_A, IncidentKind::RequestStorm, NINE + 2 * MINUTE);
     storm.peak_ratio = 5.0;
-    let result = correlate(&storm, &register(vec![campaign(8.0)]));
+    let result = correlate(
+        &CorrelatorConfig::default(),
+        &storm,
+        &register(vec![campaign(8.0)]),
+    );
     assert_eq!(result.verdict, Verdict::ExpectedImpact);
     assert_eq!(
         result.suspects[0].reasons.last().map(String::as_str),
@@ -201,13 +218,22 @@ fn a_declared_campaign_within_its_rate_is_expected_impact_and_beyond_it_a_regist
 
     storm.peak_ratio = 10.0;
     assert_eq!(
-        correlate(&storm, &register(vec![campaign(8.0)])).verdict,
+        correlate(
+            &CorrelatorConfig::default(),
+            &storm,
+            &register(vec![campaign(8.0)])
+        )
+        .verdict,
         Verdict::ExpectedImpact,
         "25 % slack"
     );
 
     storm.peak_ratio = 20.0;
-    let result = correlate(&storm, &register(vec![campaign(8.0)]));
+    let result = correlate(
+        &CorrelatorConfig::default(),
+        &storm,
+        &register(vec![campaign(8.0)]),
+    );
     assert_eq!(result.verdict, Verdict::RegisteredChange);
     let last = result.suspects[0]
         .reasons
@@ -223,7 +249,11 @@ fn declared_traffic_counts_only_in_its_direction_and_window() {
     alerts.peak_ratio = 2.0;
     let mut device = campaign(8.0);
     device.category = Category::Device;
-    let result = correlate(&alerts, &register(vec![device.clone()]));
+    let result = correlate(
+        &CorrelatorConfig::default(),
+        &alerts,
+        &register(vec![device.clone()]),
+    );
     assert_eq!(
         result.verdict,
         Verdict::RegisteredChange,
@@ -232,8 +262,12 @@ fn declared_traffic_counts_only_in_its_direction_and_window() {
 
     let mut storm = facts(SUPPLIER_A, IncidentKind::RequestStorm, NINE - 2 * MINUTE);
     storm.peak_ratio = 2.0;
-    let result = correlate(&storm, &register(vec![campaign(8.0)]));
-    assert!(result.suspects[0].score >= FIT_THRESHOLD);
+    let result = correlate(
+        &CorrelatorConfig::default(),
+        &storm,
+        &register(vec![campaign(8.0)]),
+    );
+    assert!(result.suspects[0].score >= CorrelatorConfig::default().fit_threshold);
     assert_eq!(
         result.verdict,
         Verdict::RegisteredChange,
@@ -247,7 +281,11 @@ fn declared_volume_never_covers_a_reject_storm() {
     rejects.peak_ratio = 3.0;
     let mut application = campaign(8.0);
     application.category = Category::Application;
-    let result = correlate(&rejects, &register(vec![application]));
+    let result = correlate(
+        &CorrelatorConfig::default(),
+        &rejects,
+        &register(vec![application]),
+    );
     assert_eq!(result.verdict, Verdict::RegisteredChange);
     let last = result.suspects[0]
         .reasons
@@ -270,10 +308,18 @@ fn a_cancelled_change_scores_low() {
         NINE + 60 * MINUTE,
     );
     let backlog = facts(SUPPLIER_A, IncidentKind::Backlog, NINE + 3 * MINUTE);
-    let planned = correlate(&backlog, &register(vec![firewall.clone()]));
+    let planned = correlate(
+        &CorrelatorConfig::default(),
+        &backlog,
+        &register(vec![firewall.clone()]),
+    );
     firewall.status = ChangeStatus::Cancelled;
-    let cancelled = correlate(&backlog, &register(vec![firewall]));
-    assert!(cancelled.suspects[0].score < FIT_THRESHOLD);
+    let cancelled = correlate(
+        &CorrelatorConfig::default(),
+        &backlog,
+        &register(vec![firewall]),
+    );
+    assert!(cancelled.suspects[0].score < CorrelatorConfig::default().fit_threshold);
     assert!(cancelled.suspects[0].score < planned.suspects[0].score / 4.0);
     assert_eq!(cancelled.verdict, Verdict::UnregisteredChangeSuspected);
 }
@@ -303,16 +349,21 @@ fn suspects_rank_by_score_then_id_and_stop_at_five() {
     let mut all = notices;
     all.push(best);
     let result = correlate(
+        &CorrelatorConfig::default(),
         &facts(SUPPLIER_A, IncidentKind::Backlog, NINE),
         &register(all),
     );
     assert_eq!(ids(&result), ["CHG-9", "CHG-0", "CHG-1", "CHG-2", "CHG-3"]);
-    assert_eq!(result.suspects.len(), MAX_SUSPECTS);
+    assert_eq!(
+        result.suspects.len(),
+        CorrelatorConfig::default().max_suspects
+    );
 }
 
 #[test]
 fn an_empty_register_suspects_an_unregistered_change() {
     let result = correlate(
+        &CorrelatorConfig::default(),
         &facts(SUPPLIER_A, IncidentKind::RejectStorm, NINE),
         &ChangeRegister::new(),
     );

@@ -1,20 +1,10 @@
 //! The correlator's explicit factors: each judges one aspect of a change against an incident, as a score in 0..=1
 //! and a phrase for the report's `reasons`.
 
+use super::correlator_config::CorrelatorConfig;
 use super::notice::{Category, ChangeNotice, ChangeOwner, ChangeStatus};
 use crate::incident::{Affected, IncidentFacts, IncidentKind};
 use crate::telemetry::{AlertCode, FailureReason, Srv};
-
-/// From this many Users hit at once, a DCC-side cause is the natural explanation.
-pub const DCC_WIDE_USERS: u32 = 3;
-/// An onset this long before a window opens rules the change out: a window may be a little wrong, not that wrong.
-pub const LEAD_MS: i64 = 30 * MINUTE_MS;
-/// Timing score just after a window closed, halved every [`AFTER_END_HALF_LIFE_MS`], zero past [`AFTER_END_LIMIT_MS`].
-pub const AFTER_END_SCORE: f64 = 0.8;
-pub const AFTER_END_HALF_LIFE_MS: i64 = 60 * MINUTE_MS;
-pub const AFTER_END_LIMIT_MS: i64 = 6 * 60 * MINUTE_MS;
-
-const MINUTE_MS: i64 = 60_000;
 
 /// One factor's score and the words for it.
 #[derive(Clone, PartialEq, Debug)]
@@ -53,22 +43,34 @@ pub fn users_hit(facts: &IncidentFacts) -> u32 {
     facts.concurrent_users.max(listed).max(1)
 }
 
-fn widespread(facts: &IncidentFacts) -> bool {
-    facts.affected == Affected::Network || users_hit(facts) >= DCC_WIDE_USERS
+fn widespread(config: &CorrelatorConfig, facts: &IncidentFacts) -> bool {
+    facts.affected == Affected::Network || users_hit(facts) >= config.dcc_wide_users
 }
 
 /// `None` when the change has no known way to cause this incident: it is then no suspect at all.
-pub fn relation(notice: &ChangeNotice, facts: &IncidentFacts) -> Option<(Relation, Factor)> {
+pub fn relation(
+    config: &CorrelatorConfig,
+    notice: &ChangeNotice,
+    facts: &IncidentFacts,
+) -> Option<(Relation, Factor)> {
+    let weights = &config.relation;
     let owner = match notice.owner {
         ChangeOwner::Dcc => {
-            let score = if widespread(facts) { 1.0 } else { 0.5 };
+            let score = if widespread(config, facts) {
+                weights.dcc_widespread
+            } else {
+                weights.dcc_local
+            };
             let factor = Factor::new(score, "DCC-led change affects every User");
             return Some((Relation::Dcc, factor));
         }
         ChangeOwner::User(owner) => owner,
     };
     if facts.affected == Affected::User(owner) {
-        return Some((Relation::SameUser, Factor::new(1.0, "same User")));
+        return Some((
+            Relation::SameUser,
+            Factor::new(weights.same_user, "same User"),
+        ));
     }
     if notice.category == Category::Device && facts.kind == IncidentKind::AlertStorm {
         let what = if facts.alert_code == Some(AlertCode::new("AD1")) {
@@ -77,23 +79,29 @@ pub fn relation(notice: &ChangeNotice, facts: &IncidentFacts) -> Option<(Relatio
             "flood another User with alerts"
         };
         let reason = format!("device change by {owner} can {what} (known cross-User path)");
-        return Some((Relation::DevicePath, Factor::new(0.8, reason)));
+        return Some((
+            Relation::DevicePath,
+            Factor::new(weights.device_path, reason),
+        ));
     }
     if facts.affected == Affected::Network && facts.users.contains(&owner) {
         let reason = format!(
             "change by {owner}, one of the {} Users hit",
             facts.users.len()
         );
-        return Some((Relation::AmongUsersHit, Factor::new(0.4, reason)));
+        return Some((
+            Relation::AmongUsersHit,
+            Factor::new(weights.among_users_hit, reason),
+        ));
     }
     None
 }
 
 /// The onset against the planned window, ends included.
-pub fn timing(notice: &ChangeNotice, onset_ms: i64) -> Factor {
+pub fn timing(config: &CorrelatorConfig, notice: &ChangeNotice, onset_ms: i64) -> Factor {
     if onset_ms < notice.start_ms {
         let lead = notice.start_ms.saturating_sub(onset_ms);
-        let score = (1.0 - lead as f64 / LEAD_MS as f64).max(0.0);
+        let score = (1.0 - lead as f64 / (config.lead_before_window_s as f64 * 1000.0)).max(0.0);
         let reason = format!(
             "onset {} before the window opened: the window may be wrong",
             duration(lead)
@@ -109,10 +117,11 @@ pub fn timing(notice: &ChangeNotice, onset_ms: i64) -> Factor {
         Factor::new(1.0, reason)
     } else {
         let late = onset_ms.saturating_sub(notice.end_ms);
-        let score = if late > AFTER_END_LIMIT_MS {
+        let score = if late > config.after_end_limit_s.saturating_mul(1000) {
             0.0
         } else {
-            AFTER_END_SCORE * 0.5_f64.powf(late as f64 / AFTER_END_HALF_LIFE_MS as f64)
+            let half_life_ms = config.after_end_half_life_s as f64 * 1000.0;
+            config.after_end_score * 0.5_f64.powf(late as f64 / half_life_ms)
         };
         Factor::new(
             score,
@@ -122,9 +131,14 @@ pub fn timing(notice: &ChangeNotice, onset_ms: i64) -> Factor {
 }
 
 /// How well what the category typically breaks matches the anomaly, refined by the delivery-failure reason.
-pub fn category_fit(notice: &ChangeNotice, facts: &IncidentFacts) -> Factor {
+pub fn category_fit(
+    config: &CorrelatorConfig,
+    notice: &ChangeNotice,
+    facts: &IncidentFacts,
+) -> Factor {
     use Category as C;
     use IncidentKind as K;
+    let table = &config.category_fit;
     let category = notice.category;
     let kind = facts.kind;
     let failure = facts.failure_reason.filter(|_| kind == K::Backlog);
@@ -135,39 +149,27 @@ pub fn category_fit(notice: &ChangeNotice, facts: &IncidentFacts) -> Factor {
         }
         (C::Network, Some(FailureReason::Tls)) => {
             let reason = "network change, but deliveries fail with TLS errors, more typical of a certificate";
-            return Factor::new(0.7, reason);
+            return Factor::new(table.mismatched_failure, reason);
         }
         (C::Certificate, Some(reason @ (FailureReason::Refused | FailureReason::Timeout))) => {
             let reason = format!(
                 "certificate change, but deliveries fail with `{}` rather than TLS errors",
                 reason.as_str()
             );
-            return Factor::new(0.7, reason);
+            return Factor::new(table.mismatched_failure, reason);
         }
         _ => {}
     }
-    let score = match (category, kind) {
-        (C::Network | C::Certificate | C::Endpoint | C::DccMaintenance, K::Backlog) => 1.0,
-        (C::Network | C::Certificate | C::Endpoint, _) => 0.2,
-        (C::DccMaintenance, _) => 0.6,
-        (C::Application, K::RequestStorm | K::RejectStorm) => 1.0,
-        (C::Application, K::Backlog) => 0.3,
-        (C::Application, K::AlertStorm) => 0.2,
-        (C::Device, K::AlertStorm) => 1.0,
-        (C::Device, _) => 0.2,
-        (C::Campaign, K::RequestStorm) => 0.9,
-        (C::Campaign, _) => 0.3,
-        (C::Other, _) => 0.5,
-    };
+    let score = table.score(category, kind);
     let anomaly = match kind {
         K::Backlog => "a delivery failure",
         K::RequestStorm => "a request storm",
         K::RejectStorm => "a reject storm",
         K::AlertStorm => "an alert storm",
     };
-    let verb = if score >= 0.9 {
+    let verb = if score >= table.fits {
         "fits"
-    } else if score >= 0.5 {
+    } else if score >= table.may_cause {
         "may cause"
     } else {
         "rarely causes"
@@ -175,19 +177,30 @@ pub fn category_fit(notice: &ChangeNotice, facts: &IncidentFacts) -> Factor {
     Factor::new(score, format!("{label} change {verb} {anomaly}"))
 }
 
-pub fn status(notice: &ChangeNotice) -> Factor {
+pub fn status(config: &CorrelatorConfig, notice: &ChangeNotice) -> Factor {
+    let weights = &config.status;
     match notice.status {
-        ChangeStatus::InProgress => Factor::new(1.0, "in progress"),
-        ChangeStatus::Completed => Factor::new(1.0, "completed"),
-        ChangeStatus::Planned => Factor::new(0.9, "still marked planned"),
-        ChangeStatus::RolledBack => Factor::new(0.8, "rolled back, perhaps because of this"),
-        ChangeStatus::Cancelled => Factor::new(0.2, "cancelled, so it should not have happened"),
+        ChangeStatus::InProgress => Factor::new(weights.in_progress, "in progress"),
+        ChangeStatus::Completed => Factor::new(weights.completed, "completed"),
+        ChangeStatus::Planned => Factor::new(weights.planned, "still marked planned"),
+        ChangeStatus::RolledBack => {
+            Factor::new(weights.rolled_back, "rolled back, perhaps because of this")
+        }
+        ChangeStatus::Cancelled => Factor::new(
+            weights.cancelled,
+            "cancelled, so it should not have happened",
+        ),
     }
 }
 
-pub fn srv_overlap(notice: &ChangeNotice, facts: &IncidentFacts) -> Factor {
+pub fn srv_overlap(
+    config: &CorrelatorConfig,
+    notice: &ChangeNotice,
+    facts: &IncidentFacts,
+) -> Factor {
+    let weights = &config.srvs;
     if notice.srvs.is_empty() || facts.srvs.is_empty() {
-        return Factor::new(0.9, "no SRVs to compare");
+        return Factor::new(weights.not_compared, "no SRVs to compare");
     }
     // In the traffic's order, most frequent first, because that is the order an operator reads the evidence in.
     let shared: Vec<Srv> = facts
@@ -202,10 +215,13 @@ pub fn srv_overlap(notice: &ChangeNotice, facts: &IncidentFacts) -> Factor {
             srv_list(&notice.srvs),
             srv_list(&facts.srvs)
         );
-        return Factor::new(0.6, reason);
+        return Factor::new(weights.disjoint, reason);
     }
     let noun = if shared.len() == 1 { "SRV" } else { "SRVs" };
-    Factor::new(1.0, format!("{noun} {} in both", srv_list(&shared)))
+    Factor::new(
+        weights.shared,
+        format!("{noun} {} in both", srv_list(&shared)),
+    )
 }
 
 fn srv_list(srvs: &[Srv]) -> String {
@@ -218,10 +234,15 @@ fn srv_list(srvs: &[Srv]) -> String {
 }
 
 /// Many Users at once point away from one User's own change and towards a common, DCC-side cause.
-pub fn users_at_once(relation: Relation, facts: &IncidentFacts) -> Factor {
+pub fn users_at_once(
+    config: &CorrelatorConfig,
+    relation: Relation,
+    facts: &IncidentFacts,
+) -> Factor {
+    let weights = &config.users_at_once;
     let hit = users_hit(facts);
     match relation {
-        Relation::Dcc if widespread(facts) => Factor::new(
+        Relation::Dcc if widespread(config, facts) => Factor::new(
             1.0,
             format!("{hit} Users hit at once fits a DCC-side cause"),
         ),
@@ -232,7 +253,7 @@ pub fn users_at_once(relation: Relation, facts: &IncidentFacts) -> Factor {
                 format!("only {hit} Users")
             };
             Factor::new(
-                0.6,
+                weights.dcc_few_users,
                 format!("{who} hit, where a DCC-side cause usually hits many"),
             )
         }
@@ -243,7 +264,7 @@ pub fn users_at_once(relation: Relation, facts: &IncidentFacts) -> Factor {
             format!("{hit} Users hit at once, as one device change can reach several"),
         ),
         Relation::SameUser | Relation::AmongUsersHit => {
-            let score = (1.1 - 0.15 * f64::from(hit)).max(0.4);
+            let score = (weights.start - weights.per_user * f64::from(hit)).max(weights.floor);
             Factor::new(
                 score,
                 format!("{hit} Users hit at once suggests a common cause"),

@@ -18,7 +18,7 @@ fn relation_same_user_dcc_device_path_and_strangers() {
         NINE,
         NINE,
     );
-    let (relation_kind, factor) = relation(&own, &backlog).unwrap();
+    let (relation_kind, factor) = relation(&CorrelatorConfig::default(), &own, &backlog).unwrap();
     assert_eq!(
         (relation_kind, factor.score, factor.reason.as_str()),
         (Relation::SameUser, 1.0, "same User")
@@ -31,12 +31,24 @@ fn relation_same_user_dcc_device_path_and_strangers() {
         NINE,
         NINE,
     );
-    assert_eq!(relation(&dcc, &backlog).unwrap().1.score, 0.5);
+    assert_eq!(
+        relation(&CorrelatorConfig::default(), &dcc, &backlog)
+            .unwrap()
+            .1
+            .score,
+        0.5
+    );
     let mut three = backlog.clone();
     three.concurrent_users = 3;
-    assert_eq!(relation(&dcc, &three).unwrap().1.score, 1.0);
+    assert_eq!(
+        relation(&CorrelatorConfig::default(), &dcc, &three)
+            .unwrap()
+            .1
+            .score,
+        1.0
+    );
     let network = network_facts(&[SUPPLIER_A, SUPPLIER_C], IncidentKind::Backlog, NINE);
-    let (relation_kind, factor) = relation(&dcc, &network).unwrap();
+    let (relation_kind, factor) = relation(&CorrelatorConfig::default(), &dcc, &network).unwrap();
     assert_eq!((relation_kind, factor.score), (Relation::Dcc, 1.0));
     assert_eq!(factor.reason, "DCC-led change affects every User");
 
@@ -47,8 +59,9 @@ fn relation_same_user_dcc_device_path_and_strangers() {
         NINE,
         NINE,
     );
-    assert!(relation(&stranger, &backlog).is_none());
-    let (relation_kind, factor) = relation(&stranger, &network).unwrap();
+    assert!(relation(&CorrelatorConfig::default(), &stranger, &backlog).is_none());
+    let (relation_kind, factor) =
+        relation(&CorrelatorConfig::default(), &stranger, &network).unwrap();
     assert_eq!(
         (relation_kind, factor.score),
         (Relation::AmongUsersHit, 0.4)
@@ -65,11 +78,15 @@ fn relation_a_device_change_reaches_another_users_alerts() {
         NINE,
     );
     let mut storm = facts(NETWORK_OPERATOR_B, IncidentKind::AlertStorm, NINE);
-    let (relation_kind, factor) = relation(&firmware, &storm).unwrap();
+    let (relation_kind, factor) =
+        relation(&CorrelatorConfig::default(), &firmware, &storm).unwrap();
     assert_eq!((relation_kind, factor.score), (Relation::DevicePath, 0.8));
     assert!(!factor.reason.contains("AD1"), "{}", factor.reason);
     storm.alert_code = Some(AlertCode::new("AD1"));
-    let reason = relation(&firmware, &storm).unwrap().1.reason;
+    let reason = relation(&CorrelatorConfig::default(), &firmware, &storm)
+        .unwrap()
+        .1
+        .reason;
     assert_eq!(
         reason,
         "device change by 90-B3-D5-1F-30-01-00-07 can cut power to comms hubs and flood another User with \
@@ -77,7 +94,7 @@ fn relation_a_device_change_reaches_another_users_alerts() {
     );
     // The path is for alerts only: the same change cannot fill another User's queue by failing deliveries.
     let backlog = facts(NETWORK_OPERATOR_B, IncidentKind::Backlog, NINE);
-    assert!(relation(&firmware, &backlog).is_none());
+    assert!(relation(&CorrelatorConfig::default(), &firmware, &backlog).is_none());
 }
 
 #[test]
@@ -89,7 +106,7 @@ fn timing_inside_before_and_after_the_window() {
         NINE,
         NINE + 60 * MINUTE,
     );
-    let at = |onset: i64| timing(&change, onset);
+    let at = |onset: i64| timing(&CorrelatorConfig::default(), &change, onset);
     assert_eq!(
         at(NINE + 3 * MINUTE),
         Factor::new(1.0, "onset 3 min after the window opened")
@@ -142,14 +159,28 @@ fn category_fit_follows_the_kind_by_category_table() {
     ];
     for (category, kind, score) in table {
         let change = notice("C", ChangeOwner::Dcc, category, NINE, NINE);
-        let fit = category_fit(&change, &facts(SUPPLIER_A, kind, NINE));
+        let fit = category_fit(
+            &CorrelatorConfig::default(),
+            &change,
+            &facts(SUPPLIER_A, kind, NINE),
+        );
         assert_eq!(fit.score, score, "{category:?} x {kind:?}");
     }
     let network = notice("C", ChangeOwner::Dcc, C::Network, NINE, NINE);
-    let reason = category_fit(&network, &facts(SUPPLIER_A, K::Backlog, NINE)).reason;
+    let reason = category_fit(
+        &CorrelatorConfig::default(),
+        &network,
+        &facts(SUPPLIER_A, K::Backlog, NINE),
+    )
+    .reason;
     assert_eq!(reason, "network change fits a delivery failure");
     let device = notice("C", ChangeOwner::Dcc, C::Device, NINE, NINE);
-    let reason = category_fit(&device, &facts(SUPPLIER_A, K::Backlog, NINE)).reason;
+    let reason = category_fit(
+        &CorrelatorConfig::default(),
+        &device,
+        &facts(SUPPLIER_A, K::Backlog, NINE),
+    )
+    .reason;
     assert_eq!(reason, "device change rarely causes a delivery failure");
 }
 
@@ -159,19 +190,31 @@ fn category_fit_is_refined_by_the_delivery_failure_reason() {
     let certificate = notice("C", ChangeOwner::Dcc, Category::Certificate, NINE, NINE);
     let network = notice("N", ChangeOwner::Dcc, Category::Network, NINE, NINE);
     backlog.failure_reason = Some(FailureReason::Tls);
-    let fit = category_fit(&certificate, &backlog);
+    let fit = category_fit(&CorrelatorConfig::default(), &certificate, &backlog);
     assert_eq!(
         fit,
         Factor::new(1.0, "certificate change fits TLS delivery failures")
     );
-    assert_eq!(category_fit(&network, &backlog).score, 0.7);
+    assert_eq!(
+        category_fit(&CorrelatorConfig::default(), &network, &backlog).score,
+        0.7
+    );
     for reason in [FailureReason::Refused, FailureReason::Timeout] {
         backlog.failure_reason = Some(reason);
-        assert_eq!(category_fit(&certificate, &backlog).score, 0.7);
-        assert_eq!(category_fit(&network, &backlog).score, 1.0);
+        assert_eq!(
+            category_fit(&CorrelatorConfig::default(), &certificate, &backlog).score,
+            0.7
+        );
+        assert_eq!(
+            category_fit(&CorrelatorConfig::default(), &network, &backlog).score,
+            1.0
+        );
     }
     backlog.failure_reason = Some(FailureReason::Http5xx);
-    assert_eq!(category_fit(&certificate, &backlog).score, 1.0);
+    assert_eq!(
+        category_fit(&CorrelatorConfig::default(), &certificate, &backlog).score,
+        1.0
+    );
 }
 
 #[test]
@@ -186,10 +229,14 @@ fn status_scores() {
     ];
     for (value, score) in cases {
         change.status = value;
-        assert_eq!(status(&change).score, score, "{value:?}");
+        assert_eq!(
+            status(&CorrelatorConfig::default(), &change).score,
+            score,
+            "{value:?}"
+        );
     }
     assert_eq!(
-        status(&change).reason,
+        status(&CorrelatorConfig::default(), &change).reason,
         "cancelled, so it should not have happened"
     );
 }
@@ -199,23 +246,26 @@ fn srv_overlap_compares_only_when_both_sides_name_srvs() {
     let mut change = notice("C", ChangeOwner::Dcc, Category::Application, NINE, NINE);
     let mut storm = facts(SUPPLIER_A, IncidentKind::RequestStorm, NINE);
     assert_eq!(
-        srv_overlap(&change, &storm),
+        srv_overlap(&CorrelatorConfig::default(), &change, &storm),
         Factor::new(0.9, "no SRVs to compare")
     );
     storm.srvs = vec![srv("4.1.1"), srv("8.1.1")];
-    assert_eq!(srv_overlap(&change, &storm).score, 0.9);
+    assert_eq!(
+        srv_overlap(&CorrelatorConfig::default(), &change, &storm).score,
+        0.9
+    );
     change.srvs = vec![srv("8.1.1"), srv("4.1.1")];
     assert_eq!(
-        srv_overlap(&change, &storm),
+        srv_overlap(&CorrelatorConfig::default(), &change, &storm),
         Factor::new(1.0, "SRVs 4.1.1, 8.1.1 in both")
     );
     change.srvs = vec![srv("4.1.1")];
     assert_eq!(
-        srv_overlap(&change, &storm),
+        srv_overlap(&CorrelatorConfig::default(), &change, &storm),
         Factor::new(1.0, "SRV 4.1.1 in both")
     );
     change.srvs = vec![srv("1.1.1")];
-    let disjoint = srv_overlap(&change, &storm);
+    let disjoint = srv_overlap(&CorrelatorConfig::default(), &change, &storm);
     assert_eq!(
         disjoint,
         Factor::new(
@@ -228,9 +278,13 @@ fn srv_overlap_compares_only_when_both_sides_name_srvs() {
 #[test]
 fn users_hit_at_once_weighs_against_one_users_change_and_for_the_dccs() {
     let mut incident = facts(SUPPLIER_A, IncidentKind::Backlog, NINE);
-    let own = |f: &IncidentFacts| users_at_once(Relation::SameUser, f);
+    let own =
+        |f: &IncidentFacts| users_at_once(&CorrelatorConfig::default(), Relation::SameUser, f);
     assert_eq!(own(&incident), Factor::new(1.0, "only this User affected"));
-    assert_eq!(users_at_once(Relation::Dcc, &incident).score, 0.6);
+    assert_eq!(
+        users_at_once(&CorrelatorConfig::default(), Relation::Dcc, &incident).score,
+        0.6
+    );
     incident.concurrent_users = 0;
     assert_eq!(
         own(&incident).score,
@@ -242,7 +296,15 @@ fn users_hit_at_once_weighs_against_one_users_change_and_for_the_dccs() {
     for (users, score) in expected {
         incident.concurrent_users = users;
         assert!(close(own(&incident).score, score), "{users}");
-        assert_eq!(users_at_once(Relation::DevicePath, &incident).score, 1.0);
+        assert_eq!(
+            users_at_once(
+                &CorrelatorConfig::default(),
+                Relation::DevicePath,
+                &incident
+            )
+            .score,
+            1.0
+        );
     }
     incident.concurrent_users = 2;
     assert_eq!(
@@ -250,11 +312,11 @@ fn users_hit_at_once_weighs_against_one_users_change_and_for_the_dccs() {
         "2 Users hit at once suggests a common cause"
     );
     assert_eq!(
-        users_at_once(Relation::Dcc, &incident).reason,
+        users_at_once(&CorrelatorConfig::default(), Relation::Dcc, &incident).reason,
         "only 2 Users hit, where a DCC-side cause usually hits many"
     );
     incident.concurrent_users = 3;
-    let dcc = users_at_once(Relation::Dcc, &incident);
+    let dcc = users_at_once(&CorrelatorConfig::default(), Relation::Dcc, &incident);
     assert_eq!(
         dcc,
         Factor::new(1.0, "3 Users hit at once fits a DCC-side cause")
@@ -266,7 +328,10 @@ fn users_hit_at_once_weighs_against_one_users_change_and_for_the_dccs() {
     };
     assert_eq!(network.affected, Affected::Network);
     assert_eq!(users_hit(&network), 2);
-    assert_eq!(users_at_once(Relation::Dcc, &network).score, 1.0);
+    assert_eq!(
+        users_at_once(&CorrelatorConfig::default(), Relation::Dcc, &network).score,
+        1.0
+    );
 }
 
 #[test]

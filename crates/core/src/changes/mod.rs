@@ -1,6 +1,7 @@
 //! The change register: notices, loading from JSON/NDJSON/CSV, validation and correlation with incidents.
 
 mod correlate;
+mod correlator_config;
 mod csv_rows;
 mod factors;
 mod load;
@@ -11,8 +12,9 @@ mod register;
 mod test_support;
 mod validate;
 
-pub use correlate::{
-    EXPECTED_TOLERANCE, FIT_THRESHOLD, MAX_SUSPECTS, MIN_SUSPECT_SCORE, correlate, judge,
+pub use correlate::{correlate, judge};
+pub use correlator_config::{
+    CategoryFit, CorrelatorConfig, RelationWeights, SrvWeights, StatusWeights, UsersAtOnceWeights,
 };
 pub use load::parse_changes;
 pub use notice::{

@@ -146,6 +146,29 @@ pub struct ChangeNotice {
 }
 
 impl ChangeNotice {
+    /// A planned notice with only the contract's required fields: no SRVs, expected traffic or contact, and a
+    /// title made of the category and id. Tests and tools start from it and set what they need.
+    pub fn planned(
+        id: &str,
+        owner: ChangeOwner,
+        category: Category,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> ChangeNotice {
+        ChangeNotice {
+            id: id.to_owned(),
+            owner,
+            title: format!("{} change {id}", category.label()),
+            category,
+            start_ms,
+            end_ms,
+            status: ChangeStatus::Planned,
+            srvs: Vec::new(),
+            expected: None,
+            contact: None,
+        }
+    }
+
     /// Whether `t_ms` lies in the planned window, both ends included.
     pub fn window_contains(&self, t_ms: i64) -> bool {
         self.start_ms <= t_ms && t_ms <= self.end_ms

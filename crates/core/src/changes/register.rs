@@ -94,18 +94,7 @@ mod tests {
     use crate::changes::notice::{Category, ChangeStatus};
 
     fn notice(id: &str, owner: ChangeOwner, start_ms: i64, end_ms: i64) -> ChangeNotice {
-        ChangeNotice {
-            id: id.into(),
-            owner,
-            title: format!("change {id}"),
-            category: Category::Network,
-            start_ms,
-            end_ms,
-            status: ChangeStatus::Planned,
-            srvs: vec![],
-            expected: None,
-            contact: None,
-        }
+        ChangeNotice::planned(id, owner, Category::Network, start_ms, end_ms)
     }
 
     const A: Eui64 = Eui64(0xA);

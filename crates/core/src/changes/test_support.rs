@@ -1,6 +1,6 @@
 //! Builders of notices and incident facts for the correlator's tests, with the contract's times spelled out.
 
-use super::notice::{Category, ChangeNotice, ChangeOwner, ChangeStatus};
+use super::notice::{Category, ChangeNotice, ChangeOwner};
 use crate::incident::{Affected, IncidentFacts, IncidentKind};
 use crate::telemetry::{Eui64, Srv};
 
@@ -24,18 +24,7 @@ pub fn notice(
     start_ms: i64,
     end_ms: i64,
 ) -> ChangeNotice {
-    ChangeNotice {
-        id: id.into(),
-        owner,
-        title: format!("{} change {id}", category.label()),
-        category,
-        start_ms,
-        end_ms,
-        status: ChangeStatus::Planned,
-        srvs: vec![],
-        expected: None,
-        contact: None,
-    }
+    ChangeNotice::planned(id, owner, category, start_ms, end_ms)
 }
 
 /// A single-User incident with nothing but its kind and onset known.

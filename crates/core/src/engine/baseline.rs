@@ -1,7 +1,8 @@
 //! Adaptive, robust per-flow baselines: an EWMA that follows the daily shape but is not dragged up by a storm.
 
 /// What a baseline learns from, and how fast.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BaselineConfig {
     /// EWMA time constant in seconds: long enough to ignore a storm's first minutes, short enough to follow the
     /// daily shape (scheduled reads after midnight, the waking day).

@@ -1,13 +1,22 @@
-//! Engine settings: event-time lateness, detector thresholds, lifecycle timings and common-cause grouping.
+//! Engine settings: event-time lateness, detector thresholds, lifecycle timings, common-cause grouping and the
+//! correlator's weights. Every number the engine decides by is here (or in the nested configs it names), with what
+//! it means; the service loads them from its TOML config (`[engine]`) and `serve --print-config` shows them.
+//!
+//! Not settings: `detect::SHORT_WINDOW_S` and `window::RING_SECONDS` size the per-User rings, and
+//! `detect::reject::SHARE_FLOOR` keeps ratios finite.
 
 use super::baseline::BaselineConfig;
 use super::detect::{BacklogConfig, RateStormConfig, RejectStormConfig};
 use super::lifecycle::LifecycleConfig;
+use crate::changes::CorrelatorConfig;
 use crate::incident::IncidentKind;
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
-    /// How far behind the newest event time a line may arrive and still count in its own second.
+    /// How far behind the newest event time a line may arrive and still count in its own second. Set by the
+    /// `lateness` setting (`--lateness`), not in this table.
+    #[serde(skip)]
     pub allowed_lateness_ms: i64,
     /// Users tracked at most; lines for further Users are refused (and quarantined by the caller), so that a flood
     /// of bogus User IDs cannot grow memory without bound.
@@ -16,8 +25,11 @@ pub struct EngineConfig {
     pub network: NetworkConfig,
     /// Name incidents by what they are (kind, User, onset) instead of by the order they opened, so that two
     /// engines fed the same User's events (a partition handed from one instance to another) name the same
-    /// incident alike. Replay keeps the contract's `INC-000001` numbering.
+    /// incident alike. Replay keeps the contract's `INC-000001` numbering. Set by the Kafka source, not in this
+    /// table.
+    #[serde(skip)]
     pub stable_ids: bool,
+    pub correlator: CorrelatorConfig,
 }
 
 impl Default for EngineConfig {
@@ -28,6 +40,7 @@ impl Default for EngineConfig {
             detectors: DetectorConfig::default(),
             network: NetworkConfig::default(),
             stable_ids: false,
+            correlator: CorrelatorConfig::default(),
         }
     }
 }
@@ -41,7 +54,8 @@ impl EngineConfig {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DetectorConfig {
     pub baselines: BaselineConfig,
     pub rate_storm: RateStormConfig,
@@ -75,12 +89,14 @@ impl Default for DetectorConfig {
 }
 
 /// When Users hit at once are one common cause.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct NetworkConfig {
     /// Onsets this close together count as "at once".
     pub onset_window_s: i64,
     /// A User whose anomaly starts up to this long after an open common-cause incident's onset joins it.
     pub join_window_s: i64,
+    /// At least this many Users ...
     pub min_users: usize,
     /// ... and at least this share of the Users active recently.
     pub min_share: f64,

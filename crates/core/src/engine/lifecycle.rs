@@ -1,7 +1,8 @@
 //! The pending -> open -> resolved state machine of one (User, kind), with hysteresis so one storm is one incident.
 
 /// When a tracker opens and resolves.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LifecycleConfig {
     /// Seconds an anomaly must persist (counting from the first bad second) before it opens.
     pub open_after_s: u32,

@@ -376,7 +376,8 @@ impl Engine {
                 .or(state.alert_codes.top().first().copied());
         }
         let facts = target.facts(&self.users);
-        self.incidents[incident].correlation = Some(correlate(&facts, &self.changes));
+        self.incidents[incident].correlation =
+            Some(correlate(&self.config.correlator, &facts, &self.changes));
     }
 
     fn resolve_member(&mut self, incident: usize, at: i64) {
@@ -433,7 +434,7 @@ impl Engine {
     pub fn correlate_all(&mut self) {
         for incident in self.incidents.iter_mut() {
             let facts = incident.facts(&self.users);
-            incident.correlation = Some(correlate(&facts, &self.changes));
+            incident.correlation = Some(correlate(&self.config.correlator, &facts, &self.changes));
         }
     }
 

@@ -59,17 +59,11 @@ fn notice(
     start_s: i64,
     end_s: i64,
 ) -> ChangeNotice {
+    let (start, end) = (T0 + start_s * 1000, T0 + end_s * 1000);
     ChangeNotice {
-        id: id.to_owned(),
-        owner,
         title: id.to_owned(),
-        category,
-        start_ms: T0 + start_s * 1000,
-        end_ms: T0 + end_s * 1000,
         status: ChangeStatus::InProgress,
-        srvs: Vec::new(),
-        expected: None,
-        contact: None,
+        ..ChangeNotice::planned(id, owner, category, start, end)
     }
 }
 

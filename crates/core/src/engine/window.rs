@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::*};
 
-use crossbeam::utils::CachePadded;
+use crossbeam_utils::CachePadded;
 
 /// Seconds of per-second history kept per User (a power of two). Enough for lateness, the short windows, onset
 /// search and the series around an incident's onset.

@@ -91,7 +91,7 @@ impl Default for LineFields<'_> {
 }
 
 /// Checks the fields and builds the event. Errors are built only on the error path, so a valid line allocates
-/// nothing.
+/// nothing. Inlined into each parser, so the fast path's fields are checked in registers rather than copied.
 #[inline]
 pub(crate) fn build_event(fields: &LineFields<'_>) -> Result<Event, LineError> {
     let ts_ms = match fields.ts.ok_or(LineError::Missing("ts"))? {

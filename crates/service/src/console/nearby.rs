@@ -12,10 +12,8 @@ use crate::api_error::{ApiError, store_error};
 use crate::auth::{confined_to, principal, visible_incident};
 use crate::state::AppState;
 use crate::store::ChangeFilter;
-use stormwatch_core::changes::{ChangeNotice, ChangeOwner, MAX_SUSPECTS, MIN_SUSPECT_SCORE, judge};
-use stormwatch_core::incident::{Affected, IncidentFacts};
+use stormwatch_core::changes::{ChangeNotice, ChangeOwner, CorrelatorConfig, judge};
 use stormwatch_core::report::IncidentRecord;
-use stormwatch_core::telemetry::{AlertCode, Eui64, FailureReason, Srv};
 
 /// How far around the onset a change window counts as nearby: the correlator still gives some weight to a window
 /// that ended hours before (see `changes::factors`), and little to one that opens more than half an hour after.
@@ -35,32 +33,14 @@ pub struct NearbyChange {
     pub ruled_out: Option<String>,
 }
 
-/// The correlator's input, rebuilt from a report record.
-pub fn facts(record: &IncidentRecord) -> IncidentFacts {
-    let users: Vec<Eui64> = std::iter::once(&record.user)
-        .chain(&record.users)
-        .filter_map(|u| Eui64::parse(u))
-        .collect();
-    let evidence = &record.evidence;
-    IncidentFacts {
-        affected: match Eui64::parse(&record.user) {
-            Some(user) => Affected::User(user),
-            None => Affected::Network,
-        },
-        users,
-        kind: record.kind,
-        onset_ms: record.onset,
-        concurrent_users: evidence.concurrent_users,
-        peak_ratio: record.peak_ratio,
-        srvs: evidence.srvs.iter().filter_map(|s| Srv::parse(s)).collect(),
-        failure_reason: evidence.failure_reason.as_deref().map(FailureReason::parse),
-        alert_code: evidence.alert_code.as_deref().map(AlertCode::new),
-    }
-}
-
 /// Judges each notice against the incident; suspects first by rank, then the rest by window start.
-pub fn judge_all(record: &IncidentRecord, notices: Vec<ChangeNotice>) -> Vec<NearbyChange> {
-    let facts = facts(record);
+pub fn judge_all(
+    config: &CorrelatorConfig,
+    record: &IncidentRecord,
+    notices: Vec<ChangeNotice>,
+) -> Vec<NearbyChange> {
+    let facts = record.facts();
+    let (min_score, max_suspects) = (config.min_suspect_score, config.max_suspects);
     let mut judged: Vec<NearbyChange> = notices
         .into_iter()
         .map(|change| {
@@ -69,7 +49,7 @@ pub fn judge_all(record: &IncidentRecord, notices: Vec<ChangeNotice>) -> Vec<Nea
                 .iter()
                 .position(|s| s.change == change.id)
                 .map(|p| p + 1);
-            let suspect = judge(&change, &facts);
+            let suspect = judge(config, &change, &facts);
             let ruled_out = match (&suspect, rank) {
                 (_, Some(_)) => None,
                 (None, None) => Some(format!(
@@ -77,12 +57,12 @@ pub fn judge_all(record: &IncidentRecord, notices: Vec<ChangeNotice>) -> Vec<Nea
                     change.category.label(),
                     change.owner
                 )),
-                (Some(s), None) if s.score < MIN_SUSPECT_SCORE => Some(format!(
-                    "score {:.2} is below the {MIN_SUSPECT_SCORE} a suspect needs",
+                (Some(s), None) if s.score < min_score => Some(format!(
+                    "score {:.2} is below the {min_score} a suspect needs",
                     s.score
                 )),
-                (Some(s), None) if record.suspects.len() >= MAX_SUSPECTS => Some(format!(
-                    "score {:.2} ranks below the top {MAX_SUSPECTS} suspects",
+                (Some(s), None) if record.suspects.len() >= max_suspects => Some(format!(
+                    "score {:.2} ranks below the top {max_suspects} suspects",
                     s.score
                 )),
                 // Every register write re-correlates, so this is a record saved just before such a write.
@@ -136,7 +116,7 @@ pub async fn nearby_changes(
         "incident": record.id,
         "from": record.onset - BEFORE_MS,
         "to": record.onset + AFTER_MS,
-        "changes": judge_all(&record, notices),
+        "changes": judge_all(&state.correlator, &record, notices),
     }))
     .into_response())
 }
@@ -152,17 +132,11 @@ mod tests {
     const ONSET: i64 = 1_773_133_500_000;
 
     fn notice(id: &str, owner: &str, category: Category, start_ms: i64) -> ChangeNotice {
+        let owner = ChangeOwner::parse(owner).unwrap();
         ChangeNotice {
-            id: id.into(),
-            owner: ChangeOwner::parse(owner).unwrap(),
             title: id.into(),
-            category,
-            start_ms,
-            end_ms: start_ms + 3_600_000,
             status: ChangeStatus::InProgress,
-            srvs: vec![],
-            expected: None,
-            contact: None,
+            ..ChangeNotice::planned(id, owner, category, start_ms, start_ms + 3_600_000)
         }
     }
 
@@ -198,7 +172,7 @@ mod tests {
             notice("CHG-OLD", USER, Category::Campaign, ONSET - 5 * 3_600_000),
             notice("CHG-OWN", USER, Category::Network, ONSET - 20_000),
         ];
-        let judged = judge_all(&record, notices);
+        let judged = judge_all(&CorrelatorConfig::default(), &record, notices);
         let ids: Vec<_> = judged.iter().map(|c| c.change.id.as_str()).collect();
         assert_eq!(ids, ["CHG-OWN", "CHG-OLD", "CHG-OTHER"]);
         assert_eq!(judged[0].rank, Some(1));

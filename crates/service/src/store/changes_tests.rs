@@ -81,7 +81,7 @@ fn a_batch_with_one_row_the_database_refuses_leaves_nothing() {
     }
     let all = store.list_changes(ChangeFilter::default()).unwrap();
     assert_eq!(ids(&all), ["KEEP"]);
-    assert_eq!(all[0].notice.title, "change KEEP");
+    assert_eq!(all[0].notice.title, "network change KEEP");
     assert!(store.change_audit("NEW-1".into()).unwrap().is_empty());
     assert_eq!(store.change_audit("KEEP".into()).unwrap().len(), 1);
 }

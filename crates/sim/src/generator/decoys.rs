@@ -3,7 +3,7 @@
 use rand::Rng;
 
 use super::builder::{Builder, MINUTE};
-use stormwatch_core::changes::{Category, ChangeStatus};
+use stormwatch_core::changes::{Category, ChangeStatus, CorrelatorConfig};
 use stormwatch_core::incident::{IncidentKind, Verdict};
 
 impl Builder<'_> {
@@ -135,16 +135,9 @@ impl Builder<'_> {
         }
     }
 }
-/// The correlation rules of the brief: which change category can explain which incident kind.
+/// Whether the correlator's category table lets `category` explain `kind` at all: a decoy must not.
 pub(super) fn category_fits(category: Category, kind: IncidentKind) -> bool {
-    use Category as C;
-    match category {
-        C::Network | C::Certificate | C::Endpoint | C::DccMaintenance => {
-            kind == IncidentKind::Backlog
-        }
-        C::Application => matches!(kind, IncidentKind::RequestStorm | IncidentKind::RejectStorm),
-        C::Device => kind == IncidentKind::AlertStorm,
-        C::Campaign => kind == IncidentKind::RequestStorm,
-        C::Other => true,
-    }
+    CorrelatorConfig::default()
+        .category_fit
+        .plausible(category, kind)
 }

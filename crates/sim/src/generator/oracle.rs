@@ -5,12 +5,12 @@
 use std::collections::VecDeque;
 
 use super::line::{Line, LineEvent, QueuedKind};
+use stormwatch_core::engine::EngineConfig;
+use stormwatch_core::engine::detect::SHORT_WINDOW_S;
 use stormwatch_core::incident::IncidentKind;
 
 /// Seconds in the detectors' short window.
-const WINDOW: usize = 10;
-/// EWMA weight per second (about a 10-minute time constant).
-const ALPHA: f64 = 1.0 / 600.0;
+const WINDOW: usize = SHORT_WINDOW_S as usize;
 
 /// One second of one User's traffic.
 #[derive(Copy, Clone, Default, Debug)]
@@ -44,6 +44,8 @@ struct UserOracle {
 pub(crate) type Detection = (usize, IncidentKind, i64);
 
 pub(crate) struct Oracle {
+    /// The engine's default thresholds, which the rules below restate in their crude form.
+    config: EngineConfig,
     users: Vec<UserOracle>,
     current: Vec<Second>,
     pub detections: Vec<Detection>,
@@ -52,6 +54,7 @@ pub(crate) struct Oracle {
 impl Oracle {
     pub fn new(users: usize) -> Oracle {
         Oracle {
+            config: EngineConfig::default(),
             users: (0..users).map(|_| UserOracle::default()).collect(),
             current: vec![Second::default(); users],
             detections: Vec::new(),
@@ -91,6 +94,14 @@ impl Oracle {
     }
 
     fn step(&mut self, user: usize, t: i64, second: Second) {
+        let detectors = &self.config.detectors;
+        let (rate, reject) = (&detectors.rate_storm, &detectors.reject_storm);
+        // Storms open after the storm lifecycle's wait; a backlog once its oldest message is old enough and the
+        // backlog lifecycle's wait has passed.
+        let storm_sustain = detectors.storm_lifecycle.open_after_s;
+        let backlog_sustain =
+            detectors.backlog.min_age_s as u32 + detectors.backlog_lifecycle.open_after_s;
+        let alpha = 1.0 / detectors.baselines.time_constant_s;
         let u = &mut self.users[user];
         if let Some(sample) = second.sample {
             u.depth = sample;
@@ -120,7 +131,7 @@ impl Oracle {
             u.baseline = Some((requests, share, alerts));
             return;
         };
-        let storm = |value: f64, base: f64| value > (4.0 * base).max(base + 5.0);
+        let storm = |value: f64, base: f64| value > (rate.factor * base).max(base + rate.floor);
         let bad_delivery = sum(|s| s.delivered) < 0.5 * sum(|s| s.queued)
             || (second.delivered == 0 && u.depth > 0);
         let rising = u.depths.len() == WINDOW + 1 && u.depths.back() > u.depths.front();
@@ -128,25 +139,26 @@ impl Oracle {
             (
                 IncidentKind::RequestStorm,
                 storm(requests, base_requests),
-                15,
+                storm_sustain,
                 true,
             ),
             (
                 IncidentKind::RejectStorm,
-                share > 0.25f64.max(3.0 * base_share) && rejected >= 3.0,
-                15,
+                share > reject.min_share.max(reject.factor * base_share)
+                    && rejected >= reject.min_rejects_per_s,
+                storm_sustain,
                 true,
             ),
             (
                 IncidentKind::AlertStorm,
                 storm(alerts, base_alerts),
-                15,
+                storm_sustain,
                 true,
             ),
             (
                 IncidentKind::Backlog,
                 bad_delivery && rising,
-                75,
+                backlog_sustain,
                 u.depth >= 100,
             ),
         ];
@@ -170,9 +182,11 @@ impl Oracle {
             } else {
                 // One anomaly is one incident: an open one closes only once it is well gone.
                 let recovered = match kind {
-                    IncidentKind::RequestStorm => requests < 2.0 * base_requests.max(1.0),
-                    IncidentKind::AlertStorm => alerts < 2.0 * base_alerts.max(1.0),
-                    IncidentKind::RejectStorm => share < 0.15,
+                    IncidentKind::RequestStorm => {
+                        requests < rate.calm_factor * base_requests.max(1.0)
+                    }
+                    IncidentKind::AlertStorm => alerts < rate.calm_factor * base_alerts.max(1.0),
+                    IncidentKind::RejectStorm => share < reject.calm_share,
                     IncidentKind::Backlog => u.depth < 100,
                 };
                 if recovered {
@@ -183,20 +197,21 @@ impl Oracle {
         let quiet = u.rules.iter().all(|r| r.run == 0 && !r.open);
         if quiet {
             u.baseline = Some((
-                base_requests + ALPHA * (requests - base_requests),
+                base_requests + alpha * (requests - base_requests),
                 if requests > 0.0 {
-                    base_share + ALPHA * (share - base_share)
+                    base_share + alpha * (share - base_share)
                 } else {
                     base_share
                 },
-                base_alerts + ALPHA * (alerts - base_alerts),
+                base_alerts + alpha * (alerts - base_alerts),
             ));
         }
     }
 
-    /// Detections with same-kind onsets of at least three Users and 30 % of them within 120 s merged into one
-    /// network-wide detection (`None` for the User).
+    /// Detections with same-kind onsets of at least `min_users` Users and `min_share` of them within the onset
+    /// window merged into one network-wide detection (`None` for the User), as the engine's network config says.
     pub fn incidents(&self) -> Vec<(Option<usize>, IncidentKind, i64)> {
+        let network = &self.config.network;
         let mut out = Vec::new();
         let mut taken = vec![false; self.detections.len()];
         for (i, &(user, kind, onset)) in self.detections.iter().enumerate() {
@@ -207,10 +222,12 @@ impl Oracle {
                 .filter(|&j| {
                     !taken[j]
                         && self.detections[j].1 == kind
-                        && (self.detections[j].2 - onset).abs() <= 120
+                        && (self.detections[j].2 - onset).abs() <= network.onset_window_s
                 })
                 .collect();
-            if group.len() >= 3 && group.len() * 10 >= self.users.len() * 3 {
+            if group.len() >= network.min_users
+                && group.len() as f64 >= network.min_share * self.users.len() as f64
+            {
                 for &j in &group {
                     taken[j] = true;
                 }

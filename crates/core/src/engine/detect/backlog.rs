@@ -9,7 +9,8 @@ use super::{Reading, UserSecond};
 use crate::engine::baseline::{Baseline, BaselineConfig};
 use crate::engine::window::Flow;
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BacklogConfig {
     /// Bad while the oldest waiting message is at least this old.
     pub min_age_s: u64,

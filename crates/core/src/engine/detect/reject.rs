@@ -4,7 +4,8 @@ use super::{Reading, UserSecond};
 use crate::engine::baseline::{Baseline, BaselineConfig};
 use crate::engine::window::Flow;
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RejectStormConfig {
     /// Bad when the short-window reject share exceeds `min_share` and `factor` x the baseline share ...
     pub min_share: f64,

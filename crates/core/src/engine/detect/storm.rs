@@ -4,7 +4,8 @@ use super::{Reading, UserSecond};
 use crate::engine::baseline::{Baseline, BaselineConfig};
 use crate::engine::window::Flow;
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RateStormConfig {
     /// Bad when the short-window rate exceeds `factor` x baseline ...
     pub factor: f64,

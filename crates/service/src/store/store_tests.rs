@@ -13,18 +13,7 @@ pub(super) fn temp_store() -> (tempfile::TempDir, Store) {
 }
 
 pub(super) fn notice(id: &str, owner: ChangeOwner, start_ms: i64, end_ms: i64) -> ChangeNotice {
-    ChangeNotice {
-        id: id.into(),
-        owner,
-        title: format!("change {id}"),
-        category: Category::Network,
-        start_ms,
-        end_ms,
-        status: ChangeStatus::Planned,
-        srvs: vec![],
-        expected: None,
-        contact: None,
-    }
+    ChangeNotice::planned(id, owner, Category::Network, start_ms, end_ms)
 }
 
 /// An incident of `user` (any spelling, or `*`) from `onset` to `resolved`.
