@@ -168,7 +168,12 @@ pub fn run(args: ChangesArgs) -> anyhow::Result<ExitCode> {
     let data_dir = &args.data_dir;
     match args.command {
         ChangesCommand::Add(add) => run_add(&data_dir.create()?, *add),
-        ChangesCommand::Import(import) => run_import(&data_dir.create()?, import),
+        ChangesCommand::Import(import) => {
+            // Every file is read before the store is touched: an unusable file stops the import, as it stops
+            // `replay`, rather than storing the other files' notices around a hole.
+            let loaded = load_import_files(&import.files)?;
+            run_import(&data_dir.create()?, loaded, import.actor)
+        }
         ChangesCommand::List(list) => run_list(&data_dir.existing()?, &list),
         ChangesCommand::Show(show) => run_show(&data_dir.existing()?, &show),
         ChangesCommand::Cancel(cancel) => run_cancel(&data_dir.existing()?, cancel),
@@ -228,24 +233,31 @@ fn notice_from_flags(args: AddArgs) -> anyhow::Result<ChangeNotice> {
     })
 }
 
-fn run_import(store: &Store, args: ImportArgs) -> anyhow::Result<ExitCode> {
+/// The notices and the rejected ones of every file; the first file that cannot be used at all (unreadable, not
+/// JSON/NDJSON/CSV, a CSV header without a required column) is an error naming it.
+fn load_import_files(files: &[PathBuf]) -> anyhow::Result<(Vec<ChangeNotice>, Vec<String>)> {
     let mut notices = Vec::new();
     let mut rejected = Vec::new();
-    for file in &args.files {
-        match load_change_file(file) {
-            Ok(loaded) => {
-                notices.extend(loaded.notices);
-                rejected.extend(loaded.rejected.iter().map(ToString::to_string));
-            }
-            Err(error) => rejected.push(format!("{error} (nothing from this file was stored)")),
-        }
+    for file in files {
+        let loaded = load_change_file(file)
+            .map_err(|error| anyhow::anyhow!("{error}; nothing was imported"))?;
+        notices.extend(loaded.notices);
+        rejected.extend(loaded.rejected.iter().map(ToString::to_string));
     }
+    Ok((notices, rejected))
+}
+
+fn run_import(
+    store: &Store,
+    (notices, rejected): (Vec<ChangeNotice>, Vec<String>),
+    actor: Actor,
+) -> anyhow::Result<ExitCode> {
     let valid = notices.len();
     let outcomes = if notices.is_empty() {
         Vec::new()
     } else {
         store
-            .upsert_changes(notices, args.actor.name)
+            .upsert_changes(notices, actor.name)
             .context("storing the valid notices failed; nothing was stored")?
     };
     let count = |kind| outcomes.iter().filter(|o| o.outcome == kind).count();
@@ -263,13 +275,15 @@ fn run_import(store: &Store, args: ImportArgs) -> anyhow::Result<ExitCode> {
     for reason in &rejected {
         eprintln!("rejected: {reason}");
     }
+    let stored = match valid {
+        0 => "no notice was valid, so nothing was stored".to_owned(),
+        1 => "the 1 valid notice was stored".to_owned(),
+        n => format!("the {n} valid notices were stored"),
+    };
     eprintln!(
-        "stormwatch: {} rejection{} (listed above); the {valid} valid notice{} {} stored. \
-         Fix the rejected ones and import them again.",
+        "stormwatch: {} rejection{} (listed above); {stored}. Fix the rejected ones and import them again.",
         rejected.len(),
         plural(rejected.len()),
-        plural(valid),
-        if valid == 1 { "was" } else { "were" }
     );
     Ok(ExitCode::from(1))
 }

@@ -1,22 +1,25 @@
 //! `stormwatch serve`: the live service. Settings come from defaults, an optional TOML file, environment
 //! variables and flags, in rising precedence.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use stormwatch_core::engine::{Engine, EngineConfig};
-use stormwatch_service::engine_loop::EngineLoop;
-use stormwatch_service::http::router;
+use stormwatch_service::engine_loop::{EngineInput, EngineLoop};
+use stormwatch_service::health::Health;
+use stormwatch_service::http::{MAX_BODY_BYTES, router};
+use stormwatch_service::http_server::{self, HttpLimits};
 use stormwatch_service::malformed::MalformedLog;
 use stormwatch_service::state::AppState;
 use stormwatch_service::store::Store;
 use stormwatch_service::store_sink::StoreSink;
-use stormwatch_service::{LogFormat, ServeConfig, alerts, ingest, metrics};
+use stormwatch_service::tcp_ingest::{self, TcpSettings};
+use stormwatch_service::{LogFormat, ServeConfig, alerts, ingest, journal, metrics};
 
 #[cfg(feature = "kafka")]
 #[path = "serve_kafka.rs"]
@@ -27,58 +30,101 @@ const ENGINE_QUEUE: usize = 64;
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
-    /// TOML file with any of the settings below (see --print-config for the names).
+    /// TOML file with any of the settings below, named like the flags (`data_dir = "..."`); see --print-config.
     #[arg(long, env = "STORMWATCH_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Address of the HTTP API and /metrics [default: 127.0.0.1:8080].
-    #[arg(long, env = "STORMWATCH_HTTP", value_name = "ADDR")]
+    /// Address of the HTTP API and /metrics [default: 127.0.0.1:8080] [env: STORMWATCH_HTTP].
+    #[arg(long, value_name = "ADDR")]
     pub http: Option<SocketAddr>,
-    /// Address of the TCP listener for NDJSON telemetry [default: 127.0.0.1:9000].
-    #[arg(long, env = "STORMWATCH_INGEST", value_name = "ADDR")]
+    /// Address of the TCP listener for NDJSON telemetry [default: 127.0.0.1:9000] [env: STORMWATCH_INGEST].
+    #[arg(long, value_name = "ADDR")]
     pub ingest: Option<SocketAddr>,
-    /// Directory of the SQLite store [default: ./stormwatch-data].
-    #[arg(long, env = "STORMWATCH_DATA_DIR", value_name = "DIR")]
+    /// Directory of the SQLite store [default: ./stormwatch-data] [env: STORMWATCH_DATA_DIR].
+    #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Tail this telemetry file (repeatable); rotation and truncation are followed.
     #[arg(long, value_name = "FILE")]
     pub follow: Vec<PathBuf>,
-    /// Push incidents to this Alertmanager (base URL, v2 API), e.g. http://127.0.0.1:9093.
-    #[arg(long, env = "STORMWATCH_ALERTMANAGER", value_name = "URL")]
+    /// Push incidents to this Alertmanager (base URL, v2 API), e.g. http://127.0.0.1:9093 [env: STORMWATCH_ALERTMANAGER].
+    #[arg(long, value_name = "URL")]
     pub alertmanager: Option<String>,
-    /// Base URL operators reach this service at, for links in alerts.
-    #[arg(long, env = "STORMWATCH_PUBLIC_URL", value_name = "URL")]
+    /// Base URL operators reach this service at, for links in alerts [env: STORMWATCH_PUBLIC_URL].
+    #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
-    /// Seconds of event time a line may arrive late and still count in its own second [default: 5].
-    #[arg(long, env = "STORMWATCH_LATENESS", value_name = "SECONDS")]
+    /// Seconds of event time a line may arrive late and still count in its own second [default: 5] [env: STORMWATCH_LATENESS].
+    #[arg(long, value_name = "SECONDS")]
     pub lateness: Option<f64>,
-    /// Seconds between engine snapshots [default: 30].
-    #[arg(long, env = "STORMWATCH_SNAPSHOT_EVERY", value_name = "SECONDS")]
+    /// Seconds between engine snapshots [default: 30] [env: STORMWATCH_SNAPSHOT_EVERY].
+    #[arg(long, value_name = "SECONDS")]
     pub snapshot_every: Option<u64>,
-    /// Log format on stderr.
-    #[arg(long, env = "STORMWATCH_LOG_FORMAT", value_enum)]
+    /// Log format on stderr [env: STORMWATCH_LOG_FORMAT].
+    #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
     /// Batches the engine queue holds before sources are made to wait (tests use 1 to force backpressure).
     #[arg(long, default_value_t = ENGINE_QUEUE, hide = true)]
     pub engine_queue: usize,
-    /// Consume telemetry from Kafka: bootstrap servers, host:port[,host:port...] (needs --kafka-topic).
+    /// Fault injection for the health tests: the engine thread hangs this many seconds after it starts.
+    #[arg(long, value_name = "SECONDS", hide = true)]
+    pub fault_hang_engine_after: Option<u64>,
+    /// Consume telemetry from Kafka: bootstrap servers, host:port[,host:port...] (needs --kafka-topic) [env: STORMWATCH_KAFKA_BROKERS].
     #[cfg(feature = "kafka")]
-    #[arg(long, env = "STORMWATCH_KAFKA_BROKERS", value_name = "HOSTS")]
+    #[arg(long, value_name = "HOSTS")]
     pub kafka_brokers: Option<String>,
-    /// Topic of NDJSON telemetry records keyed by User ID.
+    /// Topic of NDJSON telemetry records keyed by User ID [env: STORMWATCH_KAFKA_TOPIC].
     #[cfg(feature = "kafka")]
-    #[arg(long, env = "STORMWATCH_KAFKA_TOPIC", value_name = "TOPIC")]
+    #[arg(long, value_name = "TOPIC")]
     pub kafka_topic: Option<String>,
-    /// Consumer group the instances sharing the topic join [default: stormwatch].
+    /// Consumer group the instances sharing the topic join [default: stormwatch] [env: STORMWATCH_KAFKA_GROUP].
     #[cfg(feature = "kafka")]
-    #[arg(long, env = "STORMWATCH_KAFKA_GROUP", value_name = "GROUP")]
+    #[arg(long, value_name = "GROUP")]
     pub kafka_group: Option<String>,
-    /// Seconds of event time replayed before the committed offset when a partition is assigned [default: 3600].
+    /// Seconds of event time replayed before the committed offset when a partition is assigned [default: 3600] [env: STORMWATCH_KAFKA_WARMUP].
     #[cfg(feature = "kafka")]
-    #[arg(long, env = "STORMWATCH_KAFKA_WARMUP", value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS")]
     pub kafka_warmup: Option<u64>,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// The Kafka flags of a `--features kafka` build, accepted here only to say the feature is missing.
+    #[cfg(not(feature = "kafka"))]
+    #[arg(long = "kafka-brokers", hide = true, value_name = "HOSTS")]
+    pub kafka_brokers: Option<String>,
+    #[cfg(not(feature = "kafka"))]
+    #[arg(long = "kafka-topic", hide = true, value_name = "TOPIC")]
+    pub kafka_topic: Option<String>,
+    #[cfg(not(feature = "kafka"))]
+    #[arg(long = "kafka-group", hide = true, value_name = "GROUP")]
+    pub kafka_group: Option<String>,
+    #[cfg(not(feature = "kafka"))]
+    #[arg(long = "kafka-warmup", hide = true, value_name = "SECONDS")]
+    pub kafka_warmup: Option<String>,
+}
+
+/// A setting from the environment, parsed with the variable named in any error (clap would blame the flag).
+fn env<T: std::str::FromStr>(variable: &str) -> anyhow::Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(variable) {
+        Ok(text) if !text.is_empty() => text
+            .parse()
+            .map(Some)
+            .map_err(|error| anyhow::anyhow!("{variable}={text:?} is not valid: {error}")),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => bail!("{variable} is not valid UTF-8"),
+    }
+}
+
+/// `--log-format` and `STORMWATCH_LOG_FORMAT` take the same words.
+fn env_log_format() -> anyhow::Result<Option<LogFormat>> {
+    let Some(text) = env::<String>("STORMWATCH_LOG_FORMAT")? else {
+        return Ok(None);
+    };
+    <LogFormat as clap::ValueEnum>::from_str(&text, true)
+        .map(Some)
+        .map_err(|_| {
+            anyhow::anyhow!("STORMWATCH_LOG_FORMAT={text:?} is not valid: use text or json")
+        })
 }
 
 impl ServeArgs {
@@ -87,21 +133,89 @@ impl ServeArgs {
             Some(path) => ServeConfig::from_file(path)?,
             None => ServeConfig::default(),
         };
-        config.http = self.http.unwrap_or(config.http);
-        config.ingest = self.ingest.unwrap_or(config.ingest);
-        config.data_dir = self.data_dir.clone().unwrap_or(config.data_dir);
+        // Flags over environment over the file.
+        config.http = self.http.or(env("STORMWATCH_HTTP")?).unwrap_or(config.http);
+        config.ingest = self
+            .ingest
+            .or(env("STORMWATCH_INGEST")?)
+            .unwrap_or(config.ingest);
+        config.data_dir = self
+            .data_dir
+            .clone()
+            .or(env("STORMWATCH_DATA_DIR")?)
+            .unwrap_or(config.data_dir);
         config.follow.extend(self.follow.iter().cloned());
-        config.alertmanager = self.alertmanager.clone().or(config.alertmanager);
-        config.public_url = self.public_url.clone().or(config.public_url);
-        config.lateness_s = self.lateness.unwrap_or(config.lateness_s);
-        config.snapshot_every_s = self.snapshot_every.unwrap_or(config.snapshot_every_s);
-        config.log_format = self.log_format.unwrap_or(config.log_format);
+        config.alertmanager = self
+            .alertmanager
+            .clone()
+            .or(env("STORMWATCH_ALERTMANAGER")?)
+            .or(config.alertmanager);
+        config.public_url = self
+            .public_url
+            .clone()
+            .or(env("STORMWATCH_PUBLIC_URL")?)
+            .or(config.public_url);
+        config.lateness_s = self
+            .lateness
+            .or(env("STORMWATCH_LATENESS")?)
+            .unwrap_or(config.lateness_s);
+        config.snapshot_every_s = self
+            .snapshot_every
+            .or(env("STORMWATCH_SNAPSHOT_EVERY")?)
+            .unwrap_or(config.snapshot_every_s);
+        config.log_format = self
+            .log_format
+            .or(env_log_format()?)
+            .unwrap_or(config.log_format);
         #[cfg(feature = "kafka")]
         {
-            config.kafka_brokers = self.kafka_brokers.clone().or(config.kafka_brokers);
-            config.kafka_topic = self.kafka_topic.clone().or(config.kafka_topic);
-            config.kafka_group = self.kafka_group.clone().unwrap_or(config.kafka_group);
-            config.kafka_warmup_s = self.kafka_warmup.unwrap_or(config.kafka_warmup_s);
+            config.kafka_brokers = self
+                .kafka_brokers
+                .clone()
+                .or(env("STORMWATCH_KAFKA_BROKERS")?)
+                .or(config.kafka_brokers);
+            config.kafka_topic = self
+                .kafka_topic
+                .clone()
+                .or(env("STORMWATCH_KAFKA_TOPIC")?)
+                .or(config.kafka_topic);
+            config.kafka_group = self
+                .kafka_group
+                .clone()
+                .or(env("STORMWATCH_KAFKA_GROUP")?)
+                .unwrap_or(config.kafka_group);
+            config.kafka_warmup_s = self
+                .kafka_warmup
+                .or(env("STORMWATCH_KAFKA_WARMUP")?)
+                .unwrap_or(config.kafka_warmup_s);
+        }
+        #[cfg(not(feature = "kafka"))]
+        {
+            let flags = [
+                ("--kafka-brokers", &self.kafka_brokers),
+                ("--kafka-topic", &self.kafka_topic),
+                ("--kafka-group", &self.kafka_group),
+                ("--kafka-warmup", &self.kafka_warmup),
+            ];
+            let variables = [
+                "STORMWATCH_KAFKA_BROKERS",
+                "STORMWATCH_KAFKA_TOPIC",
+                "STORMWATCH_KAFKA_GROUP",
+                "STORMWATCH_KAFKA_WARMUP",
+            ];
+            let given = flags
+                .iter()
+                .find(|(_, value)| value.is_some())
+                .map(|(flag, _)| (*flag).to_owned())
+                .or_else(|| {
+                    variables
+                        .iter()
+                        .find(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+                        .map(|v| (*v).to_owned())
+                });
+            if let Some(given) = given {
+                bail!("{given}: {}", super::WITHOUT_KAFKA);
+            }
         }
         config.validate()?;
         Ok(config)
@@ -118,8 +232,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         print!("{}", config.to_toml());
         return Ok(ExitCode::SUCCESS);
     }
-    let store = Store::open(&config.data_dir)
-        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    // A directory would only fail line by line once running; say it once, now. A missing file is waited for.
+    if let Some(dir) = config.follow.iter().find(|p| p.is_dir()) {
+        bail!(
+            "--follow {} is a directory; follow a file (give --follow once per file)",
+            dir.display()
+        );
+    }
+    // StoreError names the file and the cause; a context here would say it twice.
+    let store = Store::open(&config.data_dir)?;
+    // A read-only or full data directory is refused now, not found out at the first snapshot.
+    store.probe_write().with_context(|| {
+        format!(
+            "the store in {} cannot be written",
+            config.data_dir.display()
+        )
+    })?;
     if config.listens_beyond_loopback() && !store.has_tokens()? {
         bail!(
             "refusing to listen on {} / {} beyond loopback without API tokens: create one with `stormwatch tokens add --data-dir {} --name NAME --role ops`",
@@ -140,15 +268,24 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         stable_ids: kafka.is_some(),
         ..config.engine.clone()
     };
-    let correlator_config = std::sync::Arc::new(engine_config.correlator.clone());
+    let correlator_config = std::sync::Arc::new(engine_config.correlator());
     let register = store.load_register()?;
     // With Kafka, state is rebuilt from the log on every assignment (the partitions owned may have changed).
     let snapshot = match kafka {
         Some(_) => None,
         None => store.load_snapshot()?,
     };
+    // The generation of the journal that follows the snapshot (0 without a snapshot, or with one saved before
+    // journals existed).
+    let (generation, snapshot) = match &snapshot {
+        Some(stored) => {
+            let (generation, engine) = journal::unwrap_snapshot(stored);
+            (generation, Some(engine))
+        }
+        None => (0, None),
+    };
     let engine = match snapshot {
-        Some(bytes) => match Engine::restore(&bytes, engine_config.clone(), register.clone()) {
+        Some(bytes) => match Engine::restore(bytes, engine_config.clone(), register.clone()) {
             Ok(engine) => {
                 tracing::info!(
                     users = engine.user_count(),
@@ -163,6 +300,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         },
         None => Engine::new(engine_config, register),
     };
+    let mut engine = engine;
+    if let Some(path) = &config.user_directory {
+        let listed = stormwatch_service::user_directory::load(path)?;
+        tracing::info!(users = listed.len(), path = %path.display(), "User directory loaded");
+        engine.set_directory(Some(listed));
+    }
     let alerts = config
         .alertmanager
         .clone()
@@ -177,40 +320,52 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     #[cfg(not(feature = "kafka"))]
     let (extra, on_saved) = (None, None);
+    let health = Arc::new(Health::new(Duration::from_secs(
+        config.engine_stall_after_s,
+    )));
     let sink = Box::new(StoreSink {
         store: store.clone(),
         alerts,
         extra,
         on_saved,
+        health: health.clone(),
+        errors: stormwatch_service::log_limit::LogLimit::new(Duration::from_secs(60)),
     });
-    let engine_loop = EngineLoop::new(
+    let mut engine_loop = EngineLoop::new(
         engine,
         malformed,
         sink,
         (config.lateness_s * 1000.0) as i64,
         Duration::from_secs(config.snapshot_every_s),
-    );
+    )
+    .with_health(health.clone());
+    engine_loop.hang_after = args.fault_hang_engine_after.map(Duration::from_secs);
     #[cfg(feature = "kafka")]
     let engine_loop = match &kafka {
         Some(wiring) => engine_loop.with_checkpoints(wiring.checkpoints_sender()),
         None => engine_loop,
     };
-    let ready = engine_loop.ready.clone();
+    // A log source replays from its own log; every other source is journalled between snapshots.
+    let engine_loop = if kafka.is_none() {
+        let path = journal::path_in(&config.data_dir);
+        let (journal, entries) = journal::Journal::open(path.clone(), generation)
+            .with_context(|| format!("cannot open the journal {}", path.display()))?;
+        if !entries.is_empty() {
+            tracing::info!(
+                entries = entries.len(),
+                "replaying the journal written since the last snapshot"
+            );
+        }
+        engine_loop.with_journal(journal, entries)
+    } else {
+        engine_loop
+    };
     let (to_engine, engine_input) = crossbeam::channel::bounded(args.engine_queue.max(1));
     let engine_thread = std::thread::Builder::new()
         .name("engine".into())
         .spawn(move || engine_loop.run(engine_input))?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let tcp = TcpListener::bind(config.ingest)
-        .with_context(|| format!("cannot listen for telemetry on {}", config.ingest))?;
-    tracing::info!(address = %tcp.local_addr()?, "telemetry TCP listener up");
-    {
-        let (engine, stop) = (to_engine.clone(), stop.clone());
-        std::thread::Builder::new()
-            .name("ingest-accept".into())
-            .spawn(move || ingest::serve_tcp(tcp, engine, stop))?;
-    }
     for path in &config.follow {
         let (engine, stop, path) = (to_engine.clone(), stop.clone(), path.clone());
         std::thread::Builder::new()
@@ -223,18 +378,44 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .map(|wiring| wiring.spawn(to_engine.clone(), store.clone(), stop.clone()))
         .transpose()?;
 
+    // HTTP and TCP ingest share the runtime: connection tasks parse between awaits, so neither starves the other.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .worker_threads(2)
+        .worker_threads(workers)
         .build()?;
+    let tcp_settings = TcpSettings {
+        max_connections: config.ingest_max_connections,
+        idle_timeout: Duration::from_secs(config.ingest_idle_timeout_s),
+        auth: config.ingest_needs_token().then(|| store.clone()),
+        auth_timeout: Duration::from_secs(config.ingest_auth_timeout_s),
+    };
+    let http_limits = HttpLimits {
+        max_connections: config.http_max_connections,
+        header_timeout: Duration::from_secs(config.http_header_timeout_s),
+        body_timeout: Duration::from_secs(config.http_body_timeout_s),
+        max_body_bytes: MAX_BODY_BYTES,
+    };
     let state = AppState {
         engine: to_engine.clone(),
         store,
         metrics: handle,
-        ready,
+        health: health.clone(),
         correlator: correlator_config,
     };
-    runtime.block_on(async move {
+    let grace = Duration::from_secs(config.shutdown_grace_s);
+    let probe_every = Duration::from_secs(config.store_probe_every_s);
+    let tcp_engine = to_engine.clone();
+    let served = runtime.block_on(async move {
+        let tcp = tokio::net::TcpListener::bind(config.ingest)
+            .await
+            .with_context(|| format!("cannot listen for telemetry on {}", config.ingest))?;
+        tracing::info!(
+            address = %tcp.local_addr()?,
+            token_required = tcp_settings.auth.is_some(),
+            "telemetry TCP listener up"
+        );
+        tokio::spawn(tcp_ingest::serve(tcp, tcp_settings, tcp_engine));
         let listener = tokio::net::TcpListener::bind(config.http)
             .await
             .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
@@ -242,26 +423,67 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(stormwatch_service::changes_api::follow_external_writes(
             state.clone(),
         ));
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        tokio::spawn(stormwatch_service::health::probe_store(
+            state.store.clone(),
+            health.clone(),
+            probe_every,
+        ));
+        tokio::spawn(Health::watch(health));
+        // Requests waiting on a stuck engine, or clients that never finish, must not hold the exit: the server
+        // gives them the grace, then drops them.
+        http_server::serve(
+            listener,
+            router(state),
+            http_limits,
+            shutdown_signal(),
+            grace,
+        )
+        .await;
         anyhow::Ok(())
-    })?;
+    });
+    // Handlers blocked on a full engine queue sit in blocking tasks: do not wait for them.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    served?;
 
     tracing::info!("shutting down: stopping sources, taking a final snapshot");
     stop.store(true, Ordering::Release);
-    let _ = to_engine.send(stormwatch_service::engine_loop::EngineInput::Shutdown);
+    let deadline = Instant::now() + grace;
+    let asked = to_engine
+        .send_deadline(EngineInput::Shutdown, deadline)
+        .is_ok();
     drop(to_engine);
+    if !asked || !finished_by(&engine_thread, deadline) {
+        tracing::error!(
+            grace_s = grace.as_secs(),
+            "the engine thread did not stop within the shutdown grace; exiting without a final snapshot"
+        );
+        return Ok(ExitCode::from(3));
+    }
     if engine_thread.join().is_err() {
         bail!("the engine thread panicked");
     }
     #[cfg(feature = "kafka")]
-    if let Some(thread) = kafka_thread
-        && thread.join().is_err()
-    {
-        bail!("the Kafka consumer thread panicked");
+    if let Some(thread) = kafka_thread {
+        if !finished_by(&thread, Instant::now() + grace) {
+            tracing::error!("the Kafka consumer thread did not stop within the shutdown grace");
+            return Ok(ExitCode::from(3));
+        }
+        if thread.join().is_err() {
+            bail!("the Kafka consumer thread panicked");
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits until `thread` has finished or `deadline` passes; true if it finished.
+fn finished_by<T>(thread: &std::thread::JoinHandle<T>, deadline: Instant) -> bool {
+    while !thread.is_finished() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -15,7 +15,22 @@ pub enum LogFormat {
     Json,
 }
 
-/// Everything `stormwatch serve` runs with. `--print-config` prints this as TOML.
+/// Whether a TCP telemetry connection must open with `AUTH <token>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IngestAuth {
+    /// Required when the listener is reachable beyond loopback, not on loopback.
+    #[default]
+    Auto,
+    /// Always required.
+    Token,
+    /// Never required: refused for a listener beyond loopback.
+    None,
+}
+
+/// Everything `stormwatch serve` runs with. `--print-config` prints this as TOML. A setting that has a flag has
+/// the flag's name, with `_` for `-` (`data_dir` for `--data-dir`, `lateness` for `--lateness`); the names of
+/// earlier versions (`lateness_s`, ...) are still read.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServeConfig {
@@ -30,10 +45,36 @@ pub struct ServeConfig {
     /// Alertmanager base URL (v2 API) to push incidents to.
     pub alertmanager: Option<String>,
     /// Seconds of event time a line may arrive late and still count in its own second.
+    #[serde(rename = "lateness", alias = "lateness_s")]
     pub lateness_s: f64,
     /// Seconds between engine snapshots (one is also taken at shutdown).
+    #[serde(rename = "snapshot_every", alias = "snapshot_every_s")]
     pub snapshot_every_s: u64,
     pub log_format: LogFormat,
+    /// `/readyz` says 503 once the engine thread has not finished its once-a-second tick for this long.
+    pub engine_stall_after_s: u64,
+    /// After SIGTERM or SIGINT: how long open HTTP requests, and then the engine's final snapshot, may take
+    /// before the service exits anyway (non-zero exit, no final snapshot, when the engine is stuck).
+    pub shutdown_grace_s: u64,
+    /// File listing every User that exists (one EUI-64 per line). Lines for other Users are refused as unknown
+    /// and never fill the User table.
+    pub user_directory: Option<PathBuf>,
+    /// How often the store is test-written, so an unwritable data directory shows in `/readyz` within this.
+    pub store_probe_every_s: u64,
+    /// TCP telemetry connections served at once; more are told `ERR too many connections` and closed.
+    pub ingest_max_connections: usize,
+    /// A TCP telemetry connection that sends nothing for this long is closed.
+    pub ingest_idle_timeout_s: u64,
+    /// `auto` (a token handshake beyond loopback only), `token` (always) or `none` (loopback only).
+    pub ingest_auth: IngestAuth,
+    /// Time a TCP telemetry connection has for its `AUTH <token>` line.
+    pub ingest_auth_timeout_s: u64,
+    /// HTTP connections served at once; more wait in the listen backlog.
+    pub http_max_connections: usize,
+    /// A request's headers (and a kept-alive connection's next request) must arrive within this.
+    pub http_header_timeout_s: u64,
+    /// A request's body must arrive within this (408 otherwise).
+    pub http_body_timeout_s: u64,
     /// Link to an incident in operators' alerts: `{base}/api/v1/incidents/{id}`.
     pub public_url: Option<String>,
     /// Kafka bootstrap servers: consume telemetry from `kafka_topic` in consumer group `kafka_group`.
@@ -45,9 +86,10 @@ pub struct ServeConfig {
     pub kafka_group: String,
     /// Event time replayed before the previous owner's commit when a partition is assigned.
     #[cfg(feature = "kafka")]
+    #[serde(rename = "kafka_warmup", alias = "kafka_warmup_s")]
     pub kafka_warmup_s: u64,
     /// Detector thresholds, lifecycle timings, common-cause grouping and the correlator's weights (`[engine]` and
-    /// its sub-tables; lateness is the `lateness_s` setting above).
+    /// its sub-tables; lateness is the `lateness` setting above).
     pub engine: EngineConfig,
 }
 
@@ -62,6 +104,17 @@ impl Default for ServeConfig {
             lateness_s: 5.0,
             snapshot_every_s: 30,
             log_format: LogFormat::Text,
+            engine_stall_after_s: 10,
+            shutdown_grace_s: 10,
+            user_directory: None,
+            store_probe_every_s: 5,
+            ingest_max_connections: 256,
+            ingest_idle_timeout_s: 300,
+            ingest_auth: IngestAuth::Auto,
+            ingest_auth_timeout_s: 10,
+            http_max_connections: 512,
+            http_header_timeout_s: 10,
+            http_body_timeout_s: 60,
             public_url: None,
             #[cfg(feature = "kafka")]
             kafka_brokers: None,
@@ -76,17 +129,19 @@ impl Default for ServeConfig {
     }
 }
 
+/// Each message carries its cause in a `cause` field, which is deliberately not a `source()`: the binary prints
+/// the whole chain, and a cause in both printed twice.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {}: {source}", path.display())]
+    #[error("cannot read config file {}: {cause}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("config file {}: {source}", path.display())]
+    #[error("config file {}: {cause}", path.display())]
     Parse {
         path: PathBuf,
-        source: toml::de::Error,
+        cause: toml::de::Error,
     },
     #[error("{0}")]
     Invalid(String),
@@ -97,23 +152,62 @@ impl ServeConfig {
     pub fn from_file(path: &Path) -> Result<ServeConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.into(),
-            source,
+            cause: source,
         })?;
+        #[cfg(not(feature = "kafka"))]
+        if let Ok(toml::Value::Table(table)) = toml::from_str::<toml::Value>(&text)
+            && let Some(key) = table.keys().find(|k| k.starts_with("kafka"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "config file {} sets `{key}`, but this stormwatch was built without the `kafka` feature \
+                 (build it with `cargo build --release --features kafka`)",
+                path.display()
+            )));
+        }
         toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: path.into(),
-            source,
+            cause: source,
         })
     }
 
+    /// The settings as TOML. Settings without a value (TOML has no null) are listed as comments after the
+    /// others, before the `[engine]` tables, so every setting shows.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+        let text = toml::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("# cannot render config: {e}\n"));
+        let mut unset = vec![
+            ("alertmanager", self.alertmanager.is_none()),
+            ("public_url", self.public_url.is_none()),
+            ("user_directory", self.user_directory.is_none()),
+        ];
+        #[cfg(feature = "kafka")]
+        unset.extend([
+            ("kafka_brokers", self.kafka_brokers.is_none()),
+            ("kafka_topic", self.kafka_topic.is_none()),
+        ]);
+        unset.retain(|(_, is_unset)| *is_unset);
+        if unset.is_empty() {
+            return text;
+        }
+        let mut note = String::from("# Not set:\n");
+        for (key, _) in unset {
+            note.push_str(&format!("# {key} = \"...\"\n"));
+        }
+        // Top-level keys must come before the first table; so must these comments, to read as top-level.
+        let tables = text
+            .match_indices("\n[")
+            .next()
+            .map_or(text.len(), |(at, _)| at + 1);
+        let (settings, rest) = text.split_at(tables);
+        let gap = if rest.is_empty() { "" } else { "\n" };
+        format!("{settings}{note}{gap}{rest}")
     }
 
     /// Checks values that would otherwise fail later, with the setting's name.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(self.lateness_s.is_finite() && self.lateness_s >= 0.0) {
             return Err(ConfigError::Invalid(format!(
-                "lateness_s must be zero or more, not {}",
+                "lateness must be zero or more seconds, not {}",
                 self.lateness_s
             )));
         }
@@ -123,12 +217,43 @@ impl ServeConfig {
                 "kafka_brokers and kafka_topic go together".into(),
             ));
         }
+        for (name, value) in [
+            ("engine_stall_after_s", self.engine_stall_after_s),
+            ("shutdown_grace_s", self.shutdown_grace_s),
+            ("store_probe_every_s", self.store_probe_every_s),
+            ("ingest_max_connections", self.ingest_max_connections as u64),
+            ("ingest_idle_timeout_s", self.ingest_idle_timeout_s),
+            ("ingest_auth_timeout_s", self.ingest_auth_timeout_s),
+            ("http_max_connections", self.http_max_connections as u64),
+            ("http_header_timeout_s", self.http_header_timeout_s),
+            ("http_body_timeout_s", self.http_body_timeout_s),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+            }
+        }
+        if self.ingest_auth == IngestAuth::None && !self.ingest.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!(
+                "ingest_auth = \"none\" is only allowed on loopback, not on {}: telemetry from beyond this \
+                 machine must authenticate",
+                self.ingest
+            )));
+        }
         if self.snapshot_every_s == 0 {
             return Err(ConfigError::Invalid(
-                "snapshot_every_s must be at least 1".into(),
+                "snapshot_every must be at least 1 second".into(),
             ));
         }
         Ok(())
+    }
+
+    /// Whether TCP telemetry connections must authenticate.
+    pub fn ingest_needs_token(&self) -> bool {
+        match self.ingest_auth {
+            IngestAuth::Auto => !self.ingest.ip().is_loopback(),
+            IngestAuth::Token => true,
+            IngestAuth::None => false,
+        }
     }
 
     /// True when either listener is reachable from beyond this machine.
@@ -144,7 +269,7 @@ mod tests {
     #[test]
     fn toml_overlays_defaults_and_round_trips() {
         let config: ServeConfig =
-            toml::from_str("http = \"0.0.0.0:8081\"\nlateness_s = 7.5\n").unwrap();
+            toml::from_str("http = \"0.0.0.0:8081\"\nlateness = 7.5\n").unwrap();
         assert_eq!(config.http.port(), 8081);
         assert_eq!(config.ingest, ServeConfig::default().ingest);
         assert!(config.listens_beyond_loopback());
@@ -173,6 +298,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("fit_treshold"), "{error}");
+    }
+
+    #[test]
+    fn keys_are_the_flags_names_and_the_old_names_still_read() {
+        let text = ServeConfig::default().to_toml();
+        for key in [
+            "data_dir",
+            "lateness",
+            "snapshot_every",
+            "log_format",
+            "follow",
+        ] {
+            assert!(text.contains(&format!("\n{key} = ")), "{key}: {text}");
+        }
+        assert!(
+            text.contains("\n# Not set:\n# alertmanager = \"...\"\n# public_url = \"...\"\n"),
+            "{text}"
+        );
+        let unset_at = text.find("# Not set:").unwrap_or(usize::MAX);
+        let tables_at = text.find("\n[").unwrap_or(0);
+        assert!(unset_at < tables_at, "{text}");
+        let old: ServeConfig =
+            toml::from_str("data_dir = \"d\"\nlateness_s = 2.0\nsnapshot_every_s = 7\n").unwrap();
+        assert_eq!(
+            (old.data_dir, old.lateness_s, old.snapshot_every_s),
+            (PathBuf::from("d"), 2.0, 7)
+        );
     }
 
     #[test]

@@ -143,7 +143,7 @@ async fn show(
         )));
     }
     let onset = record.onset;
-    let series = ask(&state.engine, move |engine, _| {
+    let series = ask(&state, move |engine, _| {
         users.iter().map(|&u| serde_json::json!({ "user": u.to_string(), "points": series(engine, u, onset) })).collect::<Vec<_>>()
     })
     .await?;

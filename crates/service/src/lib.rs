@@ -3,20 +3,26 @@
 
 pub mod config;
 pub mod engine_loop;
+pub mod health;
 pub mod ingest;
+pub mod journal;
+pub mod log_limit;
 pub mod malformed;
 pub mod metrics;
 pub mod users_api;
 
-pub use config::{LogFormat, ServeConfig};
+pub use config::{IngestAuth, LogFormat, ServeConfig};
 pub mod alerts;
 pub mod api_error;
 pub mod auth;
 pub mod changes_api;
 pub mod console;
 pub mod http;
+pub mod http_server;
 pub mod incidents_api;
 pub mod query;
 pub mod state;
 pub mod store;
 pub mod store_sink;
+pub mod tcp_ingest;
+pub mod user_directory;

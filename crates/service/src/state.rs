@@ -2,7 +2,6 @@
 //! to ask the engine thread a question.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use crossbeam::channel::Sender;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -19,26 +18,43 @@ pub struct AppState {
     pub engine: Sender<EngineInput>,
     pub store: Store,
     pub metrics: PrometheusHandle,
-    pub ready: Arc<AtomicBool>,
+    pub health: Arc<crate::health::Health>,
     /// The engine's correlator settings, to judge stored incidents against the register the same way.
     pub correlator: Arc<CorrelatorConfig>,
 }
 
-/// Runs `question` on the engine thread and returns its answer.
+/// Runs `question` on the engine thread and returns its answer. A stuck engine gets a 503 after the stall limit
+/// (`engine_stall_after_s`), rather than a request that hangs until the client gives up.
 pub async fn ask<T: Send + 'static>(
-    engine: &Sender<EngineInput>,
+    state: &AppState,
     question: impl FnOnce(&Engine, &MalformedLog) -> T + Send + 'static,
 ) -> Result<T, ApiError> {
     let (reply, answer) = tokio::sync::oneshot::channel();
     let query = Box::new(move |engine: &Engine, malformed: &MalformedLog| {
         let _ = reply.send(question(engine, malformed));
     });
-    let engine = engine.clone();
-    // A full engine queue blocks the send: do it off the async workers.
-    tokio::task::spawn_blocking(move || engine.send(EngineInput::Query(query)).is_ok())
-        .await
-        .map_err(|_| ApiError::EngineGone)?
-        .then_some(())
-        .ok_or(ApiError::EngineGone)?;
-    answer.await.map_err(|_| ApiError::EngineGone)
+    let engine = state.engine.clone();
+    let patience = state.health.stall_after();
+    let deadline = std::time::Instant::now() + patience;
+    // A full engine queue blocks the send: do it off the async workers, and never for longer than the patience.
+    // The outcome without the unsent query: `Some(true)` sent, `Some(false)` timed out, `None` engine gone.
+    let sent = tokio::task::spawn_blocking(move || {
+        match engine.send_deadline(EngineInput::Query(query), deadline) {
+            Ok(()) => Some(true),
+            Err(crossbeam::channel::SendTimeoutError::Timeout(_)) => Some(false),
+            Err(crossbeam::channel::SendTimeoutError::Disconnected(_)) => None,
+        }
+    })
+    .await
+    .map_err(|_| ApiError::EngineGone)?;
+    match sent {
+        Some(true) => {}
+        Some(false) => return Err(ApiError::EngineBusy(patience.as_secs())),
+        None => return Err(ApiError::EngineGone),
+    }
+    let remaining = deadline.saturating_duration_since(std::time::Instant::now());
+    match tokio::time::timeout(remaining, answer).await {
+        Ok(answer) => answer.map_err(|_| ApiError::EngineGone),
+        Err(_) => Err(ApiError::EngineBusy(patience.as_secs())),
+    }
 }

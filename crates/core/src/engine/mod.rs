@@ -15,7 +15,7 @@ pub mod tally;
 pub mod user;
 pub mod window;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 pub use clock::{ClockConfig, Ingested, Settled};
 pub use config::{DetectorConfig, EngineConfig, NetworkConfig};
@@ -43,6 +43,9 @@ pub enum IngestError {
         lead_s: i64,
         network: String,
     },
+    /// A User directory is set and does not list this User.
+    #[error("unknown User {0}: not in the User directory")]
+    UnknownUser(Eui64),
 }
 
 /// Counters over everything ingested.
@@ -79,10 +82,14 @@ pub struct Engine {
     max_ts: i64,
     stats: EngineStats,
     clock: clock::EventClock,
+    /// The Users that exist, when known: others are refused as unknown and never take a slot of the table, so
+    /// made-up IDs cannot lock out a real User. Consulted only when a User is first seen (the cold path).
+    directory: Option<FxHashSet<Eui64>>,
 }
 
 impl Engine {
-    pub fn new(config: EngineConfig, changes: ChangeRegister) -> Engine {
+    pub fn new(mut config: EngineConfig, changes: ChangeRegister) -> Engine {
+        config.correlator = config.correlator();
         Engine {
             clock: clock::EventClock::new(&config.clock),
             config,
@@ -96,7 +103,17 @@ impl Engine {
             next_close: None,
             max_ts: i64::MIN,
             stats: EngineStats::default(),
+            directory: None,
         }
+    }
+
+    /// Sets the User directory (or clears it with `None`). Users already tracked stay; the table grows to hold
+    /// every listed User, whatever `max_users` says.
+    pub fn set_directory(&mut self, directory: Option<FxHashSet<Eui64>>) {
+        if let Some(listed) = &directory {
+            self.config.max_users = self.config.max_users.max(listed.len());
+        }
+        self.directory = directory;
     }
 
     /// Takes one event. The hot path: a hash lookup, a range check on event time and a few stores, except when
@@ -105,7 +122,10 @@ impl Engine {
     pub fn ingest(&mut self, event: &Event) -> Result<Ingested, IngestError> {
         let user = match self.index.get(&event.user) {
             Some(&index) => index as usize,
-            None if !self.clock.anchored() => return self.hold(None, event),
+            None if !self.clock.anchored() => {
+                self.listed(event.user)?;
+                return self.hold(None, event);
+            }
             None => {
                 // A line no clock could explain does not take a place in the User table.
                 self.refuse_beyond_bound(event)?;
@@ -154,8 +174,18 @@ impl Engine {
         }
     }
 
+    /// With a User directory, a User it does not list is refused.
+    #[cold]
+    fn listed(&self, id: Eui64) -> Result<(), IngestError> {
+        match &self.directory {
+            Some(listed) if !listed.contains(&id) => Err(IngestError::UnknownUser(id)),
+            _ => Ok(()),
+        }
+    }
+
     #[cold]
     fn add_user(&mut self, id: Eui64, second: i64) -> Result<usize, IngestError> {
+        self.listed(id)?;
         if self.users.len() >= self.config.max_users {
             return Err(IngestError::UserTableFull(self.config.max_users));
         }

@@ -408,3 +408,26 @@ fn outages_under_a_minute_minutes_apart_are_still_normal_life() {
     let engine = run(&population(), 3_600, down, ChangeRegister::new());
     assert!(engine.incident_records().is_empty());
 }
+
+/// Found by the service's security review: 4,096 made-up User IDs filled the table for good. With a directory,
+/// unlisted Users are refused as unknown and take no slot, so a listed User always gets in.
+#[test]
+fn a_user_directory_keeps_made_up_users_from_locking_out_real_ones() {
+    let config = EngineConfig {
+        max_users: 2,
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::new(config, ChangeRegister::new());
+    let listed: FxHashSet<Eui64> = (0..3).map(user).collect();
+    engine.set_directory(Some(listed));
+    for n in 1_000..1_100 {
+        let refused = engine.ingest(&Event::new(T0, user(n), EventKind::Request, 1));
+        assert_eq!(refused, Err(IngestError::UnknownUser(user(n))));
+    }
+    for n in 0..3 {
+        engine
+            .ingest(&Event::new(T0, user(n), EventKind::Request, 1))
+            .expect("a listed User is always taken");
+    }
+    assert_eq!(engine.user_count(), 3, "the table grew to the directory");
+}
