@@ -235,6 +235,8 @@ mod tests {
                 quarantine: None,
                 changes_loaded: 0,
                 changes_rejected: Vec::new(),
+                out_of_range: 0,
+                clock_offsets: Vec::new(),
             },
             incidents: Vec::new(),
         };
