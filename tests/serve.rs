@@ -436,7 +436,8 @@ fn a_skewed_clock_is_recognised_and_a_line_past_the_wall_clock_is_refused() {
     let (status, answer) = service.post("/api/v1/events", Some(&ingest), body.as_bytes(), &[]);
     assert_eq!(status, 200, "{answer}");
     let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
-    assert_eq!(answer["malformed"], 1, "{answer}");
+    assert_eq!(answer["refused"], 1, "{answer}");
+    assert_eq!(answer["malformed"], 0, "{answer}");
     let user = service.wait_for(&format!("/api/v1/users/{SKEWED}"), &ops, 30, |v| {
         v["clock_offset_s"].as_f64().is_some_and(|o| o != 0.0)
     });
