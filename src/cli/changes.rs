@@ -117,6 +117,8 @@ pub struct AddArgs {
     pub contact: Option<String>,
     #[command(flatten)]
     pub actor: Actor,
+    #[command(flatten)]
+    pub coordination: super::change_warnings::CoordinationArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -126,6 +128,8 @@ pub struct ImportArgs {
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub actor: Actor,
+    #[command(flatten)]
+    pub coordination: super::change_warnings::CoordinationArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -177,11 +181,14 @@ pub fn run(args: ChangesArgs) -> anyhow::Result<ExitCode> {
 
 fn run_add(store: &Store, args: AddArgs) -> anyhow::Result<ExitCode> {
     let actor = args.actor.name.clone();
+    let coordination = args.coordination.settings()?;
     let notice = notice_from_flags(args)?;
     let outcomes = store.upsert_changes(vec![notice], actor)?;
-    for outcome in outcomes {
+    for outcome in &outcomes {
         println!("{} {}", outcome_word(outcome.outcome), outcome.id);
     }
+    let ids: Vec<String> = outcomes.into_iter().map(|o| o.id).collect();
+    super::change_warnings::print(store, &ids, &coordination)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -229,6 +236,7 @@ fn notice_from_flags(args: AddArgs) -> anyhow::Result<ChangeNotice> {
 }
 
 fn run_import(store: &Store, args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let coordination = args.coordination.settings()?;
     let mut notices = Vec::new();
     let mut rejected = Vec::new();
     for file in &args.files {
@@ -257,6 +265,11 @@ fn run_import(store: &Store, args: ImportArgs) -> anyhow::Result<ExitCode> {
         count(Upsert::Unchanged),
         store.path().display()
     );
+    let ids: Vec<String> = outcomes.iter().map(|o| o.id.clone()).collect();
+    let warned = super::change_warnings::print(store, &ids, &coordination)?;
+    if warned > 0 {
+        println!("{warned} of {valid} notices have warnings (advice: all were stored)");
+    }
     if rejected.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }

@@ -233,6 +233,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         metrics: handle,
         ready,
         correlator: correlator_config,
+        coordination: std::sync::Arc::new(config.coordination.clone()),
     };
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.http)
@@ -240,6 +241,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
         tracing::info!(address = %listener.local_addr()?, "HTTP API up");
         tokio::spawn(stormwatch_service::changes_api::follow_external_writes(
+            state.clone(),
+        ));
+        tokio::spawn(stormwatch_service::coordination::publish_upcoming(
             state.clone(),
         ));
         axum::serve(listener, router(state))

@@ -78,11 +78,8 @@ async fn register(
         .upsert_changes_async(notices, who.name.clone())
         .await?;
     refresh_engine(&state).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({ "changes": outcomes })),
-    )
-        .into_response())
+    let answer = crate::coordination::registered(&state, outcomes).await?;
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -139,8 +136,10 @@ async fn show(
     let who = principal(&state.store, &headers).await?;
     let stored = change_they_may_touch(&state, &who, &id).await?;
     let audit = state.store.change_audit_async(id).await?;
+    let warnings = crate::coordination::listed(&state, &stored.notice).await?;
     Ok(Json(serde_json::json!({
         "change": stored.notice,
+        "warnings": warnings,
         "created_ms": stored.created_ms,
         "updated_ms": stored.updated_ms,
         "audit": audit,
@@ -200,5 +199,6 @@ async fn update_status(
         .set_change_status_async(id, status, who.name.clone())
         .await?;
     refresh_engine(&state).await?;
+    crate::coordination::refresh_gauge(&state).await;
     Ok(Json(serde_json::json!({ "change": changed.change.notice, "previous_status": changed.previous.as_str() })).into_response())
 }

@@ -14,6 +14,7 @@ pub mod api_error;
 pub mod auth;
 pub mod changes_api;
 pub mod console;
+pub mod coordination;
 pub mod http;
 pub mod incidents_api;
 pub mod query;

@@ -11,7 +11,7 @@ use crate::api_error::ApiError;
 use crate::engine_loop::EngineInput;
 use crate::malformed::MalformedLog;
 use crate::store::Store;
-use stormwatch_core::changes::CorrelatorConfig;
+use stormwatch_core::changes::{CoordinationConfig, CorrelatorConfig};
 use stormwatch_core::engine::Engine;
 
 #[derive(Clone)]
@@ -22,6 +22,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// The engine's correlator settings, to judge stored incidents against the register the same way.
     pub correlator: Arc<CorrelatorConfig>,
+    /// Registration warnings' thresholds and the outcome window.
+    pub coordination: Arc<CoordinationConfig>,
 }
 
 /// Runs `question` on the engine thread and returns its answer.

@@ -1,5 +1,7 @@
 //! The change register: notices, loading from JSON/NDJSON/CSV, validation and correlation with incidents.
 
+mod conflicts;
+mod coordination_config;
 mod correlate;
 mod correlator_config;
 mod csv_rows;
@@ -12,6 +14,8 @@ mod register;
 mod test_support;
 mod validate;
 
+pub use conflicts::{Warning, WarningKind, is_bcdr_test, is_high_risk, warnings};
+pub use coordination_config::{Clock, CoordinationConfig, DailyWindow, TimeOfDay, TypicalMinutes};
 pub use correlate::{correlate, judge};
 pub use correlator_config::{
     CategoryFit, CorrelatorConfig, RelationWeights, SrvWeights, StatusWeights, UsersAtOnceWeights,
