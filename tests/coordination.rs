@@ -182,3 +182,156 @@ fn the_cli_prints_warnings_with_thresholds_from_the_serve_config() {
     assert!(!output.status.success());
     assert!(stderr.contains("serve.toml"), "{stderr}");
 }
+
+/// Registers a DCC release, two changes of the supplier and one of another User.
+fn schedule_fixture(service: &Service, ops: &str) {
+    let notices = serde_json::json!([
+        {"id": "DCC-REL-9", "user": "DCC", "title": "DSP release 9", "category": "dcc_maintenance",
+         "start": "2030-03-12T10:00:00Z", "end": "2030-03-12T14:00:00Z"},
+        {"id": "CHG-FW-1", "user": SUPPLIER, "title": "Firmware 2.1, phase 1; comms hubs", "category": "device",
+         "start": "2030-03-12T13:00:00Z", "end": "2030-03-12T18:00:00Z",
+         "expected": {"direction": "to_user", "rate_factor": 3.0}, "contact": "ops@supplier.invalid"},
+        {"id": "CHG-NET-2", "user": SUPPLIER, "title": "Firewall rules", "category": "network",
+         "start": "2030-03-14T10:00:00Z", "end": "2030-03-14T12:00:00Z", "status": "cancelled"},
+        {"id": "CHG-OTHER-1", "user": OTHER, "title": "Other's certificate rotation", "category": "certificate",
+         "start": "2030-03-12T11:00:00Z", "end": "2030-03-12T12:00:00Z"},
+        {"id": "CHG-LATER", "user": OTHER, "title": "Next month", "category": "other",
+         "start": "2030-05-01T10:00:00Z", "end": "2030-05-01T12:00:00Z"},
+    ]);
+    let (status, body) = post_json(service, ops, &notices);
+    assert_eq!(status, 201, "{body}");
+}
+
+fn ids(schedule: &serde_json::Value) -> Vec<&str> {
+    schedule["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["id"].as_str())
+        .collect()
+}
+
+#[test]
+fn the_schedule_merges_user_and_dcc_changes_and_a_user_token_sees_its_own_and_the_dccs() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let supplier = token(dir.path(), "supplier", "user", Some(SUPPLIER));
+    let service = Service::start(dir.path(), &[]);
+    schedule_fixture(&service, &ops);
+    let range = "from=2030-03-10T00:00:00Z&to=2030-03-17T00:00:00Z";
+    let all = service.json(&format!("/api/v1/schedule?{range}"), &ops);
+    assert_eq!(
+        ids(&all),
+        ["DCC-REL-9", "CHG-OTHER-1", "CHG-FW-1", "CHG-NET-2"],
+        "{all}"
+    );
+    assert_eq!(
+        all["rows"],
+        serde_json::json!(["DCC", SUPPLIER, OTHER]),
+        "{all}"
+    );
+    let firmware = &all["changes"][2];
+    assert_eq!(firmware["owner"], "user");
+    assert_eq!(firmware["status"], "planned");
+    assert_eq!(firmware["expected"]["rate_factor"], 3.0);
+    assert_eq!(all["changes"][0]["owner"], "dcc");
+    let mine = service.json(&format!("/api/v1/schedule?{range}"), &supplier);
+    assert_eq!(ids(&mine), ["DCC-REL-9", "CHG-FW-1", "CHG-NET-2"], "{mine}");
+    let devices = service.json(&format!("/api/v1/schedule?{range}&category=device"), &ops);
+    assert_eq!(ids(&devices), ["CHG-FW-1"]);
+    let dcc_only = service.json(&format!("/api/v1/schedule?{range}&user=DCC"), &supplier);
+    assert_eq!(ids(&dcc_only), ["DCC-REL-9"]);
+    let (status, body) = service.get(
+        &format!("/api/v1/schedule?{range}&user={OTHER}"),
+        Some(&supplier),
+    );
+    assert_eq!(status, 403, "{body}");
+    for bad in [
+        "category=firmware",
+        "from=yesterday",
+        "from=2030-03-10T00:00:00Z&to=2030-03-01T00:00:00Z",
+        "from=0&to=99999999999999",
+    ] {
+        let (status, body) = service.get(&format!("/api/v1/schedule?{bad}"), Some(&ops));
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    assert_eq!(service.get("/api/v1/schedule", None).0, 401);
+}
+
+#[test]
+fn the_calendar_feed_reads_back_with_an_independent_parser() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let supplier = token(dir.path(), "supplier", "user", Some(SUPPLIER));
+    let service = Service::start(dir.path(), &[]);
+    schedule_fixture(&service, &ops);
+    let range = "from=2030-03-10T00:00:00Z&to=2030-03-17T00:00:00Z";
+    // Calendar clients cannot send headers: the token rides in the query.
+    let (status, feed) = service.get(
+        &format!("/api/v1/schedule.ics?{range}&token={supplier}"),
+        None,
+    );
+    assert_eq!(status, 200, "{feed}");
+    assert!(feed.starts_with("BEGIN:VCALENDAR\r\n"), "{feed}");
+    let mut parser = ical::IcalParser::new(std::io::BufReader::new(feed.as_bytes()));
+    let calendar = parser
+        .next()
+        .expect("one calendar")
+        .expect("a valid calendar");
+    assert!(parser.next().is_none());
+    let prop = |event: &ical::parser::ical::component::IcalEvent, name: &str| -> String {
+        event
+            .properties
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(|p| p.value.clone())
+            .unwrap_or_default()
+    };
+    let events: Vec<_> = calendar.events.iter().collect();
+    let uids: Vec<String> = events.iter().map(|e| prop(e, "UID")).collect();
+    assert_eq!(
+        uids,
+        [
+            "DCC-REL-9@stormwatch",
+            "CHG-FW-1@stormwatch",
+            "CHG-NET-2@stormwatch"
+        ]
+    );
+    let firmware = events[1];
+    assert_eq!(prop(firmware, "DTSTART"), "20300312T130000Z");
+    assert_eq!(prop(firmware, "DTEND"), "20300312T180000Z");
+    assert_eq!(prop(firmware, "STATUS"), "TENTATIVE");
+    assert_eq!(prop(firmware, "CATEGORIES"), "device");
+    // Text values come back escaped as RFC 5545 writes them (`;` and `,` with a backslash, newlines as \n). The
+    // `ical` crate trims each physical line before unfolding, so a space where a long line was folded is lost:
+    // compare without spaces (calendar clients unfold as the RFC says and keep it).
+    let squash = |text: &str| text.replace(' ', "");
+    assert_eq!(
+        squash(&prop(firmware, "SUMMARY")),
+        squash(&format!(
+            "[{SUPPLIER}] CHG-FW-1: Firmware 2.1\\, phase 1\\; comms hubs"
+        ))
+    );
+    let description = squash(&prop(firmware, "DESCRIPTION"));
+    for expected in [
+        "Expected impact: to_user up to 3.0x normal",
+        "Warning (dcc_maintenance_overlap)",
+    ] {
+        assert!(description.contains(&squash(expected)), "{description}");
+    }
+    assert_eq!(prop(events[2], "STATUS"), "CANCELLED");
+    assert!(events.iter().all(|e| !prop(e, "DTSTAMP").is_empty()));
+    // The same request twice gives the same feed: DTSTAMP is the change's last write, not the request time.
+    let again = service
+        .get(
+            &format!("/api/v1/schedule.ics?{range}&token={supplier}"),
+            None,
+        )
+        .1;
+    assert_eq!(again, feed);
+    assert_eq!(
+        service.get("/api/v1/schedule.ics?token=sw_wrong", None).0,
+        401
+    );
+    std::fs::write(dir.path().join("schedule.ics"), &feed).unwrap();
+}

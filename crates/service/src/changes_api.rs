@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::api_error::ApiError;
-use super::auth::{list_scope, may_touch_change, principal};
+use super::auth::{confined_to, list_scope, may_touch_change, principal};
 use super::engine_loop::EngineInput;
 use super::query::time_window;
 use super::state::AppState;
@@ -78,7 +78,8 @@ async fn register(
         .upsert_changes_async(notices, who.name.clone())
         .await?;
     refresh_engine(&state).await?;
-    let answer = crate::coordination::registered(&state, outcomes).await?;
+    let viewer = confined_to(&who)?.map(ChangeOwner::User);
+    let answer = crate::coordination::registered(&state, outcomes, viewer).await?;
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
@@ -136,7 +137,8 @@ async fn show(
     let who = principal(&state.store, &headers).await?;
     let stored = change_they_may_touch(&state, &who, &id).await?;
     let audit = state.store.change_audit_async(id).await?;
-    let warnings = crate::coordination::listed(&state, &stored.notice).await?;
+    let viewer = confined_to(&who)?.map(ChangeOwner::User);
+    let warnings = crate::coordination::listed(&state, &stored.notice, viewer).await?;
     Ok(Json(serde_json::json!({
         "change": stored.notice,
         "warnings": warnings,

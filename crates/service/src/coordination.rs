@@ -12,8 +12,20 @@ use crate::api_error::ApiError;
 use crate::state::AppState;
 use crate::store::UpsertOutcome;
 use stormwatch_core::changes::{
-    ChangeNotice, ChangeRegister, ChangeStatus, CoordinationConfig, Warning, WarningKind, warnings,
+    ChangeNotice, ChangeOwner, ChangeRegister, ChangeStatus, CoordinationConfig, Warning,
+    WarningKind, warnings,
 };
+
+/// One change on the schedule: the contract notice, who owns it, and its warnings.
+#[derive(serde::Serialize)]
+pub struct ScheduledChange {
+    #[serde(flatten)]
+    pub notice: serde_json::Value,
+    /// `dcc` or `user`.
+    pub owner: &'static str,
+    pub warnings: Vec<Warning>,
+    pub updated_ms: i64,
+}
 
 /// Planned or in-progress changes not yet ended that carry a warning, by warning kind.
 pub const UPCOMING_CONFLICTS: &str = "stormwatch_change_upcoming_conflicts";
@@ -30,17 +42,35 @@ pub fn of(
     warnings(notice, register.iter(), config)
 }
 
+/// Keeps in each warning's `related` only the changes `viewer` may see (its own and the DCC's): a User learns
+/// that other Users' changes pile up with its own, not which.
+pub fn redact(found: &mut [Warning], register: &ChangeRegister, viewer: Option<ChangeOwner>) {
+    let Some(own) = viewer else { return };
+    for warning in found {
+        warning.related.retain(|id| {
+            register
+                .get(id)
+                .is_some_and(|n| n.owner == own || n.owner == ChangeOwner::Dcc)
+        });
+    }
+}
+
 /// The registration answer: each outcome with the warnings its notice now has.
-pub async fn registered(state: &AppState, outcomes: Vec<UpsertOutcome>) -> Result<Value, ApiError> {
+pub async fn registered(
+    state: &AppState,
+    outcomes: Vec<UpsertOutcome>,
+    viewer: Option<ChangeOwner>,
+) -> Result<Value, ApiError> {
     let register = state.store.load_register_async().await?;
     publish(&register, &state.coordination, crate::store::now_ms());
     let changes: Vec<Value> = outcomes
         .into_iter()
         .map(|outcome| {
-            let found = register
+            let mut found = register
                 .get(&outcome.id)
                 .map(|notice| of(notice, &register, &state.coordination))
                 .unwrap_or_default();
+            redact(&mut found, &register, viewer);
             json!({ "id": outcome.id, "outcome": outcome.outcome, "warnings": found })
         })
         .collect();
@@ -60,9 +90,15 @@ pub async fn refresh_gauge(state: &AppState) {
 }
 
 /// The warnings of one stored notice, for its detail view.
-pub async fn listed(state: &AppState, notice: &ChangeNotice) -> Result<Vec<Warning>, ApiError> {
+pub async fn listed(
+    state: &AppState,
+    notice: &ChangeNotice,
+    viewer: Option<ChangeOwner>,
+) -> Result<Vec<Warning>, ApiError> {
     let register = state.store.load_register_async().await?;
-    Ok(of(notice, &register, &state.coordination))
+    let mut found = of(notice, &register, &state.coordination);
+    redact(&mut found, &register, viewer);
+    Ok(found)
 }
 
 /// Counts, by kind, the changes still ahead or running (planned or in progress, window end after `now_ms`) that
