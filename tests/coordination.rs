@@ -256,6 +256,23 @@ fn the_schedule_merges_user_and_dcc_changes_and_a_user_token_sees_its_own_and_th
         assert_eq!(status, 400, "{bad}: {body}");
     }
     assert_eq!(service.get("/api/v1/schedule", None).0, 401);
+    // Outcomes: a User token sees its own row only, and no other User's changes.
+    let outcomes = service.json(
+        "/api/v1/outcomes?to=2030-03-20T00:00:00Z&days=30",
+        &supplier,
+    );
+    let owners: Vec<&str> = outcomes["owners"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["owner"].as_str())
+        .collect();
+    assert_eq!(owners, [SUPPLIER], "{outcomes}");
+    assert_eq!(outcomes["owners"][0]["changes_registered"], 2);
+    let (status, _) = service.get(&format!("/api/v1/outcomes/{OTHER}"), Some(&supplier));
+    assert_eq!(status, 403);
+    let (status, _) = service.get("/api/v1/outcomes/DCC?days=0", Some(&ops));
+    assert_eq!(status, 400);
 }
 
 #[test]
@@ -334,4 +351,177 @@ fn the_calendar_feed_reads_back_with_an_independent_parser() {
         401
     );
     std::fs::write(dir.path().join("schedule.ics"), &feed).unwrap();
+}
+
+/// `stormwatch gen` into `dir`: a 4-hour run from 22:00 to 02:00, so changes and incidents fall on two days.
+fn generate(dir: &std::path::Path) -> (serde_json::Value, serde_json::Value) {
+    let output = binary()
+        .args(["gen", "--out"])
+        .arg(dir)
+        .args([
+            "--users",
+            "40",
+            "--scale",
+            "0.04",
+            "--start",
+            "2026-03-10T22:00:00Z",
+            "--duration",
+            "4h",
+        ])
+        .args([
+            "--scenario",
+            "firewall_backlog",
+            "--scenario",
+            "unregistered_backlog",
+            "--scenario",
+            "decoys",
+        ])
+        .args(["--compress", "gz", "-q"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
+    };
+    (read("changes.json"), read("truth.json"))
+}
+
+#[test]
+fn outcomes_on_a_generated_run_match_its_truth() {
+    let gen_dir = tempfile::tempdir().unwrap();
+    let (changes, truth) = generate(gen_dir.path());
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let service = Service::start(dir.path(), &[]);
+    let (status, body) = post_json(&service, &ops, &changes);
+    assert_eq!(status, 201, "{body}");
+    let events = std::fs::read(gen_dir.path().join("events.ndjson.gz")).unwrap();
+    let (status, body) = service.post(
+        "/api/v1/events",
+        Some(&ops),
+        &events,
+        &[
+            ("Content-Encoding", "gzip"),
+            ("Content-Type", "application/x-ndjson"),
+        ],
+    );
+    assert_eq!(status, 200, "{body}");
+    let truth_incidents = truth["incidents"].as_array().unwrap();
+    // Wait until every true incident is stored with its true verdict.
+    let incidents = service.wait_for("/api/v1/incidents", &ops, 120, |list| {
+        truth_incidents.iter().all(|t| {
+            list.as_array().into_iter().flatten().any(|i| {
+                i["user"] == t["user"] && i["kind"] == t["kind"] && i["verdict"] == t["verdict"]
+            })
+        })
+    });
+    let owner_of = |change: &str| -> String {
+        changes
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["id"] == change)
+            .and_then(|c| c["user"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let summary = service.json(
+        "/api/v1/outcomes?to=2026-03-11T03:00:00Z&days=2&sort=owner&order=asc",
+        &ops,
+    );
+    let rows = summary["owners"].as_array().unwrap();
+    let row = |owner: &str| {
+        rows.iter()
+            .find(|r| r["owner"] == owner)
+            .cloned()
+            .unwrap_or_default()
+    };
+    for incident in truth_incidents {
+        let user = incident["user"].as_str().unwrap();
+        match incident["top_suspect"].as_str() {
+            Some(cause) => {
+                let owner = owner_of(cause);
+                let figures = service.json(
+                    &format!("/api/v1/outcomes/{owner}?to=2026-03-11T03:00:00Z&days=2"),
+                    &ops,
+                );
+                let change = figures["changes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|c| c["change"] == cause)
+                    .cloned()
+                    .unwrap_or_default();
+                assert_eq!(change["outcome"], "attributed", "{cause}: {figures}");
+                // Linked both ways: the attributed incident names the change as its top suspect.
+                let id = change["attributed"][0].as_str().unwrap();
+                let stored = service.json(&format!("/api/v1/incidents/{id}"), &ops);
+                assert_eq!(stored["suspects"][0]["change"], cause);
+                assert_eq!(stored["user"], user);
+                let shown = service.json(&format!("/api/v1/changes/{cause}"), &ops);
+                assert_eq!(shown["outcome"]["outcome"], "attributed", "{shown}");
+            }
+            None => assert!(
+                row(user)["unregistered_change_suspected"].as_u64() >= Some(1),
+                "{user}: {summary}"
+            ),
+        }
+    }
+    // Every User's changes are over: each is decided, and only the true causes failed.
+    let causes: std::collections::BTreeSet<&str> = truth_incidents
+        .iter()
+        .filter_map(|i| i["top_suspect"].as_str())
+        .collect();
+    let mut expected: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    for change in changes.as_array().unwrap() {
+        let id = change["id"].as_str().unwrap();
+        let entry = expected.entry(owner_of(id)).or_default();
+        entry.0 += 1;
+        entry.1 += u64::from(causes.contains(id));
+    }
+    for (owner, (decided, failed)) in &expected {
+        let figures = row(owner);
+        assert_eq!(figures["changes_decided"], *decided, "{owner}: {summary}");
+        assert_eq!(figures["changes_attributed"], *failed, "{owner}: {summary}");
+        let rate = *failed as f64 / *decided as f64;
+        assert!(
+            (figures["change_failure_rate"].as_f64().unwrap_or(-1.0) - rate).abs() < 1e-9,
+            "{owner}: {summary}"
+        );
+    }
+    let unexplained = truth_incidents
+        .iter()
+        .filter(|i| i["verdict"] == "unregistered_change_suspected")
+        .count();
+    let counted: u64 = rows
+        .iter()
+        .filter_map(|r| r["unregistered_change_suspected"].as_u64())
+        .sum();
+    assert_eq!(
+        counted as usize, unexplained,
+        "{summary}; incidents {incidents}"
+    );
+    // Sorting: by failure rate, highest first, rows without a rate last.
+    let sorted = service.json(
+        "/api/v1/outcomes?to=2026-03-11T03:00:00Z&days=2&sort=change_failure_rate",
+        &ops,
+    );
+    let rates: Vec<Option<f64>> = sorted["owners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["change_failure_rate"].as_f64())
+        .collect();
+    let known: Vec<f64> = rates.iter().map_while(|r| *r).collect();
+    assert!(known.windows(2).all(|w| w[0] >= w[1]), "{rates:?}");
+    assert!(
+        rates[known.len()..].iter().all(Option::is_none),
+        "{rates:?}"
+    );
+    assert_eq!(service.get("/api/v1/outcomes?sort=luck", Some(&ops)).0, 400);
+    std::fs::write(dir.path().join("outcomes.json"), summary.to_string()).unwrap();
 }

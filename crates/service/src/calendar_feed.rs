@@ -86,6 +86,14 @@ mod tests {
                 "start": start, "end": "2030-03-12T18:00:00Z", "status": "planned"}),
             owner: "dcc",
             warnings: vec![],
+            outcome: stormwatch_core::changes::ChangeOutcome {
+                change: "CHG-1".into(),
+                owner: "DCC".into(),
+                outcome: stormwatch_core::changes::Outcome::Pending,
+                attributed: vec![],
+                expected: vec![],
+                suspected: vec![],
+            },
             updated_ms: 1_900_000_000_000,
         }
     }

@@ -139,9 +139,11 @@ async fn show(
     let audit = state.store.change_audit_async(id).await?;
     let viewer = confined_to(&who)?.map(ChangeOwner::User);
     let warnings = crate::coordination::listed(&state, &stored.notice, viewer).await?;
+    let outcome = crate::outcomes_api::outcome_of(&state, &stored.notice).await?;
     Ok(Json(serde_json::json!({
         "change": stored.notice,
         "warnings": warnings,
+        "outcome": outcome,
         "created_ms": stored.created_ms,
         "updated_ms": stored.updated_ms,
         "audit": audit,

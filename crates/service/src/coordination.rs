@@ -12,8 +12,8 @@ use crate::api_error::ApiError;
 use crate::state::AppState;
 use crate::store::UpsertOutcome;
 use stormwatch_core::changes::{
-    ChangeNotice, ChangeOwner, ChangeRegister, ChangeStatus, CoordinationConfig, Warning,
-    WarningKind, warnings,
+    ChangeNotice, ChangeOutcome, ChangeOwner, ChangeRegister, ChangeStatus, CoordinationConfig,
+    Warning, WarningKind, warnings,
 };
 
 /// One change on the schedule: the contract notice, who owns it, and its warnings.
@@ -24,6 +24,8 @@ pub struct ScheduledChange {
     /// `dcc` or `user`.
     pub owner: &'static str,
     pub warnings: Vec<Warning>,
+    /// Whether it ran clean or caused incidents, with their ids.
+    pub outcome: ChangeOutcome,
     pub updated_ms: i64,
 }
 

@@ -18,6 +18,7 @@ pub mod console;
 pub mod coordination;
 pub mod http;
 pub mod incidents_api;
+pub mod outcomes_api;
 pub mod query;
 pub mod schedule_api;
 pub mod state;

@@ -15,7 +15,7 @@ use super::query::time_window;
 use super::state::AppState;
 use crate::coordination::ScheduledChange;
 use crate::store::{ChangeFilter, Principal, StoredChange};
-use stormwatch_core::changes::{Category, ChangeNotice, ChangeOwner, warnings};
+use stormwatch_core::changes::{Category, ChangeNotice, ChangeOwner, change_outcome, warnings};
 
 /// Without `from`, the schedule starts a day back (so changes running now show); without `to`, it runs four weeks
 /// on from `from`.
@@ -119,6 +119,12 @@ async fn gather(state: &AppState, selection: &Selection) -> Result<Vec<Scheduled
             status: None,
         })
         .await?;
+    let incidents =
+        crate::outcomes_api::judged_incidents(state, selection.from_ms, selection.to_ms).await?;
+    let (now, grace) = (
+        crate::store::now_ms(),
+        i64::from(state.coordination.outcome_grace_minutes) * 60_000,
+    );
     let visible = |notice: &ChangeNotice| {
         selection
             .confined
@@ -145,6 +151,7 @@ async fn gather(state: &AppState, selection: &Selection) -> Result<Vec<Scheduled
                         "user"
                     },
                     warnings: found,
+                    outcome: change_outcome(&notice, &incidents, now, grace),
                     updated_ms,
                 })
             },

@@ -196,6 +196,9 @@ pub struct CoordinationConfig {
     pub typical_minutes: TypicalMinutes,
     /// Days of history the per-User outcome figures cover by default.
     pub outcome_window_days: u32,
+    /// Minutes after a change's window in which an incident opening still counts towards its outcome; until then
+    /// a change with nothing attributed is `pending`.
+    pub outcome_grace_minutes: u32,
 }
 
 impl Default for CoordinationConfig {
@@ -214,6 +217,7 @@ impl Default for CoordinationConfig {
             bcdr_keywords: vec!["BCDR".into(), "disaster recovery".into()],
             typical_minutes: TypicalMinutes::default(),
             outcome_window_days: 90,
+            outcome_grace_minutes: 60,
         }
     }
 }

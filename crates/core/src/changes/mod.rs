@@ -8,6 +8,7 @@ mod csv_rows;
 mod factors;
 mod load;
 mod notice;
+mod outcomes;
 mod records;
 mod register;
 #[cfg(test)]
@@ -23,6 +24,9 @@ pub use correlator_config::{
 pub use load::parse_changes;
 pub use notice::{
     Category, ChangeNotice, ChangeOwner, ChangeStatus, Expected, direction_name, parse_direction,
+};
+pub use outcomes::{
+    ChangeOutcome, JudgedIncident, Outcome, OwnerOutcomes, change_outcome, summarize,
 };
 pub use records::{ChangeFileError, ChangeFormat, LoadedChanges, RejectedNotice};
 pub use register::ChangeRegister;
