@@ -1,22 +1,25 @@
 //! `stormwatch serve`: the live service. Settings come from defaults, an optional TOML file, environment
 //! variables and flags, in rising precedence.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use stormwatch_core::engine::{Engine, EngineConfig};
-use stormwatch_service::engine_loop::EngineLoop;
-use stormwatch_service::http::router;
+use stormwatch_service::engine_loop::{EngineInput, EngineLoop};
+use stormwatch_service::health::Health;
+use stormwatch_service::http::{MAX_BODY_BYTES, router};
+use stormwatch_service::http_server::{self, HttpLimits};
 use stormwatch_service::malformed::MalformedLog;
 use stormwatch_service::state::AppState;
 use stormwatch_service::store::Store;
 use stormwatch_service::store_sink::StoreSink;
-use stormwatch_service::{LogFormat, ServeConfig, alerts, ingest, metrics};
+use stormwatch_service::tcp_ingest::{self, TcpSettings};
+use stormwatch_service::{LogFormat, ServeConfig, alerts, ingest, journal, metrics};
 
 #[cfg(feature = "kafka")]
 #[path = "serve_kafka.rs"]
@@ -60,6 +63,9 @@ pub struct ServeArgs {
     /// Batches the engine queue holds before sources are made to wait (tests use 1 to force backpressure).
     #[arg(long, default_value_t = ENGINE_QUEUE, hide = true)]
     pub engine_queue: usize,
+    /// Fault injection for the health tests: the engine thread hangs this many seconds after it starts.
+    #[arg(long, value_name = "SECONDS", hide = true)]
+    pub fault_hang_engine_after: Option<u64>,
     /// Consume telemetry from Kafka: bootstrap servers, host:port[,host:port...] (needs --kafka-topic).
     #[cfg(feature = "kafka")]
     #[arg(long, env = "STORMWATCH_KAFKA_BROKERS", value_name = "HOSTS")]
@@ -120,6 +126,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let store = Store::open(&config.data_dir)
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    // A read-only or full data directory is refused now, not found out at the first snapshot.
+    store.probe_write().with_context(|| {
+        format!(
+            "the store in {} cannot be written",
+            config.data_dir.display()
+        )
+    })?;
     if config.listens_beyond_loopback() && !store.has_tokens()? {
         bail!(
             "refusing to listen on {} / {} beyond loopback without API tokens: create one with `stormwatch tokens add --data-dir {} --name NAME --role ops`",
@@ -147,8 +160,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(_) => None,
         None => store.load_snapshot()?,
     };
+    // The generation of the journal that follows the snapshot (0 without a snapshot, or with one saved before
+    // journals existed).
+    let (generation, snapshot) = match &snapshot {
+        Some(stored) => {
+            let (generation, engine) = journal::unwrap_snapshot(stored);
+            (generation, Some(engine))
+        }
+        None => (0, None),
+    };
     let engine = match snapshot {
-        Some(bytes) => match Engine::restore(&bytes, engine_config.clone(), register.clone()) {
+        Some(bytes) => match Engine::restore(bytes, engine_config.clone(), register.clone()) {
             Ok(engine) => {
                 tracing::info!(
                     users = engine.user_count(),
@@ -163,6 +185,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         },
         None => Engine::new(engine_config, register),
     };
+    let mut engine = engine;
+    if let Some(path) = &config.user_directory {
+        let listed = stormwatch_service::user_directory::load(path)?;
+        tracing::info!(users = listed.len(), path = %path.display(), "User directory loaded");
+        engine.set_directory(Some(listed));
+    }
     let alerts = config
         .alertmanager
         .clone()
@@ -177,40 +205,52 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     #[cfg(not(feature = "kafka"))]
     let (extra, on_saved) = (None, None);
+    let health = Arc::new(Health::new(Duration::from_secs(
+        config.engine_stall_after_s,
+    )));
     let sink = Box::new(StoreSink {
         store: store.clone(),
         alerts,
         extra,
         on_saved,
+        health: health.clone(),
+        errors: stormwatch_service::log_limit::LogLimit::new(Duration::from_secs(60)),
     });
-    let engine_loop = EngineLoop::new(
+    let mut engine_loop = EngineLoop::new(
         engine,
         malformed,
         sink,
         (config.lateness_s * 1000.0) as i64,
         Duration::from_secs(config.snapshot_every_s),
-    );
+    )
+    .with_health(health.clone());
+    engine_loop.hang_after = args.fault_hang_engine_after.map(Duration::from_secs);
     #[cfg(feature = "kafka")]
     let engine_loop = match &kafka {
         Some(wiring) => engine_loop.with_checkpoints(wiring.checkpoints_sender()),
         None => engine_loop,
     };
-    let ready = engine_loop.ready.clone();
+    // A log source replays from its own log; every other source is journalled between snapshots.
+    let engine_loop = if kafka.is_none() {
+        let path = journal::path_in(&config.data_dir);
+        let (journal, entries) = journal::Journal::open(path.clone(), generation)
+            .with_context(|| format!("cannot open the journal {}", path.display()))?;
+        if !entries.is_empty() {
+            tracing::info!(
+                entries = entries.len(),
+                "replaying the journal written since the last snapshot"
+            );
+        }
+        engine_loop.with_journal(journal, entries)
+    } else {
+        engine_loop
+    };
     let (to_engine, engine_input) = crossbeam::channel::bounded(args.engine_queue.max(1));
     let engine_thread = std::thread::Builder::new()
         .name("engine".into())
         .spawn(move || engine_loop.run(engine_input))?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let tcp = TcpListener::bind(config.ingest)
-        .with_context(|| format!("cannot listen for telemetry on {}", config.ingest))?;
-    tracing::info!(address = %tcp.local_addr()?, "telemetry TCP listener up");
-    {
-        let (engine, stop) = (to_engine.clone(), stop.clone());
-        std::thread::Builder::new()
-            .name("ingest-accept".into())
-            .spawn(move || ingest::serve_tcp(tcp, engine, stop))?;
-    }
     for path in &config.follow {
         let (engine, stop, path) = (to_engine.clone(), stop.clone(), path.clone());
         std::thread::Builder::new()
@@ -223,19 +263,45 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .map(|wiring| wiring.spawn(to_engine.clone(), store.clone(), stop.clone()))
         .transpose()?;
 
+    // HTTP and TCP ingest share the runtime: connection tasks parse between awaits, so neither starves the other.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .worker_threads(2)
+        .worker_threads(workers)
         .build()?;
+    let tcp_settings = TcpSettings {
+        max_connections: config.ingest_max_connections,
+        idle_timeout: Duration::from_secs(config.ingest_idle_timeout_s),
+        auth: config.ingest_needs_token().then(|| store.clone()),
+        auth_timeout: Duration::from_secs(config.ingest_auth_timeout_s),
+    };
+    let http_limits = HttpLimits {
+        max_connections: config.http_max_connections,
+        header_timeout: Duration::from_secs(config.http_header_timeout_s),
+        body_timeout: Duration::from_secs(config.http_body_timeout_s),
+        max_body_bytes: MAX_BODY_BYTES,
+    };
     let state = AppState {
         engine: to_engine.clone(),
         store,
         metrics: handle,
-        ready,
+        health: health.clone(),
         correlator: correlator_config,
         coordination: std::sync::Arc::new(config.coordination.clone()),
     };
-    runtime.block_on(async move {
+    let grace = Duration::from_secs(config.shutdown_grace_s);
+    let probe_every = Duration::from_secs(config.store_probe_every_s);
+    let tcp_engine = to_engine.clone();
+    let served = runtime.block_on(async move {
+        let tcp = tokio::net::TcpListener::bind(config.ingest)
+            .await
+            .with_context(|| format!("cannot listen for telemetry on {}", config.ingest))?;
+        tracing::info!(
+            address = %tcp.local_addr()?,
+            token_required = tcp_settings.auth.is_some(),
+            "telemetry TCP listener up"
+        );
+        tokio::spawn(tcp_ingest::serve(tcp, tcp_settings, tcp_engine));
         let listener = tokio::net::TcpListener::bind(config.http)
             .await
             .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
@@ -246,26 +312,67 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(stormwatch_service::coordination::publish_upcoming(
             state.clone(),
         ));
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        tokio::spawn(stormwatch_service::health::probe_store(
+            state.store.clone(),
+            health.clone(),
+            probe_every,
+        ));
+        tokio::spawn(Health::watch(health));
+        // Requests waiting on a stuck engine, or clients that never finish, must not hold the exit: the server
+        // gives them the grace, then drops them.
+        http_server::serve(
+            listener,
+            router(state),
+            http_limits,
+            shutdown_signal(),
+            grace,
+        )
+        .await;
         anyhow::Ok(())
-    })?;
+    });
+    // Handlers blocked on a full engine queue sit in blocking tasks: do not wait for them.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    served?;
 
     tracing::info!("shutting down: stopping sources, taking a final snapshot");
     stop.store(true, Ordering::Release);
-    let _ = to_engine.send(stormwatch_service::engine_loop::EngineInput::Shutdown);
+    let deadline = Instant::now() + grace;
+    let asked = to_engine
+        .send_deadline(EngineInput::Shutdown, deadline)
+        .is_ok();
     drop(to_engine);
+    if !asked || !finished_by(&engine_thread, deadline) {
+        tracing::error!(
+            grace_s = grace.as_secs(),
+            "the engine thread did not stop within the shutdown grace; exiting without a final snapshot"
+        );
+        return Ok(ExitCode::from(3));
+    }
     if engine_thread.join().is_err() {
         bail!("the engine thread panicked");
     }
     #[cfg(feature = "kafka")]
-    if let Some(thread) = kafka_thread
-        && thread.join().is_err()
-    {
-        bail!("the Kafka consumer thread panicked");
+    if let Some(thread) = kafka_thread {
+        if !finished_by(&thread, Instant::now() + grace) {
+            tracing::error!("the Kafka consumer thread did not stop within the shutdown grace");
+            return Ok(ExitCode::from(3));
+        }
+        if thread.join().is_err() {
+            bail!("the Kafka consumer thread panicked");
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits until `thread` has finished or `deadline` passes; true if it finished.
+fn finished_by<T>(thread: &std::thread::JoinHandle<T>, deadline: Instant) -> bool {
+    while !thread.is_finished() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -46,6 +46,8 @@ pub fn token(data_dir: &Path, name: &str, role: &str, user: Option<&str>) -> Str
 
 pub struct Service {
     pub child: Child,
+    /// Every log line the service wrote to stderr so far (the first 200,000).
+    pub logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     pub http: SocketAddr,
     pub ingest: SocketAddr,
     pub data_dir: PathBuf,
@@ -53,17 +55,16 @@ pub struct Service {
 
 impl Service {
     pub fn start(data_dir: &Path, extra: &[&str]) -> Service {
-        let mut child = binary()
-            .args([
-                "serve",
-                "--http",
-                "127.0.0.1:0",
-                "--ingest",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--data-dir",
-            ])
+        // Ephemeral loopback ports unless `extra` names its own.
+        let mut command = binary();
+        command.arg("serve");
+        for flag in ["--http", "--ingest"] {
+            if !extra.contains(&flag) {
+                command.args([flag, "127.0.0.1:0"]);
+            }
+        }
+        let mut child = command
+            .args(["--log-format", "json", "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .stderr(Stdio::piped())
@@ -101,9 +102,20 @@ impl Service {
             }
         }
         // Keep draining the logs so the service never blocks on a full pipe.
-        std::thread::spawn(move || while receiver.recv().is_ok() {});
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = logs.clone();
+        std::thread::spawn(move || {
+            while let Ok(line) = receiver.recv() {
+                if let Ok(mut kept) = kept.lock()
+                    && kept.len() < 200_000
+                {
+                    kept.push(line);
+                }
+            }
+        });
         Service {
             child,
+            logs,
             http: http.expect("HTTP address in the logs"),
             ingest: ingest.expect("ingest address in the logs"),
             data_dir: data_dir.to_owned(),
@@ -167,6 +179,53 @@ impl Service {
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits up to `seconds` for the process to exit; its exit code, or `None` if it is still
+    /// running (then it is killed).
+    pub fn terminate_within(&mut self, seconds: u64) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.kill_hard();
+        None
+    }
+
+    /// Polls `path` (no token) until its status is `status` and `check` holds for the body.
+    pub fn wait_status(
+        &self,
+        path: &str,
+        status: u16,
+        seconds: u64,
+        check: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        loop {
+            let (got, body) = self.get(path, None);
+            if got == status && check(&body) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {status} on {path}: last {got} {body}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// How many log lines so far contain `text`.
+    pub fn log_count(&self, text: &str) -> usize {
+        self.logs
+            .lock()
+            .map(|logs| logs.iter().filter(|l| l.contains(text)).count())
+            .unwrap_or(0)
     }
 
     pub fn rss_kib(&self) -> u64 {
@@ -246,6 +305,21 @@ fn dechunk(body: &str) -> String {
         out.push_str(&after[..size]);
         rest = after[size..].trim_start_matches("\r\n");
     }
+}
+
+/// Writes `toml` as a config file in `dir` and returns the `--config` arguments for it.
+pub fn config_file(dir: &Path, toml: &str) -> [String; 2] {
+    let path = dir.join("stormwatch.toml");
+    std::fs::write(&path, toml).expect("write config file");
+    ["--config".to_owned(), path.display().to_string()]
+}
+
+/// The value of an unlabelled or exactly-labelled sample (`name` or `name{labels}`) in Prometheus text.
+pub fn metric(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 pub const T0: i64 = 1_773_133_200_000;

@@ -18,6 +18,8 @@ pub enum ApiError {
         index: Option<usize>,
         reason: String,
     },
+    #[error("Content-Encoding `{0}` is not supported: send gzip, zstd or identity")]
+    UnsupportedEncoding(String),
     #[error("the engine is not running")]
     EngineGone,
     #[error("storage failed: {0}")]
@@ -50,6 +52,7 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::EngineGone | ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         let mut body = serde_json::json!({ "error": self.to_string() });
@@ -76,13 +79,14 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Store errors a person can act on become 404 and 400 (naming the field), not the generic 503 of a failed store.
+/// Store errors a person can act on become 404, 403 and 400 (naming the field), not the generic 503 of a failed
+/// store.
 pub fn store_error(error: crate::store::StoreError) -> ApiError {
+    use crate::store::StoreError;
     match error {
-        crate::store::StoreError::NotFound { what, id } => {
-            ApiError::NotFound(format!("no {what} `{id}`"))
-        }
-        crate::store::StoreError::Constraint { field, reason } => ApiError::Invalid {
+        StoreError::NotFound { what, id } => ApiError::NotFound(format!("no {what} `{id}`")),
+        error @ StoreError::NotYours { .. } => ApiError::Forbidden(error.to_string()),
+        StoreError::Constraint { field, reason } => ApiError::Invalid {
             field: Some(field),
             index: None,
             reason,

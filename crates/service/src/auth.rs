@@ -57,13 +57,26 @@ pub fn confined_to(who: &Principal) -> Result<Option<Eui64>, ApiError> {
     }
 }
 
-/// May the caller see or register a change owned by `owner`?
-pub fn may_touch_change(who: &Principal, owner: &ChangeOwner) -> Result<(), ApiError> {
+/// May the caller register a notice naming `owner`? The owner is the caller's own input, so the 403 may repeat it.
+pub fn may_register_for(who: &Principal, owner: &ChangeOwner) -> Result<(), ApiError> {
     match confined_to(who)? {
         None => Ok(()),
         Some(user) if *owner == ChangeOwner::User(user) => Ok(()),
         Some(user) => Err(ApiError::Forbidden(format!(
             "token `{}` is bound to User {user}, not {owner}",
+            who.name
+        ))),
+    }
+}
+
+/// May the caller see or change the stored change `id`, owned by `owner`? The 403 names only the id the caller
+/// gave: the owner of someone else's change is not theirs to learn.
+pub fn may_touch_stored(who: &Principal, id: &str, owner: &ChangeOwner) -> Result<(), ApiError> {
+    match confined_to(who)? {
+        None => Ok(()),
+        Some(user) if *owner == ChangeOwner::User(user) => Ok(()),
+        Some(_) => Err(ApiError::Forbidden(format!(
+            "token `{}` may not touch change `{id}`: it belongs to another owner",
             who.name
         ))),
     }

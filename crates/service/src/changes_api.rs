@@ -8,13 +8,53 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::api_error::ApiError;
-use super::auth::{confined_to, list_scope, may_touch_change, principal};
+use super::api_error::{ApiError, store_error};
+use super::auth::{confined_to, list_scope, may_register_for, may_touch_stored, principal};
 use super::engine_loop::EngineInput;
 use super::query::time_window;
 use super::state::AppState;
 use crate::store::{ChangeFilter, Principal, StoredChange};
 use stormwatch_core::changes::{ChangeNotice, ChangeOwner, ChangeStatus};
+
+/// Limits on a notice registered over HTTP (the contract sets none; these keep one request from filling the
+/// store, the console or an alert). Lengths in characters.
+pub const MAX_ID_CHARS: usize = 128;
+pub const MAX_TITLE_CHARS: usize = 1_000;
+pub const MAX_CONTACT_CHARS: usize = 500;
+pub const MAX_SRVS: usize = 256;
+pub const MAX_NOTICES_PER_REQUEST: usize = 10_000;
+
+/// The first field of `notice` over its limit, with a sentence for the 400.
+fn over_limit(notice: &ChangeNotice) -> Option<(&'static str, String)> {
+    let chars = |text: &str, limit: usize, field: &'static str| {
+        let length = text.chars().count();
+        (length > limit).then(|| {
+            (
+                field,
+                format!("is {length} characters long; at most {limit} are allowed"),
+            )
+        })
+    };
+    chars(&notice.id, MAX_ID_CHARS, "id")
+        .or_else(|| chars(&notice.title, MAX_TITLE_CHARS, "title"))
+        .or_else(|| {
+            notice
+                .contact
+                .as_deref()
+                .and_then(|contact| chars(contact, MAX_CONTACT_CHARS, "contact"))
+        })
+        .or_else(|| {
+            (notice.srvs.len() > MAX_SRVS).then(|| {
+                (
+                    "srvs",
+                    format!(
+                        "lists {} SRVs; at most {MAX_SRVS} are allowed",
+                        notice.srvs.len()
+                    ),
+                )
+            })
+        })
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -63,6 +103,12 @@ async fn register(
         serde_json::Value::Array(values) => (values, false),
         other => (vec![other], true),
     };
+    if values.len() > MAX_NOTICES_PER_REQUEST {
+        return Err(ApiError::invalid(format!(
+            "{} notices in one request; at most {MAX_NOTICES_PER_REQUEST} are allowed",
+            values.len()
+        )));
+    }
     let mut notices = Vec::with_capacity(values.len());
     for (index, value) in values.iter().enumerate() {
         let notice = ChangeNotice::try_from(value).map_err(|e| ApiError::Invalid {
@@ -70,13 +116,33 @@ async fn register(
             index: (!single).then_some(index),
             reason: e.to_string(),
         })?;
-        may_touch_change(&who, &notice.owner)?;
+        if let Some((field, why)) = over_limit(&notice) {
+            return Err(ApiError::Invalid {
+                field: Some(field.to_owned()),
+                index: (!single).then_some(index),
+                reason: format!("field `{field}` {why}"),
+            });
+        }
+        may_register_for(&who, &notice.owner)?;
         notices.push(notice);
     }
-    let outcomes = state
-        .store
-        .upsert_changes_async(notices, who.name.clone())
-        .await?;
+    // The stored owner of each id is checked by the store in the same transaction as the write: a User token
+    // registering another User's change id under its own User must not take that change over.
+    let outcomes = match confined_to(&who)? {
+        None => {
+            state
+                .store
+                .upsert_changes_async(notices, who.name.clone())
+                .await
+        }
+        Some(user) => {
+            state
+                .store
+                .upsert_changes_confined_async(notices, who.name.clone(), ChangeOwner::User(user))
+                .await
+        }
+    }
+    .map_err(store_error)?;
     refresh_engine(&state).await?;
     let viewer = confined_to(&who)?.map(ChangeOwner::User);
     let answer = crate::coordination::registered(&state, outcomes, viewer).await?;
@@ -162,7 +228,7 @@ async fn change_they_may_touch(
         .get_change_async(id.to_owned())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no change `{id}`")))?;
-    may_touch_change(who, &stored.notice.owner)?;
+    may_touch_stored(who, id, &stored.notice.owner)?;
     Ok(stored)
 }
 
@@ -198,10 +264,27 @@ async fn update_status(
 ) -> Result<Response, ApiError> {
     let who = principal(&state.store, &headers).await?;
     change_they_may_touch(&state, &who, &id).await?;
-    let changed = state
-        .store
-        .set_change_status_async(id, status, who.name.clone())
-        .await?;
+    // Checked again inside the store's transaction, against the owner stored at the moment of the write.
+    let changed = match confined_to(&who)? {
+        None => {
+            state
+                .store
+                .set_change_status_async(id, status, who.name.clone())
+                .await
+        }
+        Some(user) => {
+            state
+                .store
+                .set_change_status_confined_async(
+                    id,
+                    status,
+                    who.name.clone(),
+                    ChangeOwner::User(user),
+                )
+                .await
+        }
+    }
+    .map_err(store_error)?;
     refresh_engine(&state).await?;
     crate::coordination::refresh_gauge(&state).await;
     Ok(Json(serde_json::json!({ "change": changed.change.notice, "previous_status": changed.previous.as_str() })).into_response())

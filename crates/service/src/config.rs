@@ -16,6 +16,19 @@ pub enum LogFormat {
     Json,
 }
 
+/// Whether a TCP telemetry connection must open with `AUTH <token>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IngestAuth {
+    /// Required when the listener is reachable beyond loopback, not on loopback.
+    #[default]
+    Auto,
+    /// Always required.
+    Token,
+    /// Never required: refused for a listener beyond loopback.
+    None,
+}
+
 /// Everything `stormwatch serve` runs with. `--print-config` prints this as TOML.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -35,6 +48,30 @@ pub struct ServeConfig {
     /// Seconds between engine snapshots (one is also taken at shutdown).
     pub snapshot_every_s: u64,
     pub log_format: LogFormat,
+    /// `/readyz` says 503 once the engine thread has not finished its once-a-second tick for this long.
+    pub engine_stall_after_s: u64,
+    /// After SIGTERM or SIGINT: how long open HTTP requests, and then the engine's final snapshot, may take
+    /// before the service exits anyway (non-zero exit, no final snapshot, when the engine is stuck).
+    pub shutdown_grace_s: u64,
+    /// File listing every User that exists (one EUI-64 per line). Lines for other Users are refused as unknown
+    /// and never fill the User table.
+    pub user_directory: Option<PathBuf>,
+    /// How often the store is test-written, so an unwritable data directory shows in `/readyz` within this.
+    pub store_probe_every_s: u64,
+    /// TCP telemetry connections served at once; more are told `ERR too many connections` and closed.
+    pub ingest_max_connections: usize,
+    /// A TCP telemetry connection that sends nothing for this long is closed.
+    pub ingest_idle_timeout_s: u64,
+    /// `auto` (a token handshake beyond loopback only), `token` (always) or `none` (loopback only).
+    pub ingest_auth: IngestAuth,
+    /// Time a TCP telemetry connection has for its `AUTH <token>` line.
+    pub ingest_auth_timeout_s: u64,
+    /// HTTP connections served at once; more wait in the listen backlog.
+    pub http_max_connections: usize,
+    /// A request's headers (and a kept-alive connection's next request) must arrive within this.
+    pub http_header_timeout_s: u64,
+    /// A request's body must arrive within this (408 otherwise).
+    pub http_body_timeout_s: u64,
     /// Link to an incident in operators' alerts: `{base}/api/v1/incidents/{id}`.
     pub public_url: Option<String>,
     /// Kafka bootstrap servers: consume telemetry from `kafka_topic` in consumer group `kafka_group`.
@@ -65,6 +102,17 @@ impl Default for ServeConfig {
             lateness_s: 5.0,
             snapshot_every_s: 30,
             log_format: LogFormat::Text,
+            engine_stall_after_s: 10,
+            shutdown_grace_s: 10,
+            user_directory: None,
+            store_probe_every_s: 5,
+            ingest_max_connections: 256,
+            ingest_idle_timeout_s: 300,
+            ingest_auth: IngestAuth::Auto,
+            ingest_auth_timeout_s: 10,
+            http_max_connections: 512,
+            http_header_timeout_s: 10,
+            http_body_timeout_s: 60,
             public_url: None,
             #[cfg(feature = "kafka")]
             kafka_brokers: None,
@@ -127,12 +175,43 @@ impl ServeConfig {
                 "kafka_brokers and kafka_topic go together".into(),
             ));
         }
+        for (name, value) in [
+            ("engine_stall_after_s", self.engine_stall_after_s),
+            ("shutdown_grace_s", self.shutdown_grace_s),
+            ("store_probe_every_s", self.store_probe_every_s),
+            ("ingest_max_connections", self.ingest_max_connections as u64),
+            ("ingest_idle_timeout_s", self.ingest_idle_timeout_s),
+            ("ingest_auth_timeout_s", self.ingest_auth_timeout_s),
+            ("http_max_connections", self.http_max_connections as u64),
+            ("http_header_timeout_s", self.http_header_timeout_s),
+            ("http_body_timeout_s", self.http_body_timeout_s),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+            }
+        }
+        if self.ingest_auth == IngestAuth::None && !self.ingest.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!(
+                "ingest_auth = \"none\" is only allowed on loopback, not on {}: telemetry from beyond this \
+                 machine must authenticate",
+                self.ingest
+            )));
+        }
         if self.snapshot_every_s == 0 {
             return Err(ConfigError::Invalid(
                 "snapshot_every_s must be at least 1".into(),
             ));
         }
         Ok(())
+    }
+
+    /// Whether TCP telemetry connections must authenticate.
+    pub fn ingest_needs_token(&self) -> bool {
+        match self.ingest_auth {
+            IngestAuth::Auto => !self.ingest.ip().is_loopback(),
+            IngestAuth::Token => true,
+            IngestAuth::None => false,
+        }
     }
 
     /// True when either listener is reachable from beyond this machine.

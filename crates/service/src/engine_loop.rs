@@ -3,18 +3,20 @@
 //! clock, publishes gauges, persists incident changes and takes periodic snapshots.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam::channel::{Receiver, RecvTimeoutError};
 use hdrhistogram::Histogram;
 
+use super::health::Health;
+use super::journal::{Entry, Journal, wrap_snapshot};
 use super::malformed::MalformedLog;
 use super::metrics::Publisher;
 use stormwatch_core::changes::ChangeRegister;
-use stormwatch_core::engine::{Engine, IncidentUpdate};
+use stormwatch_core::engine::{Engine, IncidentUpdate, IngestError};
 use stormwatch_core::report::IncidentRecord;
-use stormwatch_core::telemetry::batch::{ParsedChunk, malformed};
+use stormwatch_core::telemetry::batch::{ParsedChunk, malformed, parse_chunk};
+use stormwatch_core::telemetry::framing::Chunk;
 
 /// Where a batch came from, for counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +43,9 @@ impl SourceKind {
 pub struct BatchOutcome {
     pub accepted: u64,
     pub malformed: u64,
+    /// Valid lines the engine would not take: a User not in the User directory, or a new User with the table
+    /// full. Quarantined like malformed lines, counted apart from them.
+    pub refused: u64,
 }
 
 /// Closed incidents stay in the engine this long (event time) after they close, then live only in the store.
@@ -101,7 +106,11 @@ pub struct EngineLoop {
     pub persistence: Box<dyn Persistence>,
     pub lateness_ms: i64,
     pub snapshot_every: Duration,
-    pub ready: Arc<AtomicBool>,
+    /// Told of every finished tick and snapshot, read by `/readyz` from the HTTP side.
+    pub health: Arc<Health>,
+    /// Fault injection for tests of the health checks: the thread hangs (as a stuck engine would) at its first
+    /// tick this long after starting. Never set in normal operation.
+    pub hang_after: Option<Duration>,
     publisher: Publisher,
     /// Ingest-to-window latency in microseconds, this minute and the last: quantiles cover the last 1-2 minutes.
     latency: Histogram<u64>,
@@ -119,6 +128,11 @@ pub struct EngineLoop {
     quiet: bool,
     /// A log source has said it still has records to hand over: the idle clock waits.
     source_behind: bool,
+    /// Everything applied since the last snapshot, for replay after a crash (not with a log source, which
+    /// replays from its own log).
+    journal: Option<Journal>,
+    /// Journal entries found at start, replayed before the engine serves.
+    to_replay: Vec<Entry>,
 }
 
 pub fn wall_ms() -> i64 {
@@ -140,7 +154,8 @@ impl EngineLoop {
             persistence,
             lateness_ms,
             snapshot_every,
-            ready: Arc::new(AtomicBool::new(false)),
+            health: Arc::new(Health::new(Duration::from_secs(10))),
+            hang_after: None,
             publisher: Publisher::default(),
             // Microseconds, 1 us to 60 s: constant bounds that hdrhistogram accepts.
             latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"),
@@ -154,8 +169,60 @@ impl EngineLoop {
             checkpoints: None,
             quiet: false,
             source_behind: false,
+            journal: None,
+            to_replay: Vec::new(),
             engine,
         }
+    }
+
+    /// Journals what is applied from now on, and replays `entries` (found in the journal at start) first.
+    pub fn with_journal(mut self, journal: Journal, entries: Vec<Entry>) -> Self {
+        self.journal = Some(journal);
+        self.to_replay = entries;
+        self
+    }
+
+    /// Applies the journal found at start, quietly: what it opens or resolves is stored, but nobody is paged
+    /// again about what was already raised before the crash.
+    fn replay_journal(&mut self) {
+        let entries = std::mem::take(&mut self.to_replay);
+        if entries.is_empty() {
+            return;
+        }
+        let (mut batches, mut events) = (0u64, 0u64);
+        let quiet = std::mem::replace(&mut self.quiet, true);
+        for entry in &entries {
+            match entry {
+                Entry::Batch(data) => {
+                    let parsed = parse_chunk(
+                        0,
+                        Chunk::Lines {
+                            first_line: 1,
+                            data: data.clone(),
+                        },
+                    );
+                    for event in &parsed.events {
+                        events += u64::from(self.engine.ingest(event).is_ok());
+                    }
+                    batches += 1;
+                }
+                Entry::Advance(to_ms) => self.engine.advance_to(*to_ms),
+            }
+            self.handle_updates();
+        }
+        self.quiet = quiet;
+        self.last_event_wall = self.engine.max_ts().map(|_| wall_ms());
+        tracing::info!(
+            batches,
+            events,
+            "journal replayed: the engine is where it was when the service stopped"
+        );
+    }
+
+    /// Reports into `health` (shared with `/readyz`) instead of a private one.
+    pub fn with_health(mut self, health: Arc<Health>) -> Self {
+        self.health = health;
+        self
     }
 
     /// After each saved snapshot, the log positions it covers are sent here.
@@ -169,7 +236,9 @@ impl EngineLoop {
 
     /// Runs until `Shutdown` or every sender is gone; takes a final snapshot.
     pub fn run(mut self, input: Receiver<EngineInput>) {
-        self.ready.store(true, Ordering::Release);
+        self.replay_journal();
+        self.health.engine_started();
+        let started = Instant::now();
         let mut next_tick = Instant::now() + Duration::from_secs(1);
         loop {
             let timeout = next_tick.saturating_duration_since(Instant::now());
@@ -206,6 +275,12 @@ impl EngineLoop {
                 Err(RecvTimeoutError::Timeout) => {}
             }
             if Instant::now() >= next_tick {
+                if self
+                    .hang_after
+                    .is_some_and(|after| started.elapsed() >= after)
+                {
+                    hang();
+                }
                 self.tick();
                 next_tick = Instant::now() + Duration::from_secs(1);
             }
@@ -216,10 +291,18 @@ impl EngineLoop {
     }
 
     fn apply(&mut self, source: &str, kind: SourceKind, parsed: &ParsedChunk) -> BatchOutcome {
+        // Written before it is applied: a crash in between replays it, which is what applying it would have done.
+        if let Some(journal) = &mut self.journal
+            && !parsed.events.is_empty()
+        {
+            journal.batch(&parsed.data);
+        }
         let mut outcome = BatchOutcome {
             accepted: 0,
             malformed: parsed.malformed.len() as u64,
+            refused: 0,
         };
+        let mut unknown = 0;
         for (index, event) in parsed.events.iter().enumerate() {
             match self.engine.ingest(event) {
                 Ok(()) => outcome.accepted += 1,
@@ -227,7 +310,8 @@ impl EngineLoop {
                     let (line, bytes) = parsed.line_of(index);
                     self.malformed
                         .keep(source, &malformed(0, line, refused.to_string(), bytes));
-                    outcome.malformed += 1;
+                    outcome.refused += 1;
+                    unknown += u64::from(matches!(refused, IngestError::UnknownUser(_)));
                 }
             }
         }
@@ -239,6 +323,9 @@ impl EngineLoop {
         }
         self.publisher
             .count_batch(kind.label(), outcome.accepted, outcome.malformed);
+        if outcome.refused > 0 {
+            Publisher::count_refused(kind.label(), unknown, outcome.refused - unknown);
+        }
         self.handle_updates();
         outcome
     }
@@ -274,6 +361,9 @@ impl EngineLoop {
             if quiet_ms > self.lateness_ms && !self.source_behind {
                 // Event time moves on with the wall clock while nothing arrives, so a User whose traffic stopped
                 // entirely is still evaluated.
+                if let Some(journal) = &mut self.journal {
+                    journal.advance(max_ts + quiet_ms);
+                }
                 self.engine.advance_to(max_ts + quiet_ms);
                 self.handle_updates();
             }
@@ -303,6 +393,7 @@ impl EngineLoop {
         if self.last_snapshot.elapsed() >= self.snapshot_every {
             self.snapshot();
         }
+        self.health.engine_ticked();
     }
 
     fn rebuild(&mut self) {
@@ -320,16 +411,41 @@ impl EngineLoop {
         self.last_snapshot = Instant::now();
         match self.engine.snapshot() {
             Ok(bytes) => {
+                let next = self.journal.as_ref().map(|j| j.generation() + 1);
+                let bytes = match next {
+                    Some(generation) => wrap_snapshot(generation, &bytes),
+                    None => bytes,
+                };
                 // Saving is synchronous: once it returns, the snapshot holds every batch before the positions.
-                if self.persistence.save_snapshot(bytes)
+                let saved = self.persistence.save_snapshot(bytes);
+                self.health.snapshot_saved(saved);
+                if saved
+                    && let (Some(journal), Some(generation)) = (&mut self.journal, next)
+                    && let Err(error) = journal.restart(generation)
+                {
+                    tracing::error!(%error, "cannot restart the journal after a snapshot");
+                }
+                if saved
                     && let Some(checkpoints) = &self.checkpoints
                     && !self.positions.is_empty()
                 {
                     let _ = checkpoints.send(self.positions.clone());
                 }
             }
-            Err(error) => tracing::error!(%error, "engine snapshot failed"),
+            Err(error) => {
+                self.health.snapshot_saved(false);
+                tracing::error!(%error, "engine snapshot failed");
+            }
         }
+    }
+}
+
+/// The injected fault: blocks this thread for good, answering nothing, like an engine caught in a loop.
+#[cold]
+fn hang() -> ! {
+    tracing::warn!("fault injection: the engine thread hangs now");
+    loop {
+        std::thread::park();
     }
 }
 

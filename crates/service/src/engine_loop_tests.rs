@@ -107,3 +107,37 @@ fn the_idle_clock_waits_while_a_log_source_is_behind() {
         "quiet: event time follows the wall clock ({moved:?})"
     );
 }
+
+/// A snapshot the store refuses (read-only or full data dir) makes the service unready until one is saved.
+#[test]
+fn a_failed_snapshot_shows_in_health_until_one_succeeds() {
+    struct Refusing(std::sync::Arc<std::sync::atomic::AtomicBool>);
+    impl Persistence for Refusing {
+        fn incident_changed(&mut self, _: &IncidentRecord) {}
+        fn save_snapshot(&mut self, _: Vec<u8>) -> bool {
+            !self.0.load(std::sync::atomic::Ordering::Relaxed)
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let refusing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let engine = Engine::new(EngineConfig::default(), ChangeRegister::new());
+    let mut engine_loop = EngineLoop::new(
+        engine,
+        MalformedLog::open(dir.path().join("q.ndjson")),
+        Box::new(Refusing(refusing.clone())),
+        5_000,
+        Duration::from_secs(30),
+    );
+    engine_loop.health.engine_started();
+    engine_loop.snapshot();
+    let failing: Vec<_> = engine_loop
+        .health
+        .problems()
+        .into_iter()
+        .map(|p| p.0)
+        .collect();
+    assert_eq!(failing, [crate::health::Check::Snapshot]);
+    refusing.store(false, std::sync::atomic::Ordering::Relaxed);
+    engine_loop.snapshot();
+    assert!(engine_loop.health.problems().is_empty());
+}

@@ -4,7 +4,6 @@
 
 use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -46,12 +45,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// 200 when ready; otherwise 503 with one line per failing check.
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "restoring engine state\n").into_response()
+    let problems = state.health.problems();
+    if problems.is_empty() {
+        return (StatusCode::OK, "ready\n").into_response();
     }
+    let text: String = problems
+        .iter()
+        .map(|(check, why)| format!("{}: {why}\n", check.label()))
+        .collect();
+    (StatusCode::SERVICE_UNAVAILABLE, text).into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -65,7 +69,54 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// `POST /api/v1/events`: an NDJSON body (optionally `Content-Encoding: gzip`); answers how many lines were
+/// How a telemetry body is encoded (`Content-Encoding`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+    Zstd,
+}
+
+impl Encoding {
+    /// `None` for an encoding the service cannot read (415), or a list of several.
+    fn of(headers: &HeaderMap) -> Option<Encoding> {
+        let Some(value) = headers.get(axum::http::header::CONTENT_ENCODING) else {
+            return Some(Encoding::Identity);
+        };
+        match value.to_str().ok()?.trim().to_ascii_lowercase().as_str() {
+            "" | "identity" => Some(Encoding::Identity),
+            "gzip" | "x-gzip" => Some(Encoding::Gzip),
+            "zstd" => Some(Encoding::Zstd),
+            _ => None,
+        }
+    }
+
+    fn reader(self, body: Bytes) -> std::io::Result<Box<dyn Read + Send>> {
+        let raw = std::io::Cursor::new(body);
+        Ok(match self {
+            Encoding::Identity => Box::new(raw),
+            Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+            Encoding::Zstd => Box::new(zstd::stream::read::Decoder::new(raw)?),
+        })
+    }
+}
+
+/// Reads the whole decoded body once, keeping nothing, so that a body that breaks part-way (a truncated gzip
+/// stream, a bad zstd frame) is refused before a single line of it reaches the engine.
+fn check_decodes(encoding: Encoding, body: &Bytes) -> Result<(), ApiError> {
+    if encoding == Encoding::Identity {
+        return Ok(());
+    }
+    let mut reader = encoding
+        .reader(body.clone())
+        .map_err(|e| ApiError::invalid(format!("body unreadable: {e}")))?;
+    std::io::copy(&mut reader, &mut std::io::sink())
+        .map(|_| ())
+        .map_err(|e| ApiError::invalid(format!("body unreadable: {e}; nothing of it was ingested")))
+}
+
+/// `POST /api/v1/events`: an NDJSON body (plain, `Content-Encoding: gzip` or `zstd`; another encoding is 415).
+/// All or nothing: a body that cannot be decoded to its end ingests nothing. Answers how many lines were
 /// accepted and how many were malformed.
 async fn post_events(
     State(state): State<AppState>,
@@ -74,20 +125,24 @@ async fn post_events(
 ) -> Result<Json<BatchOutcome>, ApiError> {
     let who = principal(&state.store, &headers).await?;
     require_ingest(&who)?;
-    let gzip = headers
-        .get(axum::http::header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    let encoding = Encoding::of(&headers).ok_or_else(|| {
+        ApiError::UnsupportedEncoding(
+            headers
+                .get(axum::http::header::CONTENT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("(not text)")
+                .to_owned(),
+        )
+    })?;
     let source: Arc<str> = Arc::from(format!("http:{}", who.name));
     let engine = state.engine.clone();
     let replies = tokio::task::spawn_blocking(move || -> Result<Vec<_>, ApiError> {
-        let reader: Box<dyn Read + Send> = if gzip {
-            Box::new(flate2::read::MultiGzDecoder::new(std::io::Cursor::new(
-                body,
-            )))
-        } else {
-            Box::new(std::io::Cursor::new(body))
-        };
+        // Decoding twice costs CPU, but keeps memory bounded by the compressed body (a gzip bomb is never held
+        // decoded) while still ingesting nothing of a body that turns out broken.
+        check_decodes(encoding, &body)?;
+        let reader = encoding
+            .reader(body)
+            .map_err(|e| ApiError::invalid(format!("body unreadable: {e}")))?;
         let mut framer = LineFramer::new(reader);
         let mut replies = Vec::new();
         loop {
@@ -119,6 +174,7 @@ async fn post_events(
         let outcome = answer.await.map_err(|_| ApiError::EngineGone)?;
         total.accepted += outcome.accepted;
         total.malformed += outcome.malformed;
+        total.refused += outcome.refused;
     }
     Ok(Json(total))
 }

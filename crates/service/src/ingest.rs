@@ -1,8 +1,7 @@
-//! Live sources: the TCP listener (a thread per connection, so a full engine queue simply stops the reads and
-//! TCP pushes back on the sender), HTTP bodies, and `--follow` files that survive rotation.
+//! Blocking live sources: the shared `pump` (frame, parse, forward; a full engine queue blocks it) and
+//! `--follow` files that survive rotation. The TCP listener is async, in `tcp_ingest.rs`.
 
 use std::io::{self, Read};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,52 +39,6 @@ pub fn pump(
         }
     }
     Ok(framer.next_line() - 1)
-}
-
-/// Accepts telemetry connections until `stop` is set.
-pub fn serve_tcp(listener: TcpListener, engine: Sender<EngineInput>, stop: Arc<AtomicBool>) {
-    // Non-blocking accept so that shutdown is noticed promptly.
-    if let Err(error) = listener.set_nonblocking(true) {
-        tracing::error!(%error, "TCP ingest listener cannot be polled");
-        return;
-    }
-    while !stop.load(Ordering::Acquire) {
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                let engine = engine.clone();
-                let spawned = std::thread::Builder::new()
-                    .name(format!("ingest-{peer}"))
-                    .spawn(move || connection(stream, peer, &engine));
-                if let Err(error) = spawned {
-                    tracing::error!(%peer, %error, "cannot start a thread for an ingest connection");
-                }
-            }
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(50))
-            }
-            Err(error) => {
-                tracing::warn!(%error, "accepting an ingest connection failed");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-}
-
-fn connection(stream: TcpStream, peer: SocketAddr, engine: &Sender<EngineInput>) {
-    if let Err(error) = stream.set_nonblocking(false) {
-        tracing::warn!(%peer, %error, "ingest connection refused blocking mode");
-        return;
-    }
-    tracing::info!(%peer, "ingest connection opened");
-    match pump(
-        stream,
-        Arc::from(format!("tcp:{peer}")),
-        SourceKind::Tcp,
-        engine,
-    ) {
-        Ok(lines) => tracing::info!(%peer, lines, "ingest connection closed"),
-        Err(error) => tracing::warn!(%peer, %error, "ingest connection ended with an error"),
-    }
 }
 
 /// Tails `path` from its start, following appends and starting again from the top when the file is rotated

@@ -3,12 +3,15 @@
 
 pub mod config;
 pub mod engine_loop;
+pub mod health;
 pub mod ingest;
+pub mod journal;
+pub mod log_limit;
 pub mod malformed;
 pub mod metrics;
 pub mod users_api;
 
-pub use config::{LogFormat, ServeConfig};
+pub use config::{IngestAuth, LogFormat, ServeConfig};
 pub mod alerts;
 pub mod api_error;
 pub mod auth;
@@ -17,6 +20,7 @@ pub mod changes_api;
 pub mod console;
 pub mod coordination;
 pub mod http;
+pub mod http_server;
 pub mod incidents_api;
 pub mod outcomes_api;
 pub mod query;
@@ -24,3 +28,5 @@ pub mod schedule_api;
 pub mod state;
 pub mod store;
 pub mod store_sink;
+pub mod tcp_ingest;
+pub mod user_directory;

@@ -6,6 +6,10 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
+use metrics::counter;
+
+use super::log_limit::LogLimit;
+use super::metrics::QUARANTINE_WRITE_ERRORS;
 use stormwatch_core::telemetry::MalformedLine;
 use stormwatch_core::telemetry::quarantine::render_record;
 
@@ -17,6 +21,8 @@ pub struct MalformedLog {
     file: Option<BufWriter<File>>,
     path: PathBuf,
     pub total: u64,
+    /// A failing quarantine file fails for every line: one ERROR a minute, with the count.
+    write_errors: LogLimit,
 }
 
 impl MalformedLog {
@@ -36,6 +42,7 @@ impl MalformedLog {
             file,
             path,
             total: 0,
+            write_errors: LogLimit::new(std::time::Duration::from_secs(60)),
         }
     }
 
@@ -45,7 +52,7 @@ impl MalformedLog {
         if let Some(file) = &mut self.file
             && let Err(error) = writeln!(file, "{record}")
         {
-            tracing::error!(path = %self.path.display(), %error, "quarantine write failed");
+            self.write_failed(&error);
         }
         if self.recent.len() == RECENT_MALFORMED {
             self.recent.pop_front();
@@ -54,8 +61,22 @@ impl MalformedLog {
     }
 
     pub fn flush(&mut self) {
-        if let Some(file) = &mut self.file {
-            let _ = file.flush();
+        if let Some(file) = &mut self.file
+            && let Err(error) = file.flush()
+        {
+            self.write_failed(&error);
+        }
+    }
+
+    fn write_failed(&mut self, error: &std::io::Error) {
+        counter!(QUARANTINE_WRITE_ERRORS).increment(1);
+        if let Some(suppressed) = self.write_errors.allow() {
+            tracing::error!(
+                path = %self.path.display(),
+                %error,
+                suppressed,
+                "quarantine write failed (malformed lines stay counted and listed in memory)"
+            );
         }
     }
 

@@ -13,6 +13,7 @@ use stormwatch_core::report::IncidentRecord;
 
 pub const LINES: &str = "stormwatch_ingest_lines_total";
 pub const MALFORMED: &str = "stormwatch_ingest_malformed_total";
+pub const REFUSED: &str = "stormwatch_ingest_refused_total";
 pub const LATE: &str = "stormwatch_ingest_late_total";
 pub const DEPTH: &str = "stormwatch_user_queue_depth";
 pub const BACKLOG_AGE: &str = "stormwatch_user_backlog_age_seconds";
@@ -27,6 +28,12 @@ pub const WATERMARK: &str = "stormwatch_watermark_timestamp_seconds";
 pub const LATENCY: &str = "stormwatch_ingest_latency_seconds";
 pub const USERS: &str = "stormwatch_users";
 pub const BUILD_INFO: &str = "stormwatch_build_info";
+pub const CONNECTIONS: &str = "stormwatch_connections";
+pub const CONNECTIONS_REFUSED: &str = "stormwatch_connections_refused_total";
+pub const QUARANTINE_WRITE_ERRORS: &str = "stormwatch_quarantine_write_errors_total";
+pub const JOURNAL_WRITE_ERRORS: &str = "stormwatch_journal_write_errors_total";
+pub const HEALTH_CHECK: &str = "stormwatch_health_check";
+pub const ENGINE_TICK_AGE: &str = "stormwatch_engine_tick_age_seconds";
 
 /// Installs the global recorder; `/metrics` renders through the returned handle.
 pub fn install() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
@@ -44,8 +51,35 @@ fn describe() {
         "Malformed telemetry lines quarantined, by source"
     );
     describe_counter!(
+        REFUSED,
+        "Valid lines the engine refused (quarantined, not malformed), by source and reason: unknown_user (not in \
+         the User directory), user_table_full"
+    );
+    describe_counter!(
         LATE,
         "Lines that arrived after the allowed lateness (still applied to queue depth)"
+    );
+    describe_gauge!(CONNECTIONS, "Open connections, by listener (http, tcp)");
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections refused or closed early, by listener and reason (cap, auth, idle, accept_error)"
+    );
+    describe_counter!(
+        QUARANTINE_WRITE_ERRORS,
+        "Failed writes to the quarantine file (the lines stay counted and listed in memory)"
+    );
+    describe_counter!(
+        JOURNAL_WRITE_ERRORS,
+        "Failed writes to the engine journal (a crash would then lose what was applied since the last snapshot)"
+    );
+    describe_gauge!(
+        HEALTH_CHECK,
+        "1 while a readiness check passes, 0 while it fails (check: restoring, engine_tick, snapshot, store)"
+    );
+    describe_gauge!(
+        ENGINE_TICK_AGE,
+        Unit::Seconds,
+        "Time since the engine thread last finished its once-a-second tick"
     );
     describe_gauge!(DEPTH, "Queue depth of each User at the last closed second");
     describe_gauge!(
@@ -140,6 +174,12 @@ impl Publisher {
         });
         valid.increment(lines);
         bad.increment(malformed);
+    }
+
+    /// Refusals are rare (a flood of made-up Users at worst): plain macros, no cached handles.
+    pub fn count_refused(source: &'static str, unknown_user: u64, table_full: u64) {
+        counter!(REFUSED, "source" => source, "reason" => "unknown_user").increment(unknown_user);
+        counter!(REFUSED, "source" => source, "reason" => "user_table_full").increment(table_full);
     }
 
     pub fn tick(

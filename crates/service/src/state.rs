@@ -2,7 +2,6 @@
 //! to ask the engine thread a question.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use crossbeam::channel::Sender;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -19,7 +18,7 @@ pub struct AppState {
     pub engine: Sender<EngineInput>,
     pub store: Store,
     pub metrics: PrometheusHandle,
-    pub ready: Arc<AtomicBool>,
+    pub health: Arc<crate::health::Health>,
     /// The engine's correlator settings, to judge stored incidents against the register the same way.
     pub correlator: Arc<CorrelatorConfig>,
     /// Registration warnings' thresholds and the outcome window.

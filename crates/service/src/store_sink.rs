@@ -1,10 +1,14 @@
 //! The engine's persistence in the service: incidents and snapshots into the store, notifications to the
 //! Alertmanager sender.
 
+use std::sync::Arc;
+
 use crossbeam::channel::Sender;
 
 use super::alerts::AlertMessage;
 use super::engine_loop::Persistence;
+use super::health::Health;
+use super::log_limit::LogLimit;
 use crate::store::{Store, Upsert};
 use stormwatch_core::report::IncidentRecord;
 
@@ -18,19 +22,29 @@ pub struct StoreSink {
     pub alerts: Option<Sender<AlertMessage>>,
     pub extra: Option<IncidentExtra>,
     pub on_saved: Option<IncidentSaved>,
+    /// Told whether each write succeeded: a store that cannot take incidents makes the service unready.
+    pub health: Arc<Health>,
+    /// A store that refuses one incident refuses them all: log once a minute.
+    pub errors: LogLimit,
 }
 
 impl Persistence for StoreSink {
     fn incident_changed(&mut self, record: &IncidentRecord) {
         let extra = self.extra.as_ref().and_then(|extra| extra(record));
-        match self.store.save_incident(record.clone(), extra.clone()) {
+        let saved = self.store.save_incident(record.clone(), extra.clone());
+        self.health.store_written(saved.is_ok());
+        match saved {
             Ok(Upsert::Unchanged) => {}
             Ok(_) => {
                 if let Some(saved) = &self.on_saved {
                     saved(record, extra.as_ref());
                 }
             }
-            Err(error) => tracing::error!(id = %record.id, %error, "cannot save incident"),
+            Err(error) => {
+                if let Some(suppressed) = self.errors.allow() {
+                    tracing::error!(id = %record.id, %error, suppressed, "cannot save incident");
+                }
+            }
         }
     }
 

@@ -14,7 +14,7 @@ pub mod tally;
 pub mod user;
 pub mod window;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 pub use config::{DetectorConfig, EngineConfig, NetworkConfig};
 use detect::backlog::DeliveryState;
@@ -33,6 +33,9 @@ use crate::telemetry::{Eui64, Event};
 pub enum IngestError {
     #[error("User table full ({0} Users): line for a new User refused")]
     UserTableFull(usize),
+    /// A User directory is set and does not list this User.
+    #[error("unknown User {0}: not in the User directory")]
+    UnknownUser(Eui64),
 }
 
 /// Counters over everything ingested.
@@ -67,6 +70,9 @@ pub struct Engine {
     next_close: Option<i64>,
     max_ts: i64,
     stats: EngineStats,
+    /// The Users that exist, when known: others are refused as unknown and never take a slot of the table, so
+    /// made-up IDs cannot lock out a real User. Consulted only when a User is first seen (the cold path).
+    directory: Option<FxHashSet<Eui64>>,
 }
 
 impl Engine {
@@ -83,7 +89,17 @@ impl Engine {
             next_close: None,
             max_ts: i64::MIN,
             stats: EngineStats::default(),
+            directory: None,
         }
+    }
+
+    /// Sets the User directory (or clears it with `None`). Users already tracked stay; the table grows to hold
+    /// every listed User, whatever `max_users` says.
+    pub fn set_directory(&mut self, directory: Option<FxHashSet<Eui64>>) {
+        if let Some(listed) = &directory {
+            self.config.max_users = self.config.max_users.max(listed.len());
+        }
+        self.directory = directory;
     }
 
     /// Takes one event. The hot path: a hash lookup and a few stores, except when the watermark closes seconds.
@@ -123,6 +139,13 @@ impl Engine {
 
     #[cold]
     fn add_user(&mut self, id: Eui64, second: i64) -> Result<usize, IngestError> {
+        if self
+            .directory
+            .as_ref()
+            .is_some_and(|listed| !listed.contains(&id))
+        {
+            return Err(IngestError::UnknownUser(id));
+        }
         if self.users.len() >= self.config.max_users {
             return Err(IngestError::UserTableFull(self.config.max_users));
         }

@@ -379,3 +379,26 @@ fn pruned_incidents_leave_ids_and_open_incidents_untouched() {
     assert_eq!(engine.incident_record(1), Some(all[1].clone()));
     assert_eq!(engine.incident_record(0), None);
 }
+
+/// Found by the service's security review: 4,096 made-up User IDs filled the table for good. With a directory,
+/// unlisted Users are refused as unknown and take no slot, so a listed User always gets in.
+#[test]
+fn a_user_directory_keeps_made_up_users_from_locking_out_real_ones() {
+    let config = EngineConfig {
+        max_users: 2,
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::new(config, ChangeRegister::new());
+    let listed: FxHashSet<Eui64> = (0..3).map(user).collect();
+    engine.set_directory(Some(listed));
+    for n in 1_000..1_100 {
+        let refused = engine.ingest(&Event::new(T0, user(n), EventKind::Request, 1));
+        assert_eq!(refused, Err(IngestError::UnknownUser(user(n))));
+    }
+    for n in 0..3 {
+        engine
+            .ingest(&Event::new(T0, user(n), EventKind::Request, 1))
+            .expect("a listed User is always taken");
+    }
+    assert_eq!(engine.user_count(), 3, "the table grew to the directory");
+}

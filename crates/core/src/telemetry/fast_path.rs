@@ -20,15 +20,15 @@ pub(crate) fn scan(line: &[u8]) -> Option<Event> {
         return None;
     }
     let body = line.strip_prefix(b"{")?.strip_suffix(b"}")?;
-    let mut fields = Fields::default();
+    let mut fields = LineFields::default();
     // The exporter writes `ts`, `user` and `event` first: read them straight off when it did; any other order
     // goes through the general loop.
     let mut rest = match header(body) {
         Some(header) => {
-            fields.ts = Some(Value::Int(header.ts));
+            fields.ts = Some(Ts::Millis(header.ts));
             (fields.user, fields.event) = (Some(header.user), Some(header.event));
             match header.rest.split_first() {
-                None => return fields.event(),
+                None => return build_event(&fields).ok(),
                 Some((b',', more)) => more,
                 Some(_) => return None,
             }
@@ -37,7 +37,7 @@ pub(crate) fn scan(line: &[u8]) -> Option<Event> {
     };
     loop {
         let (key, after_key) = quoted(rest)?;
-        let after_value = fields.read(key, after_key.strip_prefix(b":")?)?;
+        let after_value = read(&mut fields, key, after_key.strip_prefix(b":")?)?;
         rest = match after_value.split_first() {
             None => break,
             // After a comma another field must follow: `{"a":1,}` fails in `quoted` on the next round.
@@ -45,12 +45,12 @@ pub(crate) fn scan(line: &[u8]) -> Option<Event> {
             Some(_) => return None,
         };
     }
-    fields.event()
+    build_event(&fields).ok()
 }
 
 /// The exporter's first three fields, and the rest of the line's body.
 struct Header<'a> {
-    ts: u64,
+    ts: i64,
     user: &'a [u8],
     event: &'a [u8],
     rest: &'a [u8],
@@ -59,7 +59,8 @@ struct Header<'a> {
 /// `"ts":N,"user":"ID","event":"NAME"` at the start of a line's body.
 fn header(body: &[u8]) -> Option<Header<'_>> {
     let (ts, rest) = match value(body.strip_prefix(br#""ts":"#)?)? {
-        (Value::Int(ts), rest) => (ts, rest),
+        // At most 18 digits: always an i64.
+        (Value::Int(ts), rest) => (i64::try_from(ts).ok()?, rest),
         (Value::Str(_), _) => return None,
     };
     let (user, rest) = quoted(rest.strip_prefix(b",\"user\":")?)?;
@@ -227,76 +228,37 @@ enum Value<'a> {
     Int(u64),
 }
 
-/// The known fields as found; every one at most once (a repeated key is left to serde_json to refuse).
-#[derive(Default)]
-struct Fields<'a> {
-    ts: Option<Value<'a>>,
-    user: Option<&'a [u8]>,
-    event: Option<&'a [u8]>,
-    count: Option<u64>,
-    srv: Option<&'a [u8]>,
-    kind: Option<&'a [u8]>,
-    code: Option<&'a [u8]>,
-    reason: Option<&'a [u8]>,
-    depth: Option<u64>,
-    alert: Option<&'a [u8]>,
-}
-
-impl<'a> Fields<'a> {
-    /// Reads the value of field `key` at the start of `bytes` into its slot, and returns what follows it. The key
-    /// says what type to expect, so a known field is read once, straight into place; unknown fields are skipped.
-    /// `None` for a repeated field or a value of an unusual type.
-    fn read(&mut self, key: &[u8], bytes: &'a [u8]) -> Option<&'a [u8]> {
-        fn text<'a>(slot: &mut Option<&'a [u8]>, bytes: &'a [u8]) -> Option<&'a [u8]> {
-            let (text, rest) = quoted(bytes)?;
-            slot.replace(text).is_none().then_some(rest)
-        }
-        fn integer<'a>(slot: &mut Option<u64>, bytes: &'a [u8]) -> Option<&'a [u8]> {
-            let (number, rest) = number(bytes)?;
-            slot.replace(number).is_none().then_some(rest)
-        }
-        match key {
-            b"count" => integer(&mut self.count, bytes),
-            b"srv" => text(&mut self.srv, bytes),
-            b"kind" => text(&mut self.kind, bytes),
-            b"alert" => text(&mut self.alert, bytes),
-            b"code" => text(&mut self.code, bytes),
-            b"reason" => text(&mut self.reason, bytes),
-            b"depth" => integer(&mut self.depth, bytes),
-            b"user" => text(&mut self.user, bytes),
-            b"event" => text(&mut self.event, bytes),
-            b"ts" => {
-                let (ts, rest) = value(bytes)?;
-                self.ts.replace(ts).is_none().then_some(rest)
-            }
-            _ => value(bytes).map(|(_, rest)| rest),
-        }
+/// Reads the value of field `key` at the start of `bytes` into its slot of `fields`, and returns what follows
+/// it. The key says what type to expect, so a known field is read once, straight into place; unknown fields are
+/// skipped. `None` for a repeated field or a value of an unusual type (serde_json then decides).
+fn read<'a>(fields: &mut LineFields<'a>, key: &[u8], bytes: &'a [u8]) -> Option<&'a [u8]> {
+    fn text<'a>(slot: &mut Option<&'a [u8]>, bytes: &'a [u8]) -> Option<&'a [u8]> {
+        let (text, rest) = quoted(bytes)?;
+        slot.replace(text).is_none().then_some(rest)
     }
-
-    /// The event these fields make, if they make a valid one: the shared rules decide, and serde_json words the
-    /// error of a line they refuse.
-    #[inline]
-    fn event(&self) -> Option<Event> {
-        let number = |slot: Option<u64>| slot.map_or(Number::Absent, Number::Unsigned);
-        let fields = LineFields {
-            ts: self.ts.map(|ts| match ts {
-                // At most 18 digits: always an i64.
-                Value::Int(ms) => {
-                    i64::try_from(ms).map_or(Ts::Invalid("integer out of range"), Ts::Millis)
-                }
+    fn integer<'a>(slot: &mut Number, bytes: &'a [u8]) -> Option<&'a [u8]> {
+        let (number, rest) = number(bytes)?;
+        (std::mem::replace(slot, Number::Unsigned(number)) == Number::Absent).then_some(rest)
+    }
+    match key {
+        b"count" => integer(&mut fields.count, bytes),
+        b"srv" => text(&mut fields.srv, bytes),
+        b"kind" => text(&mut fields.kind, bytes),
+        b"alert" => text(&mut fields.alert, bytes),
+        b"code" => text(&mut fields.code, bytes),
+        b"reason" => text(&mut fields.reason, bytes),
+        b"depth" => integer(&mut fields.depth, bytes),
+        b"user" => text(&mut fields.user, bytes),
+        b"event" => text(&mut fields.event, bytes),
+        b"ts" => {
+            let (ts, rest) = value(bytes)?;
+            let ts = match ts {
+                Value::Int(ms) => Ts::Millis(i64::try_from(ms).ok()?),
                 Value::Str(text) => Ts::Text(text),
-            }),
-            user: self.user,
-            event: self.event,
-            count: number(self.count),
-            depth: number(self.depth),
-            srv: self.srv,
-            kind: self.kind,
-            code: self.code,
-            reason: self.reason,
-            alert: self.alert,
-        };
-        build_event(&fields).ok()
+            };
+            fields.ts.replace(ts).is_none().then_some(rest)
+        }
+        _ => value(bytes).map(|(_, rest)| rest),
     }
 }
 

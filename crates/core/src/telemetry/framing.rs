@@ -89,6 +89,12 @@ impl<R: Read> LineFramer<R> {
         data
     }
 
+    /// The reader, for a caller that feeds it: a reader may answer `WouldBlock` when it has nothing yet, and
+    /// `next_chunk` then returns that error with its state intact, to be called again once bytes were added.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.reader
+    }
+
     /// The 1-based number of the next line to be handed out.
     pub fn next_line(&self) -> u64 {
         self.next_line
@@ -321,7 +327,61 @@ mod tests {
         ) {
             let one_read = all_lines(&bytes, vec![usize::MAX / 2], 1 << 20);
             prop_assert_eq!(all_lines(&bytes, sizes.clone(), block), one_read.clone());
-            prop_assert_eq!(collect(&bytes, sizes, block, true), one_read);
+            prop_assert_eq!(collect(&bytes, sizes.clone(), block, true), one_read.clone());
+            prop_assert_eq!(stuttering(&bytes, sizes, block), one_read);
+        }
+    }
+
+    /// Like a non-blocking socket fed between calls: every other read has nothing yet (`WouldBlock`).
+    fn stuttering(data: &[u8], sizes: Vec<usize>, block: usize) -> Vec<(u64, Vec<u8>)> {
+        struct Stutter<'a> {
+            inner: Chunked<'a>,
+            wait: bool,
+        }
+        impl Read for Stutter<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                self.wait = !self.wait;
+                if self.wait {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                self.inner.read(buf)
+            }
+        }
+        let inner = Chunked {
+            data,
+            sizes,
+            turn: 0,
+        };
+        let mut framer = LineFramer::streaming(Stutter { inner, wait: false }, block);
+        let mut out = Vec::new();
+        loop {
+            match framer.next_chunk() {
+                Ok(Some(Chunk::Lines { first_line, data })) => {
+                    out.extend(lines_of(first_line, &data).map(|(n, l)| {
+                        if l.len() > OVERSIZE_AFTER {
+                            (
+                                n,
+                                format!("OVERSIZED {} {}", l.len(), MAX_LINE_BYTES).into_bytes(),
+                            )
+                        } else {
+                            (n, l.to_vec())
+                        }
+                    }))
+                }
+                Ok(Some(Chunk::Oversized {
+                    line,
+                    prefix,
+                    length,
+                })) => out.push((
+                    line,
+                    format!("OVERSIZED {length} {}", prefix.len()).into_bytes(),
+                )),
+                Ok(None) => return out,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(framer.get_mut().wait, "only the reader's own WouldBlock");
+                }
+                Err(error) => panic!("{error}"),
+            }
         }
     }
 }

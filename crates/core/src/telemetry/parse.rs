@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
 use super::event::Event;
-pub use super::fields::{LineError, MAX_LINE_BYTES};
+pub use super::fields::{LineError, MAX_COUNT, MAX_LINE_BYTES};
 use super::fields::{LineFields, Number, Ts, build_event};
 
 /// Event time as the line carries it: integer milliseconds or an RFC 3339 string.
@@ -118,11 +118,10 @@ pub fn parse_line(line: &[u8]) -> Result<Event, LineError> {
 
 /// The reference parser for any JSON the fast path does not take.
 pub(crate) fn parse_with_serde(line: &[u8]) -> Result<RawLine<'_>, LineError> {
-    // serde_json checks UTF-8 itself; only a failed line pays for finding out whether bad UTF-8 was the cause.
-    serde_json::from_slice(line).map_err(|e| match std::str::from_utf8(line) {
-        Err(bad) => LineError::NotUtf8(bad.valid_up_to()),
-        Ok(_) => LineError::Json(e.to_string()),
-    })
+    // serde_json checks the UTF-8 of the strings it reads, but not of the fields it skips; the contract makes
+    // the whole line malformed, so check it all. Only lines off the fast path pay for this.
+    let text = std::str::from_utf8(line).map_err(|bad| LineError::NotUtf8(bad.valid_up_to()))?;
+    serde_json::from_str(text).map_err(|e| LineError::Json(e.to_string()))
 }
 
 impl<'a> RawLine<'a> {
@@ -155,6 +154,43 @@ impl<'a> RawLine<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the service's security review: both paths skipped unknown fields without checking their bytes.
+    #[test]
+    fn invalid_utf8_anywhere_in_the_line_is_malformed() {
+        for prefix in [
+            &br#"{"ts":1773133200000,"user":"90-B3-D5-1F-30-01-00-07","event":"request","note":""#
+                [..],
+            br#"{"note":""#,
+        ] {
+            let mut line = prefix.to_vec();
+            line.extend([0xff, 0xfe]);
+            line.extend(
+                br#"","ts":1773133200000,"user":"90-B3-D5-1F-30-01-00-07","event":"request"}"#,
+            );
+            let error = parse_line(&line).expect_err("bad UTF-8 in an unknown field");
+            assert!(matches!(error, LineError::NotUtf8(_)), "{error}");
+        }
+    }
+
+    /// A count or depth near 2^64 wrapped the queue depth: past `MAX_COUNT` a line is malformed.
+    #[test]
+    fn counts_and_depths_beyond_the_limit_are_malformed() {
+        let user = r#""user":"90-B3-D5-1F-30-01-00-07""#;
+        for (field, event, error) in [
+            ("count", "request", LineError::BadCount),
+            ("depth", "depth", LineError::BadDepth),
+        ] {
+            for value in [u64::MAX, MAX_COUNT + 1] {
+                let line =
+                    format!(r#"{{"ts":1773133200000,{user},"event":"{event}","{field}":{value}}}"#);
+                assert_eq!(parse_line(line.as_bytes()), Err(error.clone()), "{line}");
+            }
+            let line =
+                format!(r#"{{"ts":1773133200000,{user},"event":"{event}","{field}":{MAX_COUNT}}}"#);
+            assert_eq!(ok(&line).value, MAX_COUNT);
+        }
+    }
     use crate::telemetry::{EventKind, FailureReason};
 
     fn ok(line: &str) -> Event {

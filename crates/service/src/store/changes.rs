@@ -51,17 +51,20 @@ pub struct StatusChange {
     pub previous: ChangeStatus,
 }
 
-/// All notices or none: an error on any row rolls the whole batch back.
+/// All notices or none: an error on any row rolls the whole batch back. With `confined` set, every notice, and
+/// every stored notice it would replace, must belong to that owner; the check runs inside the transaction, so
+/// no write can slip between it and the update.
 pub(super) fn upsert(
     db: &mut Connection,
     notices: Vec<ChangeNotice>,
     actor: &str,
+    confined: Option<ChangeOwner>,
 ) -> Result<Vec<UpsertOutcome>, StoreError> {
     let tx = db.transaction()?;
     let now = now_ms();
     let outcomes = notices
         .iter()
-        .map(|notice| upsert_one(&tx, notice, actor, now))
+        .map(|notice| upsert_one(&tx, notice, actor, now, confined))
         .collect::<Result<Vec<_>, _>>()?;
     tx.commit()?;
     Ok(outcomes)
@@ -72,7 +75,9 @@ fn upsert_one(
     notice: &ChangeNotice,
     actor: &str,
     now: i64,
+    confined: Option<ChangeOwner>,
 ) -> Result<UpsertOutcome, StoreError> {
+    check_owner(confined, &notice.id, notice.owner)?;
     let json = notice_json(notice)?;
     let row = params![
         notice.id,
@@ -93,7 +98,11 @@ fn upsert_one(
         after: Some(notice.status),
         detail: String::new(),
     };
-    let outcome = match fetch(tx, &notice.id)? {
+    let stored = fetch(tx, &notice.id)?;
+    if let Some(old) = &stored {
+        check_owner(confined, &notice.id, old.notice.owner)?;
+    }
+    let outcome = match stored {
         None => {
             tx.execute(
                 "INSERT INTO changes (id, owner, category, start_ms, end_ms, status, notice, created_ms, updated_ms)
@@ -133,9 +142,11 @@ pub(super) fn set_status(
     id: &str,
     status: ChangeStatus,
     actor: &str,
+    confined: Option<ChangeOwner>,
 ) -> Result<StatusChange, StoreError> {
     let tx = db.transaction()?;
     let old = fetch(&tx, id)?.ok_or_else(|| not_found(id))?;
+    check_owner(confined, id, old.notice.owner)?;
     let previous = old.notice.status;
     if previous == status {
         return Ok(StatusChange {
@@ -253,6 +264,19 @@ fn notice_json(notice: &ChangeNotice) -> Result<Value, StoreError> {
         field: "start".into(),
         reason: format!("notice `{}` cannot be written: {error}", notice.id),
     })
+}
+
+/// `NotYours` when a confined caller reaches for another owner's change. The error names only the change id the
+/// caller gave, never the owner, so probing ids learns nothing about other Users.
+fn check_owner(
+    confined: Option<ChangeOwner>,
+    id: &str,
+    owner: ChangeOwner,
+) -> Result<(), StoreError> {
+    match confined {
+        Some(allowed) if allowed != owner => Err(StoreError::NotYours { id: id.to_owned() }),
+        _ => Ok(()),
+    }
 }
 
 fn not_found(id: &str) -> StoreError {

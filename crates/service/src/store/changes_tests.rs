@@ -180,3 +180,41 @@ fn cancelling_writes_status_and_audit_once() {
         "{missing:?}"
     );
 }
+
+#[test]
+fn a_confined_caller_never_writes_over_another_owners_change() {
+    let (_dir, store) = temp_store();
+    let a = ChangeOwner::User(USER_A);
+    let b = ChangeOwner::User(USER_B);
+    store
+        .upsert_changes(vec![notice("CHG-A", a, 0, 10)], "a".into())
+        .unwrap();
+    let hijack = notice("CHG-A", b, 0, 20);
+    let own = notice("CHG-B", b, 0, 10);
+    let error = store
+        .upsert_changes_confined(vec![own, hijack], "b".into(), b)
+        .unwrap_err();
+    assert!(matches!(error, StoreError::NotYours { .. }), "{error:?}");
+    assert!(
+        !error.to_string().contains(&USER_A.to_string()),
+        "names the owner: {error}"
+    );
+    assert_eq!(
+        store.get_change("CHG-B".into()).unwrap(),
+        None,
+        "all or nothing"
+    );
+    let error = store
+        .set_change_status_confined("CHG-A".into(), ChangeStatus::Cancelled, "b".into(), b)
+        .unwrap_err();
+    assert!(matches!(error, StoreError::NotYours { .. }), "{error:?}");
+    let stored = store.get_change("CHG-A".into()).unwrap().unwrap();
+    assert_eq!(
+        (stored.notice.owner, stored.notice.status),
+        (a, ChangeStatus::Planned)
+    );
+    // The owner itself still may.
+    store
+        .set_change_status_confined("CHG-A".into(), ChangeStatus::Cancelled, "a".into(), a)
+        .unwrap();
+}

@@ -7,8 +7,15 @@ use std::path::PathBuf;
 pub enum StoreError {
     #[error("cannot create data directory {}: {source}", path.display())]
     CreateDir { path: PathBuf, source: io::Error },
+    #[error("data directory {} cannot be written (read-only or full?): {source}", path.display())]
+    ReadOnlyDir { path: PathBuf, source: io::Error },
     #[error("no Stormwatch store at {}", path.display())]
     Missing { path: PathBuf },
+    #[error("{} is not a Stormwatch store: {reason}", path.display())]
+    NotAStore { path: PathBuf, reason: String },
+    /// The database file was deleted or replaced under the running service: writes would be lost.
+    #[error("the store file {} is gone or was replaced since it was opened; writes would be lost", path.display())]
+    Gone { path: PathBuf },
     #[error("cannot open store {}: {source}", path.display())]
     Open {
         path: PathBuf,
@@ -33,6 +40,9 @@ pub enum StoreError {
     /// A value the schema or the store's rules refuse; `field` is the column or argument at fault.
     #[error("field `{field}`: {reason}")]
     Constraint { field: String, reason: String },
+    /// A confined (User) caller reached for a change of another owner. Names nothing of that owner.
+    #[error("change `{id}` belongs to another owner")]
+    NotYours { id: String },
     #[error("no {what} `{id}`")]
     NotFound { what: &'static str, id: String },
     /// A row written by this or another version that can no longer be read back.

@@ -33,7 +33,7 @@ pub use triage::{
     Judgement, MAX_NOTE_CHARS, Triage, TriageAction, TriageEntry, TriageOutcome, TriageRequest,
 };
 
-use stormwatch_core::changes::{ChangeNotice, ChangeRegister, ChangeStatus};
+use stormwatch_core::changes::{ChangeNotice, ChangeOwner, ChangeRegister, ChangeStatus};
 use stormwatch_core::report::IncidentRecord;
 use stormwatch_core::telemetry::Eui64;
 
@@ -61,6 +61,14 @@ impl Store {
             path: data_dir.to_owned(),
             source,
         })?;
+        // SQLite needs to create its -wal and -shm files beside the database; say plainly when it cannot.
+        let probe = data_dir.join(".stormwatch-write-test");
+        std::fs::write(&probe, b"")
+            .and_then(|()| std::fs::remove_file(&probe))
+            .map_err(|source| StoreError::ReadOnlyDir {
+                path: data_dir.to_owned(),
+                source,
+            })?;
         Store::start(data_dir.join(DB_FILE), true)
     }
 
@@ -80,7 +88,7 @@ impl Store {
 
     fn start(file: PathBuf, create: bool) -> Result<Store, StoreError> {
         let db = schema::open(&file, create)?;
-        let owner = owner::Owner::spawn(db, file.display().to_string())?;
+        let owner = owner::Owner::spawn(db, file.clone())?;
         tracing::debug!(path = %file.display(), "store opened");
         Ok(Store {
             owner: Arc::new(owner),
@@ -131,14 +139,21 @@ operations! {
     /// Registers notices in one transaction: all are written or, on any error, none. Registering an existing id
     /// updates it. Returns, in input order, what happened to each; every create or update leaves an audit row.
     fn upsert_changes / upsert_changes_async(notices: Vec<ChangeNotice>, actor: String) -> Vec<UpsertOutcome>
-        = |db| changes::upsert(db, notices, &actor);
+        = |db| changes::upsert(db, notices, &actor, None);
+    /// [`Store::upsert_changes`] for a caller confined to `owner`: `NotYours` (and nothing written) if any notice,
+    /// or any stored notice it would replace, belongs to another owner.
+    fn upsert_changes_confined / upsert_changes_confined_async(notices: Vec<ChangeNotice>, actor: String, owner: ChangeOwner) -> Vec<UpsertOutcome>
+        = |db| changes::upsert(db, notices, &actor, Some(owner));
     fn get_change / get_change_async(id: String) -> Option<StoredChange> = |db| changes::get(db, &id);
     fn list_changes / list_changes_async(filter: ChangeFilter) -> Vec<StoredChange>
         = |db| changes::list(db, &filter);
     /// Sets a notice's status (cancelling is `ChangeStatus::Cancelled`), with an audit row unless it already had
     /// that status. `NotFound` when no notice has the id.
     fn set_change_status / set_change_status_async(id: String, status: ChangeStatus, actor: String) -> StatusChange
-        = |db| changes::set_status(db, &id, status, &actor);
+        = |db| changes::set_status(db, &id, status, &actor, None);
+    /// [`Store::set_change_status`] for a caller confined to `owner`: `NotYours` if the stored notice is another's.
+    fn set_change_status_confined / set_change_status_confined_async(id: String, status: ChangeStatus, actor: String, owner: ChangeOwner) -> StatusChange
+        = |db| changes::set_status(db, &id, status, &actor, Some(owner));
     /// Every write to the notice, oldest first (empty when the id was never registered).
     fn change_audit / change_audit_async(id: String) -> Vec<AuditEntry> = |db| audit::trail(db, &id);
     /// The whole register, for the engine.
@@ -180,6 +195,10 @@ operations! {
     /// the register.
     fn external_writes / external_writes_async() -> i64 = |db| schema::data_version(db);
 
+    /// Rewrites the probe row: fails when the store cannot take a write (read-only or full file system, file
+    /// deleted or replaced under the service).
+    fn probe_write / probe_write_async() -> () = |db| schema::probe_write(db);
+
     /// Replaces the engine snapshot atomically.
     fn save_snapshot / save_snapshot_async(data: Vec<u8>) -> () = |db| incidents::save_snapshot(db, &data);
     fn load_snapshot / load_snapshot_async() -> Option<Vec<u8>> = |db| incidents::load_snapshot(db);
@@ -187,4 +206,4 @@ operations! {
 
 #[cfg(test)]
 #[path = "store_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -1,7 +1,10 @@
 //! The thread that owns the SQLite connection: it runs submitted jobs one at a time, in order, and stops when the
 //! last `Store` handle is dropped.
 
+use std::os::unix::fs::MetadataExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam::channel::{Sender, unbounded};
@@ -18,10 +21,45 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 pub(super) struct Owner {
     jobs: Option<Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+    file: Arc<FileIdentity>,
+}
+
+/// The database file as opened (device and inode). If the path later names no file, or another one (the data
+/// directory was deleted or replaced), the open connection would go on writing into an unlinked file whose
+/// contents vanish at exit: every operation is refused instead.
+struct FileIdentity {
+    path: PathBuf,
+    dev_ino: Option<(u64, u64)>,
+}
+
+impl FileIdentity {
+    fn of(path: PathBuf) -> FileIdentity {
+        let dev_ino = std::fs::metadata(&path).ok().map(|m| (m.dev(), m.ino()));
+        FileIdentity { path, dev_ino }
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        let now = std::fs::metadata(&self.path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        match (self.dev_ino, now) {
+            (Some(opened), Some(now)) if opened != now => Err(self.gone()),
+            (Some(_), None) => Err(self.gone()),
+            _ => Ok(()),
+        }
+    }
+
+    fn gone(&self) -> StoreError {
+        StoreError::Gone {
+            path: self.path.clone(),
+        }
+    }
 }
 
 impl Owner {
-    pub(super) fn spawn(mut db: Connection, label: String) -> Result<Owner, StoreError> {
+    pub(super) fn spawn(mut db: Connection, path: PathBuf) -> Result<Owner, StoreError> {
+        let label = path.display().to_string();
+        let file = Arc::new(FileIdentity::of(path));
         // Unbounded: a bounded channel would block an async caller's worker thread when full, and the callers'
         // own concurrency (CLI: one; service: its request limit) already bounds the queue.
         let (jobs, queue) = unbounded::<Job>();
@@ -41,6 +79,7 @@ impl Owner {
         Ok(Owner {
             jobs: Some(jobs),
             thread: Some(thread),
+            file,
         })
     }
 
@@ -54,9 +93,12 @@ impl Owner {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, receiver) = oneshot::channel();
+        let file = self.file.clone();
         let job: Job = Box::new(move |db| {
+            // One stat per operation: cheap next to SQLite, and the only way to notice the file was unlinked.
+            let result = file.check().and_then(|()| op(db));
             // The caller may have gone (a dropped future); the work is done and committed all the same.
-            let _ = reply.send(op(db));
+            let _ = reply.send(result);
         });
         let jobs = self.jobs.as_ref().ok_or(StoreError::Closed)?;
         jobs.send(job).map_err(|_| StoreError::Closed)?;

@@ -114,10 +114,77 @@ const MIGRATIONS: &[&str] = &[
         SELECT id, updated_ms, resolved, 'resolved', 'resolved (recorded before the timeline was kept)'
         FROM incidents WHERE resolved IS NOT NULL ORDER BY updated_ms, id;
     "#,
+    // 3: one row the service rewrites every few seconds, so that a read-only, full or vanished data directory
+    // shows as a failed write (503 from /readyz) rather than as silence until the next snapshot.
+    r#"
+    CREATE TABLE write_probe (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        probed_ms  INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// How long an empty file may take to become a database: another process may have just created it.
+const EMPTY_FILE_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Refuses an existing file of 0 bytes: SQLite would silently treat it as a new, empty store, and the tokens,
+/// changes and incidents it should hold would be gone without a word. A file another process is creating at
+/// this moment grows within `EMPTY_FILE_PATIENCE`.
+fn refuse_empty_file(path: &Path) -> Result<(), StoreError> {
+    let deadline = std::time::Instant::now() + EMPTY_FILE_PATIENCE;
+    loop {
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.len() == 0 => {}
+            _ => return Ok(()),
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(StoreError::NotAStore {
+                path: path.to_owned(),
+                reason: "the file is empty (0 bytes), so it holds no tokens, changes or incidents; restore it \
+                         from a backup, or delete it to start an empty store"
+                    .into(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Refuses an SQLite file that some other program made: it has tables but no Stormwatch schema version.
+fn refuse_foreign_database(db: &Connection, path: &Path) -> Result<(), StoreError> {
+    let open_error = |source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let version: i64 = db
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(open_error)?;
+    let objects: i64 = db
+        .query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))
+        .map_err(open_error)?;
+    if version == 0 && objects > 0 {
+        return Err(StoreError::NotAStore {
+            path: path.to_owned(),
+            reason: format!(
+                "it is an SQLite database with {objects} tables or indexes but no Stormwatch schema version, \
+                 so another program's; point --data-dir elsewhere"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Rewrites the probe row: fails when the file cannot take a write (read-only, disk full).
+pub(super) fn probe_write(db: &mut Connection) -> Result<(), StoreError> {
+    db.execute(
+        "INSERT INTO write_probe (id, probed_ms) VALUES (1, ?1)
+         ON CONFLICT (id) DO UPDATE SET probed_ms = excluded.probed_ms",
+        [super::now_ms()],
+    )?;
+    Ok(())
+}
 
 /// Opens (creating it when `create`) and migrates the file at `path`.
 pub(super) fn open(path: &Path, create: bool) -> Result<Connection, StoreError> {
@@ -125,11 +192,13 @@ pub(super) fn open(path: &Path, create: bool) -> Result<Connection, StoreError> 
         path: path.to_owned(),
         source,
     };
+    refuse_empty_file(path)?;
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if create {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
     let mut db = Connection::open_with_flags(path, flags).map_err(open_error)?;
+    refuse_foreign_database(&db, path)?;
     // Another process (a CLI beside the service) may hold the write lock for a moment.
     db.busy_timeout(Duration::from_secs(5))
         .map_err(open_error)?;
@@ -278,6 +347,34 @@ mod tests {
                 ("resolved".to_owned(), 2000, Some(30))
             ]
         );
+    }
+
+    #[test]
+    fn an_empty_file_or_another_programs_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.db");
+        std::fs::write(&empty, b"").unwrap();
+        let error = open(&empty, true).unwrap_err();
+        assert!(matches!(error, StoreError::NotAStore { .. }), "{error:?}");
+        assert!(error.to_string().contains("0 bytes"), "{error}");
+        assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0, "left as found");
+
+        let foreign = dir.path().join("foreign.db");
+        Connection::open(&foreign)
+            .unwrap()
+            .execute_batch("CREATE TABLE accounts (id INTEGER)")
+            .unwrap();
+        let error = open(&foreign, true).unwrap_err();
+        assert!(error.to_string().contains("another program"), "{error}");
+
+        let text = dir.path().join("text.db");
+        std::fs::write(
+            &text,
+            b"this is not a database at all, just some text to fill a page",
+        )
+        .unwrap();
+        let error = open(&text, true).unwrap_err();
+        assert!(error.to_string().contains("text.db"), "{error}");
     }
 
     #[test]

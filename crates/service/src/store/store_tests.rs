@@ -17,7 +17,7 @@ pub(super) fn notice(id: &str, owner: ChangeOwner, start_ms: i64, end_ms: i64) -
 }
 
 /// An incident of `user` (any spelling, or `*`) from `onset` to `resolved`.
-pub(super) fn record(id: &str, user: &str, onset: i64, resolved: Option<i64>) -> IncidentRecord {
+pub(crate) fn record(id: &str, user: &str, onset: i64, resolved: Option<i64>) -> IncidentRecord {
     IncidentRecord {
         id: id.into(),
         user: user.into(),

@@ -1,0 +1,214 @@
+//! Readiness: what makes the live service unfit to serve (engine state still loading, an engine that stopped
+//! ticking, failing snapshots, an unwritable store). The engine thread and the store's writers report into it
+//! with plain atomics; `/readyz` and a once-a-second watchdog on the HTTP side read it, so a stuck engine thread
+//! is seen by something that is not stuck.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use metrics::gauge;
+
+use super::metrics::{ENGINE_TICK_AGE, HEALTH_CHECK};
+
+/// One reason the service is not ready, as `/readyz` says it and as the `check` label of the health metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// The engine's state is still being restored.
+    Restoring,
+    /// The engine thread has not finished a tick for longer than the stall limit.
+    EngineTick,
+    /// The last engine snapshot could not be saved.
+    Snapshot,
+    /// The last write to the store failed (or its file is gone).
+    Store,
+}
+
+impl Check {
+    pub const ALL: [Check; 4] = [
+        Check::Restoring,
+        Check::EngineTick,
+        Check::Snapshot,
+        Check::Store,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Check::Restoring => "restoring",
+            Check::EngineTick => "engine_tick",
+            Check::Snapshot => "snapshot",
+            Check::Store => "store",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Health {
+    origin: Instant,
+    restored: AtomicBool,
+    /// Milliseconds after `origin` when the engine thread last finished a tick.
+    last_tick_ms: AtomicU64,
+    snapshot_failing: AtomicBool,
+    store_failing: AtomicBool,
+    stall_after: Duration,
+}
+
+impl Health {
+    /// `stall_after`: how long the engine may go without finishing a tick before it counts as stalled. Its
+    /// tick runs once a second between batches, so a few seconds is already far outside normal.
+    pub fn new(stall_after: Duration) -> Health {
+        Health {
+            origin: Instant::now(),
+            restored: AtomicBool::new(false),
+            last_tick_ms: AtomicU64::new(0),
+            snapshot_failing: AtomicBool::new(false),
+            store_failing: AtomicBool::new(false),
+            stall_after,
+        }
+    }
+
+    fn since_origin(&self) -> u64 {
+        self.origin.elapsed().as_millis().min(u128::from(u64::MAX)) as u64
+    }
+
+    /// The engine has its state and starts serving (its first tick counts from now).
+    pub fn engine_started(&self) {
+        self.engine_ticked();
+        self.restored.store(true, Ordering::Release);
+    }
+
+    pub fn engine_ticked(&self) {
+        self.last_tick_ms
+            .store(self.since_origin(), Ordering::Release);
+    }
+
+    pub fn snapshot_saved(&self, ok: bool) {
+        self.snapshot_failing.store(!ok, Ordering::Release);
+    }
+
+    pub fn store_written(&self, ok: bool) {
+        self.store_failing.store(!ok, Ordering::Release);
+    }
+
+    /// Time since the engine last finished a tick (zero before it started).
+    pub fn tick_age(&self) -> Duration {
+        if !self.restored.load(Ordering::Acquire) {
+            return Duration::ZERO;
+        }
+        let last = self.last_tick_ms.load(Ordering::Acquire);
+        Duration::from_millis(self.since_origin().saturating_sub(last))
+    }
+
+    pub fn failing(&self, check: Check) -> bool {
+        match check {
+            Check::Restoring => !self.restored.load(Ordering::Acquire),
+            Check::EngineTick => self.tick_age() > self.stall_after,
+            Check::Snapshot => self.snapshot_failing.load(Ordering::Acquire),
+            Check::Store => self.store_failing.load(Ordering::Acquire),
+        }
+    }
+
+    /// Every failing check with a sentence for `/readyz`; empty when ready.
+    pub fn problems(&self) -> Vec<(Check, String)> {
+        Check::ALL
+            .into_iter()
+            .filter(|&check| self.failing(check))
+            .map(|check| {
+                let why = match check {
+                    Check::Restoring => "restoring engine state".to_owned(),
+                    Check::EngineTick => format!(
+                        "the engine has not finished a tick for {:.0} s",
+                        self.tick_age().as_secs_f64()
+                    ),
+                    Check::Snapshot => "the last engine snapshot could not be saved".to_owned(),
+                    Check::Store => "the store cannot be written".to_owned(),
+                };
+                (check, why)
+            })
+            .collect()
+    }
+
+    /// Publishes the checks as gauges (1 passing, 0 failing) and logs each change of state once.
+    pub fn publish(&self, previous: &mut [bool; 4]) {
+        gauge!(ENGINE_TICK_AGE).set(self.tick_age().as_secs_f64());
+        for (index, check) in Check::ALL.into_iter().enumerate() {
+            let failing = self.failing(check);
+            gauge!(HEALTH_CHECK, "check" => check.label()).set(if failing { 0.0 } else { 1.0 });
+            if failing != previous[index] {
+                previous[index] = failing;
+                match (check, failing) {
+                    (Check::Restoring, _) => {}
+                    (_, true) => tracing::error!(check = check.label(), "not ready"),
+                    (_, false) => tracing::info!(check = check.label(), "healthy again"),
+                }
+            }
+        }
+    }
+
+    /// Runs `publish` once a second for as long as the runtime lives.
+    pub async fn watch(health: std::sync::Arc<Health>) {
+        let mut previous = [false; 4];
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            every.tick().await;
+            health.publish(&mut previous);
+        }
+    }
+}
+
+/// Rewrites the store's probe row every `every`: a read-only, full or deleted data directory fails the `store`
+/// check within that time, whether or not anything else is being written.
+pub async fn probe_store(
+    store: crate::store::Store,
+    health: std::sync::Arc<Health>,
+    every: Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        let outcome = store.probe_write_async().await;
+        health.store_written(outcome.is_ok());
+        match outcome {
+            Err(error) if !failing => {
+                failing = true;
+                tracing::error!(%error, "the store cannot be written");
+            }
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!("the store can be written again");
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_is_named_and_clears_when_fixed() {
+        let health = Health::new(Duration::from_millis(50));
+        assert_eq!(health.problems()[0].0, Check::Restoring);
+        health.engine_started();
+        assert!(health.problems().is_empty());
+        health.snapshot_saved(false);
+        health.store_written(false);
+        let checks: Vec<_> = health.problems().into_iter().map(|p| p.0).collect();
+        assert_eq!(checks, [Check::Snapshot, Check::Store]);
+        health.snapshot_saved(true);
+        health.store_written(true);
+        assert!(health.problems().is_empty());
+    }
+
+    #[test]
+    fn an_engine_that_stops_ticking_is_stalled_until_it_ticks_again() {
+        let health = Health::new(Duration::from_millis(500));
+        health.engine_started();
+        std::thread::sleep(Duration::from_millis(600));
+        assert_eq!(health.problems()[0].0, Check::EngineTick);
+        assert!(health.problems()[0].1.contains("has not finished a tick"));
+        health.engine_ticked();
+        assert!(health.problems().is_empty());
+    }
+}

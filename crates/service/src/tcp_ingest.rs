@@ -1,0 +1,247 @@
+//! The TCP telemetry listener, async on tokio: a cap on connections, an idle timeout, and (beyond loopback, or
+//! when configured) an ingest-token handshake before any line is read. A connection task hands its batches
+//! straight to the engine's bounded queue; when that is full the task waits (without blocking a worker) and stops
+//! reading, so TCP pushes back on the sender.
+
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::{Sender, TrySendError};
+use metrics::{counter, gauge};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use super::engine_loop::{EngineInput, SourceKind};
+use super::metrics::{CONNECTIONS, CONNECTIONS_REFUSED};
+use crate::store::{Role, Store};
+use stormwatch_core::telemetry::batch::parse_chunk;
+use stormwatch_core::telemetry::framing::LineFramer;
+
+/// Block size for live sources: small enough for latency, large enough to amortise the channel.
+const LIVE_BLOCK: usize = 256 * 1024;
+/// Bytes asked of the socket per read: as much as a block, so batches stay large and few.
+const READ_BYTES: usize = LIVE_BLOCK;
+/// The handshake line is `AUTH <token>`; anything longer is not one.
+const MAX_AUTH_LINE: usize = 512;
+
+/// The listener's limits and authentication (from the service's configuration).
+#[derive(Clone, Debug)]
+pub struct TcpSettings {
+    pub max_connections: usize,
+    /// A connection that sends nothing for this long is closed (its last partial line is taken as ended).
+    pub idle_timeout: Duration,
+    /// When set, the first line must be `AUTH <token>` with an `ingest` or `ops` API token from this store.
+    pub auth: Option<Store>,
+    /// Time allowed for the handshake line.
+    pub auth_timeout: Duration,
+}
+
+/// Accepts connections for as long as the runtime runs. Connections over the cap are told why and closed at once,
+/// so a flood of idle sockets costs neither threads nor memory.
+pub async fn serve(listener: TcpListener, settings: TcpSettings, engine: Sender<EngineInput>) {
+    let slots = Arc::new(Semaphore::new(settings.max_connections.max(1)));
+    let settings = Arc::new(settings);
+    loop {
+        let (mut stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                counter!(CONNECTIONS_REFUSED, "listener" => "tcp", "reason" => "accept_error")
+                    .increment(1);
+                tracing::warn!(%error, "accepting an ingest connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            counter!(CONNECTIONS_REFUSED, "listener" => "tcp", "reason" => "cap").increment(1);
+            tracing::debug!(%peer, cap = settings.max_connections, "ingest connection refused: at the cap");
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    stream.write_all(b"ERR too many connections\n"),
+                )
+                .await;
+            });
+            continue;
+        };
+        let (settings, batches) = (settings.clone(), engine.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            gauge!(CONNECTIONS, "listener" => "tcp").increment(1.0);
+            connection(stream, peer, &settings, &batches).await;
+            gauge!(CONNECTIONS, "listener" => "tcp").decrement(1.0);
+        });
+    }
+}
+
+/// Hands a batch to the engine's bounded queue, waiting while it is full: the backpressure every connection
+/// feels. False once the engine has stopped.
+async fn send_to_engine(engine: &Sender<EngineInput>, mut batch: EngineInput) -> bool {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match engine.try_send(batch) {
+            Ok(()) => return true,
+            Err(TrySendError::Disconnected(_)) => return false,
+            Err(TrySendError::Full(again)) => {
+                batch = again;
+                // The queue holds tens of milliseconds of engine work, so a short poll never starves it.
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(8));
+            }
+        }
+    }
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    settings: &TcpSettings,
+    batches: &Sender<EngineInput>,
+) {
+    let mut feed = Feed::default();
+    let mut source = format!("tcp:{peer}");
+    if let Some(store) = &settings.auth {
+        match handshake(&mut stream, store, settings.auth_timeout, &mut feed).await {
+            Ok(name) => {
+                source = format!("tcp:{peer}:{name}");
+                let _ = stream.write_all(b"OK\n").await;
+            }
+            Err(why) => {
+                counter!(CONNECTIONS_REFUSED, "listener" => "tcp", "reason" => "auth").increment(1);
+                tracing::warn!(%peer, why, "ingest connection refused");
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    stream.write_all(format!("ERR {why}\n").as_bytes()),
+                )
+                .await;
+                return;
+            }
+        }
+    }
+    tracing::info!(%peer, "ingest connection opened");
+    let source: Arc<str> = Arc::from(source);
+    let mut framer = LineFramer::streaming(feed, LIVE_BLOCK);
+    let mut buffer = vec![0; READ_BYTES];
+    let ended = loop {
+        match framer.next_chunk() {
+            Ok(Some(chunk)) => {
+                let received = Instant::now();
+                let batch = EngineInput::Batch {
+                    source: source.clone(),
+                    kind: SourceKind::Tcp,
+                    parsed: parse_chunk(0, chunk),
+                    received,
+                    reply: None,
+                };
+                if !send_to_engine(batches, batch).await {
+                    break "the engine stopped";
+                }
+            }
+            Ok(None) => break "closed",
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                let feed = framer.get_mut();
+                match tokio::time::timeout(settings.idle_timeout, stream.read(&mut buffer)).await {
+                    Ok(Ok(0)) => feed.eof = true,
+                    Ok(Ok(n)) => feed.push(&buffer[..n]),
+                    Ok(Err(error)) => {
+                        tracing::warn!(%peer, %error, "ingest connection read failed");
+                        feed.eof = true;
+                    }
+                    Err(_) => {
+                        counter!(CONNECTIONS_REFUSED, "listener" => "tcp", "reason" => "idle")
+                            .increment(1);
+                        tracing::info!(%peer, idle_s = settings.idle_timeout.as_secs(), "ingest connection idle: closing it");
+                        feed.eof = true;
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%peer, %error, "ingest connection framing failed");
+                break "framing failed";
+            }
+        }
+    };
+    tracing::info!(%peer, lines = framer.next_line() - 1, ended, "ingest connection closed");
+}
+
+/// Reads `AUTH <token>` and checks the token; returns the token's name. Bytes after the line are the first
+/// telemetry and go to `feed`.
+async fn handshake(
+    stream: &mut TcpStream,
+    store: &Store,
+    timeout: Duration,
+    feed: &mut Feed,
+) -> Result<String, &'static str> {
+    let mut line = Vec::with_capacity(128);
+    let mut byte = [0u8; 256];
+    let read_line = async {
+        loop {
+            let n = stream.read(&mut byte).await.map_err(|_| "read failed")?;
+            if n == 0 {
+                return Err("closed before the AUTH line");
+            }
+            line.extend_from_slice(&byte[..n]);
+            if let Some(end) = line.iter().position(|&b| b == b'\n') {
+                feed.push(&line[end + 1..]);
+                line.truncate(end);
+                return Ok(());
+            }
+            if line.len() > MAX_AUTH_LINE {
+                return Err("first line is not `AUTH <token>`");
+            }
+        }
+    };
+    tokio::time::timeout(timeout, read_line)
+        .await
+        .map_err(|_| "no AUTH line in time")??;
+    let secret = std::str::from_utf8(&line)
+        .ok()
+        .and_then(|text| text.trim_end_matches('\r').strip_prefix("AUTH "))
+        .map(str::trim)
+        .filter(|secret| !secret.is_empty())
+        .ok_or("first line is not `AUTH <token>`")?;
+    match store.authenticate_async(secret.to_owned()).await {
+        Ok(Some(who)) if matches!(who.role, Role::Ingest | Role::Ops) => Ok(who.name),
+        Ok(Some(_)) => Err("token may not send telemetry (needs ingest or ops)"),
+        Ok(None) => Err("unknown or revoked token"),
+        Err(_) => Err("cannot check the token now"),
+    }
+}
+
+/// The framer's reader: bytes the connection task has read from the socket, `WouldBlock` when it has none yet.
+#[derive(Default)]
+struct Feed {
+    bytes: Vec<u8>,
+    taken: usize,
+    eof: bool,
+}
+
+impl Feed {
+    fn push(&mut self, data: &[u8]) {
+        if self.taken == self.bytes.len() {
+            self.bytes.clear();
+            self.taken = 0;
+        }
+        self.bytes.extend_from_slice(data);
+    }
+}
+
+impl Read for Feed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let waiting = &self.bytes[self.taken..];
+        if waiting.is_empty() {
+            return if self.eof {
+                Ok(0)
+            } else {
+                Err(io::ErrorKind::WouldBlock.into())
+            };
+        }
+        let n = waiting.len().min(buf.len());
+        buf[..n].copy_from_slice(&waiting[..n]);
+        self.taken += n;
+        Ok(n)
+    }
+}

@@ -1,0 +1,124 @@
+//! Bounded Users under `stormwatch serve` (issue 14): made-up User IDs cannot lock out real ones when a User
+//! directory is loaded, refusals are not counted as malformed, and memory at the 4,096-User cap is measured.
+
+mod support;
+
+use support::*;
+
+fn fake_user(n: u32) -> String {
+    format!(
+        "02-00-00-00-{:02X}-{:02X}-{:02X}-{:02X}",
+        n >> 24,
+        (n >> 16) & 0xff,
+        (n >> 8) & 0xff,
+        n & 0xff
+    )
+}
+
+fn lines_for(users: impl Iterator<Item = String>, ts: i64) -> Vec<u8> {
+    let mut out = Vec::new();
+    for user in users {
+        out.extend(
+            format!("{{\"ts\":{ts},\"user\":\"{user}\",\"event\":\"request\",\"count\":1}}\n")
+                .as_bytes(),
+        );
+    }
+    out
+}
+
+/// 4,096 made-up User IDs locked out every new real User, and the refused lines were counted as malformed.
+#[test]
+fn with_a_user_directory_made_up_users_are_refused_as_unknown_and_real_ones_get_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let ingest = token(dir.path(), "exporter", "ingest", None);
+    let directory = dir.path().join("users.txt");
+    std::fs::write(
+        &directory,
+        format!("# the pilot's Users\n{FIREWALLED}\n{HEALTHY}\n"),
+    )
+    .unwrap();
+    let config = config_file(
+        dir.path(),
+        &format!("user_directory = \"{}\"\n", directory.display()),
+    );
+    let args: Vec<&str> = config.iter().map(String::as_str).collect();
+    let service = Service::start(dir.path(), &args);
+    let flood = lines_for((0..5_000).map(fake_user), T0);
+    let (status, answer) = service.post("/api/v1/events", Some(&ingest), &flood, &[]);
+    assert_eq!(status, 200, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(
+        (
+            answer["accepted"].as_u64(),
+            answer["malformed"].as_u64(),
+            answer["refused"].as_u64()
+        ),
+        (Some(0), Some(0), Some(5_000)),
+        "{answer}"
+    );
+    service.send_tcp(&firewall_lines(0..20, (300, 2_000)));
+    let users = service.wait_for("/api/v1/users", &ops, 30, |u| {
+        u.as_array().is_some_and(|u| u.len() == 2)
+    });
+    assert!(users.to_string().contains(FIREWALLED));
+    let metrics = service.get("/metrics", None).1;
+    assert_eq!(
+        metric(
+            &metrics,
+            "stormwatch_ingest_refused_total{source=\"http\",reason=\"unknown_user\"}"
+        ),
+        Some(5_000.0)
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "stormwatch_ingest_malformed_total{source=\"http\"}"
+        )
+        .unwrap_or(0.0),
+        0.0,
+        "unknown Users are not malformed"
+    );
+    let quarantined = service.json("/api/v1/malformed?limit=1", &ops);
+    assert!(
+        quarantined["recent"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not in the User directory")),
+        "{quarantined}"
+    );
+}
+
+/// Without a directory the table still caps at 4,096 Users; the lines it refuses are counted as refused, not
+/// malformed. Also measures resident memory at the cap.
+#[test]
+fn at_the_user_cap_lines_are_refused_not_malformed_and_memory_is_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let ingest = token(dir.path(), "exporter", "ingest", None);
+    let service = Service::start(dir.path(), &[]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let before = service.rss_kib();
+    // Ten seconds of traffic for 4,096 Users fills their per-second rings with real slots.
+    for second in 0..10 {
+        let lines = lines_for((0..4_096).map(fake_user), T0 + second * 1_000);
+        let (status, answer) = service.post("/api/v1/events", Some(&ingest), &lines, &[]);
+        assert_eq!(status, 200, "{answer}");
+    }
+    let extra = lines_for((4_096..5_096).map(fake_user), T0 + 10_000);
+    let (_, answer) = service.post("/api/v1/events", Some(&ingest), &extra, &[]);
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(
+        (answer["refused"].as_u64(), answer["malformed"].as_u64()),
+        (Some(1_000), Some(0)),
+        "{answer}"
+    );
+    let metrics = service.wait_status("/metrics", 200, 30, |m| {
+        metric(m, "stormwatch_users").is_some_and(|n| n >= 4_096.0)
+    });
+    let after = service.rss_kib();
+    let per_user = (after.saturating_sub(before) * 1024) / 4_096;
+    eprintln!(
+        "RSS {before} KiB before, {after} KiB with 4,096 Users: {per_user} bytes per User; /metrics is {} bytes",
+        metrics.len()
+    );
+    assert!(after < 1024 * 1024, "RSS {after} KiB at 4,096 Users");
+}

@@ -1,0 +1,74 @@
+//! Overload of `stormwatch serve` (issue 14): senders push flat out, beyond what the engine applies, for a
+//! bounded time. Backpressure must hold (senders wait), memory must stay bounded, and every line sent must be
+//! counted. `STORMWATCH_OVERLOAD_SECONDS` sets the length (default 15; the issue's figure is 60).
+
+mod support;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+#[test]
+fn senders_beyond_capacity_wait_lose_nothing_and_memory_stays_bounded() {
+    let seconds: u64 = std::env::var("STORMWATCH_OVERLOAD_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(15);
+    let dir = tempfile::tempdir().unwrap();
+    // A small engine queue makes backpressure reach the senders at once.
+    let service = Service::start(dir.path(), &["--engine-queue", "4"]);
+    let block = firewall_lines(0..2_000, (300, 700));
+    let lines_per_block = block.iter().filter(|&&b| b == b'\n').count() as u64;
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let senders: Vec<_> = (0..4)
+        .map(|_| {
+            let (address, block, stop, sent) =
+                (service.ingest, block.clone(), stop.clone(), sent.clone());
+            std::thread::spawn(move || {
+                let mut stream = std::net::TcpStream::connect(address).unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    stream.write_all(&block).unwrap();
+                    sent.fetch_add(lines_per_block, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut peak_rss = 0;
+    let mut behind = 0u64;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        peak_rss = peak_rss.max(service.rss_kib());
+        let counted = metric(
+            &service.get("/metrics", None).1,
+            "stormwatch_ingest_lines_total{source=\"tcp\"}",
+        )
+        .unwrap_or(0.0) as u64;
+        behind = behind.max(sent.load(Ordering::Relaxed).saturating_sub(counted));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for sender in senders {
+        sender.join().unwrap();
+    }
+    let total = sent.load(Ordering::Relaxed);
+    service.wait_status("/metrics", 200, 120, |m| {
+        metric(m, "stormwatch_ingest_lines_total{source=\"tcp\"}") == Some(total as f64)
+    });
+    eprintln!(
+        "{seconds} s flat out: {total} lines sent and counted, at most {behind} lines in flight, peak RSS {peak_rss} KiB"
+    );
+    assert!(
+        behind > 0,
+        "the senders outran the engine (else this is no overload)"
+    );
+    assert!(
+        peak_rss < 400 * 1024,
+        "peak RSS {peak_rss} KiB under overload"
+    );
+    let ops = token(dir.path(), "ops", "ops", None);
+    assert_eq!(service.json("/api/v1/malformed", &ops)["total"], 0);
+}
