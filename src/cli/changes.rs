@@ -124,12 +124,14 @@ pub struct AddArgs {
 #[derive(clap::Args, Debug)]
 pub struct ImportArgs {
     /// Change files; the format comes from the extension (.json, .ndjson/.jsonl, .csv), else from the content.
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(required_unless_present = "print_mapping", value_name = "FILE")]
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub actor: Actor,
     #[command(flatten)]
     pub coordination: super::change_warnings::CoordinationArgs,
+    #[command(flatten)]
+    pub mapped: super::change_import::MappedImportArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -172,6 +174,10 @@ pub fn run(args: ChangesArgs) -> anyhow::Result<ExitCode> {
     let data_dir = &args.data_dir;
     match args.command {
         ChangesCommand::Add(add) => run_add(&data_dir.create()?, *add),
+        ChangesCommand::Import(import) if import.mapped.print_mapping => {
+            print!("{}", super::change_import::SERVICENOW_MAPPING);
+            Ok(ExitCode::SUCCESS)
+        }
         ChangesCommand::Import(import) => run_import(&data_dir.create()?, import),
         ChangesCommand::List(list) => run_list(&data_dir.existing()?, &list),
         ChangesCommand::Show(show) => run_show(&data_dir.existing()?, &show),
@@ -237,9 +243,11 @@ fn notice_from_flags(args: AddArgs) -> anyhow::Result<ChangeNotice> {
 
 fn run_import(store: &Store, args: ImportArgs) -> anyhow::Result<ExitCode> {
     let coordination = args.coordination.settings()?;
-    let mut notices = Vec::new();
-    let mut rejected = Vec::new();
-    for file in &args.files {
+    let (mut notices, mut rejected) = (Vec::new(), Vec::new());
+    if args.mapped.active() {
+        (notices, rejected) = super::change_import::load(&args.files, &args.mapped)?;
+    }
+    for file in args.files.iter().filter(|_| !args.mapped.active()) {
         match load_change_file(file) {
             Ok(loaded) => {
                 notices.extend(loaded.notices);

@@ -6,6 +6,7 @@ mod correlate;
 mod correlator_config;
 mod csv_rows;
 mod factors;
+mod import_map;
 mod load;
 mod notice;
 mod outcomes;
@@ -20,6 +21,9 @@ pub use coordination_config::{Clock, CoordinationConfig, DailyWindow, TimeOfDay,
 pub use correlate::{correlate, judge};
 pub use correlator_config::{
     CategoryFit, CorrelatorConfig, RelationWeights, SrvWeights, StatusWeights, UsersAtOnceWeights,
+};
+pub use import_map::{
+    FieldMapping, MappedDefaults, MappedFields, MappedImport, ObjectValue, map_csv, map_servicenow,
 };
 pub use load::parse_changes;
 pub use notice::{
