@@ -512,6 +512,18 @@ fn triage_is_stored_audited_and_gated_by_role() {
     );
 }
 
+/// (id, owner, title, category, day, start hour, minutes long, declares impact)
+type PlannedChange = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    i64,
+    i64,
+    i64,
+    bool,
+);
+
 /// A week of changes from today (UTC), as a change team would see it: DCC maintenance and a BCDR test on top,
 /// five Users' changes below, several with warnings; two changes of yesterday already decided.
 fn coordinated_week() -> String {
@@ -532,8 +544,7 @@ fn coordinated_week() -> String {
         "90-B3-D5-1F-30-02-00-01",
         "90-B3-D5-1F-30-03-00-01",
     ];
-    // (id, owner, title, category, day, start hour, minutes long, declares impact)
-    let plan: [(&str, &str, &str, &str, i64, i64, i64, bool); 16] = [
+    let plan: [PlannedChange; 16] = [
         (
             "DCC-PM-01",
             "DCC",
