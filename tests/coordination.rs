@@ -305,6 +305,17 @@ fn the_calendar_feed_reads_back_with_an_independent_parser() {
             .unwrap_or_default()
     };
     let events: Vec<_> = calendar.events.iter().collect();
+    // What the independent parser read, for a person running the test with --nocapture.
+    for event in &events {
+        for property in &event.properties {
+            eprintln!(
+                "{}: {}",
+                property.name,
+                property.value.as_deref().unwrap_or("")
+            );
+        }
+        eprintln!();
+    }
     let uids: Vec<String> = events.iter().map(|e| prop(e, "UID")).collect();
     assert_eq!(
         uids,
@@ -523,5 +534,23 @@ fn outcomes_on_a_generated_run_match_its_truth() {
         "{rates:?}"
     );
     assert_eq!(service.get("/api/v1/outcomes?sort=luck", Some(&ops)).0, 400);
-    std::fs::write(dir.path().join("outcomes.json"), summary.to_string()).unwrap();
+    // The table, for a person running the test with --nocapture.
+    eprintln!(
+        "owner                    registered decided attributed rate  incidents unregistered detect_s"
+    );
+    for row in rows {
+        eprintln!(
+            "{:<24} {:>10} {:>7} {:>10} {:>5} {:>9} {:>12} {:>8}",
+            row["owner"].as_str().unwrap_or_default(),
+            row["changes_registered"],
+            row["changes_decided"],
+            row["changes_attributed"],
+            row["change_failure_rate"]
+                .as_f64()
+                .map_or("-".into(), |r| format!("{r:.2}")),
+            row["incidents"],
+            row["unregistered_change_suspected"],
+            row["median_onset_to_detection_s"]
+        );
+    }
 }

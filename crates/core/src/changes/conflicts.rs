@@ -109,7 +109,8 @@ pub fn warnings<'a>(
         found.push(Warning {
             kind: WarningKind::ShortWindow,
             message: format!(
-                "window of {minutes} min is shorter than the {typical} min a {} change typically takes",
+                "window of {minutes} min is shorter than the {typical} min {} {} change typically takes",
+                if notice.category.label().starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" },
                 notice.category.label()
             ),
             related: Vec::new(),
