@@ -32,6 +32,18 @@ enum Command {
     /// Write a telemetry file to a Kafka topic, keyed by User ID (for tests and demos of `serve --kafka-*`).
     #[cfg(feature = "kafka")]
     KafkaProduce(cli::kafka_produce::KafkaProduceArgs),
+    /// Accepted on a build without the `kafka` feature only to say so.
+    #[cfg(not(feature = "kafka"))]
+    #[command(hide = true)]
+    KafkaProduce(NoKafka),
+}
+
+/// Any arguments: the command cannot run on this build.
+#[cfg(not(feature = "kafka"))]
+#[derive(clap::Args, Debug)]
+struct NoKafka {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    _args: Vec<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -51,6 +63,8 @@ fn main() -> std::process::ExitCode {
         Command::Tokens(args) => cli::tokens::run(args),
         #[cfg(feature = "kafka")]
         Command::KafkaProduce(args) => cli::kafka_produce::run(args),
+        #[cfg(not(feature = "kafka"))]
+        Command::KafkaProduce(_) => Err(anyhow::anyhow!("kafka-produce: {}", cli::WITHOUT_KAFKA)),
     };
     match outcome {
         Ok(code) => code,

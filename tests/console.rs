@@ -11,7 +11,7 @@ mod support;
 
 use std::sync::Mutex;
 
-use browser::{Browser, Tools, tools_or_skip};
+use browser::{Browser, Tools, tools};
 use support::*;
 
 /// One browser at a time: two Chromiums and two services at once would starve a two-core machine.
@@ -69,8 +69,9 @@ fn open_backlog_id(service: &Service, token: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs chromium, chromedriver (scripts/test-all)"]
 fn an_operator_triages_the_firewall_backlog_and_registers_a_change() {
-    let Some(tools) = tools_or_skip() else { return };
+    let tools = tools();
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let ops = token(dir.path(), "ops", "ops", None);
@@ -299,8 +300,9 @@ fn crowd_lines(seconds: i64) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "needs chromium, chromedriver (scripts/test-all)"]
 fn the_overview_lists_fifty_open_incidents_among_a_hundred_users_and_keeps_focus_across_polls() {
-    let Some(tools) = tools_or_skip() else { return };
+    let tools = tools();
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let ops = token(dir.path(), "ops", "ops", None);
@@ -727,9 +729,9 @@ fn coordinated_week() -> String {
 }
 
 #[test]
-#[ignore = "needs chromium and chromedriver"]
+#[ignore = "needs chromium, chromedriver (scripts/test-all)"]
 fn the_schedule_outcomes_and_registration_warnings_in_the_console() {
-    let tools = tools_or_skip().expect("chromium and chromedriver");
+    let tools = tools();
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let ops = token(dir.path(), "ops", "ops", None);

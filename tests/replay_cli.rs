@@ -1,4 +1,4 @@
-//! Drives the built `stormwatch replay` binary on the contract's examples and on broken inputs.
+//! Drives the built `stormwatch replay` binary on the examples in `examples/` and on broken inputs.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,22 +8,11 @@ fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_stormwatch"))
 }
 
-fn contract(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/contract/examples")
-        .join(name)
-}
-
-/// The contract examples, copied into the crate so the tests do not depend on the checkout's neighbours.
+/// The sample files in `examples/`, which examples/README.md describes.
 fn example(name: &str) -> PathBuf {
-    let shared = contract(name);
-    if shared.exists() {
-        shared
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data")
-            .join(name)
-    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
 }
 
 fn replay(args: &[&str], dir: &Path) -> (Output, serde_json::Value) {

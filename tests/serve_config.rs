@@ -15,7 +15,7 @@ fn print_config_shows_flags_over_environment_over_toml() {
     let file = dir.path().join("stormwatch.toml");
     std::fs::write(
         &file,
-        "http = \"127.0.0.1:7001\"\ningest = \"127.0.0.1:7002\"\nlateness_s = 9.0\n",
+        "http = \"127.0.0.1:7001\"\ningest = \"127.0.0.1:7002\"\nlateness = 9.0\n",
     )
     .unwrap();
     let output = binary()
@@ -43,7 +43,7 @@ fn print_config_shows_flags_over_environment_over_toml() {
         "environment beats the file"
     );
     assert_eq!(
-        config["lateness_s"].as_float(),
+        config["lateness"].as_float(),
         Some(9.0),
         "the file beats defaults"
     );
@@ -134,6 +134,65 @@ fn follow_reads_appends_and_survives_rotation() {
     std::fs::rename(&log, dir.path().join("telemetry.ndjson.1")).unwrap();
     std::fs::write(&log, &lines[cut..]).unwrap();
     wait(total);
+}
+
+/// A file that is not there yet is reported once, waited for, and followed when it appears.
+#[test]
+fn follow_of_a_missing_file_says_so_once_and_reads_it_when_it_appears() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("later.ndjson");
+    let mut service = Service::start(dir.path(), &["--follow", log.to_str().unwrap()]);
+    let serve_log = dir.path().join("serve.log");
+    let waiting = |text: &str| {
+        text.lines()
+            .filter(|l| l.contains("the followed file cannot be opened; waiting for it"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while waiting(&std::fs::read_to_string(&serve_log).unwrap_or_default()) == 0 {
+        assert!(Instant::now() < deadline, "no word about the missing file");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lines = firewall_lines(0..10, (1_000, 1_000));
+    let total = lines.iter().filter(|&&b| b == b'\n').count() as u64;
+    std::fs::write(&log, &lines).unwrap();
+    while tcp_lines_counted(&service, "file") != total {
+        assert!(Instant::now() < deadline, "the file was not read");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    service.stop();
+    let text = std::fs::read_to_string(&serve_log).unwrap();
+    assert_eq!(waiting(&text), 1, "{text}");
+    assert!(
+        text.contains("the followed file is there; following it"),
+        "{text}"
+    );
+}
+
+#[test]
+fn follow_of_a_directory_is_refused_at_start_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = binary()
+        .args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--ingest",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .arg("--follow")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("--follow {} is a directory", dir.path().display())),
+        "{stderr}"
+    );
 }
 
 /// A stand-in Alertmanager that records every POST body.

@@ -39,7 +39,7 @@ fn ok(output: Output) -> Output {
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
+        .join("examples")
         .join(name)
 }
 

@@ -60,7 +60,8 @@ impl MappedImportArgs {
     }
 }
 
-/// The notices of every file, and each refused record (or unreadable file) with where and why.
+/// The notices of every file, and each refused record with where and why; a file that cannot be used at all
+/// (unreadable, not an export, a CSV without a mapped column) stops the import before anything is stored.
 pub fn load(
     files: &[PathBuf],
     args: &MappedImportArgs,
@@ -69,16 +70,8 @@ pub fn load(
     let mut notices = Vec::new();
     let mut rejected = Vec::new();
     for file in files {
-        let text = match std::fs::read_to_string(file) {
-            Ok(text) => text,
-            Err(error) => {
-                rejected.push(format!(
-                    "cannot read {}: {error} (nothing from this file was stored)",
-                    file.display()
-                ));
-                continue;
-            }
-        };
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}; nothing was imported", file.display()))?;
         let csv = !args.servicenow
             && file
                 .extension()
@@ -98,10 +91,7 @@ pub fn load(
                         .map(|r| format!("{}: {r}", file.display())),
                 );
             }
-            Err(reason) => rejected.push(format!(
-                "{}: {reason} (nothing from this file was stored)",
-                file.display()
-            )),
+            Err(reason) => anyhow::bail!("{}: {reason}; nothing was imported", file.display()),
         }
     }
     Ok((notices, rejected))

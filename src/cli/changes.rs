@@ -178,7 +178,17 @@ pub fn run(args: ChangesArgs) -> anyhow::Result<ExitCode> {
             print!("{}", super::change_import::SERVICENOW_MAPPING);
             Ok(ExitCode::SUCCESS)
         }
-        ChangesCommand::Import(import) => run_import(&data_dir.create()?, import),
+        ChangesCommand::Import(import) => {
+            let coordination = import.coordination.settings()?;
+            // Every file is read before the store is touched: an unusable file stops the import, as it stops
+            // `replay`, rather than storing the other files' notices around a hole.
+            let loaded = if import.mapped.active() {
+                super::change_import::load(&import.files, &import.mapped)?
+            } else {
+                load_import_files(&import.files)?
+            };
+            run_import(&data_dir.create()?, loaded, import.actor, &coordination)
+        }
         ChangesCommand::List(list) => run_list(&data_dir.existing()?, &list),
         ChangesCommand::Show(show) => run_show(&data_dir.existing()?, &show),
         ChangesCommand::Cancel(cancel) => run_cancel(&data_dir.existing()?, cancel),
@@ -241,27 +251,32 @@ fn notice_from_flags(args: AddArgs) -> anyhow::Result<ChangeNotice> {
     })
 }
 
-fn run_import(store: &Store, args: ImportArgs) -> anyhow::Result<ExitCode> {
-    let coordination = args.coordination.settings()?;
-    let (mut notices, mut rejected) = (Vec::new(), Vec::new());
-    if args.mapped.active() {
-        (notices, rejected) = super::change_import::load(&args.files, &args.mapped)?;
+/// The notices and the rejected ones of every file; the first file that cannot be used at all (unreadable, not
+/// JSON/NDJSON/CSV, a CSV header without a required column) is an error naming it.
+fn load_import_files(files: &[PathBuf]) -> anyhow::Result<(Vec<ChangeNotice>, Vec<String>)> {
+    let mut notices = Vec::new();
+    let mut rejected = Vec::new();
+    for file in files {
+        let loaded = load_change_file(file)
+            .map_err(|error| anyhow::anyhow!("{error}; nothing was imported"))?;
+        notices.extend(loaded.notices);
+        rejected.extend(loaded.rejected.iter().map(ToString::to_string));
     }
-    for file in args.files.iter().filter(|_| !args.mapped.active()) {
-        match load_change_file(file) {
-            Ok(loaded) => {
-                notices.extend(loaded.notices);
-                rejected.extend(loaded.rejected.iter().map(ToString::to_string));
-            }
-            Err(error) => rejected.push(format!("{error} (nothing from this file was stored)")),
-        }
-    }
+    Ok((notices, rejected))
+}
+
+fn run_import(
+    store: &Store,
+    (notices, rejected): (Vec<ChangeNotice>, Vec<String>),
+    actor: Actor,
+    coordination: &stormwatch_core::changes::CoordinationConfig,
+) -> anyhow::Result<ExitCode> {
     let valid = notices.len();
     let outcomes = if notices.is_empty() {
         Vec::new()
     } else {
         store
-            .upsert_changes(notices, args.actor.name)
+            .upsert_changes(notices, actor.name)
             .context("storing the valid notices failed; nothing was stored")?
     };
     let count = |kind| outcomes.iter().filter(|o| o.outcome == kind).count();
@@ -274,7 +289,7 @@ fn run_import(store: &Store, args: ImportArgs) -> anyhow::Result<ExitCode> {
         store.path().display()
     );
     let ids: Vec<String> = outcomes.iter().map(|o| o.id.clone()).collect();
-    let warned = super::change_warnings::print(store, &ids, &coordination)?;
+    let warned = super::change_warnings::print(store, &ids, coordination)?;
     if warned > 0 {
         println!("{warned} of {valid} notices have warnings (advice: all were stored)");
     }
@@ -284,13 +299,15 @@ fn run_import(store: &Store, args: ImportArgs) -> anyhow::Result<ExitCode> {
     for reason in &rejected {
         eprintln!("rejected: {reason}");
     }
+    let stored = match valid {
+        0 => "no notice was valid, so nothing was stored".to_owned(),
+        1 => "the 1 valid notice was stored".to_owned(),
+        n => format!("the {n} valid notices were stored"),
+    };
     eprintln!(
-        "stormwatch: {} rejection{} (listed above); the {valid} valid notice{} {} stored. \
-         Fix the rejected ones and import them again.",
+        "stormwatch: {} rejection{} (listed above); {stored}. Fix the rejected ones and import them again.",
         rejected.len(),
         plural(rejected.len()),
-        plural(valid),
-        if valid == 1 { "was" } else { "were" }
     );
     Ok(ExitCode::from(1))
 }

@@ -14,6 +14,8 @@ use stormwatch_sim::generator::{self, Compression, GenOptions, Scenario, Truth};
 /// misattributed, short of its peak depth or miscounted.
 #[derive(clap::Args, Debug)]
 #[command(
+    override_usage = "stormwatch evaluate [OPTIONS] <DIR>...\n       \
+stormwatch evaluate --sweep [--seeds N] [--scenario NAME]... [--users N] [--keep DIR]",
     after_long_help = "Examples:\n  stormwatch evaluate run7 fixtures/*/\n  \
 stormwatch evaluate --sweep --seeds 20\n  stormwatch evaluate --sweep --seeds 5 --scenario mdm_storm --scenario hiccups"
 )]

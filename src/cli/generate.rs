@@ -24,7 +24,7 @@ pub struct GenArgs {
     /// Start of the traffic, RFC 3339 (any offset).
     #[arg(long, value_name = "TIME", default_value = "2026-03-10T00:00:00Z", value_parser = parse_start)]
     pub start: i64,
-    /// How much traffic, like 90m, 3h, 2d or 1h30m [default: long enough for the scenarios, at least 90m].
+    /// How much traffic, with a unit: 90m, 3h, 2d, 1h30m or 600s [default: long enough for the scenarios, at least 90m].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<u64>,
     /// Number of Users: a heavy-tailed mix of large and small suppliers, network operators and other Users.
@@ -45,7 +45,7 @@ pub struct GenArgs {
     /// Compression level (gzip 0-9, default 1; zstd 1-22, default 3). Does not change the content.
     #[arg(long, value_name = "N")]
     pub level: Option<i32>,
-    /// No progress bar.
+    /// Print nothing but warnings and errors: no progress bar, no summary of what was written.
     #[arg(long, short)]
     pub quiet: bool,
 }
@@ -115,6 +115,9 @@ pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
     let elapsed = started.elapsed().as_secs_f64();
     let truth = &summary.truth;
     let lines = truth.events + truth.malformed;
+    if args.quiet {
+        return Ok(ExitCode::SUCCESS);
+    }
     eprintln!(
         "wrote {} ({} events, {} malformed, {} incidents in truth) in {:.1} s ({:.0} lines/s), {} and {}",
         summary.events_path.display(),

@@ -30,35 +30,35 @@ const ENGINE_QUEUE: usize = 64;
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
-    /// TOML file with any of the settings below (see --print-config for the names).
+    /// TOML file with any of the settings below, named like the flags (`data_dir = "..."`); see --print-config.
     #[arg(long, env = "STORMWATCH_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Address of the HTTP API and /metrics [default: 127.0.0.1:8080].
-    #[arg(long, env = "STORMWATCH_HTTP", value_name = "ADDR")]
+    /// Address of the HTTP API and /metrics [default: 127.0.0.1:8080] [env: STORMWATCH_HTTP].
+    #[arg(long, value_name = "ADDR")]
     pub http: Option<SocketAddr>,
-    /// Address of the TCP listener for NDJSON telemetry [default: 127.0.0.1:9000].
-    #[arg(long, env = "STORMWATCH_INGEST", value_name = "ADDR")]
+    /// Address of the TCP listener for NDJSON telemetry [default: 127.0.0.1:9000] [env: STORMWATCH_INGEST].
+    #[arg(long, value_name = "ADDR")]
     pub ingest: Option<SocketAddr>,
-    /// Directory of the SQLite store [default: ./stormwatch-data].
-    #[arg(long, env = "STORMWATCH_DATA_DIR", value_name = "DIR")]
+    /// Directory of the SQLite store [default: ./stormwatch-data] [env: STORMWATCH_DATA_DIR].
+    #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Tail this telemetry file (repeatable); rotation and truncation are followed.
     #[arg(long, value_name = "FILE")]
     pub follow: Vec<PathBuf>,
-    /// Push incidents to this Alertmanager (base URL, v2 API), e.g. http://127.0.0.1:9093.
-    #[arg(long, env = "STORMWATCH_ALERTMANAGER", value_name = "URL")]
+    /// Push incidents to this Alertmanager (base URL, v2 API), e.g. http://127.0.0.1:9093 [env: STORMWATCH_ALERTMANAGER].
+    #[arg(long, value_name = "URL")]
     pub alertmanager: Option<String>,
-    /// Base URL operators reach this service at, for links in alerts.
-    #[arg(long, env = "STORMWATCH_PUBLIC_URL", value_name = "URL")]
+    /// Base URL operators reach this service at, for links in alerts [env: STORMWATCH_PUBLIC_URL].
+    #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
-    /// Seconds of event time a line may arrive late and still count in its own second [default: 5].
-    #[arg(long, env = "STORMWATCH_LATENESS", value_name = "SECONDS")]
+    /// Seconds of event time a line may arrive late and still count in its own second [default: 5] [env: STORMWATCH_LATENESS].
+    #[arg(long, value_name = "SECONDS")]
     pub lateness: Option<f64>,
-    /// Seconds between engine snapshots [default: 30].
-    #[arg(long, env = "STORMWATCH_SNAPSHOT_EVERY", value_name = "SECONDS")]
+    /// Seconds between engine snapshots [default: 30] [env: STORMWATCH_SNAPSHOT_EVERY].
+    #[arg(long, value_name = "SECONDS")]
     pub snapshot_every: Option<u64>,
-    /// Log format on stderr.
-    #[arg(long, env = "STORMWATCH_LOG_FORMAT", value_enum)]
+    /// Log format on stderr [env: STORMWATCH_LOG_FORMAT].
+    #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
     /// Batches the engine queue holds before sources are made to wait (tests use 1 to force backpressure).
     #[arg(long, default_value_t = ENGINE_QUEUE, hide = true)]
@@ -66,25 +66,65 @@ pub struct ServeArgs {
     /// Fault injection for the health tests: the engine thread hangs this many seconds after it starts.
     #[arg(long, value_name = "SECONDS", hide = true)]
     pub fault_hang_engine_after: Option<u64>,
-    /// Consume telemetry from Kafka: bootstrap servers, host:port[,host:port...] (needs --kafka-topic).
+    /// Consume telemetry from Kafka: bootstrap servers, host:port[,host:port...] (needs --kafka-topic) [env: STORMWATCH_KAFKA_BROKERS].
     #[cfg(feature = "kafka")]
-    #[arg(long, env = "STORMWATCH_KAFKA_BROKERS", value_name = "HOSTS")]
+    #[arg(long, value_name = "HOSTS")]
     pub kafka_brokers: Option<String>,
-    /// Topic of NDJSON telemetry records keyed by User ID.
+    /// Topic of NDJSON telemetry records keyed by User ID [env: STORMWATCH_KAFKA_TOPIC].
     #[cfg(feature = "kafka")]
-    #[arg(long, env = "STORMWATCH_KAFKA_TOPIC", value_name = "TOPIC")]
+    #[arg(long, value_name = "TOPIC")]
     pub kafka_topic: Option<String>,
-    /// Consumer group the instances sharing the topic join [default: stormwatch].
+    /// Consumer group the instances sharing the topic join [default: stormwatch] [env: STORMWATCH_KAFKA_GROUP].
     #[cfg(feature = "kafka")]
-    #[arg(long, env = "STORMWATCH_KAFKA_GROUP", value_name = "GROUP")]
+    #[arg(long, value_name = "GROUP")]
     pub kafka_group: Option<String>,
-    /// Seconds of event time replayed before the committed offset when a partition is assigned [default: 3600].
+    /// Seconds of event time replayed before the committed offset when a partition is assigned [default: 3600] [env: STORMWATCH_KAFKA_WARMUP].
     #[cfg(feature = "kafka")]
-    #[arg(long, env = "STORMWATCH_KAFKA_WARMUP", value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS")]
     pub kafka_warmup: Option<u64>,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// The Kafka flags of a `--features kafka` build, accepted here only to say the feature is missing.
+    #[cfg(not(feature = "kafka"))]
+    #[arg(long = "kafka-brokers", hide = true, value_name = "HOSTS")]
+    pub kafka_brokers: Option<String>,
+    #[cfg(not(feature = "kafka"))]
+    #[arg(long = "kafka-topic", hide = true, value_name = "TOPIC")]
+    pub kafka_topic: Option<String>,
+    #[cfg(not(feature = "kafka"))]
+    #[arg(long = "kafka-group", hide = true, value_name = "GROUP")]
+    pub kafka_group: Option<String>,
+    #[cfg(not(feature = "kafka"))]
+    #[arg(long = "kafka-warmup", hide = true, value_name = "SECONDS")]
+    pub kafka_warmup: Option<String>,
+}
+
+/// A setting from the environment, parsed with the variable named in any error (clap would blame the flag).
+fn env<T: std::str::FromStr>(variable: &str) -> anyhow::Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(variable) {
+        Ok(text) if !text.is_empty() => text
+            .parse()
+            .map(Some)
+            .map_err(|error| anyhow::anyhow!("{variable}={text:?} is not valid: {error}")),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => bail!("{variable} is not valid UTF-8"),
+    }
+}
+
+/// `--log-format` and `STORMWATCH_LOG_FORMAT` take the same words.
+fn env_log_format() -> anyhow::Result<Option<LogFormat>> {
+    let Some(text) = env::<String>("STORMWATCH_LOG_FORMAT")? else {
+        return Ok(None);
+    };
+    <LogFormat as clap::ValueEnum>::from_str(&text, true)
+        .map(Some)
+        .map_err(|_| {
+            anyhow::anyhow!("STORMWATCH_LOG_FORMAT={text:?} is not valid: use text or json")
+        })
 }
 
 impl ServeArgs {
@@ -93,21 +133,89 @@ impl ServeArgs {
             Some(path) => ServeConfig::from_file(path)?,
             None => ServeConfig::default(),
         };
-        config.http = self.http.unwrap_or(config.http);
-        config.ingest = self.ingest.unwrap_or(config.ingest);
-        config.data_dir = self.data_dir.clone().unwrap_or(config.data_dir);
+        // Flags over environment over the file.
+        config.http = self.http.or(env("STORMWATCH_HTTP")?).unwrap_or(config.http);
+        config.ingest = self
+            .ingest
+            .or(env("STORMWATCH_INGEST")?)
+            .unwrap_or(config.ingest);
+        config.data_dir = self
+            .data_dir
+            .clone()
+            .or(env("STORMWATCH_DATA_DIR")?)
+            .unwrap_or(config.data_dir);
         config.follow.extend(self.follow.iter().cloned());
-        config.alertmanager = self.alertmanager.clone().or(config.alertmanager);
-        config.public_url = self.public_url.clone().or(config.public_url);
-        config.lateness_s = self.lateness.unwrap_or(config.lateness_s);
-        config.snapshot_every_s = self.snapshot_every.unwrap_or(config.snapshot_every_s);
-        config.log_format = self.log_format.unwrap_or(config.log_format);
+        config.alertmanager = self
+            .alertmanager
+            .clone()
+            .or(env("STORMWATCH_ALERTMANAGER")?)
+            .or(config.alertmanager);
+        config.public_url = self
+            .public_url
+            .clone()
+            .or(env("STORMWATCH_PUBLIC_URL")?)
+            .or(config.public_url);
+        config.lateness_s = self
+            .lateness
+            .or(env("STORMWATCH_LATENESS")?)
+            .unwrap_or(config.lateness_s);
+        config.snapshot_every_s = self
+            .snapshot_every
+            .or(env("STORMWATCH_SNAPSHOT_EVERY")?)
+            .unwrap_or(config.snapshot_every_s);
+        config.log_format = self
+            .log_format
+            .or(env_log_format()?)
+            .unwrap_or(config.log_format);
         #[cfg(feature = "kafka")]
         {
-            config.kafka_brokers = self.kafka_brokers.clone().or(config.kafka_brokers);
-            config.kafka_topic = self.kafka_topic.clone().or(config.kafka_topic);
-            config.kafka_group = self.kafka_group.clone().unwrap_or(config.kafka_group);
-            config.kafka_warmup_s = self.kafka_warmup.unwrap_or(config.kafka_warmup_s);
+            config.kafka_brokers = self
+                .kafka_brokers
+                .clone()
+                .or(env("STORMWATCH_KAFKA_BROKERS")?)
+                .or(config.kafka_brokers);
+            config.kafka_topic = self
+                .kafka_topic
+                .clone()
+                .or(env("STORMWATCH_KAFKA_TOPIC")?)
+                .or(config.kafka_topic);
+            config.kafka_group = self
+                .kafka_group
+                .clone()
+                .or(env("STORMWATCH_KAFKA_GROUP")?)
+                .unwrap_or(config.kafka_group);
+            config.kafka_warmup_s = self
+                .kafka_warmup
+                .or(env("STORMWATCH_KAFKA_WARMUP")?)
+                .unwrap_or(config.kafka_warmup_s);
+        }
+        #[cfg(not(feature = "kafka"))]
+        {
+            let flags = [
+                ("--kafka-brokers", &self.kafka_brokers),
+                ("--kafka-topic", &self.kafka_topic),
+                ("--kafka-group", &self.kafka_group),
+                ("--kafka-warmup", &self.kafka_warmup),
+            ];
+            let variables = [
+                "STORMWATCH_KAFKA_BROKERS",
+                "STORMWATCH_KAFKA_TOPIC",
+                "STORMWATCH_KAFKA_GROUP",
+                "STORMWATCH_KAFKA_WARMUP",
+            ];
+            let given = flags
+                .iter()
+                .find(|(_, value)| value.is_some())
+                .map(|(flag, _)| (*flag).to_owned())
+                .or_else(|| {
+                    variables
+                        .iter()
+                        .find(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+                        .map(|v| (*v).to_owned())
+                });
+            if let Some(given) = given {
+                bail!("{given}: {}", super::WITHOUT_KAFKA);
+            }
         }
         config.validate()?;
         Ok(config)
@@ -124,8 +232,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         print!("{}", config.to_toml());
         return Ok(ExitCode::SUCCESS);
     }
-    let store = Store::open(&config.data_dir)
-        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    // A directory would only fail line by line once running; say it once, now. A missing file is waited for.
+    if let Some(dir) = config.follow.iter().find(|p| p.is_dir()) {
+        bail!(
+            "--follow {} is a directory; follow a file (give --follow once per file)",
+            dir.display()
+        );
+    }
+    // StoreError names the file and the cause; a context here would say it twice.
+    let store = Store::open(&config.data_dir)?;
     // A read-only or full data directory is refused now, not found out at the first snapshot.
     store.probe_write().with_context(|| {
         format!(
@@ -153,7 +268,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         stable_ids: kafka.is_some(),
         ..config.engine.clone()
     };
-    let correlator_config = std::sync::Arc::new(engine_config.correlator.clone());
+    let correlator_config = std::sync::Arc::new(engine_config.correlator());
     let register = store.load_register()?;
     // With Kafka, state is rebuilt from the log on every assignment (the partitions owned may have changed).
     let snapshot = match kafka {

@@ -93,6 +93,9 @@ pub fn render(report: &Report) -> String {
     }
     if report.incidents.is_empty() {
         let _ = writeln!(out, "\nNo incidents.");
+        if let Some(note) = too_short_to_detect(s) {
+            let _ = writeln!(out, "{note}");
+        }
         return out;
     }
     let _ = writeln!(out, "\n{} incident(s):", report.incidents.len());
@@ -159,6 +162,26 @@ pub fn render(report: &Report) -> String {
     out
 }
 
+/// Below this much event time no detector can have fired: a storm needs a warmed-up baseline (5 minutes) and
+/// 15 s of anomaly, a backlog over a minute of waiting. Kept in step with `BaselineConfig::default().warmup_s`.
+const SHORTEST_DETECTABLE_MS: i64 = 300_000;
+
+/// Why "No incidents." is the expected outcome for an input too short to detect anything in, so a newcomer
+/// replaying a small sample does not take it for a failure.
+fn too_short_to_detect(summary: &crate::report::Summary) -> Option<String> {
+    let (Some(first), Some(last)) = (summary.first_ts, summary.last_ts) else {
+        return None;
+    };
+    let span = last - first;
+    (span < SHORTEST_DETECTABLE_MS).then(|| {
+        format!(
+            "That is expected: the input spans {} of event time, and detection needs minutes of traffic\n\
+             (baselines warm up over 5 minutes; a storm opens after 15 s of anomaly, a backlog after 75 s).",
+            duration(span)
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +193,29 @@ mod tests {
         assert_eq!(duration(6_000_000), "1h 40m");
         assert_eq!(thousands(1_500_000), "1,500,000");
         assert_eq!(thousands(999), "999");
+    }
+
+    #[test]
+    fn a_short_input_without_incidents_says_that_is_expected_and_a_long_one_does_not() {
+        let mut report = Report {
+            summary: crate::report::Summary {
+                events: 11,
+                malformed: 0,
+                late: 0,
+                users: 2,
+                first_ts: Some(1_773_133_200_000),
+                last_ts: Some(1_773_133_202_000),
+                elapsed_s: 0.0,
+                quarantine: None,
+                changes_loaded: 0,
+                changes_rejected: Vec::new(),
+            },
+            incidents: Vec::new(),
+        };
+        assert!(render(&report).contains("That is expected: the input spans 2s of event time"));
+        report.summary.last_ts = Some(1_773_133_200_000 + SHORTEST_DETECTABLE_MS);
+        assert!(!render(&report).contains("expected"));
+        report.summary.first_ts = None;
+        assert!(!render(&report).contains("expected"));
     }
 }

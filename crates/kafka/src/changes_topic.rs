@@ -44,7 +44,7 @@ pub fn run(
     let topic = changes_topic(topic);
     let client = |source| KafkaError::Client {
         brokers: brokers.into(),
-        source,
+        cause: source,
     };
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)

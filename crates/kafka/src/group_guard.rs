@@ -74,7 +74,7 @@ impl Guard {
     pub fn new(brokers: &str, topic: &str, instance: &str) -> Result<Guard, KafkaError> {
         let client = |source| KafkaError::Client {
             brokers: brokers.into(),
-            source,
+            cause: source,
         };
         let members = members_topic(topic);
         let producer: BaseProducer = ClientConfig::new()

@@ -36,30 +36,29 @@ pub struct KafkaOptions {
 }
 
 /// Failures of the Kafka source and producer, with what was being done.
+/// Each message carries its cause in a `cause` field, which is deliberately not a `source()`: the binary prints
+/// the whole chain, and a cause in both printed twice.
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {
-    #[error("Kafka client for {brokers}: {source}")]
+    #[error("Kafka client for {brokers}: {cause}")]
     Client {
         brokers: String,
-        source: rdkafka::error::KafkaError,
+        cause: rdkafka::error::KafkaError,
     },
-    #[error("subscribing to topic `{topic}`: {source}")]
+    #[error("subscribing to topic `{topic}`: {cause}")]
     Subscribe {
         topic: String,
-        source: rdkafka::error::KafkaError,
+        cause: rdkafka::error::KafkaError,
     },
-    #[error("producing to topic `{topic}`: {source}")]
+    #[error("producing to topic `{topic}`: {cause}")]
     Produce {
         topic: String,
-        source: rdkafka::error::KafkaError,
+        cause: rdkafka::error::KafkaError,
     },
     #[error("creating topic `{topic}`: {reason}")]
     CreateTopic { topic: String, reason: String },
-    #[error("reading {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("reading {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
     #[error("{failed} of {records} records were not delivered to `{topic}` (first error: {first})")]
     Undelivered {
         topic: String,
@@ -89,7 +88,7 @@ pub(crate) fn side_topic_reader(
         .create()
         .map_err(|source| KafkaError::Client {
             brokers: brokers.into(),
-            source,
+            cause: source,
         })?;
     let mut assignment = rdkafka::TopicPartitionList::new();
     assignment
@@ -97,7 +96,7 @@ pub(crate) fn side_topic_reader(
         .and_then(|()| consumer.assign(&assignment))
         .map_err(|source| KafkaError::Subscribe {
             topic: topic.into(),
-            source,
+            cause: source,
         })?;
     Ok(consumer)
 }

@@ -96,13 +96,13 @@ pub fn produce_file(
         .create_with_context(Delivery::default())
         .map_err(|source| KafkaError::Client {
             brokers: brokers.into(),
-            source,
+            cause: source,
         })?;
     let read_error = |source| KafkaError::Read {
         path: path.display().to_string(),
-        source,
+        cause: source,
     };
-    let input = open_input(path).map_err(|e| read_error(e.source))?;
+    let input = open_input(path).map_err(|e| read_error(e.cause))?;
     let mut framer = LineFramer::streaming(input, 1 << 20);
     let mut runs: FxHashMap<Eui64, Run> = FxHashMap::default();
     let mut produced = Produced::default();
@@ -125,7 +125,7 @@ pub fn produce_file(
                 Err((source, _)) => {
                     return Err(KafkaError::Produce {
                         topic: topic.into(),
-                        source,
+                        cause: source,
                     });
                 }
             }
@@ -202,7 +202,7 @@ pub fn produce_file(
         .flush(Duration::from_secs(120))
         .map_err(|source| KafkaError::Produce {
             topic: topic.into(),
-            source,
+            cause: source,
         })?;
     let (failed, first) = producer
         .context()
@@ -233,7 +233,7 @@ pub fn create_topic(
         .create()
         .map_err(|source| KafkaError::Client {
             brokers: brokers.into(),
-            source,
+            cause: source,
         })?;
     let failed = |reason: String| KafkaError::CreateTopic {
         topic: topic.into(),

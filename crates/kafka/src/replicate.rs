@@ -43,7 +43,7 @@ impl Publisher {
             .create()
             .map_err(|source| KafkaError::Client {
                 brokers: brokers.into(),
-                source,
+                cause: source,
             })?;
         Ok(Publisher {
             producer,

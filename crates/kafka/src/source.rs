@@ -215,13 +215,13 @@ pub fn run(
         .create_with_context(context)
         .map_err(|source| KafkaError::Client {
             brokers: options.brokers.clone(),
-            source,
+            cause: source,
         })?;
     consumer
         .subscribe(&[&options.topic])
         .map_err(|source| KafkaError::Subscribe {
             topic: options.topic.clone(),
-            source,
+            cause: source,
         })?;
     tracing::info!(brokers = %options.brokers, topic = %options.topic, group = %options.group, "Kafka consumer subscribed");
     let mut source = Source {
@@ -281,7 +281,7 @@ pub fn run(
                 .subscribe(&[&options.topic])
                 .map_err(|source| KafkaError::Subscribe {
                     topic: options.topic.clone(),
-                    source,
+                    cause: source,
                 })?;
         }
     }

@@ -8,7 +8,7 @@ use stormwatch_core::changes::{ChangeFileError, ChangeFormat, LoadedChanges, par
 pub fn load_change_file(path: &Path) -> Result<LoadedChanges, ChangeFileError> {
     let bytes = std::fs::read(path).map_err(|source| ChangeFileError::Read {
         path: path.to_owned(),
-        source,
+        cause: source,
     })?;
     let format = ChangeFormat::from_extension(path).unwrap_or_else(|| ChangeFormat::sniff(&bytes));
     parse_changes(&bytes, format, &path.display().to_string())

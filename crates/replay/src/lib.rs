@@ -6,4 +6,6 @@ pub mod pipeline;
 pub mod source;
 
 pub use change_files::load_change_file;
-pub use pipeline::{ReplayError, ReplayOptions, load_changes, replay};
+pub use pipeline::{
+    FirstMalformed, ReplayError, ReplayOptions, Replayed, load_changes, replay, replay_detailed,
+};

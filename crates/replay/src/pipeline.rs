@@ -6,10 +6,10 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam::channel::{Receiver, Sender, bounded};
+use crossbeam::channel::{Receiver, RecvTimeoutError, Sender, bounded};
 
 use crate::change_files::load_change_file;
 use crate::source::{OpenError, open_input, source_name};
@@ -36,6 +36,9 @@ pub struct ReplayOptions {
     pub engine: EngineConfig,
     /// Parser threads; 0 picks one per core.
     pub parse_threads: usize,
+    /// Set from outside (Ctrl-C) to stop between blocks: the replay then fails with [`ReplayError::Interrupted`]
+    /// and removes its partial quarantine file.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl ReplayOptions {
@@ -49,24 +52,61 @@ impl ReplayOptions {
             progress: false,
             engine: EngineConfig::default(),
             parse_threads: 0,
+            cancel: None,
         }
     }
 }
 
+/// Each message carries its cause in a `cause` field, which is deliberately not a `source()`: the binary prints
+/// the whole chain, and a cause in both printed twice.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error(transparent)]
     Open(#[from] OpenError),
-    #[error("reading telemetry input {file} failed near line {line}: {source}")]
+    #[error("reading telemetry input {file} failed near line {line}: {cause}")]
     Read {
         file: String,
         line: u64,
-        source: io::Error,
+        cause: io::Error,
     },
     #[error(transparent)]
     Changes(#[from] ChangeFileError),
-    #[error("cannot write quarantine file {}: {source}", path.display())]
-    Quarantine { path: PathBuf, source: io::Error },
+    #[error("cannot write quarantine file {}: {cause}", path.display())]
+    Quarantine { path: PathBuf, cause: io::Error },
+    #[error("interrupted after {lines} lines{}", removal_note(removed))]
+    Interrupted {
+        lines: u64,
+        removed: Option<PathBuf>,
+    },
+}
+
+fn removal_note(removed: &Option<PathBuf>) -> String {
+    removed
+        .as_ref()
+        .map(|path| {
+            format!(
+                "; the partial quarantine file {} was removed",
+                path.display()
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// A replay's report, and what the command line needs to judge it beyond the report's fields.
+#[derive(Debug)]
+pub struct Replayed {
+    pub report: Report,
+    /// The first malformed line: where it is, why, and its first bytes (to guess what the input really is).
+    pub first_malformed: Option<FirstMalformed>,
+}
+
+#[derive(Clone, Debug)]
+pub struct FirstMalformed {
+    pub source: String,
+    pub line: u64,
+    pub error: String,
+    /// Up to its first 16 bytes.
+    pub head: Vec<u8>,
 }
 
 /// A block of lines on its way to a parser.
@@ -107,6 +147,11 @@ pub fn load_changes(
 
 /// Replays the inputs through a fresh engine and returns the report.
 pub fn replay(options: &ReplayOptions) -> Result<Report, ReplayError> {
+    replay_detailed(options).map(|replayed| replayed.report)
+}
+
+/// [`replay`], with the first malformed line as well.
+pub fn replay_detailed(options: &ReplayOptions) -> Result<Replayed, ReplayError> {
     let started = Instant::now();
     let (register, changes_rejected) =
         load_changes(options.initial_changes.clone(), &options.change_files)?;
@@ -135,9 +180,13 @@ pub fn replay(options: &ReplayOptions) -> Result<Report, ReplayError> {
     for _ in 0..pool {
         let _ = spent_tx.try_send(ParsedChunk::default());
     }
-    let mut pacer = options.speed.filter(|s| *s > 0.0).map(Pacer::new);
+    let mut pacer = options
+        .speed
+        .filter(|s| *s > 0.0)
+        .map(|speed| Pacer::new(speed, options.cancel.clone()));
 
-    std::thread::scope(|scope| -> Result<(), ReplayError> {
+    let mut lines_fed = 0u64;
+    let outcome = std::thread::scope(|scope| -> Result<(), ReplayError> {
         // Owned by this closure, so that an early return drops them and unblocks every thread before the join.
         let (parsed_rx, spent_tx) = (parsed_rx, spent_tx);
         let failure_tx = parsed_tx.clone();
@@ -157,7 +206,30 @@ pub fn replay(options: &ReplayOptions) -> Result<Report, ReplayError> {
         // Blocks finish out of order across parsers; the engine takes them in input order.
         let mut waiting: BTreeMap<u64, ParsedBlock> = BTreeMap::new();
         let mut next = 0u64;
-        for feed in parsed_rx.iter() {
+        let cancelled = || {
+            options
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::Relaxed))
+        };
+        loop {
+            // A timeout, so that an interrupt is seen even while the reader waits on a quiet standard input.
+            let feed = match parsed_rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(feed) => Some(feed),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) if !cancelled() => break,
+                Err(RecvTimeoutError::Disconnected) => None,
+            };
+            if cancelled() {
+                // Removed now, not after the threads are joined: a reader blocked on standard input may keep
+                // the join waiting until a second Ctrl-C ends the process.
+                let removed = quarantine.abandon();
+                return Err(ReplayError::Interrupted {
+                    lines: lines_fed,
+                    removed,
+                });
+            }
+            let Some(feed) = feed else { continue };
             let block = match feed {
                 Feed::Block(block) => block,
                 Feed::Failed(error) => return Err(error),
@@ -165,6 +237,7 @@ pub fn replay(options: &ReplayOptions) -> Result<Report, ReplayError> {
             waiting.insert(block.sequence, block);
             while let Some(block) = waiting.remove(&next) {
                 next += 1;
+                lines_fed += (block.parsed.events.len() + block.parsed.malformed.len()) as u64;
                 feed_block(&mut engine, &block, &mut quarantine, pacer.as_mut())?;
                 progress.tick();
                 // Cannot block: the queue holds the whole pool. An error means the reader has finished.
@@ -172,13 +245,19 @@ pub fn replay(options: &ReplayOptions) -> Result<Report, ReplayError> {
             }
         }
         Ok(())
-    })?;
+    });
+    if let Err(error) = outcome {
+        // A quarantine cut short would pass for a whole one: remove it.
+        quarantine.abandon();
+        return Err(error);
+    }
 
     engine.finish();
     progress.finish();
     let stats = engine.stats();
+    let first_malformed = quarantine.first.take();
     let (malformed, quarantine_path) = quarantine.finish()?;
-    Ok(Report {
+    let report = Report {
         summary: Summary {
             events: stats.events,
             malformed,
@@ -192,6 +271,10 @@ pub fn replay(options: &ReplayOptions) -> Result<Report, ReplayError> {
             changes_rejected,
         },
         incidents: engine.incident_records(),
+    };
+    Ok(Replayed {
+        report,
+        first_malformed,
     })
 }
 
@@ -222,7 +305,7 @@ fn read_inputs(
         } else {
             let file = File::open(path).map_err(|source| OpenError {
                 path: path.clone(),
-                source,
+                cause: source,
             })?;
             let counted = Box::new(Counting {
                 inner: file,
@@ -231,7 +314,7 @@ fn read_inputs(
             crate::source::decompress(counted, crate::source::Compression::from_path(path))
                 .map_err(|source| OpenError {
                     path: path.clone(),
-                    source,
+                    cause: source,
                 })?
         };
         let mut framer = LineFramer::new(reader);
@@ -244,7 +327,7 @@ fn read_inputs(
             let chunk = framer.next_chunk().map_err(|source| ReplayError::Read {
                 file: source_name(path),
                 line: framer.next_line(),
-                source,
+                cause: source,
             })?;
             let Some(chunk) = chunk else { break };
             if out
@@ -305,6 +388,7 @@ struct Quarantine {
     names: Vec<String>,
     writer: Option<QuarantineWriter<BufWriter<File>>>,
     count: u64,
+    first: Option<FirstMalformed>,
 }
 
 impl Quarantine {
@@ -314,17 +398,30 @@ impl Quarantine {
             names,
             writer: None,
             count: 0,
+            first: None,
         }
     }
 
     fn keep(&mut self, line: &MalformedLine) -> Result<(), ReplayError> {
         self.count += 1;
+        if self.first.is_none() {
+            self.first = Some(FirstMalformed {
+                source: self
+                    .names
+                    .get(line.source as usize)
+                    .cloned()
+                    .unwrap_or_default(),
+                line: line.line,
+                error: line.error.clone(),
+                head: line.bytes.iter().take(16).copied().collect(),
+            });
+        }
         let Some(path) = &self.path else {
             return Ok(());
         };
         let wrap = |source| ReplayError::Quarantine {
             path: path.clone(),
-            source,
+            cause: source,
         };
         if self.writer.is_none() {
             let file = File::create(path).map_err(wrap)?;
@@ -339,12 +436,26 @@ impl Quarantine {
         Ok(())
     }
 
+    /// Drops an unfinished quarantine file; returns its path if one had been created.
+    fn abandon(&mut self) -> Option<PathBuf> {
+        let writer = self.writer.take()?;
+        drop(writer);
+        let path = self.path.clone()?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => Some(path),
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "cannot remove the partial quarantine file");
+                None
+            }
+        }
+    }
+
     fn finish(self) -> Result<(u64, Option<PathBuf>), ReplayError> {
         match (self.writer, self.path) {
             (Some(writer), Some(path)) => {
                 writer.finish().map_err(|source| ReplayError::Quarantine {
                     path: path.clone(),
-                    source,
+                    cause: source,
                 })?;
                 Ok((self.count, Some(path)))
             }
@@ -357,22 +468,36 @@ impl Quarantine {
 struct Pacer {
     speed: f64,
     origin: Option<(i64, Instant)>,
+    /// Once set, stop waiting: the replay is being interrupted.
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Pacer {
-    fn new(speed: f64) -> Self {
+    fn new(speed: f64, cancel: Option<Arc<AtomicBool>>) -> Self {
         Pacer {
             speed,
             origin: None,
+            cancel,
         }
     }
 
     fn wait_for(&mut self, ts_ms: i64) {
         let (first_ts, started) = *self.origin.get_or_insert((ts_ms, Instant::now()));
         let due = Duration::from_secs_f64(((ts_ms - first_ts).max(0) as f64 / 1000.0) / self.speed);
-        let elapsed = started.elapsed();
-        if due > elapsed + Duration::from_millis(5) {
-            std::thread::sleep(due - elapsed);
+        // In slices, so that an interrupt is seen within a tenth of a second however slow the pace.
+        loop {
+            if self
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::Relaxed))
+            {
+                return;
+            }
+            let elapsed = started.elapsed();
+            if due <= elapsed + Duration::from_millis(5) {
+                return;
+            }
+            std::thread::sleep((due - elapsed).min(Duration::from_millis(100)));
         }
     }
 }
@@ -419,5 +544,42 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options_for(dir: &Path, text: &str) -> ReplayOptions {
+        let input = dir.join("events.ndjson");
+        std::fs::write(&input, text).unwrap();
+        let mut options = ReplayOptions::new(vec![input], Vec::new());
+        options.quarantine = Some(dir.join("quarantine.ndjson"));
+        options
+    }
+
+    #[test]
+    fn a_cancelled_replay_stops_with_interrupted_and_leaves_no_quarantine() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = options_for(dir.path(), &"not telemetry\n".repeat(50_000));
+        options.cancel = Some(Arc::new(AtomicBool::new(true)));
+        let outcome = replay(&options);
+        assert!(
+            matches!(outcome, Err(ReplayError::Interrupted { .. })),
+            "{outcome:?}"
+        );
+        assert!(!dir.path().join("quarantine.ndjson").exists());
+    }
+
+    #[test]
+    fn the_first_malformed_line_is_kept_with_its_first_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = options_for(dir.path(), "ts,user,event\n1,2,3\n");
+        let replayed = replay_detailed(&options).unwrap();
+        assert_eq!(replayed.report.summary.malformed, 2);
+        let first = replayed.first_malformed.expect("a first malformed line");
+        assert_eq!((first.line, &first.head[..]), (1, &b"ts,user,event"[..]));
+        assert!(first.source.ends_with("events.ndjson"), "{}", first.source);
     }
 }

@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 
 /// An input that could not be opened.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read telemetry input {}: {source}", path.display())]
+#[error("cannot read telemetry input {}: {cause}", path.display())]
 pub struct OpenError {
     pub path: PathBuf,
-    #[source]
-    pub source: io::Error,
+    pub cause: io::Error,
 }
 
 /// How an input's bytes are encoded, judged by its name.
@@ -44,7 +43,7 @@ pub fn source_name(path: &Path) -> String {
 pub fn open_input(path: &Path) -> Result<Box<dyn Read + Send>, OpenError> {
     let wrap = |source| OpenError {
         path: path.to_owned(),
-        source,
+        cause: source,
     };
     let raw: Box<dyn Read + Send> = if path == Path::new("-") {
         Box::new(io::stdin())

@@ -29,7 +29,9 @@ pub enum IngestAuth {
     None,
 }
 
-/// Everything `stormwatch serve` runs with. `--print-config` prints this as TOML.
+/// Everything `stormwatch serve` runs with. `--print-config` prints this as TOML. A setting that has a flag has
+/// the flag's name, with `_` for `-` (`data_dir` for `--data-dir`, `lateness` for `--lateness`); the names of
+/// earlier versions (`lateness_s`, ...) are still read.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServeConfig {
@@ -44,8 +46,10 @@ pub struct ServeConfig {
     /// Alertmanager base URL (v2 API) to push incidents to.
     pub alertmanager: Option<String>,
     /// Seconds of event time a line may arrive late and still count in its own second.
+    #[serde(rename = "lateness", alias = "lateness_s")]
     pub lateness_s: f64,
     /// Seconds between engine snapshots (one is also taken at shutdown).
+    #[serde(rename = "snapshot_every", alias = "snapshot_every_s")]
     pub snapshot_every_s: u64,
     pub log_format: LogFormat,
     /// `/readyz` says 503 once the engine thread has not finished its once-a-second tick for this long.
@@ -83,9 +87,10 @@ pub struct ServeConfig {
     pub kafka_group: String,
     /// Event time replayed before the previous owner's commit when a partition is assigned.
     #[cfg(feature = "kafka")]
+    #[serde(rename = "kafka_warmup", alias = "kafka_warmup_s")]
     pub kafka_warmup_s: u64,
     /// Detector thresholds, lifecycle timings, common-cause grouping and the correlator's weights (`[engine]` and
-    /// its sub-tables; lateness is the `lateness_s` setting above).
+    /// its sub-tables; lateness is the `lateness` setting above).
     pub engine: EngineConfig,
     /// Change coordination: registration warnings' windows and limits, and the outcome window (`[coordination]`).
     pub coordination: CoordinationConfig,
@@ -128,17 +133,19 @@ impl Default for ServeConfig {
     }
 }
 
+/// Each message carries its cause in a `cause` field, which is deliberately not a `source()`: the binary prints
+/// the whole chain, and a cause in both printed twice.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {}: {source}", path.display())]
+    #[error("cannot read config file {}: {cause}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("config file {}: {source}", path.display())]
+    #[error("config file {}: {cause}", path.display())]
     Parse {
         path: PathBuf,
-        source: toml::de::Error,
+        cause: toml::de::Error,
     },
     #[error("{0}")]
     Invalid(String),
@@ -149,23 +156,62 @@ impl ServeConfig {
     pub fn from_file(path: &Path) -> Result<ServeConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.into(),
-            source,
+            cause: source,
         })?;
+        #[cfg(not(feature = "kafka"))]
+        if let Ok(toml::Value::Table(table)) = toml::from_str::<toml::Value>(&text)
+            && let Some(key) = table.keys().find(|k| k.starts_with("kafka"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "config file {} sets `{key}`, but this stormwatch was built without the `kafka` feature \
+                 (build it with `cargo build --release --features kafka`)",
+                path.display()
+            )));
+        }
         toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: path.into(),
-            source,
+            cause: source,
         })
     }
 
+    /// The settings as TOML. Settings without a value (TOML has no null) are listed as comments after the
+    /// others, before the `[engine]` tables, so every setting shows.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+        let text = toml::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("# cannot render config: {e}\n"));
+        let mut unset = vec![
+            ("alertmanager", self.alertmanager.is_none()),
+            ("public_url", self.public_url.is_none()),
+            ("user_directory", self.user_directory.is_none()),
+        ];
+        #[cfg(feature = "kafka")]
+        unset.extend([
+            ("kafka_brokers", self.kafka_brokers.is_none()),
+            ("kafka_topic", self.kafka_topic.is_none()),
+        ]);
+        unset.retain(|(_, is_unset)| *is_unset);
+        if unset.is_empty() {
+            return text;
+        }
+        let mut note = String::from("# Not set:\n");
+        for (key, _) in unset {
+            note.push_str(&format!("# {key} = \"...\"\n"));
+        }
+        // Top-level keys must come before the first table; so must these comments, to read as top-level.
+        let tables = text
+            .match_indices("\n[")
+            .next()
+            .map_or(text.len(), |(at, _)| at + 1);
+        let (settings, rest) = text.split_at(tables);
+        let gap = if rest.is_empty() { "" } else { "\n" };
+        format!("{settings}{note}{gap}{rest}")
     }
 
     /// Checks values that would otherwise fail later, with the setting's name.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !(self.lateness_s.is_finite() && self.lateness_s >= 0.0) {
             return Err(ConfigError::Invalid(format!(
-                "lateness_s must be zero or more, not {}",
+                "lateness must be zero or more seconds, not {}",
                 self.lateness_s
             )));
         }
@@ -199,7 +245,7 @@ impl ServeConfig {
         }
         if self.snapshot_every_s == 0 {
             return Err(ConfigError::Invalid(
-                "snapshot_every_s must be at least 1".into(),
+                "snapshot_every must be at least 1 second".into(),
             ));
         }
         Ok(())
@@ -227,7 +273,7 @@ mod tests {
     #[test]
     fn toml_overlays_defaults_and_round_trips() {
         let config: ServeConfig =
-            toml::from_str("http = \"0.0.0.0:8081\"\nlateness_s = 7.5\n").unwrap();
+            toml::from_str("http = \"0.0.0.0:8081\"\nlateness = 7.5\n").unwrap();
         assert_eq!(config.http.port(), 8081);
         assert_eq!(config.ingest, ServeConfig::default().ingest);
         assert!(config.listens_beyond_loopback());
@@ -279,6 +325,33 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("7am"), "{error}");
+    }
+
+    #[test]
+    fn keys_are_the_flags_names_and_the_old_names_still_read() {
+        let text = ServeConfig::default().to_toml();
+        for key in [
+            "data_dir",
+            "lateness",
+            "snapshot_every",
+            "log_format",
+            "follow",
+        ] {
+            assert!(text.contains(&format!("\n{key} = ")), "{key}: {text}");
+        }
+        assert!(
+            text.contains("\n# Not set:\n# alertmanager = \"...\"\n# public_url = \"...\"\n"),
+            "{text}"
+        );
+        let unset_at = text.find("# Not set:").unwrap_or(usize::MAX);
+        let tables_at = text.find("\n[").unwrap_or(0);
+        assert!(unset_at < tables_at, "{text}");
+        let old: ServeConfig =
+            toml::from_str("data_dir = \"d\"\nlateness_s = 2.0\nsnapshot_every_s = 7\n").unwrap();
+        assert_eq!(
+            (old.data_dir, old.lateness_s, old.snapshot_every_s),
+            (PathBuf::from("d"), 2.0, 7)
+        );
     }
 
     #[test]

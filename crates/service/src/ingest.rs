@@ -45,24 +45,43 @@ pub fn pump(
 /// (replaced by a new file) or truncated.
 pub fn follow(path: PathBuf, engine: Sender<EngineInput>, stop: Arc<AtomicBool>) {
     let source: Arc<str> = Arc::from(format!("file:{}", path.display()));
+    // Each trouble is logged once when it starts, not on every retry: a retry loop must not flood the log.
+    let mut waiting = false;
+    let mut failing: Option<String> = None;
     while !stop.load(Ordering::Acquire) {
         match std::fs::File::open(&path) {
             Ok(file) => {
+                if file.metadata().is_ok_and(|m| m.is_dir()) {
+                    tracing::error!(path = %path.display(), "cannot follow a directory; following stopped");
+                    return;
+                }
+                if std::mem::take(&mut waiting) {
+                    tracing::info!(path = %path.display(), "the followed file is there; following it");
+                }
                 let reader = Tail {
                     file,
                     path: path.clone(),
                     stop: stop.clone(),
                     read: 0,
                 };
-                if let Err(error) = pump(reader, source.clone(), SourceKind::File, &engine) {
-                    tracing::warn!(path = %path.display(), %error, "following stopped");
-                    if error.kind() == io::ErrorKind::BrokenPipe {
-                        return;
+                match pump(reader, source.clone(), SourceKind::File, &engine) {
+                    Ok(_) => failing = None,
+                    Err(error) if error.kind() == io::ErrorKind::BrokenPipe => return,
+                    Err(error) => {
+                        let text = error.to_string();
+                        if failing.as_deref() != Some(text.as_str()) {
+                            tracing::warn!(path = %path.display(), %error, "reading the followed file failed; retrying every second");
+                            failing = Some(text);
+                        }
+                        std::thread::sleep(Duration::from_secs(1));
                     }
                 }
             }
             Err(error) => {
-                tracing::debug!(path = %path.display(), %error, "waiting for the followed file");
+                if !waiting {
+                    tracing::warn!(path = %path.display(), %error, "the followed file cannot be opened; waiting for it");
+                    waiting = true;
+                }
                 std::thread::sleep(Duration::from_millis(500));
             }
         }

@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use rustc_hash::FxHashSet;
 use stormwatch_core::telemetry::Eui64;
 
+/// The cause is in the message, so it is not also a `source()` (a printed chain would repeat it).
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
-    #[error("cannot read the User directory {}: {source}", path.display())]
+    #[error("cannot read the User directory {}: {cause}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("User directory {} line {line}: `{text}` is not an EUI-64", path.display())]
     BadLine {
@@ -25,7 +26,7 @@ pub enum DirectoryError {
 pub fn load(path: &Path) -> Result<FxHashSet<Eui64>, DirectoryError> {
     let text = std::fs::read_to_string(path).map_err(|source| DirectoryError::Read {
         path: path.to_owned(),
-        source,
+        cause: source,
     })?;
     parse(&text).map_err(|(line, text)| DirectoryError::BadLine {
         path: path.to_owned(),

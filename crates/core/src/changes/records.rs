@@ -65,8 +65,9 @@ impl ChangeFormat {
 /// A change file that could not be used at all. Single bad notices are [`RejectedNotice`]s instead.
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeFileError {
-    #[error("cannot read change file `{}`: {source}", path.display())]
-    Read { path: PathBuf, source: io::Error },
+    /// The cause is in the message, so it is not also a `source()` (a printed chain would repeat it).
+    #[error("cannot read change file `{}`: {cause}", path.display())]
+    Read { path: PathBuf, cause: io::Error },
     #[error("change file {file}{}: {reason}", location(*line, *column))]
     Malformed {
         file: String,

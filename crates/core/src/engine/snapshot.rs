@@ -25,8 +25,9 @@ pub struct EngineSnapshot {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
+    /// The cause is in the message, so it is not also a `source()` (a printed chain would repeat it).
     #[error("engine snapshot is unreadable: {0}")]
-    Decode(#[from] serde_json::Error),
+    Decode(serde_json::Error),
     #[error("engine snapshot has version {found}, this build reads version {SNAPSHOT_VERSION}")]
     Version { found: u32 },
 }
@@ -52,7 +53,8 @@ impl Engine {
         config: EngineConfig,
         changes: ChangeRegister,
     ) -> Result<Engine, SnapshotError> {
-        let snapshot: EngineSnapshot = serde_json::from_slice(bytes)?;
+        let snapshot: EngineSnapshot =
+            serde_json::from_slice(bytes).map_err(SnapshotError::Decode)?;
         if snapshot.version != SNAPSHOT_VERSION {
             return Err(SnapshotError::Version {
                 found: snapshot.version,

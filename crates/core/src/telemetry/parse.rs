@@ -81,8 +81,10 @@ impl std::ops::Deref for JsonStr<'_> {
     }
 }
 
-/// The contract's fields, borrowed from the line where possible. Unknown fields are ignored by serde.
+/// The contract's fields, borrowed from the line where possible. Unknown fields are ignored by serde. `expecting`
+/// keeps the type's name out of the messages people read in the quarantine file.
 #[derive(Deserialize)]
+#[serde(expecting = "a JSON object with `ts`, `user` and `event`")]
 pub(crate) struct RawLine<'a> {
     #[serde(borrow)]
     pub(crate) ts: Option<RawTs<'a>>,
@@ -118,9 +120,21 @@ pub fn parse_line(line: &[u8]) -> Result<Event, LineError> {
 
 /// The reference parser for any JSON the fast path does not take.
 pub(crate) fn parse_with_serde(line: &[u8]) -> Result<RawLine<'_>, LineError> {
+    // serde would read a JSON array as the struct's fields in order, and name its own expectations; a line that
+    // is not an object (CSV, a JSON array) gets one plain message instead.
     // serde_json checks the UTF-8 of the strings it reads, but not of the fields it skips; the contract makes
     // the whole line malformed, so check it all. Only lines off the fast path pay for this.
     let text = std::str::from_utf8(line).map_err(|bad| LineError::NotUtf8(bad.valid_up_to()))?;
+    if text
+        .trim_start()
+        .as_bytes()
+        .first()
+        .is_some_and(|&first| first != b'{')
+    {
+        return Err(LineError::Json(
+            "a telemetry line is one JSON object with `ts`, `user` and `event`; this one is not an object".into(),
+        ));
+    }
     serde_json::from_str(text).map_err(|e| LineError::Json(e.to_string()))
 }
 
@@ -323,10 +337,17 @@ mod tests {
                 |e| matches!(e, LineError::BadUser(_)),
             ),
             ("[1,2,3]".into(), |e| matches!(e, LineError::Json(_))),
+            ("1,2,3".into(), |e| matches!(e, LineError::Json(_))),
+            (
+                format!(r#"[{{"ts":1773133200000,{u},"event":"request"}}]"#),
+                |e| matches!(e, LineError::Json(_)),
+            ),
         ];
         for (line, check) in cases {
             let error = parse_line(line.as_bytes()).expect_err(&line);
             assert!(check(&error), "{line}: {error}");
+            // Messages are for people: no Rust type names from serde's derive.
+            assert!(!error.to_string().contains("RawLine"), "{line}: {error}");
         }
         assert_eq!(parse_line(b"{\"ts\":\xff}"), Err(LineError::NotUtf8(6)));
         let long = format!(

@@ -3,12 +3,14 @@
 use std::io;
 use std::path::PathBuf;
 
+/// Each message carries its cause in a `cause` field, which is deliberately not a `source()`: the binary prints
+/// the whole chain, and a cause in both printed twice.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot create data directory {}: {source}", path.display())]
-    CreateDir { path: PathBuf, source: io::Error },
-    #[error("data directory {} cannot be written (read-only or full?): {source}", path.display())]
-    ReadOnlyDir { path: PathBuf, source: io::Error },
+    #[error("cannot create data directory {}: {cause}", path.display())]
+    CreateDir { path: PathBuf, cause: io::Error },
+    #[error("data directory {} cannot be written (read-only or full?): {cause}", path.display())]
+    ReadOnlyDir { path: PathBuf, cause: io::Error },
     #[error("no Stormwatch store at {}", path.display())]
     Missing { path: PathBuf },
     #[error("{} is not a Stormwatch store: {reason}", path.display())]
@@ -16,16 +18,16 @@ pub enum StoreError {
     /// The database file was deleted or replaced under the running service: writes would be lost.
     #[error("the store file {} is gone or was replaced since it was opened; writes would be lost", path.display())]
     Gone { path: PathBuf },
-    #[error("cannot open store {}: {source}", path.display())]
+    #[error("cannot open store {}: {cause}", path.display())]
     Open {
         path: PathBuf,
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
-    #[error("cannot migrate store {} to schema version {version}: {source}", path.display())]
+    #[error("cannot migrate store {} to schema version {version}: {cause}", path.display())]
     Migrate {
         path: PathBuf,
         version: i64,
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
     #[error(
         "store {} has schema version {found}, which this stormwatch does not know (it knows 0 to {known}): \
@@ -52,10 +54,10 @@ pub enum StoreError {
         id: String,
         reason: String,
     },
-    #[error("cannot encode {what} as JSON: {source}")]
+    #[error("cannot encode {what} as JSON: {cause}")]
     Encode {
         what: &'static str,
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     #[error("no randomness available for a token secret: {0}")]
     Random(String),

@@ -41,7 +41,7 @@ pub(super) fn save(
 ) -> Result<Upsert, StoreError> {
     let encode = |source| StoreError::Encode {
         what: "incident",
-        source,
+        cause: source,
     };
     let extra = extra
         .map(serde_json::to_string)

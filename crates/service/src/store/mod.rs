@@ -59,7 +59,7 @@ impl Store {
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::CreateDir {
             path: data_dir.to_owned(),
-            source,
+            cause: source,
         })?;
         // SQLite needs to create its -wal and -shm files beside the database; say plainly when it cannot.
         let probe = data_dir.join(".stormwatch-write-test");
@@ -67,7 +67,7 @@ impl Store {
             .and_then(|()| std::fs::remove_file(&probe))
             .map_err(|source| StoreError::ReadOnlyDir {
                 path: data_dir.to_owned(),
-                source,
+                cause: source,
             })?;
         Store::start(data_dir.join(DB_FILE), true)
     }

@@ -156,7 +156,7 @@ fn refuse_empty_file(path: &Path) -> Result<(), StoreError> {
 fn refuse_foreign_database(db: &Connection, path: &Path) -> Result<(), StoreError> {
     let open_error = |source| StoreError::Open {
         path: path.to_owned(),
-        source,
+        cause: source,
     };
     let version: i64 = db
         .pragma_query_value(None, "user_version", |row| row.get(0))
@@ -190,7 +190,7 @@ pub(super) fn probe_write(db: &mut Connection) -> Result<(), StoreError> {
 pub(super) fn open(path: &Path, create: bool) -> Result<Connection, StoreError> {
     let open_error = |source| StoreError::Open {
         path: path.to_owned(),
-        source,
+        cause: source,
     };
     refuse_empty_file(path)?;
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -229,7 +229,7 @@ fn migrate(db: &mut Connection, path: &Path) -> Result<(), StoreError> {
         let failed = |version, source| StoreError::Migrate {
             path: path.to_owned(),
             version,
-            source,
+            cause: source,
         };
         let tx = db.transaction().map_err(|source| failed(0, source))?;
         let found: i64 = tx

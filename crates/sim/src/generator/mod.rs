@@ -34,6 +34,8 @@ pub use options::{
 };
 pub use truth::{GeneratorInfo, Truth, TruthIncident};
 
+/// Each message carries its cause in a `cause` field, which is deliberately not a `source()`: the binary prints
+/// the whole chain, and a cause in both printed twice.
 #[derive(Debug, thiserror::Error)]
 pub enum GenError {
     #[error("{0}")]
@@ -42,10 +44,10 @@ pub enum GenError {
     UnknownScenario(String),
     #[error("cannot plan the run: {0}")]
     Plan(String),
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -99,7 +101,7 @@ pub fn generate(
     let out = options.out.as_path();
     std::fs::create_dir_all(out).map_err(|source| GenError::Io {
         path: out.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let events_path = out.join(options.compression.file_name());
     let ids = users.iter().map(|u| u.id.0).collect();
@@ -176,7 +178,7 @@ fn min_peak(peak: u64) -> u64 {
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), GenError> {
     let io = |source| GenError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     let mut text = serde_json::to_string_pretty(value).map_err(|e| io(std::io::Error::other(e)))?;
     text.push('\n');

@@ -230,8 +230,11 @@ pub fn parse_duration(text: &str) -> Result<u64, GenError> {
             "`{text}` is not a duration like 90m, 3h, 2d or 1h30m"
         ))
     };
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(seconds);
+    // A bare number once meant seconds, which surprised people who meant hours: ask for the unit.
+    if text.parse::<u64>().is_ok() {
+        return Err(GenError::Option(format!(
+            "`{text}` has no unit: write {text}s, {text}m, {text}h or {text}d"
+        )));
     }
     let mut total = 0u64;
     let mut number = String::new();
@@ -292,8 +295,13 @@ mod tests {
         assert_eq!(parse_duration("3h").unwrap(), 10_800);
         assert_eq!(parse_duration("2d").unwrap(), 172_800);
         assert_eq!(parse_duration("1h30m").unwrap(), 5400);
-        assert_eq!(parse_duration("600").unwrap(), 600);
-        for bad in ["", "h", "3x", "1h30", "-3h", "0m"] {
+        assert_eq!(parse_duration("600s").unwrap(), 600);
+        let bare = parse_duration("3").unwrap_err().to_string();
+        assert!(
+            bare.contains("`3` has no unit: write 3s, 3m, 3h or 3d"),
+            "{bare}"
+        );
+        for bad in ["", "h", "3x", "1h30", "-3h", "0m", "600"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
         for seconds in [45, 5400, 10_800, 86_400 + 3600 + 61] {

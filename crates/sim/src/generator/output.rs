@@ -1,7 +1,7 @@
 //! Writing the events file: the merge of two exporters (with their short stalls, the only disorder), and line
 //! formatting with the contract's spellings, malformed lines mixed in. The bytes go to [`Sink`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rand::Rng;
 use rand::rngs::StdRng;
@@ -44,6 +44,13 @@ pub(crate) struct EventWriter {
     pub malformed: u64,
 }
 
+/// `events.ndjson` -> `events.ndjson.partial`, where the file is written until it is complete.
+pub fn partial_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".partial");
+    PathBuf::from(name)
+}
+
 impl EventWriter {
     pub fn create(
         path: &Path,
@@ -53,9 +60,12 @@ impl EventWriter {
         users: Vec<u64>,
         rng: StdRng,
     ) -> Result<EventWriter, GenError> {
-        let sink = Sink::create(path, compression, level).map_err(|source| GenError::Io {
-            path: path.to_path_buf(),
-            source,
+        // Written under a `.partial` name and renamed when complete: an interrupted run leaves a file that says
+        // what it is, never one that passes for a whole events file.
+        let partial = partial_path(path);
+        let sink = Sink::create(&partial, compression, level).map_err(|source| GenError::Io {
+            path: partial.clone(),
+            cause: source,
         })?;
         // Placeholders in the past: the first real stalls are drawn in the first second.
         let past = Stall {
@@ -118,8 +128,8 @@ impl EventWriter {
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + MAX_LINE_GUESS));
         if let Some(sink) = self.sink.as_mut() {
             sink.write(chunk).map_err(|source| GenError::Io {
-                path: self.path.clone(),
-                source,
+                path: partial_path(&self.path),
+                cause: source,
             })?;
         }
         Ok(())
@@ -129,9 +139,14 @@ impl EventWriter {
         self.flush_below(i64::MAX)?;
         self.drain_buf()?;
         if let Some(sink) = self.sink.take() {
+            let partial = partial_path(&self.path);
             sink.finish().map_err(|source| GenError::Io {
+                path: partial.clone(),
+                cause: source,
+            })?;
+            std::fs::rename(&partial, &self.path).map_err(|source| GenError::Io {
                 path: self.path.clone(),
-                source,
+                cause: source,
             })?;
         }
         Ok((self.events, self.malformed))
