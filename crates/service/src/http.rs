@@ -37,6 +37,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/users", get(list_users))
         .route("/api/v1/users/{id}", get(get_user))
         .merge(super::changes_api::routes())
+        .merge(super::schedule_api::routes())
+        .merge(super::outcomes_api::routes())
         .merge(super::incidents_api::routes())
         .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
