@@ -390,3 +390,49 @@ fn a_change_registered_from_the_command_line_reaches_the_running_engine() {
     });
     assert_eq!(incident["suspects"][0]["change"], "CHG-CLI-1");
 }
+
+/// Issue 13: the stored incident froze at the figures it had when it opened, while the engine's backlog kept
+/// growing. The API's peak must follow the engine's (the User's depth) within a few seconds, all along.
+#[test]
+fn an_open_incident_record_follows_the_engines_growing_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let service = Service::start(dir.path(), &[]);
+    let user_path = format!("/api/v1/users/{FIREWALLED}");
+    let (mut previous_peak, mut previous_failed) = (0, 0);
+    for (part, seconds) in [(0, 0..500), (1, 500..1_200), (2, 1_200..2_000)] {
+        service.send_tcp(&firewall_lines(seconds.clone(), (300, 3_000)));
+        // 50 messages a second wait from second 300 on; the engine has the whole part once its depth is there.
+        let expected = (seconds.end - 300 - 10) * 50;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let depth = loop {
+            // 404 until the engine has seen the User's first line.
+            let (status, body) = service.get(&user_path, Some(&ops));
+            let depth = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["depth"].as_u64());
+            if let Some(depth) = depth.filter(|&d| d >= expected as u64) {
+                break depth;
+            }
+            assert!(std::time::Instant::now() < deadline, "{status} {body}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        let incidents = service.wait_for("/api/v1/incidents?open=true", &ops, 20, |v| {
+            open_backlog(v).is_some_and(|i| i["peak_depth"].as_u64() >= Some(depth))
+        });
+        let incident = open_backlog(&incidents).unwrap();
+        let peak = incident["peak_depth"].as_u64().unwrap();
+        eprintln!("part {part}: engine depth {depth}, API peak {peak}");
+        assert!(
+            peak > previous_peak,
+            "peak grows: {previous_peak} -> {peak}"
+        );
+        let failed = incident["evidence"]["failed_deliveries"].as_u64().unwrap();
+        assert!(failed > previous_failed, "failures grow: {incident}");
+        previous_failed = failed;
+        let id = incident["id"].as_str().unwrap();
+        let detail = service.json(&format!("/api/v1/incidents/{id}"), &ops);
+        assert_eq!(detail["peak_depth"].as_u64(), Some(peak), "{detail}");
+        previous_peak = peak;
+    }
+}

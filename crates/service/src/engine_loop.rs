@@ -2,6 +2,7 @@
 //! (a full channel blocks them: backpressure, never drops); once a second it closes idle seconds by the wall
 //! clock, publishes gauges, persists incident changes and takes periodic snapshots.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -133,6 +134,9 @@ pub struct EngineLoop {
     journal: Option<Journal>,
     /// Journal entries found at start, replayed before the engine serves.
     to_replay: Vec<Entry>,
+    /// The last record written for each open incident: the tick writes an open incident again only when the
+    /// engine's record differs (at most once a second each, never per event). Bounded by the open incidents.
+    written: HashMap<String, IncidentRecord>,
 }
 
 pub fn wall_ms() -> i64 {
@@ -171,6 +175,7 @@ impl EngineLoop {
             source_behind: false,
             journal: None,
             to_replay: Vec::new(),
+            written: HashMap::new(),
             engine,
         }
     }
@@ -261,8 +266,13 @@ impl EngineLoop {
                 Ok(EngineInput::SetChanges(register)) => {
                     self.engine.set_changes(register);
                     for record in self.engine.incident_records() {
-                        self.persistence.incident_changed(&record);
+                        if record.resolved.is_some() {
+                            self.persistence.incident_changed(&record);
+                        }
                     }
+                    // A new verdict or suspect reaches the store and Alertmanager now, not at the next tick.
+                    let open = self.engine.open_incidents();
+                    self.refresh_open(&open);
                 }
                 Ok(EngineInput::Positions(positions)) => self.positions = positions,
                 Ok(EngineInput::Rebuild) => self.rebuild(),
@@ -339,6 +349,11 @@ impl EngineLoop {
                 IncidentUpdate::Merged(index, _) => (index, true),
             };
             if let Some(record) = self.engine.incident_record(index) {
+                if resolved {
+                    self.written.remove(&record.id);
+                } else {
+                    self.written.insert(record.id.clone(), record.clone());
+                }
                 if self.quiet {
                     self.persistence.incident_changed(&record);
                     continue;
@@ -387,6 +402,7 @@ impl EngineLoop {
         ];
         let open = self.engine.open_incidents();
         self.publisher.tick(&self.engine, &open, lag, latency);
+        self.refresh_open(&open);
         self.malformed.flush();
         // Closed incidents are in the store already; the engine only needs the recent ones.
         self.engine.prune_closed(PRUNE_AFTER_S);
@@ -396,11 +412,30 @@ impl EngineLoop {
         self.health.engine_ticked();
     }
 
+    /// Writes each open incident whose figures, verdict or suspects moved since it was last written, and tells
+    /// the alert sender (which pushes at once only when what a person acts on changed). Forgets closed ones.
+    fn refresh_open(&mut self, open: &[IncidentRecord]) {
+        let still_open: HashSet<&str> = open.iter().map(|record| record.id.as_str()).collect();
+        self.written
+            .retain(|id, _| still_open.contains(id.as_str()));
+        for record in open {
+            if self.written.get(&record.id) == Some(record) {
+                continue;
+            }
+            self.persistence.incident_changed(record);
+            if !self.quiet {
+                self.persistence.notify(record, false);
+            }
+            self.written.insert(record.id.clone(), record.clone());
+        }
+    }
+
     fn rebuild(&mut self) {
         let config = self.engine.config().clone();
         let changes = self.engine.changes().clone();
         self.engine = Engine::new(config, changes);
         self.publisher.forget_users();
+        self.written.clear();
         self.positions.clear();
         self.last_event_wall = None;
         self.quiet = true;
