@@ -268,7 +268,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         stable_ids: kafka.is_some(),
         ..config.engine.clone()
     };
-    let correlator_config = std::sync::Arc::new(engine_config.correlator.clone());
+    let correlator_config = std::sync::Arc::new(engine_config.correlator());
     let register = store.load_register()?;
     // With Kafka, state is rebuilt from the log on every assignment (the partitions owned may have changed).
     let snapshot = match kafka {

@@ -49,9 +49,6 @@ pub struct BatchOutcome {
     pub refused: u64,
 }
 
-/// Closed incidents stay in the engine this long (event time) after they close, then live only in the store.
-const PRUNE_AFTER_S: i64 = 3_600;
-
 /// Length of one latency window.
 const LATENCY_WINDOW: Duration = Duration::from_secs(60);
 
@@ -405,7 +402,8 @@ impl EngineLoop {
         self.refresh_open(&open);
         self.malformed.flush();
         // Closed incidents are in the store already; the engine only needs the recent ones.
-        self.engine.prune_closed(PRUNE_AFTER_S);
+        self.engine
+            .prune_closed(self.engine.config().keep_resolved_s);
         if self.last_snapshot.elapsed() >= self.snapshot_every {
             self.snapshot();
         }

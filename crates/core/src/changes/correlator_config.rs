@@ -17,8 +17,10 @@ pub struct CorrelatorConfig {
     pub max_suspects: usize,
     /// How far past its declared `rate_factor` traffic may go and still be the declared impact (rates are noisy).
     pub expected_tolerance: f64,
-    /// From this many Users hit at once, a DCC-side cause is the natural explanation.
-    pub dcc_wide_users: u32,
+    /// From this many Users hit at once, a DCC-side cause is the natural explanation. Not a setting of its own:
+    /// `EngineConfig::correlator` copies the network grouping's `min_users` here, so the two never disagree.
+    #[serde(skip)]
+    pub common_cause_users: usize,
     /// An onset this long before a window opens rules the change out: a window may be a little wrong, not that
     /// wrong. The timing score falls linearly to zero over it.
     pub lead_before_window_s: i64,
@@ -41,7 +43,7 @@ impl Default for CorrelatorConfig {
             min_suspect_score: 0.05,
             max_suspects: 5,
             expected_tolerance: 1.25,
-            dcc_wide_users: 3,
+            common_cause_users: 3,
             lead_before_window_s: 30 * 60,
             after_end_score: 0.8,
             after_end_half_life_s: 60 * 60,

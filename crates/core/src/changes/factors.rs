@@ -44,7 +44,7 @@ pub fn users_hit(facts: &IncidentFacts) -> u32 {
 }
 
 fn widespread(config: &CorrelatorConfig, facts: &IncidentFacts) -> bool {
-    facts.affected == Affected::Network || users_hit(facts) >= config.dcc_wide_users
+    facts.affected == Affected::Network || users_hit(facts) as usize >= config.common_cause_users
 }
 
 /// `None` when the change has no known way to cause this incident: it is then no suspect at all.

@@ -29,6 +29,10 @@ pub struct EngineConfig {
     /// table.
     #[serde(skip)]
     pub stable_ids: bool,
+    /// Seconds of event time a resolved incident stays in the live engine (and its memory) before only the store
+    /// keeps it.
+    pub keep_resolved_s: i64,
+    /// The correlator's weights; read them through [`EngineConfig::correlator`], which completes them.
     pub correlator: CorrelatorConfig,
 }
 
@@ -40,12 +44,22 @@ impl Default for EngineConfig {
             detectors: DetectorConfig::default(),
             network: NetworkConfig::default(),
             stable_ids: false,
+            keep_resolved_s: 3_600,
             correlator: CorrelatorConfig::default(),
         }
     }
 }
 
 impl EngineConfig {
+    /// The correlator's settings as the engine uses them: with the network grouping's User count, which both
+    /// judge "many Users at once" by.
+    pub fn correlator(&self) -> CorrelatorConfig {
+        CorrelatorConfig {
+            common_cause_users: self.network.min_users,
+            ..self.correlator.clone()
+        }
+    }
+
     pub fn lifecycle(&self, kind: IncidentKind) -> LifecycleConfig {
         match kind {
             IncidentKind::Backlog => self.detectors.backlog_lifecycle,
@@ -65,6 +79,9 @@ pub struct DetectorConfig {
     /// A backlog becomes pending once its oldest message waits `backlog.min_age_s`, and opens `open_after_s` later:
     /// long enough that a delivery hiccup clearing within a minute never opens one.
     pub backlog_lifecycle: LifecycleConfig,
+    /// Seconds of event time between halvings of each User's SRV and alert-code tallies (the evidence of which
+    /// SRVs and alerts an incident is about).
+    pub tally_half_life_s: i64,
 }
 
 impl Default for DetectorConfig {
@@ -84,6 +101,7 @@ impl Default for DetectorConfig {
                 pending_gap_s: 5,
                 resolve_after_s: 60,
             },
+            tally_half_life_s: 30,
         }
     }
 }
@@ -113,5 +131,18 @@ impl Default for NetworkConfig {
             min_share: 0.3,
             active_window_s: 300,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_correlator_judges_many_users_by_the_network_grouping_count() {
+        let mut config = EngineConfig::default();
+        assert_eq!(config.correlator().common_cause_users, 3);
+        config.network.min_users = 7;
+        assert_eq!(config.correlator().common_cause_users, 7);
     }
 }

@@ -76,7 +76,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(config: EngineConfig, changes: ChangeRegister) -> Engine {
+    pub fn new(mut config: EngineConfig, changes: ChangeRegister) -> Engine {
+        config.correlator = config.correlator();
         Engine {
             config,
             changes,

@@ -21,9 +21,6 @@ struct DepthSample {
     moved_since: i64,
 }
 
-/// Seconds of event time between halvings of the SRV and alert-code tallies.
-const TALLY_HALF_LIFE_S: i64 = 30;
-
 /// The detectors of one User, one per incident kind, in [`IncidentKind::ALL`] order.
 #[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Detectors {
@@ -275,7 +272,7 @@ impl UserState {
         if now.get(Flow::Delivered) > 0 {
             self.last_delivery_second = Some(second);
         }
-        if second.rem_euclid(TALLY_HALF_LIFE_S) == 0 {
+        if second.rem_euclid(config.detectors.tally_half_life_s.max(1)) == 0 {
             self.request_srvs.decay();
             self.alert_codes.decay();
         }
