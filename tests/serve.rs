@@ -436,3 +436,71 @@ fn an_open_incident_record_follows_the_engines_growing_backlog() {
         previous_peak = peak;
     }
 }
+
+/// Issue 13: the incident chart came from the engine's per-second ring only, so it emptied a quarter of an hour
+/// into a backlog. It now covers the incident's life (coarser as it ages) and survives a restart.
+#[test]
+fn a_long_incidents_chart_keeps_its_onset_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let mut service = Service::start(dir.path(), &["--snapshot-every", "1"]);
+    service.send_tcp(&firewall_lines(0..2_000, (300, 3_000)));
+    // The engine has the whole half hour once the stored peak is there (the record follows it each tick).
+    let incidents = service.wait_for("/api/v1/incidents?open=true", &ops, 60, |v| {
+        open_backlog(v).is_some_and(|i| i["peak_depth"].as_u64() >= Some((1_990 - 300) * 50))
+    });
+    let id = open_backlog(&incidents).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let chart = |service: &Service| {
+        let detail = service.json(&format!("/api/v1/incidents/{id}"), &ops);
+        detail["series"][0]["points"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let check = |points: &[serde_json::Value], when: &str| {
+        let ts: Vec<i64> = points.iter().map(|p| p["ts"].as_i64().unwrap()).collect();
+        assert_eq!(
+            ts.first(),
+            Some(&(T0 + 180_000)),
+            "{when}: the run-up before the onset"
+        );
+        assert!(ts.windows(2).all(|w| w[0] < w[1]), "{when}: in order");
+        let last = *ts.last().unwrap();
+        assert!(
+            last >= T0 + 1_900_000,
+            "{when}: up to the end, last {}",
+            (last - T0) / 1000
+        );
+        let per_second = points.iter().filter(|p| p["step_s"] == 1).count();
+        assert!(
+            per_second >= 400,
+            "{when}: per second around onset and detection: {per_second}"
+        );
+        assert!(
+            points.len() < 3_600,
+            "{when}: coarser as it ages: {} points",
+            points.len()
+        );
+        let deepest = points
+            .iter()
+            .filter_map(|p| p["depth"].as_u64())
+            .max()
+            .unwrap();
+        assert!(
+            deepest >= 80_000,
+            "{when}: the chart shows the backlog ({deepest})"
+        );
+    };
+    let before = chart(&service);
+    eprintln!("before the restart: {} points", before.len());
+    check(&before, "before the restart");
+
+    service.stop();
+    let service = Service::start(dir.path(), &["--snapshot-every", "1"]);
+    let after = chart(&service);
+    eprintln!("after the restart: {} points", after.len());
+    check(&after, "after the restart");
+}

@@ -19,6 +19,7 @@ pub mod changes_api;
 pub mod console;
 pub mod http;
 pub mod http_server;
+pub mod incident_series;
 pub mod incidents_api;
 pub mod query;
 pub mod state;

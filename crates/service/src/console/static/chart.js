@@ -1,5 +1,5 @@
 // The incident chart, drawn by hand as SVG: queue depth (top panel) and the User's flows per second (bottom
-// panel) around the onset; above them a lane per change window (hatched, labelled, suspect or ruled out), with
+// panel) over the incident's life (per second around onset and detection, then per 10 s, then per minute); above them a lane per change window (hatched, labelled, suspect or ruled out), with
 // suspect windows also shaded across both panels; onset and detection as labelled vertical lines. Lines differ by dash pattern as well as colour, and a table of the same data sits
 // under the chart for anyone who cannot see it.
 
@@ -22,17 +22,22 @@ const GAP = 44;
 const FLOW_H = 110;
 const AXIS_H = 30;
 
-/** Sums the per-second points of every User in the series (one User for most incidents). */
+/**
+ * Sums the points of every User in the series (one User for most incidents). A point covers `step_s` seconds
+ * (1 around onset and detection, then 10, then 60 for a long incident): flows become per-second rates over it,
+ * depth is the deepest queue in it.
+ */
 export function combine(series) {
   const byTs = new Map();
   for (const { points } of series || []) {
     for (const p of points) {
-      const sum = byTs.get(p.ts) || { ts: p.ts, depth: 0, requests: 0, queued: 0, delivered: 0, delivery_failed: 0 };
+      const per = Math.max(p.step_s || 1, 1);
+      const sum = byTs.get(p.ts) || { ts: p.ts, step_s: per, depth: 0, requests: 0, queued: 0, delivered: 0, delivery_failed: 0 };
       sum.depth += p.depth;
-      sum.requests += p.requests;
-      sum.queued += p.queued_responses + p.queued_alerts;
-      sum.delivered += p.delivered;
-      sum.delivery_failed += p.delivery_failed;
+      sum.requests += p.requests / per;
+      sum.queued += (p.queued_responses + p.queued_alerts) / per;
+      sum.delivered += p.delivered / per;
+      sum.delivery_failed += p.delivery_failed / per;
       byTs.set(p.ts, sum);
     }
   }
@@ -73,7 +78,7 @@ export function chart(incident, windows, width) {
   const several = (incident.series || []).length > 1;
   if (points.length < 2) {
     return h('p', { class: 'panel muted' },
-      'No per-second series: the engine no longer holds these seconds (it keeps the last hour or so per User).');
+      'No chart yet: the engine has not closed a second of this incident since it was stored.');
   }
   const t0 = points[0].ts;
   const t1 = points[points.length - 1].ts;
