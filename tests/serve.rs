@@ -504,3 +504,55 @@ fn a_long_incidents_chart_keeps_its_onset_and_survives_a_restart() {
     eprintln!("after the restart: {} points", after.len());
     check(&after, "after the restart");
 }
+
+/// Issue 13's small API points: a repeated registration is not a creation, a bad query string gets the JSON error
+/// body, `user=*` means network-wide incidents, and ratios are rounded.
+#[test]
+fn small_api_points_answer_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let service = Service::start(dir.path(), &[]);
+    let change = firewall_change("CHG-TWICE", 280, 3_600);
+    let json = [("Content-Type", "application/json")];
+    let first = service.post("/api/v1/changes", Some(&ops), change.as_bytes(), &json);
+    assert_eq!(first.0, 201, "{}", first.1);
+    let again = service.post("/api/v1/changes", Some(&ops), change.as_bytes(), &json);
+    assert_eq!(again.0, 200, "nothing changed: {}", again.1);
+    assert!(again.1.contains("\"unchanged\""), "{}", again.1);
+
+    for path in [
+        "/api/v1/incidents?open=maybe",
+        "/api/v1/incidents?kind=tsunami",
+        "/api/v1/changes?from=1&from=2",
+    ] {
+        let (status, body) = service.get(path, Some(&ops));
+        assert_eq!(status, 400, "{path}: {body}");
+        let error: serde_json::Value = serde_json::from_str(&body).expect("a JSON error body");
+        assert!(
+            error["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{path}: {body}"
+        );
+    }
+
+    service.send_tcp(&firewall_lines(0..500, (300, 2_000)));
+    service.wait_for("/api/v1/incidents?open=true", &ops, 30, |v| {
+        open_backlog(v).is_some()
+    });
+    let network = service.json("/api/v1/incidents?user=*", &ops);
+    assert_eq!(
+        network,
+        serde_json::json!([]),
+        "one User's backlog is not network-wide"
+    );
+    let user = service.json(&format!("/api/v1/users/{FIREWALLED}"), &ops);
+    for flow in user["flows"].as_array().unwrap() {
+        for key in ["rate", "baseline", "ratio"] {
+            if let Some(value) = flow[key].as_f64() {
+                assert!(
+                    ((value * 100.0).round() - value * 100.0).abs() < 1e-6,
+                    "{key} rounded to 2 decimals: {flow}"
+                );
+            }
+        }
+    }
+}

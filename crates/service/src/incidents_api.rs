@@ -1,7 +1,8 @@
 //! Incidents over HTTP: the stored list with filters, and one incident in full with its Users' chart for its whole
 //! life (stored, see incident_series.rs) and the seconds since it was last saved (from the engine's windows).
 
-use axum::extract::{Path, Query, State};
+use super::query::ApiQuery;
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -40,20 +41,24 @@ struct ListQuery {
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
     let who = principal(&state.store, &headers).await?;
+    // `user=*`: network-wide incidents only (for a User token, those listing its own User).
+    let network_only = query.user.as_deref() == Some("*");
+    let asked = query.user.as_deref().filter(|_| !network_only);
     let user = list_scope(
         &who,
-        query.user.as_deref(),
+        asked,
         Eui64::parse,
-        "an EUI-64",
+        "an EUI-64 or `*` (network-wide incidents)",
         |own| own,
     )?;
     let (from_ms, to_ms) = time_window(query.from.as_deref(), query.to.as_deref())?;
     let filter = IncidentFilter {
         open: query.open,
         user,
+        network_only,
         kind: query.kind,
         from_ms,
         to_ms,
