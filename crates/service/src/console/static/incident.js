@@ -115,6 +115,13 @@ export function draw(state) {
   if (changed('nearby', nearby)) replace(state.nearby, ruledOut(nearby));
 }
 
+/** What each delivery state means (the glossary at the foot of the page has the rest). */
+const DELIVERY = {
+  STOP: 'no delivery attempted at all while messages wait',
+  STALL: 'deliveries attempted, all failing',
+  WARN: 'delivering, but fewer than arrive',
+};
+
 function summary(incident, asOf) {
   const e = incident.evidence || {};
   const items = [
@@ -129,7 +136,7 @@ function summary(incident, asOf) {
     ['Peak depth', num(incident.peak_depth)],
     ['Depth at detection', num(e.depth_at_detection)],
     peak(incident),
-    e.delivery_state && ['Delivery at detection', e.delivery_state],
+    e.delivery_state && ['Delivery at detection', `${e.delivery_state}: ${DELIVERY[e.delivery_state] || ''}`],
     e.failure_reason && ['Failures', `${num(e.failed_deliveries)} failed deliveries, mostly ${e.failure_reason}`],
     e.peak_backlog_age_s !== undefined && ['Oldest waiting at peak', duration(e.peak_backlog_age_s * 1000)],
     e.last_delivery && ['Last delivery before onset', time(e.last_delivery)],
