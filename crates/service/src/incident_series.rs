@@ -25,6 +25,9 @@ pub struct SeriesPoint {
     pub ts: i64,
     #[serde(default = "one")]
     pub step_s: u32,
+    /// Seconds actually in the point: fewer than `step_s` at a tier's edge and while it fills.
+    #[serde(default = "one")]
+    pub seconds: u32,
     pub depth: u64,
     pub requests: u64,
     pub rejected: u64,
@@ -44,6 +47,7 @@ impl SeriesPoint {
         SeriesPoint {
             ts: second * 1000,
             step_s: 1,
+            seconds: 1,
             depth: counts.depth_end,
             requests: counts.get(Flow::Requests),
             rejected: counts.get(Flow::Rejected),
@@ -56,6 +60,7 @@ impl SeriesPoint {
     }
 
     fn absorb(&mut self, other: &SeriesPoint) {
+        self.seconds += other.seconds;
         self.depth = self.depth.max(other.depth);
         self.requests += other.requests;
         self.rejected += other.rejected;
@@ -145,29 +150,29 @@ impl IncidentSeries {
             return;
         }
         series.next_second = second + 1;
-        // A coarser tier's first point starts where the finer one ended, not on its own boundary before that.
-        let finished = series.points.last().map_or(i64::MIN, |p| {
-            let step = i64::from(p.step_s);
-            p.ts.div_euclid(1000).div_euclid(step) * step + step
-        });
-        let start = (second.div_euclid(step) * step).max(finished);
-        match &mut series.filling {
-            Some(filling) if filling.ts == start * 1000 && i64::from(filling.step_s) == step => {
+        let continues = series
+            .filling
+            .as_ref()
+            .is_some_and(|f| i64::from(f.step_s) == step && second < bucket_end(f));
+        if continues {
+            if let Some(filling) = &mut series.filling {
                 filling.absorb(&point);
             }
-            _ => {
-                if let Some(done) = series.filling.take() {
-                    series.points.push(done);
-                    if step == 60 {
-                        drop_oldest_minutes(&mut series.points);
-                    }
+        } else {
+            // A coarser tier's first point starts where the finer one ended, not on its own boundary before it.
+            let previous = series.filling.as_ref().or(series.points.last());
+            let start = (second.div_euclid(step) * step).max(previous.map_or(i64::MIN, bucket_end));
+            if let Some(done) = series.filling.take() {
+                series.points.push(done);
+                if step == 60 {
+                    drop_oldest_minutes(&mut series.points);
                 }
-                series.filling = Some(SeriesPoint {
-                    ts: start * 1000,
-                    step_s: step as u32,
-                    ..point
-                });
             }
+            series.filling = Some(SeriesPoint {
+                ts: start * 1000,
+                step_s: step as u32,
+                ..point
+            });
         }
         if step == 1
             && let Some(done) = series.filling.take()
@@ -187,6 +192,12 @@ impl IncidentSeries {
             })
             .collect()
     }
+}
+
+/// The second after the step-aligned bucket a point falls in (a partial point at a tier's edge ends there too).
+fn bucket_end(point: &SeriesPoint) -> i64 {
+    let step = i64::from(point.step_s.max(1));
+    point.ts.div_euclid(1000).div_euclid(step) * step + step
 }
 
 /// Keeps at most [`MAX_MINUTE_POINTS`] per-minute points; the seconds around onset and detection always stay.

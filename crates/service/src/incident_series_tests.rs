@@ -6,6 +6,7 @@ fn second(ts_s: i64, depth: u64) -> SeriesPoint {
     SeriesPoint {
         ts: ts_s * 1000,
         step_s: 1,
+        seconds: 1,
         depth,
         requests: 5,
         ..SeriesPoint::default()
@@ -70,5 +71,36 @@ fn a_second_given_twice_counts_once_and_a_network_incident_charts_at_most_ten_us
     assert_eq!(
         back, series,
         "what is stored reads back whole, the point still filling included"
+    );
+}
+
+/// Found drawing a two-hour backlog: where 10 s points gave way to minutes, a one-second minute point took the
+/// same timestamp as the last 10 s point, and the console (summing points by time) drew a spike of twice the
+/// depth. Every point has its own time, and the seconds of each are counted once.
+#[test]
+fn tier_edges_give_each_point_its_own_time_and_count_every_second_once() {
+    let (onset, detected) = (10_000, 10_075);
+    let mut series = IncidentSeries::new(onset * 1000, detected * 1000);
+    series.user_mut("u");
+    let end = detected + 7_000;
+    for s in series.first_second()..end {
+        series.push(0, second(s, (s - onset).max(0) as u64));
+    }
+    let (_, points) = &series.charts()[0];
+    assert!(
+        points.windows(2).all(|w| w[0].ts < w[1].ts),
+        "one point per time"
+    );
+    assert!(
+        points.windows(2).all(|w| w[0].depth <= w[1].depth),
+        "no spike: depth never falls here"
+    );
+    let requests: u64 = points.iter().map(|p| p.requests).sum();
+    assert_eq!(requests as i64, (end - series.first_second()) * 5);
+    // The console turns sums into rates by the seconds a point holds, so a partial point is no dip.
+    assert!(
+        points
+            .iter()
+            .all(|p| p.requests == 5 * u64::from(p.seconds))
     );
 }

@@ -31,7 +31,7 @@ export function combine(series) {
   const byTs = new Map();
   for (const { points } of series || []) {
     for (const p of points) {
-      const per = Math.max(p.step_s || 1, 1);
+      const per = Math.max(p.seconds || p.step_s || 1, 1);
       const sum = byTs.get(p.ts) || { ts: p.ts, step_s: per, depth: 0, requests: 0, queued: 0, delivered: 0, delivery_failed: 0 };
       sum.depth += p.depth;
       sum.requests += p.requests / per;
@@ -101,7 +101,7 @@ export function chart(incident, windows, width) {
   const flowAxis = yAxis(flowTop, FLOW_H, maxFlow, `Flows (messages per second)${several ? ', all Users' : ''}`, x0, x1);
 
   const svg = [];
-  svg.push(s('title', { id: 'chart-title' }, `Queue depth and flows of ${incident.user} around the onset`));
+  svg.push(s('title', { id: 'chart-title' }, `Queue depth and flows of ${incident.user} over the incident`));
   svg.push(s('desc', { id: 'chart-desc' }, describe(incident, points, windows)));
   svg.push(s('defs', {},
     s('pattern', { id: 'hatch-suspect', width: 8, height: 8, patternUnits: 'userSpaceOnUse', patternTransform: 'rotate(45)' },
@@ -141,9 +141,12 @@ export function chart(incident, windows, width) {
   }
   svg.push(...depthAxis.parts, ...flowAxis.parts);
 
-  // Time axis under the bottom panel, a tick a minute.
-  const first = Math.ceil(t0 / 60000) * 60000;
-  for (let ts = first; ts <= t1; ts += 60000) {
+  // Time axis under the bottom panel: a tick a minute for a short chart, coarser for a long one (about 12 ticks),
+  // so labels never overlap.
+  const tickMs = [1, 2, 5, 10, 15, 30, 60, 120, 240, 360, 720, 1440].map((m) => m * 60000)
+    .find((ms) => (t1 - t0) / ms <= 12) || 1440 * 60000;
+  const first = Math.ceil(t0 / tickMs) * tickMs;
+  for (let ts = first; ts <= t1; ts += tickMs) {
     svg.push(s('line', { x1: x(ts), x2: x(ts), y1: bottom, y2: bottom + 5, class: 'axis' }));
     svg.push(s('text', { x: x(ts), y: bottom + 19, 'text-anchor': 'middle', class: 'tick' }, clock(ts).slice(0, 5)));
   }
@@ -211,12 +214,12 @@ function describe(incident, points, windows) {
       : covering.length ? `Change window ${covering[0]} covers the onset.` : 'No change window covers the onset.');
 }
 
-/** The same data every 10 seconds, as a table behind a disclosure. */
+/** The same data every 10th point (10 s where the chart is per second), as a table behind a disclosure. */
 function dataTable(points) {
   const rows = points.filter((p, i) => i % 10 === 0 || i === points.length - 1).map((p) => h('tr', {},
     h('th', { scope: 'row' }, time(p.ts)),
     ['depth', ...FLOWS.map(([key]) => key)].map((key) => h('td', { class: 'num' }, num(p[key])))));
-  return h('details', { class: 'chart-data' }, h('summary', {}, 'Chart data as a table (every 10 s)'),
+  return h('details', { class: 'chart-data' }, h('summary', {}, 'Chart data as a table (every 10th point)'),
     h('div', { class: 'table-wrap' }, h('table', {},
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Second'), h('th', { scope: 'col' }, 'Depth'),
         FLOWS.map(([, label]) => h('th', { scope: 'col' }, `${label}/s`)))),

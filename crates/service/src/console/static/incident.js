@@ -1,4 +1,4 @@
-// The incident page: what happened (summary and the chart around the onset), why (ranked suspects with every
+// The incident page: what happened (summary and the chart over the incident's life), why (ranked suspects with every
 // reason, and the nearby changes the correlator ruled out, with its reasons), what has been done (triage panel and
 // timeline). It refreshes with every poll; each part redraws only when its own data changed.
 
@@ -41,7 +41,7 @@ export function mount(container, id) {
     h('div', { class: 'incident-grid' },
       h('div', { class: 'stack' },
         h('section', { 'aria-labelledby': 'h-chart', class: 'panel p-chart' },
-          h('h2', { id: 'h-chart' }, 'Queue and flows around the onset'), state.chart),
+          h('h2', { id: 'h-chart' }, 'Queue and flows over the incident'), state.chart),
         h('section', { 'aria-labelledby': 'h-nearby', class: 'panel p-nearby' },
           h('h2', { id: 'h-nearby' }, 'Changes nearby that were ruled out'), state.nearby)),
       h('div', { class: 'stack' },
