@@ -246,6 +246,11 @@ fn kill_9_and_restart_keep_changes_incidents_and_the_open_incident() {
     service.kill_hard();
 
     let service = Service::start(dir.path(), &["--snapshot-every", "1"]);
+    // Ready once the snapshot and the journal after it are restored: 503 ("restoring") until then.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while service.get("/readyz", None).0 != 200 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert_eq!(service.get("/readyz", None).0, 200);
     assert_eq!(
         service.json("/api/v1/changes/CHG-FW", &ops)["change"]["id"],

@@ -22,6 +22,8 @@ pub enum ApiError {
     UnsupportedEncoding(String),
     #[error("the engine is not running")]
     EngineGone,
+    #[error("the engine did not answer within {0} s (see /readyz)")]
+    EngineBusy(u64),
     #[error("storage failed: {0}")]
     Store(#[from] crate::store::StoreError),
 }
@@ -53,7 +55,9 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::EngineGone | ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::EngineGone | ApiError::EngineBusy(_) | ApiError::Store(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         };
         let mut body = serde_json::json!({ "error": self.to_string() });
         if let ApiError::Invalid { field, index, .. } = &self {

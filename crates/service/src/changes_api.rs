@@ -151,7 +151,9 @@ async fn register(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(serde_json::json!({ "changes": outcomes }))).into_response())
+    let viewer = confined_to(&who)?.map(ChangeOwner::User);
+    let answer = crate::coordination::registered(&state, outcomes, viewer).await?;
+    Ok((status, Json(answer)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -208,8 +210,13 @@ async fn show(
     let who = principal(&state.store, &headers).await?;
     let stored = change_they_may_touch(&state, &who, &id).await?;
     let audit = state.store.change_audit_async(id).await?;
+    let viewer = confined_to(&who)?.map(ChangeOwner::User);
+    let warnings = crate::coordination::listed(&state, &stored.notice, viewer).await?;
+    let outcome = crate::outcomes_api::outcome_of(&state, &stored.notice).await?;
     Ok(Json(serde_json::json!({
         "change": stored.notice,
+        "warnings": warnings,
+        "outcome": outcome,
         "created_ms": stored.created_ms,
         "updated_ms": stored.updated_ms,
         "audit": audit,
@@ -286,5 +293,6 @@ async fn update_status(
     }
     .map_err(store_error)?;
     refresh_engine(&state).await?;
+    crate::coordination::refresh_gauge(&state).await;
     Ok(Json(serde_json::json!({ "change": changed.change.notice, "previous_status": changed.previous.as_str() })).into_response())
 }

@@ -158,6 +158,8 @@ pub struct EngineLoop {
     charts_saved: Instant,
     /// The watermark the charts were last fed at.
     charts_fed_ms: i64,
+    /// Where the idle clock last moved event time, so a quiet feed is journalled once, not every second.
+    idle_advanced_to: i64,
 }
 
 pub fn wall_ms() -> i64 {
@@ -200,6 +202,7 @@ impl EngineLoop {
             charts: HashMap::new(),
             charts_saved: Instant::now(),
             charts_fed_ms: i64::MIN,
+            idle_advanced_to: i64::MIN,
             engine,
         }
     }
@@ -427,13 +430,18 @@ impl EngineLoop {
         let now = wall_ms();
         if let (Some(last_wall), Some(max_ts)) = (self.last_event_wall, self.engine.max_ts()) {
             let quiet_ms = now - last_wall;
-            if quiet_ms > self.lateness_ms && !self.source_behind {
-                // Event time moves on with the wall clock while nothing arrives, so a User whose traffic stopped
-                // entirely is still evaluated.
+            // When nothing at all arrives, the seconds still open (the lateness window) are closed by the wall
+            // clock so the last data is evaluated, but event time goes no further: a feed that stops entirely
+            // is missing data (an exporter outage, a network cut, a restart), not a network where nothing is
+            // delivered, and must not open incidents by itself. A User that alone goes quiet is still evaluated,
+            // since the others' events move the watermark.
+            let to = max_ts + quiet_ms.min(self.lateness_ms + 1_000);
+            if quiet_ms > self.lateness_ms && !self.source_behind && to > self.idle_advanced_to {
+                self.idle_advanced_to = to;
                 if let Some(journal) = &mut self.journal {
-                    journal.advance(max_ts + quiet_ms);
+                    journal.advance(to);
                 }
-                self.engine.advance_to(max_ts + quiet_ms);
+                self.engine.advance_to(to);
                 self.handle_updates();
             }
         }

@@ -102,10 +102,38 @@ fn the_idle_clock_waits_while_a_log_source_is_behind() {
         .watermark_ms()
         .zip(watermark)
         .map(|(now, before)| now - before);
-    assert!(
-        moved.is_some_and(|ms| ms >= 9_000),
-        "quiet: event time follows the wall clock ({moved:?})"
+    assert_eq!(
+        moved,
+        Some(6_000),
+        "quiet: the open seconds (lateness + 1 s) close by the wall clock, and no more"
     );
+}
+
+/// Found by the security review: after a restart, the gap in the data opened a false network-wide backlog.
+/// A feed that stops entirely is missing data: event time stops at its open seconds, whatever the wall clock.
+#[test]
+fn a_feed_that_stops_entirely_does_not_move_event_time_past_its_open_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new(EngineConfig::default(), ChangeRegister::new());
+    let mut engine_loop = EngineLoop::new(
+        engine,
+        MalformedLog::open(dir.path().join("q.ndjson")),
+        Box::new(Kept::default()),
+        5_000,
+        Duration::from_secs(30),
+    );
+    let t0 = 1_773_133_200_000;
+    engine_loop.apply(
+        "tcp:x",
+        SourceKind::Tcp,
+        &batch(&["90-B3-D5-1F-30-01-00-01"], t0),
+    );
+    // An hour of silence.
+    engine_loop.last_event_wall = Some(wall_ms() - 3_600_000);
+    engine_loop.tick();
+    engine_loop.tick();
+    assert_eq!(engine_loop.engine.watermark_ms(), Some(t0 + 1_000));
+    assert!(engine_loop.engine.open_incidents().is_empty());
 }
 
 /// A snapshot the store refuses (read-only or full data dir) makes the service unready until one is saved.

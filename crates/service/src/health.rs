@@ -89,6 +89,11 @@ impl Health {
         self.store_failing.store(!ok, Ordering::Release);
     }
 
+    /// How long the engine may go without a tick; also how long a query waits for it.
+    pub fn stall_after(&self) -> Duration {
+        self.stall_after
+    }
+
     /// Time since the engine last finished a tick (zero before it started).
     pub fn tick_age(&self) -> Duration {
         if !self.restored.load(Ordering::Acquire) {

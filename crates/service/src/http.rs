@@ -38,6 +38,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/users", get(list_users))
         .route("/api/v1/users/{id}", get(get_user))
         .merge(super::changes_api::routes())
+        .merge(super::schedule_api::routes())
+        .merge(super::outcomes_api::routes())
         .merge(super::incidents_api::routes())
         .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -193,7 +195,7 @@ async fn list_malformed(
         .limit
         .unwrap_or(100)
         .min(super::malformed::RECENT_MALFORMED);
-    let (total, recent) = ask(&state.engine, move |_, log| (log.total, log.recent(limit))).await?;
+    let (total, recent) = ask(&state, move |_, log| (log.total, log.recent(limit))).await?;
     Ok(Json(serde_json::json!({ "total": total, "recent": recent })).into_response())
 }
 
@@ -203,7 +205,7 @@ async fn list_users(
 ) -> Result<Response, ApiError> {
     let who = principal(&state.store, &headers).await?;
     let only = confined_to(&who)?;
-    let users = ask(&state.engine, move |engine, _| {
+    let users = ask(&state, move |engine, _| {
         users_api::all(engine)
             .into_iter()
             .filter(|u| only.is_none_or(|o| Eui64::parse(&u.user) == Some(o)))
@@ -222,7 +224,7 @@ async fn get_user(
     let user = Eui64::parse(&id)
         .ok_or_else(|| ApiError::field("id", format!("`{id}` is not an EUI-64")))?;
     may_see_user(&who, &id)?;
-    let view = ask(&state.engine, move |engine, _| {
+    let view = ask(&state, move |engine, _| {
         engine
             .users()
             .iter()

@@ -141,7 +141,7 @@ async fn show(
             (user, points, chart.map_or(first, |c| c.next_second))
         })
         .collect();
-    let series = ask(&state.engine, move |engine, _| {
+    let series = ask(&state, move |engine, _| {
         charts
             .into_iter()
             .map(|(user, mut points, next)| {

@@ -67,7 +67,7 @@ struct OverviewIncident {
 async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let who = principal(&state.store, &headers).await?;
     let only = confined_to(&who)?;
-    let (as_of, mut open, users) = ask(&state.engine, move |engine, _| {
+    let (as_of, mut open, users) = ask(&state, move |engine, _| {
         (
             engine.watermark_ms(),
             engine.open_incidents(),

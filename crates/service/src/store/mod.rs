@@ -104,7 +104,7 @@ impl Store {
 }
 
 /// Milliseconds since the Unix epoch by the wall clock; a clock before 1970 reads as 0.
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| {
