@@ -869,3 +869,69 @@ fn the_schedule_outcomes_and_registration_warnings_in_the_console() {
         browser.close().await;
     });
 }
+
+/// Issue 13: two hours into a backlog the chart was empty (the engine's ring holds 512 s), and a link could not
+/// land on the incident page. Now a link to the page asks for the token, then shows the whole incident's chart,
+/// and again after a restart.
+#[test]
+#[ignore = "needs chromium, chromedriver (scripts/test-all)"]
+fn a_link_lands_on_a_two_hour_incidents_chart_before_and_after_a_restart() {
+    let tools = tools();
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let mut service = Service::start(dir.path(), &["--snapshot-every", "1"]);
+    service.send_tcp(&firewall_lines(0..7_500, (300, 9_000)));
+    let incidents = service.wait_for("/api/v1/incidents?open=true", &ops, 120, |v| {
+        v.as_array().is_some_and(|a| {
+            a.iter().any(|i| {
+                i["user"] == FIREWALLED && i["peak_depth"].as_u64() >= Some((7_490 - 300) * 50)
+            })
+        })
+    });
+    let id = incidents
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["user"] == FIREWALLED))
+        .and_then(|i| i["id"].as_str())
+        .unwrap()
+        .to_owned();
+
+    let look = |service: &Service, shot: &'static str| {
+        let (url, ops) = (
+            format!("http://{}/#/incident/{id}", service.http),
+            ops.clone(),
+        );
+        let tools = &tools;
+        runtime().block_on(async move {
+            let browser = Browser::start(tools, 1440, 1000).await;
+            browser.client.goto(&url).await.expect("open the link");
+            browser.fill("#token", &ops).await;
+            browser.click("#sign-in button[type=submit]").await;
+            browser
+                .text_where("#view h1", |t| {
+                    t.contains("Backlog") && t.contains(FIREWALLED)
+                })
+                .await;
+            browser
+                .count_at_least("#incident-chart path.flow-line", 4)
+                .await;
+            let depth = browser
+                .attribute("#incident-chart path.depth-line", "d")
+                .await
+                .unwrap_or_default();
+            let points = depth.matches('L').count();
+            assert!(
+                points > 500,
+                "{shot}: a depth line over the whole incident: {points} points"
+            );
+            browser.screenshot(shot).await;
+            browser.close().await;
+            points
+        })
+    };
+    let before = look(&service, "incident-2h.png");
+    service.stop();
+    let service = Service::start(dir.path(), &["--snapshot-every", "1"]);
+    let after = look(&service, "incident-2h-after-restart.png");
+    eprintln!("depth line points: {before} before the restart, {after} after");
+}

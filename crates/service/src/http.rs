@@ -6,8 +6,9 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::query::ApiQuery;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -187,7 +188,7 @@ struct Limit {
 async fn list_malformed(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<Limit>,
+    ApiQuery(query): ApiQuery<Limit>,
 ) -> Result<Response, ApiError> {
     require_ops(&principal(&state.store, &headers).await?)?;
     let limit = query

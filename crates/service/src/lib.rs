@@ -21,6 +21,7 @@ pub mod console;
 pub mod coordination;
 pub mod http;
 pub mod http_server;
+pub mod incident_series;
 pub mod incidents_api;
 pub mod outcomes_api;
 pub mod query;

@@ -16,6 +16,7 @@ mod history;
 mod incidents;
 mod owner;
 mod schema;
+mod series;
 mod tokens;
 mod triage;
 
@@ -177,6 +178,9 @@ operations! {
     fn save_incident / save_incident_async(record: IncidentRecord, extra: Option<serde_json::Value>) -> Upsert
         = |db| incidents::save(db, &record, extra.as_ref());
     fn get_incident / get_incident_async(id: String) -> Option<StoredIncident> = |db| incidents::get(db, &id);
+    /// Replaces an incident's chart (`IncidentSeries` JSON).
+    fn save_series / save_series_async(id: String, series: String) -> () = |db| series::save(db, &id, &series);
+    fn get_series / get_series_async(id: String) -> Option<String> = |db| series::get(db, &id);
     fn list_incidents / list_incidents_async(filter: IncidentFilter) -> Vec<StoredIncident>
         = |db| incidents::list(db, &filter);
 
