@@ -785,7 +785,8 @@ fn a_backlog_alert_fires_and_resolves_through_real_prometheus_and_alertmanager()
         &path("alertmanager.log"),
     );
 
-    // Stormwatch pushing its own alerts there, with the change that explains the backlog registered.
+    // Stormwatch pushing its own alerts there. The change that explains the backlog is registered only after
+    // the incident opened (issue 13: the alert kept its first verdict and suspect).
     const PUBLIC: &str = "http://stormwatch.test";
     std::fs::create_dir(path("stormwatch")).unwrap();
     let ops = token(&path("stormwatch"), "ops", "ops", None);
@@ -798,13 +799,6 @@ fn a_backlog_alert_fires_and_resolves_through_real_prometheus_and_alertmanager()
             PUBLIC,
         ],
     );
-    let (status, body) = service.post(
-        "/api/v1/changes",
-        Some(&ops),
-        firewall_change("CHG-FW", 280, 3_600).as_bytes(),
-        &[("Content-Type", "application/json")],
-    );
-    assert_eq!(status, 201, "{body}");
 
     // Prometheus with the shipped prometheus.yml and rules, scraping and evaluating every second.
     let prometheus_dir = path("prometheus");
@@ -838,8 +832,65 @@ fn a_backlog_alert_fires_and_resolves_through_real_prometheus_and_alertmanager()
     // The firewall scenario: the User's endpoint refuses everything from second 300.
     service.send_tcp(&firewall_lines(0..500, (300, 700)));
 
+    let describe = || format!("{:#}", Value::Array(alertmanager_alerts(&alertmanager)));
+    let before = poll(
+        "Stormwatch's own alert in Alertmanager, before any change is registered",
+        120,
+        || {
+            find(
+                &alertmanager_alerts(&alertmanager),
+                "StormwatchIncident",
+                FIREWALLED,
+            )
+            .cloned()
+        },
+        describe,
+    );
+    eprintln!("annotations before the change: {:#}", before["annotations"]);
+    assert_eq!(
+        before["annotations"]["verdict"],
+        "unregistered_change_suspected"
+    );
+    assert!(
+        before["annotations"]["top_suspect"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("none")),
+        "{before:#}"
+    );
+    let (status, body) = service.post(
+        "/api/v1/changes",
+        Some(&ops),
+        firewall_change("CHG-FW", 280, 3_600).as_bytes(),
+        &[("Content-Type", "application/json")],
+    );
+    assert_eq!(status, 201, "{body}");
+    let after = poll(
+        "the same alert's annotations naming the late change",
+        60,
+        || {
+            let alerts = alertmanager_alerts(&alertmanager);
+            let direct: Vec<&Value> = alerts
+                .iter()
+                .filter(|a| {
+                    a["labels"]["alertname"] == "StormwatchIncident"
+                        && a["labels"]["user"] == FIREWALLED
+                })
+                .collect();
+            assert_eq!(
+                direct.len(),
+                1,
+                "one alert for the incident, whatever its verdict: {alerts:#?}"
+            );
+            (direct[0]["annotations"]["verdict"] == "registered_change").then(|| direct[0].clone())
+        },
+        describe,
+    );
+    eprintln!("annotations after the change: {:#}", after["annotations"]);
+    assert_eq!(after["fingerprint"], before["fingerprint"], "same identity");
+    assert_eq!(after["labels"], before["labels"]);
+
     let fired = poll(
-        "StormwatchBacklog firing in Prometheus for the firewalled User",
+        "StormwatchBacklog firing in Prometheus for the firewalled User, with the new verdict",
         120,
         || {
             find(
@@ -847,7 +898,7 @@ fn a_backlog_alert_fires_and_resolves_through_real_prometheus_and_alertmanager()
                 "StormwatchBacklog",
                 FIREWALLED,
             )
-            .filter(|a| a["state"] == "firing")
+            .filter(|a| a["state"] == "firing" && a["labels"]["verdict"] == "registered_change")
             .cloned()
         },
         || format!("{:#}", Value::Array(prometheus_alerts(&prometheus))),
@@ -857,10 +908,7 @@ fn a_backlog_alert_fires_and_resolves_through_real_prometheus_and_alertmanager()
     assert_eq!(fired["labels"]["severity"], "page");
     assert_eq!(
         fired["annotations"]["incident_url"],
-        format!(
-            "http://{}/api/v1/incidents?open=true&kind=backlog&user={FIREWALLED}",
-            service.http
-        )
+        format!("http://{}/#/user/{FIREWALLED}", service.http)
     );
     let alerts = prometheus_alerts(&prometheus);
     // (Health alerts may be pending: the scenario is one burst of old event time, then silence.)
@@ -938,14 +986,27 @@ fn a_backlog_alert_fires_and_resolves_through_real_prometheus_and_alertmanager()
     );
 
     // Alertmanager: Stormwatch's own alert with the top suspect, and Prometheus's copy muted by it.
+    // Prometheus's copies (one per verdict label it has had) are all muted by the direct alert.
     let (direct, copy) = poll(
         "both alerts in Alertmanager, Prometheus's copy muted by the direct one",
         60,
         || {
             let alerts = alertmanager_alerts(&alertmanager);
             let direct = find(&alerts, "StormwatchIncident", FIREWALLED)?.clone();
-            let copy = find(&alerts, "StormwatchBacklog", FIREWALLED)?.clone();
-            (copy["status"]["state"] == "suppressed").then_some((direct, copy))
+            let copies: Vec<&Value> = alerts
+                .iter()
+                .filter(|a| {
+                    a["labels"]["alertname"] == "StormwatchBacklog"
+                        && a["labels"]["user"] == FIREWALLED
+                })
+                .collect();
+            let copy = copies
+                .iter()
+                .find(|a| a["labels"]["verdict"] == "registered_change")?;
+            copies
+                .iter()
+                .all(|a| a["status"]["state"] == "suppressed")
+                .then(|| (direct, (*copy).clone()))
         },
         || format!("{:#}", Value::Array(alertmanager_alerts(&alertmanager))),
     );
@@ -955,14 +1016,14 @@ fn a_backlog_alert_fires_and_resolves_through_real_prometheus_and_alertmanager()
         .as_str()
         .unwrap_or_default();
     assert!(
-        top.starts_with("CHG-FW (score") && top.contains("same User"),
+        top.starts_with("CHG-FW \"Firewall rule migration\" (score") && top.contains("same User"),
         "top suspect: {direct:#}"
     );
     assert!(
         direct["annotations"]["incident_url"]
             .as_str()
-            .is_some_and(|u| u.starts_with(&format!("{PUBLIC}/api/v1/incidents/INC-"))),
-        "{direct:#}"
+            .is_some_and(|u| u.starts_with(&format!("{PUBLIC}/#/incident/INC-"))),
+        "a console page a person can open: {direct:#}"
     );
     assert_eq!(
         copy["status"]["inhibitedBy"][0], direct["fingerprint"],
@@ -972,8 +1033,8 @@ fn a_backlog_alert_fires_and_resolves_through_real_prometheus_and_alertmanager()
     // A network-wide backlog explained by a DCC change mutes the User-level alerts while it is open.
     let mut network = json!([{
         "labels": {
-            "alertname": "StormwatchIncident", "incident": "INC-TEST-NETWORK", "user": "*",
-            "kind": "backlog", "verdict": "dcc_change", "severity": "page",
+            "alertname": "StormwatchDccCause", "incident": "INC-TEST-NETWORK", "user": "*",
+            "kind": "backlog", "severity": "info",
         },
         "annotations": {"summary": "backlog at many Users at once"},
         "startsAt": rfc3339_now(),
@@ -987,7 +1048,6 @@ fn a_backlog_alert_fires_and_resolves_through_real_prometheus_and_alertmanager()
         )
         .map(|a| a["status"]["state"].clone())
     };
-    let describe = || format!("{:#}", Value::Array(alertmanager_alerts(&alertmanager)));
     poll(
         "the User's alert muted by the network-wide one",
         30,

@@ -246,6 +246,11 @@ fn kill_9_and_restart_keep_changes_incidents_and_the_open_incident() {
     service.kill_hard();
 
     let service = Service::start(dir.path(), &["--snapshot-every", "1"]);
+    // Ready once the snapshot and the journal after it are restored: 503 ("restoring") until then.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while service.get("/readyz", None).0 != 200 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert_eq!(service.get("/readyz", None).0, 200);
     assert_eq!(
         service.json("/api/v1/changes/CHG-FW", &ops)["change"]["id"],
@@ -466,5 +471,171 @@ fn a_skewed_clock_is_recognised_and_a_line_past_the_wall_clock_is_refused() {
             "clock offset gauge of the skewed User: {gauge:?}"
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Issue 13: the stored incident froze at the figures it had when it opened, while the engine's backlog kept
+/// growing. The API's peak must follow the engine's (the User's depth) within a few seconds, all along.
+#[test]
+fn an_open_incident_record_follows_the_engines_growing_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let service = Service::start(dir.path(), &[]);
+    let user_path = format!("/api/v1/users/{FIREWALLED}");
+    let (mut previous_peak, mut previous_failed) = (0, 0);
+    for (part, seconds) in [(0, 0..500), (1, 500..1_200), (2, 1_200..2_000)] {
+        service.send_tcp(&firewall_lines(seconds.clone(), (300, 3_000)));
+        // 50 messages a second wait from second 300 on; the engine has the whole part once its depth is there.
+        let expected = (seconds.end - 300 - 10) * 50;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let depth = loop {
+            // 404 until the engine has seen the User's first line.
+            let (status, body) = service.get(&user_path, Some(&ops));
+            let depth = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["depth"].as_u64());
+            if let Some(depth) = depth.filter(|&d| d >= expected as u64) {
+                break depth;
+            }
+            assert!(std::time::Instant::now() < deadline, "{status} {body}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        let incidents = service.wait_for("/api/v1/incidents?open=true", &ops, 20, |v| {
+            open_backlog(v).is_some_and(|i| i["peak_depth"].as_u64() >= Some(depth))
+        });
+        let incident = open_backlog(&incidents).unwrap();
+        let peak = incident["peak_depth"].as_u64().unwrap();
+        eprintln!("part {part}: engine depth {depth}, API peak {peak}");
+        assert!(
+            peak > previous_peak,
+            "peak grows: {previous_peak} -> {peak}"
+        );
+        let failed = incident["evidence"]["failed_deliveries"].as_u64().unwrap();
+        assert!(failed > previous_failed, "failures grow: {incident}");
+        previous_failed = failed;
+        let id = incident["id"].as_str().unwrap();
+        let detail = service.json(&format!("/api/v1/incidents/{id}"), &ops);
+        assert_eq!(detail["peak_depth"].as_u64(), Some(peak), "{detail}");
+        previous_peak = peak;
+    }
+}
+
+/// Issue 13: the incident chart came from the engine's per-second ring only, so it emptied a quarter of an hour
+/// into a backlog. It now covers the incident's life (coarser as it ages) and survives a restart.
+#[test]
+fn a_long_incidents_chart_keeps_its_onset_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let mut service = Service::start(dir.path(), &["--snapshot-every", "1"]);
+    service.send_tcp(&firewall_lines(0..2_000, (300, 3_000)));
+    // The engine has the whole half hour once the stored peak is there (the record follows it each tick).
+    let incidents = service.wait_for("/api/v1/incidents?open=true", &ops, 60, |v| {
+        open_backlog(v).is_some_and(|i| i["peak_depth"].as_u64() >= Some((1_990 - 300) * 50))
+    });
+    let id = open_backlog(&incidents).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let chart = |service: &Service| {
+        let detail = service.json(&format!("/api/v1/incidents/{id}"), &ops);
+        detail["series"][0]["points"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let check = |points: &[serde_json::Value], when: &str| {
+        let ts: Vec<i64> = points.iter().map(|p| p["ts"].as_i64().unwrap()).collect();
+        assert_eq!(
+            ts.first(),
+            Some(&(T0 + 180_000)),
+            "{when}: the run-up before the onset"
+        );
+        assert!(ts.windows(2).all(|w| w[0] < w[1]), "{when}: in order");
+        let last = *ts.last().unwrap();
+        assert!(
+            last >= T0 + 1_900_000,
+            "{when}: up to the end, last {}",
+            (last - T0) / 1000
+        );
+        let per_second = points.iter().filter(|p| p["step_s"] == 1).count();
+        assert!(
+            per_second >= 400,
+            "{when}: per second around onset and detection: {per_second}"
+        );
+        assert!(
+            points.len() < 3_600,
+            "{when}: coarser as it ages: {} points",
+            points.len()
+        );
+        let deepest = points
+            .iter()
+            .filter_map(|p| p["depth"].as_u64())
+            .max()
+            .unwrap();
+        assert!(
+            deepest >= 80_000,
+            "{when}: the chart shows the backlog ({deepest})"
+        );
+    };
+    let before = chart(&service);
+    eprintln!("before the restart: {} points", before.len());
+    check(&before, "before the restart");
+
+    service.stop();
+    let service = Service::start(dir.path(), &["--snapshot-every", "1"]);
+    let after = chart(&service);
+    eprintln!("after the restart: {} points", after.len());
+    check(&after, "after the restart");
+}
+
+/// Issue 13's small API points: a repeated registration is not a creation, a bad query string gets the JSON error
+/// body, `user=*` means network-wide incidents, and ratios are rounded.
+#[test]
+fn small_api_points_answer_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let service = Service::start(dir.path(), &[]);
+    let change = firewall_change("CHG-TWICE", 280, 3_600);
+    let json = [("Content-Type", "application/json")];
+    let first = service.post("/api/v1/changes", Some(&ops), change.as_bytes(), &json);
+    assert_eq!(first.0, 201, "{}", first.1);
+    let again = service.post("/api/v1/changes", Some(&ops), change.as_bytes(), &json);
+    assert_eq!(again.0, 200, "nothing changed: {}", again.1);
+    assert!(again.1.contains("\"unchanged\""), "{}", again.1);
+
+    for path in [
+        "/api/v1/incidents?open=maybe",
+        "/api/v1/incidents?kind=tsunami",
+        "/api/v1/changes?from=1&from=2",
+    ] {
+        let (status, body) = service.get(path, Some(&ops));
+        assert_eq!(status, 400, "{path}: {body}");
+        let error: serde_json::Value = serde_json::from_str(&body).expect("a JSON error body");
+        assert!(
+            error["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{path}: {body}"
+        );
+    }
+
+    service.send_tcp(&firewall_lines(0..500, (300, 2_000)));
+    service.wait_for("/api/v1/incidents?open=true", &ops, 30, |v| {
+        open_backlog(v).is_some()
+    });
+    let network = service.json("/api/v1/incidents?user=*", &ops);
+    assert_eq!(
+        network,
+        serde_json::json!([]),
+        "one User's backlog is not network-wide"
+    );
+    let user = service.json(&format!("/api/v1/users/{FIREWALLED}"), &ops);
+    for flow in user["flows"].as_array().unwrap() {
+        for key in ["rate", "baseline", "ratio"] {
+            if let Some(value) = flow[key].as_f64() {
+                assert!(
+                    ((value * 100.0).round() - value * 100.0).abs() < 1e-6,
+                    "{key} rounded to 2 decimals: {flow}"
+                );
+            }
+        }
     }
 }

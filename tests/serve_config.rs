@@ -269,7 +269,11 @@ fn incidents_are_pushed_to_alertmanager_and_resolved() {
     let fired = fired.expect("a firing alert");
     assert_eq!(fired["labels"]["user"], FIREWALLED);
     assert_eq!(fired["labels"]["kind"], "backlog");
-    assert_eq!(fired["labels"]["verdict"], "registered_change");
+    assert!(
+        fired["labels"].get("verdict").is_none(),
+        "the verdict is an annotation: {fired}"
+    );
+    assert_eq!(fired["annotations"]["verdict"], "registered_change");
     assert!(
         fired["annotations"]["top_suspect"]
             .as_str()
@@ -279,7 +283,8 @@ fn incidents_are_pushed_to_alertmanager_and_resolved() {
     assert!(
         fired["generatorURL"]
             .as_str()
-            .is_some_and(|u| u.starts_with("http://stormwatch.example/api/v1/incidents/INC-"))
+            .is_some_and(|u| u.starts_with("http://stormwatch.example/#/incident/INC-")),
+        "the console page: {fired}"
     );
     let resolved = resolved.expect("the resolution");
     assert_eq!(resolved["labels"]["incident"], fired["labels"]["incident"]);

@@ -85,7 +85,13 @@ fn add_then_list_json_gives_back_the_contract_notice() {
             "ops@example.invalid",
         ],
     ));
-    assert_eq!(stdout(&output).trim(), "created CHG-2026-0043");
+    // A 20-minute campaign at 09:00 is stored, with advice after the first line.
+    let printed = stdout(&output);
+    assert_eq!(printed.lines().next(), Some("created CHG-2026-0043"));
+    assert!(
+        printed.contains("warning CHG-2026-0043 [short_window]"),
+        "{printed}"
+    );
     let expected = json!({
         "id": "CHG-2026-0043", "user": "90-B3-D5-1F-30-01-00-07", "title": "Bulk tariff update",
         "category": "campaign", "start": "2026-03-10T08:55:00Z", "end": "2026-03-10T09:15:00Z",

@@ -117,15 +117,21 @@ pub struct AddArgs {
     pub contact: Option<String>,
     #[command(flatten)]
     pub actor: Actor,
+    #[command(flatten)]
+    pub coordination: super::change_warnings::CoordinationArgs,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct ImportArgs {
     /// Change files; the format comes from the extension (.json, .ndjson/.jsonl, .csv), else from the content.
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(required_unless_present = "print_mapping", value_name = "FILE")]
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub actor: Actor,
+    #[command(flatten)]
+    pub coordination: super::change_warnings::CoordinationArgs,
+    #[command(flatten)]
+    pub mapped: super::change_import::MappedImportArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -168,11 +174,20 @@ pub fn run(args: ChangesArgs) -> anyhow::Result<ExitCode> {
     let data_dir = &args.data_dir;
     match args.command {
         ChangesCommand::Add(add) => run_add(&data_dir.create()?, *add),
+        ChangesCommand::Import(import) if import.mapped.print_mapping => {
+            print!("{}", super::change_import::SERVICENOW_MAPPING);
+            Ok(ExitCode::SUCCESS)
+        }
         ChangesCommand::Import(import) => {
+            let coordination = import.coordination.settings()?;
             // Every file is read before the store is touched: an unusable file stops the import, as it stops
             // `replay`, rather than storing the other files' notices around a hole.
-            let loaded = load_import_files(&import.files)?;
-            run_import(&data_dir.create()?, loaded, import.actor)
+            let loaded = if import.mapped.active() {
+                super::change_import::load(&import.files, &import.mapped)?
+            } else {
+                load_import_files(&import.files)?
+            };
+            run_import(&data_dir.create()?, loaded, import.actor, &coordination)
         }
         ChangesCommand::List(list) => run_list(&data_dir.existing()?, &list),
         ChangesCommand::Show(show) => run_show(&data_dir.existing()?, &show),
@@ -182,11 +197,14 @@ pub fn run(args: ChangesArgs) -> anyhow::Result<ExitCode> {
 
 fn run_add(store: &Store, args: AddArgs) -> anyhow::Result<ExitCode> {
     let actor = args.actor.name.clone();
+    let coordination = args.coordination.settings()?;
     let notice = notice_from_flags(args)?;
     let outcomes = store.upsert_changes(vec![notice], actor)?;
-    for outcome in outcomes {
+    for outcome in &outcomes {
         println!("{} {}", outcome_word(outcome.outcome), outcome.id);
     }
+    let ids: Vec<String> = outcomes.into_iter().map(|o| o.id).collect();
+    super::change_warnings::print(store, &ids, &coordination)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -251,6 +269,7 @@ fn run_import(
     store: &Store,
     (notices, rejected): (Vec<ChangeNotice>, Vec<String>),
     actor: Actor,
+    coordination: &stormwatch_core::changes::CoordinationConfig,
 ) -> anyhow::Result<ExitCode> {
     let valid = notices.len();
     let outcomes = if notices.is_empty() {
@@ -269,6 +288,11 @@ fn run_import(
         count(Upsert::Unchanged),
         store.path().display()
     );
+    let ids: Vec<String> = outcomes.iter().map(|o| o.id.clone()).collect();
+    let warned = super::change_warnings::print(store, &ids, coordination)?;
+    if warned > 0 {
+        println!("{warned} of {valid} notices have warnings (advice: all were stored)");
+    }
     if rejected.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }

@@ -402,6 +402,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         metrics: handle,
         health: health.clone(),
         correlator: correlator_config,
+        coordination: std::sync::Arc::new(config.coordination.clone()),
     };
     let grace = Duration::from_secs(config.shutdown_grace_s);
     let probe_every = Duration::from_secs(config.store_probe_every_s);
@@ -421,6 +422,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
         tracing::info!(address = %listener.local_addr()?, "HTTP API up");
         tokio::spawn(stormwatch_service::changes_api::follow_external_writes(
+            state.clone(),
+        ));
+        tokio::spawn(stormwatch_service::coordination::publish_upcoming(
             state.clone(),
         ));
         tokio::spawn(stormwatch_service::health::probe_store(

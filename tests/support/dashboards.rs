@@ -202,7 +202,7 @@ fn skip_string(chars: &[char], start: usize) -> usize {
     i
 }
 
-/// Index after the `close` matching the opener at `start`, skipping strings inside.
+/// Index after the `close` matching the opener at `start`, passing over strings inside.
 fn skip_until(chars: &[char], start: usize, close: char) -> usize {
     let open = chars[start];
     let mut depth = 0;

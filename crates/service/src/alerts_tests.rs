@@ -68,3 +68,112 @@ fn a_resolution_alertmanager_missed_is_sent_again() {
     assert_eq!(body[0]["labels"]["incident"], "inc-1");
     assert!(body[0]["endsAt"].is_string(), "{body}");
 }
+
+fn suspect(change: &str, title: &str) -> stormwatch_core::incident::Suspect {
+    stormwatch_core::incident::Suspect {
+        change: change.into(),
+        title: title.into(),
+        score: 0.8,
+        reasons: vec!["same User".into()],
+    }
+}
+
+fn open(record: &IncidentRecord) -> AlertMessage {
+    AlertMessage {
+        record: record.clone(),
+        resolved: false,
+    }
+}
+
+/// Issue 13: a change registered after the incident opened turned the verdict, and the alert kept saying the old
+/// one (and, with the verdict as a label, would have become a second alert). Now the labels stay, the annotations
+/// move, and only what a person acts on pushes at once.
+#[test]
+fn a_new_verdict_updates_the_same_alert_and_a_growing_peak_waits_for_the_resend() {
+    let mut firing = BTreeMap::new();
+    let mut record = crate::store::tests::record("INC-000001", "90-B3-D5-1F-30-01-00-07", 0, None);
+    let first = on_message(&mut firing, open(&record), Some("https://sw.example"));
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        first[0]["annotations"]["verdict"],
+        "unregistered_change_suspected"
+    );
+    assert_eq!(
+        first[0]["annotations"]["incident_url"],
+        "https://sw.example/#/incident/INC-000001"
+    );
+
+    record.peak_depth = 90_000;
+    let grown = on_message(&mut firing, open(&record), None);
+    assert!(
+        grown.is_empty(),
+        "a bigger peak alone waits for the re-send: {grown:?}"
+    );
+    let resend = firing["INC-000001"].bodies(None);
+    assert_eq!(resend[0]["annotations"]["peak_depth"], "90000");
+
+    record.verdict = Verdict::RegisteredChange;
+    record.suspects = vec![suspect("CHG-LATE-1", "Firewall rule migration")];
+    let changed = on_message(&mut firing, open(&record), None);
+    assert_eq!(changed.len(), 1, "a new verdict is pushed at once");
+    assert_eq!(
+        changed[0]["labels"], first[0]["labels"],
+        "same alert, same identity"
+    );
+    assert!(changed[0]["labels"].get("verdict").is_none());
+    assert_eq!(changed[0]["annotations"]["verdict"], "registered_change");
+    assert_eq!(
+        changed[0]["annotations"]["top_suspect"],
+        "CHG-LATE-1 \"Firewall rule migration\" (score 0.80): same User"
+    );
+
+    // Severity is what it was first sent with, even when the verdict would now say otherwise.
+    record.verdict = Verdict::ExpectedImpact;
+    let expected = on_message(&mut firing, open(&record), None);
+    assert_eq!(expected[0]["labels"]["severity"], "page");
+}
+
+/// The correlator's nearest candidate under `unregistered_change_suspected` counted against itself: it must not
+/// read as the suspect.
+#[test]
+fn an_unregistered_verdict_names_its_nearest_candidate_as_ruled_out() {
+    let mut record = crate::store::tests::record("INC-2", "90-B3-D5-1F-30-01-00-07", 0, None);
+    record.suspects = vec![suspect("CHG-9", "Tariff push")];
+    let top = top_suspect(&record);
+    assert!(
+        top.starts_with(
+            "none: an unregistered change is suspected; nearest registered change ruled out: CHG-9"
+        ),
+        "{top}"
+    );
+}
+
+/// A network-wide backlog whose verdict becomes `dcc_change` fires a companion alert (what the shipped
+/// Alertmanager config mutes Users' backlogs by) and resolves it when the verdict moves on or the incident ends.
+#[test]
+fn a_dcc_verdict_on_a_network_backlog_fires_and_resolves_its_companion() {
+    let mut firing = BTreeMap::new();
+    let mut record = crate::store::tests::record("INC-NET", "*", 0, None);
+    assert_eq!(on_message(&mut firing, open(&record), None).len(), 1);
+    record.verdict = Verdict::DccChange;
+    let bodies = on_message(&mut firing, open(&record), None);
+    assert_eq!(bodies.len(), 2);
+    assert_eq!(bodies[1]["labels"]["alertname"], "StormwatchDccCause");
+    assert!(bodies[1].get("endsAt").is_none());
+    assert_eq!(
+        firing["INC-NET"].bodies(None).len(),
+        2,
+        "re-sent while it holds"
+    );
+    let ended = on_message(
+        &mut firing,
+        AlertMessage {
+            record: record.clone(),
+            resolved: true,
+        },
+        None,
+    );
+    assert_eq!(ended.len(), 2);
+    assert!(ended.iter().all(|b| b["endsAt"].is_string()), "{ended:?}");
+    assert!(firing.is_empty());
+}

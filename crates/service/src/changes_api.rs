@@ -1,7 +1,8 @@
 //! The change register over HTTP: register (one notice or an array, all or nothing), list with filters, show
 //! with its audit trail, and status updates. Every write re-runs correlation in the engine.
 
-use axum::extract::{Path, Query, State};
+use super::query::ApiQuery;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,7 +14,7 @@ use super::auth::{confined_to, list_scope, may_register_for, may_touch_stored, p
 use super::engine_loop::EngineInput;
 use super::query::time_window;
 use super::state::AppState;
-use crate::store::{ChangeFilter, Principal, StoredChange};
+use crate::store::{ChangeFilter, Principal, StoredChange, Upsert};
 use stormwatch_core::changes::{ChangeNotice, ChangeOwner, ChangeStatus};
 
 /// Limits on a notice registered over HTTP (the contract sets none; these keep one request from filling the
@@ -144,11 +145,15 @@ async fn register(
     }
     .map_err(store_error)?;
     refresh_engine(&state).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({ "changes": outcomes })),
-    )
-        .into_response())
+    // 201 when something was written; a repeated registration that changed nothing is a plain 200.
+    let status = if outcomes.iter().any(|o| o.outcome != Upsert::Unchanged) {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let viewer = confined_to(&who)?.map(ChangeOwner::User);
+    let answer = crate::coordination::registered(&state, outcomes, viewer).await?;
+    Ok((status, Json(answer)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -162,7 +167,7 @@ struct ListQuery {
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
     let who = principal(&state.store, &headers).await?;
     let user = list_scope(
@@ -205,8 +210,13 @@ async fn show(
     let who = principal(&state.store, &headers).await?;
     let stored = change_they_may_touch(&state, &who, &id).await?;
     let audit = state.store.change_audit_async(id).await?;
+    let viewer = confined_to(&who)?.map(ChangeOwner::User);
+    let warnings = crate::coordination::listed(&state, &stored.notice, viewer).await?;
+    let outcome = crate::outcomes_api::outcome_of(&state, &stored.notice).await?;
     Ok(Json(serde_json::json!({
         "change": stored.notice,
+        "warnings": warnings,
+        "outcome": outcome,
         "created_ms": stored.created_ms,
         "updated_ms": stored.updated_ms,
         "audit": audit,
@@ -283,5 +293,6 @@ async fn update_status(
     }
     .map_err(store_error)?;
     refresh_engine(&state).await?;
+    crate::coordination::refresh_gauge(&state).await;
     Ok(Json(serde_json::json!({ "change": changed.change.notice, "previous_status": changed.previous.as_str() })).into_response())
 }

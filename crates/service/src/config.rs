@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use stormwatch_core::changes::CoordinationConfig;
 use stormwatch_core::engine::EngineConfig;
 
 /// How logs are written.
@@ -91,6 +92,8 @@ pub struct ServeConfig {
     /// Detector thresholds, lifecycle timings, common-cause grouping and the correlator's weights (`[engine]` and
     /// its sub-tables; lateness is the `lateness` setting above).
     pub engine: EngineConfig,
+    /// Change coordination: registration warnings' windows and limits, and the outcome window (`[coordination]`).
+    pub coordination: CoordinationConfig,
 }
 
 impl Default for ServeConfig {
@@ -125,6 +128,7 @@ impl Default for ServeConfig {
             #[cfg(feature = "kafka")]
             kafka_warmup_s: 3_600,
             engine: EngineConfig::default(),
+            coordination: CoordinationConfig::default(),
         }
     }
 }
@@ -298,6 +302,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("fit_treshold"), "{error}");
+    }
+
+    #[test]
+    fn coordination_settings_load_from_toml_and_print() {
+        let text = "[coordination]\nclock = \"utc\"\nmax_concurrent_high_risk = 2\n[coordination.morning_peak]\nstart = \"06:30\"\nend = \"09:00\"\n[coordination.typical_minutes]\nnetwork = 45\n";
+        let config: ServeConfig = toml::from_str(text).unwrap();
+        assert_eq!(config.coordination.max_concurrent_high_risk, 2);
+        assert_eq!(config.coordination.morning_peak.start.to_string(), "06:30");
+        assert_eq!(config.coordination.typical_minutes.network, 45);
+        assert_eq!(config.coordination.typical_minutes.device, 240);
+        let printed = config.to_toml();
+        assert!(
+            printed.contains("[coordination.scheduled_reads]"),
+            "{printed}"
+        );
+        let again: ServeConfig = toml::from_str(&printed).unwrap();
+        assert_eq!(again, config);
+        let error = toml::from_str::<ServeConfig>(
+            "[coordination.morning_peak]\nstart = \"7am\"\nend = \"09:00\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("7am"), "{error}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! (a full channel blocks them: backpressure, never drops); once a second it closes idle seconds by the wall
 //! clock, publishes gauges, persists incident changes and takes periodic snapshots.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -9,15 +10,17 @@ use crossbeam::channel::{Receiver, RecvTimeoutError};
 use hdrhistogram::Histogram;
 
 use super::health::Health;
+use super::incident_series::{IncidentSeries, MAX_USERS, SeriesPoint};
 use super::journal::{Entry, Journal, wrap_snapshot};
 use super::malformed::MalformedLog;
 use super::metrics::Publisher;
 use stormwatch_core::changes::ChangeRegister;
+use stormwatch_core::engine::window::RING_SECONDS;
 use stormwatch_core::engine::{Engine, IncidentUpdate, IngestError, Ingested, Settled};
 use stormwatch_core::report::IncidentRecord;
-use stormwatch_core::telemetry::MalformedLine;
 use stormwatch_core::telemetry::batch::{ParsedChunk, malformed, parse_chunk};
 use stormwatch_core::telemetry::framing::Chunk;
+use stormwatch_core::telemetry::{Eui64, MalformedLine};
 
 /// Where a batch came from, for counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +51,16 @@ pub struct BatchOutcome {
     /// full. Quarantined like malformed lines, counted apart from them.
     pub refused: u64,
 }
+
+/// How often open incidents' charts are written to the store (and when they close).
+const SAVE_CHARTS_EVERY: Duration = Duration::from_secs(10);
+/// Charts are fed between ticks once event time has moved this far, so a fast replay never closes more seconds
+/// between two feeds than the engine's per-second ring holds.
+const FEED_CHARTS_AFTER_MS: i64 = (RING_SECONDS as i64 / 2) * 1000;
+
+/// Events between two checks of whether the charts need a catch-up feed within a batch: few enough that even a
+/// handful of Users cannot move event time by a whole ring in between.
+const CHART_CHECK_EVERY: usize = 256;
 
 /// Length of one latency window.
 const LATENCY_WINDOW: Duration = Duration::from_secs(60);
@@ -96,6 +109,12 @@ pub trait Persistence: Send {
     fn save_snapshot(&mut self, bytes: Vec<u8>) -> bool;
     /// An open incident changed: notify whoever pages people.
     fn notify(&mut self, _record: &IncidentRecord, _resolved: bool) {}
+    /// An incident's chart grew (called every few seconds while it is open, and once when it closes).
+    fn series_changed(&mut self, _id: &str, _series: &IncidentSeries) {}
+    /// The chart stored for an incident, to carry on with after a restart.
+    fn stored_series(&mut self, _id: &str) -> Option<IncidentSeries> {
+        None
+    }
 }
 
 pub struct EngineLoop {
@@ -133,6 +152,14 @@ pub struct EngineLoop {
     journal: Option<Journal>,
     /// Journal entries found at start, replayed before the engine serves.
     to_replay: Vec<Entry>,
+    /// The last record written for each open incident: the tick writes an open incident again only when the
+    /// engine's record differs (at most once a second each, never per event). Bounded by the open incidents.
+    written: HashMap<String, IncidentRecord>,
+    /// Each open incident's chart, fed from the engine's windows; bounded per incident (incident_series.rs).
+    charts: HashMap<String, IncidentSeries>,
+    charts_saved: Instant,
+    /// The watermark the charts were last fed at.
+    charts_fed_ms: i64,
     /// Where the idle clock last moved event time, so a quiet feed is journalled once, not every second.
     idle_advanced_to: i64,
 }
@@ -174,6 +201,10 @@ impl EngineLoop {
             held: std::collections::HashMap::new(),
             journal: None,
             to_replay: Vec::new(),
+            written: HashMap::new(),
+            charts: HashMap::new(),
+            charts_saved: Instant::now(),
+            charts_fed_ms: i64::MIN,
             idle_advanced_to: i64::MIN,
             engine,
         }
@@ -268,8 +299,13 @@ impl EngineLoop {
                 Ok(EngineInput::SetChanges(register)) => {
                     self.engine.set_changes(register);
                     for record in self.engine.incident_records() {
-                        self.persistence.incident_changed(&record);
+                        if record.resolved.is_some() {
+                            self.persistence.incident_changed(&record);
+                        }
                     }
+                    // A new verdict or suspect reaches the store and Alertmanager now, not at the next tick.
+                    let open = self.engine.open_incidents();
+                    self.refresh_open(&open);
                 }
                 Ok(EngineInput::Positions(positions)) => self.positions = positions,
                 Ok(EngineInput::Rebuild) => self.rebuild(),
@@ -292,6 +328,7 @@ impl EngineLoop {
                 next_tick = Instant::now() + Duration::from_secs(1);
             }
         }
+        self.save_charts();
         self.snapshot();
         self.malformed.flush();
         tracing::info!("engine stopped after a final snapshot");
@@ -312,6 +349,9 @@ impl EngineLoop {
         self.engine.set_now_bound(Some(wall_ms()));
         let mut unknown = 0;
         for (index, event) in parsed.events.iter().enumerate() {
+            if index % CHART_CHECK_EVERY == CHART_CHECK_EVERY - 1 {
+                self.catch_up_charts();
+            }
             match self.engine.ingest(event) {
                 Ok(Ingested::Taken) => outcome.accepted += 1,
                 Ok(Ingested::Held(token)) => {
@@ -345,6 +385,7 @@ impl EngineLoop {
             Publisher::count_refused(kind.label(), unknown, outcome.refused - unknown);
         }
         self.handle_updates();
+        self.catch_up_charts();
         outcome
     }
 
@@ -366,6 +407,27 @@ impl EngineLoop {
         }
     }
 
+    /// During a fast catch-up a batch can span more event time than the engine's ring holds: the charts are
+    /// fed (and saved, so the API's live tail joins them) whenever event time has moved far enough.
+    fn catch_up_charts(&mut self) {
+        if self
+            .engine
+            .watermark_ms()
+            .is_some_and(|w| w.saturating_sub(self.charts_fed_ms) >= FEED_CHARTS_AFTER_MS)
+        {
+            let open = self.engine.open_incidents();
+            self.feed_charts(&open);
+            self.save_charts();
+        }
+    }
+
+    fn save_charts(&mut self) {
+        self.charts_saved = Instant::now();
+        for (id, chart) in &self.charts {
+            self.persistence.series_changed(id, chart);
+        }
+    }
+
     fn handle_updates(&mut self) {
         let updates: Vec<IncidentUpdate> = self.engine.drain_updates().collect();
         for update in updates {
@@ -375,6 +437,15 @@ impl EngineLoop {
                 IncidentUpdate::Merged(index, _) => (index, true),
             };
             if let Some(record) = self.engine.incident_record(index) {
+                if resolved {
+                    self.written.remove(&record.id);
+                    self.feed_chart(&record);
+                    if let Some(chart) = self.charts.remove(&record.id) {
+                        self.persistence.series_changed(&record.id, &chart);
+                    }
+                } else {
+                    self.written.insert(record.id.clone(), record.clone());
+                }
                 if self.quiet {
                     self.persistence.incident_changed(&record);
                     continue;
@@ -430,6 +501,11 @@ impl EngineLoop {
         ];
         let open = self.engine.open_incidents();
         self.publisher.tick(&self.engine, &open, lag, latency);
+        self.refresh_open(&open);
+        self.feed_charts(&open);
+        if self.charts_saved.elapsed() >= SAVE_CHARTS_EVERY {
+            self.save_charts();
+        }
         self.malformed.flush();
         // Closed incidents are in the store already; the engine only needs the recent ones.
         self.engine
@@ -440,6 +516,75 @@ impl EngineLoop {
         self.health.engine_ticked();
     }
 
+    /// Writes each open incident whose figures, verdict or suspects moved since it was last written, and tells
+    /// the alert sender (which pushes at once only when what a person acts on changed). Forgets closed ones.
+    fn refresh_open(&mut self, open: &[IncidentRecord]) {
+        let still_open: HashSet<&str> = open.iter().map(|record| record.id.as_str()).collect();
+        self.written
+            .retain(|id, _| still_open.contains(id.as_str()));
+        for record in open {
+            if self.written.get(&record.id) == Some(record) {
+                continue;
+            }
+            self.persistence.incident_changed(record);
+            if !self.quiet {
+                self.persistence.notify(record, false);
+            }
+            self.written.insert(record.id.clone(), record.clone());
+        }
+    }
+
+    /// Adds the seconds closed since the last feed to each open incident's chart; forgets closed ones' charts.
+    fn feed_charts(&mut self, open: &[IncidentRecord]) {
+        self.charts_fed_ms = self.engine.watermark_ms().unwrap_or(i64::MIN);
+        let still_open: HashSet<&str> = open.iter().map(|record| record.id.as_str()).collect();
+        self.charts.retain(|id, _| still_open.contains(id.as_str()));
+        for record in open {
+            self.feed_chart(record);
+        }
+    }
+
+    /// Adds what the engine's windows hold of `record`'s Users since its chart was last fed.
+    fn feed_chart(&mut self, record: &IncidentRecord) {
+        let chart = match self.charts.get_mut(&record.id) {
+            Some(chart) => chart,
+            None => {
+                let chart = self
+                    .persistence
+                    .stored_series(&record.id)
+                    .unwrap_or_else(|| IncidentSeries::new(record.onset, record.detected));
+                self.charts.entry(record.id.clone()).or_insert(chart)
+            }
+        };
+        let users: Vec<Eui64> = std::iter::once(&record.user)
+            .chain(&record.users)
+            .filter_map(|u| Eui64::parse(u))
+            .take(MAX_USERS)
+            .collect();
+        for user in users {
+            let Some(state) = self.engine.users().iter().find(|u| u.id == user) else {
+                continue;
+            };
+            let Some(closed) = state.window.closed_through() else {
+                continue;
+            };
+            let name = user.to_string();
+            let Some(next) = chart.user_mut(&name).map(|series| series.next_second) else {
+                continue;
+            };
+            let Some(index) = chart.users.iter().position(|u| u.user == name) else {
+                continue;
+            };
+            let from = next.max(closed - RING_SECONDS as i64 + 1);
+            for second in from..=closed {
+                chart.push(
+                    index,
+                    SeriesPoint::of_second(second, &state.window.read(second)),
+                );
+            }
+        }
+    }
+
     fn rebuild(&mut self) {
         let config = self.engine.config().clone();
         let changes = self.engine.changes().clone();
@@ -447,6 +592,8 @@ impl EngineLoop {
         // Tokens start again with the new engine; its predecessor's held lines belong to the previous owner.
         self.held.clear();
         self.publisher.forget_users();
+        self.written.clear();
+        self.charts.clear();
         self.positions.clear();
         self.last_event_wall = None;
         self.quiet = true;

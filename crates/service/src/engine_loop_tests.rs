@@ -169,3 +169,90 @@ fn a_failed_snapshot_shows_in_health_until_one_succeeds() {
     engine_loop.snapshot();
     assert!(engine_loop.health.problems().is_empty());
 }
+
+/// Every write of an incident, shared with the test.
+#[derive(Clone, Default)]
+struct Writes(std::sync::Arc<std::sync::Mutex<Vec<IncidentRecord>>>);
+
+impl Persistence for Writes {
+    fn incident_changed(&mut self, record: &IncidentRecord) {
+        self.0.lock().unwrap().push(record.clone());
+    }
+    fn save_snapshot(&mut self, _: Vec<u8>) -> bool {
+        true
+    }
+}
+
+/// One second of a User whose deliveries are refused from second 300 on: its backlog grows 50 a second.
+fn backlog_second(t0: i64, second: i64) -> ParsedChunk {
+    let (user, ts) = ("90-B3-D5-1F-30-01-00-07", t0 + second * 1000);
+    let outcome = if second >= 300 {
+        format!(
+            r#"{{"ts":{},"user":"{user}","event":"delivery_failed","reason":"refused","count":50}}"#,
+            ts + 400
+        )
+    } else {
+        format!(
+            r#"{{"ts":{},"user":"{user}","event":"delivered","count":50}}"#,
+            ts + 400
+        )
+    };
+    let data = format!(
+        "{{\"ts\":{ts},\"user\":\"{user}\",\"event\":\"request\",\"count\":50}}\n{{\"ts\":{},\"user\":\"{user}\",\"event\":\"queued\",\"count\":50}}\n{outcome}\n",
+        ts + 200
+    );
+    parse_chunk(
+        0,
+        Chunk::Lines {
+            first_line: 1,
+            data: data.into_bytes(),
+        },
+    )
+}
+
+/// Issue 13: an open incident's record is written again as it grows, but once per tick at most and only when it
+/// changed, however many batches arrive in between.
+#[test]
+fn open_incidents_are_rewritten_once_a_tick_when_they_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let writes = Writes::default();
+    let engine = Engine::new(EngineConfig::default(), ChangeRegister::new());
+    let mut engine_loop = EngineLoop::new(
+        engine,
+        MalformedLog::open(dir.path().join("q.ndjson")),
+        Box::new(writes.clone()),
+        5_000,
+        Duration::from_secs(30),
+    );
+    let t0 = 1_773_133_200_000;
+    for second in 0..600 {
+        engine_loop.apply("tcp:t", SourceKind::Tcp, &backlog_second(t0, second));
+    }
+    let opened = writes.0.lock().unwrap().len();
+    assert_eq!(opened, 1, "600 batches, one write: the opening");
+    let at_open = writes.0.lock().unwrap()[0].peak_depth;
+
+    engine_loop.tick();
+    engine_loop.tick();
+    let after_ticks = writes.0.lock().unwrap().clone();
+    assert_eq!(
+        after_ticks.len(),
+        2,
+        "the first tick writes the grown record, the second has nothing new"
+    );
+    let engine_peak = engine_loop.engine.open_incidents()[0].peak_depth;
+    assert_eq!(after_ticks[1].peak_depth, engine_peak);
+    assert!(engine_peak > at_open, "{at_open} -> {engine_peak}");
+
+    for second in 600..700 {
+        engine_loop.apply("tcp:t", SourceKind::Tcp, &backlog_second(t0, second));
+    }
+    engine_loop.tick();
+    let last = writes.0.lock().unwrap().clone();
+    assert_eq!(last.len(), 3);
+    assert_eq!(
+        last[2].peak_depth,
+        engine_loop.engine.open_incidents()[0].peak_depth
+    );
+    assert!(last[2].peak_depth >= engine_peak + 99 * 50);
+}

@@ -6,8 +6,9 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::query::ApiQuery;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -37,6 +38,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/users", get(list_users))
         .route("/api/v1/users/{id}", get(get_user))
         .merge(super::changes_api::routes())
+        .merge(super::schedule_api::routes())
+        .merge(super::outcomes_api::routes())
         .merge(super::incidents_api::routes())
         .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -185,7 +188,7 @@ struct Limit {
 async fn list_malformed(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<Limit>,
+    ApiQuery(query): ApiQuery<Limit>,
 ) -> Result<Response, ApiError> {
     require_ops(&principal(&state.store, &headers).await?)?;
     let limit = query

@@ -1,29 +1,27 @@
-//! Incidents over HTTP: the stored list with filters, and one incident in full with the per-second series of its
-//! Users around the onset (from the engine's windows while they still hold it).
+//! Incidents over HTTP: the stored list with filters, and one incident in full with its Users' chart for its whole
+//! life (stored, see incident_series.rs) and the seconds since it was last saved (from the engine's windows).
 
-use axum::extract::{Path, Query, State};
+use super::query::ApiQuery;
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::api_error::ApiError;
 use super::auth::{confined_to, list_scope, principal};
+use super::incident_series::{BEFORE_ONSET_S, IncidentSeries, MAX_USERS, SeriesPoint};
 use super::query::time_window;
 use super::state::{AppState, ask};
 use crate::store::IncidentFilter;
 use stormwatch_core::engine::Engine;
-use stormwatch_core::engine::window::Flow;
 use stormwatch_core::incident::IncidentKind;
 use stormwatch_core::report::IncidentRecord;
 use stormwatch_core::telemetry::Eui64;
 
-/// Seconds of series before and after the onset.
-const SERIES_BEFORE_S: i64 = 120;
-const SERIES_AFTER_S: i64 = 300;
-/// A `*` incident shows the series of at most this many of its Users.
-const SERIES_USERS: usize = 10;
+/// A closed incident's live tail (before its chart is stored) stops this long after it resolved.
+const SERIES_AFTER_RESOLVED_S: i64 = 300;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -43,20 +41,24 @@ struct ListQuery {
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
     let who = principal(&state.store, &headers).await?;
+    // `user=*`: network-wide incidents only (for a User token, those listing its own User).
+    let network_only = query.user.as_deref() == Some("*");
+    let asked = query.user.as_deref().filter(|_| !network_only);
     let user = list_scope(
         &who,
-        query.user.as_deref(),
+        asked,
         Eui64::parse,
-        "an EUI-64",
+        "an EUI-64 or `*` (network-wide incidents)",
         |own| own,
     )?;
     let (from_ms, to_ms) = time_window(query.from.as_deref(), query.to.as_deref())?;
     let filter = IncidentFilter {
         open: query.open,
         user,
+        network_only,
         kind: query.kind,
         from_ms,
         to_ms,
@@ -71,44 +73,16 @@ async fn list(
     Ok(Json(incidents).into_response())
 }
 
-/// One User's second as the incident page charts it.
-#[derive(Serialize, Debug, Clone, PartialEq)]
-pub struct SeriesPoint {
-    pub ts: i64,
-    pub depth: u64,
-    pub requests: u64,
-    pub rejected: u64,
-    pub queued_responses: u64,
-    pub queued_alerts: u64,
-    pub delivered: u64,
-    pub delivery_failed: u64,
-    pub expired: u64,
-}
-
-fn series(engine: &Engine, user: Eui64, onset_ms: i64) -> Vec<SeriesPoint> {
+/// The seconds of `user` the engine's window still holds from `from_s` (or around the onset when nothing is
+/// stored yet) to the last closed one: the live tail of the stored chart.
+fn window_points(engine: &Engine, user: Eui64, from_s: i64) -> Vec<SeriesPoint> {
     let Some(state) = engine.users().iter().find(|u| u.id == user) else {
         return Vec::new();
     };
-    let onset = onset_ms.div_euclid(1000);
     let last_closed = state.view.second;
-    (onset - SERIES_BEFORE_S..=(onset + SERIES_AFTER_S).min(last_closed))
-        .filter(|&second| {
-            last_closed - second < stormwatch_core::engine::window::RING_SECONDS as i64
-        })
-        .map(|second| {
-            let counts = state.window.read(second);
-            SeriesPoint {
-                ts: second * 1000,
-                depth: counts.depth_end,
-                requests: counts.get(Flow::Requests),
-                rejected: counts.get(Flow::Rejected),
-                queued_responses: counts.get(Flow::QueuedResponses),
-                queued_alerts: counts.get(Flow::QueuedAlerts),
-                delivered: counts.get(Flow::Delivered),
-                delivery_failed: counts.get(Flow::Failed),
-                expired: counts.get(Flow::Expired),
-            }
-        })
+    let oldest_held = last_closed - stormwatch_core::engine::window::RING_SECONDS as i64 + 1;
+    (from_s.max(oldest_held)..=last_closed)
+        .map(|second| SeriesPoint::of_second(second, &state.window.read(second)))
         .collect()
 }
 
@@ -129,7 +103,7 @@ async fn show(
             .users
             .iter()
             .filter_map(|u| Eui64::parse(u))
-            .take(SERIES_USERS)
+            .take(MAX_USERS)
             .collect()
     } else {
         Eui64::parse(&record.user).into_iter().collect()
@@ -142,9 +116,43 @@ async fn show(
             who.name
         )));
     }
-    let onset = record.onset;
+    // The stored chart covers the incident's life; the engine's window adds the seconds since it was saved.
+    let saved: Option<IncidentSeries> = state
+        .store
+        .get_series_async(id.clone())
+        .await?
+        .and_then(|text| serde_json::from_str(&text).ok());
+    let first = record.onset.div_euclid(1000) - BEFORE_ONSET_S;
+    let last = match record.resolved {
+        Some(resolved) => resolved.div_euclid(1000) + SERIES_AFTER_RESOLVED_S,
+        None => i64::MAX,
+    };
+    let charts: Vec<(Eui64, Vec<SeriesPoint>, i64)> = users
+        .iter()
+        .map(|&user| {
+            let chart = saved
+                .as_ref()
+                .and_then(|s| s.users.iter().find(|u| u.user == user.to_string()));
+            let points = saved
+                .as_ref()
+                .and_then(|s| s.charts().into_iter().find(|(u, _)| *u == user.to_string()))
+                .map(|(_, points)| points)
+                .unwrap_or_default();
+            (user, points, chart.map_or(first, |c| c.next_second))
+        })
+        .collect();
     let series = ask(&state, move |engine, _| {
-        users.iter().map(|&u| serde_json::json!({ "user": u.to_string(), "points": series(engine, u, onset) })).collect::<Vec<_>>()
+        charts
+            .into_iter()
+            .map(|(user, mut points, next)| {
+                points.extend(
+                    window_points(engine, user, next)
+                        .into_iter()
+                        .filter(|p| p.ts.div_euclid(1000) <= last),
+                );
+                serde_json::json!({ "user": user.to_string(), "points": points })
+            })
+            .collect::<Vec<_>>()
     })
     .await?;
     let mut body = serde_json::to_value(&record).map_err(|e| ApiError::invalid(e.to_string()))?;

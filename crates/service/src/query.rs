@@ -1,7 +1,25 @@
 //! Query-string values every list route reads the same way: times as RFC 3339 or milliseconds, with the field
-//! named in the error.
+//! named in the error, and a query string that does not parse answered with the API's JSON error body.
+
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
 
 use crate::api_error::ApiError;
+
+/// `axum::extract::Query` whose rejection is the API's JSON error (400 with `error`), not axum's plain text.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| ApiQuery(value))
+            .map_err(|rejection| ApiError::invalid(rejection.body_text()))
+    }
+}
 
 /// Accepts RFC 3339 or integer milliseconds.
 pub fn time_param(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {

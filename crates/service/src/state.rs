@@ -10,7 +10,7 @@ use crate::api_error::ApiError;
 use crate::engine_loop::EngineInput;
 use crate::malformed::MalformedLog;
 use crate::store::Store;
-use stormwatch_core::changes::CorrelatorConfig;
+use stormwatch_core::changes::{CoordinationConfig, CorrelatorConfig};
 use stormwatch_core::engine::Engine;
 
 #[derive(Clone)]
@@ -21,6 +21,8 @@ pub struct AppState {
     pub health: Arc<crate::health::Health>,
     /// The engine's correlator settings, to judge stored incidents against the register the same way.
     pub correlator: Arc<CorrelatorConfig>,
+    /// Registration warnings' thresholds and the outcome window.
+    pub coordination: Arc<CoordinationConfig>,
 }
 
 /// Runs `question` on the engine thread and returns its answer. A stuck engine gets a 503 after the stall limit

@@ -8,6 +8,7 @@ use crossbeam::channel::Sender;
 use super::alerts::AlertMessage;
 use super::engine_loop::Persistence;
 use super::health::Health;
+use super::incident_series::IncidentSeries;
 use super::log_limit::LogLimit;
 use crate::store::{Store, Upsert};
 use stormwatch_core::report::IncidentRecord;
@@ -58,6 +59,32 @@ impl Persistence for StoreSink {
             Err(error) => {
                 tracing::error!(%error, "cannot save the engine snapshot");
                 false
+            }
+        }
+    }
+
+    fn series_changed(&mut self, id: &str, series: &IncidentSeries) {
+        let saved = serde_json::to_string(series)
+            .map_err(|e| e.to_string())
+            .and_then(|json| {
+                self.store
+                    .save_series(id.to_owned(), json)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(error) = saved
+            && let Some(suppressed) = self.errors.allow()
+        {
+            tracing::error!(%id, %error, suppressed, "cannot save the incident's chart");
+        }
+    }
+
+    fn stored_series(&mut self, id: &str) -> Option<IncidentSeries> {
+        let text = self.store.get_series(id.to_owned()).ok()??;
+        match serde_json::from_str(&text) {
+            Ok(series) => Some(series),
+            Err(error) => {
+                tracing::warn!(%id, %error, "the stored chart cannot be read; the incident's chart starts again");
+                None
             }
         }
     }

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use stormwatch_core::engine::Engine;
 use stormwatch_core::engine::detect::backlog::DeliveryState;
+use stormwatch_core::engine::incidents::round2;
 use stormwatch_core::engine::user::UserState;
 use stormwatch_core::engine::window::Flow;
 use stormwatch_core::incident::IncidentKind;
@@ -67,11 +68,12 @@ pub fn view(user: &UserState) -> UserView {
             .zip(baselines)
             .map(|(&(flow, name), baseline)| {
                 let rate = user.view.short_rate(flow);
+                // Rounded as in the report: 2.39 reads, 2.3912087912087911 is noise.
                 FlowView {
                     flow: name,
-                    rate,
-                    baseline,
-                    ratio: (baseline > 0.0).then(|| rate / baseline),
+                    rate: round2(rate),
+                    baseline: round2(baseline),
+                    ratio: (baseline > 0.0).then(|| round2(rate / baseline)),
                 }
             })
             .collect(),

@@ -30,6 +30,8 @@ const FILES: &[(&str, &str, &str)] = &[
     ("chart.js", JS, include_str!("static/chart.js")),
     ("user.js", JS, include_str!("static/user.js")),
     ("changes.js", JS, include_str!("static/changes.js")),
+    ("schedule.js", JS, include_str!("static/schedule.js")),
+    ("outcomes.js", JS, include_str!("static/outcomes.js")),
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";

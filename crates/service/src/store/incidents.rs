@@ -28,6 +28,8 @@ pub struct IncidentFilter {
     pub open: Option<bool>,
     /// Incidents of this User, including `*` incidents that list it among their Users.
     pub user: Option<Eui64>,
+    /// Only network-wide (`*`) incidents.
+    pub network_only: bool,
     pub kind: Option<IncidentKind>,
     /// With `to_ms`: incidents whose `[onset, resolved]` (open ones: onset onwards) overlaps `[from_ms, to_ms]`.
     pub from_ms: Option<i64>,
@@ -136,6 +138,9 @@ pub(super) fn list(
     if let Some(user) = filter.user {
         clauses.push("id IN (SELECT incident_id FROM incident_users WHERE user = ?)");
         values.push(Sql::Text(user.to_string()));
+    }
+    if filter.network_only {
+        clauses.push("user = '*'");
     }
     if let Some(kind) = filter.kind {
         clauses.push("kind = ?");

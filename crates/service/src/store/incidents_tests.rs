@@ -138,4 +138,16 @@ fn a_network_incident_keeps_the_users_every_writer_reported() {
         ids(&store.list_incidents(by_user).unwrap()),
         ["INC-backlog-NET-100"]
     );
+    // `?user=*`: the network-wide ones only, not each User's own.
+    store
+        .save_incident(record("INC-own", &USER_A.to_string(), 0, None), None)
+        .unwrap();
+    let network = IncidentFilter {
+        network_only: true,
+        ..IncidentFilter::default()
+    };
+    assert_eq!(
+        ids(&store.list_incidents(network).unwrap()),
+        ["INC-backlog-NET-100"]
+    );
 }

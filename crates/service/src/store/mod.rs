@@ -16,6 +16,7 @@ mod history;
 mod incidents;
 mod owner;
 mod schema;
+mod series;
 mod tokens;
 mod triage;
 
@@ -103,7 +104,7 @@ impl Store {
 }
 
 /// Milliseconds since the Unix epoch by the wall clock; a clock before 1970 reads as 0.
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| {
@@ -177,6 +178,9 @@ operations! {
     fn save_incident / save_incident_async(record: IncidentRecord, extra: Option<serde_json::Value>) -> Upsert
         = |db| incidents::save(db, &record, extra.as_ref());
     fn get_incident / get_incident_async(id: String) -> Option<StoredIncident> = |db| incidents::get(db, &id);
+    /// Replaces an incident's chart (`IncidentSeries` JSON).
+    fn save_series / save_series_async(id: String, series: String) -> () = |db| series::save(db, &id, &series);
+    fn get_series / get_series_async(id: String) -> Option<String> = |db| series::get(db, &id);
     fn list_incidents / list_incidents_async(filter: IncidentFilter) -> Vec<StoredIncident>
         = |db| incidents::list(db, &filter);
 

@@ -122,6 +122,15 @@ const MIGRATIONS: &[&str] = &[
         probed_ms  INTEGER NOT NULL
     );
     "#,
+    // 4: each incident's chart for its whole life (bounded JSON, see incident_series.rs), so it outlives the
+    // engine's few minutes of per-second windows and a restart.
+    r#"
+    CREATE TABLE incident_series (
+        incident_id  TEXT PRIMARY KEY NOT NULL,
+        series       TEXT NOT NULL,
+        updated_ms   INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

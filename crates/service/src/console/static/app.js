@@ -8,6 +8,8 @@ import * as overview from './overview.js';
 import * as incident from './incident.js';
 import * as user from './user.js';
 import * as changes from './changes.js';
+import * as schedule from './schedule.js';
+import * as outcomes from './outcomes.js';
 
 const POLL_MS = 3000;
 
@@ -16,6 +18,8 @@ const views = [
   [/^#\/incident\/(.+)$/, incident, 'overview'],
   [/^#\/user\/(.+)$/, user, 'overview'],
   [/^#\/changes$/, changes, 'changes'],
+  [/^#\/schedule$/, schedule, 'schedule'],
+  [/^#\/outcomes$/, outcomes, 'outcomes'],
 ];
 
 let current = null; // { view, param, state }

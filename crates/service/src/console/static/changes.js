@@ -100,11 +100,13 @@ function registerForm(state) {
     field('expected.direction', 'Declared traffic', select(['to_dsp', 'to_user'], 'none declared')),
     field('expected.rate_factor', 'Times normal, at most', input({ inputmode: 'decimal', placeholder: '2.5' })),
     h('p', { class: 'form-done', role: 'status' }),
+    h('div', { class: 'form-warnings', role: 'status' }),
     h('button', { type: 'submit' }, 'Register change'));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     clearErrors(form);
     form.querySelector('.form-done').textContent = '';
+    replace(form.querySelector('.form-warnings'));
     const values = Object.fromEntries(new FormData(form));
     const notice = {
       id: values.id, user: values.user, title: values.title, category: values.category,
@@ -125,6 +127,12 @@ function registerForm(state) {
       const done = `${outcome.outcome === 'created' ? 'Registered' : outcome.outcome === 'updated' ? 'Updated' : 'Unchanged:'} ${outcome.id}.`;
       form.reset();
       form.querySelector('.form-done').textContent = done;
+      // Warnings are advice, never a refusal: the change is stored; they are listed until the form is used again.
+      const warnings = outcome.warnings || [];
+      replace(form.querySelector('.form-warnings'), warnings.length
+        ? [h('p', {}, `${warnings.length} warning${warnings.length === 1 ? '' : 's'} (the change is registered):`),
+          h('ul', {}, warnings.map((w) => h('li', { 'data-kind': w.kind }, '⚠ ', w.message)))]
+        : []);
       say(done);
       state.highlight = outcome.id;
       state.key = null;

@@ -1,5 +1,5 @@
 // The incident chart, drawn by hand as SVG: queue depth (top panel) and the User's flows per second (bottom
-// panel) around the onset; above them a lane per change window (hatched, labelled, suspect or ruled out), with
+// panel) over the incident's life (per second around onset and detection, then per 10 s, then per minute); above them a lane per change window (hatched, labelled, suspect or ruled out), with
 // suspect windows also shaded across both panels; onset and detection as labelled vertical lines. Lines differ by dash pattern as well as colour, and a table of the same data sits
 // under the chart for anyone who cannot see it.
 
@@ -22,17 +22,22 @@ const GAP = 44;
 const FLOW_H = 110;
 const AXIS_H = 30;
 
-/** Sums the per-second points of every User in the series (one User for most incidents). */
+/**
+ * Sums the points of every User in the series (one User for most incidents). A point covers `step_s` seconds
+ * (1 around onset and detection, then 10, then 60 for a long incident): flows become per-second rates over it,
+ * depth is the deepest queue in it.
+ */
 export function combine(series) {
   const byTs = new Map();
   for (const { points } of series || []) {
     for (const p of points) {
-      const sum = byTs.get(p.ts) || { ts: p.ts, depth: 0, requests: 0, queued: 0, delivered: 0, delivery_failed: 0 };
+      const per = Math.max(p.seconds || p.step_s || 1, 1);
+      const sum = byTs.get(p.ts) || { ts: p.ts, step_s: per, depth: 0, requests: 0, queued: 0, delivered: 0, delivery_failed: 0 };
       sum.depth += p.depth;
-      sum.requests += p.requests;
-      sum.queued += p.queued_responses + p.queued_alerts;
-      sum.delivered += p.delivered;
-      sum.delivery_failed += p.delivery_failed;
+      sum.requests += p.requests / per;
+      sum.queued += (p.queued_responses + p.queued_alerts) / per;
+      sum.delivered += p.delivered / per;
+      sum.delivery_failed += p.delivery_failed / per;
       byTs.set(p.ts, sum);
     }
   }
@@ -73,7 +78,7 @@ export function chart(incident, windows, width) {
   const several = (incident.series || []).length > 1;
   if (points.length < 2) {
     return h('p', { class: 'panel muted' },
-      'No per-second series: the engine no longer holds these seconds (it keeps the last hour or so per User).');
+      'No chart yet: the engine has not closed a second of this incident since it was stored.');
   }
   const t0 = points[0].ts;
   const t1 = points[points.length - 1].ts;
@@ -96,7 +101,7 @@ export function chart(incident, windows, width) {
   const flowAxis = yAxis(flowTop, FLOW_H, maxFlow, `Flows (messages per second)${several ? ', all Users' : ''}`, x0, x1);
 
   const svg = [];
-  svg.push(s('title', { id: 'chart-title' }, `Queue depth and flows of ${incident.user} around the onset`));
+  svg.push(s('title', { id: 'chart-title' }, `Queue depth and flows of ${incident.user} over the incident`));
   svg.push(s('desc', { id: 'chart-desc' }, describe(incident, points, windows)));
   svg.push(s('defs', {},
     s('pattern', { id: 'hatch-suspect', width: 8, height: 8, patternUnits: 'userSpaceOnUse', patternTransform: 'rotate(45)' },
@@ -136,9 +141,12 @@ export function chart(incident, windows, width) {
   }
   svg.push(...depthAxis.parts, ...flowAxis.parts);
 
-  // Time axis under the bottom panel, a tick a minute.
-  const first = Math.ceil(t0 / 60000) * 60000;
-  for (let ts = first; ts <= t1; ts += 60000) {
+  // Time axis under the bottom panel: a tick a minute for a short chart, coarser for a long one (about 12 ticks),
+  // so labels never overlap.
+  const tickMs = [1, 2, 5, 10, 15, 30, 60, 120, 240, 360, 720, 1440].map((m) => m * 60000)
+    .find((ms) => (t1 - t0) / ms <= 12) || 1440 * 60000;
+  const first = Math.ceil(t0 / tickMs) * tickMs;
+  for (let ts = first; ts <= t1; ts += tickMs) {
     svg.push(s('line', { x1: x(ts), x2: x(ts), y1: bottom, y2: bottom + 5, class: 'axis' }));
     svg.push(s('text', { x: x(ts), y: bottom + 19, 'text-anchor': 'middle', class: 'tick' }, clock(ts).slice(0, 5)));
   }
@@ -206,12 +214,12 @@ function describe(incident, points, windows) {
       : covering.length ? `Change window ${covering[0]} covers the onset.` : 'No change window covers the onset.');
 }
 
-/** The same data every 10 seconds, as a table behind a disclosure. */
+/** The same data every 10th point (10 s where the chart is per second), as a table behind a disclosure. */
 function dataTable(points) {
   const rows = points.filter((p, i) => i % 10 === 0 || i === points.length - 1).map((p) => h('tr', {},
     h('th', { scope: 'row' }, time(p.ts)),
     ['depth', ...FLOWS.map(([key]) => key)].map((key) => h('td', { class: 'num' }, num(p[key])))));
-  return h('details', { class: 'chart-data' }, h('summary', {}, 'Chart data as a table (every 10 s)'),
+  return h('details', { class: 'chart-data' }, h('summary', {}, 'Chart data as a table (every 10th point)'),
     h('div', { class: 'table-wrap' }, h('table', {},
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Second'), h('th', { scope: 'col' }, 'Depth'),
         FLOWS.map(([, label]) => h('th', { scope: 'col' }, `${label}/s`)))),

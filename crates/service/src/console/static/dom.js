@@ -48,7 +48,21 @@ export function time(ms, { seconds = true, zone = true } = {}) {
   const d = new Date(ms);
   const clock = `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}${seconds ? `:${pad(d.getUTCSeconds())}` : ''}`;
   const text = `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${clock}`;
-  return zone ? `${text} UTC` : text;
+  return zone ? `${text} UTC (${ukTime(ms, seconds)})` : text;
+}
+
+const UK = (seconds) => new Intl.DateTimeFormat('en-GB', {
+  timeZone: 'Europe/London', hour: '2-digit', minute: '2-digit', second: seconds ? '2-digit' : undefined,
+  hourCycle: 'h23', timeZoneName: 'short',
+});
+
+/** The same instant as a UK clock reads it (`10:05:00 BST` in summer, `09:05:00 GMT` in winter). */
+export function ukTime(ms, seconds = true) {
+  try {
+    return `${UK(seconds).format(new Date(ms))} UK`;
+  } catch {
+    return 'UK time unavailable';
+  }
 }
 
 /** A window: `2026-03-10 09:04:40 – 10:00:00 UTC`, the date repeated only when it changes. */

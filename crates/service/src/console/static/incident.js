@@ -1,4 +1,4 @@
-// The incident page: what happened (summary and the chart around the onset), why (ranked suspects with every
+// The incident page: what happened (summary and the chart over the incident's life), why (ranked suspects with every
 // reason, and the nearby changes the correlator ruled out, with its reasons), what has been done (triage panel and
 // timeline). It refreshes with every poll; each part redraws only when its own data changed.
 
@@ -41,7 +41,7 @@ export function mount(container, id) {
     h('div', { class: 'incident-grid' },
       h('div', { class: 'stack' },
         h('section', { 'aria-labelledby': 'h-chart', class: 'panel p-chart' },
-          h('h2', { id: 'h-chart' }, 'Queue and flows around the onset'), state.chart),
+          h('h2', { id: 'h-chart' }, 'Queue and flows over the incident'), state.chart),
         h('section', { 'aria-labelledby': 'h-nearby', class: 'panel p-nearby' },
           h('h2', { id: 'h-nearby' }, 'Changes nearby that were ruled out'), state.nearby)),
       h('div', { class: 'stack' },
@@ -115,6 +115,13 @@ export function draw(state) {
   if (changed('nearby', nearby)) replace(state.nearby, ruledOut(nearby));
 }
 
+/** What each delivery state means (the glossary at the foot of the page has the rest). */
+const DELIVERY = {
+  STOP: 'no delivery attempted at all while messages wait',
+  STALL: 'deliveries attempted, all failing',
+  WARN: 'delivering, but fewer than arrive',
+};
+
 function summary(incident, asOf) {
   const e = incident.evidence || {};
   const items = [
@@ -129,7 +136,7 @@ function summary(incident, asOf) {
     ['Peak depth', num(incident.peak_depth)],
     ['Depth at detection', num(e.depth_at_detection)],
     peak(incident),
-    e.delivery_state && ['Delivery at detection', e.delivery_state],
+    e.delivery_state && ['Delivery at detection', `${e.delivery_state}: ${DELIVERY[e.delivery_state] || ''}`],
     e.failure_reason && ['Failures', `${num(e.failed_deliveries)} failed deliveries, mostly ${e.failure_reason}`],
     e.peak_backlog_age_s !== undefined && ['Oldest waiting at peak', duration(e.peak_backlog_age_s * 1000)],
     e.last_delivery && ['Last delivery before onset', time(e.last_delivery)],

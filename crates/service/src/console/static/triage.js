@@ -98,7 +98,10 @@ function suspects(state, incident, triage, ops) {
       'No registered change explains this incident: an unregistered change is suspected.');
   }
   const standing = new Map(triage.judgements.map((j) => [j.change, j]));
-  return h('ol', { class: 'suspects' }, incident.suspects.map((suspect, index) => {
+  // Under this verdict no change scored enough to explain the incident: the nearest ones are ruled out, and
+  // calling them suspects (or ranking them "#1") would read as evidence for them.
+  const ruledOut = incident.verdict === 'unregistered_change_suspected';
+  const list = h('ol', { class: 'suspects' }, incident.suspects.map((suspect, index) => {
     const judged = standing.get(suspect.change);
     const controls = ops ? h('div', { class: 'judge', role: 'group', 'aria-label': `Judge ${suspect.change}` },
       JUDGEMENTS.map(([value, label, symbol]) => {
@@ -112,7 +115,7 @@ function suspects(state, incident, triage, ops) {
         }, h('span', { 'aria-hidden': 'true' }, `${symbol} `), pressed ? `${label}ed` : label);
       })) : '';
     return h('li', { class: 'suspect', 'data-change': suspect.change },
-      h('h3', {}, h('span', { class: 'rank' }, `#${index + 1}`), ' ',
+      h('h3', {}, h('span', { class: 'rank' }, ruledOut ? 'Ruled out:' : `#${index + 1}`), ' ',
         h('span', { class: 'mono' }, suspect.change), suspect.title ? ` ${suspect.title}` : ''),
       h('p', { class: 'score-line' },
         h('meter', { min: 0, max: 1, low: 0.2, high: 0.5, optimum: 1, value: suspect.score }),
@@ -123,6 +126,12 @@ function suspects(state, incident, triage, ops) {
         : h('p', { class: 'muted' }, 'Not judged by an operator yet.'),
       controls);
   }));
+  if (!ruledOut) return list;
+  return h('div', {},
+    h('p', {}, h('span', { 'aria-hidden': 'true' }, '⚠ '),
+      'No registered change explains this incident: an unregistered change is suspected. ',
+      'The nearest registered changes below were ruled out; their reasons say why (see the glossary).'),
+    list);
 }
 
 /** States in event time, then every recorded transition and action in the order the store wrote them. */

@@ -2,6 +2,7 @@
 // rate and ratio), its recent incidents and its registered changes. Refreshed with every poll.
 
 import { api, withQuery } from './api.js';
+import { figures } from './outcomes.js';
 import { duration, failure, flow, h, kind, num, replace, span, state as openState, time, verdict } from './dom.js';
 
 /** A flow this far above or below its baseline is called out in words, not only by the ratio. */
@@ -11,13 +12,15 @@ const LOW_RATIO = 0.25;
 const LOW_FLOOR = 1;
 
 export function mount(container, id) {
-  const state = { id, busy: false, stopped: false, keys: {}, now: h('div'), incidents: h('div'), changes: h('div') };
+  const state = { id, busy: false, stopped: false, keys: {}, now: h('div'), incidents: h('div'), changes: h('div'), outcomes: h('div') };
   container.append(
     h('nav', { 'aria-label': 'Breadcrumb', class: 'crumbs' }, h('a', { href: '#/' }, 'Overview'), ' › User'),
     h('h1', {}, 'User ', h('span', { class: 'mono' }, id)),
     h('section', { class: 'panel', 'aria-labelledby': 'h-now' }, h('h2', { id: 'h-now' }, 'Now, against baseline'), state.now),
     h('section', { class: 'panel', 'aria-labelledby': 'h-incidents' },
       h('h2', { id: 'h-incidents' }, 'Recent incidents'), state.incidents),
+    h('section', { class: 'panel', 'aria-labelledby': 'h-outcomes' },
+      h('h2', { id: 'h-outcomes' }, 'Change outcomes, last 90 days'), state.outcomes),
     h('section', { class: 'panel', 'aria-labelledby': 'h-changes' },
       h('h2', { id: 'h-changes' }, 'Registered changes'), state.changes));
   state.now.append(h('p', { class: 'muted' }, 'Loading…'));
@@ -34,10 +37,11 @@ export async function refresh(state) {
   state.busy = true;
   try {
     const id = encodeURIComponent(state.id);
-    const [now, incidents, changes] = await Promise.all([
+    const [now, incidents, changes, outcomes] = await Promise.all([
       api(`/api/v1/users/${id}`).catch((error) => (error.status === 404 ? null : Promise.reject(error))),
       api(withQuery('/api/v1/incidents', { user: state.id })),
       api(withQuery('/api/v1/changes', { user: state.id })),
+      api(`/api/v1/outcomes/${id}`),
     ]);
     if (state.stopped) return;
     const draw = (part, value, render) => {
@@ -50,6 +54,7 @@ export async function refresh(state) {
     draw('now', now, current);
     draw('incidents', incidents, recent);
     draw('changes', changes, registered);
+    draw('outcomes', outcomes, (o) => figures(o.figures));
   } catch (error) {
     if (!state.stopped && error.status !== 401) replace(state.now, failure(error));
   } finally {

@@ -1,0 +1,142 @@
+// The forward schedule of change (DP083): a timeline of a day or a week with one row per owner, the DCC's on top,
+// each change a bar placed by its window (marked when it carries warnings), and below it the same changes as a
+// table with status, expected impact, warnings and outcome, so nothing is only in the picture. Filters: start
+// day, span, owner, category. A User token sees its own changes and the DCC's.
+
+import { api, withQuery } from './api.js';
+import { failure, h, replace, spanCell, user } from './dom.js';
+
+const DAY_MS = 86_400_000;
+const CATEGORIES = ['network', 'certificate', 'endpoint', 'application', 'device', 'campaign', 'dcc_maintenance', 'other'];
+const WARNING_LABELS = {
+  dcc_maintenance_overlap: 'overlaps DCC maintenance',
+  bcdr_test_overlap: 'overlaps a BCDR test',
+  high_risk_pile_up: 'high-risk pile-up',
+  morning_peak: 'morning peak',
+  scheduled_reads: 'overnight reads',
+  undeclared_impact: 'no declared impact',
+  short_window: 'short window',
+};
+const OUTCOMES = {
+  pending: 'pending', cancelled: 'cancelled', clean: '✓ clean', expected_impact: '✓ expected impact',
+  suspected: '? suspected', attributed: '⚠ caused incident',
+};
+
+const startOfDay = (ms) => ms - (ms % DAY_MS);
+const isoDay = (ms) => new Date(ms).toISOString().slice(0, 10);
+
+function labelled(name, label, control) {
+  control.id = `s-${name}`;
+  control.name = name;
+  return h('div', { class: 'field' }, h('label', { for: control.id }, label), control);
+}
+
+export function mount(container) {
+  const today = startOfDay(Date.now());
+  const state = { busy: false, stopped: false, key: null, filter: { day: isoDay(today), span: 'week' }, body: h('div') };
+  const form = h('form', { class: 'filters', novalidate: true, 'aria-label': 'Schedule filters' },
+    labelled('day', 'From (UTC day)', h('input', { type: 'date', value: state.filter.day })),
+    labelled('span', 'Span', h('select', {}, h('option', { value: 'week' }, 'week'), h('option', { value: 'day' }, 'day'))),
+    labelled('user', 'Owner', h('input', { type: 'text', placeholder: 'EUI-64 or DCC', autocomplete: 'off', spellcheck: 'false' })),
+    labelled('category', 'Category', h('select', {}, h('option', { value: '' }, 'any'), CATEGORIES.map((c) => h('option', { value: c }, c)))),
+    h('div', { class: 'buttons' }, h('button', { type: 'submit' }, 'Show')));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    state.filter = Object.fromEntries(new FormData(form));
+    state.key = null;
+    refresh(state);
+  });
+  container.append(
+    h('h1', {}, 'Forward schedule of change'),
+    h('section', { class: 'panel', 'aria-labelledby': 'h-sched' },
+      h('h2', { id: 'h-sched' }, 'User and DCC changes'),
+      h('p', { class: 'meta' }, 'DCC changes on top, then each User; times in UTC. ⚠ marks a change with warnings. ',
+        'Calendar clients subscribe to ', h('code', {}, '/api/v1/schedule.ics?token=…'), ' (same filters).'),
+      form, state.body));
+  document.title = 'Schedule · Stormwatch';
+  return state;
+}
+
+export function stop(state) {
+  state.stopped = true;
+}
+
+export async function refresh(state) {
+  if (state.busy || state.stopped) return;
+  state.busy = true;
+  try {
+    const from = Date.parse(`${state.filter.day || isoDay(Date.now())}T00:00:00Z`);
+    const start = Number.isFinite(from) ? from : startOfDay(Date.now());
+    const days = state.filter.span === 'day' ? 1 : 7;
+    const params = { from: new Date(start).toISOString(), to: new Date(start + days * DAY_MS).toISOString() };
+    if (state.filter.user) params.user = state.filter.user.trim();
+    if (state.filter.category) params.category = state.filter.category;
+    const schedule = await api(withQuery('/api/v1/schedule', params));
+    const key = JSON.stringify(schedule);
+    if (key !== state.key && !state.stopped) {
+      state.key = key;
+      replace(state.body, timeline(schedule, start, days), list(schedule));
+    }
+  } catch (error) {
+    if (!state.stopped && error.status !== 401) replace(state.body, failure(error));
+  } finally {
+    state.busy = false;
+  }
+}
+
+/** Places `node` from `a` to `b` (fractions of the span) with CSSOM, which the page's style policy allows. */
+function place(node, a, b) {
+  node.style.left = `${(Math.max(0, a) * 100).toFixed(3)}%`;
+  node.style.width = `${(Math.max(0.004, Math.min(1, b) - Math.max(0, a)) * 100).toFixed(3)}%`;
+  return node;
+}
+
+function timeline(schedule, start, days) {
+  const total = days * DAY_MS;
+  const ticks = days === 1
+    ? Array.from({ length: 8 }, (_, i) => [i * 3 * 3_600_000, `${String(i * 3).padStart(2, '0')}:00`])
+    : Array.from({ length: days }, (_, i) => [i * DAY_MS, new Date(start + i * DAY_MS).toUTCString().slice(0, 11)]);
+  const axis = h('div', { class: 'sched-axis', 'aria-hidden': 'true' },
+    ticks.map(([offset, text]) => place(h('span', { class: 'sched-tick' }, text), offset / total, (offset / total) + (1 / ticks.length))));
+  const rows = schedule.rows.map((owner) => {
+    const track = h('div', { class: 'sched-track' });
+    for (const change of schedule.changes.filter((c) => c.user === owner)) {
+      const a = (Date.parse(change.start) - start) / total;
+      const b = (Date.parse(change.end) - start) / total;
+      const warned = change.warnings.length > 0;
+      const text = `${change.id}: ${change.title} (${change.category}, ${change.status})${warned ? ` – ${change.warnings.length} warning(s)` : ''}`;
+      track.append(place(h('span', {
+        class: `sched-bar cat-${change.category} st-${change.status}${warned ? ' warned' : ''}`,
+        title: text, 'data-change': change.id,
+      }, warned ? '⚠ ' : '', change.id), a, b));
+    }
+    return h('div', { class: `sched-row${owner === 'DCC' ? ' dcc' : ''}`, 'data-owner': owner },
+      h('div', { class: 'sched-owner' }, owner === 'DCC' ? 'DCC' : user(owner)), track);
+  });
+  return h('figure', { class: 'sched', 'aria-label': `Timeline of ${schedule.changes.length} changes; the table below lists them` },
+    h('div', { class: 'sched-row sched-head' }, h('div', { class: 'sched-owner' }, 'Owner'), axis),
+    rows.length ? rows : h('p', { class: 'muted' }, 'No change in this span.'));
+}
+
+function list(schedule) {
+  if (!schedule.changes.length) return '';
+  return h('div', { class: 'table-wrap' }, h('table', { class: 'schedule-list' },
+    h('caption', {}, `${schedule.changes.length} change${schedule.changes.length === 1 ? '' : 's'} from ${schedule.from} to ${schedule.to}, by window start.`),
+    h('thead', {}, h('tr', {}, ['Change', 'Owner', 'Title', 'Window', 'Status', 'Expected impact', 'Warnings', 'Outcome']
+      .map((n) => h('th', { scope: 'col' }, n)))),
+    h('tbody', {}, schedule.changes.map((c) => h('tr', { 'data-change': c.id },
+      h('th', { scope: 'row', class: 'mono' }, c.id),
+      h('td', {}, c.user === 'DCC' ? 'DCC' : user(c.user)),
+      h('td', {}, c.title, h('p', { class: 'meta' }, c.category)),
+      h('td', {}, spanCell(Date.parse(c.start), Date.parse(c.end))),
+      h('td', {}, c.status),
+      h('td', {}, c.expected ? `up to ${c.expected.rate_factor}× ${c.expected.direction}` : 'none declared'),
+      h('td', { class: 'warnings' }, c.warnings.length
+        ? h('ul', { class: 'warning-list' }, c.warnings.map((w) => h('li', { title: w.message, 'data-kind': w.kind },
+          h('span', { class: 'badge state-open' }, `⚠ ${WARNING_LABELS[w.kind] || w.kind}`), h('p', { class: 'meta' }, w.message))))
+        : '–'),
+      h('td', {}, OUTCOMES[c.outcome.outcome] || c.outcome.outcome,
+        c.outcome.attributed && c.outcome.attributed.length
+          ? h('p', { class: 'meta' }, c.outcome.attributed.map((id) => h('a', { href: `#/incident/${encodeURIComponent(id)}` }, id, ' ')))
+          : ''))))));
+}

@@ -1,0 +1,192 @@
+//! Registration warnings in the service: judged against the whole stored register when a change is registered or
+//! shown (so they stay listed, and follow later registrations), and the upcoming-conflicts gauge behind the
+//! Prometheus rule.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use metrics::gauge;
+use serde_json::{Value, json};
+
+use crate::api_error::ApiError;
+use crate::state::AppState;
+use crate::store::UpsertOutcome;
+use stormwatch_core::changes::{
+    ChangeNotice, ChangeOutcome, ChangeOwner, ChangeRegister, ChangeStatus, CoordinationConfig,
+    Warning, WarningKind, warnings,
+};
+
+/// One change on the schedule: the contract notice, who owns it, and its warnings.
+#[derive(serde::Serialize)]
+pub struct ScheduledChange {
+    #[serde(flatten)]
+    pub notice: serde_json::Value,
+    /// `dcc` or `user`.
+    pub owner: &'static str,
+    pub warnings: Vec<Warning>,
+    /// Whether it ran clean or caused incidents, with their ids.
+    pub outcome: ChangeOutcome,
+    pub updated_ms: i64,
+}
+
+/// Planned or in-progress changes not yet ended that carry a warning, by warning kind.
+pub const UPCOMING_CONFLICTS: &str = "stormwatch_change_upcoming_conflicts";
+
+/// How often the gauge is recomputed besides after each API write (CLI writes reach it this way).
+const REFRESH: Duration = Duration::from_secs(30);
+
+/// The warnings `notice` has against the register.
+pub fn of(
+    notice: &ChangeNotice,
+    register: &ChangeRegister,
+    config: &CoordinationConfig,
+) -> Vec<Warning> {
+    warnings(notice, register.iter(), config)
+}
+
+/// Keeps in each warning's `related` only the changes `viewer` may see (its own and the DCC's): a User learns
+/// that other Users' changes pile up with its own, not which.
+pub fn redact(found: &mut [Warning], register: &ChangeRegister, viewer: Option<ChangeOwner>) {
+    let Some(own) = viewer else { return };
+    for warning in found {
+        warning.related.retain(|id| {
+            register
+                .get(id)
+                .is_some_and(|n| n.owner == own || n.owner == ChangeOwner::Dcc)
+        });
+    }
+}
+
+/// The registration answer: each outcome with the warnings its notice now has.
+pub async fn registered(
+    state: &AppState,
+    outcomes: Vec<UpsertOutcome>,
+    viewer: Option<ChangeOwner>,
+) -> Result<Value, ApiError> {
+    let register = state.store.load_register_async().await?;
+    publish(&register, &state.coordination, crate::store::now_ms());
+    let changes: Vec<Value> = outcomes
+        .into_iter()
+        .map(|outcome| {
+            let mut found = register
+                .get(&outcome.id)
+                .map(|notice| of(notice, &register, &state.coordination))
+                .unwrap_or_default();
+            redact(&mut found, &register, viewer);
+            json!({ "id": outcome.id, "outcome": outcome.outcome, "warnings": found })
+        })
+        .collect();
+    let warned = changes
+        .iter()
+        .filter(|c| c["warnings"].as_array().is_some_and(|w| !w.is_empty()))
+        .count();
+    Ok(json!({ "changes": changes, "warned": warned }))
+}
+
+/// Republishes the gauge after a write that returns no warnings (a status change).
+pub async fn refresh_gauge(state: &AppState) {
+    match state.store.load_register_async().await {
+        Ok(register) => publish(&register, &state.coordination, crate::store::now_ms()),
+        Err(error) => tracing::warn!(%error, "cannot count upcoming change conflicts"),
+    }
+}
+
+/// The warnings of one stored notice, for its detail view.
+pub async fn listed(
+    state: &AppState,
+    notice: &ChangeNotice,
+    viewer: Option<ChangeOwner>,
+) -> Result<Vec<Warning>, ApiError> {
+    let register = state.store.load_register_async().await?;
+    let mut found = of(notice, &register, &state.coordination);
+    redact(&mut found, &register, viewer);
+    Ok(found)
+}
+
+/// Counts, by kind, the changes still ahead or running (planned or in progress, window end after `now_ms`) that
+/// carry warnings.
+pub fn upcoming(
+    register: &ChangeRegister,
+    config: &CoordinationConfig,
+    now_ms: i64,
+) -> BTreeMap<WarningKind, u64> {
+    let mut counts = BTreeMap::new();
+    for notice in register.iter().filter(|n| {
+        matches!(n.status, ChangeStatus::Planned | ChangeStatus::InProgress) && n.end_ms >= now_ms
+    }) {
+        let mut kinds: Vec<WarningKind> = of(notice, register, config)
+            .iter()
+            .map(|w| w.kind)
+            .collect();
+        kinds.dedup();
+        for kind in kinds {
+            *counts.entry(kind).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+fn publish(register: &ChangeRegister, config: &CoordinationConfig, now_ms: i64) {
+    let counts = upcoming(register, config, now_ms);
+    for kind in [
+        WarningKind::DccMaintenanceOverlap,
+        WarningKind::BcdrTestOverlap,
+        WarningKind::HighRiskPileUp,
+        WarningKind::MorningPeak,
+        WarningKind::ScheduledReads,
+        WarningKind::UndeclaredImpact,
+        WarningKind::ShortWindow,
+    ] {
+        let count = counts.get(&kind).copied().unwrap_or(0);
+        gauge!(UPCOMING_CONFLICTS, "kind" => kind.as_str()).set(count as f64);
+    }
+}
+
+/// Keeps the upcoming-conflicts gauge current as time passes and the CLI writes to the store.
+pub async fn publish_upcoming(state: AppState) {
+    metrics::describe_gauge!(
+        UPCOMING_CONFLICTS,
+        "Planned or running changes, not yet ended, with a registration warning, by kind"
+    );
+    let mut every = tokio::time::interval(REFRESH);
+    loop {
+        every.tick().await;
+        refresh_gauge(&state).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stormwatch_core::changes::{Category, ChangeOwner};
+    use stormwatch_core::telemetry::Eui64;
+
+    #[test]
+    fn upcoming_counts_only_live_changes_not_yet_ended() {
+        let config = CoordinationConfig::default();
+        let user = ChangeOwner::User(Eui64(7));
+        // 2026-03-10T11:00Z: quiet hours; each change is too short for its category.
+        let eleven = 1_773_140_400_000;
+        let mut register = ChangeRegister::new();
+        register.upsert(ChangeNotice::planned(
+            "A",
+            user,
+            Category::Network,
+            eleven,
+            eleven + 60_000,
+        ));
+        let mut done = ChangeNotice::planned("B", user, Category::Network, eleven, eleven + 60_000);
+        done.status = ChangeStatus::Completed;
+        register.upsert(done);
+        register.upsert(ChangeNotice::planned(
+            "C",
+            user,
+            Category::Network,
+            eleven - 7_200_000,
+            eleven - 3_600_000,
+        ));
+        let counts = upcoming(&register, &config, eleven);
+        assert_eq!(counts.get(&WarningKind::ShortWindow), Some(&1));
+        assert_eq!(counts.len(), 1);
+    }
+}

@@ -1,0 +1,247 @@
+//! Change outcomes over HTTP: the network-wide summary per owner (`GET /api/v1/outcomes`, sortable), one owner's
+//! figures with each change's outcome (`GET /api/v1/outcomes/{owner}`), and the outcome shown on a change.
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::api_error::ApiError;
+use super::auth::{confined_to, principal};
+use super::query::time_param;
+use super::state::AppState;
+use crate::store::{ChangeFilter, IncidentFilter, Judgement, TriageAction};
+use stormwatch_core::changes::{
+    ChangeNotice, ChangeOutcome, ChangeOwner, JudgedIncident, OwnerOutcomes, change_outcome,
+    summarize,
+};
+
+const DAY_MS: i64 = 86_400_000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/outcomes", get(summary))
+        .route("/api/v1/outcomes/{owner}", get(one_owner))
+}
+
+#[derive(Deserialize)]
+struct OutcomeQuery {
+    /// Days back from `to` (default: the `[coordination]` outcome window, 90).
+    days: Option<u32>,
+    /// End of the period, RFC 3339 or ms (default: now).
+    to: Option<String>,
+    sort: Option<String>,
+    order: Option<String>,
+}
+
+/// The period asked for, and the wall-clock time outcomes are judged at.
+fn period(state: &AppState, query: &OutcomeQuery) -> Result<(i64, i64, i64), ApiError> {
+    let now = crate::store::now_ms();
+    let to = time_param("to", query.to.as_deref())?.unwrap_or(now);
+    let days = query.days.unwrap_or(state.coordination.outcome_window_days);
+    if !(1..=3_650).contains(&days) {
+        return Err(ApiError::field("days", "days must be 1 to 3650"));
+    }
+    Ok((to - i64::from(days) * DAY_MS, to, now))
+}
+
+fn grace_ms(state: &AppState) -> i64 {
+    i64::from(state.coordination.outcome_grace_minutes) * 60_000
+}
+
+/// The incidents that may name changes of the period, with their operators' triage folded in.
+pub async fn judged_incidents(
+    state: &AppState,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<JudgedIncident>, ApiError> {
+    let stored = state
+        .store
+        .list_incidents_async(IncidentFilter {
+            from_ms: Some(from_ms),
+            to_ms: Some(to_ms.saturating_add(grace_ms(state))),
+            ..IncidentFilter::default()
+        })
+        .await?;
+    let ids: Vec<String> = stored.iter().map(|s| s.record.id.clone()).collect();
+    let triages = state.store.incident_triages_async(ids).await?;
+    Ok(stored
+        .iter()
+        .zip(triages)
+        .map(|(stored, triage)| {
+            let mut judged = JudgedIncident::from_record(&stored.record);
+            judged.acknowledged_ms = triage.acknowledged.as_ref().map(|a| a.at_ms);
+            for entry in triage
+                .judgements
+                .iter()
+                .filter(|e| e.action == TriageAction::Suspect)
+            {
+                let (Some(change), Some(judgement)) = (&entry.change, entry.judgement) else {
+                    continue;
+                };
+                match judgement {
+                    Judgement::Confirmed => judged.confirmed.push(change.clone()),
+                    Judgement::Rejected => judged.rejected.push(change.clone()),
+                    Judgement::Undecided => {}
+                }
+            }
+            judged
+        })
+        .collect())
+}
+
+/// The outcome of one stored change now (for its detail view and the schedule).
+pub async fn outcome_of(
+    state: &AppState,
+    notice: &ChangeNotice,
+) -> Result<ChangeOutcome, ApiError> {
+    let incidents = judged_incidents(state, notice.start_ms, notice.end_ms).await?;
+    Ok(change_outcome(
+        notice,
+        &incidents,
+        crate::store::now_ms(),
+        grace_ms(state),
+    ))
+}
+
+async fn rows(
+    state: &AppState,
+    from: i64,
+    to: i64,
+    now: i64,
+) -> Result<(Vec<OwnerOutcomes>, Vec<ChangeNotice>, Vec<JudgedIncident>), ApiError> {
+    let notices: Vec<ChangeNotice> = state
+        .store
+        .list_changes_async(ChangeFilter {
+            from_ms: Some(from),
+            to_ms: Some(to),
+            ..ChangeFilter::default()
+        })
+        .await?
+        .into_iter()
+        .map(|stored| stored.notice)
+        .collect();
+    let incidents = judged_incidents(state, from, to).await?;
+    let rows = summarize(&notices, &incidents, (from, to), now, grace_ms(state));
+    Ok((rows, notices, incidents))
+}
+
+fn sort(rows: &mut [OwnerOutcomes], by: Option<&str>, order: Option<&str>) -> Result<(), ApiError> {
+    let descending = match order {
+        None | Some("desc") => true,
+        Some("asc") => false,
+        Some(other) => return Err(ApiError::field("order", format!("`{other}`: asc or desc"))),
+    };
+    let key = |row: &OwnerOutcomes| -> f64 {
+        match by.unwrap_or("change_failure_rate") {
+            "changes_registered" => row.changes_registered as f64,
+            "incidents" => row.incidents as f64,
+            "unregistered_change_suspected" => row.unregistered_change_suspected as f64,
+            "median_onset_to_detection_s" => row.median_onset_to_detection_s.unwrap_or(f64::NAN),
+            "median_onset_to_acknowledgement_s" => {
+                row.median_onset_to_acknowledgement_s.unwrap_or(f64::NAN)
+            }
+            _ => row.change_failure_rate.unwrap_or(f64::NAN),
+        }
+    };
+    const KEYS: [&str; 7] = [
+        "owner",
+        "changes_registered",
+        "change_failure_rate",
+        "incidents",
+        "unregistered_change_suspected",
+        "median_onset_to_detection_s",
+        "median_onset_to_acknowledgement_s",
+    ];
+    if let Some(by) = by
+        && !KEYS.contains(&by)
+    {
+        return Err(ApiError::field(
+            "sort",
+            format!("`{by}`: one of {}", KEYS.join(", ")),
+        ));
+    }
+    if by == Some("owner") {
+        rows.sort_by(|a, b| a.owner.cmp(&b.owner));
+        if descending {
+            rows.reverse();
+        }
+        return Ok(());
+    }
+    // Rows without a figure (NaN) go last whichever the order; ties keep owner order.
+    rows.sort_by(|a, b| {
+        let (x, y) = (key(a), key(b));
+        match (x.is_nan(), y.is_nan()) {
+            (true, true) => std::cmp::Ordering::Equal,
+            (true, false) => std::cmp::Ordering::Greater,
+            (false, true) => std::cmp::Ordering::Less,
+            _ if descending => y.total_cmp(&x),
+            _ => x.total_cmp(&y),
+        }
+    });
+    Ok(())
+}
+
+fn time(ms: i64) -> String {
+    stormwatch_core::rfc3339::format_seconds(ms).unwrap_or_default()
+}
+
+async fn summary(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<OutcomeQuery>,
+) -> Result<Response, ApiError> {
+    let who = principal(&state.store, &headers).await?;
+    let own = confined_to(&who)?;
+    let (from, to, now) = period(&state, &query)?;
+    let (mut rows, _, _) = rows(&state, from, to, now).await?;
+    // A User token sees its own row: the other Users' figures are theirs and the DCC's.
+    if let Some(own) = own {
+        let own = own.to_string();
+        rows.retain(|row| row.owner == own);
+    }
+    sort(&mut rows, query.sort.as_deref(), query.order.as_deref())?;
+    Ok(
+        Json(serde_json::json!({ "from": time(from), "to": time(to), "owners": rows }))
+            .into_response(),
+    )
+}
+
+async fn one_owner(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(owner): Path<String>,
+    Query(query): Query<OutcomeQuery>,
+) -> Result<Response, ApiError> {
+    let who = principal(&state.store, &headers).await?;
+    let asked = if owner == "*" {
+        None
+    } else {
+        Some(ChangeOwner::parse(&owner).ok_or_else(|| {
+            ApiError::field("owner", format!("`{owner}` is not an EUI-64, DCC or *"))
+        })?)
+    };
+    if let Some(own) = confined_to(&who)?
+        && asked != Some(ChangeOwner::User(own))
+    {
+        return Err(ApiError::Forbidden(format!(
+            "token `{}` is bound to User {own}, not {owner}",
+            who.name
+        )));
+    }
+    let key = asked.map_or_else(|| "*".to_owned(), |o| o.to_string());
+    let (from, to, now) = period(&state, &query)?;
+    let (rows, notices, incidents) = rows(&state, from, to, now).await?;
+    let figures = rows.into_iter().find(|row| row.owner == key);
+    let changes: Vec<ChangeOutcome> = notices
+        .iter()
+        .filter(|n| n.owner.to_string() == key && (from..=to).contains(&n.start_ms))
+        .map(|n| change_outcome(n, &incidents, now, grace_ms(&state)))
+        .collect();
+    Ok(Json(serde_json::json!({
+        "owner": key, "from": time(from), "to": time(to), "figures": figures, "changes": changes,
+    }))
+    .into_response())
+}

@@ -1,0 +1,222 @@
+//! The forward schedule of change (DP083): every User's and the DCC's changes in a time range, with status,
+//! expected impact, owner and warnings, as JSON (`GET /api/v1/schedule`) and as an RFC 5545 calendar feed
+//! (`GET /api/v1/schedule.ics`) a change team subscribes to from Outlook or any calendar.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::api_error::ApiError;
+use super::auth::{confined_to, principal};
+use super::query::time_window;
+use super::state::AppState;
+use crate::coordination::ScheduledChange;
+use crate::store::{ChangeFilter, Principal, StoredChange};
+use stormwatch_core::changes::{Category, ChangeNotice, ChangeOwner, change_outcome, warnings};
+
+/// Without `from`, the schedule starts a day back (so changes running now show); without `to`, it runs four weeks
+/// on from `from`.
+const LOOK_BACK_MS: i64 = 86_400_000;
+const LOOK_AHEAD_MS: i64 = 28 * 86_400_000;
+/// Longest range one request may ask for: a calendar client polls often, and a year is plenty.
+const MAX_RANGE_MS: i64 = 400 * 86_400_000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/schedule", get(schedule))
+        .route("/api/v1/schedule.ics", get(calendar))
+}
+
+#[derive(Deserialize)]
+struct ScheduleQuery {
+    from: Option<String>,
+    to: Option<String>,
+    user: Option<String>,
+    category: Option<String>,
+    /// The secret, for calendar clients that cannot send an `Authorization` header (`.ics` only).
+    token: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Schedule {
+    from: String,
+    to: String,
+    /// The rows of a timeline: `DCC` first when it has changes, then Users in EUI-64 order.
+    rows: Vec<String>,
+    changes: Vec<ScheduledChange>,
+}
+
+/// What one request may see and asked for.
+struct Selection {
+    from_ms: i64,
+    to_ms: i64,
+    owner: Option<ChangeOwner>,
+    /// A User token's own User: it sees those changes and the DCC's.
+    confined: Option<ChangeOwner>,
+    category: Option<Category>,
+}
+
+fn select(who: &Principal, query: &ScheduleQuery) -> Result<Selection, ApiError> {
+    let (from, to) = time_window(query.from.as_deref(), query.to.as_deref())?;
+    let from_ms = from.unwrap_or_else(|| crate::store::now_ms() - LOOK_BACK_MS);
+    let to_ms = to.unwrap_or(from_ms.saturating_add(LOOK_AHEAD_MS));
+    if to_ms < from_ms {
+        return Err(ApiError::field("to", "`to` is before `from`"));
+    }
+    if to_ms - from_ms > MAX_RANGE_MS {
+        return Err(ApiError::field("to", "ask for at most 400 days at once"));
+    }
+    let owner = query
+        .user
+        .as_deref()
+        .map(|text| {
+            ChangeOwner::parse(text)
+                .ok_or_else(|| ApiError::field("user", format!("`{text}` is not an EUI-64 or DCC")))
+        })
+        .transpose()?;
+    let confined = confined_to(who)?.map(ChangeOwner::User);
+    if let (Some(own), Some(asked)) = (confined, owner)
+        && asked != own
+        && asked != ChangeOwner::Dcc
+    {
+        return Err(ApiError::Forbidden(format!(
+            "token `{}` is bound to User {own}: it sees its own changes and the DCC's, not {asked}'s",
+            who.name
+        )));
+    }
+    let category = query
+        .category
+        .as_deref()
+        .map(|text| {
+            Category::parse(text).ok_or_else(|| {
+                ApiError::field(
+                    "category",
+                    format!("unknown category `{text}`; one of {}", Category::names()),
+                )
+            })
+        })
+        .transpose()?;
+    Ok(Selection {
+        from_ms,
+        to_ms,
+        owner,
+        confined,
+        category,
+    })
+}
+
+async fn gather(state: &AppState, selection: &Selection) -> Result<Vec<ScheduledChange>, ApiError> {
+    let register = state.store.load_register_async().await?;
+    let stored = state
+        .store
+        .list_changes_async(ChangeFilter {
+            user: selection.owner,
+            from_ms: Some(selection.from_ms),
+            to_ms: Some(selection.to_ms),
+            status: None,
+        })
+        .await?;
+    let incidents =
+        crate::outcomes_api::judged_incidents(state, selection.from_ms, selection.to_ms).await?;
+    let (now, grace) = (
+        crate::store::now_ms(),
+        i64::from(state.coordination.outcome_grace_minutes) * 60_000,
+    );
+    let visible = |notice: &ChangeNotice| {
+        selection
+            .confined
+            .is_none_or(|own| notice.owner == own || notice.owner == ChangeOwner::Dcc)
+            && selection.category.is_none_or(|c| notice.category == c)
+    };
+    stored
+        .into_iter()
+        .filter(|s| visible(&s.notice))
+        .map(
+            |StoredChange {
+                 notice, updated_ms, ..
+             }| {
+                let mut found = warnings(&notice, register.iter(), &state.coordination);
+                crate::coordination::redact(&mut found, &register, selection.confined);
+                let json = notice
+                    .to_json()
+                    .map_err(|e| ApiError::invalid(e.to_string()))?;
+                Ok(ScheduledChange {
+                    notice: json,
+                    owner: if notice.owner == ChangeOwner::Dcc {
+                        "dcc"
+                    } else {
+                        "user"
+                    },
+                    warnings: found,
+                    outcome: change_outcome(&notice, &incidents, now, grace),
+                    updated_ms,
+                })
+            },
+        )
+        .collect()
+}
+
+/// The caller from the header, or for calendar clients from `?token=`.
+async fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    token: Option<&str>,
+) -> Result<Principal, ApiError> {
+    match (headers.contains_key(header::AUTHORIZATION), token) {
+        (false, Some(secret)) if !secret.trim().is_empty() => state
+            .store
+            .authenticate_async(secret.trim().to_owned())
+            .await?
+            .ok_or(ApiError::Unauthorized),
+        _ => principal(&state.store, headers).await,
+    }
+}
+
+async fn schedule(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<ScheduleQuery>,
+) -> Result<Response, ApiError> {
+    let who = principal(&state.store, &headers).await?;
+    let selection = select(&who, &query)?;
+    let changes = gather(&state, &selection).await?;
+    let mut rows: Vec<String> = changes
+        .iter()
+        .filter_map(|c| c.notice["user"].as_str().map(str::to_owned))
+        .collect();
+    rows.sort_by_key(|row| (row != "DCC", row.clone()));
+    rows.dedup();
+    let time = |ms| stormwatch_core::rfc3339::format_seconds(ms).unwrap_or_default();
+    Ok(Json(Schedule {
+        from: time(selection.from_ms),
+        to: time(selection.to_ms),
+        rows,
+        changes,
+    })
+    .into_response())
+}
+
+async fn calendar(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<ScheduleQuery>,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &headers, query.token.as_deref()).await?;
+    let selection = select(&who, &query)?;
+    let changes = gather(&state, &selection).await?;
+    let feed = crate::calendar_feed::render(&changes);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/calendar; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "inline; filename=\"stormwatch-schedule.ics\"",
+            ),
+        ],
+        feed,
+    )
+        .into_response())
+}
