@@ -596,6 +596,9 @@ impl EngineLoop {
         self.charts.clear();
         self.positions.clear();
         self.last_event_wall = None;
+        // The new engine has moved no event time yet: a gap it reaches again (the log's end, as before the
+        // rebalance) must close its open seconds again.
+        self.idle_advanced_to = i64::MIN;
         self.quiet = true;
         tracing::info!("engine state cleared for a rebuild from the log");
     }
