@@ -82,12 +82,9 @@ impl Builder<'_> {
         Ok((user, length))
     }
 
-    pub(super) fn certificate(&mut self, at: i64) -> Result<Slot, GenError> {
-        let (user, length) = self.outage(
-            "certificate_failure (>= 3 inbound msg/s)",
-            at,
-            &[FailureReason::Tls],
-        )?;
+    /// The registered certificate rotation behind `user`'s TLS outage from `at`, the backlog it causes and the slot
+    /// it takes: shared by `certificate_failure` and `clock_skew`.
+    fn certificate_rotation_caused(&mut self, user: usize, at: i64, length: i64) -> Slot {
         let (start, end) = self.window_around(at, 1..6, 30..60);
         let status = self.status();
         let id = self.notice(
@@ -106,10 +103,19 @@ impl Builder<'_> {
             Some(id),
         );
         self.watch_last(user, at, at + 2 * length);
-        Ok(Slot {
+        Slot {
             anomaly_s: length,
             recovery_s: length + 10 * MINUTE,
-        })
+        }
+    }
+
+    pub(super) fn certificate(&mut self, at: i64) -> Result<Slot, GenError> {
+        let (user, length) = self.outage(
+            "certificate_failure (>= 3 inbound msg/s)",
+            at,
+            &[FailureReason::Tls],
+        )?;
+        Ok(self.certificate_rotation_caused(user, at, length))
     }
 
     /// Three exporter clocks are off for the whole run: one User's by 35 s fast, one's by ten minutes fast, one's
@@ -123,28 +129,7 @@ impl Builder<'_> {
         self.plan
             .skews
             .extend([(user, 600_000), (fast, 35_000), (behind, -3_600_000)]);
-        let (start, end) = self.window_around(at, 1..6, 30..60);
-        let status = self.status();
-        let id = self.notice(
-            Some(user),
-            "DCCKI TLS certificate rotation",
-            Category::Certificate,
-            (start, end),
-            status,
-            &[],
-        );
-        self.incident(
-            Some(user),
-            IncidentKind::Backlog,
-            at,
-            Verdict::RegisteredChange,
-            Some(id),
-        );
-        self.watch_last(user, at, at + 2 * length);
-        Ok(Slot {
-            anomaly_s: length,
-            recovery_s: length + 10 * MINUTE,
-        })
+        Ok(self.certificate_rotation_caused(user, at, length))
     }
 
     /// After a registered load-balancer change, an endpoint refuses deliveries for 40 s in every 2 minutes for
