@@ -88,6 +88,8 @@ pub enum EngineInput {
     /// Runs on the engine thread between batches; the closure answers through its own channel.
     Query(Query),
     SetChanges(ChangeRegister),
+    /// A new allow-list from the User directory (an API edit); `None` lets every User in.
+    SetDirectory(Option<rustc_hash::FxHashSet<stormwatch_core::telemetry::Eui64>>),
     /// A log source's positions after the batches sent before this message.
     Positions(Vec<LogPosition>),
     /// Start again from empty state (same config and change register): the source's set of Users changed
@@ -307,6 +309,7 @@ impl EngineLoop {
                     let open = self.engine.open_incidents();
                     self.refresh_open(&open);
                 }
+                Ok(EngineInput::SetDirectory(listed)) => self.engine.set_directory(listed),
                 Ok(EngineInput::Positions(positions)) => self.positions = positions,
                 Ok(EngineInput::Rebuild) => self.rebuild(),
                 Ok(EngineInput::Live) => {

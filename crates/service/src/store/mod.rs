@@ -1,6 +1,6 @@
 //! The embedded SQLite store (change register with audit, API tokens, incidents with their state history and
-//! operators' audited triage, engine snapshot), owned by one thread; `Store` is the cheap, cloneable handle every
-//! caller uses.
+//! operators' audited triage, engine snapshot, User directory edits), owned by one thread; `Store` is the cheap,
+//! cloneable handle every caller uses.
 //!
 //! Every operation comes twice: a blocking method for the CLI and tests, and an `_async` twin for async code
 //! (HTTP handlers). Both queue the same job for the owner thread, which runs jobs one at a time in arrival order,
@@ -11,6 +11,7 @@
 
 mod audit;
 mod changes;
+mod directory;
 mod error;
 mod history;
 mod incidents;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 
 pub use audit::{AuditAction, AuditEntry};
 pub use changes::{ChangeFilter, StatusChange, StoredChange, Upsert, UpsertOutcome};
+pub use directory::DirectoryAudit;
 pub use error::StoreError;
 pub use history::HistoryEntry;
 pub use incidents::{IncidentFilter, StoredIncident};
@@ -202,6 +204,15 @@ operations! {
     /// Rewrites the probe row: fails when the store cannot take a write (read-only or full file system, file
     /// deleted or replaced under the service).
     fn probe_write / probe_write_async() -> () = |db| schema::probe_write(db);
+
+    /// The User directory's API edits (`None`: deleted), to overlay on the directory file.
+    fn directory_edits / directory_edits_async() -> Vec<(Eui64, Option<crate::user_directory::Entry>)>
+        = |db| directory::edits(db);
+    /// Records a directory edit (`None` deletes) with an audit row; `false` when it changes nothing.
+    fn put_directory / put_directory_async(user: Eui64, entry: Option<crate::user_directory::Entry>, before: Option<crate::user_directory::Entry>, actor: String) -> bool
+        = |db| directory::put(db, user, entry.as_ref(), before.as_ref(), &actor);
+    /// Every directory edit of a User, oldest first.
+    fn directory_audit / directory_audit_async(user: Eui64) -> Vec<DirectoryAudit> = |db| directory::audit(db, user);
 
     /// Replaces the engine snapshot atomically.
     fn save_snapshot / save_snapshot_async(data: Vec<u8>) -> () = |db| incidents::save_snapshot(db, &data);

@@ -131,6 +131,24 @@ const MIGRATIONS: &[&str] = &[
         updated_ms   INTEGER NOT NULL
     );
     "#,
+    // 5: the User directory's API edits over the directory file (a NULL name hides a file entry), audited.
+    r#"
+    CREATE TABLE user_directory (
+        user        TEXT PRIMARY KEY NOT NULL,
+        name        TEXT,
+        role        TEXT,
+        updated_ms  INTEGER NOT NULL
+    );
+    CREATE TABLE user_directory_audit (
+        seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+        user    TEXT NOT NULL,
+        action  TEXT NOT NULL,
+        actor   TEXT NOT NULL,
+        at_ms   INTEGER NOT NULL,
+        detail  TEXT NOT NULL
+    );
+    CREATE INDEX user_directory_audit_by_user ON user_directory_audit (user, seq);
+    "#,
 ];
 
 /// The schema version this build writes.

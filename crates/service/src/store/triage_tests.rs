@@ -165,6 +165,7 @@ fn history_records_opening_verdict_changes_and_resolution_once_each() {
     incident.suspects = vec![Suspect {
         change: "CHG-1".into(),
         title: String::new(),
+        contact: String::new(),
         score: 0.9,
         reasons: vec!["same User".into()],
     }];
