@@ -20,7 +20,9 @@ use dashboards::{
     variable_promql,
 };
 use prometheus::{Server, find_binary, free_address, poll};
-use support::{FIREWALLED, HEALTHY, Service, firewall_change, firewall_lines, token};
+use support::{
+    FIREWALLED, HEALTHY, Service, config_file, firewall_change, firewall_lines, metric, token,
+};
 
 /// Series that Prometheus makes itself rather than scraping: the kit may use these.
 const PROMETHEUS_SERIES: &[&str] = &["up", "ALERTS"];
@@ -598,7 +600,19 @@ fn metric_names_are_found_wherever_promql_puts_them_and_nowhere_else() {
 #[test]
 fn every_metric_the_kit_names_is_exported_by_a_running_service() {
     let dir = tempfile::tempdir().unwrap();
-    let service = Service::start(dir.path(), &[]);
+    // A User directory, so the dashboards' name join (`stormwatch_user_info`) has a sample to join on.
+    let directory = dir.path().join("users.csv");
+    std::fs::write(
+        &directory,
+        format!("{FIREWALLED},Acme Energy,supplier\n{HEALTHY}\n"),
+    )
+    .unwrap();
+    let config = config_file(
+        dir.path(),
+        &format!("user_directory = \"{}\"\n", directory.display()),
+    );
+    let args: Vec<&str> = config.iter().map(String::as_str).collect();
+    let service = Service::start(dir.path(), &args);
     // The firewall scenario opens a backlog incident, so every family appears, incidents and malformed included.
     let mut lines = firewall_lines(0..500, (300, 2_000));
     lines.extend(b"not telemetry\n");
@@ -620,6 +634,16 @@ fn every_metric_the_kit_names_is_exported_by_a_running_service() {
             .then_some(page)
         },
         || service.get("/metrics", None).1,
+    );
+    assert_eq!(
+        metric(
+            &page,
+            &format!(
+                "stormwatch_user_info{{user=\"{FIREWALLED}\",name=\"Acme Energy\",role=\"supplier\"}}"
+            )
+        ),
+        Some(1.0),
+        "the directory's info metric"
     );
     let exported = exported_names(&page);
     let recorded = recorded_names();
