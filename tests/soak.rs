@@ -101,9 +101,7 @@ fn a_generated_day_fed_live_agrees_with_replay_metrics_and_alertmanager_at_every
     // The day, and what a replay of it finds.
     let mut generate = binary();
     generate
-        .args([
-            "gen", "--seed", "3", "--users", "12", "--scale", "0.1", "-q",
-        ])
+        .args(["gen", "--seed", "3", "--users", "9", "--scale", "0.1", "-q"])
         .arg("--out")
         .arg(path("day"));
     for scenario in SCENARIOS {
@@ -112,24 +110,18 @@ fn a_generated_day_fed_live_agrees_with_replay_metrics_and_alertmanager_at_every
     run(&mut generate);
     let events = path("day").join("events.ndjson");
     let changes = path("day").join("changes.json");
-    run(binary()
+    // The replay runs beside the live feed; the checkpoints' observations are compared with it once it is done.
+    let replay = binary()
         .args(["replay", "-q", "--changes"])
         .arg(&changes)
         .arg("--report")
         .arg(path("report.json"))
-        .arg(&events));
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(path("report.json")).unwrap()).unwrap();
-    let replayed: BTreeMap<_, Value> = report["incidents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| (key(i), i.clone()))
-        .collect();
-    assert!(
-        replayed.len() >= SCENARIOS.len(),
-        "a multi-incident day: {replayed:?}"
-    );
+        .arg(&events)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the replay");
+    let generated = started.elapsed();
 
     let am_address = free_address();
     let mut command = Command::new(alertmanager_bin);
@@ -170,6 +162,8 @@ fn a_generated_day_fed_live_agrees_with_replay_metrics_and_alertmanager_at_every
     let mut offset = 0;
     let mut seen: BTreeMap<String, (String, Option<String>, bool)> = BTreeMap::new();
     let mut figures = Figures::default();
+    // At each checkpoint where an incident changed: the API's incidents, /metrics and Alertmanager's alerts.
+    let mut observed: Vec<(Vec<Value>, String, Value)> = Vec::new();
     while offset < data.len() {
         let mut end = (offset + piece).min(data.len());
         while end < data.len() && data[end - 1] != b'\n' {
@@ -187,7 +181,7 @@ fn a_generated_day_fed_live_agrees_with_replay_metrics_and_alertmanager_at_every
         );
         // The store follows the engine within a second or two; stay under the 5 s lateness so the idle clock
         // closes nothing early.
-        std::thread::sleep(Duration::from_millis(2_200));
+        std::thread::sleep(Duration::from_millis(1_800));
         figures.checkpoints += 1;
         let incidents = service.json("/api/v1/incidents", &ops);
         let incidents = incidents.as_array().unwrap();
@@ -205,12 +199,35 @@ fn a_generated_day_fed_live_agrees_with_replay_metrics_and_alertmanager_at_every
         figures.changes += changed.len();
         let metrics = service.get("/metrics", None).1;
         let alerts = alertmanager.get_json("/api/v2/alerts");
+        observed.push((incidents.clone(), metrics, alerts));
+    }
+    assert_eq!(sent_lines, total_lines);
+    let fed = started.elapsed();
+
+    let output = replay.wait_with_output().expect("the replay ends");
+    assert!(
+        output.status.success(),
+        "replay: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(path("report.json")).unwrap()).unwrap();
+    let replayed: BTreeMap<_, Value> = report["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (key(i), i.clone()))
+        .collect();
+    assert!(
+        replayed.len() >= SCENARIOS.len(),
+        "a multi-incident day: {replayed:?}"
+    );
+    for (incidents, metrics, alerts) in &observed {
         for incident in incidents {
-            check(incident, &replayed, &metrics, &alerts);
+            check(incident, &replayed, metrics, alerts);
             figures.compared += 1;
         }
     }
-    assert_eq!(sent_lines, total_lines);
 
     // The whole day: the same incidents as the replay, each with the replay's verdict, suspect and peak.
     let incidents = service.json("/api/v1/incidents", &ops);
@@ -232,7 +249,7 @@ fn a_generated_day_fed_live_agrees_with_replay_metrics_and_alertmanager_at_every
     }
     eprintln!(
         "soak: {} lines, {} incidents ({}), {} checkpoints, {} incident changes seen, {} incident comparisons, \
-         all agreeing; {:.0} s",
+         all agreeing; generated in {:.0} s, fed by {:.0} s, {:.0} s in all",
         total_lines,
         live.len(),
         live.values()
@@ -247,6 +264,8 @@ fn a_generated_day_fed_live_agrees_with_replay_metrics_and_alertmanager_at_every
         figures.checkpoints,
         figures.changes,
         figures.compared,
+        generated.as_secs_f64(),
+        fed.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
     assert!(
