@@ -814,9 +814,21 @@ fn a_backlog_alert_fires_and_resolves_through_real_prometheus_and_alertmanager()
     const PUBLIC: &str = "http://stormwatch.test";
     std::fs::create_dir(path("stormwatch")).unwrap();
     let ops = token(&path("stormwatch"), "ops", "ops", None);
+    // Named Users, so every dashboard query that joins names on (`stormwatch_user_info`) has data.
+    std::fs::write(
+        path("users.csv"),
+        format!("{FIREWALLED},Acme Energy,supplier\n{HEALTHY},Northern Grid,network_operator\n"),
+    )
+    .unwrap();
+    let config = config_file(
+        &path("stormwatch"),
+        &format!("user_directory = \"{}\"\n", path("users.csv").display()),
+    );
     let service = Service::start(
         &path("stormwatch"),
         &[
+            &config[0],
+            &config[1],
             "--alertmanager",
             &format!("http://{am_address}"),
             "--public-url",
@@ -1051,6 +1063,15 @@ fn a_backlog_alert_fires_and_resolves_through_real_prometheus_and_alertmanager()
     );
     assert_eq!(
         copy["status"]["inhibitedBy"][0], direct["fingerprint"],
+        "{copy:#}"
+    );
+    // The party's name from the User directory: in Stormwatch's own alert, and joined in by the rule.
+    assert_eq!(
+        direct["annotations"]["user_name"], "Acme Energy (supplier)",
+        "{direct:#}"
+    );
+    assert_eq!(
+        copy["annotations"]["user_name"], "Acme Energy (supplier)",
         "{copy:#}"
     );
 
