@@ -136,10 +136,16 @@ async fn gather(state: &AppState, selection: &Selection) -> Result<Vec<Scheduled
         .filter(|s| visible(&s.notice))
         .map(
             |StoredChange {
-                 notice, updated_ms, ..
+                 notice,
+                 updated_ms,
+                 warnings: recorded,
+                 ..
              }| {
-                let mut found = warnings(&notice, register.iter(), &state.coordination);
-                crate::coordination::redact(&mut found, &register, selection.confined);
+                let mut current = warnings(&notice, register.iter(), &state.coordination);
+                crate::coordination::redact(&mut current, &register, selection.confined);
+                let warnings_recorded = recorded.is_some();
+                let mut recorded = recorded.unwrap_or_default();
+                crate::coordination::redact(&mut recorded, &register, selection.confined);
                 let json = notice
                     .to_json()
                     .map_err(|e| ApiError::invalid(e.to_string()))?;
@@ -150,7 +156,9 @@ async fn gather(state: &AppState, selection: &Selection) -> Result<Vec<Scheduled
                     } else {
                         "user"
                     },
-                    warnings: found,
+                    warnings: recorded,
+                    warnings_recorded,
+                    current_warnings: current,
                     outcome: change_outcome(&notice, &incidents, now, grace),
                     updated_ms,
                 })
