@@ -237,3 +237,57 @@ fn a_confined_caller_never_writes_over_another_owners_change() {
         .set_change_status_confined("CHG-A".into(), ChangeStatus::Cancelled, "a".into(), a)
         .unwrap();
 }
+
+#[test]
+fn the_warnings_of_a_registration_are_stored_and_outlive_later_changes_to_the_register() {
+    use stormwatch_core::changes::WarningKind;
+    let (_dir, store) = temp_store();
+    let kinds = |found: &[stormwatch_core::changes::Warning]| -> Vec<WarningKind> {
+        found.iter().map(|w| w.kind).collect()
+    };
+    // 2026-03-10T11:00Z, quiet hours: a DCC window, then a User's network change inside it (one hour, long
+    // enough for its category).
+    let eleven = 1_773_140_400_000;
+    let hour = 3_600_000;
+    let dcc = notice("DCC-1", ChangeOwner::Dcc, eleven, eleven + 2 * hour);
+    let own = notice("CHG-1", ChangeOwner::User(USER_A), eleven, eleven + hour);
+    store
+        .upsert_changes(vec![dcc], "ops".into(), Default::default())
+        .unwrap();
+    let outcomes = store
+        .upsert_changes(vec![own.clone()], "a".into(), Default::default())
+        .unwrap();
+    assert_eq!(
+        kinds(&outcomes[0].warnings),
+        [WarningKind::DccMaintenanceOverlap]
+    );
+    assert_eq!(outcomes[0].warnings[0].related, ["DCC-1"]);
+    // Cancelling the DCC window moves nothing on record; registering the change again unchanged neither.
+    store
+        .set_change_status("DCC-1".into(), ChangeStatus::Cancelled, "ops".into())
+        .unwrap();
+    let stored = store.get_change("CHG-1".into()).unwrap().unwrap();
+    assert_eq!(
+        stored.warnings.as_deref().map(kinds),
+        Some(vec![WarningKind::DccMaintenanceOverlap])
+    );
+    let again = store
+        .upsert_changes(vec![own.clone()], "a".into(), Default::default())
+        .unwrap();
+    assert_eq!(again[0].outcome, Upsert::Unchanged);
+    assert_eq!(
+        kinds(&again[0].warnings),
+        [WarningKind::DccMaintenanceOverlap]
+    );
+    // An update is a new registration: judged again, against the register as it now stands.
+    let mut moved = own;
+    moved.title = "Firewall rules, second go".into();
+    let updated = store
+        .upsert_changes(vec![moved], "a".into(), Default::default())
+        .unwrap();
+    assert_eq!(updated[0].outcome, Upsert::Updated);
+    assert!(updated[0].warnings.is_empty(), "{:?}", updated[0].warnings);
+    let listed = store.list_changes(ChangeFilter::default()).unwrap();
+    let stored = listed.iter().find(|c| c.notice.id == "CHG-1").unwrap();
+    assert_eq!(stored.warnings.as_deref(), Some(&[][..]));
+}
