@@ -6,11 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use serde_json::{Map, Value};
-use stormwatch_core::changes::{ChangeNotice, ChangeOwner, ChangeStatus, direction_name};
+use stormwatch_core::changes::{ChangeNotice, ChangeOwner, ChangeStatus};
 use stormwatch_replay::load_change_file;
-use stormwatch_service::store::{
-    AuditEntry, ChangeFilter, Store, StoreError, StoredChange, Upsert,
-};
+use stormwatch_service::store::{ChangeFilter, Store, StoreError, StoredChange, Upsert};
 
 /// Where the store lives; every `changes` and `tokens` command takes it.
 #[derive(clap::Args, Debug)]
@@ -157,9 +155,12 @@ pub struct ListArgs {
 pub struct ShowArgs {
     /// The change's id.
     pub id: String,
-    /// Print `{"notice": ..., "created_ms", "updated_ms", "audit": [...]}` instead of text.
+    /// Print `{"notice", "created_ms", "updated_ms", "warnings", "current_warnings", "outcome", "incidents",
+    /// "audit"}` as JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub coordination: super::change_warnings::CoordinationArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -187,10 +188,10 @@ pub fn run(args: ChangesArgs) -> anyhow::Result<ExitCode> {
             } else {
                 load_import_files(&import.files)?
             };
-            run_import(&data_dir.create()?, loaded, import.actor, &coordination)
+            run_import(&data_dir.create()?, loaded, import.actor, coordination)
         }
         ChangesCommand::List(list) => run_list(&data_dir.existing()?, &list),
-        ChangesCommand::Show(show) => run_show(&data_dir.existing()?, &show),
+        ChangesCommand::Show(show) => super::change_show::run(&data_dir.existing()?, &show),
         ChangesCommand::Cancel(cancel) => run_cancel(&data_dir.existing()?, cancel),
     }
 }
@@ -199,12 +200,11 @@ fn run_add(store: &Store, args: AddArgs) -> anyhow::Result<ExitCode> {
     let actor = args.actor.name.clone();
     let coordination = args.coordination.settings()?;
     let notice = notice_from_flags(args)?;
-    let outcomes = store.upsert_changes(vec![notice], actor)?;
+    let outcomes = store.upsert_changes(vec![notice], actor, std::sync::Arc::new(coordination))?;
     for outcome in &outcomes {
         println!("{} {}", outcome_word(outcome.outcome), outcome.id);
     }
-    let ids: Vec<String> = outcomes.into_iter().map(|o| o.id).collect();
-    super::change_warnings::print(store, &ids, &coordination)?;
+    super::change_warnings::print(&outcomes);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -269,14 +269,14 @@ fn run_import(
     store: &Store,
     (notices, rejected): (Vec<ChangeNotice>, Vec<String>),
     actor: Actor,
-    coordination: &stormwatch_core::changes::CoordinationConfig,
+    coordination: stormwatch_core::changes::CoordinationConfig,
 ) -> anyhow::Result<ExitCode> {
     let valid = notices.len();
     let outcomes = if notices.is_empty() {
         Vec::new()
     } else {
         store
-            .upsert_changes(notices, actor.name)
+            .upsert_changes(notices, actor.name, std::sync::Arc::new(coordination))
             .context("storing the valid notices failed; nothing was stored")?
     };
     let count = |kind| outcomes.iter().filter(|o| o.outcome == kind).count();
@@ -288,8 +288,7 @@ fn run_import(
         count(Upsert::Unchanged),
         store.path().display()
     );
-    let ids: Vec<String> = outcomes.iter().map(|o| o.id.clone()).collect();
-    let warned = super::change_warnings::print(store, &ids, coordination)?;
+    let warned = super::change_warnings::print(&outcomes);
     if warned > 0 {
         println!("{warned} of {valid} notices have warnings (advice: all were stored)");
     }
@@ -346,71 +345,6 @@ fn run_list(store: &Store, args: &ListArgs) -> anyhow::Result<ExitCode> {
     });
     print!("{}", table(&header, rows));
     Ok(ExitCode::SUCCESS)
-}
-
-fn run_show(store: &Store, args: &ShowArgs) -> anyhow::Result<ExitCode> {
-    let change = store
-        .get_change(args.id.clone())?
-        .ok_or_else(|| anyhow::anyhow!("no change `{}` in {}", args.id, store.path().display()))?;
-    let audit = store.change_audit(args.id.clone())?;
-    if args.json {
-        let value = serde_json::json!({
-            "notice": change.notice.to_json()?,
-            "created_ms": change.created_ms,
-            "updated_ms": change.updated_ms,
-            "audit": audit,
-        });
-        println!("{}", serde_json::to_string_pretty(&value)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    print!("{}", describe(&change, &audit));
-    Ok(ExitCode::SUCCESS)
-}
-
-fn describe(change: &StoredChange, audit: &[AuditEntry]) -> String {
-    let notice = &change.notice;
-    let mut lines = vec![
-        format!("{}  {}", notice.id, notice.title),
-        format!("  user      {}", notice.owner),
-        format!("  category  {}", notice.category),
-        format!("  status    {}", notice.status),
-        format!(
-            "  window    {} .. {}",
-            time(notice.start_ms),
-            time(notice.end_ms)
-        ),
-    ];
-    if !notice.srvs.is_empty() {
-        let srvs: Vec<String> = notice.srvs.iter().map(ToString::to_string).collect();
-        lines.push(format!("  srvs      {}", srvs.join(", ")));
-    }
-    if let Some(expected) = &notice.expected {
-        let direction = direction_name(expected.direction);
-        lines.push(format!(
-            "  expected  {direction} up to {}x normal",
-            expected.rate_factor
-        ));
-    }
-    if let Some(contact) = &notice.contact {
-        lines.push(format!("  contact   {contact}"));
-    }
-    lines.push(format!("  created   {}", time(change.created_ms)));
-    lines.push(format!("  updated   {}", time(change.updated_ms)));
-    lines.push("audit trail:".into());
-    let rows = audit.iter().map(|entry| {
-        vec![
-            time(entry.at_ms),
-            entry.action.as_str().to_owned(),
-            entry.actor.clone(),
-            entry.detail.clone(),
-        ]
-    });
-    let trail = table(&["AT", "ACTION", "ACTOR", "WHAT"], rows);
-    for line in trail.lines() {
-        lines.push(format!("  {line}"));
-    }
-    lines.push(String::new());
-    lines.join("\n")
 }
 
 fn run_cancel(store: &Store, args: CancelArgs) -> anyhow::Result<ExitCode> {

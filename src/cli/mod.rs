@@ -1,6 +1,7 @@
 //! Subcommands of the `stormwatch` binary; each file owns one command's flags and its terminal output.
 
 pub mod change_import;
+pub mod change_show;
 pub mod change_warnings;
 pub mod changes;
 pub mod demo;
