@@ -591,7 +591,10 @@ impl EngineLoop {
     fn rebuild(&mut self) {
         let config = self.engine.config().clone();
         let changes = self.engine.changes().clone();
+        // The directory is configuration, not state: a rebuilt engine that forgot it let every made-up User in.
+        let directory = self.engine.directory().cloned();
         self.engine = Engine::new(config, changes);
+        self.engine.set_directory(directory);
         // Tokens start again with the new engine; its predecessor's held lines belong to the previous owner.
         self.held.clear();
         self.publisher.forget_users();
