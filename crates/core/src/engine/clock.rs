@@ -30,7 +30,8 @@ pub struct ClockConfig {
     pub max_offset_ms: i64,
     /// A User's offset is adopted after this many held lines agree on a lead...
     pub offset_min_lines: u32,
-    /// ... spanning at least this much of the User's own event time (a burst of copies of one line does not).
+    /// ... spanning at least this much of the User's own event time (a burst of copies of one line does not)
+    /// and of network time (a stalled exporter flushing its buffer does not: its lead drifts as it catches up).
     pub offset_min_span_ms: i64,
     /// Held lines of one User agree on a lead when within this of the first one.
     pub offset_tolerance_ms: i64,
@@ -98,6 +99,9 @@ struct UserRun {
     count: u32,
     first_ts: i64,
     last_ts: i64,
+    /// Network time at the run's first line: a skewed clock keeps its lead while network time moves on; an
+    /// exporter flushing what it buffered races through its own time while network time stands still.
+    first_net: i64,
 }
 
 /// Ahead lines with no line at network time between them.
@@ -373,11 +377,13 @@ impl Engine {
                 count: 1,
                 first_ts: event.ts_ms,
                 last_ts: event.ts_ms,
+                first_net: net,
             },
         };
         self.clock.runs[user] = Some(run);
         if run.count >= config.offset_min_lines
             && run.last_ts - run.first_ts >= config.offset_min_span_ms
+            && net - run.first_net >= config.offset_min_span_ms
         {
             // Network time trails the newest true time, so every lead overstates the offset a little: the least
             // one is the closest, and an offset too small places lines a little early, never late. Whole seconds:
