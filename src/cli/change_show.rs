@@ -9,7 +9,19 @@ use stormwatch_core::changes::{
 use stormwatch_service::outcomes_api::judge;
 use stormwatch_service::store::{AuditEntry, IncidentFilter, Store, StoredChange, StoredIncident};
 
-use super::changes::{ShowArgs, table, time};
+use super::table::{table, time};
+
+#[derive(clap::Args, Debug)]
+pub struct ShowArgs {
+    /// The change's id.
+    pub id: String,
+    /// Print `{"notice", "created_ms", "updated_ms", "warnings", "current_warnings", "outcome", "incidents",
+    /// "audit"}` as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub coordination: super::change_warnings::CoordinationArgs,
+}
 
 /// What `show` gathers besides the stored change.
 struct Shown {

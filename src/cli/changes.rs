@@ -1,5 +1,5 @@
 //! `stormwatch changes`: registering, importing, listing, showing and cancelling change notices in the store, and
-//! the `--data-dir` option and table layout that `tokens` shares.
+//! the `--data-dir` option that `tokens` shares.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,6 +8,8 @@ use anyhow::Context;
 use serde_json::{Map, Value};
 use stormwatch_core::changes::{ChangeNotice, ChangeOwner, ChangeStatus};
 use stormwatch_replay::load_change_file;
+
+use super::table::{table, time};
 use stormwatch_service::store::{ChangeFilter, Store, StoreError, StoredChange, Upsert};
 
 /// Where the store lives; every `changes` and `tokens` command takes it.
@@ -73,7 +75,7 @@ pub enum ChangesCommand {
     /// List registered notices, by window start.
     List(ListArgs),
     /// Show one notice and its audit trail.
-    Show(ShowArgs),
+    Show(super::change_show::ShowArgs),
     /// Mark a notice cancelled (it stays in the register, and in the audit trail).
     Cancel(CancelArgs),
 }
@@ -149,18 +151,6 @@ pub struct ListArgs {
     /// Print a JSON array of contract notices instead of a table.
     #[arg(long)]
     pub json: bool,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct ShowArgs {
-    /// The change's id.
-    pub id: String,
-    /// Print `{"notice", "created_ms", "updated_ms", "warnings", "current_warnings", "outcome", "incidents",
-    /// "audit"}` as JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
-    #[command(flatten)]
-    pub coordination: super::change_warnings::CoordinationArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -370,36 +360,6 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// RFC 3339 to the second: wall-clock times carry milliseconds nobody reads.
-pub fn time(ms: i64) -> String {
-    stormwatch_core::rfc3339::format_seconds(ms).unwrap_or_else(|| format!("{ms} ms"))
-}
-
-/// Left-aligned columns two spaces apart; the last column is not padded.
-pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
-    let mut all: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
-    all.extend(rows);
-    let mut widths = vec![0; header.len()];
-    for row in &all {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in &all {
-        let last = row.len().saturating_sub(1);
-        for (index, (cell, width)) in row.iter().zip(&widths).enumerate() {
-            if index == last {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<width$}  "));
-            }
-        }
-        out.push('\n');
-    }
-    out
-}
-
 fn parse_owner(text: &str) -> Result<ChangeOwner, String> {
     ChangeOwner::parse(text.trim())
         .ok_or_else(|| format!("`{text}` is neither an EUI-64 (16 hex digits) nor DCC"))
@@ -412,20 +372,4 @@ fn parse_time(text: &str) -> Result<i64, String> {
 
 fn parse_status(text: &str) -> Result<ChangeStatus, String> {
     ChangeStatus::parse(text).ok_or_else(|| format!("not one of {}", ChangeStatus::names()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_aligns_columns_and_leaves_the_last_unpadded() {
-        let text = table(&["A", "BB"], [vec!["long".into(), "x".into()]]);
-        assert_eq!(text, "A     BB\nlong  x\n");
-    }
-
-    #[test]
-    fn wall_clock_times_are_shown_to_the_second() {
-        assert_eq!(time(1_773_133_200_250), "2026-03-10T09:00:00Z");
-    }
 }

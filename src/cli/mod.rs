@@ -11,6 +11,7 @@ pub mod generate;
 pub mod kafka_produce;
 pub mod replay;
 pub mod serve;
+pub mod table;
 pub mod tokens;
 
 /// What a Kafka flag, setting or subcommand says on a build without the feature.

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use stormwatch_core::telemetry::Eui64;
 use stormwatch_service::store::{Role, Store, TokenInfo};
 
-use super::changes::{DataDir, table, time};
+use super::changes::DataDir;
+use super::table::{table, time};
 
 #[derive(clap::Args, Debug)]
 pub struct TokensArgs {

@@ -3,8 +3,9 @@
 //!
 //! Network time moves with the lines it accepts. A line more than `ahead_ms` in front of it (or `behind_ms`
 //! behind it) is held, not applied: either its User's clock runs at an offset (several lines agree on one lead
-//! over a few seconds of that User's own time: the offset is adopted and the User's lines are placed in network
-//! time), or the whole network moved (a gap: lines from most active Users, with no line at the old time between
+//! over a few seconds of that User's own time and of network time: the offset is adopted and the User's lines are
+//! placed in network time; an exporter flushing a stalled buffer races through its own time, so it is late, not
+//! skewed), or the whole network moved (a gap: lines from most active Users, with no line at the old time between
 //! them), or it is out of range, and after `hold_ms` of network time an ahead line is refused and a behind one
 //! counts as late. While lines are held the watermark waits for them (at most `hold_ms`), so a line held and then
 //! placed is not late. Nothing here is per event on the hot path except one range check.
