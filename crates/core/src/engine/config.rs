@@ -101,6 +101,7 @@ impl Default for DetectorConfig {
                 resolve_after_s: 120,
                 flap_episodes: 0,
                 flap_gap_s: 0,
+                open_early_after_s: 0,
             },
             backlog_lifecycle: LifecycleConfig {
                 open_after_s: 65,
@@ -110,6 +111,9 @@ impl Default for DetectorConfig {
                 // one incident. Normal-life hiccups come hours apart.
                 flap_episodes: 3,
                 flap_gap_s: 150,
+                // A backlog that cannot be a sub-minute hiccup (see `BacklogConfig::persistent_share`) opens about
+                // 40 s after its onset.
+                open_early_after_s: 30,
             },
             tally_half_life_s: 30,
         }

@@ -53,6 +53,8 @@ pub struct UserSnapshot {
     readings: [Reading; 4],
     #[serde(default)]
     clock_offset_ms: i64,
+    #[serde(default)]
+    recent_failures: [u32; 2],
 }
 
 pub struct UserState {
@@ -72,6 +74,8 @@ pub struct UserState {
     pub alert_codes: Tally<AlertCode, 8>,
     /// Failed deliveries by reason, cumulative.
     pub failure_reasons: [u64; 6],
+    /// Failed deliveries lately, all and those for a persistent reason (see [`UserSecond::recent_failed`]).
+    recent_failures: [u32; 2],
     pub detectors: Detectors,
     pub trackers: [Tracker; 4],
     /// The latest view and readings, for incident bookkeeping and the per-User API.
@@ -116,6 +120,7 @@ impl UserState {
             request_srvs: Tally::default(),
             alert_codes: Tally::default(),
             failure_reasons: [0; 6],
+            recent_failures: [0; 2],
             detectors: Detectors {
                 backlog: BacklogDetector::default(),
                 requests: RateStormDetector::requests(),
@@ -156,6 +161,7 @@ impl UserState {
             view: self.view,
             readings: self.readings,
             clock_offset_ms: self.clock_offset_ms,
+            recent_failures: self.recent_failures,
         }
     }
 
@@ -186,6 +192,7 @@ impl UserState {
         user.view = snapshot.view;
         user.readings = snapshot.readings;
         user.clock_offset_ms = snapshot.clock_offset_ms;
+        user.recent_failures = snapshot.recent_failures;
         user
     }
 
@@ -249,7 +256,14 @@ impl UserState {
             EventKind::QueuedAlert if !event.alert.is_none() => {
                 self.alert_codes.add(event.alert, event.value)
             }
-            EventKind::DeliveryFailed => self.failure_reasons[event.reason as usize] += event.value,
+            EventKind::DeliveryFailed => {
+                self.failure_reasons[event.reason as usize] += event.value;
+                let count = u32::try_from(event.value).unwrap_or(u32::MAX);
+                self.recent_failures[0] = self.recent_failures[0].saturating_add(count);
+                if event.reason.is_persistent() {
+                    self.recent_failures[1] = self.recent_failures[1].saturating_add(count);
+                }
+            }
             _ => {}
         }
     }
@@ -283,6 +297,7 @@ impl UserState {
         if second.rem_euclid(config.detectors.tally_half_life_s.max(1)) == 0 {
             self.request_srvs.decay();
             self.alert_codes.decay();
+            self.recent_failures = self.recent_failures.map(|c| c / 2);
         }
 
         self.view = UserSecond {
@@ -292,6 +307,8 @@ impl UserState {
             depth: self.depth,
             depth_before: self.window.read(second - SHORT_WINDOW_S as i64).depth_end,
             backlog_age_s: self.history.oldest_age(self.depth),
+            recent_failed: self.recent_failures[0],
+            recent_persistent: self.recent_failures[1],
         };
         let view = self.view;
         let learning = |kind: IncidentKind| !self.trackers[kind as usize].is_active();
@@ -331,6 +348,7 @@ impl UserState {
                 reading.bad,
                 reading.calm,
                 reading.may_open,
+                reading.urgent,
             );
         }
         transitions

@@ -19,6 +19,17 @@ pub struct BacklogConfig {
     /// Calm once the oldest message is younger than this, or the queue is nearly empty.
     pub calm_age_s: u64,
     pub calm_depth: u64,
+    /// Evidence that rules out a sub-minute hiccup (the backlog then opens after the lifecycle's
+    /// `open_early_after_s`), while nothing is delivered: at least `persistent_min_failures` recent failures, of
+    /// which at least `persistent_share` are configuration faults (TLS, HTTP 4xx: an endpoint that refuses for
+    /// such a reason stays refusing until someone fixes it) ...
+    pub persistent_share: f64,
+    pub persistent_min_failures: u32,
+    /// ... or more messages waiting than `urgent_inflow_s` seconds of the User's baseline inflow, with the oldest
+    /// at least `urgent_min_age_s` old: a sub-minute outage cannot queue that much unless inflow surged too.
+    /// 0 turns this off.
+    pub urgent_inflow_s: f64,
+    pub urgent_min_age_s: u64,
 }
 
 impl Default for BacklogConfig {
@@ -28,6 +39,11 @@ impl Default for BacklogConfig {
             min_depth: 50,
             calm_age_s: 5,
             calm_depth: 5,
+            persistent_share: 0.8,
+            persistent_min_failures: 10,
+            // Twice the most a 30 s x3 burst landing inside a 59 s hiccup could queue.
+            urgent_inflow_s: 180.0,
+            urgent_min_age_s: 30,
         }
     }
 }
@@ -48,15 +64,40 @@ impl BacklogDetector {
         if learning {
             self.inflow.learn(view.now.queued() as f64, baselines);
         }
+        let bad = view.depth > 0
+            && view.backlog_age_s >= config.min_age_s
+            && view.depth >= view.depth_before;
         Reading {
-            bad: view.depth > 0
-                && view.backlog_age_s >= config.min_age_s
-                && view.depth >= view.depth_before,
+            bad,
             calm: view.depth <= config.calm_depth || view.backlog_age_s < config.calm_age_s,
             may_open: view.depth >= config.min_depth,
+            urgent: bad && self.no_hiccup(view, config, baselines),
             level: view.short_rate(Flow::QueuedResponses) + view.short_rate(Flow::QueuedAlerts),
             baseline: self.inflow.rate(),
         }
+    }
+
+    /// Nothing delivered lately, and either the failures say the endpoint refuses for a reason that does not clear
+    /// by itself, or more is waiting than a sub-minute outage could have queued.
+    fn no_hiccup(
+        &self,
+        view: &UserSecond,
+        config: &BacklogConfig,
+        baselines: &BaselineConfig,
+    ) -> bool {
+        if view.short[Flow::Delivered as usize] > 0 {
+            return false;
+        }
+        let persistent = view.recent_failed >= config.persistent_min_failures
+            && f64::from(view.recent_persistent)
+                >= config.persistent_share * f64::from(view.recent_failed);
+        let inflow = self.inflow.rate();
+        let overfull = config.urgent_inflow_s > 0.0
+            && self.inflow.is_warm(baselines)
+            && inflow > 0.0
+            && view.backlog_age_s >= config.urgent_min_age_s
+            && view.depth as f64 >= config.urgent_inflow_s * inflow;
+        persistent || overfull
     }
 
     /// Baseline of messages queued per second.
