@@ -2,11 +2,11 @@
 
 use serde::Serialize;
 
-use stormwatch_core::engine::{Engine, Watch};
 use stormwatch_core::engine::detect::backlog::DeliveryState;
 use stormwatch_core::engine::incidents::round2;
 use stormwatch_core::engine::user::UserState;
 use stormwatch_core::engine::window::Flow;
+use stormwatch_core::engine::{Engine, Watch};
 use stormwatch_core::incident::IncidentKind;
 
 #[derive(Serialize, Debug, Clone, PartialEq)]

@@ -590,7 +590,8 @@ impl Engine {
     pub fn watches_of(&self, user: usize) -> [Option<Watch>; 4] {
         IncidentKind::ALL.map(|kind| {
             let state = self.users.get(user)?;
-            let lifecycle::Phase::Pending { since, .. } = state.trackers[kind as usize].phase else {
+            let lifecycle::Phase::Pending { since, .. } = state.trackers[kind as usize].phase
+            else {
                 return None;
             };
             let anomaly = self.anomalies[user][kind as usize].as_ref()?;

@@ -55,6 +55,8 @@ pub struct UserSnapshot {
     clock_offset_ms: i64,
     #[serde(default)]
     recent_failures: [u32; 2],
+    #[serde(default)]
+    first_second: i64,
 }
 
 pub struct UserState {
@@ -74,6 +76,8 @@ pub struct UserState {
     pub alert_codes: Tally<AlertCode, 8>,
     /// Failed deliveries by reason, cumulative.
     pub failure_reasons: [u64; 6],
+    /// The first second this User was seen: the ring holds nothing older.
+    first_second: i64,
     /// Failed deliveries lately, all and those for a persistent reason (see [`UserSecond::recent_failed`]).
     recent_failures: [u32; 2],
     pub detectors: Detectors,
@@ -121,6 +125,7 @@ impl UserState {
             alert_codes: Tally::default(),
             failure_reasons: [0; 6],
             recent_failures: [0; 2],
+            first_second,
             detectors: Detectors {
                 backlog: BacklogDetector::default(),
                 requests: RateStormDetector::requests(),
@@ -162,6 +167,7 @@ impl UserState {
             readings: self.readings,
             clock_offset_ms: self.clock_offset_ms,
             recent_failures: self.recent_failures,
+            first_second: self.first_second,
         }
     }
 
@@ -193,6 +199,7 @@ impl UserState {
         user.readings = snapshot.readings;
         user.clock_offset_ms = snapshot.clock_offset_ms;
         user.recent_failures = snapshot.recent_failures;
+        user.first_second = snapshot.first_second;
         user
     }
 
@@ -358,7 +365,7 @@ impl UserState {
     pub fn onset(&self, kind: IncidentKind, pending_since: i64, config: &EngineConfig) -> i64 {
         let d = &config.detectors;
         match kind {
-            IncidentKind::Backlog => BacklogDetector::onset(&self.view),
+            IncidentKind::Backlog => self.backlog_onset(),
             IncidentKind::RequestStorm => self.detectors.requests.onset(
                 |s| self.detectors.requests.rate_of(&self.window.read(s)),
                 pending_since,
@@ -377,6 +384,29 @@ impl UserState {
                 pending_since,
                 &d.reject_storm,
             ),
+        }
+    }
+
+    /// A backlog's onset: when its oldest waiting message was queued, or, when the depth's trend over the ring says
+    /// it has been rising for much longer (a leak: a few messages never acknowledged, so the first-in-first-out
+    /// age reads only depth / inflow), where that rise began.
+    fn backlog_onset(&self) -> i64 {
+        let by_age = BacklogDetector::onset(&self.view);
+        let now = self.view.second;
+        // Seconds the ring holds for this User (a new User has fewer).
+        let span = (now - self.first_second + 1).clamp(0, RING_SECONDS as i64 - 2);
+        let from = now - span + 1;
+        let mut depths = [0u64; RING_SECONDS];
+        let depths = &mut depths[..span as usize];
+        for (slot, second) in depths.iter_mut().zip(from..=now) {
+            *slot = self.window.read(second).depth_end;
+        }
+        match super::detect::trend::hinge(depths) {
+            // Only a rise much older than the age says: for an outage both agree, and the age is exact.
+            Some(k) if from + (k as i64) < by_age - super::detect::trend::LEAK_MARGIN_S => {
+                from + k as i64
+            }
+            _ => by_age,
         }
     }
 

@@ -93,6 +93,7 @@ impl<'a> Builder<'a> {
             Scenario::CertificateFailure => self.certificate(at),
             Scenario::ClockSkew => self.clock_skew(at),
             Scenario::Flapping => self.flapping(at),
+            Scenario::SlowLeak => self.slow_leak(at),
             Scenario::UnregisteredBacklog => self.unregistered(at),
             Scenario::MdmStorm => self.mdm(at),
             Scenario::FirmwareAlertStorm => self.firmware(at),

@@ -21,6 +21,7 @@ mod scenarios;
 mod shape;
 mod sim;
 mod sink;
+mod slow_leak;
 mod truth;
 
 use std::path::{Path, PathBuf};

@@ -24,6 +24,7 @@ pub enum Scenario {
     DccMaintenance,
     ClockSkew,
     Flapping,
+    SlowLeak,
     FirewallBacklog,
     Decoys,
 }
@@ -31,7 +32,7 @@ pub enum Scenario {
 impl Scenario {
     /// Every scenario, in the order they are laid out in time (the firewall backlog last, so its long drain may
     /// run past the end of the input).
-    pub const ALL: [Scenario; 13] = [
+    pub const ALL: [Scenario; 14] = [
         Scenario::Hiccups,
         Scenario::SmallCampaign,
         Scenario::MdmStorm,
@@ -42,6 +43,7 @@ impl Scenario {
         Scenario::DccMaintenance,
         Scenario::ClockSkew,
         Scenario::Flapping,
+        Scenario::SlowLeak,
         Scenario::Bursts,
         Scenario::FirewallBacklog,
         Scenario::Decoys,
@@ -60,6 +62,7 @@ impl Scenario {
             Scenario::DccMaintenance => "dcc_maintenance",
             Scenario::ClockSkew => "clock_skew",
             Scenario::Flapping => "flapping",
+            Scenario::SlowLeak => "slow_leak",
             Scenario::FirewallBacklog => "firewall_backlog",
             Scenario::Decoys => "decoys",
         }
@@ -98,6 +101,9 @@ impl Scenario {
             }
             Scenario::Flapping => {
                 "after a load-balancer change an endpoint refuses 40 s in every 2 min for 45 min: one backlog"
+            }
+            Scenario::SlowLeak => {
+                "after a registered handler upgrade 3-5 % of a User's messages are never acknowledged for an hour: one backlog"
             }
             Scenario::FirewallBacklog => {
                 "a firewall change blocks a large supplier: backlog of ~1.5 M"

@@ -30,6 +30,14 @@ pub(crate) enum Effect {
         period_s: i64,
         reasons: &'static [FailureReason],
     },
+    /// A `share` of the User's queued messages are never delivered (nor fail) until `until`, when they are
+    /// released into the normal queue.
+    Leak {
+        user: usize,
+        from: i64,
+        until: i64,
+        share: f64,
+    },
     /// DSP-side: no delivery attempts for any User.
     Pause { from: i64, until: i64 },
     /// Requests multiplied by `factor`; `reject_share` replaces the User's normal share.

@@ -3,6 +3,7 @@
 pub mod backlog;
 pub mod reject;
 mod storm;
+pub mod trend;
 
 pub use backlog::{BacklogConfig, BacklogDetector};
 pub use reject::{RejectStormConfig, RejectStormDetector};
