@@ -392,6 +392,11 @@ impl UserState {
     /// age reads only depth / inflow), where that rise began.
     fn backlog_onset(&self) -> i64 {
         let by_age = BacklogDetector::onset(&self.view);
+        // Outages and pauses (failures, or nothing delivered) start when deliveries stopped, which the age
+        // dates exactly; only a queue that keeps delivering yet grows is a leak.
+        if self.view.recent_failed > 0 || self.view.short[Flow::Delivered as usize] == 0 {
+            return by_age;
+        }
         let now = self.view.second;
         // Seconds the ring holds for this User (a new User has fewer).
         let span = (now - self.first_second + 1).clamp(0, RING_SECONDS as i64 - 2);
