@@ -321,6 +321,20 @@ impl Engine {
             .collect()
     }
 
+    /// The Users of `concurrent` whose onsets fall within the coincidence window of `onset`.
+    fn coincident(&self, kind: IncidentKind, onset: i64, concurrent: &[usize]) -> Vec<usize> {
+        let window = self.config.network.coincidence_window_s;
+        concurrent
+            .iter()
+            .copied()
+            .filter(|&u| {
+                self.anomalies[u][kind as usize]
+                    .as_ref()
+                    .is_some_and(|a| (a.onset_second - onset).abs() <= window)
+            })
+            .collect()
+    }
+
     fn active_users(&self, second: i64) -> usize {
         let since = second - self.config.network.active_window_s;
         self.users
@@ -346,9 +360,18 @@ impl Engine {
             return;
         }
         let concurrent = self.concurrent(kind, onset);
-        let common_cause = concurrent.len() >= network.min_users
-            && concurrent.len() as f64 >= network.min_share * self.active_users(second) as f64;
-        if !common_cause {
+        let active = self.active_users(second);
+        let by_share = concurrent.len() >= network.min_users
+            && concurrent.len() as f64 >= network.min_share * active as f64;
+        let coincident = if by_share {
+            Vec::new()
+        } else {
+            self.coincident(kind, onset, &concurrent)
+        };
+        let improbable = coincident.len() >= network.min_users
+            && network.coincidence_probability(active.max(coincident.len()), coincident.len())
+                <= network.max_coincidence_probability;
+        if !(by_share || improbable) {
             let incident = self.new_incident(
                 Affected::User(self.users[user].id),
                 kind,
@@ -359,6 +382,7 @@ impl Engine {
             self.join(incident, user, kind);
             return;
         }
+        let concurrent = if by_share { concurrent } else { coincident };
         let mut onsets: Vec<i64> = concurrent
             .iter()
             .filter_map(|&u| {

@@ -433,3 +433,41 @@ fn a_user_directory_keeps_made_up_users_from_locking_out_real_ones() {
     engine.finish();
     assert_eq!(engine.user_count(), 3, "the table grew to the directory");
 }
+
+fn crowd(users: u64) -> Vec<Traffic> {
+    (1..=users)
+        .map(|n| Traffic {
+            user: user(n),
+            rate: 5,
+            requests: 5,
+        })
+        .collect()
+}
+
+#[test]
+fn twenty_five_of_150_users_failing_in_the_same_second_are_one_incident() {
+    // 17 % of Users: under the 30 % share, but far too many to start together by chance.
+    let engine = run(
+        &crowd(150),
+        1_500,
+        |u, s| u < 25 && (900..1_300).contains(&s),
+        ChangeRegister::new(),
+    );
+    let incidents = engine.incident_records();
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    assert_eq!(incidents[0].user, "*");
+    assert_eq!(incidents[0].users.len(), 25);
+}
+
+#[test]
+fn two_coincident_independent_outages_among_150_users_stay_apart() {
+    let engine = run(
+        &crowd(150),
+        1_500,
+        |u, s| (u == 3 || u == 77) && (900..1_300).contains(&s),
+        ChangeRegister::new(),
+    );
+    let incidents = engine.incident_records();
+    assert_eq!(incidents.len(), 2, "{incidents:#?}");
+    assert!(incidents.iter().all(|i| i.user != "*"));
+}
