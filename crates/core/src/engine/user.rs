@@ -366,16 +366,12 @@ impl UserState {
         let d = &config.detectors;
         match kind {
             IncidentKind::Backlog => self.backlog_onset(),
-            IncidentKind::RequestStorm => self.detectors.requests.onset(
-                |s| self.detectors.requests.rate_of(&self.window.read(s)),
-                pending_since,
-                &d.rate_storm,
-            ),
-            IncidentKind::AlertStorm => self.detectors.alerts.onset(
-                |s| self.detectors.alerts.rate_of(&self.window.read(s)),
-                pending_since,
-                &d.rate_storm,
-            ),
+            IncidentKind::RequestStorm => {
+                self.storm_onset(&self.detectors.requests, pending_since, config)
+            }
+            IncidentKind::AlertStorm => {
+                self.storm_onset(&self.detectors.alerts, pending_since, config)
+            }
             IncidentKind::RejectStorm => self.detectors.rejects.onset(
                 |s| {
                     let counts = self.window.read(s);
@@ -392,26 +388,48 @@ impl UserState {
     /// age reads only depth / inflow), where that rise began.
     fn backlog_onset(&self) -> i64 {
         let by_age = BacklogDetector::onset(&self.view);
-        // Outages and pauses (failures, or nothing delivered) start when deliveries stopped, which the age
-        // dates exactly; only a queue that keeps delivering yet grows is a leak.
-        if self.view.recent_failed > 0 || self.view.short[Flow::Delivered as usize] == 0 {
+        // Outages and pauses (nothing delivered) start when deliveries stopped, which the age dates exactly; only a
+        // queue that keeps delivering yet grows (a leak, or one refused SRV family) needs the trend.
+        if self.view.short[Flow::Delivered as usize] == 0 {
             return by_age;
         }
+        match self.rise_start(|counts| counts.depth_end) {
+            // Only a rise much older than the age says: for an outage both agree, and the age is exact.
+            Some(start) if start < by_age - super::detect::trend::LEAK_MARGIN_S => start,
+            _ => by_age,
+        }
+    }
+
+    /// Where the hinge fit puts the start of a rise of `value` over the ring's closed seconds (fewer for a User
+    /// seen only lately). Cold path: once when an anomaly goes on watch.
+    fn rise_start(&self, value: impl Fn(&super::window::SecondCounts) -> u64) -> Option<i64> {
         let now = self.view.second;
-        // Seconds the ring holds for this User (a new User has fewer).
         let span = (now - self.first_second + 1).clamp(0, RING_SECONDS as i64 - 2);
         let from = now - span + 1;
-        let mut depths = [0u64; RING_SECONDS];
-        let depths = &mut depths[..span as usize];
-        for (slot, second) in depths.iter_mut().zip(from..=now) {
-            *slot = self.window.read(second).depth_end;
+        let mut series = [0u64; RING_SECONDS];
+        let series = &mut series[..span as usize];
+        for (slot, second) in series.iter_mut().zip(from..=now) {
+            *slot = value(&self.window.read(second));
         }
-        match super::detect::trend::hinge(depths) {
-            // Only a rise much older than the age says: for an outage both agree, and the age is exact.
-            Some(k) if from + (k as i64) < by_age - super::detect::trend::LEAK_MARGIN_S => {
-                from + k as i64
-            }
-            _ => by_age,
+        super::detect::trend::hinge(series).map(|k| from + k as i64)
+    }
+
+    /// A storm's onset: the first second of its step, or, when its rate has been climbing for much longer (a
+    /// ramp), where that climb began.
+    fn storm_onset(
+        &self,
+        detector: &RateStormDetector,
+        pending_since: i64,
+        config: &EngineConfig,
+    ) -> i64 {
+        let step = detector.onset(
+            |s| detector.rate_of(&self.window.read(s)),
+            pending_since,
+            &config.detectors.rate_storm,
+        );
+        match self.rise_start(|counts| detector.rate_of(counts) as u64) {
+            Some(start) if start < step - super::detect::trend::LEAK_MARGIN_S => start,
+            _ => step,
         }
     }
 

@@ -25,6 +25,9 @@ pub enum Scenario {
     ClockSkew,
     Flapping,
     SlowLeak,
+    PartialSrv,
+    Ramp,
+    SmallUsers,
     FirewallBacklog,
     Decoys,
 }
@@ -32,7 +35,7 @@ pub enum Scenario {
 impl Scenario {
     /// Every scenario, in the order they are laid out in time (the firewall backlog last, so its long drain may
     /// run past the end of the input).
-    pub const ALL: [Scenario; 14] = [
+    pub const ALL: [Scenario; 17] = [
         Scenario::Hiccups,
         Scenario::SmallCampaign,
         Scenario::MdmStorm,
@@ -44,6 +47,9 @@ impl Scenario {
         Scenario::ClockSkew,
         Scenario::Flapping,
         Scenario::SlowLeak,
+        Scenario::PartialSrv,
+        Scenario::Ramp,
+        Scenario::SmallUsers,
         Scenario::Bursts,
         Scenario::FirewallBacklog,
         Scenario::Decoys,
@@ -63,6 +69,9 @@ impl Scenario {
             Scenario::ClockSkew => "clock_skew",
             Scenario::Flapping => "flapping",
             Scenario::SlowLeak => "slow_leak",
+            Scenario::PartialSrv => "partial_srv",
+            Scenario::Ramp => "ramp",
+            Scenario::SmallUsers => "small_users",
             Scenario::FirewallBacklog => "firewall_backlog",
             Scenario::Decoys => "decoys",
         }
@@ -104,6 +113,15 @@ impl Scenario {
             }
             Scenario::SlowLeak => {
                 "after a registered handler upgrade 3-5 % of a User's messages are never acknowledged for an hour: one backlog"
+            }
+            Scenario::PartialSrv => {
+                "after an endpoint change one SRV family (15-30 % of a User's traffic) is refused with 4xx: one backlog"
+            }
+            Scenario::Ramp => {
+                "after an application rollout a supplier's requests climb to 8-10x over 10 min: one request storm"
+            }
+            Scenario::SmallUsers => {
+                "a User sending about 1 message/s loses its endpoint after a registered change: one backlog"
             }
             Scenario::FirewallBacklog => {
                 "a firewall change blocks a large supplier: backlog of ~1.5 M"

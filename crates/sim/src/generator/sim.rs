@@ -51,8 +51,8 @@ struct Mods {
     alerts: f64,
     flood: Option<(f64, &'static str)>,
     delivery: Delivery,
-    /// Share of this second's arrivals a leak holds back.
-    leak: Option<f64>,
+    /// Share of this second's arrivals a leak holds back, and why they fail when they are refused.
+    leak: Option<(f64, Option<&'static [FailureReason]>)>,
 }
 
 /// The interval whose largest depth a truth entry needs.
@@ -85,6 +85,7 @@ impl Sim {
                 | Effect::Surge { user, .. }
                 | Effect::Flood { user, .. }
                 | Effect::Leak { user, .. }
+                | Effect::Ramp { user, .. }
                 | Effect::Burst { user, .. } => {
                     if let Some(list) = effects.get_mut(user) {
                         list.push(effect.clone());
@@ -227,9 +228,25 @@ impl Sim {
                     mods.flood = Some((*factor, *alert));
                 }
                 Effect::Leak {
-                    from, until, share, ..
+                    from,
+                    until,
+                    share,
+                    reasons,
+                    ..
                 } if *from <= t && t < *until => {
-                    mods.leak = Some(*share);
+                    mods.leak = Some((*share, *reasons));
+                }
+                Effect::Ramp {
+                    from,
+                    until,
+                    peak,
+                    ramp_s,
+                    srv,
+                    ..
+                } if *from <= t && t < *until => {
+                    let progress = ((t - *from) as f64 / (*ramp_s).max(1) as f64).min(1.0);
+                    mods.requests *= 1.0 + (*peak - 1.0) * progress;
+                    mods.srv = Some(*srv);
                 }
                 Effect::Burst {
                     from,
@@ -490,11 +507,15 @@ impl Sim {
         let profile = &self.users[user];
         let state = &mut self.states[user];
         let capacity = dither(rng, profile.capacity);
-        match mods.leak {
-            Some(share) => state.stuck += binomial(rng, arrivals, share),
-            // The fix releases what the leak held.
-            None => state.stuck = 0,
-        }
+        let leaked = match mods.leak {
+            Some((share, _)) => binomial(rng, arrivals, share),
+            None => {
+                // The fix releases what the leak held.
+                state.stuck = 0;
+                0
+            }
+        };
+        state.stuck += leaked;
         let waiting = state.depth + arrivals;
         let (delivered, failed) = match delivery {
             Delivery::Up => {
@@ -532,6 +553,14 @@ impl Sim {
                 out.push(line);
             }
         }
+        // A refused family fails its first attempts and its retries (each within 300 s) while the rest flows.
+        let (delivery, failed) = match (delivery, mods.leak) {
+            (Delivery::Up, Some((_, Some(reasons)))) => (
+                Delivery::Down(reasons),
+                (leaked + state.stuck.div_ceil(240)).min(capacity.max(1)),
+            ),
+            _ => (delivery, failed),
+        };
         if let (Delivery::Down(reasons), true) = (delivery, failed > 0) {
             let main = reasons.first().copied().unwrap_or(FailureReason::Timeout);
             let other = if reasons.len() > 1 {

@@ -24,6 +24,7 @@ impl Builder<'_> {
             from: at,
             until: at + length,
             share,
+            reasons: None,
         });
         let (start, end) = self.window_around(at, 1..6, 20..40);
         let status = self.status();

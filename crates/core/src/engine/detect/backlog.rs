@@ -20,7 +20,7 @@ pub struct BacklogConfig {
     pub calm_age_s: u64,
     pub calm_depth: u64,
     /// Evidence that rules out a sub-minute hiccup (the backlog then opens after the lifecycle's
-    /// `open_early_after_s`), while nothing is delivered: at least `persistent_min_failures` recent failures, of
+    /// `open_early_after_s`): at least `persistent_min_failures` recent failures, of
     /// which at least `persistent_share` are configuration faults (TLS, HTTP 4xx: an endpoint that refuses for
     /// such a reason stays refusing until someone fixes it) ...
     pub persistent_share: f64,
@@ -77,17 +77,14 @@ impl BacklogDetector {
         }
     }
 
-    /// Nothing delivered lately, and either the failures say the endpoint refuses for a reason that does not clear
-    /// by itself, or more is waiting than a sub-minute outage could have queued.
+    /// The failures say the endpoint refuses for a reason that does not clear by itself (whether or not the rest
+    /// of the User's traffic gets through), or more is waiting than a sub-minute outage could have queued.
     fn no_hiccup(
         &self,
         view: &UserSecond,
         config: &BacklogConfig,
         baselines: &BaselineConfig,
     ) -> bool {
-        if view.short[Flow::Delivered as usize] > 0 {
-            return false;
-        }
         let persistent = view.recent_failed >= config.persistent_min_failures
             && f64::from(view.recent_persistent)
                 >= config.persistent_share * f64::from(view.recent_failed);

@@ -6,7 +6,7 @@
 //! before the leak and has risen steadily since.
 
 /// A trend's onset replaces the oldest message's age only when it is at least this much earlier.
-pub const LEAK_MARGIN_S: i64 = 60;
+pub const LEAK_MARGIN_S: i64 = 15;
 
 /// Fewest seconds on each side of a hinge for the fit to count.
 const MIN_SIDE: usize = 10;
