@@ -356,7 +356,7 @@ mod tests {
     fn scenario_lists_expand_and_sort() {
         let list = Scenario::parse_list(&["firewall_backlog", "mdm_storm", "mdm_storm"]).unwrap();
         assert_eq!(list, vec![Scenario::MdmStorm, Scenario::FirewallBacklog]);
-        assert_eq!(Scenario::parse_list(&["all"]).unwrap().len(), 13);
+        assert_eq!(Scenario::parse_list(&["all"]).unwrap().len(), 17);
         assert!(Scenario::parse_list(&["nope"]).is_err());
     }
 
