@@ -113,7 +113,7 @@ impl Default for DetectorConfig {
                 flap_gap_s: 150,
                 // A backlog that cannot be a sub-minute hiccup (see `BacklogConfig::persistent_share`) opens about
                 // 40 s after its onset.
-                open_early_after_s: 30,
+                open_early_after_s: 40,
             },
             tally_half_life_s: 30,
         }

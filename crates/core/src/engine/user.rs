@@ -365,7 +365,7 @@ impl UserState {
     pub fn onset(&self, kind: IncidentKind, pending_since: i64, config: &EngineConfig) -> i64 {
         let d = &config.detectors;
         match kind {
-            IncidentKind::Backlog => self.backlog_onset(),
+            IncidentKind::Backlog => self.backlog_onset(&d.backlog),
             IncidentKind::RequestStorm => {
                 self.storm_onset(&self.detectors.requests, pending_since, config)
             }
@@ -386,11 +386,14 @@ impl UserState {
     /// A backlog's onset: when its oldest waiting message was queued, or, when the depth's trend over the ring says
     /// it has been rising for much longer (a leak: a few messages never acknowledged, so the first-in-first-out
     /// age reads only depth / inflow), where that rise began.
-    fn backlog_onset(&self) -> i64 {
+    fn backlog_onset(&self, config: &super::detect::BacklogConfig) -> i64 {
         let by_age = BacklogDetector::onset(&self.view);
         // Outages and pauses (nothing delivered) start when deliveries stopped, which the age dates exactly; only a
         // queue that keeps delivering yet grows (a leak, or one refused SRV family) needs the trend.
-        if self.view.short[Flow::Delivered as usize] == 0 {
+        // A backlog put on watch by refusals before its oldest message is old is dated by that age: it is young.
+        if self.view.short[Flow::Delivered as usize] == 0
+            || self.view.backlog_age_s < config.min_age_s
+        {
             return by_age;
         }
         match self.rise_start(|counts| counts.depth_end) {

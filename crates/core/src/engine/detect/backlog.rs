@@ -20,8 +20,8 @@ pub struct BacklogConfig {
     pub calm_age_s: u64,
     pub calm_depth: u64,
     /// Evidence that rules out a sub-minute hiccup (the backlog then opens after the lifecycle's
-    /// `open_early_after_s`): at least `persistent_min_failures` recent failures, of
-    /// which at least `persistent_share` are configuration faults (TLS, HTTP 4xx: an endpoint that refuses for
+    /// `open_early_after_s`): at least `persistent_min_failures` failures over the last 10 s, and at least
+    /// `persistent_share` of recent failures are configuration faults (TLS, HTTP 4xx: an endpoint that refuses for
     /// such a reason stays refusing until someone fixes it) ...
     pub persistent_share: f64,
     pub persistent_min_failures: u32,
@@ -64,9 +64,14 @@ impl BacklogDetector {
         if learning {
             self.inflow.learn(view.now.queued() as f64, baselines);
         }
+        let refused = Self::refused(view, config);
+        // A queue growing while the endpoint refuses for a configuration fault is bad before its oldest message
+        // is old: with the rest of the traffic delivered (one SRV family refused), the age reads only
+        // depth / inflow and would take minutes.
         let bad = view.depth > 0
-            && view.backlog_age_s >= config.min_age_s
-            && view.depth >= view.depth_before;
+            && view.depth >= view.depth_before
+            && (view.backlog_age_s >= config.min_age_s
+                || (refused && view.depth > view.depth_before));
         Reading {
             bad,
             calm: view.depth <= config.calm_depth || view.backlog_age_s < config.calm_age_s,
@@ -85,16 +90,23 @@ impl BacklogDetector {
         config: &BacklogConfig,
         baselines: &BaselineConfig,
     ) -> bool {
-        let persistent = view.recent_failed >= config.persistent_min_failures
-            && f64::from(view.recent_persistent)
-                >= config.persistent_share * f64::from(view.recent_failed);
         let inflow = self.inflow.rate();
         let overfull = config.urgent_inflow_s > 0.0
             && self.inflow.is_warm(baselines)
             && inflow > 0.0
             && view.backlog_age_s >= config.urgent_min_age_s
             && view.depth as f64 >= config.urgent_inflow_s * inflow;
-        persistent || overfull
+        Self::refused(view, config) || overfull
+    }
+
+    /// Recent failures are mostly configuration faults (TLS, HTTP 4xx), enough of them to matter.
+    /// The count comes from the closed seconds' window; the reason mix from the recent tally, which may already
+    /// include lines of seconds not yet closed (a mix, not a timing).
+    fn refused(view: &UserSecond, config: &BacklogConfig) -> bool {
+        view.short[Flow::Failed as usize] >= u64::from(config.persistent_min_failures)
+            && view.recent_failed > 0
+            && f64::from(view.recent_persistent)
+                >= config.persistent_share * f64::from(view.recent_failed)
     }
 
     /// Baseline of messages queued per second.

@@ -8,6 +8,9 @@
 /// A trend's onset replaces the oldest message's age only when it is at least this much earlier.
 pub const LEAK_MARGIN_S: i64 = 15;
 
+/// The fitted rise must be at least this many times the residual scatter.
+const MIN_RISE_SIGMAS: f64 = 4.0;
+
 /// Fewest seconds on each side of a hinge for the fit to count.
 const MIN_SIDE: usize = 10;
 
@@ -25,7 +28,7 @@ pub fn hinge(depths: &[u64]) -> Option<usize> {
     });
     // Sums over t >= k, from the end backwards.
     let (mut rn, mut rt, mut rtt, mut ry, mut rty) = (0f64, 0f64, 0f64, 0f64, 0f64);
-    let mut best: Option<(f64, usize)> = None;
+    let mut best: Option<(f64, usize, f64)> = None;
     for (k, &y) in depths.iter().enumerate().rev() {
         let (t, y) = (k as f64, y as f64);
         rn += 1.0;
@@ -50,11 +53,16 @@ pub fn hinge(depths: &[u64]) -> Option<usize> {
             continue;
         }
         let sse = syy - (b * sy + m * sxy);
-        if best.is_none_or(|(e, _)| sse < e) {
-            best = Some((sse, k));
+        if best.is_none_or(|(e, _, _)| sse < e) {
+            best = Some((sse, k, m));
         }
     }
-    best.map(|(_, k)| k)
+    // A rise lost in the noise is no rise: the fitted climb must stand well clear of the residual scatter.
+    best.filter(|&(sse, k, m)| {
+        let scatter = (sse.max(0.0) / n).sqrt();
+        m * (n - 1.0 - k as f64) >= MIN_RISE_SIGMAS * scatter.max(1.0)
+    })
+    .map(|(_, k, _)| k)
 }
 
 #[cfg(test)]
@@ -69,6 +77,13 @@ mod tests {
             .collect();
         let k = hinge(&depths).unwrap();
         assert!((185..=215).contains(&k), "hinge at {k}");
+    }
+
+    #[test]
+    fn a_few_seconds_of_noise_at_the_end_are_no_rise() {
+        let mut depths: Vec<u64> = (0..500u64).map(|t| 20 + (t * 7919 % 9)).collect();
+        depths.extend([30, 31]);
+        assert_eq!(hinge(&depths), None);
     }
 
     #[test]
