@@ -790,6 +790,27 @@ fn the_schedule_outcomes_and_registration_warnings_in_the_console() {
             std::fs::copy(&shot, docs.join("console-schedule.png")).unwrap();
             eprintln!("updated docs/console-schedule.png");
         }
+        // Cancelling the DCC release leaves CHG-101's recorded overlap listed, marked as no longer current.
+        let (status, _) = service.post(
+            "/api/v1/changes/DCC-PM-01/status",
+            Some(&ops),
+            br#"{"status":"cancelled"}"#,
+            &[("Content-Type", "application/json")],
+        );
+        assert_eq!(status, 200);
+        browser.click(".filters button[type=submit]").await;
+        browser
+            .text_where("tr[data-change='CHG-101']", |t| {
+                t.contains("at registration, no longer") && t.contains("overlaps DCC maintenance")
+            })
+            .await;
+        let (status, _) = service.post(
+            "/api/v1/changes/DCC-PM-01/status",
+            Some(&ops),
+            br#"{"status":"planned"}"#,
+            &[("Content-Type", "application/json")],
+        );
+        assert_eq!(status, 200);
         // Filters: one category, one day.
         browser.select("#s-category", "dcc_maintenance").await;
         browser.click(".filters button[type=submit]").await;

@@ -375,7 +375,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     #[cfg(feature = "kafka")]
     let kafka_thread = kafka
-        .map(|wiring| wiring.spawn(to_engine.clone(), store.clone(), stop.clone()))
+        .map(|wiring| {
+            let coordination = std::sync::Arc::new(config.coordination.clone());
+            wiring.spawn(to_engine.clone(), store.clone(), stop.clone(), coordination)
+        })
         .transpose()?;
 
     // HTTP and TCP ingest share the runtime: connection tasks parse between awaits, so neither starves the other.

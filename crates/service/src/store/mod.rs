@@ -34,7 +34,9 @@ pub use triage::{
     Judgement, MAX_NOTE_CHARS, Triage, TriageAction, TriageEntry, TriageOutcome, TriageRequest,
 };
 
-use stormwatch_core::changes::{ChangeNotice, ChangeOwner, ChangeRegister, ChangeStatus};
+use stormwatch_core::changes::{
+    ChangeNotice, ChangeOwner, ChangeRegister, ChangeStatus, CoordinationConfig,
+};
 use stormwatch_core::report::IncidentRecord;
 use stormwatch_core::telemetry::Eui64;
 
@@ -139,12 +141,14 @@ macro_rules! operations {
 operations! {
     /// Registers notices in one transaction: all are written or, on any error, none. Registering an existing id
     /// updates it. Returns, in input order, what happened to each; every create or update leaves an audit row.
-    fn upsert_changes / upsert_changes_async(notices: Vec<ChangeNotice>, actor: String) -> Vec<UpsertOutcome>
-        = |db| changes::upsert(db, notices, &actor, None);
+    /// Each notice written is judged against the register (with the batch in it) under `coordination`'s
+    /// settings, and the warnings it raised are stored with it.
+    fn upsert_changes / upsert_changes_async(notices: Vec<ChangeNotice>, actor: String, coordination: Arc<CoordinationConfig>) -> Vec<UpsertOutcome>
+        = |db| changes::upsert(db, notices, &actor, None, &coordination);
     /// [`Store::upsert_changes`] for a caller confined to `owner`: `NotYours` (and nothing written) if any notice,
     /// or any stored notice it would replace, belongs to another owner.
-    fn upsert_changes_confined / upsert_changes_confined_async(notices: Vec<ChangeNotice>, actor: String, owner: ChangeOwner) -> Vec<UpsertOutcome>
-        = |db| changes::upsert(db, notices, &actor, Some(owner));
+    fn upsert_changes_confined / upsert_changes_confined_async(notices: Vec<ChangeNotice>, actor: String, owner: ChangeOwner, coordination: Arc<CoordinationConfig>) -> Vec<UpsertOutcome>
+        = |db| changes::upsert(db, notices, &actor, Some(owner), &coordination);
     fn get_change / get_change_async(id: String) -> Option<StoredChange> = |db| changes::get(db, &id);
     fn list_changes / list_changes_async(filter: ChangeFilter) -> Vec<StoredChange>
         = |db| changes::list(db, &filter);

@@ -30,7 +30,9 @@ fn with_incident_and_changes() -> (tempfile::TempDir, Store) {
         notice("CHG-1", ChangeOwner::User(USER_A), 0, 1_000),
         notice("CHG-2", ChangeOwner::Dcc, 0, 1_000),
     ];
-    store.upsert_changes(changes, "alice".into()).unwrap();
+    store
+        .upsert_changes(changes, "alice".into(), Default::default())
+        .unwrap();
     (dir, store)
 }
 
