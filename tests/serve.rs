@@ -639,3 +639,54 @@ fn small_api_points_answer_as_documented() {
         }
     }
 }
+
+#[test]
+fn a_pending_backlog_is_on_watch_in_the_api_and_metrics_before_any_incident() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let service = Service::start(dir.path(), &[]);
+    // Refused from 300 s: on watch from about 310 s, and the one-minute rule keeps it from opening before 375 s.
+    // The input ends at 340 s, and an idle stream moves event time on by the lateness at most.
+    service.send_tcp(&firewall_lines(0..340, (300, 2_000)));
+    let user = service.wait_for(&format!("/api/v1/users/{FIREWALLED}"), &ops, 30, |v| {
+        v["watch"].as_array().is_some_and(|w| !w.is_empty())
+    });
+    let watch = &user["watch"][0];
+    assert_eq!(watch["kind"], "backlog", "{user}");
+    let since = watch["since"].as_i64().unwrap() - T0;
+    assert!((300_000..=320_000).contains(&since), "on watch {since} ms");
+    assert!((watch["onset"].as_i64().unwrap() - (T0 + 300_000)).abs() <= 5_000);
+    assert!(
+        user["anomalies"]
+            .as_array()
+            .unwrap()
+            .contains(&"backlog".into())
+    );
+    let healthy = service.json(&format!("/api/v1/users/{HEALTHY}"), &ops);
+    assert_eq!(healthy["watch"], serde_json::json!([]));
+    let overview = service.json("/api/v1/console/overview", &ops);
+    assert_eq!(overview["incidents"], serde_json::json!([]), "nobody paged");
+    assert!(overview["users_in_trouble"][0]["watch"][0]["kind"] == "backlog");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, metrics) = service.get("/metrics", None);
+        let gauge = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("stormwatch_user_watch{")
+                    && l.contains(&format!("user=\"{FIREWALLED}\""))
+                    && l.contains("kind=\"backlog\"")
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+        if gauge == Some(1.0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stormwatch_user_watch never 1: {gauge:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let open = service.json("/api/v1/incidents?open=true", &ops);
+    assert_eq!(open, serde_json::json!([]), "still only on watch");
+}

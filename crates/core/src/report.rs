@@ -135,4 +135,8 @@ pub struct Evidence {
     /// Users hit by the same kind of anomaly at about the same time (including this one).
     #[serde(default)]
     pub concurrent_users: u32,
+    /// Event time the anomaly was first on watch (pending, before the incident opened): how early an operator
+    /// could have seen it coming.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watched: Option<i64>,
 }

@@ -229,8 +229,8 @@ async fn get_user(
         engine
             .users()
             .iter()
-            .find(|u| u.id == user)
-            .map(users_api::view)
+            .position(|u| u.id == user)
+            .and_then(|index| users_api::view_of(engine, index))
     })
     .await?;
     view.map(|v| Json(v).into_response())

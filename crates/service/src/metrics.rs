@@ -28,6 +28,7 @@ pub const WATERMARK: &str = "stormwatch_watermark_timestamp_seconds";
 pub const LATENCY: &str = "stormwatch_ingest_latency_seconds";
 pub const USERS: &str = "stormwatch_users";
 pub const CLOCK_OFFSET: &str = "stormwatch_user_clock_offset_seconds";
+pub const WATCH: &str = "stormwatch_user_watch";
 pub const OUT_OF_RANGE: &str = "stormwatch_ingest_out_of_range_total";
 pub const HELD: &str = "stormwatch_ingest_held_lines";
 pub const BUILD_INFO: &str = "stormwatch_build_info";
@@ -123,6 +124,10 @@ fn describe() {
         Unit::Seconds,
         "How far each User's clock runs ahead of network event time (negative: behind), once recognised"
     );
+    describe_gauge!(
+        WATCH,
+        "1 while an anomaly of this kind is on watch for the User (pending: not an incident yet), else 0"
+    );
     describe_counter!(
         OUT_OF_RANGE,
         "Lines refused because their event time was far ahead of network event time (also counted as malformed)"
@@ -148,6 +153,8 @@ struct UserGauges {
     age: Gauge,
     delivering: Gauge,
     clock_offset: Gauge,
+    /// By kind, in [`IncidentKind::ALL`] order.
+    watch: [Gauge; 4],
     rates: Vec<Gauge>,
     baselines: Vec<Gauge>,
     ratios: Vec<Gauge>,
@@ -166,6 +173,8 @@ impl UserGauges {
             age: gauge!(BACKLOG_AGE, "user" => user.to_owned()),
             delivering: gauge!(DELIVERING, "user" => user.to_owned()),
             clock_offset: gauge!(CLOCK_OFFSET, "user" => user.to_owned()),
+            watch: IncidentKind::ALL
+                .map(|kind| gauge!(WATCH, "user" => user.to_owned(), "kind" => kind.as_str())),
             rates: per_flow(FLOW_RATE),
             baselines: per_flow(FLOW_BASELINE),
             ratios: per_flow(FLOW_RATIO),
@@ -210,7 +219,10 @@ impl Publisher {
         for user in &engine.users()[self.users.len()..] {
             self.users.push(UserGauges::new(&user.id.to_string()));
         }
-        for (user, gauges) in engine.users().iter().zip(&self.users) {
+        for (index, (user, gauges)) in engine.users().iter().zip(&self.users).enumerate() {
+            for (gauge, watch) in gauges.watch.iter().zip(engine.watches_of(index)) {
+                gauge.set(if watch.is_some() { 1.0 } else { 0.0 });
+            }
             gauges.depth.set(user.depth() as f64);
             gauges.age.set(user.view.backlog_age_s as f64);
             gauges
@@ -269,8 +281,9 @@ impl Publisher {
             gauges.delivering.set(0.0);
             gauges.clock_offset.set(0.0);
             for gauge in gauges
-                .rates
+                .watch
                 .iter()
+                .chain(&gauges.rates)
                 .chain(&gauges.baselines)
                 .chain(&gauges.ratios)
             {

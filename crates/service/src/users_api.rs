@@ -2,11 +2,11 @@
 
 use serde::Serialize;
 
-use stormwatch_core::engine::Engine;
 use stormwatch_core::engine::detect::backlog::DeliveryState;
 use stormwatch_core::engine::incidents::round2;
 use stormwatch_core::engine::user::UserState;
 use stormwatch_core::engine::window::Flow;
+use stormwatch_core::engine::{Engine, Watch};
 use stormwatch_core::incident::IncidentKind;
 
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -31,6 +31,8 @@ pub struct UserView {
     pub flows: Vec<FlowView>,
     /// Kinds with an anomaly pending or open.
     pub anomalies: Vec<&'static str>,
+    /// Anomalies on watch: pending, not yet an incident (nobody is paged for these yet).
+    pub watch: Vec<Watch>,
     /// How far the User's clock runs ahead of network event time (negative: behind), once recognised; its lines
     /// are placed at their time minus this.
     pub clock_offset_s: f64,
@@ -44,7 +46,16 @@ const FLOWS: [(Flow, &str); 5] = [
     (Flow::Delivered, "delivered"),
 ];
 
-pub fn view(user: &UserState) -> UserView {
+/// The view of the User at `index` in [`Engine::users`].
+pub fn view_of(engine: &Engine, index: usize) -> Option<UserView> {
+    let user = engine.users().get(index)?;
+    Some(view(
+        user,
+        engine.watches_of(index).into_iter().flatten().collect(),
+    ))
+}
+
+pub fn view(user: &UserState, watch: Vec<Watch>) -> UserView {
     let baselines = user.flow_baselines();
     let waiting = user.depth() > 0 && user.view.backlog_age_s > 0;
     let delivery_state = if waiting {
@@ -82,10 +93,13 @@ pub fn view(user: &UserState) -> UserView {
             .filter(|kind| user.trackers[**kind as usize].is_active())
             .map(|kind| kind.as_str())
             .collect(),
+        watch,
         clock_offset_s: user.clock_offset_ms as f64 / 1000.0,
     }
 }
 
 pub fn all(engine: &Engine) -> Vec<UserView> {
-    engine.users().iter().map(view).collect()
+    (0..engine.users().len())
+        .filter_map(|index| view_of(engine, index))
+        .collect()
 }

@@ -335,13 +335,14 @@ fn totals_summarise_runs_in_one_line() {
         None,
     )]);
     r.incidents[0].detected = T0 + 76_000;
+    r.incidents[0].evidence.watched = Some(T0 + 11_000);
     let mut totals = Totals::default();
     totals.add(&score(&t, &r));
     totals.add(&score(&truth(vec![]), &report(vec![])));
     assert_eq!(
         totals.summary_line("sweep"),
         "sweep: 2 runs, 2 incidents expected, 1 found, 1 missed, 0 false, 1 attributed, \
-         delay median 76 s max 76 s, onset error median 1 s max 1 s"
+         watch median 11 s max 11 s, delay median 76 s max 76 s, onset error median 1 s max 1 s"
     );
     assert!(!totals.is_clean());
     let mut clean = Totals::default();
@@ -350,7 +351,7 @@ fn totals_summarise_runs_in_one_line() {
     assert!(
         clean
             .summary_line("x")
-            .ends_with("delay n/a, onset error n/a")
+            .ends_with("watch n/a, delay n/a, onset error n/a")
     );
     clean.add_failure();
     assert!(!clean.is_clean());

@@ -35,13 +35,18 @@ pub struct Baseline {
 
 impl Baseline {
     pub fn learn(&mut self, sample: f64, config: &BaselineConfig) {
+        self.learn_slower(sample, config, 1.0);
+    }
+
+    /// Learns with the time constant multiplied by `slowdown` (>= 1) once warm.
+    pub fn learn_slower(&mut self, sample: f64, config: &BaselineConfig, slowdown: f64) {
         if self.seen < config.warmup_s {
             self.seen += 1;
             self.mean += (sample - self.mean) / f64::from(self.seen);
             return;
         }
         let ceiling = (self.mean * config.clip_factor).max(self.mean + config.clip_floor);
-        let alpha = 1.0 / config.time_constant_s;
+        let alpha = 1.0 / (config.time_constant_s * slowdown);
         self.mean += alpha * (sample.min(ceiling) - self.mean);
     }
 

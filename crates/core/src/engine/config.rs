@@ -101,6 +101,7 @@ impl Default for DetectorConfig {
                 resolve_after_s: 120,
                 flap_episodes: 0,
                 flap_gap_s: 0,
+                open_early_after_s: 0,
             },
             backlog_lifecycle: LifecycleConfig {
                 open_after_s: 65,
@@ -110,6 +111,9 @@ impl Default for DetectorConfig {
                 // one incident. Normal-life hiccups come hours apart.
                 flap_episodes: 3,
                 flap_gap_s: 150,
+                // A backlog that cannot be a sub-minute hiccup (see `BacklogConfig::persistent_share`) opens about
+                // 40 s after its onset.
+                open_early_after_s: 40,
             },
             tally_half_life_s: 30,
         }
@@ -130,6 +134,14 @@ pub struct NetworkConfig {
     pub min_share: f64,
     /// A User is active if it had traffic this recently.
     pub active_window_s: i64,
+    /// Also one common cause, whatever their share: at least `min_users` Users whose onsets fall within
+    /// `coincidence_window_s` of each other, when that many independent incidents starting so close together
+    /// would have a chance under `max_coincidence_probability`. Independent, each active User starts an incident
+    /// in any given window with probability `incidents_per_user_day` x window / 1 day (a deliberately high rate,
+    /// so ordinary coincidences stay separate).
+    pub coincidence_window_s: i64,
+    pub incidents_per_user_day: f64,
+    pub max_coincidence_probability: f64,
 }
 
 impl Default for NetworkConfig {
@@ -140,13 +152,56 @@ impl Default for NetworkConfig {
             min_users: 3,
             min_share: 0.3,
             active_window_s: 300,
+            coincidence_window_s: 10,
+            incidents_per_user_day: 6.0,
+            max_coincidence_probability: 1e-6,
         }
     }
+}
+
+impl NetworkConfig {
+    /// The chance that at least `k` of `n` independent Users start an incident within one coincidence window.
+    pub fn coincidence_probability(&self, n: usize, k: usize) -> f64 {
+        let p = (self.incidents_per_user_day * (2 * self.coincidence_window_s + 1) as f64
+            / 86_400.0)
+            .clamp(0.0, 1.0);
+        binomial_tail(n, k, p)
+    }
+}
+
+/// P(X >= k) for X ~ Binomial(n, p), summed in log space so that 150 Users stay finite.
+fn binomial_tail(n: usize, k: usize, p: f64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    if k > n || p <= 0.0 {
+        return 0.0;
+    }
+    if p >= 1.0 {
+        return 1.0;
+    }
+    let ln_choose =
+        |i: usize| -> f64 { (1..=i).map(|j| ((n - i + j) as f64 / j as f64).ln()).sum() };
+    (k..=n)
+        .map(|i| (ln_choose(i) + i as f64 * p.ln() + (n - i) as f64 * (1.0 - p).ln()).exp())
+        .sum::<f64>()
+        .min(1.0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_crowd_in_one_moment_is_improbable_a_couple_is_not() {
+        let network = NetworkConfig::default();
+        let threshold = network.max_coincidence_probability;
+        assert!(network.coincidence_probability(150, 25) < threshold);
+        assert!(network.coincidence_probability(150, 2) > threshold);
+        assert!(network.coincidence_probability(150, 3) > threshold);
+        assert!((binomial_tail(4, 2, 0.5) - 11.0 / 16.0).abs() < 1e-12);
+        assert_eq!(binomial_tail(3, 4, 0.5), 0.0);
+    }
 
     #[test]
     fn the_correlator_judges_many_users_by_the_network_grouping_count() {

@@ -12,6 +12,9 @@ use crate::telemetry::{AlertCode, Srv};
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Anomaly {
     pub onset_second: i64,
+    /// The second the anomaly went on watch (its first pending second; a flapping series' first episode).
+    #[serde(default)]
+    pub watched_second: i64,
     pub baseline: f64,
     pub peak_level: f64,
     pub peak_depth: u64,
@@ -24,10 +27,16 @@ pub struct Anomaly {
 }
 
 impl Anomaly {
-    pub fn start(user: &UserState, kind: IncidentKind, onset_second: i64) -> Anomaly {
+    pub fn start(
+        user: &UserState,
+        kind: IncidentKind,
+        onset_second: i64,
+        watched_second: i64,
+    ) -> Anomaly {
         let reading = user.readings[kind as usize];
         Anomaly {
             onset_second,
+            watched_second,
             baseline: reading.baseline,
             peak_level: reading.level,
             peak_depth: user.depth(),
@@ -63,6 +72,9 @@ pub struct Incident {
     pub kind: IncidentKind,
     pub onset_second: i64,
     pub detected_second: i64,
+    /// When its first member went on watch (see [`Anomaly::watched_second`]).
+    #[serde(default)]
+    pub watched_second: Option<i64>,
     pub resolved_second: Option<i64>,
     /// Indices of the member Users (one for a single-User incident).
     pub members: Vec<usize>,
@@ -151,6 +163,8 @@ impl Incident {
                 alert_code: self.alert_code.map(|a| a.to_string()),
                 depth_at_detection: self.depth_at_detection,
                 concurrent_users: self.concurrent_users,
+                // The end of the closed second, as `detected` is.
+                watched: self.watched_second.map(|s| (s + 1) * 1000),
             },
         }
     }

@@ -66,6 +66,19 @@ pub enum IncidentUpdate {
     Merged(usize, usize),
 }
 
+/// An anomaly on watch: pending, not (yet, or ever) an incident. Operators see it before anyone is paged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Watch {
+    /// Index of the User in [`Engine::users`].
+    #[serde(skip)]
+    pub user: usize,
+    pub kind: IncidentKind,
+    /// Event time (ms) the anomaly went on watch: the end of its first bad second.
+    pub since: i64,
+    /// The engine's estimate of when the anomaly began.
+    pub onset: i64,
+}
+
 pub struct Engine {
     config: EngineConfig,
     changes: ChangeRegister,
@@ -273,7 +286,8 @@ impl Engine {
         match transition {
             Transition::Started { since } => {
                 let onset = self.users[user].onset(kind, since, &self.config);
-                self.anomalies[user][slot] = Some(Anomaly::start(&self.users[user], kind, onset));
+                self.anomalies[user][slot] =
+                    Some(Anomaly::start(&self.users[user], kind, onset, since));
             }
             Transition::Cancelled => self.anomalies[user][slot] = None,
             Transition::Opened { pending_since } => {
@@ -286,6 +300,7 @@ impl Engine {
                         _ => 0,
                     };
                     anomaly.onset_second = pending_since - back;
+                    anomaly.watched_second = anomaly.watched_second.min(pending_since);
                 }
                 self.open(user, kind, second)
             }
@@ -303,6 +318,20 @@ impl Engine {
     fn concurrent(&self, kind: IncidentKind, onset: i64) -> Vec<usize> {
         let window = self.config.network.onset_window_s;
         (0..self.users.len())
+            .filter(|&u| {
+                self.anomalies[u][kind as usize]
+                    .as_ref()
+                    .is_some_and(|a| (a.onset_second - onset).abs() <= window)
+            })
+            .collect()
+    }
+
+    /// The Users of `concurrent` whose onsets fall within the coincidence window of `onset`.
+    fn coincident(&self, kind: IncidentKind, onset: i64, concurrent: &[usize]) -> Vec<usize> {
+        let window = self.config.network.coincidence_window_s;
+        concurrent
+            .iter()
+            .copied()
             .filter(|&u| {
                 self.anomalies[u][kind as usize]
                     .as_ref()
@@ -336,9 +365,18 @@ impl Engine {
             return;
         }
         let concurrent = self.concurrent(kind, onset);
-        let common_cause = concurrent.len() >= network.min_users
-            && concurrent.len() as f64 >= network.min_share * self.active_users(second) as f64;
-        if !common_cause {
+        let active = self.active_users(second);
+        let by_share = concurrent.len() >= network.min_users
+            && concurrent.len() as f64 >= network.min_share * active as f64;
+        let coincident = if by_share {
+            Vec::new()
+        } else {
+            self.coincident(kind, onset, &concurrent)
+        };
+        let improbable = coincident.len() >= network.min_users
+            && network.coincidence_probability(active.max(coincident.len()), coincident.len())
+                <= network.max_coincidence_probability;
+        if !(by_share || improbable) {
             let incident = self.new_incident(
                 Affected::User(self.users[user].id),
                 kind,
@@ -349,6 +387,7 @@ impl Engine {
             self.join(incident, user, kind);
             return;
         }
+        let concurrent = if by_share { concurrent } else { coincident };
         let mut onsets: Vec<i64> = concurrent
             .iter()
             .filter_map(|&u| {
@@ -397,6 +436,7 @@ impl Engine {
             kind,
             onset_second: second,
             detected_second: second + 1,
+            watched_second: None,
             resolved_second: None,
             members: Vec::new(),
             open_members: 0,
@@ -436,6 +476,11 @@ impl Engine {
             target.onset_second = anomaly.onset_second;
         }
         target.baseline += anomaly.baseline;
+        target.watched_second = Some(
+            target
+                .watched_second
+                .map_or(anomaly.watched_second, |w| w.min(anomaly.watched_second)),
+        );
         target.last_delivery = target.last_delivery.max(anomaly.last_delivery);
         if kind == IncidentKind::Backlog {
             let delivered = state.recent_sum(Flow::Delivered, 60);
@@ -568,6 +613,29 @@ impl Engine {
         open.filter_map(|&i| self.incidents.get(i))
             .map(|i| i.record(&self.users))
             .collect()
+    }
+
+    /// The anomalies of User `user` (an index into [`Engine::users`]) that are on watch, by kind.
+    pub fn watches_of(&self, user: usize) -> [Option<Watch>; 4] {
+        IncidentKind::ALL.map(|kind| {
+            let state = self.users.get(user)?;
+            let lifecycle::Phase::Pending { since, .. } = state.trackers[kind as usize].phase
+            else {
+                return None;
+            };
+            let anomaly = self.anomalies[user][kind as usize].as_ref()?;
+            Some(Watch {
+                user,
+                kind,
+                since: (anomaly.watched_second.min(since) + 1) * 1000,
+                onset: anomaly.onset_second * 1000,
+            })
+        })
+    }
+
+    /// Every anomaly on watch, User by User. Computed on demand (once per tick at most), never per event.
+    pub fn watches(&self) -> impl Iterator<Item = Watch> + '_ {
+        (0..self.users.len()).flat_map(|user| self.watches_of(user).into_iter().flatten())
     }
 
     pub fn stats(&self) -> EngineStats {

@@ -25,6 +25,23 @@ fn run(
     down: impl Fn(usize, i64) -> bool,
     changes: ChangeRegister,
 ) -> Engine {
+    run_failing(
+        users,
+        seconds,
+        down,
+        changes,
+        crate::telemetry::FailureReason::Other,
+    )
+}
+
+/// [`run`], with the failed deliveries' reason.
+fn run_failing(
+    users: &[Traffic],
+    seconds: i64,
+    down: impl Fn(usize, i64) -> bool,
+    changes: ChangeRegister,
+    reason: crate::telemetry::FailureReason,
+) -> Engine {
     let mut engine = Engine::new(EngineConfig::default(), changes);
     let mut waiting = vec![0u64; users.len()];
     for second in 0..seconds {
@@ -39,7 +56,14 @@ fn run(
             send(EventKind::QueuedResponse, traffic.rate);
             waiting[index] += traffic.rate;
             if down(index, second) {
-                send(EventKind::DeliveryFailed, traffic.rate);
+                let mut failed = Event::new(
+                    ts + 100,
+                    traffic.user,
+                    EventKind::DeliveryFailed,
+                    traffic.rate,
+                );
+                failed.reason = reason;
+                engine.ingest(&failed).unwrap();
             } else {
                 // A healthy endpoint drains at twice the inbound rate.
                 let delivered = waiting[index].min(traffic.rate * 2);
@@ -432,4 +456,80 @@ fn a_user_directory_keeps_made_up_users_from_locking_out_real_ones() {
     // Replay anchors network time on its first lines: Users are created as their held lines are placed.
     engine.finish();
     assert_eq!(engine.user_count(), 3, "the table grew to the directory");
+}
+
+fn crowd(users: u64) -> Vec<Traffic> {
+    (1..=users)
+        .map(|n| Traffic {
+            user: user(n),
+            rate: 5,
+            requests: 5,
+        })
+        .collect()
+}
+
+#[test]
+fn twenty_five_of_150_users_failing_in_the_same_second_are_one_incident() {
+    // 17 % of Users: under the 30 % share, but far too many to start together by chance.
+    let engine = run(
+        &crowd(150),
+        1_500,
+        |u, s| u < 25 && (900..1_300).contains(&s),
+        ChangeRegister::new(),
+    );
+    let incidents = engine.incident_records();
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    assert_eq!(incidents[0].user, "*");
+    assert_eq!(incidents[0].users.len(), 25);
+}
+
+#[test]
+fn two_coincident_independent_outages_among_150_users_stay_apart() {
+    let engine = run(
+        &crowd(150),
+        1_500,
+        |u, s| (u == 3 || u == 77) && (900..1_300).contains(&s),
+        ChangeRegister::new(),
+    );
+    let incidents = engine.incident_records();
+    assert_eq!(incidents.len(), 2, "{incidents:#?}");
+    assert!(incidents.iter().all(|i| i.user != "*"));
+}
+
+#[test]
+fn a_tls_refusal_opens_within_a_minute_a_timeout_keeps_the_one_minute_rule() {
+    use crate::telemetry::FailureReason;
+    let outage = |u: usize, s: i64| u == 4 && (900..1_500).contains(&s);
+    for (reason, opens_by) in [(FailureReason::Tls, 60), (FailureReason::Timeout, 90)] {
+        let engine = run_failing(&population(), 1_800, outage, ChangeRegister::new(), reason);
+        let incidents = engine.incident_records();
+        assert_eq!(incidents.len(), 1, "{reason:?}: {incidents:#?}");
+        let delay_s = (incidents[0].detected - (T0 + 900_000)) / 1000;
+        assert!(
+            delay_s <= opens_by,
+            "{reason:?} opened {delay_s} s after onset"
+        );
+        assert!(
+            reason == FailureReason::Tls || delay_s >= 60,
+            "a timeout opened after {delay_s} s"
+        );
+        assert!(
+            incidents[0]
+                .evidence
+                .watched
+                .is_some_and(|w| w - (T0 + 900_000) <= 15_000)
+        );
+    }
+}
+
+#[test]
+fn a_tls_blip_under_the_early_wait_is_not_an_incident() {
+    let engine = run_failing(
+        &population(),
+        1_800,
+        |u, s| u == 4 && (900..925).contains(&s),
+        ChangeRegister::new(),
+        crate::telemetry::FailureReason::Tls,
+    );
+    assert!(engine.incident_records().is_empty());
 }

@@ -53,6 +53,10 @@ pub struct UserSnapshot {
     readings: [Reading; 4],
     #[serde(default)]
     clock_offset_ms: i64,
+    #[serde(default)]
+    recent_failures: [u32; 2],
+    #[serde(default)]
+    first_second: i64,
 }
 
 pub struct UserState {
@@ -72,6 +76,10 @@ pub struct UserState {
     pub alert_codes: Tally<AlertCode, 8>,
     /// Failed deliveries by reason, cumulative.
     pub failure_reasons: [u64; 6],
+    /// The first second this User was seen: the ring holds nothing older.
+    first_second: i64,
+    /// Failed deliveries lately, all and those for a persistent reason (see [`UserSecond::recent_failed`]).
+    recent_failures: [u32; 2],
     pub detectors: Detectors,
     pub trackers: [Tracker; 4],
     /// The latest view and readings, for incident bookkeeping and the per-User API.
@@ -116,6 +124,8 @@ impl UserState {
             request_srvs: Tally::default(),
             alert_codes: Tally::default(),
             failure_reasons: [0; 6],
+            recent_failures: [0; 2],
+            first_second,
             detectors: Detectors {
                 backlog: BacklogDetector::default(),
                 requests: RateStormDetector::requests(),
@@ -156,6 +166,8 @@ impl UserState {
             view: self.view,
             readings: self.readings,
             clock_offset_ms: self.clock_offset_ms,
+            recent_failures: self.recent_failures,
+            first_second: self.first_second,
         }
     }
 
@@ -186,6 +198,8 @@ impl UserState {
         user.view = snapshot.view;
         user.readings = snapshot.readings;
         user.clock_offset_ms = snapshot.clock_offset_ms;
+        user.recent_failures = snapshot.recent_failures;
+        user.first_second = snapshot.first_second;
         user
     }
 
@@ -249,7 +263,14 @@ impl UserState {
             EventKind::QueuedAlert if !event.alert.is_none() => {
                 self.alert_codes.add(event.alert, event.value)
             }
-            EventKind::DeliveryFailed => self.failure_reasons[event.reason as usize] += event.value,
+            EventKind::DeliveryFailed => {
+                self.failure_reasons[event.reason as usize] += event.value;
+                let count = u32::try_from(event.value).unwrap_or(u32::MAX);
+                self.recent_failures[0] = self.recent_failures[0].saturating_add(count);
+                if event.reason.is_persistent() {
+                    self.recent_failures[1] = self.recent_failures[1].saturating_add(count);
+                }
+            }
             _ => {}
         }
     }
@@ -283,6 +304,7 @@ impl UserState {
         if second.rem_euclid(config.detectors.tally_half_life_s.max(1)) == 0 {
             self.request_srvs.decay();
             self.alert_codes.decay();
+            self.recent_failures = self.recent_failures.map(|c| c / 2);
         }
 
         self.view = UserSecond {
@@ -292,6 +314,8 @@ impl UserState {
             depth: self.depth,
             depth_before: self.window.read(second - SHORT_WINDOW_S as i64).depth_end,
             backlog_age_s: self.history.oldest_age(self.depth),
+            recent_failed: self.recent_failures[0],
+            recent_persistent: self.recent_failures[1],
         };
         let view = self.view;
         let learning = |kind: IncidentKind| !self.trackers[kind as usize].is_active();
@@ -331,6 +355,7 @@ impl UserState {
                 reading.bad,
                 reading.calm,
                 reading.may_open,
+                reading.urgent,
             );
         }
         transitions
@@ -340,17 +365,13 @@ impl UserState {
     pub fn onset(&self, kind: IncidentKind, pending_since: i64, config: &EngineConfig) -> i64 {
         let d = &config.detectors;
         match kind {
-            IncidentKind::Backlog => BacklogDetector::onset(&self.view),
-            IncidentKind::RequestStorm => self.detectors.requests.onset(
-                |s| self.detectors.requests.rate_of(&self.window.read(s)),
-                pending_since,
-                &d.rate_storm,
-            ),
-            IncidentKind::AlertStorm => self.detectors.alerts.onset(
-                |s| self.detectors.alerts.rate_of(&self.window.read(s)),
-                pending_since,
-                &d.rate_storm,
-            ),
+            IncidentKind::Backlog => self.backlog_onset(&d.backlog),
+            IncidentKind::RequestStorm => {
+                self.storm_onset(&self.detectors.requests, pending_since, config)
+            }
+            IncidentKind::AlertStorm => {
+                self.storm_onset(&self.detectors.alerts, pending_since, config)
+            }
             IncidentKind::RejectStorm => self.detectors.rejects.onset(
                 |s| {
                     let counts = self.window.read(s);
@@ -359,6 +380,59 @@ impl UserState {
                 pending_since,
                 &d.reject_storm,
             ),
+        }
+    }
+
+    /// A backlog's onset: when its oldest waiting message was queued, or, when the depth's trend over the ring says
+    /// it has been rising for much longer (a leak: a few messages never acknowledged, so the first-in-first-out
+    /// age reads only depth / inflow), where that rise began.
+    fn backlog_onset(&self, config: &super::detect::BacklogConfig) -> i64 {
+        let by_age = BacklogDetector::onset(&self.view);
+        // Outages and pauses (nothing delivered) start when deliveries stopped, which the age dates exactly; only a
+        // queue that keeps delivering yet grows (a leak, or one refused SRV family) needs the trend.
+        // A backlog put on watch by refusals before its oldest message is old is dated by that age: it is young.
+        if self.view.short[Flow::Delivered as usize] == 0
+            || self.view.backlog_age_s < config.min_age_s
+        {
+            return by_age;
+        }
+        match self.rise_start(|counts| counts.depth_end) {
+            // Only a rise much older than the age says: for an outage both agree, and the age is exact.
+            Some(start) if start < by_age - super::detect::trend::LEAK_MARGIN_S => start,
+            _ => by_age,
+        }
+    }
+
+    /// Where the hinge fit puts the start of a rise of `value` over the ring's closed seconds (fewer for a User
+    /// seen only lately). Cold path: once when an anomaly goes on watch.
+    fn rise_start(&self, value: impl Fn(&super::window::SecondCounts) -> u64) -> Option<i64> {
+        let now = self.view.second;
+        let span = (now - self.first_second + 1).clamp(0, RING_SECONDS as i64 - 2);
+        let from = now - span + 1;
+        let mut series = [0u64; RING_SECONDS];
+        let series = &mut series[..span as usize];
+        for (slot, second) in series.iter_mut().zip(from..=now) {
+            *slot = value(&self.window.read(second));
+        }
+        super::detect::trend::hinge(series).map(|k| from + k as i64)
+    }
+
+    /// A storm's onset: the first second of its step, or, when its rate has been climbing for much longer (a
+    /// ramp), where that climb began.
+    fn storm_onset(
+        &self,
+        detector: &RateStormDetector,
+        pending_since: i64,
+        config: &EngineConfig,
+    ) -> i64 {
+        let step = detector.onset(
+            |s| detector.rate_of(&self.window.read(s)),
+            pending_since,
+            &config.detectors.rate_storm,
+        );
+        match self.rise_start(|counts| detector.rate_of(counts) as u64) {
+            Some(start) if start < step - super::detect::trend::LEAK_MARGIN_S => start,
+            _ => step,
         }
     }
 

@@ -229,7 +229,7 @@ fn a_firewall_backlog_reaches_one_and_a_half_million() {
 fn every_scenario_plans_its_truth_and_changes() {
     let dir = tempfile::tempdir().unwrap();
     let mut options = GenOptions::new(dir.path());
-    options.users = 16;
+    options.users = 24;
     options.scenarios = Scenario::ALL.to_vec();
     let shape = shape::DailyShape::new();
     let mut users = population::build(options.users, 1.0, &shape, &mut stream(1, 1));
@@ -252,6 +252,10 @@ fn every_scenario_plans_its_truth_and_changes() {
             (K::Backlog, V::UnregisteredChangeSuspected, false),
             (K::Backlog, V::DccChange, true),
             (K::Backlog, V::RegisteredChange, true),
+            (K::Backlog, V::RegisteredChange, true),
+            (K::Backlog, V::RegisteredChange, true),
+            (K::Backlog, V::RegisteredChange, true),
+            (K::RequestStorm, V::RegisteredChange, true),
             (K::Backlog, V::RegisteredChange, true),
             (K::Backlog, V::RegisteredChange, true),
         ]

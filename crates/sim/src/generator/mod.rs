@@ -14,13 +14,17 @@ mod options;
 #[cfg(test)]
 mod oracle;
 mod output;
+mod partial_srv;
 mod plan;
 mod population;
+mod ramp;
 mod sample;
 mod scenarios;
 mod shape;
 mod sim;
 mod sink;
+mod slow_leak;
+mod small_users;
 mod truth;
 
 use std::path::{Path, PathBuf};

@@ -24,6 +24,10 @@ pub enum Scenario {
     DccMaintenance,
     ClockSkew,
     Flapping,
+    SlowLeak,
+    PartialSrv,
+    Ramp,
+    SmallUsers,
     FirewallBacklog,
     Decoys,
 }
@@ -31,7 +35,7 @@ pub enum Scenario {
 impl Scenario {
     /// Every scenario, in the order they are laid out in time (the firewall backlog last, so its long drain may
     /// run past the end of the input).
-    pub const ALL: [Scenario; 13] = [
+    pub const ALL: [Scenario; 17] = [
         Scenario::Hiccups,
         Scenario::SmallCampaign,
         Scenario::MdmStorm,
@@ -42,6 +46,10 @@ impl Scenario {
         Scenario::DccMaintenance,
         Scenario::ClockSkew,
         Scenario::Flapping,
+        Scenario::SlowLeak,
+        Scenario::PartialSrv,
+        Scenario::Ramp,
+        Scenario::SmallUsers,
         Scenario::Bursts,
         Scenario::FirewallBacklog,
         Scenario::Decoys,
@@ -60,6 +68,10 @@ impl Scenario {
             Scenario::DccMaintenance => "dcc_maintenance",
             Scenario::ClockSkew => "clock_skew",
             Scenario::Flapping => "flapping",
+            Scenario::SlowLeak => "slow_leak",
+            Scenario::PartialSrv => "partial_srv",
+            Scenario::Ramp => "ramp",
+            Scenario::SmallUsers => "small_users",
             Scenario::FirewallBacklog => "firewall_backlog",
             Scenario::Decoys => "decoys",
         }
@@ -98,6 +110,18 @@ impl Scenario {
             }
             Scenario::Flapping => {
                 "after a load-balancer change an endpoint refuses 40 s in every 2 min for 45 min: one backlog"
+            }
+            Scenario::SlowLeak => {
+                "after a registered handler upgrade 3-5 % of a User's messages are never acknowledged for an hour: one backlog"
+            }
+            Scenario::PartialSrv => {
+                "after an endpoint change one SRV family (15-30 % of a User's traffic) is refused with 4xx: one backlog"
+            }
+            Scenario::Ramp => {
+                "after an application rollout a supplier's requests climb to 8-10x over 10 min: one request storm"
+            }
+            Scenario::SmallUsers => {
+                "a User sending about 1 message/s loses its endpoint after a registered change: one backlog"
             }
             Scenario::FirewallBacklog => {
                 "a firewall change blocks a large supplier: backlog of ~1.5 M"
@@ -332,7 +356,7 @@ mod tests {
     fn scenario_lists_expand_and_sort() {
         let list = Scenario::parse_list(&["firewall_backlog", "mdm_storm", "mdm_storm"]).unwrap();
         assert_eq!(list, vec![Scenario::MdmStorm, Scenario::FirewallBacklog]);
-        assert_eq!(Scenario::parse_list(&["all"]).unwrap().len(), 13);
+        assert_eq!(Scenario::parse_list(&["all"]).unwrap().len(), 17);
         assert!(Scenario::parse_list(&["nope"]).is_err());
     }
 

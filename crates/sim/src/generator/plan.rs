@@ -30,6 +30,25 @@ pub(crate) enum Effect {
         period_s: i64,
         reasons: &'static [FailureReason],
     },
+    /// A `share` of the User's queued messages are held back until `until`, when they are released into the
+    /// normal queue: silently (never acknowledged) without `reasons`, or refused for them on every attempt (one
+    /// SRV family the endpoint no longer takes).
+    Leak {
+        user: usize,
+        from: i64,
+        until: i64,
+        share: f64,
+        reasons: Option<&'static [FailureReason]>,
+    },
+    /// Requests rise linearly from normal to `peak` times normal over `ramp_s`, then hold until `until`.
+    Ramp {
+        user: usize,
+        from: i64,
+        until: i64,
+        peak: f64,
+        ramp_s: i64,
+        srv: &'static str,
+    },
     /// DSP-side: no delivery attempts for any User.
     Pause { from: i64, until: i64 },
     /// Requests multiplied by `factor`; `reject_share` replaces the User's normal share.

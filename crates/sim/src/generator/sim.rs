@@ -30,6 +30,8 @@ struct UserState {
     due: [u64; 16],
     pending: Vec<Pending>,
     counter: u64,
+    /// Messages in `depth` that a leak holds back: never delivered until it ends.
+    stuck: u64,
     next_sample: i64,
 }
 
@@ -49,6 +51,8 @@ struct Mods {
     alerts: f64,
     flood: Option<(f64, &'static str)>,
     delivery: Delivery,
+    /// Share of this second's arrivals a leak holds back, and why they fail when they are refused.
+    leak: Option<(f64, Option<&'static [FailureReason]>)>,
 }
 
 /// The interval whose largest depth a truth entry needs.
@@ -80,6 +84,8 @@ impl Sim {
                 | Effect::Flap { user, .. }
                 | Effect::Surge { user, .. }
                 | Effect::Flood { user, .. }
+                | Effect::Leak { user, .. }
+                | Effect::Ramp { user, .. }
                 | Effect::Burst { user, .. } => {
                     if let Some(list) = effects.get_mut(user) {
                         list.push(effect.clone());
@@ -167,6 +173,7 @@ impl Sim {
             } else {
                 Delivery::Up
             },
+            leak: None,
         };
         let depth = self.states[user].depth;
         for effect in &mut self.effects[user] {
@@ -219,6 +226,27 @@ impl Sim {
                     ..
                 } if *from <= t && t < *until => {
                     mods.flood = Some((*factor, *alert));
+                }
+                Effect::Leak {
+                    from,
+                    until,
+                    share,
+                    reasons,
+                    ..
+                } if *from <= t && t < *until => {
+                    mods.leak = Some((*share, *reasons));
+                }
+                Effect::Ramp {
+                    from,
+                    until,
+                    peak,
+                    ramp_s,
+                    srv,
+                    ..
+                } if *from <= t && t < *until => {
+                    let progress = ((t - *from) as f64 / (*ramp_s).max(1) as f64).min(1.0);
+                    mods.requests *= 1.0 + (*peak - 1.0) * progress;
+                    mods.srv = Some(*srv);
                 }
                 Effect::Burst {
                     from,
@@ -342,7 +370,7 @@ impl Sim {
             }
         }
         let arrivals = responses + scheduled + alerts + flood + dcc;
-        self.deliver(user, arrivals, mods.delivery, base + 50, out);
+        self.deliver(user, arrivals, mods, base + 50, out);
     }
 
     fn per_message(&mut self, user: usize, t: i64, mods: &Mods, out: &mut Vec<Line>) {
@@ -469,28 +497,31 @@ impl Sim {
             }
         }
         let rng_ms = self.rng.random_range(0..350);
-        self.deliver(user, arrivals, mods.delivery, second + 600 + rng_ms, out);
+        self.deliver(user, arrivals, mods, second + 600 + rng_ms, out);
     }
 
     /// Moves the queue on by one second and writes its delivery lines.
-    fn deliver(
-        &mut self,
-        user: usize,
-        arrivals: u64,
-        delivery: Delivery,
-        ts: i64,
-        out: &mut Vec<Line>,
-    ) {
+    fn deliver(&mut self, user: usize, arrivals: u64, mods: &Mods, ts: i64, out: &mut Vec<Line>) {
+        let delivery = mods.delivery;
         let rng = &mut self.rng;
         let profile = &self.users[user];
         let state = &mut self.states[user];
         let capacity = dither(rng, profile.capacity);
+        let leaked = match mods.leak {
+            Some((share, _)) => binomial(rng, arrivals, share),
+            None => {
+                // The fix releases what the leak held.
+                state.stuck = 0;
+                0
+            }
+        };
+        state.stuck += leaked;
         let waiting = state.depth + arrivals;
         let (delivered, failed) = match delivery {
             Delivery::Up => {
                 // Messages queued in the last fifth of the second go out in the next one.
                 let late = dither(rng, arrivals as f64 * 0.2).min(arrivals);
-                ((waiting - late).min(capacity), 0)
+                (waiting.saturating_sub(late + state.stuck).min(capacity), 0)
             }
             // First attempts for new messages, plus retries of older ones (each within 300 s).
             Delivery::Down(_) => (
@@ -522,6 +553,14 @@ impl Sim {
                 out.push(line);
             }
         }
+        // A refused family fails its first attempts and its retries (each within 300 s) while the rest flows.
+        let (delivery, failed) = match (delivery, mods.leak) {
+            (Delivery::Up, Some((_, Some(reasons)))) => (
+                Delivery::Down(reasons),
+                (leaked + state.stuck.div_ceil(240)).min(capacity.max(1)),
+            ),
+            _ => (delivery, failed),
+        };
         if let (Delivery::Down(reasons), true) = (delivery, failed > 0) {
             let main = reasons.first().copied().unwrap_or(FailureReason::Timeout);
             let other = if reasons.len() > 1 {
@@ -546,8 +585,8 @@ impl Sim {
             }
         }
         // Now and then a message outlives its retention and is dropped.
-        if state.depth > 0 && rng.random::<f64>() < 1.0 / 10_800.0 {
-            let expired = rng.random_range(1..=3).min(state.depth);
+        if state.depth > state.stuck && rng.random::<f64>() < 1.0 / 10_800.0 {
+            let expired = rng.random_range(1..=3).min(state.depth - state.stuck);
             state.depth -= expired;
             out.push(Line::new(ts + 20, user, LineEvent::Expired, expired));
         }

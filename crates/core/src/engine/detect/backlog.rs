@@ -19,6 +19,17 @@ pub struct BacklogConfig {
     /// Calm once the oldest message is younger than this, or the queue is nearly empty.
     pub calm_age_s: u64,
     pub calm_depth: u64,
+    /// Evidence that rules out a sub-minute hiccup (the backlog then opens after the lifecycle's
+    /// `open_early_after_s`): at least `persistent_min_failures` failures over the last 10 s, and at least
+    /// `persistent_share` of recent failures are configuration faults (TLS, HTTP 4xx: an endpoint that refuses for
+    /// such a reason stays refusing until someone fixes it) ...
+    pub persistent_share: f64,
+    pub persistent_min_failures: u32,
+    /// ... or more messages waiting than `urgent_inflow_s` seconds of the User's baseline inflow, with the oldest
+    /// at least `urgent_min_age_s` old: a sub-minute outage cannot queue that much unless inflow surged too.
+    /// 0 turns this off.
+    pub urgent_inflow_s: f64,
+    pub urgent_min_age_s: u64,
 }
 
 impl Default for BacklogConfig {
@@ -28,6 +39,11 @@ impl Default for BacklogConfig {
             min_depth: 50,
             calm_age_s: 5,
             calm_depth: 5,
+            persistent_share: 0.8,
+            persistent_min_failures: 10,
+            // Twice the most a 30 s x3 burst landing inside a 59 s hiccup could queue.
+            urgent_inflow_s: 180.0,
+            urgent_min_age_s: 30,
         }
     }
 }
@@ -48,15 +64,49 @@ impl BacklogDetector {
         if learning {
             self.inflow.learn(view.now.queued() as f64, baselines);
         }
+        let refused = Self::refused(view, config);
+        // A queue growing while the endpoint refuses for a configuration fault is bad before its oldest message
+        // is old: with the rest of the traffic delivered (one SRV family refused), the age reads only
+        // depth / inflow and would take minutes.
+        let bad = view.depth > 0
+            && view.depth >= view.depth_before
+            && (view.backlog_age_s >= config.min_age_s
+                || (refused && view.depth > view.depth_before));
         Reading {
-            bad: view.depth > 0
-                && view.backlog_age_s >= config.min_age_s
-                && view.depth >= view.depth_before,
+            bad,
             calm: view.depth <= config.calm_depth || view.backlog_age_s < config.calm_age_s,
             may_open: view.depth >= config.min_depth,
+            urgent: bad && self.no_hiccup(view, config, baselines),
             level: view.short_rate(Flow::QueuedResponses) + view.short_rate(Flow::QueuedAlerts),
             baseline: self.inflow.rate(),
         }
+    }
+
+    /// The failures say the endpoint refuses for a reason that does not clear by itself (whether or not the rest
+    /// of the User's traffic gets through), or more is waiting than a sub-minute outage could have queued.
+    fn no_hiccup(
+        &self,
+        view: &UserSecond,
+        config: &BacklogConfig,
+        baselines: &BaselineConfig,
+    ) -> bool {
+        let inflow = self.inflow.rate();
+        let overfull = config.urgent_inflow_s > 0.0
+            && self.inflow.is_warm(baselines)
+            && inflow > 0.0
+            && view.backlog_age_s >= config.urgent_min_age_s
+            && view.depth as f64 >= config.urgent_inflow_s * inflow;
+        Self::refused(view, config) || overfull
+    }
+
+    /// Recent failures are mostly configuration faults (TLS, HTTP 4xx), enough of them to matter.
+    /// The count comes from the closed seconds' window; the reason mix from the recent tally, which may already
+    /// include lines of seconds not yet closed (a mix, not a timing).
+    fn refused(view: &UserSecond, config: &BacklogConfig) -> bool {
+        view.short[Flow::Failed as usize] >= u64::from(config.persistent_min_failures)
+            && view.recent_failed > 0
+            && f64::from(view.recent_persistent)
+                >= config.persistent_share * f64::from(view.recent_failed)
     }
 
     /// Baseline of messages queued per second.

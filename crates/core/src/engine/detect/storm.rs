@@ -13,6 +13,11 @@ pub struct RateStormConfig {
     pub floor: f64,
     /// Calm again below `calm_factor` x baseline (and baseline + floor / 2).
     pub calm_factor: f64,
+    /// While the rate runs above `slow_learn_factor` x baseline (yet not bad), the baseline learns
+    /// `slow_learn_divisor` times slower: a climb to many times normal over ten minutes is not followed as if it
+    /// were the waking day (which rises far more gently). 0 turns it off.
+    pub slow_learn_factor: f64,
+    pub slow_learn_divisor: f64,
 }
 
 impl Default for RateStormConfig {
@@ -21,6 +26,8 @@ impl Default for RateStormConfig {
             factor: 4.0,
             floor: 5.0,
             calm_factor: 2.0,
+            slow_learn_factor: 1.5,
+            slow_learn_divisor: 10.0,
         }
     }
 }
@@ -75,16 +82,26 @@ impl RateStormDetector {
         config: &RateStormConfig,
         baselines: &BaselineConfig,
     ) -> Reading {
+        let level = self.short_rate(view);
         if learning {
-            self.baseline.learn(self.per_second(view), baselines);
+            let climbing = config.slow_learn_factor > 0.0
+                && self.baseline.is_warm(baselines)
+                && level > config.slow_learn_factor * self.baseline.rate() + config.floor / 2.0;
+            let slowdown = if climbing {
+                config.slow_learn_divisor.max(1.0)
+            } else {
+                1.0
+            };
+            self.baseline
+                .learn_slower(self.per_second(view), baselines, slowdown);
         }
         let base = self.baseline.rate();
-        let level = self.short_rate(view);
         let warm = self.baseline.is_warm(baselines);
         Reading {
             bad: warm && level > (config.factor * base).max(base + config.floor),
             calm: level < (config.calm_factor * base).max(base + config.floor / 2.0),
             may_open: true,
+            urgent: false,
             level,
             baseline: base,
         }

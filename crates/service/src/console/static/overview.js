@@ -85,13 +85,20 @@ function incidents(overview) {
     h('tbody', {}, rows))));
 }
 
+// An anomaly on watch is pending: shown before any incident opens, marked so nobody mistakes it for a page.
+function anomalyText(u) {
+  if (!u.anomalies.length) return 'in an open incident';
+  const watched = new Set((u.watch || []).map((w) => w.kind));
+  return u.anomalies.map((k) => (watched.has(k) ? `${kind(k)} (watch)` : kind(k))).join(', ');
+}
+
 function troubled(overview) {
   const users = overview.users_in_trouble;
   const heading = h('h2', {}, 'Users in trouble');
   if (!users.length) return h('section', { class: 'panel' }, heading, h('p', { class: 'muted' }, 'None.'));
   const rows = users.map((u) => h('tr', {},
     h('th', { scope: 'row' }, user(u.user, 0, 'trouble-')),
-    h('td', {}, u.anomalies.length ? u.anomalies.map(kind).join(', ') : 'in an open incident'),
+    h('td', {}, anomalyText(u)),
     h('td', { class: 'num' }, num(u.depth)),
     h('td', { class: 'num' }, u.backlog_age_s ? duration(u.backlog_age_s * 1000) : '-'),
     h('td', {}, u.delivery_state),

@@ -78,6 +78,9 @@ function current(view) {
   const facts = [
     ['As of (event time)', time(view.as_of)],
     ['Anomalies', anomalies],
+    ['On watch (not paged yet)', (view.watch || []).length
+      ? view.watch.map((w) => `${kind(w.kind)} since ${time(w.since)}, onset ${time(w.onset)}`).join('; ')
+      : 'none'],
     ['Waiting', num(view.depth)],
     ['Oldest waiting', view.backlog_age_s ? duration(view.backlog_age_s * 1000) : '-'],
     ['Delivery', view.delivery_state],
