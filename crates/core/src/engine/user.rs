@@ -39,6 +39,8 @@ pub struct UserSnapshot {
     depth: u64,
     cumulative_queued: i64,
     late_moved: i64,
+    #[serde(default)]
+    late_queued: i64,
     late_sample: Option<u64>,
     history: QueueHistory,
     short: [u64; FLOWS],
@@ -67,6 +69,9 @@ pub struct UserState {
     cumulative_queued: i64,
     /// Queue movement from lines that arrived after their second closed, applied at the next close.
     late_moved: i64,
+    /// Messages queued by such lines: they join the queue's history as queued at the next close, so a late
+    /// flush of deliveries never makes the oldest waiting message look as old as the flush.
+    late_queued: i64,
     late_sample: Option<u64>,
     history: QueueHistory,
     short: [u64; FLOWS],
@@ -116,6 +121,7 @@ impl UserState {
             depth: 0,
             cumulative_queued: 0,
             late_moved: 0,
+            late_queued: 0,
             late_sample: None,
             history: QueueHistory::default(),
             short: [0; FLOWS],
@@ -153,6 +159,7 @@ impl UserState {
             depth: self.depth,
             cumulative_queued: self.cumulative_queued,
             late_moved: self.late_moved,
+            late_queued: self.late_queued,
             late_sample: self.late_sample,
             history: self.history.clone(),
             short: self.short,
@@ -186,6 +193,7 @@ impl UserState {
         user.depth = snapshot.depth;
         user.cumulative_queued = snapshot.cumulative_queued;
         user.late_moved = snapshot.late_moved;
+        user.late_queued = snapshot.late_queued;
         user.late_sample = snapshot.late_sample;
         user.history = snapshot.history;
         user.short = snapshot.short;
@@ -229,6 +237,10 @@ impl UserState {
             EventKind::Depth => {
                 self.late_sample = Some(event.value);
                 self.late_moved = 0;
+            }
+            EventKind::QueuedResponse | EventKind::QueuedAlert => {
+                self.late_moved += queue_movement(event);
+                self.late_queued = self.late_queued.saturating_add(event.value as i64);
             }
             _ => self.late_moved += queue_movement(event),
         }
@@ -295,7 +307,8 @@ impl UserState {
         self.late_moved = 0;
         // An engine that joined mid-stream has no history: never report a negative depth.
         self.depth = depth.max(0) as u64;
-        self.cumulative_queued += now.queued() as i64;
+        self.cumulative_queued += now.queued() as i64 + self.late_queued;
+        self.late_queued = 0;
         self.history.record(second, self.cumulative_queued);
         self.window.close(second, self.depth);
         if now.get(Flow::Delivered) > 0 {

@@ -68,7 +68,12 @@ impl BacklogDetector {
         // A queue growing while the endpoint refuses for a configuration fault is bad before its oldest message
         // is old: with the rest of the traffic delivered (one SRV family refused), the age reads only
         // depth / inflow and would take minutes.
-        let bad = view.depth > 0
+        // Nothing at all heard of the User for the whole short window (no request, queued, delivery or failure
+        // line) is a gap in the data, not a stall: its exporter or the network to it stopped, and missing data
+        // is unknown. A real outage still queues new messages, or fails attempts, and so is heard.
+        let heard = view.short.iter().any(|&n| n > 0);
+        let bad = heard
+            && view.depth > 0
             && view.depth >= view.depth_before
             && (view.backlog_age_s >= config.min_age_s
                 || (refused && view.depth > view.depth_before));
@@ -153,11 +158,15 @@ impl DeliveryState {
 mod tests {
     use super::*;
 
+    /// A second of a User still heard from: some messages queued for it in the short window.
     fn view(second: i64, depth: u64, age: u64) -> UserSecond {
+        let mut short = [0; crate::engine::window::FLOWS];
+        short[Flow::QueuedResponses as usize] = 3;
         UserSecond {
             second,
             depth,
             backlog_age_s: age,
+            short,
             ..UserSecond::default()
         }
     }
@@ -184,6 +193,25 @@ mod tests {
                 .calm
         );
         assert_eq!(BacklogDetector::onset(&view(1_000, 300, 75)), 925);
+    }
+
+    #[test]
+    fn a_user_gone_silent_is_a_gap_in_the_data_not_a_stall() {
+        let mut detector = BacklogDetector::default();
+        let (config, baselines) = (BacklogConfig::default(), BaselineConfig::default());
+        assert!(
+            detector
+                .observe(&view(1, 300, 40), true, &config, &baselines)
+                .bad,
+            "messages still queue while nothing is delivered: a stall"
+        );
+        let mut silent = view(2, 300, 41);
+        silent.short = [0; crate::engine::window::FLOWS];
+        let silent = detector.observe(&silent, true, &config, &baselines);
+        assert!(
+            !silent.bad && !silent.calm,
+            "no line of any kind for the whole window: unknown, neither bad nor calm"
+        );
     }
 
     #[test]
