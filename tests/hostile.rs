@@ -339,6 +339,9 @@ fn print_config_shows_every_limit() {
         "http_max_connections",
         "http_header_timeout_s",
         "http_body_timeout_s",
+        "ingest_tls_cert",
+        "ingest_tls_key",
+        "ingest_tls_client_ca",
     ] {
         assert!(
             text.contains(&format!("{key} = ")),

@@ -65,7 +65,7 @@ fn describe() {
     describe_gauge!(CONNECTIONS, "Open connections, by listener (http, tcp)");
     describe_counter!(
         CONNECTIONS_REFUSED,
-        "Connections refused or closed early, by listener and reason (cap, auth, idle, accept_error)"
+        "Connections refused or closed early, by listener and reason (cap, auth, tls, idle, accept_error)"
     );
     describe_counter!(
         QUARANTINE_WRITE_ERRORS,
