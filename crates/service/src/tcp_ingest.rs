@@ -187,6 +187,8 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
     };
+    // A clean end for TLS clients (close_notify) and a FIN for plain ones, rather than a bare drop.
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
     tracing::info!(%peer, lines = framer.next_line() - 1, ended, "ingest connection closed");
 }
 
