@@ -366,7 +366,7 @@ impl EngineLoop {
                 Err(refused) => {
                     let (line, bytes) = parsed.line_of(index);
                     self.malformed
-                        .keep(source, &malformed(0, line, refused.to_string(), bytes));
+                        .refuse(source, &malformed(0, line, refused.to_string(), bytes));
                     outcome.refused += 1;
                     unknown += u64::from(matches!(refused, IngestError::UnknownUser(_)));
                 }
