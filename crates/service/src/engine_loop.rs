@@ -347,7 +347,7 @@ impl EngineLoop {
             refused: 0,
         };
         self.engine.set_now_bound(Some(wall_ms()));
-        let mut unknown = 0;
+        let (mut unknown, mut out_of_range) = (0, 0);
         for (index, event) in parsed.events.iter().enumerate() {
             if index % CHART_CHECK_EVERY == CHART_CHECK_EVERY - 1 {
                 self.catch_up_charts();
@@ -365,10 +365,20 @@ impl EngineLoop {
                 }
                 Err(refused) => {
                     let (line, bytes) = parsed.line_of(index);
-                    self.malformed
-                        .refuse(source, &malformed(0, line, refused.to_string(), bytes));
+                    let record = malformed(0, line, refused.to_string(), bytes);
                     outcome.refused += 1;
-                    unknown += u64::from(matches!(refused, IngestError::UnknownUser(_)));
+                    match refused {
+                        // A line past the network's time is bad input, listed with the malformed ones.
+                        IngestError::OutOfRange { .. } => {
+                            out_of_range += 1;
+                            self.malformed.keep(source, &record);
+                        }
+                        IngestError::UnknownUser(_) => {
+                            unknown += 1;
+                            self.malformed.refuse(source, &record);
+                        }
+                        IngestError::UserTableFull(_) => self.malformed.refuse(source, &record),
+                    }
                 }
             }
         }
@@ -382,7 +392,12 @@ impl EngineLoop {
         self.publisher
             .count_batch(kind.label(), outcome.accepted, outcome.malformed);
         if outcome.refused > 0 {
-            Publisher::count_refused(kind.label(), unknown, outcome.refused - unknown);
+            Publisher::count_refused(
+                kind.label(),
+                unknown,
+                out_of_range,
+                outcome.refused - unknown - out_of_range,
+            );
         }
         self.handle_updates();
         self.catch_up_charts();
