@@ -75,13 +75,24 @@ fn an_operator_triages_the_firewall_backlog_and_registers_a_change() {
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let ops = token(dir.path(), "ops", "ops", None);
-    let service = Service::start(dir.path(), &[]);
+    let directory = dir.path().join("users.csv");
+    std::fs::write(
+        &directory,
+        format!("{FIREWALLED},Acme Energy,supplier\n{HEALTHY},Northern Grid,network_operator\n"),
+    )
+    .unwrap();
+    let config = config_file(
+        dir.path(),
+        &format!("user_directory = \"{}\"\n", directory.display()),
+    );
+    let args: Vec<&str> = config.iter().map(String::as_str).collect();
+    let service = Service::start(dir.path(), &args);
     // Changes the correlator will rule out: another User's, one long finished, one not yet begun.
     register(
         &service,
         &ops,
         &format!(
-            r#"[{{"id":"CHG-NEIGHBOUR-1","user":"{HEALTHY}","title":"Load balancer swap","category":"network","start":"{}","end":"{}","status":"in_progress"}},
+            r#"[{{"id":"CHG-NEIGHBOUR-1","user":"{HEALTHY}","title":"Load balancer swap","category":"network","start":"{}","end":"{}","status":"in_progress","contact":"lb-team@example.invalid"}},
                 {{"id":"CHG-CERT-OLD","user":"{FIREWALLED}","title":"Certificate renewal","category":"certificate","start":"{}","end":"{}","status":"completed"}},
                 {{"id":"CHG-DCC-LATER","user":"DCC","title":"DSP release 26.3","category":"dcc_maintenance","start":"{}","end":"{}","status":"planned"}}]"#,
             at(200),
@@ -126,6 +137,10 @@ async fn incident_flow(
         .text_where(&row, |t| t.contains(FIREWALLED) && t.contains("CHG-FW-1"))
         .await;
     assert!(text.contains("Backlog"), "{text}");
+    // The User directory's name stands beside the EUI-64 (it arrives with the first poll).
+    browser
+        .text_where(&row, |t| t.contains("Acme Energy (supplier)"))
+        .await;
     assert!(text.contains("Registered change"), "{text}");
     browser
         .text_where("[data-metric='users-in-trouble'] dd", |t| t.contains('1'))
@@ -157,7 +172,12 @@ async fn incident_flow(
     let nearby = browser
         .text_where(".part-nearby", |t| t.contains("CHG-NEIGHBOUR-1"))
         .await;
-    for expected in ["no known way", "CHG-CERT-OLD", "CHG-DCC-LATER"] {
+    for expected in [
+        "no known way",
+        "CHG-CERT-OLD",
+        "CHG-DCC-LATER",
+        "contact lb-team@example.invalid",
+    ] {
         assert!(nearby.contains(expected), "`{expected}` in: {nearby}");
     }
     browser
@@ -200,6 +220,24 @@ async fn incident_flow(
         })
         .await;
     browser.run("window.scrollTo(0, 0)").await;
+    browser
+        .text_where("#view h1", |t| t.contains("Acme Energy (supplier)"))
+        .await;
+    // A known defect: the no-wrap verdict badge ran over the User fact beside it in the summary grid.
+    let overlap = browser
+        .run(
+            "const facts = [...document.querySelectorAll('.part-summary .facts > div')];
+             const badge = facts[0].querySelector('.badge').getBoundingClientRect();
+             const cell = facts[0].getBoundingClientRect();
+             const next = facts[1].getBoundingClientRect();
+             return [badge.right, cell.right, next.left, next.top === cell.top];",
+        )
+        .await;
+    let [badge, cell, next, same_row] = [&overlap[0], &overlap[1], &overlap[2], &overlap[3]];
+    assert!(
+        badge.as_f64() <= cell.as_f64() && (same_row == false || badge.as_f64() <= next.as_f64()),
+        "the verdict badge stays inside its own cell: {overlap}"
+    );
     let shot = browser.screenshot("incident.png").await;
     browser.screenshot_whole_page("incident-full.png").await;
     if std::env::var("STORMWATCH_UPDATE_SCREENSHOT").is_ok_and(|v| v == "1") {
@@ -786,6 +824,27 @@ fn the_schedule_outcomes_and_registration_warnings_in_the_console() {
             std::fs::copy(&shot, docs.join("console-schedule.png")).unwrap();
             eprintln!("updated docs/console-schedule.png");
         }
+        // Cancelling the DCC release leaves CHG-101's recorded overlap listed, marked as no longer current.
+        let (status, _) = service.post(
+            "/api/v1/changes/DCC-PM-01/status",
+            Some(&ops),
+            br#"{"status":"cancelled"}"#,
+            &[("Content-Type", "application/json")],
+        );
+        assert_eq!(status, 200);
+        browser.click(".filters button[type=submit]").await;
+        browser
+            .text_where("tr[data-change='CHG-101']", |t| {
+                t.contains("at registration, no longer") && t.contains("overlaps DCC maintenance")
+            })
+            .await;
+        let (status, _) = service.post(
+            "/api/v1/changes/DCC-PM-01/status",
+            Some(&ops),
+            br#"{"status":"planned"}"#,
+            &[("Content-Type", "application/json")],
+        );
+        assert_eq!(status, 200);
         // Filters: one category, one day.
         browser.select("#s-category", "dcc_maintenance").await;
         browser.click(".filters button[type=submit]").await;
@@ -924,6 +983,24 @@ fn a_link_lands_on_a_two_hour_incidents_chart_before_and_after_a_restart() {
                 points > 500,
                 "{shot}: a depth line over the whole incident: {points} points"
             );
+            // Two hours in, onset and detection are pixels apart: their labels printed over each other, and the
+            // last hour tick over the `UTC` axis label.
+            let overlaps = browser
+                .run(
+                    "const boxes = (css) => [...document.querySelectorAll(css)]
+                       .map((e) => [e.textContent, e.getBoundingClientRect()]);
+                     const hit = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+                     const found = [];
+                     for (const css of ['#incident-chart text.marker-label', '#incident-chart text.tick']) {
+                       const all = boxes(css);
+                       all.forEach(([t, a], i) => all.slice(i + 1).forEach(([u, b]) => {
+                         if (hit(a, b)) found.push(`${t} / ${u}`);
+                       }));
+                     }
+                     return found;",
+                )
+                .await;
+            assert_eq!(overlaps, serde_json::json!([]), "{shot}: labels over each other");
             browser.screenshot(shot).await;
             browser.close().await;
             points

@@ -77,7 +77,27 @@ fn registration_warns_never_refuses_and_the_warnings_stay_on_the_change() {
     assert_eq!(change["warnings"][0]["related"][0], "DCC-REL-9");
     let shown = service.json("/api/v1/changes/CHG-FW-1", &supplier);
     assert_eq!(kinds(&shown["warnings"]).len(), 3, "{shown}");
-    // Cancelling the DCC release clears the overlap from the change's listed warnings.
+    assert_eq!(kinds(&shown["current_warnings"]).len(), 3, "{shown}");
+    // A later registration on top of it moves the current warnings only: what registration said stays recorded.
+    let later = serde_json::json!({
+        "id": "DCC-BCDR-1", "user": "DCC", "title": "BCDR test", "category": "dcc_maintenance",
+        "start": "2030-03-12T13:10:00Z", "end": "2030-03-12T13:20:00Z",
+    });
+    assert_eq!(post_json(&service, &ops, &later).0, 201);
+    let shown = service.json("/api/v1/changes/CHG-FW-1", &supplier);
+    assert_eq!(kinds(&shown["warnings"]).len(), 3, "{shown}");
+    assert!(
+        kinds(&shown["current_warnings"]).contains(&"bcdr_test_overlap"),
+        "{shown}"
+    );
+    // Cancelling the DCC release and the test clears the overlaps from the current warnings, not the recorded.
+    let (status, _) = service.post(
+        "/api/v1/changes/DCC-BCDR-1/status",
+        Some(&ops),
+        br#"{"status":"cancelled"}"#,
+        &[("Content-Type", "application/json")],
+    );
+    assert_eq!(status, 200);
     let (status, _) = service.post(
         "/api/v1/changes/DCC-REL-9/status",
         Some(&ops),
@@ -87,10 +107,36 @@ fn registration_warns_never_refuses_and_the_warnings_stay_on_the_change() {
     assert_eq!(status, 200);
     let shown = service.json("/api/v1/changes/CHG-FW-1", &supplier);
     assert_eq!(
-        kinds(&shown["warnings"]),
+        kinds(&shown["current_warnings"]),
         ["undeclared_impact", "short_window"],
         "{shown}"
     );
+    assert_eq!(kinds(&shown["warnings"]).len(), 3, "{shown}");
+    // The list and the schedule carry the recorded warnings too; the schedule the current ones beside them.
+    let list = service.json("/api/v1/changes", &supplier);
+    assert_eq!(kinds(&list[0]["warnings"]).len(), 3, "{list}");
+    let schedule = service.json(
+        "/api/v1/schedule?from=2030-03-12T00:00:00Z&to=2030-03-13T00:00:00Z&user=90-B3-D5-1F-30-01-00-07",
+        &supplier,
+    );
+    let entry = &schedule["changes"][0];
+    assert_eq!(kinds(&entry["warnings"]).len(), 3, "{schedule}");
+    assert_eq!(kinds(&entry["current_warnings"]).len(), 2, "{schedule}");
+    assert_eq!(entry["warnings_recorded"], true);
+    // Re-registering it unchanged keeps the record; updating its window records the warnings of the new one.
+    let (_, body) = post_json(&service, &supplier, &firmware);
+    assert_eq!(body["changes"][0]["outcome"], "unchanged", "{body}");
+    assert_eq!(kinds(&body["changes"][0]["warnings"]).len(), 3, "{body}");
+    let mut moved = firmware.clone();
+    moved["end"] = "2030-03-12T19:00:00Z".into();
+    let (_, body) = post_json(&service, &supplier, &moved);
+    assert_eq!(body["changes"][0]["outcome"], "updated", "{body}");
+    assert_eq!(
+        kinds(&body["changes"][0]["warnings"]),
+        ["undeclared_impact"],
+        "{body}"
+    );
+    post_json(&service, &supplier, &firmware);
     // The gauge counts planned changes ahead with a warning, by kind, once the service has published.
     let page = wait_for_metrics(&service, |page| {
         page.contains("stormwatch_change_upcoming_conflicts{kind=\"short_window\"} 1")
@@ -280,14 +326,12 @@ fn the_calendar_feed_reads_back_with_an_independent_parser() {
     let dir = tempfile::tempdir().unwrap();
     let ops = token(dir.path(), "ops", "ops", None);
     let supplier = token(dir.path(), "supplier", "user", Some(SUPPLIER));
+    // Calendar clients cannot send headers: a calendar key, good for the feed only, rides in the query.
+    let key = token(dir.path(), "supplier-cal", "calendar", Some(SUPPLIER));
     let service = Service::start(dir.path(), &[]);
     schedule_fixture(&service, &ops);
     let range = "from=2030-03-10T00:00:00Z&to=2030-03-17T00:00:00Z";
-    // Calendar clients cannot send headers: the token rides in the query.
-    let (status, feed) = service.get(
-        &format!("/api/v1/schedule.ics?{range}&token={supplier}"),
-        None,
-    );
+    let (status, feed) = service.get(&format!("/api/v1/schedule.ics?{range}&key={key}"), None);
     assert_eq!(status, 200, "{feed}");
     assert!(feed.starts_with("BEGIN:VCALENDAR\r\n"), "{feed}");
     let mut parser = ical::IcalParser::new(std::io::BufReader::new(feed.as_bytes()));
@@ -351,17 +395,81 @@ fn the_calendar_feed_reads_back_with_an_independent_parser() {
     assert!(events.iter().all(|e| !prop(e, "DTSTAMP").is_empty()));
     // The same request twice gives the same feed: DTSTAMP is the change's last write, not the request time.
     let again = service
-        .get(
-            &format!("/api/v1/schedule.ics?{range}&token={supplier}"),
-            None,
-        )
+        .get(&format!("/api/v1/schedule.ics?{range}&key={key}"), None)
         .1;
     assert_eq!(again, feed);
-    assert_eq!(
-        service.get("/api/v1/schedule.ics?token=sw_wrong", None).0,
-        401
-    );
+    // The same feed with the supplier's own token in a header: the key sees no more than its User would.
+    let (status, headed) = service.get(&format!("/api/v1/schedule.ics?{range}"), Some(&supplier));
+    assert_eq!((status, &headed), (200, &feed));
     std::fs::write(dir.path().join("schedule.ics"), &feed).unwrap();
+}
+
+#[test]
+fn a_calendar_key_reads_the_feed_only_and_no_bearer_token_is_taken_from_a_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let supplier = token(dir.path(), "supplier", "user", Some(SUPPLIER));
+    let key = token(dir.path(), "supplier-cal", "calendar", Some(SUPPLIER));
+    let all = token(dir.path(), "dcc-ops-cal", "calendar", None);
+    let service = Service::start(dir.path(), &[]);
+    schedule_fixture(&service, &ops);
+    let range = "from=2030-03-10T00:00:00Z&to=2030-03-17T00:00:00Z";
+    let feed = |query: &str| service.get(&format!("/api/v1/schedule.ics?{range}&{query}"), None);
+    let events = |text: &str| text.matches("BEGIN:VEVENT").count();
+    let (status, mine) = feed(&format!("key={key}"));
+    assert_eq!((status, events(&mine)), (200, 3), "{mine}");
+    assert!(
+        !mine.contains("CHG-OTHER-1"),
+        "a bound key sees its User's and the DCC's"
+    );
+    let (status, every) = feed(&format!("key={all}"));
+    assert_eq!((status, events(&every)), (200, 4), "{every}");
+    // Bearer tokens in the URL are refused, valid or not, and a token passed as a key too.
+    for secret in [&ops, &supplier, &"sw_wrong".to_owned()] {
+        let (status, body) = feed(&format!("token={secret}"));
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("calendar key"), "{body}");
+    }
+    for secret in [&ops, &supplier] {
+        let (status, body) = feed(&format!("key={secret}"));
+        assert_eq!(status, 403, "{body}");
+        assert!(
+            !body.contains(secret.as_str()),
+            "never echo a secret: {body}"
+        );
+    }
+    assert_eq!(feed("key=sw_wrong").0, 401);
+    assert_eq!(feed("key=").0, 401);
+    // The key opens nothing else, in a header or not.
+    for path in [
+        "/api/v1/schedule",
+        "/api/v1/changes",
+        "/api/v1/changes/CHG-FW-1",
+        "/api/v1/incidents",
+        "/api/v1/outcomes",
+        "/api/v1/users",
+    ] {
+        let (status, body) = service.get(path, Some(&key));
+        assert_eq!(status, 403, "{path}: {body}");
+    }
+    let notice = serde_json::json!({"id": "CHG-CAL", "user": SUPPLIER, "title": "x", "category": "other",
+        "start": "2030-03-12T14:00:00Z", "end": "2030-03-12T15:00:00Z"});
+    assert_eq!(post_json(&service, &key, &notice).0, 403);
+    let (status, _) = service.post(
+        "/api/v1/events",
+        Some(&key),
+        b"{}\n",
+        &[("Content-Type", "application/x-ndjson")],
+    );
+    assert_eq!(status, 403);
+    // Revoked, it stops at once.
+    let output = binary()
+        .args(["tokens", "revoke", "supplier-cal", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(feed(&format!("key={key}")).0, 401);
 }
 
 /// `stormwatch gen` into `dir`: a 4-hour run from 22:00 to 02:00, so changes and incidents fall on two days.

@@ -20,7 +20,9 @@ use dashboards::{
     variable_promql,
 };
 use prometheus::{Server, find_binary, free_address, poll};
-use support::{FIREWALLED, HEALTHY, Service, firewall_change, firewall_lines, token};
+use support::{
+    FIREWALLED, HEALTHY, Service, config_file, firewall_change, firewall_lines, metric, token,
+};
 
 /// Series that Prometheus makes itself rather than scraping: the kit may use these.
 const PROMETHEUS_SERIES: &[&str] = &["up", "ALERTS"];
@@ -598,7 +600,19 @@ fn metric_names_are_found_wherever_promql_puts_them_and_nowhere_else() {
 #[test]
 fn every_metric_the_kit_names_is_exported_by_a_running_service() {
     let dir = tempfile::tempdir().unwrap();
-    let service = Service::start(dir.path(), &[]);
+    // A User directory, so the dashboards' name join (`stormwatch_user_info`) has a sample to join on.
+    let directory = dir.path().join("users.csv");
+    std::fs::write(
+        &directory,
+        format!("{FIREWALLED},Acme Energy,supplier\n{HEALTHY}\n"),
+    )
+    .unwrap();
+    let config = config_file(
+        dir.path(),
+        &format!("user_directory = \"{}\"\n", directory.display()),
+    );
+    let args: Vec<&str> = config.iter().map(String::as_str).collect();
+    let service = Service::start(dir.path(), &args);
     // The firewall scenario opens a backlog incident, so every family appears, incidents and malformed included.
     let mut lines = firewall_lines(0..500, (300, 2_000));
     lines.extend(b"not telemetry\n");
@@ -620,6 +634,16 @@ fn every_metric_the_kit_names_is_exported_by_a_running_service() {
             .then_some(page)
         },
         || service.get("/metrics", None).1,
+    );
+    assert_eq!(
+        metric(
+            &page,
+            &format!(
+                "stormwatch_user_info{{user=\"{FIREWALLED}\",name=\"Acme Energy\",role=\"supplier\"}}"
+            )
+        ),
+        Some(1.0),
+        "the directory's info metric"
     );
     let exported = exported_names(&page);
     let recorded = recorded_names();
@@ -790,9 +814,21 @@ fn a_backlog_alert_fires_and_resolves_through_real_prometheus_and_alertmanager()
     const PUBLIC: &str = "http://stormwatch.test";
     std::fs::create_dir(path("stormwatch")).unwrap();
     let ops = token(&path("stormwatch"), "ops", "ops", None);
+    // Named Users, so every dashboard query that joins names on (`stormwatch_user_info`) has data.
+    std::fs::write(
+        path("users.csv"),
+        format!("{FIREWALLED},Acme Energy,supplier\n{HEALTHY},Northern Grid,network_operator\n"),
+    )
+    .unwrap();
+    let config = config_file(
+        &path("stormwatch"),
+        &format!("user_directory = \"{}\"\n", path("users.csv").display()),
+    );
     let service = Service::start(
         &path("stormwatch"),
         &[
+            &config[0],
+            &config[1],
             "--alertmanager",
             &format!("http://{am_address}"),
             "--public-url",
@@ -1027,6 +1063,15 @@ fn a_backlog_alert_fires_and_resolves_through_real_prometheus_and_alertmanager()
     );
     assert_eq!(
         copy["status"]["inhibitedBy"][0], direct["fingerprint"],
+        "{copy:#}"
+    );
+    // The party's name from the User directory: in Stormwatch's own alert, and joined in by the rule.
+    assert_eq!(
+        direct["annotations"]["user_name"], "Acme Energy (supplier)",
+        "{direct:#}"
+    );
+    assert_eq!(
+        copy["annotations"]["user_name"], "Acme Energy (supplier)",
         "{copy:#}"
     );
 

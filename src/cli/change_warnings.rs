@@ -1,11 +1,11 @@
-//! The registration warnings `changes add` and `changes import` print after storing: the same rules and
-//! `[coordination]` settings as the service, judged against the whole stored register.
+//! The registration warnings `changes add` and `changes import` print after storing: the store judges each notice
+//! it writes with the same rules and `[coordination]` settings as the service, and keeps what it found.
 
 use std::path::PathBuf;
 
-use stormwatch_core::changes::{CoordinationConfig, warnings};
+use stormwatch_core::changes::CoordinationConfig;
 use stormwatch_service::ServeConfig;
-use stormwatch_service::store::Store;
+use stormwatch_service::store::UpsertOutcome;
 
 /// Where the warning thresholds come from.
 #[derive(clap::Args, Debug)]
@@ -26,24 +26,20 @@ impl CoordinationArgs {
 }
 
 /// Prints each stored notice's warnings (never an error: a warning is advice). Returns how many notices had any.
-pub fn print(store: &Store, ids: &[String], config: &CoordinationConfig) -> anyhow::Result<usize> {
-    let register = store.load_register()?;
+pub fn print(outcomes: &[UpsertOutcome]) -> usize {
     let mut warned = 0;
-    for id in ids {
-        let Some(notice) = register.get(id) else {
-            continue;
-        };
-        let found = warnings(notice, register.iter(), config);
-        if !found.is_empty() {
+    for outcome in outcomes {
+        if !outcome.warnings.is_empty() {
             warned += 1;
         }
-        for warning in found {
+        for warning in &outcome.warnings {
             println!(
-                "warning {id} [{}]: {}",
+                "warning {} [{}]: {}",
+                outcome.id,
                 warning.kind.as_str(),
                 warning.message
             );
         }
     }
-    Ok(warned)
+    warned
 }

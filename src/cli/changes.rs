@@ -1,16 +1,16 @@
 //! `stormwatch changes`: registering, importing, listing, showing and cancelling change notices in the store, and
-//! the `--data-dir` option and table layout that `tokens` shares.
+//! the `--data-dir` option that `tokens` shares.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use serde_json::{Map, Value};
-use stormwatch_core::changes::{ChangeNotice, ChangeOwner, ChangeStatus, direction_name};
+use stormwatch_core::changes::{ChangeNotice, ChangeOwner, ChangeStatus};
 use stormwatch_replay::load_change_file;
-use stormwatch_service::store::{
-    AuditEntry, ChangeFilter, Store, StoreError, StoredChange, Upsert,
-};
+
+use super::table::{table, time};
+use stormwatch_service::store::{ChangeFilter, Store, StoreError, StoredChange, Upsert};
 
 /// Where the store lives; every `changes` and `tokens` command takes it.
 #[derive(clap::Args, Debug)]
@@ -75,7 +75,7 @@ pub enum ChangesCommand {
     /// List registered notices, by window start.
     List(ListArgs),
     /// Show one notice and its audit trail.
-    Show(ShowArgs),
+    Show(super::change_show::ShowArgs),
     /// Mark a notice cancelled (it stays in the register, and in the audit trail).
     Cancel(CancelArgs),
 }
@@ -154,15 +154,6 @@ pub struct ListArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct ShowArgs {
-    /// The change's id.
-    pub id: String,
-    /// Print `{"notice": ..., "created_ms", "updated_ms", "audit": [...]}` instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(clap::Args, Debug)]
 pub struct CancelArgs {
     /// The change's id.
     pub id: String,
@@ -187,10 +178,10 @@ pub fn run(args: ChangesArgs) -> anyhow::Result<ExitCode> {
             } else {
                 load_import_files(&import.files)?
             };
-            run_import(&data_dir.create()?, loaded, import.actor, &coordination)
+            run_import(&data_dir.create()?, loaded, import.actor, coordination)
         }
         ChangesCommand::List(list) => run_list(&data_dir.existing()?, &list),
-        ChangesCommand::Show(show) => run_show(&data_dir.existing()?, &show),
+        ChangesCommand::Show(show) => super::change_show::run(&data_dir.existing()?, &show),
         ChangesCommand::Cancel(cancel) => run_cancel(&data_dir.existing()?, cancel),
     }
 }
@@ -199,12 +190,11 @@ fn run_add(store: &Store, args: AddArgs) -> anyhow::Result<ExitCode> {
     let actor = args.actor.name.clone();
     let coordination = args.coordination.settings()?;
     let notice = notice_from_flags(args)?;
-    let outcomes = store.upsert_changes(vec![notice], actor)?;
+    let outcomes = store.upsert_changes(vec![notice], actor, std::sync::Arc::new(coordination))?;
     for outcome in &outcomes {
         println!("{} {}", outcome_word(outcome.outcome), outcome.id);
     }
-    let ids: Vec<String> = outcomes.into_iter().map(|o| o.id).collect();
-    super::change_warnings::print(store, &ids, &coordination)?;
+    super::change_warnings::print(&outcomes);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -269,14 +259,14 @@ fn run_import(
     store: &Store,
     (notices, rejected): (Vec<ChangeNotice>, Vec<String>),
     actor: Actor,
-    coordination: &stormwatch_core::changes::CoordinationConfig,
+    coordination: stormwatch_core::changes::CoordinationConfig,
 ) -> anyhow::Result<ExitCode> {
     let valid = notices.len();
     let outcomes = if notices.is_empty() {
         Vec::new()
     } else {
         store
-            .upsert_changes(notices, actor.name)
+            .upsert_changes(notices, actor.name, std::sync::Arc::new(coordination))
             .context("storing the valid notices failed; nothing was stored")?
     };
     let count = |kind| outcomes.iter().filter(|o| o.outcome == kind).count();
@@ -288,8 +278,7 @@ fn run_import(
         count(Upsert::Unchanged),
         store.path().display()
     );
-    let ids: Vec<String> = outcomes.iter().map(|o| o.id.clone()).collect();
-    let warned = super::change_warnings::print(store, &ids, coordination)?;
+    let warned = super::change_warnings::print(&outcomes);
     if warned > 0 {
         println!("{warned} of {valid} notices have warnings (advice: all were stored)");
     }
@@ -348,71 +337,6 @@ fn run_list(store: &Store, args: &ListArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_show(store: &Store, args: &ShowArgs) -> anyhow::Result<ExitCode> {
-    let change = store
-        .get_change(args.id.clone())?
-        .ok_or_else(|| anyhow::anyhow!("no change `{}` in {}", args.id, store.path().display()))?;
-    let audit = store.change_audit(args.id.clone())?;
-    if args.json {
-        let value = serde_json::json!({
-            "notice": change.notice.to_json()?,
-            "created_ms": change.created_ms,
-            "updated_ms": change.updated_ms,
-            "audit": audit,
-        });
-        println!("{}", serde_json::to_string_pretty(&value)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    print!("{}", describe(&change, &audit));
-    Ok(ExitCode::SUCCESS)
-}
-
-fn describe(change: &StoredChange, audit: &[AuditEntry]) -> String {
-    let notice = &change.notice;
-    let mut lines = vec![
-        format!("{}  {}", notice.id, notice.title),
-        format!("  user      {}", notice.owner),
-        format!("  category  {}", notice.category),
-        format!("  status    {}", notice.status),
-        format!(
-            "  window    {} .. {}",
-            time(notice.start_ms),
-            time(notice.end_ms)
-        ),
-    ];
-    if !notice.srvs.is_empty() {
-        let srvs: Vec<String> = notice.srvs.iter().map(ToString::to_string).collect();
-        lines.push(format!("  srvs      {}", srvs.join(", ")));
-    }
-    if let Some(expected) = &notice.expected {
-        let direction = direction_name(expected.direction);
-        lines.push(format!(
-            "  expected  {direction} up to {}x normal",
-            expected.rate_factor
-        ));
-    }
-    if let Some(contact) = &notice.contact {
-        lines.push(format!("  contact   {contact}"));
-    }
-    lines.push(format!("  created   {}", time(change.created_ms)));
-    lines.push(format!("  updated   {}", time(change.updated_ms)));
-    lines.push("audit trail:".into());
-    let rows = audit.iter().map(|entry| {
-        vec![
-            time(entry.at_ms),
-            entry.action.as_str().to_owned(),
-            entry.actor.clone(),
-            entry.detail.clone(),
-        ]
-    });
-    let trail = table(&["AT", "ACTION", "ACTOR", "WHAT"], rows);
-    for line in trail.lines() {
-        lines.push(format!("  {line}"));
-    }
-    lines.push(String::new());
-    lines.join("\n")
-}
-
 fn run_cancel(store: &Store, args: CancelArgs) -> anyhow::Result<ExitCode> {
     let change =
         store.set_change_status(args.id.clone(), ChangeStatus::Cancelled, args.actor.name)?;
@@ -436,36 +360,6 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// RFC 3339 to the second: wall-clock times carry milliseconds nobody reads.
-pub fn time(ms: i64) -> String {
-    stormwatch_core::rfc3339::format_seconds(ms).unwrap_or_else(|| format!("{ms} ms"))
-}
-
-/// Left-aligned columns two spaces apart; the last column is not padded.
-pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
-    let mut all: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
-    all.extend(rows);
-    let mut widths = vec![0; header.len()];
-    for row in &all {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in &all {
-        let last = row.len().saturating_sub(1);
-        for (index, (cell, width)) in row.iter().zip(&widths).enumerate() {
-            if index == last {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<width$}  "));
-            }
-        }
-        out.push('\n');
-    }
-    out
-}
-
 fn parse_owner(text: &str) -> Result<ChangeOwner, String> {
     ChangeOwner::parse(text.trim())
         .ok_or_else(|| format!("`{text}` is neither an EUI-64 (16 hex digits) nor DCC"))
@@ -478,20 +372,4 @@ fn parse_time(text: &str) -> Result<i64, String> {
 
 fn parse_status(text: &str) -> Result<ChangeStatus, String> {
     ChangeStatus::parse(text).ok_or_else(|| format!("not one of {}", ChangeStatus::names()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_aligns_columns_and_leaves_the_last_unpadded() {
-        let text = table(&["A", "BB"], [vec!["long".into(), "x".into()]]);
-        assert_eq!(text, "A     BB\nlong  x\n");
-    }
-
-    #[test]
-    fn wall_clock_times_are_shown_to_the_second() {
-        assert_eq!(time(1_773_133_200_250), "2026-03-10T09:00:00Z");
-    }
 }

@@ -61,15 +61,25 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .find(|i| i.kind == IncidentKind::Backlog)
     {
-        let cause = backlog.suspects.first().map_or_else(
-            || "no registered change explains it: an unregistered change is suspected".to_owned(),
-            |s| {
-                format!(
-                    "registered change {} did it (score {:.2})",
-                    s.change, s.score
-                )
-            },
-        );
+        let cause = backlog
+            .suspects
+            .first()
+            .filter(|_| {
+                backlog.verdict != stormwatch_core::incident::Verdict::UnregisteredChangeSuspected
+            })
+            .map_or_else(
+                || {
+                    "no registered change explains it: an unregistered change is suspected"
+                        .to_owned()
+                },
+                |s| {
+                    format!(
+                        "registered change {} did it (score {:.2})",
+                        triage::change_label(s),
+                        s.score
+                    )
+                },
+            );
         println!(
             "\nIn one line: User {} has had a backlog since {}, detected {} s later while {} messages waited; \
              it peaked at {} messages, and {}.",

@@ -1,6 +1,7 @@
 //! Subcommands of the `stormwatch` binary; each file owns one command's flags and its terminal output.
 
 pub mod change_import;
+pub mod change_show;
 pub mod change_warnings;
 pub mod changes;
 pub mod demo;
@@ -10,6 +11,7 @@ pub mod generate;
 pub mod kafka_produce;
 pub mod replay;
 pub mod serve;
+pub mod table;
 pub mod tokens;
 
 /// What a Kafka flag, setting or subcommand says on a build without the feature.

@@ -21,6 +21,11 @@ pub struct ReplayArgs {
     /// over a stored one with the same id.
     #[arg(long = "changes-db", value_name = "PATH")]
     pub changes_db: Option<PathBuf>,
+    /// A User directory file (CSV `EUI-64,name,role` or JSON, as `serve`'s `user_directory`): the triage summary
+    /// names each User. Here it only names; it refuses no lines. With `--changes-db`, the store's directory edits
+    /// are applied over it.
+    #[arg(long = "user-directory", value_name = "FILE")]
+    pub user_directory: Option<PathBuf>,
     /// Where to write the JSON incident report.
     #[arg(long, value_name = "FILE")]
     pub report: PathBuf,
@@ -61,11 +66,18 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     // Before the replay, not after it: a report that cannot be written would waste the whole run.
     let report_file = ReportFile::prepare(&args.report)?;
     let mut options = ReplayOptions::new(args.inputs, args.changes);
+    let mut directory_edits = Vec::new();
     if let Some(path) = &args.changes_db {
-        options.initial_changes =
-            stormwatch_service::store::Store::open_existing(path)?.load_register()?;
+        let store = stormwatch_service::store::Store::open_existing(path)?;
+        options.initial_changes = store.load_register()?;
+        directory_edits = store.directory_edits()?;
         tracing::info!(notices = options.initial_changes.len(), store = %path.display(), "change register loaded from the store");
     }
+    let names = {
+        use stormwatch_service::user_directory::{Directory, Names, read};
+        let file = args.user_directory.as_deref().map(read).transpose()?;
+        Names::new(Directory::new(file, directory_edits))
+    };
     let quarantine = args
         .quarantine
         .unwrap_or_else(|| default_quarantine(&args.report));
@@ -109,7 +121,10 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         );
     }
     if !args.quiet {
-        print!("{}", stormwatch_core::triage::render(&report));
+        print!(
+            "{}",
+            stormwatch_core::triage::render_named(&report, &|user| names.label(user))
+        );
         println!("\nreport written to {}", args.report.display());
     }
     Ok(ExitCode::SUCCESS)

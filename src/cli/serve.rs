@@ -302,9 +302,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         None => Engine::new(engine_config, register),
     };
     let mut engine = engine;
-    if let Some(path) = &config.user_directory {
-        let listed = stormwatch_service::user_directory::load(path)?;
-        tracing::info!(users = listed.len(), path = %path.display(), "User directory loaded");
+    let names = {
+        use stormwatch_service::user_directory::{Directory, Names, read};
+        let file = match &config.user_directory {
+            Some(path) => {
+                let entries = read(path)?;
+                tracing::info!(users = entries.len(), path = %path.display(), "User directory loaded");
+                Some(entries)
+            }
+            None => None,
+        };
+        Names::new(Directory::new(file, store.directory_edits()?))
+    };
+    // Only a directory file makes an allow-list; API edits alone name Users without refusing others.
+    if let Some(listed) = names.allow_list() {
         engine.set_directory(Some(listed));
     }
     let alerts = config
@@ -327,6 +338,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let sink = Box::new(StoreSink {
         store: store.clone(),
         alerts,
+        names: names.clone(),
         extra,
         on_saved,
         health: health.clone(),
@@ -376,7 +388,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     #[cfg(feature = "kafka")]
     let kafka_thread = kafka
-        .map(|wiring| wiring.spawn(to_engine.clone(), store.clone(), stop.clone()))
+        .map(|wiring| {
+            let coordination = std::sync::Arc::new(config.coordination.clone());
+            wiring.spawn(to_engine.clone(), store.clone(), stop.clone(), coordination)
+        })
         .transpose()?;
 
     // HTTP and TCP ingest share the runtime: connection tasks parse between awaits, so neither starves the other.
@@ -412,6 +427,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         health: health.clone(),
         correlator: correlator_config,
         coordination: std::sync::Arc::new(config.coordination.clone()),
+        names,
     };
     let grace = Duration::from_secs(config.shutdown_grace_s);
     let probe_every = Duration::from_secs(config.store_probe_every_s);

@@ -85,6 +85,7 @@ impl Wiring {
         engine: Sender<EngineInput>,
         store: Store,
         stop: Arc<AtomicBool>,
+        coordination: Arc<stormwatch_core::changes::CoordinationConfig>,
     ) -> std::io::Result<JoinHandle<()>> {
         let (brokers, topic, instance) = (
             self.options.brokers.clone(),
@@ -115,6 +116,7 @@ impl Wiring {
                     &changes_store,
                     &changes_engine,
                     &changes_stop,
+                    &coordination,
                 );
                 if let Err(error) = replicated {
                     tracing::error!(%error, "the change register is not replicated");

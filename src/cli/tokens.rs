@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use stormwatch_core::telemetry::Eui64;
 use stormwatch_service::store::{Role, Store, TokenInfo};
 
-use super::changes::{DataDir, table, time};
+use super::changes::DataDir;
+use super::table::{table, time};
 
 #[derive(clap::Args, Debug)]
 pub struct TokensArgs {
@@ -34,6 +35,9 @@ pub enum RoleArg {
     User,
     /// Posts telemetry.
     Ingest,
+    /// A calendar feed key: reads /api/v1/schedule.ics (as `?key=`) and nothing else. With --user, that User's
+    /// changes and the DCC's; without, every change.
+    Calendar,
 }
 
 impl From<RoleArg> for Role {
@@ -42,6 +46,7 @@ impl From<RoleArg> for Role {
             RoleArg::Ops => Role::Ops,
             RoleArg::User => Role::User,
             RoleArg::Ingest => Role::Ingest,
+            RoleArg::Calendar => Role::Calendar,
         }
     }
 }
@@ -54,7 +59,8 @@ pub struct AddArgs {
     /// What the token may do.
     #[arg(long, value_enum)]
     pub role: RoleArg,
-    /// The User's EUI-64 a `user` token is bound to (required for that role, refused for the others).
+    /// The User's EUI-64 a `user` token is bound to (required for that role, optional for `calendar`, refused for
+    /// the others).
     #[arg(long, value_name = "EUI", value_parser = parse_eui)]
     pub user: Option<Eui64>,
 }

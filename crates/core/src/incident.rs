@@ -106,6 +106,9 @@ pub struct Suspect {
     /// The change's title, so a person need not look it up.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub title: String,
+    /// Who to ask about the change (the notice's `contact`), so a person need not look it up either.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub contact: String,
     /// 0..=1, the product of the factor scores.
     pub score: f64,
     /// One phrase per factor, in the order the factors are judged.

@@ -68,6 +68,24 @@ fn peak(incident: &IncidentRecord) -> String {
 
 /// Renders the whole triage summary.
 pub fn render(report: &Report) -> String {
+    render_named(report, &|_| None)
+}
+
+/// `CHG-1 "Firewall rule migration" (contact netops@example.invalid)`: the ID with what a person needs beside it.
+pub fn change_label(suspect: &crate::incident::Suspect) -> String {
+    let mut label = suspect.change.clone();
+    if !suspect.title.is_empty() {
+        let _ = write!(label, " \"{}\"", suspect.title);
+    }
+    if !suspect.contact.is_empty() {
+        let _ = write!(label, " (contact {})", suspect.contact);
+    }
+    label
+}
+
+/// The triage summary with each User's party name (`name_of` answers from a User directory, `None` for a User
+/// it does not name).
+pub fn render_named(report: &Report, name_of: &dyn Fn(&str) -> Option<String>) -> String {
     let s = &report.summary;
     let mut out = String::new();
     let _ = writeln!(
@@ -138,7 +156,10 @@ pub fn render(report: &Report) -> String {
             "\n{}  {}  {}\n  since {} ({} before detection), lasted {}, {}\n  peak: {}\n  verdict: {}",
             incident.id,
             incident.kind.as_str(),
-            incident.user,
+            match name_of(&incident.user) {
+                Some(name) => format!("{} {name}", incident.user),
+                None => incident.user.clone(),
+            },
             utc(incident.onset),
             duration(incident.detected - incident.onset),
             duration(lasted),
@@ -161,20 +182,52 @@ pub fn render(report: &Report) -> String {
             );
         }
         if incident.user == "*" {
-            let _ = writeln!(out, "  Users: {}", incident.users.join(", "));
+            let users: Vec<String> = incident
+                .users
+                .iter()
+                .map(|user| match name_of(user) {
+                    Some(name) => format!("{user} {name}"),
+                    None => user.clone(),
+                })
+                .collect();
+            let _ = writeln!(out, "  Users: {}", users.join(", "));
         }
+        // Under `unregistered_change_suspected` no candidate explains the incident: each is ruled out, and
+        // calling the first a "top suspect" would send a person after the wrong change.
+        let ruled_out = incident.verdict == crate::incident::Verdict::UnregisteredChangeSuspected;
         match incident.suspects.first() {
+            Some(_) if ruled_out => {
+                let _ = writeln!(
+                    out,
+                    "  no registered change fits: an unregistered change is suspected"
+                );
+                for other in &incident.suspects {
+                    let _ = writeln!(
+                        out,
+                        "  ruled out: {} (score {:.2}): {}",
+                        change_label(other),
+                        other.score,
+                        other.reasons.join("; ")
+                    );
+                }
+            }
             Some(top) => {
                 let _ = writeln!(
                     out,
                     "  top suspect: {} (score {:.2})",
-                    top.change, top.score
+                    change_label(top),
+                    top.score
                 );
                 for reason in &top.reasons {
                     let _ = writeln!(out, "    - {reason}");
                 }
                 for other in incident.suspects.iter().skip(1) {
-                    let _ = writeln!(out, "  also: {} (score {:.2})", other.change, other.score);
+                    let _ = writeln!(
+                        out,
+                        "  also: {} (score {:.2})",
+                        change_label(other),
+                        other.score
+                    );
                 }
             }
             None => {
@@ -245,5 +298,57 @@ mod tests {
         assert!(!render(&report).contains("expected"));
         report.summary.first_ts = None;
         assert!(!render(&report).contains("expected"));
+    }
+
+    fn one_incident(verdict: &str) -> Report {
+        let incident: IncidentRecord = serde_json::from_value(serde_json::json!({
+            "id": "INC-000001", "user": "90-B3-D5-1F-30-01-00-07", "kind": "backlog",
+            "onset": 1_773_137_000_000_i64, "detected": 1_773_137_030_000_i64, "resolved": null,
+            "peak_depth": 1_500, "verdict": verdict, "peak_rate": 0.0, "baseline_rate": 0.0, "peak_ratio": 0.0, "evidence": {},
+            "suspects": [{"change": "CHG-1", "title": "Firewall rule migration", "contact": "netops@example.invalid",
+                          "score": 0.91, "reasons": ["same User"]}]
+        }))
+        .unwrap();
+        Report {
+            summary: crate::report::Summary {
+                events: 1,
+                malformed: 0,
+                late: 0,
+                users: 1,
+                first_ts: None,
+                last_ts: None,
+                elapsed_s: 0.0,
+                quarantine: None,
+                changes_loaded: 1,
+                changes_rejected: Vec::new(),
+                out_of_range: 0,
+                clock_offsets: Vec::new(),
+            },
+            incidents: vec![incident],
+        }
+    }
+
+    #[test]
+    fn names_the_user_and_gives_each_change_its_title_and_contact() {
+        let text = render_named(&one_incident("registered_change"), &|user| {
+            (user == "90-B3-D5-1F-30-01-00-07").then(|| "Acme Energy (supplier)".to_owned())
+        });
+        assert!(
+            text.contains("90-B3-D5-1F-30-01-00-07 Acme Energy (supplier)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "top suspect: CHG-1 \"Firewall rule migration\" (contact netops@example.invalid) (score 0.91)"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn under_an_unregistered_verdict_candidates_are_ruled_out_never_a_top_suspect() {
+        let text = render(&one_incident("unregistered_change_suspected"));
+        assert!(!text.contains("top suspect"), "{text}");
+        assert!(text.contains("ruled out: CHG-1"), "{text}");
     }
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{KafkaError, side_topic_reader};
-use stormwatch_core::changes::ChangeNotice;
+use stormwatch_core::changes::{ChangeNotice, CoordinationConfig};
 use stormwatch_service::engine_loop::EngineInput;
 use stormwatch_service::store::{ChangeFilter, Store};
 
@@ -40,6 +40,7 @@ pub fn run(
     store: &Store,
     engine: &Sender<EngineInput>,
     stop: &Arc<AtomicBool>,
+    coordination: &Arc<CoordinationConfig>,
 ) -> Result<(), KafkaError> {
     let topic = changes_topic(topic);
     let client = |source| KafkaError::Client {
@@ -59,7 +60,7 @@ pub fn run(
         while let Some(message) = consumer.poll(Duration::from_millis(100)) {
             match message {
                 Ok(message) => {
-                    applied |= apply(message.payload(), instance, store, &mut known);
+                    applied |= apply(message.payload(), instance, store, coordination, &mut known);
                 }
                 Err(error) => tracing::debug!(%error, "change replica consumer"),
             }
@@ -89,6 +90,7 @@ fn apply(
     payload: Option<&[u8]>,
     instance: &str,
     store: &Store,
+    coordination: &Arc<CoordinationConfig>,
     known: &mut HashMap<String, String>,
 ) -> bool {
     let Some(replica) = payload.and_then(|p| serde_json::from_slice::<Replica>(p).ok()) else {
@@ -112,7 +114,9 @@ fn apply(
         return false;
     }
     known.insert(notice.id.clone(), text);
-    match store.upsert_changes(vec![notice], format!("replica:{}", replica.instance)) {
+    // Judged here under this instance's settings, as if registered here: each instance keeps its own record.
+    let actor = format!("replica:{}", replica.instance);
+    match store.upsert_changes(vec![notice], actor, coordination.clone()) {
         Ok(_) => true,
         Err(error) => {
             tracing::error!(%error, "cannot store a replicated change");

@@ -23,6 +23,8 @@ const QUEUE: usize = 1_024;
 pub struct AlertMessage {
     pub record: IncidentRecord,
     pub resolved: bool,
+    /// The User's party name and role from the User directory (`Acme Energy (supplier)`), when it has one.
+    pub user_label: Option<String>,
 }
 
 /// Starts the sender thread; returns the channel the engine notifies on.
@@ -67,11 +69,14 @@ pub fn top_suspect(record: &IncidentRecord) -> String {
     let Some(s) = record.suspects.first() else {
         return "none: no registered change fits, an unregistered change is suspected".to_owned();
     };
-    let named = if s.title.is_empty() {
+    let mut named = if s.title.is_empty() {
         s.change.clone()
     } else {
         format!("{} \"{}\"", s.change, s.title)
     };
+    if !s.contact.is_empty() {
+        named.push_str(&format!(" [contact {}]", s.contact));
+    }
     let judged = format!("{named} (score {:.2}): {}", s.score, s.reasons.join("; "));
     if record.verdict == Verdict::UnregisteredChangeSuspected {
         format!(
@@ -96,8 +101,13 @@ pub fn alert_body(
     severity: &str,
     resolved: bool,
     public_url: Option<&str>,
+    user_label: Option<&str>,
 ) -> Value {
     let top = top_suspect(record);
+    let who = match user_label {
+        Some(label) => format!("{label}, User {}", record.user),
+        None => format!("User {}", record.user),
+    };
     let mut alert = json!({
         "labels": {
             "alertname": "StormwatchIncident",
@@ -107,7 +117,7 @@ pub fn alert_body(
             "severity": severity,
         },
         "annotations": {
-            "summary": format!("{} at User {} since {}", record.kind.as_str(), record.user, stormwatch_core::triage::utc(record.onset)),
+            "summary": format!("{} at {who} since {}", record.kind.as_str(), stormwatch_core::triage::utc(record.onset)),
             "description": format!(
                 "{} for {}, peak depth {}, {:.1}x normal; verdict {}. Top suspect: {}",
                 record.kind.as_str(), duration(record.detected - record.onset), record.peak_depth, record.peak_ratio,
@@ -119,6 +129,9 @@ pub fn alert_body(
         },
         "startsAt": stormwatch_core::rfc3339::format_ms(record.onset).unwrap_or_else(rfc3339_now),
     });
+    if let Some(label) = user_label {
+        alert["annotations"]["user_name"] = label.into();
+    }
     if let Some(base) = public_url {
         let link = console_url(base, &record.id);
         alert["generatorURL"] = link.clone().into();
@@ -176,11 +189,18 @@ struct Firing {
     severity: &'static str,
     /// The companion cause alert is firing in Alertmanager.
     cause: bool,
+    user_label: Option<String>,
 }
 
 impl Firing {
     fn bodies(&self, public_url: Option<&str>) -> Vec<Value> {
-        let mut bodies = vec![alert_body(&self.record, self.severity, false, public_url)];
+        let mut bodies = vec![alert_body(
+            &self.record,
+            self.severity,
+            false,
+            public_url,
+            self.user_label.as_deref(),
+        )];
         if self.cause {
             bodies.push(cause_body(&self.record, true, public_url));
         }
@@ -209,7 +229,13 @@ fn on_message(
         let severity = known
             .as_ref()
             .map_or_else(|| severity_of(&message.record), |f| f.severity);
-        let mut bodies = vec![alert_body(&message.record, severity, true, public_url)];
+        let mut bodies = vec![alert_body(
+            &message.record,
+            severity,
+            true,
+            public_url,
+            message.user_label.as_deref(),
+        )];
         if known.as_ref().is_some_and(|f| f.cause) || dcc_cause(&message.record) {
             bodies.push(cause_body(&message.record, false, public_url));
         }
@@ -225,7 +251,13 @@ fn on_message(
     };
     let mut bodies = Vec::new();
     if push {
-        bodies.push(alert_body(&message.record, severity, false, public_url));
+        bodies.push(alert_body(
+            &message.record,
+            severity,
+            false,
+            public_url,
+            message.user_label.as_deref(),
+        ));
         if cause_now {
             bodies.push(cause_body(&message.record, true, public_url));
         } else if known.as_ref().is_some_and(|f| f.cause) {
@@ -238,6 +270,7 @@ fn on_message(
             record: message.record,
             severity,
             cause: cause_now,
+            user_label: message.user_label,
         },
     );
     bodies

@@ -60,6 +60,7 @@ fn a_resolution_alertmanager_missed_is_sent_again() {
         .send(AlertMessage {
             record,
             resolved: true,
+            user_label: None,
         })
         .unwrap();
     let body = accepted
@@ -73,6 +74,7 @@ fn suspect(change: &str, title: &str) -> stormwatch_core::incident::Suspect {
     stormwatch_core::incident::Suspect {
         change: change.into(),
         title: title.into(),
+        contact: String::new(),
         score: 0.8,
         reasons: vec!["same User".into()],
     }
@@ -82,6 +84,7 @@ fn open(record: &IncidentRecord) -> AlertMessage {
     AlertMessage {
         record: record.clone(),
         resolved: false,
+        user_label: None,
     }
 }
 
@@ -170,10 +173,38 @@ fn a_dcc_verdict_on_a_network_backlog_fires_and_resolves_its_companion() {
         AlertMessage {
             record: record.clone(),
             resolved: true,
+            user_label: None,
         },
         None,
     );
     assert_eq!(ended.len(), 2);
     assert!(ended.iter().all(|b| b["endsAt"].is_string()), "{ended:?}");
     assert!(firing.is_empty());
+}
+
+/// Issue 13: alerts named the User by EUI-64 only and the change by ID only. The party name is an annotation
+/// (never a label: a rename must update the alert, not open a second one), and the contact sits beside the ID.
+#[test]
+fn the_alert_names_the_party_and_the_suspects_contact_without_touching_its_labels() {
+    let mut record = crate::store::tests::record("inc-9", "90-B3-D5-1F-30-01-00-07", 0, None);
+    let mut top = suspect("CHG-1", "Firewall rule migration");
+    top.contact = "netops@example.invalid".into();
+    top.score = 0.9;
+    record.suspects = vec![top];
+    record.verdict = stormwatch_core::incident::Verdict::RegisteredChange;
+    let named = alert_body(&record, "page", false, None, Some("Acme Energy (supplier)"));
+    let plain = alert_body(&record, "page", false, None, None);
+    assert_eq!(named["labels"], plain["labels"]);
+    assert_eq!(named["annotations"]["user_name"], "Acme Energy (supplier)");
+    let summary = named["annotations"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("Acme Energy (supplier), User 90-B3-D5-1F-30-01-00-07"),
+        "{summary}"
+    );
+    let top = named["annotations"]["top_suspect"].as_str().unwrap();
+    assert!(
+        top.starts_with("CHG-1 \"Firewall rule migration\" [contact netops@example.invalid]"),
+        "{top}"
+    );
+    assert!(plain["annotations"].get("user_name").is_none());
 }

@@ -1,5 +1,6 @@
 //! Bearer-token authentication and the access rules: `ops` may do everything, a `user` token only its own
-//! User's changes and incidents, an `ingest` token only posts telemetry.
+//! User's changes and incidents, an `ingest` token only posts telemetry, and a `calendar` key only reads the
+//! schedule's calendar feed (it is refused everywhere else, whether in a header or not).
 
 use axum::http::HeaderMap;
 
@@ -10,8 +11,21 @@ use stormwatch_core::changes::ChangeOwner;
 use stormwatch_core::report::IncidentRecord;
 use stormwatch_core::telemetry::Eui64;
 
-/// The caller, from the `Authorization: Bearer ...` header.
+/// The caller, from the `Authorization: Bearer ...` header. A calendar key is refused here: it is made to sit in
+/// a calendar client's subscription URL, so it must open nothing but the feed.
 pub async fn principal(store: &Store, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let who = any_principal(store, headers).await?;
+    if who.role == Role::Calendar {
+        return Err(ApiError::Forbidden(format!(
+            "`{}` is a calendar key: it reads /api/v1/schedule.ics and nothing else",
+            who.name
+        )));
+    }
+    Ok(who)
+}
+
+/// The caller from the header, whatever its role (the calendar feed's check).
+pub async fn any_principal(store: &Store, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let secret = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -38,9 +52,9 @@ pub fn require_ops(who: &Principal) -> Result<(), ApiError> {
 pub fn require_ingest(who: &Principal) -> Result<(), ApiError> {
     match who.role {
         Role::Ops | Role::Ingest => Ok(()),
-        Role::User => Err(ApiError::Forbidden(format!(
-            "token `{}` is a User token; posting telemetry needs an ingest token",
-            who.name
+        Role::User | Role::Calendar => Err(ApiError::Forbidden(format!(
+            "token `{}` ({}) may not post telemetry; an ingest token is needed",
+            who.name, who.role
         ))),
     }
 }

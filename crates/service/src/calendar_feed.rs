@@ -51,7 +51,8 @@ fn event(change: &ScheduledChange) -> Option<Event> {
     if let Some(contact) = change.notice["contact"].as_str() {
         lines.push(format!("Contact: {contact}"));
     }
-    for warning in &change.warnings {
+    // What a subscriber needs is the situation now: the current warnings, not those of the registration.
+    for warning in &change.current_warnings {
         lines.push(format!(
             "Warning ({}): {}",
             warning.kind.as_str(),
@@ -86,6 +87,8 @@ mod tests {
                 "start": start, "end": "2030-03-12T18:00:00Z", "status": "planned"}),
             owner: "dcc",
             warnings: vec![],
+            warnings_recorded: true,
+            current_warnings: vec![],
             outcome: stormwatch_core::changes::ChangeOutcome {
                 change: "CHG-1".into(),
                 owner: "DCC".into(),

@@ -133,13 +133,18 @@ async fn register(
         None => {
             state
                 .store
-                .upsert_changes_async(notices, who.name.clone())
+                .upsert_changes_async(notices, who.name.clone(), state.coordination.clone())
                 .await
         }
         Some(user) => {
             state
                 .store
-                .upsert_changes_confined_async(notices, who.name.clone(), ChangeOwner::User(user))
+                .upsert_changes_confined_async(
+                    notices,
+                    who.name.clone(),
+                    ChangeOwner::User(user),
+                    state.coordination.clone(),
+                )
                 .await
         }
     }
@@ -192,13 +197,27 @@ async fn list(
         to_ms,
         status,
     };
-    let changes: Vec<_> = state
-        .store
-        .list_changes_async(filter)
-        .await?
+    let stored = state.store.list_changes_async(filter).await?;
+    let register = state.store.load_register_async().await?;
+    let viewer = confined_to(&who)?.map(ChangeOwner::User);
+    // Each notice as the contract writes it, with the warnings it raised at registration beside its fields.
+    let changes = stored
         .into_iter()
-        .map(|c| c.notice)
-        .collect();
+        .map(|change| {
+            let mut json = change
+                .notice
+                .to_json()
+                .map_err(|e| ApiError::invalid(e.to_string()))?;
+            let mut recorded = change.warnings;
+            if let Some(found) = recorded.as_mut() {
+                crate::coordination::redact(found, &register, viewer);
+            }
+            if let Some(object) = json.as_object_mut() {
+                object.insert("warnings".into(), serde_json::json!(recorded));
+            }
+            Ok(json)
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
     Ok(Json(changes).into_response())
 }
 
@@ -211,11 +230,14 @@ async fn show(
     let stored = change_they_may_touch(&state, &who, &id).await?;
     let audit = state.store.change_audit_async(id).await?;
     let viewer = confined_to(&who)?.map(ChangeOwner::User);
-    let warnings = crate::coordination::listed(&state, &stored.notice, viewer).await?;
+    let warnings = crate::coordination::listed(&state, &stored, viewer).await?;
     let outcome = crate::outcomes_api::outcome_of(&state, &stored.notice).await?;
     Ok(Json(serde_json::json!({
         "change": stored.notice,
-        "warnings": warnings,
+        // Raised when the change was last registered (null: stored before warnings were recorded).
+        "warnings": warnings.recorded,
+        // What it would be warned about now, against the current register.
+        "current_warnings": warnings.current,
         "outcome": outcome,
         "created_ms": stored.created_ms,
         "updated_ms": stored.updated_ms,

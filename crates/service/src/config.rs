@@ -58,8 +58,9 @@ pub struct ServeConfig {
     /// After SIGTERM or SIGINT: how long open HTTP requests, and then the engine's final snapshot, may take
     /// before the service exits anyway (non-zero exit, no final snapshot, when the engine is stuck).
     pub shutdown_grace_s: u64,
-    /// File listing every User that exists (one EUI-64 per line). Lines for other Users are refused as unknown
-    /// and never fill the User table.
+    /// The User directory file: every User that exists, with its party name and role (CSV lines
+    /// `EUI-64,name,role`, or a JSON array of `{"user","name","role"}`). Lines for other Users are refused as
+    /// unknown and never fill the User table; names show in the console, alerts, triage and `stormwatch_user_info`.
     pub user_directory: Option<PathBuf>,
     /// How often the store is test-written, so an unwritable data directory shows in `/readyz` within this.
     pub store_probe_every_s: u64,

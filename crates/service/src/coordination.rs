@@ -1,6 +1,6 @@
-//! Registration warnings in the service: judged against the whole stored register when a change is registered or
-//! shown (so they stay listed, and follow later registrations), and the upcoming-conflicts gauge behind the
-//! Prometheus rule.
+//! Registration warnings in the service: those a change raised when it was registered (stored with it by the
+//! store, so they stay listed), those it has now against the current register (later registrations and
+//! cancellations move them), and the upcoming-conflicts gauge behind the Prometheus rule (current warnings).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -23,7 +23,12 @@ pub struct ScheduledChange {
     pub notice: serde_json::Value,
     /// `dcc` or `user`.
     pub owner: &'static str,
+    /// Raised when the change was last registered or updated, as stored (empty if not recorded).
     pub warnings: Vec<Warning>,
+    /// False for a change stored before warnings were recorded (an upgraded store): `warnings` is then empty.
+    pub warnings_recorded: bool,
+    /// What the change would be warned about now, against the current register.
+    pub current_warnings: Vec<Warning>,
     /// Whether it ran clean or caused incidents, with their ids.
     pub outcome: ChangeOutcome,
     pub updated_ms: i64,
@@ -57,7 +62,7 @@ pub fn redact(found: &mut [Warning], register: &ChangeRegister, viewer: Option<C
     }
 }
 
-/// The registration answer: each outcome with the warnings its notice now has.
+/// The registration answer: each outcome with the warnings the store recorded for it.
 pub async fn registered(
     state: &AppState,
     outcomes: Vec<UpsertOutcome>,
@@ -68,10 +73,7 @@ pub async fn registered(
     let changes: Vec<Value> = outcomes
         .into_iter()
         .map(|outcome| {
-            let mut found = register
-                .get(&outcome.id)
-                .map(|notice| of(notice, &register, &state.coordination))
-                .unwrap_or_default();
+            let mut found = outcome.warnings;
             redact(&mut found, &register, viewer);
             json!({ "id": outcome.id, "outcome": outcome.outcome, "warnings": found })
         })
@@ -91,16 +93,27 @@ pub async fn refresh_gauge(state: &AppState) {
     }
 }
 
-/// The warnings of one stored notice, for its detail view.
+/// A stored change's warnings for `viewer`: those recorded at registration (`None` if never recorded) and those
+/// it has now.
+pub struct Listed {
+    pub recorded: Option<Vec<Warning>>,
+    pub current: Vec<Warning>,
+}
+
+/// Both sets of warnings of one stored change, for its detail view.
 pub async fn listed(
     state: &AppState,
-    notice: &ChangeNotice,
+    stored: &crate::store::StoredChange,
     viewer: Option<ChangeOwner>,
-) -> Result<Vec<Warning>, ApiError> {
+) -> Result<Listed, ApiError> {
     let register = state.store.load_register_async().await?;
-    let mut found = of(notice, &register, &state.coordination);
-    redact(&mut found, &register, viewer);
-    Ok(found)
+    let mut current = of(&stored.notice, &register, &state.coordination);
+    redact(&mut current, &register, viewer);
+    let mut recorded = stored.warnings.clone();
+    if let Some(found) = recorded.as_mut() {
+        redact(found, &register, viewer);
+    }
+    Ok(Listed { recorded, current })
 }
 
 /// Counts, by kind, the changes still ahead or running (planned or in progress, window end after `now_ms`) that

@@ -88,6 +88,8 @@ pub enum EngineInput {
     /// Runs on the engine thread between batches; the closure answers through its own channel.
     Query(Query),
     SetChanges(ChangeRegister),
+    /// A new allow-list from the User directory (an API edit); `None` lets every User in.
+    SetDirectory(Option<rustc_hash::FxHashSet<stormwatch_core::telemetry::Eui64>>),
     /// A log source's positions after the batches sent before this message.
     Positions(Vec<LogPosition>),
     /// Start again from empty state (same config and change register): the source's set of Users changed
@@ -307,6 +309,7 @@ impl EngineLoop {
                     let open = self.engine.open_incidents();
                     self.refresh_open(&open);
                 }
+                Ok(EngineInput::SetDirectory(listed)) => self.engine.set_directory(listed),
                 Ok(EngineInput::Positions(positions)) => self.positions = positions,
                 Ok(EngineInput::Rebuild) => self.rebuild(),
                 Ok(EngineInput::Live) => {
@@ -603,7 +606,10 @@ impl EngineLoop {
     fn rebuild(&mut self) {
         let config = self.engine.config().clone();
         let changes = self.engine.changes().clone();
+        // The directory is configuration, not state: a rebuilt engine that forgot it let every made-up User in.
+        let directory = self.engine.directory().cloned();
         self.engine = Engine::new(config, changes);
+        self.engine.set_directory(directory);
         // Tokens start again with the new engine; its predecessor's held lines belong to the previous owner.
         self.held.clear();
         self.publisher.forget_users();

@@ -256,3 +256,32 @@ fn open_incidents_are_rewritten_once_a_tick_when_they_changed() {
     );
     assert!(last[2].peak_depth >= engine_peak + 99 * 50);
 }
+
+/// A rebuild (Kafka rebalance) started a new engine without the User directory: unknown Users got in again.
+#[test]
+fn a_rebuild_keeps_the_user_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = Engine::new(EngineConfig::default(), ChangeRegister::new());
+    let listed = "90-B3-D5-1F-30-01-00-01";
+    engine.set_directory(Some(
+        [stormwatch_core::telemetry::Eui64::parse(listed).unwrap()]
+            .into_iter()
+            .collect(),
+    ));
+    let mut engine_loop = EngineLoop::new(
+        engine,
+        MalformedLog::open(dir.path().join("q.ndjson")),
+        Box::new(Kept::default()),
+        5_000,
+        Duration::from_secs(30),
+    );
+    engine_loop.rebuild();
+    let t0 = 1_773_133_200_000;
+    engine_loop.apply(
+        "kafka:t",
+        SourceKind::Kafka,
+        &batch(&[listed, "02-00-00-00-00-00-00-09"], t0),
+    );
+    engine_loop.tick();
+    assert_eq!(engine_loop.engine.user_count(), 1, "only the listed User");
+}

@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/users", get(list_users))
         .route("/api/v1/users/{id}", get(get_user))
         .merge(super::changes_api::routes())
+        .merge(super::directory_api::routes())
         .merge(super::schedule_api::routes())
         .merge(super::outcomes_api::routes())
         .merge(super::incidents_api::routes())
@@ -65,7 +66,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        state.metrics.render(),
+        state.metrics.render() + &state.names.info_metric(),
     )
         .into_response()
 }

@@ -63,14 +63,32 @@ async fn list(
         from_ms,
         to_ms,
     };
-    let incidents: Vec<IncidentRecord> = state
+    let incidents: Vec<serde_json::Value> = state
         .store
         .list_incidents_async(filter)
         .await?
         .into_iter()
-        .map(|i| i.record)
+        .map(|i| named(&state.names, &i.record))
         .collect();
     Ok(Json(incidents).into_response())
+}
+
+/// The record as JSON with the User directory's names beside the IDs: `user_name` for the User, and
+/// `user_names` (EUI-64 -> name) for a network-wide incident's Users that the directory names.
+fn named(names: &crate::user_directory::Names, record: &IncidentRecord) -> serde_json::Value {
+    let mut body = serde_json::to_value(record).unwrap_or_default();
+    if let Some(label) = names.label(&record.user) {
+        body["user_name"] = label.into();
+    }
+    let each: serde_json::Map<String, serde_json::Value> = record
+        .users
+        .iter()
+        .filter_map(|user| names.label(user).map(|label| (user.clone(), label.into())))
+        .collect();
+    if !each.is_empty() {
+        body["user_names"] = each.into();
+    }
+    body
 }
 
 /// The seconds of `user` the engine's window still holds from `from_s` (or around the onset when nothing is
@@ -155,7 +173,7 @@ async fn show(
             .collect::<Vec<_>>()
     })
     .await?;
-    let mut body = serde_json::to_value(&record).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let mut body = named(&state.names, &record);
     body["series"] = serde_json::Value::Array(series);
     body["extra"] = stored.extra.unwrap_or(serde_json::Value::Null);
     Ok(Json(body).into_response())

@@ -19,6 +19,7 @@ pub mod calendar_feed;
 pub mod changes_api;
 pub mod console;
 pub mod coordination;
+pub mod directory_api;
 pub mod http;
 pub mod http_server;
 pub mod incident_series;

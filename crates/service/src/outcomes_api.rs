@@ -12,7 +12,7 @@ use super::api_error::ApiError;
 use super::auth::{confined_to, principal};
 use super::query::time_param;
 use super::state::AppState;
-use crate::store::{ChangeFilter, IncidentFilter, Judgement, TriageAction};
+use crate::store::{ChangeFilter, IncidentFilter, Judgement, StoredIncident, Triage, TriageAction};
 use stormwatch_core::changes::{
     ChangeNotice, ChangeOutcome, ChangeOwner, JudgedIncident, OwnerOutcomes, change_outcome,
     summarize,
@@ -67,12 +67,19 @@ pub async fn judged_incidents(
         .await?;
     let ids: Vec<String> = stored.iter().map(|s| s.record.id.clone()).collect();
     let triages = state.store.incident_triages_async(ids).await?;
-    Ok(stored
+    Ok(judge(&stored, triages))
+}
+
+/// Stored incidents with their triage (same order), as outcomes judge them: the operators' confirmations and
+/// rejections override the correlator; the acknowledgement and the first store write are both wall clock.
+pub fn judge(stored: &[StoredIncident], triages: Vec<Triage>) -> Vec<JudgedIncident> {
+    stored
         .iter()
         .zip(triages)
         .map(|(stored, triage)| {
             let mut judged = JudgedIncident::from_record(&stored.record);
             judged.acknowledged_ms = triage.acknowledged.as_ref().map(|a| a.at_ms);
+            judged.stored_ms = Some(stored.created_ms);
             for entry in triage
                 .judgements
                 .iter()
@@ -89,7 +96,7 @@ pub async fn judged_incidents(
             }
             judged
         })
-        .collect())
+        .collect()
 }
 
 /// The outcome of one stored change now (for its detail view and the schedule).
@@ -143,10 +150,13 @@ fn sort(rows: &mut [OwnerOutcomes], by: Option<&str>, order: Option<&str>) -> Re
             "median_onset_to_acknowledgement_s" => {
                 row.median_onset_to_acknowledgement_s.unwrap_or(f64::NAN)
             }
+            "median_detection_to_acknowledgement_s" => row
+                .median_detection_to_acknowledgement_s
+                .unwrap_or(f64::NAN),
             _ => row.change_failure_rate.unwrap_or(f64::NAN),
         }
     };
-    const KEYS: [&str; 7] = [
+    const KEYS: [&str; 8] = [
         "owner",
         "changes_registered",
         "change_failure_rate",
@@ -154,6 +164,7 @@ fn sort(rows: &mut [OwnerOutcomes], by: Option<&str>, order: Option<&str>) -> Re
         "unregistered_change_suspected",
         "median_onset_to_detection_s",
         "median_onset_to_acknowledgement_s",
+        "median_detection_to_acknowledgement_s",
     ];
     if let Some(by) = by
         && !KEYS.contains(&by)

@@ -1,6 +1,8 @@
 //! The forward schedule of change (DP083): every User's and the DCC's changes in a time range, with status,
 //! expected impact, owner and warnings, as JSON (`GET /api/v1/schedule`) and as an RFC 5545 calendar feed
-//! (`GET /api/v1/schedule.ics`) a change team subscribes to from Outlook or any calendar.
+//! (`GET /api/v1/schedule.ics`) a change team subscribes to from Outlook or any calendar. A calendar client
+//! cannot send a header, so the feed also takes `?key=`: a `calendar` key only (read-only, revocable, good for
+//! nothing else). A bearer token is never accepted in a URL, where proxies, logs and calendar servers keep it.
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
@@ -10,11 +12,11 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::api_error::ApiError;
-use super::auth::{confined_to, principal};
+use super::auth::{any_principal, confined_to, principal};
 use super::query::time_window;
 use super::state::AppState;
 use crate::coordination::ScheduledChange;
-use crate::store::{ChangeFilter, Principal, StoredChange};
+use crate::store::{ChangeFilter, Principal, Role, StoredChange};
 use stormwatch_core::changes::{Category, ChangeNotice, ChangeOwner, change_outcome, warnings};
 
 /// Without `from`, the schedule starts a day back (so changes running now show); without `to`, it runs four weeks
@@ -36,7 +38,9 @@ struct ScheduleQuery {
     to: Option<String>,
     user: Option<String>,
     category: Option<String>,
-    /// The secret, for calendar clients that cannot send an `Authorization` header (`.ics` only).
+    /// A calendar key, for calendar clients that cannot send an `Authorization` header (`.ics` only).
+    key: Option<String>,
+    /// Refused: tokens do not belong in URLs. Read only to say so.
     token: Option<String>,
 }
 
@@ -77,7 +81,12 @@ fn select(who: &Principal, query: &ScheduleQuery) -> Result<Selection, ApiError>
                 .ok_or_else(|| ApiError::field("user", format!("`{text}` is not an EUI-64 or DCC")))
         })
         .transpose()?;
-    let confined = confined_to(who)?.map(ChangeOwner::User);
+    // A calendar key sees what a token bound to the same User (or, unbound, an ops token) would see.
+    let confined = if who.role == Role::Calendar {
+        who.user.map(ChangeOwner::User)
+    } else {
+        confined_to(who)?.map(ChangeOwner::User)
+    };
     if let (Some(own), Some(asked)) = (confined, owner)
         && asked != own
         && asked != ChangeOwner::Dcc
@@ -136,10 +145,16 @@ async fn gather(state: &AppState, selection: &Selection) -> Result<Vec<Scheduled
         .filter(|s| visible(&s.notice))
         .map(
             |StoredChange {
-                 notice, updated_ms, ..
+                 notice,
+                 updated_ms,
+                 warnings: recorded,
+                 ..
              }| {
-                let mut found = warnings(&notice, register.iter(), &state.coordination);
-                crate::coordination::redact(&mut found, &register, selection.confined);
+                let mut current = warnings(&notice, register.iter(), &state.coordination);
+                crate::coordination::redact(&mut current, &register, selection.confined);
+                let warnings_recorded = recorded.is_some();
+                let mut recorded = recorded.unwrap_or_default();
+                crate::coordination::redact(&mut recorded, &register, selection.confined);
                 let json = notice
                     .to_json()
                     .map_err(|e| ApiError::invalid(e.to_string()))?;
@@ -150,7 +165,9 @@ async fn gather(state: &AppState, selection: &Selection) -> Result<Vec<Scheduled
                     } else {
                         "user"
                     },
-                    warnings: found,
+                    warnings: recorded,
+                    warnings_recorded,
+                    current_warnings: current,
                     outcome: change_outcome(&notice, &incidents, now, grace),
                     updated_ms,
                 })
@@ -159,20 +176,39 @@ async fn gather(state: &AppState, selection: &Selection) -> Result<Vec<Scheduled
         .collect()
 }
 
-/// The caller from the header, or for calendar clients from `?token=`.
+/// The feed's caller: from the header (any token but ingest, or a calendar key), or from `?key=`, which must be a
+/// calendar key. `?token=` is refused outright, before the secret is even looked up.
 async fn caller(
     state: &AppState,
     headers: &HeaderMap,
-    token: Option<&str>,
+    query: &ScheduleQuery,
 ) -> Result<Principal, ApiError> {
-    match (headers.contains_key(header::AUTHORIZATION), token) {
-        (false, Some(secret)) if !secret.trim().is_empty() => state
-            .store
-            .authenticate_async(secret.trim().to_owned())
-            .await?
-            .ok_or(ApiError::Unauthorized),
-        _ => principal(&state.store, headers).await,
+    if query.token.is_some() {
+        return Err(ApiError::field(
+            "token",
+            "tokens are not accepted in a URL; subscribe with a calendar key \
+             (`stormwatch tokens add --role calendar`) as `?key=`, and revoke the token you put here",
+        ));
     }
+    let Some(secret) = query.key.as_deref().map(str::trim) else {
+        return any_principal(&state.store, headers).await;
+    };
+    if secret.is_empty() {
+        return Err(ApiError::Unauthorized);
+    }
+    let who = state
+        .store
+        .authenticate_async(secret.to_owned())
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    if who.role != Role::Calendar {
+        return Err(ApiError::Forbidden(format!(
+            "`{}` is a `{}` token, not a calendar key: only calendar keys go in a URL (revoke this one, it is \
+             exposed)",
+            who.name, who.role
+        )));
+    }
+    Ok(who)
 }
 
 async fn schedule(
@@ -204,7 +240,7 @@ async fn calendar(
     headers: HeaderMap,
     Query(query): Query<ScheduleQuery>,
 ) -> Result<Response, ApiError> {
-    let who = caller(&state, &headers, query.token.as_deref()).await?;
+    let who = caller(&state, &headers, &query).await?;
     let selection = select(&who, &query)?;
     let changes = gather(&state, &selection).await?;
     let feed = crate::calendar_feed::render(&changes);

@@ -23,6 +23,8 @@ pub struct AppState {
     pub correlator: Arc<CorrelatorConfig>,
     /// Registration warnings' thresholds and the outcome window.
     pub coordination: Arc<CoordinationConfig>,
+    /// The User directory: names and roles for every view, edited through the API.
+    pub names: crate::user_directory::Names,
 }
 
 /// Runs `question` on the engine thread and returns its answer. A stuck engine gets a 503 after the stall limit

@@ -21,6 +21,8 @@ pub type IncidentSaved = Box<dyn Fn(&IncidentRecord, Option<&serde_json::Value>)
 pub struct StoreSink {
     pub store: Store,
     pub alerts: Option<Sender<AlertMessage>>,
+    /// Names the User in each alert.
+    pub names: crate::user_directory::Names,
     pub extra: Option<IncidentExtra>,
     pub on_saved: Option<IncidentSaved>,
     /// Told whether each write succeeded: a store that cannot take incidents makes the service unready.
@@ -95,6 +97,7 @@ impl Persistence for StoreSink {
                 .try_send(AlertMessage {
                     record: record.clone(),
                     resolved,
+                    user_label: self.names.label(&record.user),
                 })
                 .is_err()
         {

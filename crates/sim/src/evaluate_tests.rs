@@ -59,6 +59,7 @@ fn record(
         suspects: top
             .map(|change| Suspect {
                 title: String::new(),
+                contact: String::new(),
                 change: change.to_owned(),
                 score: 0.9,
                 reasons: vec!["same User".into()],

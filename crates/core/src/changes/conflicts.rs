@@ -1,13 +1,13 @@
 //! Conflict and risk warnings for a change being registered, judged against the rest of the register: pure rules,
 //! never a refusal. The service returns them on registration, lists them on the change and counts upcoming ones.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::coordination_config::CoordinationConfig;
 use super::notice::{Category, ChangeNotice, ChangeOwner, ChangeStatus};
 
 /// What a warning is about; the API's `kind`.
-#[derive(Copy, Clone, Eq, PartialEq, Hash, Debug, Serialize, PartialOrd, Ord)]
+#[derive(Copy, Clone, Eq, PartialEq, Hash, Debug, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum WarningKind {
     DccMaintenanceOverlap,
@@ -34,11 +34,11 @@ impl WarningKind {
 }
 
 /// One warning: what, a sentence for people, and the other changes it is about (ids, window order).
-#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Warning {
     pub kind: WarningKind,
     pub message: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub related: Vec<String>,
 }
 

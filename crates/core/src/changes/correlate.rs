@@ -68,6 +68,7 @@ pub fn judge(
     Some(Suspect {
         change: notice.id.clone(),
         title: notice.title.clone(),
+        contact: notice.contact.clone().unwrap_or_default(),
         score,
         reasons,
     })

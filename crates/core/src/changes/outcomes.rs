@@ -2,6 +2,12 @@
 //! suspected; and per owner over a time window, DORA's change failure rate beside the incidents nobody registered
 //! a change for (DP083's measure) and the median times from onset to detection and to acknowledgement. Pure: the
 //! caller gives the notices, the incidents and the time.
+//!
+//! Two clocks meet here. Onset and detection are event time (the telemetry's); an acknowledgement is an operator's
+//! click, on the wall clock. Subtracting one from the other means nothing on replayed history, so the
+//! acknowledgement delay is measured on the wall clock from when the service stored the incident (its detection
+//! as people saw it), and onset-to-acknowledgement is the event-time onset-to-detection plus that wall-clock
+//! detection-to-acknowledgement.
 
 use serde::Serialize;
 
@@ -36,8 +42,10 @@ pub struct JudgedIncident {
     pub verdict: Verdict,
     pub onset_ms: i64,
     pub detected_ms: i64,
-    /// The first acknowledgement, if any (wall clock; live, event time runs close to it).
+    /// The first acknowledgement, if any (wall clock).
     pub acknowledged_ms: Option<i64>,
+    /// When the service first stored the incident (wall clock): where the acknowledgement delay starts.
+    pub stored_ms: Option<i64>,
     /// Suspects' change ids, best first.
     pub suspects: Vec<String>,
     /// Changes operators confirmed as, or rejected as, the cause: they override the correlator.
@@ -54,6 +62,7 @@ impl JudgedIncident {
             onset_ms: record.onset,
             detected_ms: record.detected,
             acknowledged_ms: None,
+            stored_ms: None,
             suspects: record.suspects.iter().map(|s| s.change.clone()).collect(),
             confirmed: Vec::new(),
             rejected: Vec::new(),
@@ -147,9 +156,14 @@ pub struct OwnerOutcomes {
     pub incidents: u64,
     /// Of those, how many no registered change explains: the changes DP083 asks Users to register.
     pub unregistered_change_suspected: u64,
+    /// Event time: the estimated onset to the second the engine declared the incident.
     pub median_onset_to_detection_s: Option<f64>,
+    /// Wall clock: from when the service stored the incident to the first operator acknowledgement.
+    pub median_detection_to_acknowledgement_s: Option<f64>,
+    /// Each incident's event-time onset-to-detection plus its wall-clock detection-to-acknowledgement (never the
+    /// wall-clock acknowledgement minus the event-time onset, meaningless on replayed history).
     pub median_onset_to_acknowledgement_s: Option<f64>,
-    /// Incidents acknowledged, the median's sample.
+    /// Incidents acknowledged, the sample of both acknowledgement medians.
     pub acknowledged: u64,
 }
 
@@ -165,6 +179,7 @@ impl OwnerOutcomes {
             incidents: 0,
             unregistered_change_suspected: 0,
             median_onset_to_detection_s: None,
+            median_detection_to_acknowledgement_s: None,
             median_onset_to_acknowledgement_s: None,
             acknowledged: 0,
         }
@@ -202,7 +217,8 @@ pub fn summarize(
             }
         }
     }
-    let mut delays: std::collections::BTreeMap<String, (Vec<i64>, Vec<i64>)> = Default::default();
+    type Delays = (Vec<i64>, Vec<i64>, Vec<i64>);
+    let mut delays: std::collections::BTreeMap<String, Delays> = Default::default();
     for incident in incidents
         .iter()
         .filter(|i| (from_ms..=to_ms).contains(&i.onset_ms))
@@ -211,17 +227,23 @@ pub fn summarize(
         entry.incidents += 1;
         entry.unregistered_change_suspected +=
             u64::from(incident.verdict == Verdict::UnregisteredChangeSuspected);
-        let (detection, acknowledgement) = delays.entry(incident.user.clone()).or_default();
-        detection.push(incident.detected_ms - incident.onset_ms);
-        if let Some(at) = incident.acknowledged_ms {
-            acknowledgement.push(at - incident.onset_ms);
+        let (detection, acknowledgement, onset_to_ack) =
+            delays.entry(incident.user.clone()).or_default();
+        let detect = incident.detected_ms - incident.onset_ms;
+        detection.push(detect);
+        if let (Some(acked), Some(stored)) = (incident.acknowledged_ms, incident.stored_ms) {
+            // An acknowledgement cannot come before the incident exists; clock steps make it look so.
+            let wait = (acked - stored).max(0);
+            acknowledgement.push(wait);
+            onset_to_ack.push(detect + wait);
         }
     }
-    for (owner, (detection, acknowledgement)) in delays {
+    for (owner, (detection, acknowledgement, onset_to_ack)) in delays {
         let entry = row(&mut rows, &owner);
         entry.acknowledged = acknowledgement.len() as u64;
         entry.median_onset_to_detection_s = median_s(detection);
-        entry.median_onset_to_acknowledgement_s = median_s(acknowledgement);
+        entry.median_detection_to_acknowledgement_s = median_s(acknowledgement);
+        entry.median_onset_to_acknowledgement_s = median_s(onset_to_ack);
     }
     rows.into_values()
         .map(|mut entry| {

@@ -19,6 +19,7 @@ fn incident(
         onset_ms,
         detected_ms: onset_ms + 30_000,
         acknowledged_ms: None,
+        stored_ms: None,
         suspects: suspects.iter().map(|s| (*s).to_owned()).collect(),
         confirmed: vec![],
         rejected: vec![],
@@ -166,9 +167,24 @@ fn per_owner_figures_over_a_window() {
         NINE + 10 * MINUTE,
         &["CHG-1"],
     );
-    acked.acknowledged_ms = Some(NINE + 20 * MINUTE);
+    // Replayed history: the service stored the incident a year after its event time, and an operator acknowledged
+    // it 5 minutes after that. The delay is onset to detection (30 s, event time) plus those 5 minutes (wall
+    // clock), not the year between the two clocks.
+    let stored = NINE + 365 * 24 * HOUR;
+    acked.stored_ms = Some(stored);
+    acked.acknowledged_ms = Some(stored + 5 * MINUTE);
+    // Acknowledged but with no stored time: not in the acknowledgement medians at all.
+    let mut unknown = incident(
+        "INC-6",
+        &a(),
+        Verdict::RegisteredChange,
+        NINE + 11 * MINUTE,
+        &["CHG-1"],
+    );
+    unknown.acknowledged_ms = Some(NINE);
     let incidents = [
         acked,
+        unknown,
         incident(
             "INC-2",
             &a(),
@@ -219,10 +235,11 @@ fn per_owner_figures_over_a_window() {
     assert_eq!(supplier.change_failure_rate, Some(1.0 / 3.0));
     assert_eq!(
         (supplier.incidents, supplier.unregistered_change_suspected),
-        (2, 1)
+        (3, 1)
     );
     assert_eq!(supplier.median_onset_to_detection_s, Some(30.0));
-    assert_eq!(supplier.median_onset_to_acknowledgement_s, Some(600.0));
+    assert_eq!(supplier.median_detection_to_acknowledgement_s, Some(300.0));
+    assert_eq!(supplier.median_onset_to_acknowledgement_s, Some(330.0));
     assert_eq!(supplier.acknowledged, 1);
     let dcc = &rows[3];
     assert_eq!((dcc.changes_decided, dcc.changes_attributed), (1, 1));

@@ -3,8 +3,9 @@
 //!
 //! Network time moves with the lines it accepts. A line more than `ahead_ms` in front of it (or `behind_ms`
 //! behind it) is held, not applied: either its User's clock runs at an offset (several lines agree on one lead
-//! over a few seconds of that User's own time: the offset is adopted and the User's lines are placed in network
-//! time), or the whole network moved (a gap: lines from most active Users, with no line at the old time between
+//! over a few seconds of that User's own time and of network time: the offset is adopted and the User's lines are
+//! placed in network time; an exporter flushing a stalled buffer races through its own time, so it is late, not
+//! skewed), or the whole network moved (a gap: lines from most active Users, with no line at the old time between
 //! them), or it is out of range, and after `hold_ms` of network time an ahead line is refused and a behind one
 //! counts as late. While lines are held the watermark waits for them (at most `hold_ms`), so a line held and then
 //! placed is not late. Nothing here is per event on the hot path except one range check.
@@ -30,7 +31,8 @@ pub struct ClockConfig {
     pub max_offset_ms: i64,
     /// A User's offset is adopted after this many held lines agree on a lead...
     pub offset_min_lines: u32,
-    /// ... spanning at least this much of the User's own event time (a burst of copies of one line does not).
+    /// ... spanning at least this much of the User's own event time (a burst of copies of one line does not)
+    /// and of network time (a stalled exporter flushing its buffer does not: its lead drifts as it catches up).
     pub offset_min_span_ms: i64,
     /// Held lines of one User agree on a lead when within this of the first one.
     pub offset_tolerance_ms: i64,
@@ -98,6 +100,9 @@ struct UserRun {
     count: u32,
     first_ts: i64,
     last_ts: i64,
+    /// Network time at the run's first line: a skewed clock keeps its lead while network time moves on; an
+    /// exporter flushing what it buffered races through its own time while network time stands still.
+    first_net: i64,
 }
 
 /// Ahead lines with no line at network time between them.
@@ -373,11 +378,13 @@ impl Engine {
                 count: 1,
                 first_ts: event.ts_ms,
                 last_ts: event.ts_ms,
+                first_net: net,
             },
         };
         self.clock.runs[user] = Some(run);
         if run.count >= config.offset_min_lines
             && run.last_ts - run.first_ts >= config.offset_min_span_ms
+            && net - run.first_net >= config.offset_min_span_ms
         {
             // Network time trails the newest true time, so every lead overstates the offset a little: the least
             // one is the closest, and an offset too small places lines a little early, never late. Whole seconds:

@@ -305,3 +305,61 @@ fn a_snapshot_keeps_clock_offsets_and_network_time() {
     );
     assert_eq!(restored.network_time_ms(), engine.network_time_ms());
 }
+
+/// An exporter that stalls and then sends what it buffered at once is late, not skewed: its lines race through
+/// its own event time while network time stands still. Adopting that lag as a clock offset moved the whole
+/// network's time (every User's lines then looked behind, each adopted the same offset, and every incident
+/// shifted by the stall).
+#[test]
+fn a_stalled_exporter_flushing_its_backlog_moves_nobody_s_clock() {
+    for stall_s in [70, 120, 600] {
+        let mut engine = engine();
+        let mut out = Outcomes::default();
+        let mut buffered = Vec::new();
+        let (stall_from, stall_to) = (T0 + 100_000, T0 + 100_000 + stall_s * 1000);
+        let mut lines = 0;
+        for second in 0..(stall_s + 300) {
+            let ts = T0 + second * 1000;
+            for n in 1..=5 {
+                for (offset, kind, value) in [
+                    (50, EventKind::Request, 10),
+                    (300, EventKind::Delivered, 8),
+                    (700, EventKind::QueuedAlert, 2),
+                ] {
+                    let event = Event::new(ts + offset, user(n), kind, value);
+                    lines += 1;
+                    if n == 1 && (stall_from..stall_to).contains(&ts) {
+                        buffered.push(event);
+                        continue;
+                    }
+                    if let Ok(Ingested::Held(_)) = engine.ingest(&event) {
+                        out.held += 1;
+                    }
+                }
+            }
+            if ts + 1000 == stall_to {
+                for event in buffered.drain(..) {
+                    if let Ok(Ingested::Held(_)) = engine.ingest(&event) {
+                        out.held += 1;
+                    }
+                }
+            }
+            out.drain(&mut engine);
+        }
+        engine.finish();
+        out.drain(&mut engine);
+        assert!(out.refused.is_empty(), "{stall_s} s: {:?}", out.refused);
+        assert_eq!(engine.stats().events, lines, "{stall_s} s: no line lost");
+        assert_eq!(
+            engine.clock_offsets(),
+            vec![],
+            "{stall_s} s: a late flush is not a clock offset"
+        );
+        let end = T0 + (stall_s + 300) * 1000;
+        assert!(
+            engine.stats().last_ts.is_some_and(|t| t < end),
+            "{stall_s} s: network time stays true: {:?} against {end}",
+            engine.stats().last_ts
+        );
+    }
+}

@@ -116,6 +116,11 @@ impl Engine {
         self.directory = directory;
     }
 
+    /// The User directory, if one is set.
+    pub fn directory(&self) -> Option<&FxHashSet<Eui64>> {
+        self.directory.as_ref()
+    }
+
     /// Takes one event. The hot path: a hash lookup, a range check on event time and a few stores, except when
     /// the watermark closes seconds. A line whose time is in doubt is held (see [`clock`]).
     #[inline]

@@ -154,6 +154,7 @@ mod tests {
             suspects: vec![Suspect {
                 change: "CHG-OWN".into(),
                 title: String::new(),
+                contact: String::new(),
                 score: 0.9,
                 reasons: vec![],
             }],

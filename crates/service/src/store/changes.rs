@@ -1,4 +1,5 @@
-//! The stored change register: notices as contract JSON plus indexed columns, each write with its audit row.
+//! The stored change register: notices as contract JSON plus indexed columns, each write with its audit row and
+//! the coordination warnings the notice raised when it was written.
 
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, params_from_iter};
@@ -7,7 +8,9 @@ use serde_json::Value;
 
 use super::audit::{Audit, AuditAction, describe, diff};
 use super::{StoreError, now_ms};
-use stormwatch_core::changes::{ChangeNotice, ChangeOwner, ChangeRegister, ChangeStatus};
+use stormwatch_core::changes::{
+    ChangeNotice, ChangeOwner, ChangeRegister, ChangeStatus, CoordinationConfig, Warning, warnings,
+};
 
 /// What registering one notice did.
 #[derive(Copy, Clone, Eq, PartialEq, Debug, Serialize)]
@@ -23,6 +26,8 @@ pub enum Upsert {
 pub struct UpsertOutcome {
     pub id: String,
     pub outcome: Upsert,
+    /// The warnings stored with the notice: raised by this write, or kept from the last one when nothing changed.
+    pub warnings: Vec<Warning>,
 }
 
 /// A notice as stored, with the wall-clock times (ms since the epoch) it was first and last written.
@@ -31,6 +36,10 @@ pub struct StoredChange {
     pub notice: ChangeNotice,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// The warnings raised when the notice was last registered or updated, against the register as it stood then
+    /// (every `related` id included: callers redact for the viewer). `None` for a change stored before warnings
+    /// were recorded (schema step 5).
+    pub warnings: Option<Vec<Warning>>,
 }
 
 /// Which notices `list_changes` returns; every `None` matches all. Sorted by window start, then id.
@@ -53,21 +62,61 @@ pub struct StatusChange {
 
 /// All notices or none: an error on any row rolls the whole batch back. With `confined` set, every notice, and
 /// every stored notice it would replace, must belong to that owner; the check runs inside the transaction, so
-/// no write can slip between it and the update.
+/// no write can slip between it and the update. Each notice written is then judged against the register with the
+/// whole batch in it, and its warnings stored in the same transaction: what registration said stays on record.
 pub(super) fn upsert(
     db: &mut Connection,
     notices: Vec<ChangeNotice>,
     actor: &str,
     confined: Option<ChangeOwner>,
+    coordination: &CoordinationConfig,
 ) -> Result<Vec<UpsertOutcome>, StoreError> {
     let tx = db.transaction()?;
     let now = now_ms();
-    let outcomes = notices
+    let mut outcomes = notices
         .iter()
         .map(|notice| upsert_one(&tx, notice, actor, now, confined))
         .collect::<Result<Vec<_>, _>>()?;
+    let register = load_register(&tx)?;
+    for (outcome, notice) in outcomes.iter_mut().zip(&notices) {
+        if outcome.outcome == Upsert::Unchanged {
+            outcome.warnings = stored_warnings(&tx, &notice.id)?.unwrap_or_default();
+            continue;
+        }
+        // The batch may name one id twice: the register holds the last, so judge that one.
+        let judged = register.get(&notice.id).unwrap_or(notice);
+        outcome.warnings = warnings(judged, register.iter(), coordination);
+        let json =
+            serde_json::to_string(&outcome.warnings).map_err(|error| StoreError::Corrupt {
+                what: "change warnings",
+                id: notice.id.clone(),
+                reason: error.to_string(),
+            })?;
+        tx.execute(
+            "UPDATE changes SET warnings = ?2 WHERE id = ?1",
+            params![notice.id, json],
+        )?;
+    }
     tx.commit()?;
     Ok(outcomes)
+}
+
+fn stored_warnings(db: &Connection, id: &str) -> Result<Option<Vec<Warning>>, StoreError> {
+    let text: Option<String> = db
+        .query_row("SELECT warnings FROM changes WHERE id = ?1", [id], |row| {
+            row.get(0)
+        })
+        .optional()?
+        .flatten();
+    text.map(|text| parse_warnings(id, &text)).transpose()
+}
+
+fn parse_warnings(id: &str, text: &str) -> Result<Vec<Warning>, StoreError> {
+    serde_json::from_str(text).map_err(|error| StoreError::Corrupt {
+        what: "change warnings",
+        id: id.to_owned(),
+        reason: error.to_string(),
+    })
 }
 
 fn upsert_one(
@@ -116,6 +165,7 @@ fn upsert_one(
             return Ok(UpsertOutcome {
                 id: notice.id.clone(),
                 outcome: Upsert::Unchanged,
+                warnings: Vec::new(),
             });
         }
         Some(old) => {
@@ -134,6 +184,7 @@ fn upsert_one(
     Ok(UpsertOutcome {
         id: notice.id.clone(),
         outcome,
+        warnings: Vec::new(),
     })
 }
 
@@ -179,6 +230,7 @@ pub(super) fn set_status(
             notice,
             created_ms: old.created_ms,
             updated_ms: now,
+            warnings: old.warnings,
         },
         previous,
     })
@@ -189,7 +241,7 @@ pub(super) fn get(db: &mut Connection, id: &str) -> Result<Option<StoredChange>,
 }
 
 pub(super) fn list(
-    db: &mut Connection,
+    db: &Connection,
     filter: &ChangeFilter,
 ) -> Result<Vec<StoredChange>, StoreError> {
     let mut clauses = Vec::new();
@@ -210,7 +262,7 @@ pub(super) fn list(
         clauses.push("status = ?");
         values.push(Sql::Text(status.as_str().to_owned()));
     }
-    let mut sql = String::from("SELECT id, notice, created_ms, updated_ms FROM changes");
+    let mut sql = String::from("SELECT id, notice, created_ms, updated_ms, warnings FROM changes");
     if !clauses.is_empty() {
         sql.push_str(" WHERE ");
         sql.push_str(&clauses.join(" AND "));
@@ -221,20 +273,26 @@ pub(super) fn list(
     rows.map(|row| read_change(row?)).collect()
 }
 
-pub(super) fn load_register(db: &mut Connection) -> Result<ChangeRegister, StoreError> {
+pub(super) fn load_register(db: &Connection) -> Result<ChangeRegister, StoreError> {
     let all = list(db, &ChangeFilter::default())?;
     Ok(all.into_iter().map(|stored| stored.notice).collect())
 }
 
-type RawChange = (String, String, i64, i64);
+type RawChange = (String, String, i64, i64, Option<String>);
 
 fn raw_change(row: &Row<'_>) -> rusqlite::Result<RawChange> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    ))
 }
 
 fn fetch(db: &Connection, id: &str) -> Result<Option<StoredChange>, StoreError> {
     db.query_row(
-        "SELECT id, notice, created_ms, updated_ms FROM changes WHERE id = ?1",
+        "SELECT id, notice, created_ms, updated_ms, warnings FROM changes WHERE id = ?1",
         [id],
         raw_change,
     )
@@ -244,7 +302,9 @@ fn fetch(db: &Connection, id: &str) -> Result<Option<StoredChange>, StoreError> 
 }
 
 /// Read back through the contract's validation, so a stored notice is exactly what a file would have given.
-fn read_change((id, text, created_ms, updated_ms): RawChange) -> Result<StoredChange, StoreError> {
+fn read_change(
+    (id, text, created_ms, updated_ms, warnings): RawChange,
+) -> Result<StoredChange, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         what: "change",
         id: id.clone(),
@@ -252,10 +312,14 @@ fn read_change((id, text, created_ms, updated_ms): RawChange) -> Result<StoredCh
     };
     let value: Value = serde_json::from_str(&text).map_err(|error| corrupt(error.to_string()))?;
     let notice = ChangeNotice::try_from(&value).map_err(|error| corrupt(error.to_string()))?;
+    let warnings = warnings
+        .map(|text| parse_warnings(&id, &text))
+        .transpose()?;
     Ok(StoredChange {
         notice,
         created_ms,
         updated_ms,
+        warnings,
     })
 }
 

@@ -13,14 +13,18 @@ fn upsert_creates_then_updates_then_leaves_identical_notices_alone() {
     let (_dir, store) = temp_store();
     let first = notice("CHG-1", ChangeOwner::User(USER_A), 1_000, 2_000);
     let outcomes = store
-        .upsert_changes(vec![first.clone()], "alice".into())
+        .upsert_changes(vec![first.clone()], "alice".into(), Default::default())
         .unwrap();
     assert_eq!(outcomes[0].outcome, Upsert::Created);
     let mut moved = first.clone();
     moved.end_ms = 3_000;
     moved.status = ChangeStatus::InProgress;
     let outcomes = store
-        .upsert_changes(vec![moved.clone(), moved.clone()], "bob".into())
+        .upsert_changes(
+            vec![moved.clone(), moved.clone()],
+            "bob".into(),
+            Default::default(),
+        )
         .unwrap();
     let kinds: Vec<_> = outcomes.iter().map(|o| o.outcome).collect();
     assert_eq!(kinds, [Upsert::Updated, Upsert::Unchanged]);
@@ -62,6 +66,7 @@ fn a_batch_with_one_row_the_database_refuses_leaves_nothing() {
         .upsert_changes(
             vec![notice("KEEP", ChangeOwner::Dcc, 0, 10)],
             "setup".into(),
+            Default::default(),
         )
         .unwrap();
     // Built by hand past the validator, so the schema's CHECK is what refuses it, after rows before it were written.
@@ -74,7 +79,9 @@ fn a_batch_with_one_row_the_database_refuses_leaves_nothing() {
         backwards,
         notice("NEW-2", ChangeOwner::User(USER_B), 0, 10),
     ];
-    let error = store.upsert_changes(batch, "import".into()).unwrap_err();
+    let error = store
+        .upsert_changes(batch, "import".into(), Default::default())
+        .unwrap_err();
     match &error {
         StoreError::Constraint { field, .. } => assert_eq!(field, "end"),
         other => panic!("expected a constraint on `end`, got {other:?}"),
@@ -93,7 +100,9 @@ fn a_notice_whose_time_cannot_be_written_fails_the_batch_naming_the_field() {
         notice("OK", ChangeOwner::Dcc, 0, 10),
         notice("FAR", ChangeOwner::Dcc, i64::MAX - 1, i64::MAX),
     ];
-    let error = store.upsert_changes(batch, "t".into()).unwrap_err();
+    let error = store
+        .upsert_changes(batch, "t".into(), Default::default())
+        .unwrap_err();
     assert!(
         matches!(&error, StoreError::Constraint { field, .. } if field == "start"),
         "{error:?}"
@@ -112,7 +121,9 @@ fn filters_by_owner_window_overlap_and_status() {
         cancelled,
         notice("D", ChangeOwner::Dcc, 50, 120),
     ];
-    store.upsert_changes(batch, "t".into()).unwrap();
+    store
+        .upsert_changes(batch, "t".into(), Default::default())
+        .unwrap();
     let list = |filter| store.list_changes(filter).unwrap();
     assert_eq!(ids(&list(ChangeFilter::default())), ["D", "A", "B", "C"]);
     let mine = ChangeFilter {
@@ -151,7 +162,11 @@ fn filters_by_owner_window_overlap_and_status() {
 fn cancelling_writes_status_and_audit_once() {
     let (_dir, store) = temp_store();
     store
-        .upsert_changes(vec![notice("CHG-1", ChangeOwner::Dcc, 0, 10)], "a".into())
+        .upsert_changes(
+            vec![notice("CHG-1", ChangeOwner::Dcc, 0, 10)],
+            "a".into(),
+            Default::default(),
+        )
         .unwrap();
     let change = store
         .set_change_status("CHG-1".into(), ChangeStatus::Cancelled, "ops".into())
@@ -187,12 +202,16 @@ fn a_confined_caller_never_writes_over_another_owners_change() {
     let a = ChangeOwner::User(USER_A);
     let b = ChangeOwner::User(USER_B);
     store
-        .upsert_changes(vec![notice("CHG-A", a, 0, 10)], "a".into())
+        .upsert_changes(
+            vec![notice("CHG-A", a, 0, 10)],
+            "a".into(),
+            Default::default(),
+        )
         .unwrap();
     let hijack = notice("CHG-A", b, 0, 20);
     let own = notice("CHG-B", b, 0, 10);
     let error = store
-        .upsert_changes_confined(vec![own, hijack], "b".into(), b)
+        .upsert_changes_confined(vec![own, hijack], "b".into(), b, Default::default())
         .unwrap_err();
     assert!(matches!(error, StoreError::NotYours { .. }), "{error:?}");
     assert!(
@@ -217,4 +236,58 @@ fn a_confined_caller_never_writes_over_another_owners_change() {
     store
         .set_change_status_confined("CHG-A".into(), ChangeStatus::Cancelled, "a".into(), a)
         .unwrap();
+}
+
+#[test]
+fn the_warnings_of_a_registration_are_stored_and_outlive_later_changes_to_the_register() {
+    use stormwatch_core::changes::WarningKind;
+    let (_dir, store) = temp_store();
+    let kinds = |found: &[stormwatch_core::changes::Warning]| -> Vec<WarningKind> {
+        found.iter().map(|w| w.kind).collect()
+    };
+    // 2026-03-10T11:00Z, quiet hours: a DCC window, then a User's network change inside it (one hour, long
+    // enough for its category).
+    let eleven = 1_773_140_400_000;
+    let hour = 3_600_000;
+    let dcc = notice("DCC-1", ChangeOwner::Dcc, eleven, eleven + 2 * hour);
+    let own = notice("CHG-1", ChangeOwner::User(USER_A), eleven, eleven + hour);
+    store
+        .upsert_changes(vec![dcc], "ops".into(), Default::default())
+        .unwrap();
+    let outcomes = store
+        .upsert_changes(vec![own.clone()], "a".into(), Default::default())
+        .unwrap();
+    assert_eq!(
+        kinds(&outcomes[0].warnings),
+        [WarningKind::DccMaintenanceOverlap]
+    );
+    assert_eq!(outcomes[0].warnings[0].related, ["DCC-1"]);
+    // Cancelling the DCC window moves nothing on record; registering the change again unchanged neither.
+    store
+        .set_change_status("DCC-1".into(), ChangeStatus::Cancelled, "ops".into())
+        .unwrap();
+    let stored = store.get_change("CHG-1".into()).unwrap().unwrap();
+    assert_eq!(
+        stored.warnings.as_deref().map(kinds),
+        Some(vec![WarningKind::DccMaintenanceOverlap])
+    );
+    let again = store
+        .upsert_changes(vec![own.clone()], "a".into(), Default::default())
+        .unwrap();
+    assert_eq!(again[0].outcome, Upsert::Unchanged);
+    assert_eq!(
+        kinds(&again[0].warnings),
+        [WarningKind::DccMaintenanceOverlap]
+    );
+    // An update is a new registration: judged again, against the register as it now stands.
+    let mut moved = own;
+    moved.title = "Firewall rules, second go".into();
+    let updated = store
+        .upsert_changes(vec![moved], "a".into(), Default::default())
+        .unwrap();
+    assert_eq!(updated[0].outcome, Upsert::Updated);
+    assert!(updated[0].warnings.is_empty(), "{:?}", updated[0].warnings);
+    let listed = store.list_changes(ChangeFilter::default()).unwrap();
+    let stored = listed.iter().find(|c| c.notice.id == "CHG-1").unwrap();
+    assert_eq!(stored.warnings.as_deref(), Some(&[][..]));
 }

@@ -1,6 +1,6 @@
 //! The embedded SQLite store (change register with audit, API tokens, incidents with their state history and
-//! operators' audited triage, engine snapshot), owned by one thread; `Store` is the cheap, cloneable handle every
-//! caller uses.
+//! operators' audited triage, engine snapshot, User directory edits), owned by one thread; `Store` is the cheap,
+//! cloneable handle every caller uses.
 //!
 //! Every operation comes twice: a blocking method for the CLI and tests, and an `_async` twin for async code
 //! (HTTP handlers). Both queue the same job for the owner thread, which runs jobs one at a time in arrival order,
@@ -11,6 +11,7 @@
 
 mod audit;
 mod changes;
+mod directory;
 mod error;
 mod history;
 mod incidents;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 
 pub use audit::{AuditAction, AuditEntry};
 pub use changes::{ChangeFilter, StatusChange, StoredChange, Upsert, UpsertOutcome};
+pub use directory::DirectoryAudit;
 pub use error::StoreError;
 pub use history::HistoryEntry;
 pub use incidents::{IncidentFilter, StoredIncident};
@@ -34,7 +36,9 @@ pub use triage::{
     Judgement, MAX_NOTE_CHARS, Triage, TriageAction, TriageEntry, TriageOutcome, TriageRequest,
 };
 
-use stormwatch_core::changes::{ChangeNotice, ChangeOwner, ChangeRegister, ChangeStatus};
+use stormwatch_core::changes::{
+    ChangeNotice, ChangeOwner, ChangeRegister, ChangeStatus, CoordinationConfig,
+};
 use stormwatch_core::report::IncidentRecord;
 use stormwatch_core::telemetry::Eui64;
 
@@ -139,12 +143,14 @@ macro_rules! operations {
 operations! {
     /// Registers notices in one transaction: all are written or, on any error, none. Registering an existing id
     /// updates it. Returns, in input order, what happened to each; every create or update leaves an audit row.
-    fn upsert_changes / upsert_changes_async(notices: Vec<ChangeNotice>, actor: String) -> Vec<UpsertOutcome>
-        = |db| changes::upsert(db, notices, &actor, None);
+    /// Each notice written is judged against the register (with the batch in it) under `coordination`'s
+    /// settings, and the warnings it raised are stored with it.
+    fn upsert_changes / upsert_changes_async(notices: Vec<ChangeNotice>, actor: String, coordination: Arc<CoordinationConfig>) -> Vec<UpsertOutcome>
+        = |db| changes::upsert(db, notices, &actor, None, &coordination);
     /// [`Store::upsert_changes`] for a caller confined to `owner`: `NotYours` (and nothing written) if any notice,
     /// or any stored notice it would replace, belongs to another owner.
-    fn upsert_changes_confined / upsert_changes_confined_async(notices: Vec<ChangeNotice>, actor: String, owner: ChangeOwner) -> Vec<UpsertOutcome>
-        = |db| changes::upsert(db, notices, &actor, Some(owner));
+    fn upsert_changes_confined / upsert_changes_confined_async(notices: Vec<ChangeNotice>, actor: String, owner: ChangeOwner, coordination: Arc<CoordinationConfig>) -> Vec<UpsertOutcome>
+        = |db| changes::upsert(db, notices, &actor, Some(owner), &coordination);
     fn get_change / get_change_async(id: String) -> Option<StoredChange> = |db| changes::get(db, &id);
     fn list_changes / list_changes_async(filter: ChangeFilter) -> Vec<StoredChange>
         = |db| changes::list(db, &filter);
@@ -202,6 +208,15 @@ operations! {
     /// Rewrites the probe row: fails when the store cannot take a write (read-only or full file system, file
     /// deleted or replaced under the service).
     fn probe_write / probe_write_async() -> () = |db| schema::probe_write(db);
+
+    /// The User directory's API edits (`None`: deleted), to overlay on the directory file.
+    fn directory_edits / directory_edits_async() -> Vec<(Eui64, Option<crate::user_directory::Entry>)>
+        = |db| directory::edits(db);
+    /// Records a directory edit (`None` deletes) with an audit row; `false` when it changes nothing.
+    fn put_directory / put_directory_async(user: Eui64, entry: Option<crate::user_directory::Entry>, before: Option<crate::user_directory::Entry>, actor: String) -> bool
+        = |db| directory::put(db, user, entry.as_ref(), before.as_ref(), &actor);
+    /// Every directory edit of a User, oldest first.
+    fn directory_audit / directory_audit_async(user: Eui64) -> Vec<DirectoryAudit> = |db| directory::audit(db, user);
 
     /// Replaces the engine snapshot atomically.
     fn save_snapshot / save_snapshot_async(data: Vec<u8>) -> () = |db| incidents::save_snapshot(db, &data);

@@ -131,6 +131,48 @@ const MIGRATIONS: &[&str] = &[
         updated_ms   INTEGER NOT NULL
     );
     "#,
+    // 5: change coordination. Each change keeps the warnings it raised when it was last registered (JSON; NULL
+    // for changes registered before this step, which never had any recorded). Tokens gain the `calendar` role, a
+    // read-only key for the schedule's calendar feed, bound to a User or not: SQLite cannot alter a CHECK, so the
+    // table is rebuilt with the same ids (the AUTOINCREMENT sequence follows the rename).
+    r#"
+    ALTER TABLE changes ADD COLUMN warnings TEXT;
+
+    CREATE TABLE tokens_v5 (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        name        TEXT NOT NULL,
+        role        TEXT NOT NULL,
+        user        TEXT,
+        hash        TEXT NOT NULL UNIQUE,
+        created_ms  INTEGER NOT NULL,
+        revoked_ms  INTEGER,
+        CONSTRAINT "user" CHECK (role IN ('user', 'calendar') OR user IS NULL),
+        CONSTRAINT "bound" CHECK (role <> 'user' OR user IS NOT NULL)
+    );
+    INSERT INTO tokens_v5 (id, name, role, user, hash, created_ms, revoked_ms)
+        SELECT id, name, role, user, hash, created_ms, revoked_ms FROM tokens ORDER BY id;
+    DROP TABLE tokens;
+    ALTER TABLE tokens_v5 RENAME TO tokens;
+    CREATE UNIQUE INDEX tokens_active_name ON tokens (name) WHERE revoked_ms IS NULL;
+    "#,
+    // 6: the User directory's API edits over the directory file (a NULL name hides a file entry), audited.
+    r#"
+    CREATE TABLE user_directory (
+        user        TEXT PRIMARY KEY NOT NULL,
+        name        TEXT,
+        role        TEXT,
+        updated_ms  INTEGER NOT NULL
+    );
+    CREATE TABLE user_directory_audit (
+        seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+        user    TEXT NOT NULL,
+        action  TEXT NOT NULL,
+        actor   TEXT NOT NULL,
+        at_ms   INTEGER NOT NULL,
+        detail  TEXT NOT NULL
+    );
+    CREATE INDEX user_directory_audit_by_user ON user_directory_audit (user, seq);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -356,6 +398,65 @@ mod tests {
                 ("resolved".to_owned(), 2000, Some(30))
             ]
         );
+    }
+
+    #[test]
+    fn the_coordination_step_keeps_changes_and_tokens_and_ids_keep_growing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let db = Connection::open(&path).unwrap();
+        for step in &MIGRATIONS[..4] {
+            db.execute_batch(step).unwrap();
+        }
+        db.pragma_update(None, "user_version", 4).unwrap();
+        db.execute_batch(
+            "INSERT INTO changes (id, owner, category, start_ms, end_ms, status, notice, created_ms, updated_ms)
+                 VALUES ('CHG-1', 'DCC', 'network', 0, 10, 'planned', '{}', 1, 1);
+             INSERT INTO tokens (name, role, user, hash, created_ms) VALUES ('a', 'ops', NULL, 'h1', 1);
+             INSERT INTO tokens (name, role, user, hash, created_ms, revoked_ms)
+                 VALUES ('b', 'user', '90-B3-D5-1F-30-01-00-07', 'h2', 1, 5);",
+        )
+        .unwrap();
+        drop(db);
+        let db = open(&path, false).unwrap();
+        assert_eq!(user_version(&db), SCHEMA_VERSION);
+        let warnings: Option<String> = db
+            .query_row(
+                "SELECT warnings FROM changes WHERE id = 'CHG-1'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(warnings, None, "not recorded before the step");
+        let tokens: Vec<(i64, String, Option<i64>)> = db
+            .prepare("SELECT id, name, revoked_ms FROM tokens ORDER BY id")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            tokens,
+            [(1, "a".to_owned(), None), (2, "b".to_owned(), Some(5))]
+        );
+        db.execute(
+            "INSERT INTO tokens (name, role, user, hash, created_ms) VALUES ('c', 'calendar', NULL, 'h3', 1)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(
+            db.last_insert_rowid(),
+            3,
+            "a new id never reuses an old one"
+        );
+        // The constraints still hold: a `user` token needs its User, an ops token may not have one.
+        for bad in [
+            "INSERT INTO tokens (name, role, user, hash, created_ms) VALUES ('d', 'user', NULL, 'h4', 1)",
+            "INSERT INTO tokens (name, role, user, hash, created_ms) VALUES ('e', 'ops', 'U', 'h5', 1)",
+            "INSERT INTO tokens (name, role, user, hash, created_ms) VALUES ('a', 'ops', NULL, 'h6', 1)",
+        ] {
+            assert!(db.execute(bad, []).is_err(), "{bad}");
+        }
     }
 
     #[test]

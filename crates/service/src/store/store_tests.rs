@@ -45,7 +45,9 @@ fn reopening_keeps_changes_audit_tokens_incidents_and_snapshot() {
     let secret = {
         let store = Store::open(dir.path()).unwrap();
         let batch = vec![notice("CHG-1", ChangeOwner::User(USER_A), 1_000, 2_000)];
-        store.upsert_changes(batch, "alice".into()).unwrap();
+        store
+            .upsert_changes(batch, "alice".into(), Default::default())
+            .unwrap();
         store
             .set_change_status("CHG-1".into(), ChangeStatus::Cancelled, "bob".into())
             .unwrap();
@@ -102,6 +104,7 @@ fn async_twins_share_the_owner_thread_with_blocking_clones() {
         .block_on(clone.upsert_changes_async(
             vec![notice("CHG-9", ChangeOwner::Dcc, 0, 10)],
             "service".into(),
+            Default::default(),
         ))
         .unwrap();
     assert_eq!(outcomes[0].outcome, Upsert::Created);
@@ -146,8 +149,12 @@ fn external_writes_change_only_for_other_connections_commits() {
         "own writes do not count"
     );
     let cli = Store::open(dir.path()).unwrap();
-    cli.upsert_changes(vec![notice("CHG-1", ChangeOwner::Dcc, 0, 1)], "cli".into())
-        .unwrap();
+    cli.upsert_changes(
+        vec![notice("CHG-1", ChangeOwner::Dcc, 0, 1)],
+        "cli".into(),
+        Default::default(),
+    )
+    .unwrap();
     assert_ne!(service.external_writes().unwrap(), before);
     assert_eq!(service.load_register().unwrap().len(), 1);
 }

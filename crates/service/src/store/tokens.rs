@@ -19,16 +19,20 @@ pub enum Role {
     User,
     /// Posts telemetry.
     Ingest,
+    /// A calendar feed key: reads `/api/v1/schedule.ics` and nothing else, so it may ride in a subscription URL.
+    /// Bound to a User it sees that User's changes and the DCC's; unbound, every change.
+    Calendar,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Ops, Role::User, Role::Ingest];
+    pub const ALL: [Role; 4] = [Role::Ops, Role::User, Role::Ingest, Role::Calendar];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Ops => "ops",
             Role::User => "user",
             Role::Ingest => "ingest",
+            Role::Calendar => "calendar",
         }
     }
 
@@ -99,7 +103,7 @@ pub(super) fn add(
         (Role::Ops | Role::Ingest, Some(_)) => {
             return Err(constraint(
                 "user",
-                format!("only `user` tokens are bound to a User, not `{role}`"),
+                format!("only `user` tokens and `calendar` keys are bound to a User, not `{role}`"),
             ));
         }
         _ => {}

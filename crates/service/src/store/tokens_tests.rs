@@ -104,3 +104,24 @@ fn role_names_round_trip() {
     }
     assert_eq!(Role::parse("admin"), None);
 }
+
+#[test]
+fn a_calendar_key_may_be_bound_to_a_user_or_not_and_other_roles_keep_their_rules() {
+    let (_dir, store) = temp_store();
+    let (_, bound) = store
+        .add_token("cal-a".into(), Role::Calendar, Some(USER_A))
+        .unwrap();
+    let (_, all) = store.add_token("cal".into(), Role::Calendar, None).unwrap();
+    let who = store.authenticate(bound).unwrap().unwrap();
+    assert_eq!((who.role, who.user), (Role::Calendar, Some(USER_A)));
+    let who = store.authenticate(all).unwrap().unwrap();
+    assert_eq!((who.role, who.user), (Role::Calendar, None));
+    assert!(
+        store
+            .add_token("ops-a".into(), Role::Ops, Some(USER_A))
+            .is_err()
+    );
+    assert!(store.add_token("user".into(), Role::User, None).is_err());
+    let listed = store.list_tokens().unwrap();
+    assert_eq!(listed[0].role.as_str(), "calendar");
+}

@@ -30,7 +30,9 @@ fn with_incident_and_changes() -> (tempfile::TempDir, Store) {
         notice("CHG-1", ChangeOwner::User(USER_A), 0, 1_000),
         notice("CHG-2", ChangeOwner::Dcc, 0, 1_000),
     ];
-    store.upsert_changes(changes, "alice".into()).unwrap();
+    store
+        .upsert_changes(changes, "alice".into(), Default::default())
+        .unwrap();
     (dir, store)
 }
 
@@ -165,6 +167,7 @@ fn history_records_opening_verdict_changes_and_resolution_once_each() {
     incident.suspects = vec![Suspect {
         change: "CHG-1".into(),
         title: String::new(),
+        contact: String::new(),
         score: 0.9,
         reasons: vec!["same User".into()],
     }];

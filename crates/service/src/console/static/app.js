@@ -3,7 +3,7 @@
 // and lets the current view refresh; it pauses while the tab is hidden and never runs two polls at once.
 
 import { api, clearToken, setToken, token } from './api.js';
-import { h, num, replace, say, time } from './dom.js';
+import { h, num, replace, say, setNames, time } from './dom.js';
 import * as overview from './overview.js';
 import * as incident from './incident.js';
 import * as user from './user.js';
@@ -25,6 +25,9 @@ const views = [
 let current = null; // { view, param, state }
 let polling = false;
 let latest = null; // the last overview answer
+let namesFetched = 0;
+let namesKey = null;
+const NAMES_EVERY_MS = 60_000;
 
 const $ = (id) => document.getElementById(id);
 
@@ -128,6 +131,18 @@ async function poll() {
   polling = true;
   try {
     latest = await api('/api/v1/console/overview');
+    // Names change rarely: the directory is fetched once a minute, not with every poll.
+    if (Date.now() - namesFetched > NAMES_EVERY_MS) {
+      const entries = await api('/api/v1/directory').catch(() => []);
+      const key = JSON.stringify(entries);
+      namesFetched = Date.now();
+      if (key !== namesKey) {
+        namesKey = key;
+        setNames(entries);
+        // Views redraw only what changed in their data: forget what they drew so the names show now.
+        if (current) Object.assign(current.state, { shown: null, keys: {} });
+      }
+    }
     renderStrip(latest);
     await refreshView();
     say(`Updated ${new Date().toLocaleTimeString('en-GB')}; the page refreshes every ${POLL_MS / 1000} s.`);

@@ -64,8 +64,13 @@ function yAxis(top, height, max, label, x0, x1) {
   return { y, parts, title };
 }
 
+/**
+ * A point stands at the middle of the seconds it covers: drawn at their start, each per-minute point of a long
+ * incident sat up to 30 s early, and the line stepped where the tiers meet.
+ */
 function line(points, x, y, key, attrs) {
-  const d = points.map((p, i) => `${i ? 'L' : 'M'}${x(p.ts).toFixed(1)},${y(p[key]).toFixed(1)}`).join('');
+  const at = (p) => x(p.ts + (Math.max(p.step_s || 1, 1) - 1) * 500);
+  const d = points.map((p, i) => `${i ? 'L' : 'M'}${at(p).toFixed(1)},${y(p[key]).toFixed(1)}`).join('');
   return s('path', { d, fill: 'none', ...attrs });
 }
 
@@ -148,6 +153,8 @@ export function chart(incident, windows, width) {
   const first = Math.ceil(t0 / tickMs) * tickMs;
   for (let ts = first; ts <= t1; ts += tickMs) {
     svg.push(s('line', { x1: x(ts), x2: x(ts), y1: bottom, y2: bottom + 5, class: 'axis' }));
+    // A tick this close to the right edge would print over the `UTC` label (`11:0UTC` on a 2-hour chart).
+    if (x(ts) > x1 - 40) continue;
     svg.push(s('text', { x: x(ts), y: bottom + 19, 'text-anchor': 'middle', class: 'tick' }, clock(ts).slice(0, 5)));
   }
   svg.push(s('text', { x: x1, y: bottom + 19, 'text-anchor': 'end', class: 'tick' }, 'UTC'));
@@ -167,11 +174,25 @@ export function chart(incident, windows, width) {
     [incident.detected, `detected +${Math.round((incident.detected - incident.onset) / 1000)} s`, null],
     [incident.resolved, 'resolved', '2 2'],
   ];
-  for (const [ts, label, dash] of marks) {
-    if (ts === null || ts === undefined || ts < t0 || ts > t1) continue;
+  const shownMarks = marks.filter(([ts]) => ts !== null && ts !== undefined && ts >= t0 && ts <= t1)
+    .map(([ts, label, dash]) => ({ ts, label, dash }));
+  shownMarks.forEach((mark, index) => {
+    const { ts, label, dash } = mark;
     svg.push(s('line', { x1: x(ts), x2: x(ts), y1: depthTop - 4, y2: bottom, class: 'marker', 'stroke-dasharray': dash }));
-    svg.push(s('text', { x: x(ts) + 4, y: depthTop + DEPTH_H + 16, class: 'marker-label' }, label));
-  }
+    // On a long chart onset and detection are a few pixels apart and their labels printed over each other: a
+    // label with the next marker closer than its own width goes left of its line, or, with no room there, is
+    // said with the next one (`onset, detected +75 s`).
+    const width = label.length * 7 + 8;
+    const next = shownMarks[index + 1];
+    const crowded = next && x(next.ts) - x(ts) < width;
+    if (crowded && x(ts) - x0 < width) {
+      next.label = `${label}, ${next.label}`;
+      return;
+    }
+    svg.push(s('text', crowded
+      ? { x: x(ts) - 4, y: depthTop + DEPTH_H + 16, 'text-anchor': 'end', class: 'marker-label' }
+      : { x: x(ts) + 4, y: depthTop + DEPTH_H + 16, class: 'marker-label' }, label));
+  });
 
   // Titles last, so their halo keeps them readable over the marker lines.
   svg.push(depthAxis.title, flowAxis.title);

@@ -136,9 +136,33 @@ export function state(resolved) {
 }
 
 /** A User as a link to its page; `*` is the network. `place` keeps focus keys unique when a User is listed twice. */
+/** The User directory as last fetched: EUI-64 -> { name, role }. */
+let names = new Map();
+
+export function setNames(entries) {
+  names = new Map((entries || []).filter((e) => e.name).map((e) => [e.user, e]));
+}
+
+const ROLES = { supplier: 'supplier', network_operator: 'network operator', other_user: 'other User' };
+
+/** `Acme Energy (supplier)` for a User the directory names, else ''. */
+export function partyName(id) {
+  const entry = names.get(id);
+  if (!entry) return '';
+  return entry.role ? `${entry.name} (${ROLES[entry.role] || entry.role})` : entry.name;
+}
+
 export function user(id, count, place = '') {
   if (id === '*') return h('span', { class: 'mono' }, `* network-wide${count ? ` (${count} Users)` : ''}`);
-  return h('a', { class: 'mono', href: `#/user/${encodeURIComponent(id)}`, 'data-key': `user-${place}${id}` }, id);
+  const link = h('a', { class: 'mono', href: `#/user/${encodeURIComponent(id)}`, 'data-key': `user-${place}${id}` }, id);
+  const name = partyName(id);
+  return name ? h('span', { class: 'user-named' }, link, h('span', { class: 'party' }, name)) : link;
+}
+
+/** A change ID with its title and contact beside it, as everywhere an ID appears. */
+export function changeLabel(id, title, contact) {
+  return h('span', {}, h('span', { class: 'mono' }, id), title ? ` ${title}` : '',
+    contact ? h('span', { class: 'contact' }, ` · contact ${contact}`) : '');
 }
 
 /** A flow's API name in words. */

@@ -4,7 +4,9 @@
 
 import { api } from './api.js';
 import { chart } from './chart.js';
-import { duration, failure, h, kind, num, replace, spanCell, state as openState, time, user, verdict } from './dom.js';
+import {
+  changeLabel, duration, failure, h, kind, num, partyName, replace, spanCell, state as openState, time, user, verdict,
+} from './dom.js';
 import * as triage from './triage.js';
 
 export function mount(container, id) {
@@ -95,8 +97,9 @@ export function draw(state) {
   };
   const who = overview && overview.who;
   if (changed('heading', [incident.kind, incident.user, incident.resolved])) {
-    replace(state.heading, `${kind(incident.kind)} · `, incident.user === '*' ? 'network-wide' : incident.user, ' ',
-      openState(incident.resolved));
+    const name = partyName(incident.user);
+    replace(state.heading, `${kind(incident.kind)} · `, incident.user === '*' ? 'network-wide' : incident.user,
+      name ? ` ${name}` : '', ' ', openState(incident.resolved));
     document.title = `${kind(incident.kind)} ${incident.user} · Stormwatch`;
   }
   const asOf = overview && overview.as_of;
@@ -168,7 +171,7 @@ function ruledOut(nearby) {
       `No other registered change has a window between ${time(nearby.from)} and ${time(nearby.to)}.`);
   }
   const rows = others.map((c) => h('tr', {},
-    h('th', { scope: 'row' }, h('span', { class: 'mono' }, c.change.id), ' ', c.change.title,
+    h('th', { scope: 'row' }, changeLabel(c.change.id, c.change.title, c.change.contact),
       h('p', { class: 'meta' }, `${c.change.category} · ${c.change.status} · by `, h('span', { class: 'mono' }, c.change.user))),
     h('td', {}, spanCell(Date.parse(c.change.start), Date.parse(c.change.end))),
     h('td', { class: 'num' }, c.score === null ? '-' : c.score.toFixed(2)),

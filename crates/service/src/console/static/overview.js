@@ -2,7 +2,7 @@
 // verdict, top suspect and whether someone has acknowledged it; then the Users in trouble. It redraws from each
 // poll of /api/v1/console/overview and only when something it shows has changed.
 
-import { duration, h, kind, num, replace, time, user, verdict } from './dom.js';
+import { changeLabel, duration, h, kind, num, replace, time, user, verdict } from './dom.js';
 
 export function mount(container) {
   const body = h('div', {}, h('p', { class: 'muted' }, 'Loading open incidents…'));
@@ -42,8 +42,7 @@ function topSuspect(incident) {
   if (!top) return h('span', { class: 'muted' }, 'none registered');
   const judged = incident.judgements[top.change];
   return h('span', {},
-    h('span', { class: 'mono' }, top.change),
-    top.title ? ` ${top.title}` : '',
+    changeLabel(top.change, top.title, top.contact),
     h('span', { class: 'score' }, ` score ${top.score.toFixed(2)}`),
     judged ? h('span', { class: `judged judged-${judged}` }, ` (${judged} by operator)`) : '');
 }

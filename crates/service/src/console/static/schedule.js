@@ -118,6 +118,23 @@ function timeline(schedule, start, days) {
     rows.length ? rows : h('p', { class: 'muted' }, 'No change in this span.'));
 }
 
+// The warnings recorded at registration; below them, what changed since against the register as it is now.
+function warningCell(c) {
+  const item = (w, note) => h('li', { title: w.message, 'data-kind': w.kind },
+    h('span', { class: 'badge state-open' }, `⚠ ${WARNING_LABELS[w.kind] || w.kind}`),
+    h('p', { class: 'meta' }, note ? `${note}: ${w.message}` : w.message));
+  const recorded = new Set(c.warnings.map((w) => w.kind));
+  const current = new Set(c.current_warnings.map((w) => w.kind));
+  const added = c.current_warnings.filter((w) => !recorded.has(w.kind));
+  const cleared = c.warnings.filter((w) => !current.has(w.kind));
+  const items = [
+    ...c.warnings.filter((w) => current.has(w.kind)).map((w) => item(w)),
+    ...cleared.map((w) => item(w, 'at registration, no longer')),
+    ...added.map((w) => item(w, 'since registration')),
+  ];
+  return items.length ? h('ul', { class: 'warning-list' }, items) : '–';
+}
+
 function list(schedule) {
   if (!schedule.changes.length) return '';
   return h('div', { class: 'table-wrap' }, h('table', { class: 'schedule-list' },
@@ -131,10 +148,7 @@ function list(schedule) {
       h('td', {}, spanCell(Date.parse(c.start), Date.parse(c.end))),
       h('td', {}, c.status),
       h('td', {}, c.expected ? `up to ${c.expected.rate_factor}× ${c.expected.direction}` : 'none declared'),
-      h('td', { class: 'warnings' }, c.warnings.length
-        ? h('ul', { class: 'warning-list' }, c.warnings.map((w) => h('li', { title: w.message, 'data-kind': w.kind },
-          h('span', { class: 'badge state-open' }, `⚠ ${WARNING_LABELS[w.kind] || w.kind}`), h('p', { class: 'meta' }, w.message))))
-        : '–'),
+      h('td', { class: 'warnings' }, warningCell(c)),
       h('td', {}, OUTCOMES[c.outcome.outcome] || c.outcome.outcome,
         c.outcome.attributed && c.outcome.attributed.length
           ? h('p', { class: 'meta' }, c.outcome.attributed.map((id) => h('a', { href: `#/incident/${encodeURIComponent(id)}` }, id, ' ')))

@@ -3,7 +3,7 @@
 // timeline of the incident's states and of every action taken.
 
 import { api } from './api.js';
-import { h, replace, say, time } from './dom.js';
+import { changeLabel, h, replace, say, time } from './dom.js';
 
 const base = (state) => `/api/v1/incidents/${encodeURIComponent(state.id)}`;
 
@@ -116,7 +116,7 @@ function suspects(state, incident, triage, ops) {
       })) : '';
     return h('li', { class: 'suspect', 'data-change': suspect.change },
       h('h3', {}, h('span', { class: 'rank' }, ruledOut ? 'Ruled out:' : `#${index + 1}`), ' ',
-        h('span', { class: 'mono' }, suspect.change), suspect.title ? ` ${suspect.title}` : ''),
+        changeLabel(suspect.change, suspect.title, suspect.contact)),
       h('p', { class: 'score-line' },
         h('meter', { min: 0, max: 1, low: 0.2, high: 0.5, optimum: 1, value: suspect.score }),
         ` score ${suspect.score.toFixed(2)}${index === 0 && suspect.score >= 0.5 ? ' (explains the incident)' : ''}`),

@@ -3,7 +3,9 @@
 
 import { api, withQuery } from './api.js';
 import { figures } from './outcomes.js';
-import { duration, failure, flow, h, kind, num, replace, span, state as openState, time, verdict } from './dom.js';
+import {
+  changeLabel, duration, failure, flow, h, kind, num, partyName, replace, span, state as openState, time, verdict,
+} from './dom.js';
 
 /** A flow this far above or below its baseline is called out in words, not only by the ratio. */
 const HIGH_RATIO = 4;
@@ -12,10 +14,13 @@ const LOW_RATIO = 0.25;
 const LOW_FLOOR = 1;
 
 export function mount(container, id) {
-  const state = { id, busy: false, stopped: false, keys: {}, now: h('div'), incidents: h('div'), changes: h('div'), outcomes: h('div') };
+  const state = {
+    id, busy: false, stopped: false, keys: {}, now: h('div'), incidents: h('div'), changes: h('div'), outcomes: h('div'),
+    heading: h('h1', {}, 'User ', h('span', { class: 'mono' }, id)),
+  };
   container.append(
     h('nav', { 'aria-label': 'Breadcrumb', class: 'crumbs' }, h('a', { href: '#/' }, 'Overview'), ' › User'),
-    h('h1', {}, 'User ', h('span', { class: 'mono' }, id)),
+    state.heading,
     h('section', { class: 'panel', 'aria-labelledby': 'h-now' }, h('h2', { id: 'h-now' }, 'Now, against baseline'), state.now),
     h('section', { class: 'panel', 'aria-labelledby': 'h-incidents' },
       h('h2', { id: 'h-incidents' }, 'Recent incidents'), state.incidents),
@@ -51,6 +56,9 @@ export async function refresh(state) {
         replace(state[part], render(value));
       }
     };
+    // The directory's name arrives with the first poll, after the page was mounted.
+    draw('heading', partyName(state.id), (name) => ['User ', h('span', { class: 'mono' }, state.id),
+      name ? h('span', { class: 'party' }, ` ${name}`) : '']);
     draw('now', now, current);
     draw('incidents', incidents, recent);
     draw('changes', changes, registered);
@@ -108,7 +116,10 @@ function recent(incidents) {
       h('td', {}, openState(i.resolved)),
       h('td', { class: 'num' }, num(i.peak_depth)),
       h('td', {}, verdict(i.verdict)),
-      h('td', {}, i.suspects[0] ? `${i.suspects[0].change} (${i.suspects[0].score.toFixed(2)})` : '-'))))));
+      h('td', {}, i.suspects[0]
+        ? h('span', {}, changeLabel(i.suspects[0].change, i.suspects[0].title, i.suspects[0].contact),
+          ` (${i.suspects[0].score.toFixed(2)})`)
+        : '-'))))));
 }
 
 function registered(changes) {
@@ -117,7 +128,7 @@ function registered(changes) {
     h('thead', {}, h('tr', {}, ['Change', 'Title', 'Category', 'Window', 'Status'].map((n) => h('th', { scope: 'col' }, n)))),
     h('tbody', {}, changes.map((c) => h('tr', {},
       h('th', { scope: 'row', class: 'mono' }, c.id),
-      h('td', {}, c.title),
+      h('td', {}, c.title, c.contact ? h('p', { class: 'meta' }, `contact ${c.contact}`) : ''),
       h('td', {}, c.category),
       h('td', {}, span(Date.parse(c.start), Date.parse(c.end))),
       h('td', {}, c.status))))));
