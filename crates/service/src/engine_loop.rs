@@ -18,7 +18,7 @@ use stormwatch_core::changes::ChangeRegister;
 use stormwatch_core::engine::window::RING_SECONDS;
 use stormwatch_core::engine::{Engine, IncidentUpdate, IngestError, Ingested, Settled};
 use stormwatch_core::report::IncidentRecord;
-use stormwatch_core::telemetry::batch::{ParsedChunk, malformed, parse_chunk};
+use stormwatch_core::telemetry::batch::{LineCursor, ParsedChunk, malformed, parse_chunk};
 use stormwatch_core::telemetry::framing::Chunk;
 use stormwatch_core::telemetry::{Eui64, MalformedLine};
 
@@ -351,6 +351,7 @@ impl EngineLoop {
         };
         self.engine.set_now_bound(Some(wall_ms()));
         let (mut unknown, mut out_of_range) = (0, 0);
+        let mut lines = LineCursor::default();
         for (index, event) in parsed.events.iter().enumerate() {
             if index % CHART_CHECK_EVERY == CHART_CHECK_EVERY - 1 {
                 self.catch_up_charts();
@@ -360,14 +361,14 @@ impl EngineLoop {
                 Ok(Ingested::Held(token)) => {
                     // Counted as accepted; if the engine refuses it later it is kept as malformed then.
                     outcome.accepted += 1;
-                    let (line, bytes) = parsed.line_of(index);
+                    let (line, bytes) = parsed.line_at(index, &mut lines);
                     self.held.insert(
                         token,
                         (source.to_owned(), malformed(0, line, String::new(), bytes)),
                     );
                 }
                 Err(refused) => {
-                    let (line, bytes) = parsed.line_of(index);
+                    let (line, bytes) = parsed.line_at(index, &mut lines);
                     let record = malformed(0, line, refused.to_string(), bytes);
                     outcome.refused += 1;
                     match refused {
