@@ -7,14 +7,20 @@ Starts the release binary on loopback, then:
   2. latency: the same senders paced to a total of --paced-rate lines/s (default 1,000,000) for --paced-seconds;
      then reads the service's own ingest-to-window latency quantiles from /metrics.
 
-Usage: benches/tcp_ingest.py [--binary target/release/stormwatch] [--senders 8] [--lines-per-sender 500000]
+With --tls the port speaks TLS (a throwaway CA and server certificate made with `openssl`; the senders verify
+the server and present a client certificate, so ingest_tls_client_ca is set too) and the same figures are taken
+over TLS.
+
+Usage: benches/tcp_ingest.py [--binary target/release/stormwatch] [--senders 8] [--lines-per-sender 500000] [--tls]
 """
 import argparse
 import json
 import multiprocessing
 import os
 import re
+import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -41,10 +47,45 @@ def build_lines(count, sender):
     return "".join(out).encode()
 
 
-def send(address, data, paced_rate, lines):
-    with socket.create_connection(address) as sock:
+def connect(address, tls_dir):
+    sock = socket.create_connection(address)
+    if not tls_dir:
+        return sock
+    context = ssl.create_default_context(cafile=f"{tls_dir}/ca.pem")
+    context.load_cert_chain(f"{tls_dir}/client.pem", f"{tls_dir}/client.key")
+    return context.wrap_socket(sock, server_hostname="localhost")
+
+
+def make_pki(directory):
+    """A CA, a server certificate for localhost and a client certificate, both signed by the CA."""
+    def run(*command):
+        subprocess.run(command, cwd=directory, check=True, capture_output=True)
+    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=bench CA")
+    for name, subject in (("server", "localhost"), ("client", "bench exporter")):
+        run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={subject}")
+        with open(f"{directory}/{name}.ext", "w") as ext:
+            ext.write(f"subjectAltName=DNS:{subject.replace(' ', '-')}\n")
+        run("openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")
+
+
+def finish(sock, tls_dir):
+    """Ends a TLS session with close_notify and waits for the server to close, so no unread session ticket turns
+    the close into a reset that loses lines still in the server's socket buffer."""
+    if tls_dir:
+        try:
+            sock.unwrap()
+        except (OSError, ssl.SSLError):
+            pass
+
+
+def send(address, data, paced_rate, lines, tls_dir):
+    with connect(address, tls_dir) as sock:
         if not paced_rate:
             sock.sendall(data)
+            finish(sock, tls_dir)
             return
         # Paced: slices every 10 ms.
         per_slice = max(1, int(len(data) * paced_rate / lines / 100))
@@ -57,6 +98,7 @@ def send(address, data, paced_rate, lines):
             delay = due - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
+        finish(sock, tls_dir)
 
 
 def counted(http):
@@ -88,12 +130,21 @@ def main():
     parser.add_argument("--lines-per-sender", type=int, default=500_000)
     parser.add_argument("--paced-rate", type=int, default=1_000_000)
     parser.add_argument("--paced-seconds", type=int, default=5)
+    parser.add_argument("--tls", action="store_true", help="TLS with client certificates on the telemetry port")
+    parser.add_argument("--throughput-only", action="store_true", help="skip the paced latency run")
     args = parser.parse_args()
 
     data_dir = tempfile.mkdtemp(prefix="stormwatch-bench-")
     http, ingest = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-    service = subprocess.Popen([args.binary, "serve", "--data-dir", data_dir, "--http", http, "--ingest", ingest],
-                               stderr=subprocess.DEVNULL)
+    tls_dir = data_dir if args.tls else None
+    command = [args.binary, "serve", "--data-dir", data_dir, "--http", http, "--ingest", ingest]
+    if args.tls:
+        make_pki(data_dir)
+        with open(f"{data_dir}/bench.toml", "w") as config:
+            config.write(f'ingest_tls_cert = "{data_dir}/server.pem"\ningest_tls_key = "{data_dir}/server.key"\n'
+                         f'ingest_tls_client_ca = "{data_dir}/ca.pem"\n')
+        command += ["--config", f"{data_dir}/bench.toml"]
+    service = subprocess.Popen(command, stderr=None if os.environ.get("BENCH_LOG") else subprocess.DEVNULL)
     try:
         for _ in range(100):
             try:
@@ -109,18 +160,20 @@ def main():
         size = sum(len(p) for p in payloads)
         start = time.perf_counter()
         with multiprocessing.Pool(args.senders) as pool:
-            pool.starmap(send, [(address, p, 0, args.lines_per_sender) for p in payloads])
+            pool.starmap(send, [(address, p, 0, args.lines_per_sender, tls_dir) for p in payloads])
         wait_counted(http, total)
         elapsed = time.perf_counter() - start
-        print(f"throughput: {total:,} lines ({size / 1e6:.0f} MB) from {args.senders} senders in {elapsed:.2f} s "
+        print(f"throughput{' (TLS)' if args.tls else ''}: {total:,} lines ({size / 1e6:.0f} MB) from {args.senders} senders in {elapsed:.2f} s "
               f"= {total / elapsed / 1e6:.2f} M lines/s, {size / elapsed / 1e6:.0f} MB/s")
 
+        if args.throughput_only:
+            return
         time.sleep(121)  # let the burst age out of the latency windows
         paced_lines = args.paced_rate * args.paced_seconds // args.senders
         payloads = [build_lines(paced_lines, s) for s in range(args.senders)]
         before = counted(http)[0]
         with multiprocessing.Pool(args.senders) as pool:
-            pool.starmap(send, [(address, p, args.paced_rate / args.senders, paced_lines) for p in payloads])
+            pool.starmap(send, [(address, p, args.paced_rate / args.senders, paced_lines, tls_dir) for p in payloads])
         text = wait_counted(http, before + paced_lines * args.senders)
         time.sleep(1.5)  # one more tick publishes the quantiles
         text = counted(http)[1]
@@ -130,6 +183,7 @@ def main():
     finally:
         service.terminate()
         service.wait(timeout=30)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

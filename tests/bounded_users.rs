@@ -35,7 +35,7 @@ fn with_a_user_directory_made_up_users_are_refused_as_unknown_and_real_ones_get_
     let directory = dir.path().join("users.txt");
     std::fs::write(
         &directory,
-        format!("# the pilot's Users\n{FIREWALLED}\n{HEALTHY}\n"),
+        format!("# the pilot's Users\n{FIREWALLED}\n{HEALTHY}\n{LATECOMER}\n"),
     )
     .unwrap();
     let config = config_file(
@@ -43,7 +43,10 @@ fn with_a_user_directory_made_up_users_are_refused_as_unknown_and_real_ones_get_
         &format!("user_directory = \"{}\"\n", directory.display()),
     );
     let args: Vec<&str> = config.iter().map(String::as_str).collect();
-    let service = Service::start(dir.path(), &args);
+    let mut service = Service::start(dir.path(), &args);
+    let bad = b"{\"ts\":1,\"user\":\"nobody\"}\n";
+    let (status, answer) = service.post("/api/v1/events", Some(&ingest), bad, &[]);
+    assert_eq!(status, 200, "{answer}");
     let flood = lines_for((0..5_000).map(fake_user), T0);
     let (status, answer) = service.post("/api/v1/events", Some(&ingest), &flood, &[]);
     assert_eq!(status, 200, "{answer}");
@@ -76,17 +79,63 @@ fn with_a_user_directory_made_up_users_are_refused_as_unknown_and_real_ones_get_
             "stormwatch_ingest_malformed_total{source=\"http\"}"
         )
         .unwrap_or(0.0),
-        0.0,
-        "unknown Users are not malformed"
+        1.0,
+        "unknown Users are not malformed: only the one bad line is"
     );
-    let quarantined = service.json("/api/v1/malformed?limit=1", &ops);
+    // Refused lines are listed apart, in their own bounded list: the flood does not push the one malformed line
+    // out of view.
+    let quarantined = service.json("/api/v1/malformed?limit=1000", &ops);
+    assert_eq!(quarantined["total"], 1, "{quarantined}");
     assert!(
         quarantined["recent"][0]["error"]
+            .as_str()
+            .is_some_and(|e| !e.contains("not in the User directory")),
+        "{quarantined}"
+    );
+    assert_eq!(quarantined["refused"]["total"], 5_000);
+    assert_eq!(
+        quarantined["refused"]["recent"].as_array().map(Vec::len),
+        Some(1_000),
+        "the refused list is capped"
+    );
+    assert!(
+        quarantined["refused"]["recent"][0]["error"]
             .as_str()
             .is_some_and(|e| e.contains("not in the User directory")),
         "{quarantined}"
     );
+    // After a restart (the snapshot restores the table) the made-up Users are still not there, and a real User
+    // that was never seen gets in.
+    service.stop();
+    // Once stopped (the quarantine file is flushed), it holds the refused lines within its per-minute budget,
+    // not all 5,000.
+    let file = std::fs::read_to_string(dir.path().join("quarantine.ndjson")).unwrap_or_default();
+    let written = file
+        .lines()
+        .filter(|l| l.contains("not in the User directory"))
+        .count();
+    assert_eq!(
+        written, 1_000,
+        "refused records written to the quarantine file"
+    );
+
+    let service = Service::start(dir.path(), &args);
+    service.send_tcp(&lines_for(
+        std::iter::once(LATECOMER.to_owned()),
+        T0 + 20_000,
+    ));
+    let users = service.wait_for("/api/v1/users", &ops, 30, |u| {
+        u.to_string().contains(LATECOMER)
+    });
+    assert_eq!(
+        users.as_array().map(Vec::len),
+        Some(3),
+        "the two real Users from before the restart and the newcomer, no made-up one: {users}"
+    );
 }
+
+/// A real User first seen after the restart.
+const LATECOMER: &str = "4C-E1-73-00-00-00-11-02";
 
 /// Without a directory the table still caps at 4,096 Users; the lines it refuses are counted as refused, not
 /// malformed. Also measures resident memory at the cap.

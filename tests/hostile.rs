@@ -339,6 +339,9 @@ fn print_config_shows_every_limit() {
         "http_max_connections",
         "http_header_timeout_s",
         "http_body_timeout_s",
+        "ingest_tls_cert",
+        "ingest_tls_key",
+        "ingest_tls_client_ca",
     ] {
         assert!(
             text.contains(&format!("{key} = ")),
@@ -464,4 +467,61 @@ fn an_oversized_change_field_is_refused_by_name() {
         "{answer}"
     );
     assert_eq!(service.get("/api/v1/changes/CHG-BIG", Some(&ops)).0, 404);
+}
+
+/// One line stamped 2099 sent to the TCP port hung the engine thread at 100 % CPU while `/readyz` said 200. Sent
+/// over TCP here, it is refused as out of range, the engine keeps applying the lines after it, and the service
+/// stays ready and answers.
+#[test]
+fn a_line_stamped_2099_over_tcp_neither_stalls_the_engine_nor_readiness() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let service = Service::start(dir.path(), &[]);
+    let all = String::from_utf8(firewall_lines(0..30, (300, 2_000))).unwrap();
+    let fifth = format!("\"ts\":{}", T0 + 5_000);
+    let mut lines = String::new();
+    for line in all.lines() {
+        if line.contains(&fifth) && !lines.contains("2099") {
+            lines.push_str(&format!(
+                "{{\"ts\":\"2099-12-31T23:59:00Z\",\"user\":\"{FIREWALLED}\",\"event\":\"request\",\"count\":1}}\n"
+            ));
+        }
+        lines.push_str(line);
+        lines.push('\n');
+    }
+    assert!(lines.contains("2099"));
+    service.send_tcp(lines.as_bytes());
+    // Lines counted: every line but the refused one.
+    let count = (lines.lines().count() - 1) as f64;
+    let metrics = service.wait_status("/metrics", 200, 30, |m| {
+        metric(m, "stormwatch_ingest_lines_total{source=\"tcp\"}") == Some(count)
+    });
+    assert_eq!(
+        metric(
+            &metrics,
+            "stormwatch_ingest_refused_total{source=\"tcp\",reason=\"out_of_range\"}"
+        ),
+        Some(1.0),
+        "the 2099 line is refused, with its own reason"
+    );
+    // The engine applied every line after the 2099 one (counted above), and the User's view still answers.
+    assert_eq!(
+        service
+            .get(&format!("/api/v1/users/{FIREWALLED}"), Some(&ops))
+            .0,
+        200
+    );
+    let malformed = service.json("/api/v1/malformed", &ops);
+    assert!(
+        malformed["recent"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("out of range")),
+        "{malformed}"
+    );
+    // Ready, and it stays so across several engine ticks.
+    for _ in 0..3 {
+        assert_eq!(service.get("/readyz", None).0, 200);
+        std::thread::sleep(std::time::Duration::from_millis(1_100));
+    }
+    assert_eq!(service.get("/readyz", None).0, 200);
 }

@@ -1,6 +1,7 @@
 //! Overload of `stormwatch serve` (issue 14): senders push flat out, beyond what the engine applies, for a
 //! bounded time. Backpressure must hold (senders wait), memory must stay bounded, and every line sent must be
-//! counted. `STORMWATCH_OVERLOAD_SECONDS` sets the length (default 15; the issue's figure is 60).
+//! counted. `STORMWATCH_OVERLOAD_SECONDS` sets the length (default 15; scripts/test-all, and so CI,
+//! runs the issue's full 60).
 
 mod support;
 
@@ -55,9 +56,27 @@ fn senders_beyond_capacity_wait_lose_nothing_and_memory_stays_bounded() {
         sender.join().unwrap();
     }
     let total = sent.load(Ordering::Relaxed);
-    service.wait_status("/metrics", 200, 120, |m| {
-        metric(m, "stormwatch_ingest_lines_total{source=\"tcp\"}") == Some(total as f64)
-    });
+    // Kernel socket buffers hold megabytes per connection, so what is still in flight when the senders stop
+    // depends on the machine: wait while the count moves, and fail only once it stops short of the total.
+    let mut last = (0u64, Instant::now());
+    loop {
+        let counted = metric(
+            &service.get("/metrics", None).1,
+            "stormwatch_ingest_lines_total{source=\"tcp\"}",
+        )
+        .unwrap_or(0.0) as u64;
+        if counted == total {
+            break;
+        }
+        if counted != last.0 {
+            last = (counted, Instant::now());
+        }
+        assert!(
+            last.1.elapsed() < Duration::from_secs(60),
+            "{counted} of {total} lines counted, and no progress for 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     eprintln!(
         "{seconds} s flat out: {total} lines sent and counted, at most {behind} lines in flight, peak RSS {peak_rss} KiB"
     );

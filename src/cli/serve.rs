@@ -19,6 +19,7 @@ use stormwatch_service::state::AppState;
 use stormwatch_service::store::Store;
 use stormwatch_service::store_sink::StoreSink;
 use stormwatch_service::tcp_ingest::{self, TcpSettings};
+use stormwatch_service::tls;
 use stormwatch_service::{LogFormat, ServeConfig, alerts, ingest, journal, metrics};
 
 #[cfg(feature = "kafka")]
@@ -404,6 +405,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         idle_timeout: Duration::from_secs(config.ingest_idle_timeout_s),
         auth: config.ingest_needs_token().then(|| store.clone()),
         auth_timeout: Duration::from_secs(config.ingest_auth_timeout_s),
+        tls: match (&config.ingest_tls_cert, &config.ingest_tls_key) {
+            (Some(cert), Some(key)) => Some(tls::acceptor(&tls::TlsFiles {
+                cert,
+                key,
+                client_ca: config.ingest_tls_client_ca.as_deref(),
+            })?),
+            _ => None,
+        },
     };
     let http_limits = HttpLimits {
         max_connections: config.http_max_connections,
@@ -430,6 +439,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(
             address = %tcp.local_addr()?,
             token_required = tcp_settings.auth.is_some(),
+            tls = tcp_settings.tls.is_some(),
+            client_certificates = config.ingest_client_certs(),
             "telemetry TCP listener up"
         );
         tokio::spawn(tcp_ingest::serve(tcp, tcp_settings, tcp_engine));

@@ -20,12 +20,13 @@ pub enum LogFormat {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum IngestAuth {
-    /// Required when the listener is reachable beyond loopback, not on loopback.
+    /// Required when the listener is reachable beyond loopback, unless TLS client certificates already
+    /// authenticate every client (`ingest_tls_client_ca`); not on loopback.
     #[default]
     Auto,
     /// Always required.
     Token,
-    /// Never required: refused for a listener beyond loopback.
+    /// Never required: refused for a listener beyond loopback unless TLS client certificates are required.
     None,
 }
 
@@ -69,8 +70,14 @@ pub struct ServeConfig {
     pub ingest_idle_timeout_s: u64,
     /// `auto` (a token handshake beyond loopback only), `token` (always) or `none` (loopback only).
     pub ingest_auth: IngestAuth,
-    /// Time a TCP telemetry connection has for its `AUTH <token>` line.
+    /// Time a TCP telemetry connection has for its `AUTH <token>` line (and for its TLS handshake).
     pub ingest_auth_timeout_s: u64,
+    /// PEM certificate chain for TLS on the TCP telemetry port; with `ingest_tls_key`, the port speaks only TLS.
+    pub ingest_tls_cert: Option<PathBuf>,
+    /// PEM private key for `ingest_tls_cert`.
+    pub ingest_tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s): when set, every telemetry client must present a certificate one of them signed.
+    pub ingest_tls_client_ca: Option<PathBuf>,
     /// HTTP connections served at once; more wait in the listen backlog.
     pub http_max_connections: usize,
     /// A request's headers (and a kept-alive connection's next request) must arrive within this.
@@ -116,6 +123,9 @@ impl Default for ServeConfig {
             ingest_idle_timeout_s: 300,
             ingest_auth: IngestAuth::Auto,
             ingest_auth_timeout_s: 10,
+            ingest_tls_cert: None,
+            ingest_tls_key: None,
+            ingest_tls_client_ca: None,
             http_max_connections: 512,
             http_header_timeout_s: 10,
             http_body_timeout_s: 60,
@@ -184,6 +194,9 @@ impl ServeConfig {
             ("alertmanager", self.alertmanager.is_none()),
             ("public_url", self.public_url.is_none()),
             ("user_directory", self.user_directory.is_none()),
+            ("ingest_tls_cert", self.ingest_tls_cert.is_none()),
+            ("ingest_tls_key", self.ingest_tls_key.is_none()),
+            ("ingest_tls_client_ca", self.ingest_tls_client_ca.is_none()),
         ];
         #[cfg(feature = "kafka")]
         unset.extend([
@@ -237,10 +250,25 @@ impl ServeConfig {
                 return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
             }
         }
-        if self.ingest_auth == IngestAuth::None && !self.ingest.ip().is_loopback() {
+        if self.ingest_tls_cert.is_some() != self.ingest_tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "ingest_tls_cert and ingest_tls_key go together".into(),
+            ));
+        }
+        if self.ingest_tls_client_ca.is_some() && self.ingest_tls_cert.is_none() {
+            return Err(ConfigError::Invalid(
+                "ingest_tls_client_ca needs ingest_tls_cert and ingest_tls_key (client certificates are a TLS \
+                 feature)"
+                    .into(),
+            ));
+        }
+        if self.ingest_auth == IngestAuth::None
+            && !self.ingest.ip().is_loopback()
+            && !self.ingest_client_certs()
+        {
             return Err(ConfigError::Invalid(format!(
-                "ingest_auth = \"none\" is only allowed on loopback, not on {}: telemetry from beyond this \
-                 machine must authenticate",
+                "ingest_auth = \"none\" is only allowed on loopback or with ingest_tls_client_ca, not on {}: \
+                 telemetry from beyond this machine must authenticate",
                 self.ingest
             )));
         }
@@ -255,10 +283,15 @@ impl ServeConfig {
     /// Whether TCP telemetry connections must authenticate.
     pub fn ingest_needs_token(&self) -> bool {
         match self.ingest_auth {
-            IngestAuth::Auto => !self.ingest.ip().is_loopback(),
+            IngestAuth::Auto => !self.ingest.ip().is_loopback() && !self.ingest_client_certs(),
             IngestAuth::Token => true,
             IngestAuth::None => false,
         }
+    }
+
+    /// Whether the telemetry port demands a client certificate signed by a configured CA.
+    pub fn ingest_client_certs(&self) -> bool {
+        self.ingest_tls_cert.is_some() && self.ingest_tls_client_ca.is_some()
     }
 
     /// True when either listener is reachable from beyond this machine.
@@ -353,6 +386,38 @@ mod tests {
             (old.data_dir, old.lateness_s, old.snapshot_every_s),
             (PathBuf::from("d"), 2.0, 7)
         );
+    }
+
+    #[test]
+    fn tls_settings_go_together_and_client_certs_stand_in_for_the_token_beyond_loopback() {
+        let beyond: ServeConfig = toml::from_str("ingest = \"0.0.0.0:9000\"").unwrap();
+        assert!(beyond.ingest_needs_token());
+        let half: ServeConfig = toml::from_str("ingest_tls_cert = \"c.pem\"").unwrap();
+        assert!(
+            half.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("go together")
+        );
+        let ca_only: ServeConfig = toml::from_str("ingest_tls_client_ca = \"ca.pem\"").unwrap();
+        assert!(ca_only.validate().is_err());
+        let mutual: ServeConfig = toml::from_str(
+            "ingest = \"0.0.0.0:9000\"\ningest_auth = \"none\"\ningest_tls_cert = \"c.pem\"\n\
+             ingest_tls_key = \"k.pem\"\ningest_tls_client_ca = \"ca.pem\"\n",
+        )
+        .unwrap();
+        assert!(mutual.validate().is_ok());
+        assert!(!mutual.ingest_needs_token());
+        let server_only: ServeConfig = toml::from_str(
+            "ingest = \"0.0.0.0:9000\"\ningest_tls_cert = \"c.pem\"\ningest_tls_key = \"k.pem\"\n",
+        )
+        .unwrap();
+        assert!(
+            server_only.ingest_needs_token(),
+            "TLS without client certificates authenticates nobody"
+        );
+        let printed = ServeConfig::default().to_toml();
+        assert!(printed.contains("# ingest_tls_client_ca = "), "{printed}");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use stormwatch_core::changes::ChangeRegister;
 use stormwatch_core::engine::window::RING_SECONDS;
 use stormwatch_core::engine::{Engine, IncidentUpdate, IngestError, Ingested, Settled};
 use stormwatch_core::report::IncidentRecord;
-use stormwatch_core::telemetry::batch::{ParsedChunk, malformed, parse_chunk};
+use stormwatch_core::telemetry::batch::{LineCursor, ParsedChunk, malformed, parse_chunk};
 use stormwatch_core::telemetry::framing::Chunk;
 use stormwatch_core::telemetry::{Eui64, MalformedLine};
 
@@ -350,7 +350,8 @@ impl EngineLoop {
             refused: 0,
         };
         self.engine.set_now_bound(Some(wall_ms()));
-        let mut unknown = 0;
+        let (mut unknown, mut out_of_range) = (0, 0);
+        let mut lines = LineCursor::default();
         for (index, event) in parsed.events.iter().enumerate() {
             if index % CHART_CHECK_EVERY == CHART_CHECK_EVERY - 1 {
                 self.catch_up_charts();
@@ -360,18 +361,28 @@ impl EngineLoop {
                 Ok(Ingested::Held(token)) => {
                     // Counted as accepted; if the engine refuses it later it is kept as malformed then.
                     outcome.accepted += 1;
-                    let (line, bytes) = parsed.line_of(index);
+                    let (line, bytes) = parsed.line_at(index, &mut lines);
                     self.held.insert(
                         token,
                         (source.to_owned(), malformed(0, line, String::new(), bytes)),
                     );
                 }
                 Err(refused) => {
-                    let (line, bytes) = parsed.line_of(index);
-                    self.malformed
-                        .keep(source, &malformed(0, line, refused.to_string(), bytes));
+                    let (line, bytes) = parsed.line_at(index, &mut lines);
+                    let record = malformed(0, line, refused.to_string(), bytes);
                     outcome.refused += 1;
-                    unknown += u64::from(matches!(refused, IngestError::UnknownUser(_)));
+                    match refused {
+                        // A line past the network's time is bad input, listed with the malformed ones.
+                        IngestError::OutOfRange { .. } => {
+                            out_of_range += 1;
+                            self.malformed.keep(source, &record);
+                        }
+                        IngestError::UnknownUser(_) => {
+                            unknown += 1;
+                            self.malformed.refuse(source, &record);
+                        }
+                        IngestError::UserTableFull(_) => self.malformed.refuse(source, &record),
+                    }
                 }
             }
         }
@@ -385,7 +396,12 @@ impl EngineLoop {
         self.publisher
             .count_batch(kind.label(), outcome.accepted, outcome.malformed);
         if outcome.refused > 0 {
-            Publisher::count_refused(kind.label(), unknown, outcome.refused - unknown);
+            Publisher::count_refused(
+                kind.label(),
+                unknown,
+                out_of_range,
+                outcome.refused - unknown - out_of_range,
+            );
         }
         self.handle_updates();
         self.catch_up_charts();

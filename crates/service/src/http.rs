@@ -196,8 +196,21 @@ async fn list_malformed(
         .limit
         .unwrap_or(100)
         .min(super::malformed::RECENT_MALFORMED);
-    let (total, recent) = ask(&state, move |_, log| (log.total, log.recent(limit))).await?;
-    Ok(Json(serde_json::json!({ "total": total, "recent": recent })).into_response())
+    let (total, recent, refused_total, refused) = ask(&state, move |_, log| {
+        (
+            log.total,
+            log.recent(limit),
+            log.refused_total,
+            log.recent_refused(limit),
+        )
+    })
+    .await?;
+    Ok(Json(serde_json::json!({
+        "total": total,
+        "recent": recent,
+        "refused": { "total": refused_total, "recent": refused },
+    }))
+    .into_response())
 }
 
 async fn list_users(

@@ -31,4 +31,5 @@ pub mod state;
 pub mod store;
 pub mod store_sink;
 pub mod tcp_ingest;
+pub mod tls;
 pub mod user_directory;

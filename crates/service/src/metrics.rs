@@ -57,7 +57,8 @@ fn describe() {
     describe_counter!(
         REFUSED,
         "Valid lines the engine refused (quarantined, not malformed), by source and reason: unknown_user (not in \
-         the User directory), user_table_full"
+         the User directory), user_table_full, out_of_range (event time far ahead of the network's; listed with the \
+         malformed lines)"
     );
     describe_counter!(
         LATE,
@@ -66,7 +67,7 @@ fn describe() {
     describe_gauge!(CONNECTIONS, "Open connections, by listener (http, tcp)");
     describe_counter!(
         CONNECTIONS_REFUSED,
-        "Connections refused or closed early, by listener and reason (cap, auth, idle, accept_error)"
+        "Connections refused or closed early, by listener and reason (cap, auth, tls, idle, accept_error)"
     );
     describe_counter!(
         QUARANTINE_WRITE_ERRORS,
@@ -204,8 +205,14 @@ impl Publisher {
     }
 
     /// Refusals are rare (a flood of made-up Users at worst): plain macros, no cached handles.
-    pub fn count_refused(source: &'static str, unknown_user: u64, table_full: u64) {
+    pub fn count_refused(
+        source: &'static str,
+        unknown_user: u64,
+        out_of_range: u64,
+        table_full: u64,
+    ) {
         counter!(REFUSED, "source" => source, "reason" => "unknown_user").increment(unknown_user);
+        counter!(REFUSED, "source" => source, "reason" => "out_of_range").increment(out_of_range);
         counter!(REFUSED, "source" => source, "reason" => "user_table_full").increment(table_full);
     }
 

@@ -1,5 +1,6 @@
-//! The TCP telemetry listener, async on tokio: a cap on connections, an idle timeout, and (beyond loopback, or
-//! when configured) an ingest-token handshake before any line is read. A connection task hands its batches
+//! The TCP telemetry listener, async on tokio: a cap on connections, an idle timeout, optional TLS (with client
+//! certificates when a CA is set), and (beyond loopback, or when configured) an ingest-token handshake before
+//! any line is read. A connection task hands its batches
 //! straight to the engine's bounded queue; when that is full the task waits (without blocking a worker) and stops
 //! reading, so TCP pushes back on the sender.
 
@@ -10,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Sender, TrySendError};
 use metrics::{counter, gauge};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 
 use super::engine_loop::{EngineInput, SourceKind};
 use super::metrics::{CONNECTIONS, CONNECTIONS_REFUSED};
@@ -28,15 +30,18 @@ const READ_BYTES: usize = LIVE_BLOCK;
 const MAX_AUTH_LINE: usize = 512;
 
 /// The listener's limits and authentication (from the service's configuration).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct TcpSettings {
     pub max_connections: usize,
     /// A connection that sends nothing for this long is closed (its last partial line is taken as ended).
     pub idle_timeout: Duration,
     /// When set, the first line must be `AUTH <token>` with an `ingest` or `ops` API token from this store.
     pub auth: Option<Store>,
-    /// Time allowed for the handshake line.
+    /// Time allowed for the handshake line, and for the TLS handshake.
     pub auth_timeout: Duration,
+    /// When set, the port speaks only TLS: a client that does not complete the handshake (plain text, no or
+    /// wrong client certificate) is counted and closed before any line is read.
+    pub tls: Option<TlsAcceptor>,
 }
 
 /// Accepts connections for as long as the runtime runs. Connections over the cap are told why and closed at once,
@@ -71,7 +76,25 @@ pub async fn serve(listener: TcpListener, settings: TcpSettings, engine: Sender<
         tokio::spawn(async move {
             let _slot = slot;
             gauge!(CONNECTIONS, "listener" => "tcp").increment(1.0);
-            connection(stream, peer, &settings, &batches).await;
+            match &settings.tls {
+                None => connection(stream, peer, &settings, &batches).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(settings.auth_timeout, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(tls)) => connection(tls, peer, &settings, &batches).await,
+                        Ok(Err(error)) => {
+                            counter!(CONNECTIONS_REFUSED, "listener" => "tcp", "reason" => "tls")
+                                .increment(1);
+                            tracing::warn!(%peer, %error, "ingest connection refused: TLS handshake failed");
+                        }
+                        Err(_) => {
+                            counter!(CONNECTIONS_REFUSED, "listener" => "tcp", "reason" => "tls")
+                                .increment(1);
+                            tracing::warn!(%peer, "ingest connection refused: no TLS handshake in time");
+                        }
+                    }
+                }
+            }
             gauge!(CONNECTIONS, "listener" => "tcp").decrement(1.0);
         });
     }
@@ -95,8 +118,8 @@ async fn send_to_engine(engine: &Sender<EngineInput>, mut batch: EngineInput) ->
     }
 }
 
-async fn connection(
-    mut stream: TcpStream,
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
     peer: SocketAddr,
     settings: &TcpSettings,
     batches: &Sender<EngineInput>,
@@ -164,13 +187,15 @@ async fn connection(
             }
         }
     };
+    // A clean end for TLS clients (close_notify) and a FIN for plain ones, rather than a bare drop.
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
     tracing::info!(%peer, lines = framer.next_line() - 1, ended, "ingest connection closed");
 }
 
 /// Reads `AUTH <token>` and checks the token; returns the token's name. Bytes after the line are the first
 /// telemetry and go to `feed`.
-async fn handshake(
-    stream: &mut TcpStream,
+async fn handshake<S: AsyncRead + Unpin>(
+    stream: &mut S,
     store: &Store,
     timeout: Duration,
     feed: &mut Feed,

@@ -9,13 +9,17 @@ use super::window::RING_SECONDS;
 const CHECKPOINT_EVERY_S: i64 = 60;
 /// 51 hours of checkpoints.
 const CHECKPOINTS: usize = 3_072;
+/// Room reserved at first: an hour and a bit.
+const FIRST_CHECKPOINTS: usize = 64;
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct QueueHistory {
     /// Cumulative messages queued at the end of each recent second, indexed by second mod ring.
     per_second: Box<[i64]>,
-    /// (second, cumulative queued) every minute, a ring in time order.
-    checkpoints: Box<[(i64, i64)]>,
+    /// (second, cumulative queued) every minute, a ring in time order once full. It starts with room for an hour
+    /// and grows (doubling, at most six times in two days, at a second's close, never per event) rather than
+    /// taking its full 48 KiB for a User seen for minutes. Until full, `checkpoints.len() == checkpoint_count`.
+    checkpoints: Vec<(i64, i64)>,
     checkpoint_count: usize,
     first_second: Option<i64>,
     last_second: i64,
@@ -25,7 +29,7 @@ impl Default for QueueHistory {
     fn default() -> Self {
         QueueHistory {
             per_second: vec![0; RING_SECONDS].into_boxed_slice(),
-            checkpoints: vec![(0, 0); CHECKPOINTS].into_boxed_slice(),
+            checkpoints: Vec::with_capacity(FIRST_CHECKPOINTS),
             checkpoint_count: 0,
             first_second: None,
             last_second: 0,
@@ -40,7 +44,11 @@ impl QueueHistory {
         self.last_second = second;
         self.per_second[second.rem_euclid(RING_SECONDS as i64) as usize] = cumulative_queued;
         if second.rem_euclid(CHECKPOINT_EVERY_S) == 0 {
-            self.checkpoints[self.checkpoint_count % CHECKPOINTS] = (second, cumulative_queued);
+            if self.checkpoints.len() < CHECKPOINTS {
+                self.checkpoints.push((second, cumulative_queued));
+            } else {
+                self.checkpoints[self.checkpoint_count % CHECKPOINTS] = (second, cumulative_queued);
+            }
             self.checkpoint_count += 1;
         }
     }
@@ -131,5 +139,31 @@ mod tests {
         assert!((6_990..=7_060).contains(&age), "{age}");
         // Messages older than anything we watched.
         assert_eq!(history.oldest_age(10_000_000), 9_999);
+    }
+
+    #[test]
+    fn checkpoints_grow_with_time_then_wrap_and_snapshots_of_the_full_ring_still_load() {
+        let mut history = QueueHistory::default();
+        assert!(history.checkpoints.is_empty());
+        let mut cumulative = 0;
+        for second in 0..(CHECKPOINTS as i64 + 10) * CHECKPOINT_EVERY_S {
+            cumulative += 1;
+            history.record(second, cumulative);
+            if second == 600 {
+                assert_eq!(history.checkpoints.len(), 11, "one a minute so far");
+            }
+        }
+        assert_eq!(history.checkpoints.len(), CHECKPOINTS);
+        let now = history.last_second;
+        // Nothing delivered for 40 hours: found through the wrapped ring.
+        let age = history.oldest_age(40 * 3_600);
+        assert!(
+            (40 * 3_600 - 60..=40 * 3_600 + 60).contains(&(age as i64)),
+            "{age}"
+        );
+        let again: QueueHistory =
+            serde_json::from_str(&serde_json::to_string(&history).unwrap()).unwrap();
+        assert_eq!(again.oldest_age(40 * 3_600), age);
+        assert_eq!(again.last_second, now);
     }
 }

@@ -6,8 +6,6 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::*};
 
-use crossbeam_utils::CachePadded;
-
 /// Seconds of per-second history kept per User (a power of two). Enough for lateness, the short windows, onset
 /// search and the series around an incident's onset.
 pub const RING_SECONDS: usize = 512;
@@ -87,8 +85,11 @@ struct Slot {
 }
 
 /// One User's window. Shared as `Arc<UserWindow>` between the engine (writer) and readers.
+///
+/// Slots are packed (80 bytes), not padded to cache lines: the writer touches one slot at a time and readers
+/// are rare, so false sharing costs little, while padding cost 48 KiB of every User's memory.
 pub struct UserWindow {
-    slots: Box<[CachePadded<Slot>]>,
+    slots: Box<[Slot]>,
     /// Published once per closed second.
     depth: AtomicU64,
     closed_through: AtomicI64,
@@ -100,7 +101,7 @@ impl Default for UserWindow {
             .map(|_| {
                 let slot = Slot::default();
                 slot.second.store(EMPTY, Relaxed);
-                CachePadded::new(slot)
+                slot
             })
             .collect();
         UserWindow {
