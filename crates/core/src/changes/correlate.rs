@@ -2,7 +2,7 @@
 
 use super::correlator_config::CorrelatorConfig;
 use super::factors::{self, Factor};
-use super::notice::{ChangeNotice, ChangeOwner, Expected, direction_name};
+use super::notice::{ChangeNotice, ChangeOwner, ChangeStatus, Expected, direction_name};
 use super::register::ChangeRegister;
 use crate::incident::{Correlation, IncidentFacts, IncidentKind, Suspect, Verdict};
 
@@ -14,7 +14,10 @@ pub fn correlate(
 ) -> Correlation {
     let mut ranked: Vec<(Suspect, &ChangeNotice)> = register
         .iter()
-        .filter_map(|notice| judge(config, notice, facts).map(|suspect| (suspect, notice)))
+        .filter_map(|notice| {
+            let alone = only_change_near(config, notice, facts, register.iter());
+            judge(config, notice, facts, alone).map(|suspect| (suspect, notice))
+        })
         .filter(|(suspect, _)| suspect.score >= config.min_suspect_score)
         .collect();
     ranked.sort_by(|(a, _), (b, _)| {
@@ -46,17 +49,32 @@ pub fn correlate(
     }
 }
 
-/// The notice as a suspect, or `None` when it has no way to reach the incident's Users.
+/// Whether `notice` is its owner's only change near the incident's onset among `all` (cancelled ones aside).
+pub fn only_change_near<'a>(
+    config: &CorrelatorConfig,
+    notice: &ChangeNotice,
+    facts: &IncidentFacts,
+    all: impl IntoIterator<Item = &'a ChangeNotice>,
+) -> bool {
+    all.into_iter()
+        .filter(|other| other.id != notice.id && other.owner == notice.owner)
+        .filter(|other| other.status != ChangeStatus::Cancelled)
+        .all(|other| factors::timing(config, other, facts.onset_ms).score < config.alone_min_timing)
+}
+
+/// The notice as a suspect, or `None` when it has no way to reach the incident's Users. `alone`: it is its
+/// owner's only change near the onset (see [`only_change_near`]).
 pub fn judge(
     config: &CorrelatorConfig,
     notice: &ChangeNotice,
     facts: &IncidentFacts,
+    alone: bool,
 ) -> Option<Suspect> {
     let (relation, related) = factors::relation(config, notice, facts)?;
     let judged: [Factor; 6] = [
         related,
         factors::timing(config, notice, facts.onset_ms),
-        factors::category_fit(config, notice, facts),
+        factors::category_fit(config, notice, facts, relation, alone),
         factors::status(config, notice),
         factors::srv_overlap(config, notice, facts),
         factors::users_at_once(config, relation, facts),
@@ -125,3 +143,7 @@ fn ratio(value: f64) -> String {
 #[cfg(test)]
 #[path = "correlate_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "calibration_tests.rs"]
+mod calibration_tests;
