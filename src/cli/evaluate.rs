@@ -157,7 +157,7 @@ fn sweep(args: &EvaluateArgs) -> anyhow::Result<Totals> {
             let dir = root.join(format!("{}-{seed}", scenario.name()));
             let mut options = GenOptions::new(&dir);
             options.seed = seed;
-            options.users = args.users;
+            options.users = args.users.max(scenario.min_users());
             options.malformed_rate = 0.001;
             options.scenarios = vec![scenario];
             let outcome = generator::generate(&options, &mut |_| {})

@@ -4,6 +4,7 @@
 //! The run is planned first ([`plan`], [`scenarios`]), then simulated second by second ([`sim`]) and written
 //! through a merge of two exporters ([`output`]).
 
+mod adversarial;
 mod builder;
 mod decoys;
 mod format;
@@ -114,6 +115,7 @@ pub fn generate(
         stream(options.seed, 4),
     )?;
     writer.set_skews(&plan.skews);
+    writer.set_duplicates(plan.duplicates);
     let mut sim = sim::Sim::new(users, shape, &plan, stream(options.seed, 3));
     let mut lines = Vec::new();
     for t in plan.start_s..plan.end_s {

@@ -26,12 +26,18 @@ pub enum Scenario {
     Flapping,
     FirewallBacklog,
     Decoys,
+    OverranWindow,
+    ReregisteredNotice,
+    DeviceDecoys,
+    SharedCapacity,
+    DuplicateLines,
+    LargeNetwork,
 }
 
 impl Scenario {
     /// Every scenario, in the order they are laid out in time (the firewall backlog last, so its long drain may
     /// run past the end of the input).
-    pub const ALL: [Scenario; 13] = [
+    pub const ALL: [Scenario; 19] = [
         Scenario::Hiccups,
         Scenario::SmallCampaign,
         Scenario::MdmStorm,
@@ -42,10 +48,24 @@ impl Scenario {
         Scenario::DccMaintenance,
         Scenario::ClockSkew,
         Scenario::Flapping,
+        Scenario::OverranWindow,
+        Scenario::ReregisteredNotice,
+        Scenario::DeviceDecoys,
+        Scenario::SharedCapacity,
+        Scenario::DuplicateLines,
+        Scenario::LargeNetwork,
         Scenario::Bursts,
         Scenario::FirewallBacklog,
         Scenario::Decoys,
     ];
+
+    /// Users a run of this scenario needs at least (a sweep raises `--users` to it).
+    pub fn min_users(self) -> usize {
+        match self {
+            Scenario::LargeNetwork => super::adversarial::LARGE_NETWORK_USERS,
+            _ => 0,
+        }
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -62,6 +82,12 @@ impl Scenario {
             Scenario::Flapping => "flapping",
             Scenario::FirewallBacklog => "firewall_backlog",
             Scenario::Decoys => "decoys",
+            Scenario::OverranWindow => "overran_window",
+            Scenario::ReregisteredNotice => "reregistered_notice",
+            Scenario::DeviceDecoys => "device_decoys",
+            Scenario::SharedCapacity => "shared_capacity",
+            Scenario::DuplicateLines => "duplicate_lines",
+            Scenario::LargeNetwork => "large_network",
         }
     }
 
@@ -103,6 +129,24 @@ impl Scenario {
                 "a firewall change blocks a large supplier: backlog of ~1.5 M"
             }
             Scenario::Decoys => "changes near the other incidents that must not be blamed",
+            Scenario::OverranWindow => {
+                "TLS failures minutes after a certificate rotation's window closed (it overran), an older change beside it"
+            }
+            Scenario::ReregisteredNotice => {
+                "a notice registered again with the times it really ran, beside a cancelled and a just-closed change"
+            }
+            Scenario::DeviceDecoys => {
+                "the firmware alert storm beside other suppliers' device changes: cancelled, long closed, not yet open"
+            }
+            Scenario::SharedCapacity => {
+                "an MDM storm saturates shared delivery capacity: every bulk User's queue grows, no failures; one `*` backlog"
+            }
+            Scenario::DuplicateLines => {
+                "at-least-once export: 2 % of lines written twice, around a certificate failure"
+            }
+            Scenario::LargeNetwork => {
+                "120 Users: a small User's certificate backlog and a mid-sized User's unregistered outage"
+            }
         }
     }
 
