@@ -265,3 +265,7 @@ impl Builder<'_> {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "adversarial_tests.rs"]
+mod tests;

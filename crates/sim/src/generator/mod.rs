@@ -53,8 +53,7 @@ pub enum GenError {
 }
 
 fn scenario_names() -> String {
-    Scenario::ALL
-        .iter()
+    Scenario::every()
         .map(|s| s.name())
         .collect::<Vec<_>>()
         .join(", ")
