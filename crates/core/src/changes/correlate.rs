@@ -12,10 +12,15 @@ pub fn correlate(
     facts: &IncidentFacts,
     register: &ChangeRegister,
 ) -> Correlation {
+    // One pass for the changes near the onset, so that "the owner's only change" costs O(n), not O(n^2).
+    let near: Vec<&ChangeNotice> = register
+        .iter()
+        .filter(|notice| near_onset(config, notice, facts))
+        .collect();
     let mut ranked: Vec<(Suspect, &ChangeNotice)> = register
         .iter()
         .filter_map(|notice| {
-            let alone = only_change_near(config, notice, facts, register.iter());
+            let alone = only_change_near(config, notice, facts, near.iter().copied());
             judge(config, notice, facts, alone).map(|suspect| (suspect, notice))
         })
         .filter(|(suspect, _)| suspect.score >= config.min_suspect_score)
@@ -58,8 +63,13 @@ pub fn only_change_near<'a>(
 ) -> bool {
     all.into_iter()
         .filter(|other| other.id != notice.id && other.owner == notice.owner)
-        .filter(|other| other.status != ChangeStatus::Cancelled)
-        .all(|other| factors::timing(config, other, facts.onset_ms).score < config.alone_min_timing)
+        .all(|other| !near_onset(config, other, facts))
+}
+
+/// A change that counts as a neighbour of the onset: not cancelled, and timed close enough.
+fn near_onset(config: &CorrelatorConfig, notice: &ChangeNotice, facts: &IncidentFacts) -> bool {
+    notice.status != ChangeStatus::Cancelled
+        && factors::timing(config, notice, facts.onset_ms).score >= config.alone_min_timing
 }
 
 /// The notice as a suspect, or `None` when it has no way to reach the incident's Users. `alone`: it is its
