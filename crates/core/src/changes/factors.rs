@@ -209,7 +209,7 @@ pub fn category_fit(
     }
     let score = fit.score + (1.0 - fit.score) * table.alone_lift;
     let reason = format!(
-        "{} (counts against), softened: it is the User's only change near the onset",
+        "{}, softened: it is the User's only change near the onset",
         fit.reason
     );
     Factor::new(score, reason)
@@ -232,7 +232,10 @@ fn raw_category_fit(
         let verb = fit_verb(table, score);
         return Factor::new(
             score,
-            format!("{label} change {verb} the request storm that took the capacity"),
+            format!(
+                "{label} change {verb} the request storm that took the capacity{}",
+                fit_weight(table, score)
+            ),
         );
     }
     let kind = facts.kind;
@@ -261,7 +264,10 @@ fn raw_category_fit(
         let verb = fit_verb(table, partial);
         return Factor::new(
             partial,
-            format!("{label} change {verb} a delivery failure where some deliveries still succeed"),
+            format!(
+                "{label} change {verb} a delivery failure where some deliveries still succeed{}",
+                fit_weight(table, partial)
+            ),
         );
     }
     score = score.clamp(0.0, 1.0);
@@ -272,7 +278,8 @@ fn raw_category_fit(
         K::AlertStorm => "an alert storm",
     };
     let verb = fit_verb(table, score);
-    Factor::new(score, format!("{label} change {verb} {anomaly}"))
+    let weight = fit_weight(table, score);
+    Factor::new(score, format!("{label} change {verb} {anomaly}{weight}"))
 }
 
 fn fit_verb(table: &super::correlator_config::CategoryFit, score: f64) -> &'static str {
@@ -282,6 +289,17 @@ fn fit_verb(table: &super::correlator_config::CategoryFit, score: f64) -> &'stat
         "may cause"
     } else {
         "rarely causes"
+    }
+}
+
+/// The plain words a weak fit needs: "fits" speaks for itself, the others say how much they count against.
+fn fit_weight(table: &super::correlator_config::CategoryFit, score: f64) -> &'static str {
+    if score >= table.fits {
+        ""
+    } else if score >= table.may_cause {
+        " (counts a little against)"
+    } else {
+        " (counts against)"
     }
 }
 

@@ -209,7 +209,10 @@ fn category_fit_follows_the_kind_by_category_table() {
         false,
     )
     .reason;
-    assert_eq!(reason, "device change rarely causes a delivery failure");
+    assert_eq!(
+        reason,
+        "device change rarely causes a delivery failure (counts against)"
+    );
 }
 
 #[test]
