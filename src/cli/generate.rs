@@ -55,6 +55,10 @@ fn scenario_list() -> String {
     for scenario in Scenario::ALL {
         text.push_str(&format!("  {:<22} {}\n", scenario.name(), scenario.about()));
     }
+    text.push_str("\nScenarios that try to fool the engine (not in `all`; one per run):\n");
+    for scenario in Scenario::ADVERSARIAL {
+        text.push_str(&format!("  {:<22} {}\n", scenario.name(), scenario.about()));
+    }
     text.push_str(
         "\nExample: stormwatch gen --seed 7 --scenario firewall_backlog --users 12 --out run7",
     );

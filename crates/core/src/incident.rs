@@ -141,4 +141,16 @@ pub struct IncidentFacts {
     pub failure_reason: Option<FailureReason>,
     /// For alert storms: the most frequent alert code, if alerts carried one.
     pub alert_code: Option<AlertCode>,
+    /// For backlogs: some deliveries still succeed (`WARN`), so the endpoint works, just not for everything.
+    pub delivering: bool,
+    /// Other Users' request storms with onsets near this incident's: the mechanism by which one User's storm can
+    /// saturate the DSP's shared delivery capacity and back up everyone else's queues. Empty when unknown.
+    pub storms: Vec<StormNear>,
+}
+
+/// Another User's request storm, as the correlator sees it when judging a cross-User path.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub struct StormNear {
+    pub user: Eui64,
+    pub onset_ms: i64,
 }

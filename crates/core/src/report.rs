@@ -104,6 +104,9 @@ impl IncidentRecord {
             srvs: evidence.srvs.iter().filter_map(|s| Srv::parse(s)).collect(),
             failure_reason: evidence.failure_reason.as_deref().map(FailureReason::parse),
             alert_code: evidence.alert_code.as_deref().map(AlertCode::new),
+            delivering: evidence.delivery_state.as_deref() == Some("WARN"),
+            // Other Users' storms are not in a stored record: a re-judged incident loses the shared-capacity path.
+            storms: Vec::new(),
         }
     }
 }

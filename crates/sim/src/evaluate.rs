@@ -18,6 +18,8 @@ pub struct Match {
     pub attributed: bool,
     /// What the report said instead, when not attributed.
     pub attribution: String,
+    /// When the truth names a change: whether the report's top suspect is that change (HR@1), whatever the verdict.
+    pub top_right: Option<bool>,
     /// `peak_depth` reached the truth's `min_peak_depth` (true when the truth sets none).
     pub peak_ok: bool,
     pub reported_peak: u64,
@@ -160,6 +162,7 @@ pub fn score(truth: &Truth, report: &Report) -> RunScore {
             report_id: r.id.clone(),
             attributed,
             attribution: format!("{} {}", r.verdict.as_str(), top.unwrap_or("(no suspect)")),
+            top_right: t.top_suspect.as_deref().map(|want| top == Some(want)),
             peak_ok: t.min_peak_depth.is_none_or(|min| r.peak_depth >= min),
             reported_peak: r.peak_depth,
             delay_ms: r.detected - t.onset,
@@ -206,6 +209,9 @@ pub struct Totals {
     pub delays_ms: Vec<i64>,
     pub watch_delays_ms: Vec<i64>,
     pub onset_errors_ms: Vec<i64>,
+    /// Found incidents whose truth names a change, and those whose top suspect is it (HR@1 = hits / named).
+    pub named: usize,
+    pub top_hits: usize,
 }
 
 impl Totals {
@@ -224,6 +230,15 @@ impl Totals {
             .extend(run.matches.iter().filter_map(|m| m.watch_delay_ms));
         self.onset_errors_ms
             .extend(run.matches.iter().map(|m| m.onset_error_ms));
+        for judged in run.matches.iter().filter_map(|m| m.top_right) {
+            self.named += 1;
+            self.top_hits += usize::from(judged);
+        }
+    }
+
+    /// Top suspect right among found incidents whose truth names a change; `None` when none does.
+    pub fn hit_rate_at_1(&self) -> Option<f64> {
+        (self.named > 0).then(|| self.top_hits as f64 / self.named as f64)
     }
 
     /// A run that produced no report counts as failed.
@@ -258,6 +273,13 @@ impl Totals {
             spread(&self.delays_ms),
             spread(&self.onset_errors_ms),
         );
+        if let Some(rate) = self.hit_rate_at_1() {
+            let _ = write!(
+                line,
+                ", HR@1 {}/{} = {:.3}",
+                self.top_hits, self.named, rate
+            );
+        }
         if self.miscounted > 0 {
             let _ = write!(line, ", {} runs miscounted", self.miscounted);
         }

@@ -264,9 +264,15 @@ fn attribution_needs_the_verdict_and_the_named_top_suspect() {
         Verdict::UnregisteredChangeSuspected,
         Some("CHG-1"),
     );
-    for r in [wrong_top, no_suspect, wrong_verdict] {
+    for (r, top_right) in [
+        (wrong_top, false),
+        (no_suspect, false),
+        (wrong_verdict, true),
+    ] {
         let score = score(&t, &report(vec![r]));
         assert_eq!(score.matches.len(), 1);
+        // HR@1 looks at the top suspect only: the wrong verdict still named the right change first.
+        assert_eq!(score.matches[0].top_right, Some(top_right));
         assert_eq!(score.attributed(), 0);
         assert!(!score.is_clean());
         assert!(
@@ -356,6 +362,50 @@ fn totals_summarise_runs_in_one_line() {
     clean.add_failure();
     assert!(!clean.is_clean());
     assert!(clean.summary_line("x").ends_with(", 1 runs failed"));
+}
+
+#[test]
+fn hit_rate_at_1_counts_only_incidents_whose_truth_names_a_change() {
+    let t = truth(vec![
+        truth_incident(
+            USER,
+            IncidentKind::Backlog,
+            T0,
+            Verdict::RegisteredChange,
+            Some("CHG-1"),
+        ),
+        truth_incident(
+            OTHER,
+            IncidentKind::Backlog,
+            T0,
+            Verdict::UnregisteredChangeSuspected,
+            None,
+        ),
+    ]);
+    let r = report(vec![
+        record(
+            "A",
+            USER,
+            IncidentKind::Backlog,
+            T0,
+            Verdict::RegisteredChange,
+            Some("CHG-2"),
+        ),
+        record(
+            "B",
+            OTHER,
+            IncidentKind::Backlog,
+            T0,
+            Verdict::UnregisteredChangeSuspected,
+            None,
+        ),
+    ]);
+    let mut totals = Totals::default();
+    assert_eq!(totals.hit_rate_at_1(), None);
+    totals.add(&score(&t, &r));
+    assert_eq!((totals.top_hits, totals.named), (0, 1));
+    assert_eq!(totals.hit_rate_at_1(), Some(0.0));
+    assert!(totals.summary_line("x").ends_with(", HR@1 0/1 = 0.000"));
 }
 
 #[test]

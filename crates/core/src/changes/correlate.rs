@@ -2,7 +2,7 @@
 
 use super::correlator_config::CorrelatorConfig;
 use super::factors::{self, Factor};
-use super::notice::{ChangeNotice, ChangeOwner, Expected, direction_name};
+use super::notice::{ChangeNotice, ChangeOwner, ChangeStatus, Expected, direction_name};
 use super::register::ChangeRegister;
 use crate::incident::{Correlation, IncidentFacts, IncidentKind, Suspect, Verdict};
 
@@ -12,9 +12,17 @@ pub fn correlate(
     facts: &IncidentFacts,
     register: &ChangeRegister,
 ) -> Correlation {
+    // One pass for the changes near the onset, so that "the owner's only change" costs O(n), not O(n^2).
+    let near: Vec<&ChangeNotice> = register
+        .iter()
+        .filter(|notice| near_onset(config, notice, facts))
+        .collect();
     let mut ranked: Vec<(Suspect, &ChangeNotice)> = register
         .iter()
-        .filter_map(|notice| judge(config, notice, facts).map(|suspect| (suspect, notice)))
+        .filter_map(|notice| {
+            let alone = only_change_near(config, notice, facts, near.iter().copied());
+            judge(config, notice, facts, alone).map(|suspect| (suspect, notice))
+        })
         .filter(|(suspect, _)| suspect.score >= config.min_suspect_score)
         .collect();
     ranked.sort_by(|(a, _), (b, _)| {
@@ -46,17 +54,37 @@ pub fn correlate(
     }
 }
 
-/// The notice as a suspect, or `None` when it has no way to reach the incident's Users.
+/// Whether `notice` is its owner's only change near the incident's onset among `all` (cancelled ones aside).
+pub fn only_change_near<'a>(
+    config: &CorrelatorConfig,
+    notice: &ChangeNotice,
+    facts: &IncidentFacts,
+    all: impl IntoIterator<Item = &'a ChangeNotice>,
+) -> bool {
+    all.into_iter()
+        .filter(|other| other.id != notice.id && other.owner == notice.owner)
+        .all(|other| !near_onset(config, other, facts))
+}
+
+/// A change that counts as a neighbour of the onset: not cancelled, and timed close enough.
+fn near_onset(config: &CorrelatorConfig, notice: &ChangeNotice, facts: &IncidentFacts) -> bool {
+    notice.status != ChangeStatus::Cancelled
+        && factors::timing(config, notice, facts.onset_ms).score >= config.alone_min_timing
+}
+
+/// The notice as a suspect, or `None` when it has no way to reach the incident's Users. `alone`: it is its
+/// owner's only change near the onset (see [`only_change_near`]).
 pub fn judge(
     config: &CorrelatorConfig,
     notice: &ChangeNotice,
     facts: &IncidentFacts,
+    alone: bool,
 ) -> Option<Suspect> {
     let (relation, related) = factors::relation(config, notice, facts)?;
     let judged: [Factor; 6] = [
         related,
         factors::timing(config, notice, facts.onset_ms),
-        factors::category_fit(config, notice, facts),
+        factors::category_fit(config, notice, facts, relation, alone),
         factors::status(config, notice),
         factors::srv_overlap(config, notice, facts),
         factors::users_at_once(config, relation, facts),
@@ -126,3 +154,7 @@ fn ratio(value: f64) -> String {
 #[cfg(test)]
 #[path = "correlate_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "calibration_tests.rs"]
+mod calibration_tests;

@@ -21,14 +21,19 @@ pub struct CorrelatorConfig {
     /// `EngineConfig::correlator` copies the network grouping's `min_users` here, so the two never disagree.
     #[serde(skip)]
     pub common_cause_users: usize,
-    /// An onset this long before a window opens rules the change out: a window may be a little wrong, not that
-    /// wrong. The timing score falls linearly to zero over it.
-    pub lead_before_window_s: i64,
-    /// Timing score just after a window closed, halved every `after_end_half_life_s`, zero past
-    /// `after_end_limit_s`.
-    pub after_end_score: f64,
-    pub after_end_half_life_s: i64,
-    pub after_end_limit_s: i64,
+    /// Outside the window the timing score starts at 1 and halves every this many seconds of distance before the
+    /// window opened (a window may be a little wrong, rarely very wrong)...
+    pub before_window_half_life_s: i64,
+    /// ... or after it closed (work overruns its window more often than it starts early).
+    pub after_window_half_life_s: i64,
+    /// Another of the User's changes counts as "near the onset" while its timing score is at least this; a change
+    /// with no such neighbour is the User's only one, and a poor category fit costs it less.
+    pub alone_min_timing: f64,
+    /// Another User's request storm can explain a backlog without delivery failures when it began up to this long
+    /// before the backlog's onset...
+    pub storm_horizon_s: i64,
+    /// ... or up to this long after it (both onsets are estimates).
+    pub storm_slack_s: i64,
     pub relation: RelationWeights,
     pub status: StatusWeights,
     pub srvs: SrvWeights,
@@ -44,10 +49,11 @@ impl Default for CorrelatorConfig {
             max_suspects: 5,
             expected_tolerance: 1.25,
             common_cause_users: 3,
-            lead_before_window_s: 30 * 60,
-            after_end_score: 0.8,
-            after_end_half_life_s: 60 * 60,
-            after_end_limit_s: 6 * 60 * 60,
+            before_window_half_life_s: 10 * 60,
+            after_window_half_life_s: 45 * 60,
+            alone_min_timing: 0.25,
+            storm_horizon_s: 30 * 60,
+            storm_slack_s: 120,
             relation: RelationWeights::default(),
             status: StatusWeights::default(),
             srvs: SrvWeights::default(),
@@ -71,6 +77,8 @@ pub struct RelationWeights {
     pub device_path: f64,
     /// A User's change, that User being one of many in a network-wide incident.
     pub among_users_hit: f64,
+    /// Another User's change whose request storm began just before a backlog without delivery failures.
+    pub shared_capacity: f64,
 }
 
 impl Default for RelationWeights {
@@ -81,6 +89,7 @@ impl Default for RelationWeights {
             dcc_local: 0.5,
             device_path: 0.8,
             among_users_hit: 0.4,
+            shared_capacity: 0.9,
         }
     }
 }
@@ -171,6 +180,12 @@ pub struct CategoryFit {
     /// A network change while deliveries fail with TLS errors, or a certificate change while they are refused or
     /// time out: possible, but the other category would fit better.
     pub mismatched_failure: f64,
+    /// An application change while a backlog's deliveries partly succeed (`WARN`): a receive handler losing some
+    /// messages looks like this.
+    pub application_partial_delivery: f64,
+    /// When a change is the User's only one near the onset, this share of a poor fit's penalty is given back:
+    /// `score + (1 - score) * alone_lift`.
+    pub alone_lift: f64,
     /// From this score a category "fits" the anomaly; from `may_cause` it "may cause" it; below, it "rarely causes"
     /// it. Only the words depend on these.
     pub fits: f64,
@@ -190,6 +205,8 @@ impl Default for CategoryFit {
             campaign: [0.3, 0.9, 0.3, 0.3],
             other: [0.5; 4],
             mismatched_failure: 0.7,
+            application_partial_delivery: 0.6,
+            alone_lift: 0.3,
             fits: 0.9,
             may_cause: 0.5,
         }

@@ -31,6 +31,9 @@ pub enum Relation {
     DevicePath,
     /// A User's change, that User being one of many in a network-wide incident.
     AmongUsersHit,
+    /// Another User's change whose request storm began just before this backlog: the storm can saturate the
+    /// DSP's shared delivery capacity, so other Users' queues grow without any delivery failing.
+    SharedCapacity,
     Dcc,
 }
 
@@ -61,8 +64,13 @@ pub fn relation(
             } else {
                 weights.dcc_local
             };
-            let factor = Factor::new(score, "DCC-led change affects every User");
-            return Some((Relation::Dcc, factor));
+            let reason = if shared_capacity_backlog(facts) {
+                "DCC-led change affects every User; deliveries slowed without failing, as when shared DSP \
+                 capacity falls (counts for)"
+            } else {
+                "DCC-led change affects every User"
+            };
+            return Some((Relation::Dcc, Factor::new(score, reason)));
         }
         ChangeOwner::User(owner) => owner,
     };
@@ -84,6 +92,22 @@ pub fn relation(
             Factor::new(weights.device_path, reason),
         ));
     }
+    if let Some(storm) = storm_before(config, owner, facts) {
+        let lead = facts.onset_ms.saturating_sub(storm.onset_ms);
+        let when = if lead >= 0 {
+            format!("{} before", duration(lead))
+        } else {
+            format!("{} after", duration(-lead))
+        };
+        let reason = format!(
+            "shared DSP capacity: {owner}'s request storm began {when} this backlog, and deliveries slowed \
+             without failing (counts for: a known cross-User path)"
+        );
+        return Some((
+            Relation::SharedCapacity,
+            Factor::new(weights.shared_capacity, reason),
+        ));
+    }
     if facts.affected == Affected::Network && facts.users.contains(&owner) {
         let reason = format!(
             "change by {owner}, one of the {} Users hit",
@@ -97,13 +121,48 @@ pub fn relation(
     None
 }
 
-/// The onset against the planned window, ends included.
+/// A backlog with no delivery failures at all: the queues grow because deliveries slowed or stopped DSP-side.
+fn shared_capacity_backlog(facts: &IncidentFacts) -> bool {
+    facts.kind == IncidentKind::Backlog && facts.failure_reason.is_none()
+}
+
+/// `owner`'s request storm that could have saturated shared capacity before this backlog began, if any.
+fn storm_before(
+    config: &CorrelatorConfig,
+    owner: crate::telemetry::Eui64,
+    facts: &IncidentFacts,
+) -> Option<crate::incident::StormNear> {
+    if !shared_capacity_backlog(facts) {
+        return None;
+    }
+    let horizon_ms = config.storm_horizon_s.saturating_mul(1000);
+    let slack_ms = config.storm_slack_s.saturating_mul(1000);
+    facts
+        .storms
+        .iter()
+        .filter(|storm| storm.user == owner)
+        .filter(|storm| {
+            let lead = facts.onset_ms.saturating_sub(storm.onset_ms);
+            (-slack_ms..=horizon_ms).contains(&lead)
+        })
+        .min_by_key(|storm| (facts.onset_ms - storm.onset_ms).abs())
+        .copied()
+}
+
+/// Half of `score` lost every `half_life_s`: smooth, no cliff anywhere.
+fn decay(distance_ms: i64, half_life_s: i64) -> f64 {
+    let half_life_ms = (half_life_s.max(1) as f64) * 1000.0;
+    0.5_f64.powf(distance_ms.max(0) as f64 / half_life_ms)
+}
+
+/// The onset against the planned window, ends included. Outside it the score halves every half-life, so a window
+/// that overran by minutes still leaves a strong suspect, and hours away leave next to nothing.
 pub fn timing(config: &CorrelatorConfig, notice: &ChangeNotice, onset_ms: i64) -> Factor {
     if onset_ms < notice.start_ms {
         let lead = notice.start_ms.saturating_sub(onset_ms);
-        let score = (1.0 - lead as f64 / (config.lead_before_window_s as f64 * 1000.0)).max(0.0);
+        let score = decay(lead, config.before_window_half_life_s);
         let reason = format!(
-            "onset {} before the window opened: the window may be wrong",
+            "onset {} before the window opened: the window may be wrong (counts against)",
             duration(lead)
         );
         Factor::new(score, reason)
@@ -117,32 +176,70 @@ pub fn timing(config: &CorrelatorConfig, notice: &ChangeNotice, onset_ms: i64) -
         Factor::new(1.0, reason)
     } else {
         let late = onset_ms.saturating_sub(notice.end_ms);
-        let score = if late > config.after_end_limit_s.saturating_mul(1000) {
-            0.0
+        let score = decay(late, config.after_window_half_life_s);
+        let weight = if score >= 0.75 {
+            "counts a little against: work often overruns its window"
         } else {
-            let half_life_ms = config.after_end_half_life_s as f64 * 1000.0;
-            config.after_end_score * 0.5_f64.powf(late as f64 / half_life_ms)
+            "counts against"
         };
         Factor::new(
             score,
-            format!("onset {} after the window closed", duration(late)),
+            format!(
+                "onset {} after the window closed ({weight})",
+                duration(late)
+            ),
         )
     }
 }
 
-/// How well what the category typically breaks matches the anomaly, refined by the delivery-failure reason.
+/// How well what the category typically breaks matches the anomaly, refined by the delivery-failure reason. A poor
+/// fit is evidence against the change, never a veto: when the change is the User's only one near the onset
+/// (`alone`), part of the penalty is given back.
 pub fn category_fit(
     config: &CorrelatorConfig,
     notice: &ChangeNotice,
     facts: &IncidentFacts,
+    relation: Relation,
+    alone: bool,
+) -> Factor {
+    let fit = raw_category_fit(config, notice, facts, relation);
+    let table = &config.category_fit;
+    if !alone || fit.score >= table.may_cause || relation != Relation::SameUser {
+        return fit;
+    }
+    let score = fit.score + (1.0 - fit.score) * table.alone_lift;
+    let reason = format!(
+        "{}, softened: it is the User's only change near the onset",
+        fit.reason
+    );
+    Factor::new(score, reason)
+}
+
+fn raw_category_fit(
+    config: &CorrelatorConfig,
+    notice: &ChangeNotice,
+    facts: &IncidentFacts,
+    relation: Relation,
 ) -> Factor {
     use Category as C;
     use IncidentKind as K;
     let table = &config.category_fit;
     let category = notice.category;
+    let label = category.label();
+    if relation == Relation::SharedCapacity {
+        // What saturated the capacity was the owner's request storm: the category is judged against that.
+        let score = table.score(category, K::RequestStorm);
+        let verb = fit_verb(table, score);
+        return Factor::new(
+            score,
+            format!(
+                "{label} change {verb} the request storm that took the capacity{}",
+                fit_weight(table, score)
+            ),
+        );
+    }
     let kind = facts.kind;
     let failure = facts.failure_reason.filter(|_| kind == K::Backlog);
-    let label = category.label();
     match (category, failure) {
         (C::Certificate, Some(FailureReason::Tls)) => {
             return Factor::new(1.0, "certificate change fits TLS delivery failures");
@@ -160,21 +257,50 @@ pub fn category_fit(
         }
         _ => {}
     }
-    let score = table.score(category, kind);
+    let mut score = table.score(category, kind);
+    if category == C::Application && kind == K::Backlog && facts.delivering {
+        // A receive handler that loses some messages leaves the endpoint up: part delivers, part never does.
+        let partial = table.application_partial_delivery.max(score);
+        let verb = fit_verb(table, partial);
+        return Factor::new(
+            partial,
+            format!(
+                "{label} change {verb} a delivery failure where some deliveries still succeed{}",
+                fit_weight(table, partial)
+            ),
+        );
+    }
+    score = score.clamp(0.0, 1.0);
     let anomaly = match kind {
         K::Backlog => "a delivery failure",
         K::RequestStorm => "a request storm",
         K::RejectStorm => "a reject storm",
         K::AlertStorm => "an alert storm",
     };
-    let verb = if score >= table.fits {
+    let verb = fit_verb(table, score);
+    let weight = fit_weight(table, score);
+    Factor::new(score, format!("{label} change {verb} {anomaly}{weight}"))
+}
+
+fn fit_verb(table: &super::correlator_config::CategoryFit, score: f64) -> &'static str {
+    if score >= table.fits {
         "fits"
     } else if score >= table.may_cause {
         "may cause"
     } else {
         "rarely causes"
-    };
-    Factor::new(score, format!("{label} change {verb} {anomaly}"))
+    }
+}
+
+/// The plain words a weak fit needs: "fits" speaks for itself, the others say how much they count against.
+fn fit_weight(table: &super::correlator_config::CategoryFit, score: f64) -> &'static str {
+    if score >= table.fits {
+        ""
+    } else if score >= table.may_cause {
+        " (counts a little against)"
+    } else {
+        " (counts against)"
+    }
 }
 
 pub fn status(config: &CorrelatorConfig, notice: &ChangeNotice) -> Factor {
@@ -258,6 +384,10 @@ pub fn users_at_once(
             )
         }
         _ if hit <= 1 => Factor::new(1.0, "only this User affected"),
+        Relation::SharedCapacity => Factor::new(
+            1.0,
+            format!("{hit} Users hit at once, as when shared capacity saturates (counts for)"),
+        ),
         // One supplier's devices sit in many network operators' areas, so several Users hit is what it looks like.
         Relation::DevicePath => Factor::new(
             1.0,

@@ -18,7 +18,7 @@ mod validate;
 
 pub use conflicts::{Warning, WarningKind, is_bcdr_test, is_high_risk, warnings};
 pub use coordination_config::{Clock, CoordinationConfig, DailyWindow, TimeOfDay, TypicalMinutes};
-pub use correlate::{correlate, judge};
+pub use correlate::{correlate, judge, only_change_near};
 pub use correlator_config::{
     CategoryFit, CorrelatorConfig, RelationWeights, SrvWeights, StatusWeights, UsersAtOnceWeights,
 };

@@ -39,6 +39,8 @@ pub fn facts(user: Eui64, kind: IncidentKind, onset_ms: i64) -> IncidentFacts {
         srvs: vec![],
         failure_reason: None,
         alert_code: None,
+        delivering: false,
+        storms: vec![],
     }
 }
 

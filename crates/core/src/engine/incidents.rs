@@ -4,7 +4,7 @@
 use super::detect::backlog::DeliveryState;
 use super::user::UserState;
 use super::window::Flow;
-use crate::incident::{Affected, Correlation, IncidentFacts, IncidentKind, Verdict};
+use crate::incident::{Affected, Correlation, IncidentFacts, IncidentKind, StormNear, Verdict};
 use crate::report::{Evidence, IncidentRecord};
 use crate::telemetry::{AlertCode, Srv};
 
@@ -120,6 +120,8 @@ impl Incident {
             srvs: self.srvs.clone(),
             failure_reason: self.failure_reason,
             alert_code: self.alert_code,
+            delivering: self.delivery_state == Some(DeliveryState::Warn),
+            storms: Vec::new(),
         }
     }
 
@@ -214,8 +216,40 @@ impl IncidentBook {
         self.open.retain(|&i| i != index);
     }
 
+    /// Global indices of every incident still held.
+    pub fn indices(&self) -> std::ops::Range<usize> {
+        self.base..self.next_index()
+    }
+
     pub fn open_indices(&self) -> &[usize] {
         &self.open
+    }
+
+    /// The correlator's facts for incident `index`, with other Users' request storms near a backlog's onset (the
+    /// shared-capacity path). Only at correlation time, never per event.
+    pub fn facts_with_storms(
+        &self,
+        index: usize,
+        users: &[UserState],
+        horizon_s: i64,
+    ) -> Option<IncidentFacts> {
+        let incident = self.get(index)?;
+        let mut facts = incident.facts(users);
+        if incident.kind == IncidentKind::Backlog {
+            facts.storms = self
+                .iter()
+                .filter(|other| other.kind == IncidentKind::RequestStorm)
+                .filter(|other| (other.onset_second - incident.onset_second).abs() <= horizon_s)
+                .filter_map(|other| match other.affected {
+                    Affected::User(user) => Some(StormNear {
+                        user,
+                        onset_ms: other.onset_second * 1000,
+                    }),
+                    Affected::Network => None,
+                })
+                .collect();
+        }
+        Some(facts)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Incident> {

@@ -502,9 +502,27 @@ impl Engine {
                 .alert_code
                 .or(state.alert_codes.top().first().copied());
         }
-        let facts = target.facts(&self.users);
-        self.incidents[incident].correlation =
-            Some(correlate(&self.config.correlator, &facts, &self.changes));
+        self.correlate_one(incident);
+        if kind == IncidentKind::RequestStorm {
+            // A storm may explain backlogs already open elsewhere (shared capacity): judge them again.
+            for position in 0..self.incidents.open_indices().len() {
+                let open = self.incidents.open_indices()[position];
+                if self.incidents[open].kind == IncidentKind::Backlog {
+                    self.correlate_one(open);
+                }
+            }
+        }
+    }
+
+    fn correlate_one(&mut self, incident: usize) {
+        let horizon_s = self.config.correlator.storm_horizon_s;
+        if let Some(facts) = self
+            .incidents
+            .facts_with_storms(incident, &self.users, horizon_s)
+        {
+            self.incidents[incident].correlation =
+                Some(correlate(&self.config.correlator, &facts, &self.changes));
+        }
     }
 
     fn resolve_member(&mut self, incident: usize, at: i64) {
@@ -559,9 +577,8 @@ impl Engine {
 
     /// Re-runs correlation for every incident (at the end of input, or when the change register changed).
     pub fn correlate_all(&mut self) {
-        for incident in self.incidents.iter_mut() {
-            let facts = incident.facts(&self.users);
-            incident.correlation = Some(correlate(&self.config.correlator, &facts, &self.changes));
+        for index in self.incidents.indices() {
+            self.correlate_one(index);
         }
     }
 

@@ -12,7 +12,9 @@ use crate::api_error::{ApiError, store_error};
 use crate::auth::{confined_to, principal, visible_incident};
 use crate::state::AppState;
 use crate::store::ChangeFilter;
-use stormwatch_core::changes::{ChangeNotice, ChangeOwner, CorrelatorConfig, judge};
+use stormwatch_core::changes::{
+    ChangeNotice, ChangeOwner, CorrelatorConfig, judge, only_change_near,
+};
 use stormwatch_core::report::IncidentRecord;
 
 /// How far around the onset a change window counts as nearby: the correlator still gives some weight to a window
@@ -41,15 +43,20 @@ pub fn judge_all(
 ) -> Vec<NearbyChange> {
     let facts = record.facts();
     let (min_score, max_suspects) = (config.min_suspect_score, config.max_suspects);
+    let alone: Vec<bool> = notices
+        .iter()
+        .map(|change| only_change_near(config, change, &facts, &notices))
+        .collect();
     let mut judged: Vec<NearbyChange> = notices
         .into_iter()
-        .map(|change| {
+        .zip(alone)
+        .map(|(change, alone)| {
             let rank = record
                 .suspects
                 .iter()
                 .position(|s| s.change == change.id)
                 .map(|p| p + 1);
-            let suspect = judge(config, &change, &facts);
+            let suspect = judge(config, &change, &facts, alone);
             let ruled_out = match (&suspect, rank) {
                 (_, Some(_)) => None,
                 (None, None) => Some(format!(

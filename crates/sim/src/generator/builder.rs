@@ -105,6 +105,12 @@ impl<'a> Builder<'a> {
             Scenario::Hiccups => self.hiccups(at),
             Scenario::Bursts => self.bursts(at),
             Scenario::SmallCampaign => self.small_campaign(at),
+            Scenario::OverranWindow => self.overran_window(at),
+            Scenario::ReregisteredNotice => self.reregistered_notice(at),
+            Scenario::DeviceDecoys => self.device_decoys(at),
+            Scenario::SharedCapacity => self.shared_capacity(at),
+            Scenario::DuplicateLines => self.duplicate_lines(at),
+            Scenario::LargeNetwork => self.large_network(at),
             // Decoys are added around the other scenarios' incidents once they are all laid out.
             Scenario::Decoys => Ok(Slot {
                 anomaly_s: 0,

@@ -4,6 +4,7 @@
 //! The run is planned first ([`plan`], [`scenarios`]), then simulated second by second ([`sim`]) and written
 //! through a merge of two exporters ([`output`]).
 
+mod adversarial;
 mod builder;
 mod decoys;
 mod format;
@@ -56,8 +57,7 @@ pub enum GenError {
 }
 
 fn scenario_names() -> String {
-    Scenario::ALL
-        .iter()
+    Scenario::every()
         .map(|s| s.name())
         .collect::<Vec<_>>()
         .join(", ")
@@ -118,6 +118,7 @@ pub fn generate(
         stream(options.seed, 4),
     )?;
     writer.set_skews(&plan.skews);
+    writer.set_duplicates(plan.duplicates);
     let mut sim = sim::Sim::new(users, shape, &plan, stream(options.seed, 3));
     let mut lines = Vec::new();
     for t in plan.start_s..plan.end_s {

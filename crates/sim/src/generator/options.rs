@@ -30,6 +30,12 @@ pub enum Scenario {
     SmallUsers,
     FirewallBacklog,
     Decoys,
+    OverranWindow,
+    ReregisteredNotice,
+    DeviceDecoys,
+    SharedCapacity,
+    DuplicateLines,
+    LargeNetwork,
 }
 
 impl Scenario {
@@ -55,6 +61,30 @@ impl Scenario {
         Scenario::Decoys,
     ];
 
+    /// Scenarios that try to fool the engine, each run on its own (they need Users or a population of their own,
+    /// so `all` leaves them out): named one by one, and all in the sweep.
+    pub const ADVERSARIAL: [Scenario; 6] = [
+        Scenario::OverranWindow,
+        Scenario::ReregisteredNotice,
+        Scenario::DeviceDecoys,
+        Scenario::SharedCapacity,
+        Scenario::DuplicateLines,
+        Scenario::LargeNetwork,
+    ];
+
+    /// Every scenario there is: `all`, then the adversarial ones. What `evaluate --sweep` runs by default.
+    pub fn every() -> impl Iterator<Item = Scenario> {
+        Scenario::ALL.into_iter().chain(Scenario::ADVERSARIAL)
+    }
+
+    /// Users a run of this scenario needs at least (a sweep raises `--users` to it).
+    pub fn min_users(self) -> usize {
+        match self {
+            Scenario::LargeNetwork => super::adversarial::LARGE_NETWORK_USERS,
+            _ => 0,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Hiccups => "hiccups",
@@ -74,6 +104,12 @@ impl Scenario {
             Scenario::SmallUsers => "small_users",
             Scenario::FirewallBacklog => "firewall_backlog",
             Scenario::Decoys => "decoys",
+            Scenario::OverranWindow => "overran_window",
+            Scenario::ReregisteredNotice => "reregistered_notice",
+            Scenario::DeviceDecoys => "device_decoys",
+            Scenario::SharedCapacity => "shared_capacity",
+            Scenario::DuplicateLines => "duplicate_lines",
+            Scenario::LargeNetwork => "large_network",
         }
     }
 
@@ -127,11 +163,29 @@ impl Scenario {
                 "a firewall change blocks a large supplier: backlog of ~1.5 M"
             }
             Scenario::Decoys => "changes near the other incidents that must not be blamed",
+            Scenario::OverranWindow => {
+                "TLS failures minutes after a certificate rotation's window closed (it overran), an older change beside it"
+            }
+            Scenario::ReregisteredNotice => {
+                "a notice registered again with the times it really ran, beside a cancelled and a just-closed change"
+            }
+            Scenario::DeviceDecoys => {
+                "the firmware alert storm beside other suppliers' device changes: cancelled, long closed, not yet open"
+            }
+            Scenario::SharedCapacity => {
+                "an MDM storm saturates shared delivery capacity: every bulk User's queue grows, no failures; one `*` backlog"
+            }
+            Scenario::DuplicateLines => {
+                "at-least-once export: 2 % of lines written twice, around a certificate failure"
+            }
+            Scenario::LargeNetwork => {
+                "120 Users: a small User's certificate backlog and a mid-sized User's unregistered outage"
+            }
         }
     }
 
     pub fn parse(name: &str) -> Option<Scenario> {
-        Scenario::ALL.into_iter().find(|s| s.name() == name)
+        Scenario::every().find(|s| s.name() == name)
     }
 
     /// Names and `all` expanded, duplicates dropped, in layout order.

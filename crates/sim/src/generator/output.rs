@@ -42,6 +42,8 @@ pub(crate) struct EventWriter {
     skews: Vec<i64>,
     /// Chance of a malformed line before each valid one.
     malformed_before: f64,
+    /// Chance that a valid line is written again right after itself (at-least-once export).
+    duplicate: f64,
     pub events: u64,
     pub malformed: u64,
 }
@@ -86,6 +88,7 @@ impl EventWriter {
             skews: vec![0; users.len()],
             users,
             malformed_before: malformed_rate / (1.0 - malformed_rate),
+            duplicate: 0.0,
             events: 0,
             malformed: 0,
         })
@@ -98,6 +101,11 @@ impl EventWriter {
                 *slot = skew;
             }
         }
+    }
+
+    /// Sets the share of valid lines written twice.
+    pub fn set_duplicates(&mut self, share: f64) {
+        self.duplicate = share;
     }
 
     /// Takes second `t`'s lines and writes every line that can no longer be overtaken.
@@ -182,6 +190,7 @@ impl EventWriter {
             }
         }
         let ts = line.ts + self.skews.get(line.user as usize).copied().unwrap_or(0);
+        let begins = self.buf.len();
         let roll = self.rng.random_range(0..1000u32);
         self.buf.extend_from_slice(b"{\"ts\":");
         if roll < 40 {
@@ -261,6 +270,11 @@ impl EventWriter {
         }
         self.buf.push(b'\n');
         self.events += 1;
+        // Drawn only when asked for, so that runs without duplicates stay byte-identical.
+        if self.duplicate > 0.0 && self.rng.random::<f64>() < self.duplicate {
+            self.buf.extend_from_within(begins..);
+            self.events += 1;
+        }
     }
 
     fn field_u64(&mut self, name: &[u8], value: u64) {

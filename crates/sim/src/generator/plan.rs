@@ -51,6 +51,9 @@ pub(crate) enum Effect {
     },
     /// DSP-side: no delivery attempts for any User.
     Pause { from: i64, until: i64 },
+    /// DSP-side: shared delivery capacity saturated (another User's storm took it), so every bulk User gets only
+    /// `share` of its arrivals delivered each second. Nothing fails; queues just grow.
+    Squeeze { from: i64, until: i64, share: f64 },
     /// Requests multiplied by `factor`; `reject_share` replaces the User's normal share.
     Surge {
         user: usize,
@@ -95,6 +98,8 @@ pub(crate) struct Plan {
     pub quiet: Vec<(i64, i64)>,
     /// Users whose exporter clock is off, by how many ms (positive: fast), for the whole run.
     pub skews: Vec<(usize, i64)>,
+    /// Share of valid lines the exporter writes twice (at-least-once export).
+    pub duplicates: f64,
 }
 
 /// How long one scenario needs: the anomaly itself, then time to recover.

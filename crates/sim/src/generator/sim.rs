@@ -41,6 +41,8 @@ enum Delivery {
     Up,
     Down(&'static [FailureReason]),
     Paused,
+    /// Only this share of the second's arrivals is delivered: shared capacity is saturated.
+    Slowed(f64),
 }
 
 /// This second's departures from normal life for one User.
@@ -70,6 +72,7 @@ pub(crate) struct Sim {
     states: Vec<UserState>,
     effects: Vec<Vec<Effect>>,
     pauses: Vec<(i64, i64)>,
+    squeezes: Vec<(i64, i64, f64)>,
     watches: Vec<Watch>,
 }
 
@@ -77,9 +80,11 @@ impl Sim {
     pub fn new(users: Vec<Profile>, shape: DailyShape, plan: &Plan, mut rng: StdRng) -> Sim {
         let mut effects = vec![Vec::new(); users.len()];
         let mut pauses = Vec::new();
+        let mut squeezes = Vec::new();
         for effect in &plan.effects {
             match *effect {
                 Effect::Pause { from, until } => pauses.push((from, until)),
+                Effect::Squeeze { from, until, share } => squeezes.push((from, until, share)),
                 Effect::Outage { user, .. }
                 | Effect::Flap { user, .. }
                 | Effect::Surge { user, .. }
@@ -127,6 +132,7 @@ impl Sim {
             states,
             effects,
             pauses,
+            squeezes,
             watches,
         }
     }
@@ -142,8 +148,19 @@ impl Sim {
             .pauses
             .iter()
             .any(|&(from, until)| from <= t && t < until);
+        let squeezed = self
+            .squeezes
+            .iter()
+            .find(|&&(from, until, _)| from <= t && t < until)
+            .map(|&(_, _, share)| share);
         for user in 0..self.users.len() {
-            let mods = self.mods(user, t, paused);
+            let mut mods = self.mods(user, t, paused);
+            // Like a pause, saturation hits the bulk delivery workers, not the per-message standby one.
+            if let (Some(share), Delivery::Up, false) =
+                (squeezed, mods.delivery, self.users[user].per_message)
+            {
+                mods.delivery = Delivery::Slowed(share);
+            }
             if self.users[user].per_message {
                 self.per_message(user, t, &mods, out);
             } else {
@@ -529,6 +546,7 @@ impl Sim {
                 (arrivals + state.depth.div_ceil(240)).min(capacity.max(1)),
             ),
             Delivery::Paused => (0, 0),
+            Delivery::Slowed(share) => (dither(rng, arrivals as f64 * share).min(waiting), 0),
         };
         let latency = (state.depth as f64 / profile.capacity.max(1.0) * 1000.0) as u32
             + rng.random_range(80..400);
