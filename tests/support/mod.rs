@@ -142,7 +142,8 @@ impl Service {
         serde_json::from_str(&body).expect("JSON body")
     }
 
-    /// Polls `path` until `check` holds (or panics after `seconds`).
+    /// Polls `path` until `check` holds (or panics after `seconds`). A 404 is "not there yet" (a User the engine
+    /// has not applied a line of), any other status but 200 fails at once.
     pub fn wait_for(
         &self,
         path: &str,
@@ -152,13 +153,20 @@ impl Service {
     ) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(seconds);
         loop {
-            let value = self.json(path, token);
-            if check(&value) {
-                return value;
+            let (status, body) = self.get(path, Some(token));
+            assert!(
+                status == 200 || status == 404,
+                "GET {path}: {status} {body}"
+            );
+            if status == 200 {
+                let value: serde_json::Value = serde_json::from_str(&body).expect("JSON body");
+                if check(&value) {
+                    return value;
+                }
             }
             assert!(
                 Instant::now() < deadline,
-                "timed out waiting on {path}: last {value}"
+                "timed out waiting on {path}: last {status} {body}"
             );
             std::thread::sleep(Duration::from_millis(200));
         }
