@@ -51,7 +51,8 @@ export function mount(container) {
     h('section', { class: 'panel', 'aria-labelledby': 'h-sched' },
       h('h2', { id: 'h-sched' }, 'User and DCC changes'),
       h('p', { class: 'meta' }, 'DCC changes on top, then each User; times in UTC. ⚠ marks a change with warnings. ',
-        'Calendar clients subscribe to ', h('code', {}, '/api/v1/schedule.ics?token=…'), ' (same filters).'),
+        'Calendar clients subscribe to ', h('code', {}, '/api/v1/schedule.ics?key=…'),
+        ' (same filters) with a read-only calendar key from ', h('code', {}, 'stormwatch tokens add --role calendar'), '.'),
       form, state.body));
   document.title = 'Schedule · Stormwatch';
   return state;
