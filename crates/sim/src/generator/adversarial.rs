@@ -11,8 +11,7 @@ use stormwatch_core::changes::{Category, ChangeStatus};
 use stormwatch_core::incident::{IncidentKind, Verdict};
 use stormwatch_core::telemetry::FailureReason;
 
-/// `large_network` needs at least this many Users.
-pub const LARGE_NETWORK_USERS: usize = 120;
+use super::options::LARGE_NETWORK_USERS;
 
 impl Builder<'_> {
     /// A certificate rotation whose window closed minutes before the TLS failures began (the work overran), and
