@@ -183,8 +183,8 @@ pub struct CategoryFit {
     /// An application change while a backlog's deliveries partly succeed (`WARN`): a receive handler losing some
     /// messages looks like this.
     pub application_partial_delivery: f64,
-    /// When a change is the User's only one near the onset, this share of a poor fit's penalty is given back:
-    /// `score + (1 - score) * alone_lift`.
+    /// When a change is the User's only one near the onset, this share of a fit's shortfall (below `fits`) is given
+    /// back: `score + (1 - score) * alone_lift`.
     pub alone_lift: f64,
     /// From this score a category "fits" the anomaly; from `may_cause` it "may cause" it; below, it "rarely causes"
     /// it. Only the words depend on these.

@@ -192,9 +192,10 @@ pub fn timing(config: &CorrelatorConfig, notice: &ChangeNotice, onset_ms: i64) -
     }
 }
 
-/// How well what the category typically breaks matches the anomaly, refined by the delivery-failure reason. A poor
-/// fit is evidence against the change, never a veto: when the change is the User's only one near the onset
-/// (`alone`), part of the penalty is given back.
+/// How well what the category typically breaks matches the anomaly, refined by the delivery-failure reason. A fit
+/// short of "fits" is evidence against the change, never a veto: when the change is the User's only one near the
+/// onset (`alone`), part of the penalty is given back (a slow leak after the User's only change, an application
+/// upgrade, was called unregistered at 0.49 while it "may cause" the partial failure).
 pub fn category_fit(
     config: &CorrelatorConfig,
     notice: &ChangeNotice,
@@ -204,7 +205,7 @@ pub fn category_fit(
 ) -> Factor {
     let fit = raw_category_fit(config, notice, facts, relation);
     let table = &config.category_fit;
-    if !alone || fit.score >= table.may_cause || relation != Relation::SameUser {
+    if !alone || fit.score >= table.fits || relation != Relation::SameUser {
         return fit;
     }
     let score = fit.score + (1.0 - fit.score) * table.alone_lift;
