@@ -42,14 +42,7 @@ impl Builder<'_> {
             Some(ChangeStatus::Completed),
             &[],
         );
-        self.incident(
-            Some(user),
-            IncidentKind::Backlog,
-            at,
-            Verdict::RegisteredChange,
-            Some(id),
-        );
-        self.watch_last(user, at, at + 2 * length);
+        self.backlog_caused_by(user, at, id, at + 2 * length);
         Ok(Slot {
             anomaly_s: length,
             recovery_s: length + 10 * MINUTE,
@@ -101,14 +94,7 @@ impl Builder<'_> {
             Some(ChangeStatus::Completed),
             &[],
         );
-        self.incident(
-            Some(user),
-            IncidentKind::Backlog,
-            at,
-            Verdict::RegisteredChange,
-            Some(id),
-        );
-        self.watch_last(user, at, at + 2 * length);
+        self.backlog_caused_by(user, at, id, at + 2 * length);
         Ok(Slot {
             anomaly_s: length,
             recovery_s: length + 10 * MINUTE,

@@ -238,6 +238,42 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// The registered change behind `user`'s backlog from `at`: its window drawn around the onset (`lead_min`
+    /// before it, `len_min` long, as [`Builder::window_around`]), a random status, the backlog in the truth with
+    /// that change as its cause, and the User watched from `at` until `watched_until`.
+    pub(super) fn registered_backlog(
+        &mut self,
+        user: usize,
+        at: i64,
+        (title, category): (&str, Category),
+        (lead_min, len_min): (std::ops::Range<i64>, std::ops::Range<i64>),
+        watched_until: i64,
+    ) {
+        let window = self.window_around(at, lead_min, len_min);
+        let status = self.status();
+        let id = self.notice(Some(user), title, category, window, status, &[]);
+        self.backlog_caused_by(user, at, id, watched_until);
+    }
+
+    /// `user`'s backlog from `at` in the truth, caused by the registered change `id`, and the User watched from
+    /// `at` until `watched_until`.
+    pub(super) fn backlog_caused_by(
+        &mut self,
+        user: usize,
+        at: i64,
+        id: String,
+        watched_until: i64,
+    ) {
+        self.incident(
+            Some(user),
+            IncidentKind::Backlog,
+            at,
+            Verdict::RegisteredChange,
+            Some(id),
+        );
+        self.watch_last(user, at, watched_until);
+    }
+
     pub(super) fn window_around(
         &mut self,
         onset: i64,

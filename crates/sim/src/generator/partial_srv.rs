@@ -7,7 +7,6 @@ use super::GenError;
 use super::builder::{Builder, MINUTE};
 use super::plan::{Effect, Slot};
 use stormwatch_core::changes::Category;
-use stormwatch_core::incident::{IncidentKind, Verdict};
 use stormwatch_core::telemetry::FailureReason;
 
 impl Builder<'_> {
@@ -27,24 +26,16 @@ impl Builder<'_> {
             share,
             reasons: Some(&[FailureReason::Http4xx]),
         });
-        let (start, end) = self.window_around(at, 1..6, 20..40);
-        let status = self.status();
-        let id = self.notice(
-            Some(user),
-            "Endpoint routing change for meter reading responses",
-            Category::Network,
-            (start, end),
-            status,
-            &[],
-        );
-        self.incident(
-            Some(user),
-            IncidentKind::Backlog,
+        self.registered_backlog(
+            user,
             at,
-            Verdict::RegisteredChange,
-            Some(id),
+            (
+                "Endpoint routing change for meter reading responses",
+                Category::Network,
+            ),
+            (1..6, 20..40),
+            at + length,
         );
-        self.watch_last(user, at, at + length);
         Ok(Slot {
             anomaly_s: length,
             recovery_s: 10 * MINUTE,

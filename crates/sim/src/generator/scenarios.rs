@@ -38,24 +38,13 @@ impl Builder<'_> {
             stop_at_depth: Some(FIREWALL_TARGET_DEPTH),
             reasons,
         });
-        let (start, end) = self.window_around(at, 2..10, 60..120);
-        let status = self.status();
-        let id = self.notice(
-            Some(user),
-            "Firewall rule migration to new DMZ",
-            Category::Network,
-            (start, end),
-            status,
-            &[],
-        );
-        self.incident(
-            Some(user),
-            IncidentKind::Backlog,
+        self.registered_backlog(
+            user,
             at,
-            Verdict::RegisteredChange,
-            Some(id),
+            ("Firewall rule migration to new DMZ", Category::Network),
+            (2..10, 60..120),
+            at + longest + drain,
         );
-        self.watch_last(user, at, at + longest + drain);
         Ok(Slot {
             anomaly_s: anomaly,
             recovery_s: drain + 10 * MINUTE,
@@ -85,24 +74,13 @@ impl Builder<'_> {
     /// The registered certificate rotation behind `user`'s TLS outage from `at`, the backlog it causes and the slot
     /// it takes: shared by `certificate_failure` and `clock_skew`.
     fn certificate_rotation_caused(&mut self, user: usize, at: i64, length: i64) -> Slot {
-        let (start, end) = self.window_around(at, 1..6, 30..60);
-        let status = self.status();
-        let id = self.notice(
-            Some(user),
-            "DCCKI TLS certificate rotation",
-            Category::Certificate,
-            (start, end),
-            status,
-            &[],
-        );
-        self.incident(
-            Some(user),
-            IncidentKind::Backlog,
+        self.registered_backlog(
+            user,
             at,
-            Verdict::RegisteredChange,
-            Some(id),
+            ("DCCKI TLS certificate rotation", Category::Certificate),
+            (1..6, 30..60),
+            at + 2 * length,
         );
-        self.watch_last(user, at, at + 2 * length);
         Slot {
             anomaly_s: length,
             recovery_s: length + 10 * MINUTE,
@@ -148,24 +126,13 @@ impl Builder<'_> {
             period_s: 120,
             reasons: &[FailureReason::Refused],
         });
-        let (start, end) = self.window_around(at, 1..6, 20..40);
-        let status = self.status();
-        let id = self.notice(
-            Some(user),
-            "Load balancer pool reconfiguration",
-            Category::Network,
-            (start, end),
-            status,
-            &[],
-        );
-        self.incident(
-            Some(user),
-            IncidentKind::Backlog,
+        self.registered_backlog(
+            user,
             at,
-            Verdict::RegisteredChange,
-            Some(id),
+            ("Load balancer pool reconfiguration", Category::Network),
+            (1..6, 20..40),
+            at + length,
         );
-        self.watch_last(user, at, at + length);
         Ok(Slot {
             anomaly_s: length,
             recovery_s: 10 * MINUTE,

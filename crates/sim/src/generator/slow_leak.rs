@@ -7,7 +7,6 @@ use super::GenError;
 use super::builder::{Builder, MINUTE};
 use super::plan::{Effect, Slot};
 use stormwatch_core::changes::Category;
-use stormwatch_core::incident::{IncidentKind, Verdict};
 
 impl Builder<'_> {
     /// No failures and no outage: only the depth and the oldest message's age creep up. The truth's onset is the
@@ -26,24 +25,16 @@ impl Builder<'_> {
             share,
             reasons: None,
         });
-        let (start, end) = self.window_around(at, 1..6, 20..40);
-        let status = self.status();
-        let id = self.notice(
-            Some(user),
-            "Inbound message receive handler upgrade",
-            Category::Application,
-            (start, end),
-            status,
-            &[],
-        );
-        self.incident(
-            Some(user),
-            IncidentKind::Backlog,
+        self.registered_backlog(
+            user,
             at,
-            Verdict::RegisteredChange,
-            Some(id),
+            (
+                "Inbound message receive handler upgrade",
+                Category::Application,
+            ),
+            (1..6, 20..40),
+            at + length,
         );
-        self.watch_last(user, at, at + length);
         Ok(Slot {
             anomaly_s: length,
             recovery_s: 10 * MINUTE,
