@@ -209,11 +209,14 @@ fn refuse_foreign_database(db: &Connection, path: &Path) -> Result<(), StoreErro
         path: path.to_owned(),
         cause: source,
     };
-    let version: i64 = db
-        .pragma_query_value(None, "user_version", |row| row.get(0))
-        .map_err(open_error)?;
-    let objects: i64 = db
-        .query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))
+    // One statement reads both from one snapshot: read apart, another process's first migration could commit
+    // between them, and its fresh tables would look like a stranger's.
+    let (version, objects): (i64, i64) = db
+        .query_row(
+            "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_master)",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
         .map_err(open_error)?;
     if version == 0 && objects > 0 {
         return Err(StoreError::NotAStore {
@@ -237,6 +240,27 @@ pub(super) fn probe_write(db: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// How long opening keeps retrying the switch to WAL while another process holds the file.
+const WAL_SWITCH_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Puts the file in WAL mode and returns the mode it ended in. The switch needs the file to itself, and SQLite
+/// answers "database is locked" at once, without the busy handler, when another process opening the same new
+/// file holds a read lock; so a busy answer is retried for `WAL_SWITCH_PATIENCE`.
+fn switch_to_wal(db: &Connection) -> rusqlite::Result<String> {
+    let deadline = std::time::Instant::now() + WAL_SWITCH_PATIENCE;
+    loop {
+        match db.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(failure, _))
+                if failure.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 /// Opens (creating it when `create`) and migrates the file at `path`.
 pub(super) fn open(path: &Path, create: bool) -> Result<Connection, StoreError> {
     let open_error = |source| StoreError::Open {
@@ -249,13 +273,11 @@ pub(super) fn open(path: &Path, create: bool) -> Result<Connection, StoreError> 
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
     let mut db = Connection::open_with_flags(path, flags).map_err(open_error)?;
-    refuse_foreign_database(&db, path)?;
-    // Another process (a CLI beside the service) may hold the write lock for a moment.
+    // Another process (a CLI beside the service, or one creating this file) may hold the lock for a moment.
     db.busy_timeout(Duration::from_secs(5))
         .map_err(open_error)?;
-    let mode: String = db
-        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .map_err(open_error)?;
+    refuse_foreign_database(&db, path)?;
+    let mode = switch_to_wal(&db).map_err(open_error)?;
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(path = %path.display(), mode, "SQLite refused WAL mode; continuing in this mode");
     }
