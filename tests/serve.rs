@@ -645,7 +645,7 @@ fn a_pending_backlog_is_on_watch_in_the_api_and_metrics_before_any_incident() {
     let dir = tempfile::tempdir().unwrap();
     let ops = token(dir.path(), "ops", "ops", None);
     let service = Service::start(dir.path(), &[]);
-    // Refused from 300 s: on watch from about 310 s, and the one-minute rule keeps it from opening before 375 s.
+    // Refused from 300 s: on watch from about 310 s, and the one-minute rule keeps it from opening before 360 s.
     // The input ends at 340 s, and an idle stream moves event time on by the lateness at most.
     service.send_tcp(&firewall_lines(0..340, (300, 2_000)));
     let user = service.wait_for(&format!("/api/v1/users/{FIREWALLED}"), &ops, 30, |v| {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use stormwatch_core::engine::EngineConfig;
 use stormwatch_replay::{ReplayOptions, replay};
 use stormwatch_sim::evaluate::{RunScore, Totals, score};
 use stormwatch_sim::generator::{self, Compression, GenOptions, Scenario, Truth};
@@ -15,42 +16,63 @@ use stormwatch_sim::generator::{self, Compression, GenOptions, Scenario, Truth};
 #[derive(clap::Args, Debug)]
 #[command(
     override_usage = "stormwatch evaluate [OPTIONS] <DIR>...\n       \
-stormwatch evaluate --sweep [--seeds N] [--first-seed N] [--scenario NAME]... [--users N] [--keep DIR]",
+stormwatch evaluate --sweep [--seeds N] [--first-seed N] [--scenario NAME]... [--users N] [--keep DIR]\n       \
+stormwatch evaluate --fit [--seeds N] [--first-seed N] [--held-out-seed N] [--scenario NAME]... [--keep DIR]",
     after_long_help = "Examples:\n  stormwatch evaluate run7 fixtures/*/\n  \
-stormwatch evaluate --sweep --seeds 20\n  stormwatch evaluate --sweep --first-seed 101 --seeds 20\n  stormwatch evaluate --sweep --seeds 5 --scenario mdm_storm --scenario hiccups"
+stormwatch evaluate --sweep --seeds 20\n  stormwatch evaluate --sweep --first-seed 101 --seeds 20\n  stormwatch evaluate --sweep --seeds 5 --scenario mdm_storm --scenario hiccups\n  \
+stormwatch evaluate --sweep --config tuned.toml\n  stormwatch evaluate --fit --seeds 5"
 )]
 pub struct EvaluateArgs {
     /// Directories written by `stormwatch gen` (events.ndjson[.gz|.zst], changes.json, truth.json), or fixture
     /// directories (expected.json instead of truth.json).
-    #[arg(value_name = "DIR", required_unless_present = "sweep")]
+    #[arg(value_name = "DIR", required_unless_present_any = ["sweep", "fit"])]
     pub dirs: Vec<PathBuf>,
     /// Generate every scenario (or those of --scenario) for seeds 1..=N in a temporary directory, replay and
     /// score them, and print one summary line.
     #[arg(long, conflicts_with = "dirs")]
     pub sweep: bool,
     /// Seeds per scenario in a sweep.
-    #[arg(long, value_name = "N", default_value_t = 20, requires = "sweep")]
+    #[arg(long, value_name = "N", default_value_t = 20)]
     pub seeds: u64,
     /// First seed of a sweep: seeds FIRST..FIRST+N-1. The correlator's weights were fitted on seeds 1-10; sweep
     /// from 101 to score them on held-out runs.
-    #[arg(long, value_name = "FIRST", default_value_t = 1, requires = "sweep")]
+    #[arg(long, value_name = "FIRST", default_value_t = 1)]
     pub first_seed: u64,
     /// Scenario to sweep (repeatable; default all of them, one run each).
-    #[arg(long = "scenario", value_name = "NAME", requires = "sweep")]
+    #[arg(long = "scenario", value_name = "NAME")]
     pub scenarios: Vec<String>,
     /// Users in each sweep run.
-    #[arg(long, value_name = "N", default_value_t = 8, requires = "sweep")]
+    #[arg(long, value_name = "N", default_value_t = 8)]
     pub users: usize,
     /// Keep the sweep's generated runs in this directory instead of deleting them.
-    #[arg(long, value_name = "DIR", requires = "sweep")]
+    #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
+    /// Fit the correlator's weights on a training sweep (seeds FIRST..FIRST+N-1, every scenario with incidents),
+    /// then score the fitted and the starting weights on as many held-out seeds from --held-out-seed, and print the
+    /// fitted weights as TOML for `[engine.correlator]`.
+    #[arg(long, conflicts_with_all = ["dirs", "sweep"])]
+    pub fit: bool,
+    /// First held-out seed of a fit.
+    #[arg(long, value_name = "SEED", default_value_t = 101, requires = "fit")]
+    pub held_out_seed: u64,
+    /// Settings file (as for `serve --config`): its `[engine]` tables replace the defaults, so a tuning can be
+    /// scored before it goes live. A fit starts from its correlator weights.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
+    let engine = match &args.config {
+        Some(path) => stormwatch_service::config::ServeConfig::from_file(path)?.engine,
+        None => EngineConfig::default(),
+    };
+    if args.fit {
+        return super::fit::run(&args, &engine);
+    }
     let totals = if args.sweep {
-        sweep(&args)?
+        sweep(&args, &engine)?
     } else {
-        dirs(&args.dirs)?
+        dirs(&args.dirs, &engine)?
     };
     Ok(if totals.is_clean() {
         ExitCode::SUCCESS
@@ -59,11 +81,11 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn dirs(dirs: &[PathBuf]) -> anyhow::Result<Totals> {
+fn dirs(dirs: &[PathBuf], engine: &EngineConfig) -> anyhow::Result<Totals> {
     let mut totals = Totals::default();
     for dir in dirs {
         let label = dir.display().to_string();
-        match replay_and_score(dir) {
+        match replay_and_score(dir, engine) {
             Ok(run) => {
                 let mut one = Totals::default();
                 one.add(&run);
@@ -116,7 +138,8 @@ fn read_truth(dir: &Path) -> anyhow::Result<Truth> {
     serde_json::from_str(&text).with_context(|| format!("{} is not a truth file", path.display()))
 }
 
-fn replay_and_score(dir: &Path) -> anyhow::Result<RunScore> {
+/// Replays the run in `dir` with `engine`'s settings and scores the report against the run's truth.
+pub(super) fn replay_and_score(dir: &Path, engine: &EngineConfig) -> anyhow::Result<RunScore> {
     let truth = read_truth(dir)?;
     let changes = dir.join("changes.json");
     let changes = if changes.is_file() {
@@ -127,46 +150,72 @@ fn replay_and_score(dir: &Path) -> anyhow::Result<RunScore> {
     let mut options = ReplayOptions::new(vec![events_file(dir)?], changes);
     let quarantine = scratch_path("quarantine.ndjson");
     options.quarantine = Some(quarantine.clone());
+    options.engine = engine.clone();
     let report = replay(&options).with_context(|| format!("replaying {}", dir.display()));
     let _ = std::fs::remove_file(&quarantine);
     Ok(score(&truth, &report?))
 }
 
 /// A path of our own in the temporary directory (the process id keeps parallel runs apart).
-fn scratch_path(name: &str) -> PathBuf {
+pub(super) fn scratch_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("stormwatch-{}-{name}", std::process::id()))
 }
 
-fn sweep(args: &EvaluateArgs) -> anyhow::Result<Totals> {
-    let scenarios = if args.scenarios.is_empty() {
+/// The scenarios named by --scenario, or every one.
+pub(super) fn chosen_scenarios(args: &EvaluateArgs) -> anyhow::Result<Vec<Scenario>> {
+    Ok(if args.scenarios.is_empty() {
         Scenario::every().collect()
     } else {
         Scenario::parse_list(&args.scenarios)?
-    };
-    let root = args.keep.clone().unwrap_or_else(|| scratch_path("sweep"));
-    let runs = args.seeds * scenarios.len() as u64;
+    })
+}
+
+/// Generates one sweep run of `scenario` for `seed` into `dir`.
+pub(super) fn generate_run(
+    dir: &Path,
+    scenario: Scenario,
+    seed: u64,
+    users: usize,
+    compression: Compression,
+) -> anyhow::Result<()> {
+    let mut options = GenOptions::new(dir);
+    options.seed = seed;
+    options.users = users.max(scenario.min_users());
+    options.malformed_rate = 0.001;
+    options.scenarios = vec![scenario];
+    options.compression = compression;
+    generator::generate(&options, &mut |_| {})?;
+    Ok(())
+}
+
+/// A progress bar on stderr for `len` runs, labelled `what`.
+pub(super) fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::with_draw_target(
-        Some(runs),
+        Some(len),
         indicatif::ProgressDrawTarget::stderr(),
     );
     bar.set_style(
-        indicatif::ProgressStyle::with_template("sweep {pos}/{len} runs {wide_bar} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(&format!(
+            "{what} {{pos}}/{{len}} {{wide_bar}} {{msg}}"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    bar
+}
+
+fn sweep(args: &EvaluateArgs, engine: &EngineConfig) -> anyhow::Result<Totals> {
+    let scenarios = chosen_scenarios(args)?;
+    let root = args.keep.clone().unwrap_or_else(|| scratch_path("sweep"));
+    let runs = args.seeds * scenarios.len() as u64;
+    let bar = progress_bar(runs, "sweep");
     let mut totals = Totals::default();
     let mut by_scenario: Vec<Totals> = vec![Totals::default(); scenarios.len()];
     for seed in (args.first_seed..).take(usize::try_from(args.seeds).unwrap_or(usize::MAX)) {
         for (position, &scenario) in scenarios.iter().enumerate() {
             bar.set_message(format!("seed {seed} {}", scenario.name()));
             let dir = root.join(format!("{}-{seed}", scenario.name()));
-            let mut options = GenOptions::new(&dir);
-            options.seed = seed;
-            options.users = args.users.max(scenario.min_users());
-            options.malformed_rate = 0.001;
-            options.scenarios = vec![scenario];
-            let outcome = generator::generate(&options, &mut |_| {})
-                .map_err(anyhow::Error::from)
-                .and_then(|_| replay_and_score(&dir));
+            let outcome = generate_run(&dir, scenario, seed, args.users, Compression::None)
+                .and_then(|()| replay_and_score(&dir, engine));
             match outcome {
                 Ok(run) => {
                     for problem in run.problems() {

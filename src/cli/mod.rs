@@ -6,6 +6,7 @@ pub mod change_warnings;
 pub mod changes;
 pub mod demo;
 pub mod evaluate;
+pub mod fit;
 pub mod generate;
 #[cfg(feature = "kafka")]
 pub mod kafka_produce;

@@ -255,7 +255,7 @@ fn too_short_to_detect(summary: &crate::report::Summary) -> Option<String> {
     (span < SHORTEST_DETECTABLE_MS).then(|| {
         format!(
             "That is expected: the input spans {} of event time, and detection needs minutes of traffic\n\
-             (baselines warm up over 5 minutes; a storm opens after 15 s of anomaly, a backlog after 75 s).",
+             (baselines warm up over 5 minutes; a storm opens after 15 s of anomaly, a backlog once its oldest message has waited 60 s).",
             duration(span)
         )
     })

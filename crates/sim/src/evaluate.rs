@@ -29,6 +29,11 @@ pub struct Match {
     pub watch_delay_ms: Option<i64>,
     /// |reported onset - true onset|.
     pub onset_error_ms: i64,
+    /// The correlator's score for the change the truth names (0 when it is not among the suspects); `None` when the
+    /// truth names none.
+    pub right_score: Option<f64>,
+    /// The best score of any other suspect (of every suspect when the truth names no change); 0 when none.
+    pub best_other_score: f64,
 }
 
 /// The score of one run.
@@ -153,6 +158,19 @@ pub fn score(truth: &Truth, report: &Report) -> RunScore {
         let t = &truth.incidents[ti];
         let r = &report.incidents[ri];
         let top = r.suspects.first().map(|s| s.change.as_str());
+        let want = t.top_suspect.as_deref();
+        let score_of = |change: &str| {
+            r.suspects
+                .iter()
+                .find(|s| s.change == change)
+                .map_or(0.0, |s| s.score)
+        };
+        let best_other_score = r
+            .suspects
+            .iter()
+            .filter(|s| Some(s.change.as_str()) != want)
+            .map(|s| s.score)
+            .fold(0.0, f64::max);
         let attributed = r.verdict == t.verdict
             && t.top_suspect
                 .as_deref()
@@ -168,6 +186,8 @@ pub fn score(truth: &Truth, report: &Report) -> RunScore {
             delay_ms: r.detected - t.onset,
             watch_delay_ms: r.evidence.watched.map(|w| w - t.onset),
             onset_error_ms: error,
+            right_score: want.map(score_of),
+            best_other_score,
         });
     }
     matches.sort_by_key(|m| (m.truth.onset, m.truth.user.clone()));

@@ -80,8 +80,9 @@ pub struct DetectorConfig {
     pub reject_storm: RejectStormConfig,
     pub backlog: BacklogConfig,
     pub storm_lifecycle: LifecycleConfig,
-    /// A backlog becomes pending once its oldest message waits `backlog.min_age_s`, and opens `open_after_s` later:
-    /// long enough that a delivery hiccup clearing within a minute never opens one.
+    /// A backlog becomes pending once its oldest message waits `backlog.min_age_s`, and opens `open_after_s` later,
+    /// when that message has waited a minute: a delivery hiccup clearing within a minute never opens one, and an
+    /// outage that has lasted a minute is no hiccup.
     pub backlog_lifecycle: LifecycleConfig,
     /// Seconds of event time between halvings of each User's SRV and alert-code tallies (the evidence of which
     /// SRVs and alerts an incident is about).
@@ -104,7 +105,7 @@ impl Default for DetectorConfig {
                 open_early_after_s: 0,
             },
             backlog_lifecycle: LifecycleConfig {
-                open_after_s: 65,
+                open_after_s: 51,
                 pending_gap_s: 5,
                 resolve_after_s: 60,
                 // An endpoint down for under a minute every couple of minutes: the third such outage in a row opens

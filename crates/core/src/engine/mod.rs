@@ -30,6 +30,9 @@ use crate::incident::{Affected, IncidentKind};
 use crate::report::IncidentRecord;
 use crate::telemetry::{Eui64, Event};
 
+/// Seconds after a backlog's onset in which deliveries may still be of messages queued before it.
+const DELIVERY_SETTLE_S: i64 = 5;
+
 /// Why an event was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IngestError {
@@ -483,8 +486,13 @@ impl Engine {
         );
         target.last_delivery = target.last_delivery.max(anomaly.last_delivery);
         if kind == IncidentKind::Backlog {
-            let delivered = state.recent_sum(Flow::Delivered, 60);
-            let failed = state.recent_sum(Flow::Failed, 60);
+            // Judged over the seconds since the onset, less a few in which messages queued just before it may still
+            // have been delivered: an outage opening a minute after its onset must not count the last deliveries
+            // before it as "some still succeed".
+            let since_onset = state.view.second - anomaly.onset_second - DELIVERY_SETTLE_S;
+            let seconds = since_onset.clamp(10, 60);
+            let delivered = state.recent_sum(Flow::Delivered, seconds);
+            let failed = state.recent_sum(Flow::Failed, seconds);
             target
                 .delivery_state
                 .get_or_insert(DeliveryState::judge(delivered, failed));

@@ -149,6 +149,27 @@ fn firewall_backlog_is_one_incident_with_its_change() {
 }
 
 #[test]
+fn an_outage_just_under_a_minute_is_still_a_hiccup() {
+    for reason in [
+        crate::telemetry::FailureReason::Timeout,
+        crate::telemetry::FailureReason::Refused,
+    ] {
+        let engine = run_failing(
+            &population(),
+            1_800,
+            |u, s| u == 4 && (900..959).contains(&s),
+            ChangeRegister::new(),
+            reason,
+        );
+        assert!(
+            engine.incident_records().is_empty(),
+            "{reason:?}: {:#?}",
+            engine.incident_records()
+        );
+    }
+}
+
+#[test]
 fn a_hiccup_under_a_minute_is_not_an_incident() {
     let engine = run(
         &population(),
@@ -500,7 +521,7 @@ fn two_coincident_independent_outages_among_150_users_stay_apart() {
 fn a_tls_refusal_opens_within_a_minute_a_timeout_keeps_the_one_minute_rule() {
     use crate::telemetry::FailureReason;
     let outage = |u: usize, s: i64| u == 4 && (900..1_500).contains(&s);
-    for (reason, opens_by) in [(FailureReason::Tls, 60), (FailureReason::Timeout, 90)] {
+    for (reason, opens_by) in [(FailureReason::Tls, 60), (FailureReason::Timeout, 61)] {
         let engine = run_failing(&population(), 1_800, outage, ChangeRegister::new(), reason);
         let incidents = engine.incident_records();
         assert_eq!(incidents.len(), 1, "{reason:?}: {incidents:#?}");
@@ -512,6 +533,12 @@ fn a_tls_refusal_opens_within_a_minute_a_timeout_keeps_the_one_minute_rule() {
         assert!(
             reason == FailureReason::Tls || delay_s >= 60,
             "a timeout opened after {delay_s} s"
+        );
+        // Opening a minute after the onset, the last deliveries before it must not read as "some still succeed".
+        assert_eq!(
+            incidents[0].evidence.delivery_state.as_deref(),
+            Some("STALL"),
+            "{reason:?}"
         );
         assert!(
             incidents[0]

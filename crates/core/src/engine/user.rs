@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use super::EngineConfig;
 use super::detect::{
-    BacklogDetector, RateStormDetector, Reading, RejectStormDetector, SHORT_WINDOW_S, UserSecond,
+    BacklogDetector, DRAIN_LOOKBACK_S, RateStormDetector, Reading, RejectStormDetector,
+    SHORT_WINDOW_S, UserSecond,
 };
 use super::lifecycle::{Tracker, Transition};
 use super::queue_age::QueueHistory;
@@ -326,6 +327,7 @@ impl UserState {
             short: self.short,
             depth: self.depth,
             depth_before: self.window.read(second - SHORT_WINDOW_S as i64).depth_end,
+            depth_recent: self.window.read(second - DRAIN_LOOKBACK_S).depth_end,
             backlog_age_s: self.history.oldest_age(self.depth),
             recent_failed: self.recent_failures[0],
             recent_persistent: self.recent_failures[1],

@@ -75,6 +75,7 @@ impl BacklogDetector {
         let bad = heard
             && view.depth > 0
             && view.depth >= view.depth_before
+            && view.depth >= view.depth_recent
             && (view.backlog_age_s >= config.min_age_s
                 || (refused && view.depth > view.depth_before));
         Reading {

@@ -15,6 +15,10 @@ use super::window::{FLOWS, Flow, SecondCounts};
 /// enough to detect within seconds.
 pub const SHORT_WINDOW_S: u64 = 10;
 
+/// How far back a queue is compared to tell that it has started draining: a few seconds, so that an endpoint that
+/// recovers stops looking bad at once (not 10 s later) without one noisy second deciding it.
+pub const DRAIN_LOOKBACK_S: i64 = 3;
+
 /// What a detector sees of one User in one closed second.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UserSecond {
@@ -25,6 +29,10 @@ pub struct UserSecond {
     pub depth: u64,
     /// Queue depth `SHORT_WINDOW_S` seconds earlier.
     pub depth_before: u64,
+    /// Queue depth `DRAIN_LOOKBACK_S` seconds earlier: a queue below it is draining now, whatever the longer
+    /// comparison still says.
+    #[serde(default)]
+    pub depth_recent: u64,
     /// Age in seconds of the oldest message waiting in the User's queue (0 when empty).
     pub backlog_age_s: u64,
     /// Failed deliveries over roughly the last minute (halved every `tally_half_life_s`), and those of them whose
