@@ -1,14 +1,15 @@
 //! `stormwatch evaluate`: replays generated runs (or a sweep of fresh ones) and scores each report against its
 //! truth; the exit code says whether everything was found, attributed and counted.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use stormwatch_core::engine::EngineConfig;
-use stormwatch_replay::{ReplayOptions, replay};
-use stormwatch_sim::evaluate::{RunScore, Totals, score};
-use stormwatch_sim::generator::{self, Compression, GenOptions, Scenario, Truth};
+use stormwatch_sim::evaluate::Totals;
+use stormwatch_sim::generator::{Compression, Scenario};
+
+use super::fit::FitPlan;
+use super::scored_runs::{generate_run, progress_bar, replay_and_score, scratch_path};
 
 /// Score replays against truth: per run and in total, incidents found, missed and false, attribution, detection
 /// delay and onset error, and the event and malformed counts. Exits 1 when anything was missed, false,
@@ -67,7 +68,15 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
         None => EngineConfig::default(),
     };
     if args.fit {
-        return super::fit::run(&args, &engine);
+        let plan = FitPlan {
+            scenarios: chosen_scenarios(&args)?,
+            seeds: args.seeds,
+            first_seed: args.first_seed,
+            held_out_seed: args.held_out_seed,
+            users: args.users,
+            keep: args.keep.clone(),
+        };
+        return super::fit::run(&plan, &engine);
     }
     let totals = if args.sweep {
         sweep(&args, &engine)?
@@ -118,89 +127,13 @@ fn count((expected, reported): (u64, u64)) -> String {
     }
 }
 
-/// The events file of a generated directory, whichever compression it has.
-fn events_file(dir: &Path) -> anyhow::Result<PathBuf> {
-    [Compression::None, Compression::Gzip, Compression::Zstd]
-        .into_iter()
-        .map(|c| dir.join(c.file_name()))
-        .find(|p| p.is_file())
-        .with_context(|| format!("no events.ndjson[.gz|.zst] in {}", dir.display()))
-}
-
-fn read_truth(dir: &Path) -> anyhow::Result<Truth> {
-    let path = ["truth.json", "expected.json"]
-        .into_iter()
-        .map(|name| dir.join(name))
-        .find(|p| p.is_file())
-        .with_context(|| format!("no truth.json or expected.json in {}", dir.display()))?;
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not a truth file", path.display()))
-}
-
-/// Replays the run in `dir` with `engine`'s settings and scores the report against the run's truth.
-pub(super) fn replay_and_score(dir: &Path, engine: &EngineConfig) -> anyhow::Result<RunScore> {
-    let truth = read_truth(dir)?;
-    let changes = dir.join("changes.json");
-    let changes = if changes.is_file() {
-        vec![changes]
-    } else {
-        Vec::new()
-    };
-    let mut options = ReplayOptions::new(vec![events_file(dir)?], changes);
-    let quarantine = scratch_path("quarantine.ndjson");
-    options.quarantine = Some(quarantine.clone());
-    options.engine = engine.clone();
-    let report = replay(&options).with_context(|| format!("replaying {}", dir.display()));
-    let _ = std::fs::remove_file(&quarantine);
-    Ok(score(&truth, &report?))
-}
-
-/// A path of our own in the temporary directory (the process id keeps parallel runs apart).
-pub(super) fn scratch_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("stormwatch-{}-{name}", std::process::id()))
-}
-
 /// The scenarios named by --scenario, or every one.
-pub(super) fn chosen_scenarios(args: &EvaluateArgs) -> anyhow::Result<Vec<Scenario>> {
+fn chosen_scenarios(args: &EvaluateArgs) -> anyhow::Result<Vec<Scenario>> {
     Ok(if args.scenarios.is_empty() {
         Scenario::every().collect()
     } else {
         Scenario::parse_list(&args.scenarios)?
     })
-}
-
-/// Generates one sweep run of `scenario` for `seed` into `dir`.
-pub(super) fn generate_run(
-    dir: &Path,
-    scenario: Scenario,
-    seed: u64,
-    users: usize,
-    compression: Compression,
-) -> anyhow::Result<()> {
-    let mut options = GenOptions::new(dir);
-    options.seed = seed;
-    options.users = users.max(scenario.min_users());
-    options.malformed_rate = 0.001;
-    options.scenarios = vec![scenario];
-    options.compression = compression;
-    generator::generate(&options, &mut |_| {})?;
-    Ok(())
-}
-
-/// A progress bar on stderr for `len` runs, labelled `what`.
-pub(super) fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(len),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(&format!(
-            "{what} {{pos}}/{{len}} {{wide_bar}} {{msg}}"
-        ))
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar
 }
 
 fn sweep(args: &EvaluateArgs, engine: &EngineConfig) -> anyhow::Result<Totals> {
@@ -253,26 +186,6 @@ fn sweep(args: &EvaluateArgs, engine: &EngineConfig) -> anyhow::Result<Totals> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_fixture_directory_is_understood() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(events_file(dir.path()).is_err());
-        assert!(read_truth(dir.path()).is_err());
-        std::fs::write(dir.path().join("events.ndjson.zst"), b"").unwrap();
-        let truth = r#"{"generator": {"seed": 1, "scenarios": [], "args": "gen --seed 1"},
-                        "events": 3, "malformed": 0, "incidents": []}"#;
-        std::fs::write(dir.path().join("expected.json"), truth).unwrap();
-        assert!(
-            events_file(dir.path())
-                .unwrap()
-                .ends_with("events.ndjson.zst")
-        );
-        assert_eq!(read_truth(dir.path()).unwrap().events, 3);
-        std::fs::write(dir.path().join("truth.json"), "not json").unwrap();
-        let error = format!("{:#}", read_truth(dir.path()).unwrap_err());
-        assert!(error.contains("is not a truth file"), "{error}");
-    }
 
     #[test]
     fn counts_read_at_a_glance() {

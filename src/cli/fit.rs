@@ -10,31 +10,34 @@ use stormwatch_core::engine::EngineConfig;
 use stormwatch_sim::fit::{FitScore, STEPS, changed_weights_toml, fit, weights};
 use stormwatch_sim::generator::{Compression, Scenario};
 
-use super::evaluate::{
-    EvaluateArgs, chosen_scenarios, generate_run, progress_bar, replay_and_score, scratch_path,
-};
+use super::scored_runs::{generate_run, progress_bar, read_truth, replay_and_score, scratch_path};
+
+/// What to fit on: the scenarios, and how many seeds from where for training and for the held-out check.
+pub struct FitPlan {
+    pub scenarios: Vec<Scenario>,
+    pub seeds: u64,
+    pub first_seed: u64,
+    pub held_out_seed: u64,
+    pub users: usize,
+    /// Keep the generated runs here (and reuse those already there) instead of a scratch directory.
+    pub keep: Option<PathBuf>,
+}
 
 /// Passes of the coordinate search: a second pass catches weights that matter only after another one moved.
 const PASSES: usize = 2;
 
-pub fn run(args: &EvaluateArgs, engine: &EngineConfig) -> anyhow::Result<ExitCode> {
-    let scenarios = chosen_scenarios(args)?;
+pub fn run(args: &FitPlan, engine: &EngineConfig) -> anyhow::Result<ExitCode> {
     let root = args.keep.clone().unwrap_or_else(|| scratch_path("fit"));
-    let outcome = fit_and_report(args, engine, &scenarios, &root);
+    let outcome = fit_and_report(args, engine, &root);
     if args.keep.is_none() {
         let _ = std::fs::remove_dir_all(&root);
     }
     outcome
 }
 
-fn fit_and_report(
-    args: &EvaluateArgs,
-    engine: &EngineConfig,
-    scenarios: &[Scenario],
-    root: &Path,
-) -> anyhow::Result<ExitCode> {
-    let training = runs_with_incidents(args, scenarios, root, args.first_seed)?;
-    let held_out = runs_with_incidents(args, scenarios, root, args.held_out_seed)?;
+fn fit_and_report(args: &FitPlan, engine: &EngineConfig, root: &Path) -> anyhow::Result<ExitCode> {
+    let training = runs_with_incidents(args, root, args.first_seed)?;
+    let held_out = runs_with_incidents(args, root, args.held_out_seed)?;
     anyhow::ensure!(
         !training.is_empty(),
         "no training run has an incident to attribute; choose scenarios with incidents"
@@ -109,29 +112,19 @@ fn fit_and_report(
 
 /// Generates (or finds, kept from an earlier fit) one run per scenario and seed from `first`, and returns those
 /// whose truth has an incident: runs without one cannot tell weights apart.
-fn runs_with_incidents(
-    args: &EvaluateArgs,
-    scenarios: &[Scenario],
-    root: &Path,
-    first: u64,
-) -> anyhow::Result<Vec<PathBuf>> {
-    let count = args.seeds * scenarios.len() as u64;
+fn runs_with_incidents(args: &FitPlan, root: &Path, first: u64) -> anyhow::Result<Vec<PathBuf>> {
+    let count = args.seeds * args.scenarios.len() as u64;
     let bar = progress_bar(count, &format!("generating from seed {first}"));
     let mut runs = Vec::new();
     for seed in (first..).take(usize::try_from(args.seeds).unwrap_or(usize::MAX)) {
-        for &scenario in scenarios {
+        for &scenario in &args.scenarios {
             let dir = root.join(format!("{}-{seed}", scenario.name()));
-            let truth_file = dir.join("truth.json");
-            if !truth_file.is_file() {
+            if !dir.join("truth.json").is_file() {
                 bar.set_message(format!("seed {seed} {}", scenario.name()));
                 generate_run(&dir, scenario, seed, args.users, Compression::Zstd)
                     .with_context(|| format!("generating {}", dir.display()))?;
             }
-            let truth = std::fs::read_to_string(&truth_file)
-                .with_context(|| format!("reading {}", truth_file.display()))?;
-            let truth: stormwatch_sim::generator::Truth = serde_json::from_str(&truth)
-                .with_context(|| format!("{} is not a truth file", truth_file.display()))?;
-            if !truth.incidents.is_empty() {
+            if !read_truth(&dir)?.incidents.is_empty() {
                 runs.push(dir);
             }
             bar.inc(1);

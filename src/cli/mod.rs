@@ -11,6 +11,7 @@ pub mod generate;
 #[cfg(feature = "kafka")]
 pub mod kafka_produce;
 pub mod replay;
+pub mod scored_runs;
 pub mod serve;
 pub mod table;
 pub mod tokens;
