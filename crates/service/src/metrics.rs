@@ -10,6 +10,7 @@ use stormwatch_core::engine::Engine;
 use stormwatch_core::engine::window::Flow;
 use stormwatch_core::incident::IncidentKind;
 use stormwatch_core::report::IncidentRecord;
+use stormwatch_core::telemetry::Eui64;
 
 pub const LINES: &str = "stormwatch_ingest_lines_total";
 pub const MALFORMED: &str = "stormwatch_ingest_malformed_total";
@@ -27,6 +28,7 @@ pub const LAG: &str = "stormwatch_engine_lag_seconds";
 pub const WATERMARK: &str = "stormwatch_watermark_timestamp_seconds";
 pub const LATENCY: &str = "stormwatch_ingest_latency_seconds";
 pub const USERS: &str = "stormwatch_users";
+pub const USERS_EVICTED: &str = "stormwatch_users_evicted_total";
 pub const CLOCK_OFFSET: &str = "stormwatch_user_clock_offset_seconds";
 pub const WATCH: &str = "stormwatch_user_watch";
 pub const OUT_OF_RANGE: &str = "stormwatch_ingest_out_of_range_total";
@@ -120,6 +122,11 @@ fn describe() {
         "Ingest-to-window latency quantiles (received to applied)"
     );
     describe_gauge!(USERS, "Users tracked");
+    describe_counter!(
+        USERS_EVICTED,
+        "Users evicted from memory after evict_idle_after_s of event time without a line (their per-User gauges \
+         drop to 0)"
+    );
     describe_gauge!(
         CLOCK_OFFSET,
         Unit::Seconds,
@@ -162,6 +169,22 @@ struct UserGauges {
 }
 
 impl UserGauges {
+    fn zero(&self) {
+        self.depth.set(0.0);
+        self.age.set(0.0);
+        self.delivering.set(0.0);
+        self.clock_offset.set(0.0);
+        for gauge in self
+            .watch
+            .iter()
+            .chain(&self.rates)
+            .chain(&self.baselines)
+            .chain(&self.ratios)
+        {
+            gauge.set(0.0);
+        }
+    }
+
     fn new(user: &str) -> UserGauges {
         let per_flow = |name: &'static str| {
             PUBLISHED
@@ -186,7 +209,8 @@ impl UserGauges {
 /// Publishes engine state as gauges, once per tick.
 #[derive(Default)]
 pub struct Publisher {
-    users: Vec<UserGauges>,
+    /// By User ID: places in the engine's table change when Users are evicted.
+    users: HashMap<Eui64, UserGauges>,
     open: HashMap<(String, IncidentKind, &'static str), Gauge>,
     lines: HashMap<&'static str, (Counter, Counter)>,
 }
@@ -223,10 +247,11 @@ impl Publisher {
         lag_s: f64,
         latency: [(&'static str, f64); 3],
     ) {
-        for user in &engine.users()[self.users.len()..] {
-            self.users.push(UserGauges::new(&user.id.to_string()));
-        }
-        for (index, (user, gauges)) in engine.users().iter().zip(&self.users).enumerate() {
+        for (index, user) in engine.users().iter().enumerate() {
+            let gauges = self
+                .users
+                .entry(user.id)
+                .or_insert_with(|| UserGauges::new(&user.id.to_string()));
             for (gauge, watch) in gauges.watch.iter().zip(engine.watches_of(index)) {
                 gauge.set(if watch.is_some() { 1.0 } else { 0.0 });
             }
@@ -269,7 +294,19 @@ impl Publisher {
         counter!(LATE).absolute(stats.late);
         counter!(OUT_OF_RANGE).absolute(engine.out_of_range());
         gauge!(HELD).set(engine.held_lines() as f64);
+        if self.users.len() > engine.user_count() {
+            // Evicted Users: their series stay in /metrics (the exporter cannot drop one) but read 0, and they stop
+            // costing a tick.
+            self.users.retain(|&id, gauges| {
+                let kept = engine.user_index(id).is_some();
+                if !kept {
+                    gauges.zero();
+                }
+                kept
+            });
+        }
         gauge!(USERS).set(engine.user_count() as f64);
+        counter!(USERS_EVICTED).absolute(engine.evicted_total());
         gauge!(LAG).set(lag_s);
         if let Some(watermark) = engine.watermark_ms() {
             gauge!(WATERMARK).set(watermark as f64 / 1000.0);
@@ -279,23 +316,11 @@ impl Publisher {
         }
     }
 
-    /// The engine was rebuilt with other Users (a Kafka rebalance): per-User gauges are matched to Users by
-    /// position, so they start again; the old Users' gauges drop to zero rather than show stale values.
+    /// The engine was rebuilt with other Users (a Kafka rebalance): the old Users' gauges drop to zero rather than
+    /// show stale values, and start again for the Users the new engine tracks.
     pub fn forget_users(&mut self) {
-        for gauges in self.users.drain(..) {
-            gauges.depth.set(0.0);
-            gauges.age.set(0.0);
-            gauges.delivering.set(0.0);
-            gauges.clock_offset.set(0.0);
-            for gauge in gauges
-                .watch
-                .iter()
-                .chain(&gauges.rates)
-                .chain(&gauges.baselines)
-                .chain(&gauges.ratios)
-            {
-                gauge.set(0.0);
-            }
+        for (_, gauges) in self.users.drain() {
+            gauges.zero();
         }
     }
 

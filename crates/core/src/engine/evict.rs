@@ -77,6 +77,15 @@ impl EvictedUsers {
         self.total
     }
 
+    /// Evicted Users recorded and not back since.
+    pub fn len(&self) -> usize {
+        self.by_user.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_user.is_empty()
+    }
+
     /// Oldest first, as a snapshot keeps them.
     pub(super) fn entries(&self) -> Vec<(Eui64, Evicted)> {
         self.order
@@ -161,6 +170,12 @@ impl Engine {
     /// Users evicted since the engine began (carried across snapshots).
     pub fn evicted_total(&self) -> u64 {
         self.evicted.total()
+    }
+
+    /// Distinct Users seen: those in the table and those evicted and not back. Exact unless more than `max_users`
+    /// Users were evicted and not back (the record keeps the newest), then a lower bound.
+    pub fn users_seen(&self) -> usize {
+        self.users.len() + self.evicted.len()
     }
 }
 

@@ -305,6 +305,11 @@ fn evicted_users_stay_out_after_a_restart() {
     let mut engine =
         Engine::restore(&bytes, engine.config().clone(), ChangeRegister::default()).unwrap();
     assert_eq!(engine.user_count(), 1, "evicted Users are not restored");
+    assert_eq!(
+        engine.users_seen(),
+        20,
+        "the report still counts them as seen"
+    );
     assert_eq!(engine.evicted_total(), 19);
     assert!(engine.evicted(made_up(3)).is_some());
     assert_places_consistent(&engine);
