@@ -209,14 +209,17 @@ fn made_up_users_that_fall_silent_are_evicted_and_stay_out_after_a_restart() {
         metric(m, "stormwatch_users_evicted_total") == Some(4_095.0)
             && metric(m, "stormwatch_users") == Some(1.0)
     });
+    assert!(
+        !metrics.contains("user=\"02-00-00-00-00-00-00-05\""),
+        "an evicted User's series leave /metrics"
+    );
     assert_eq!(
         metric(
             &metrics,
-            "stormwatch_user_flow_rate{user=\"02-00-00-00-00-00-00-05\",flow=\"requests\"}"
-        )
-        .unwrap_or(0.0),
-        0.0,
-        "an evicted User's gauges read 0"
+            "stormwatch_user_flow_rate{user=\"02-00-00-00-00-00-00-00\",flow=\"requests\"}"
+        ),
+        Some(1.0),
+        "the keeper's stay"
     );
     let (status, body) = service.get(&format!("/api/v1/users/{}", fake_user(5)), Some(&ops));
     assert_eq!(status, 404, "{body}");

@@ -66,7 +66,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        state.metrics.render() + &state.names.info_metric(),
+        state.metrics.render() + &crate::user_series::render() + &state.names.info_metric(),
     )
         .into_response()
 }
