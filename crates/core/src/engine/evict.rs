@@ -113,9 +113,10 @@ impl Engine {
     pub(super) fn evict_idle(&mut self, second: i64, budget: usize) {
         let idle = self.config.evict_idle_after_s;
         let cutoff = second - idle;
-        // Held lines name Users by place; they settle within seconds. After a gap in all the data (an outage, a
-        // restart) silence is missing data, not idleness: the clock starts again when the data resumes.
-        if idle <= 0 || self.clock.has_held() || self.live_since > cutoff {
+        // Held lines name Users by place, also while they are being placed again (a batch of them, each of which
+        // may close seconds); they settle within seconds. After a gap in all the data (an outage, a restart)
+        // silence is missing data, not idleness: the clock starts again when the data resumes.
+        if idle <= 0 || self.clock.holding() || self.live_since > cutoff {
             return;
         }
         for _ in 0..budget {

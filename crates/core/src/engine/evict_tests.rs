@@ -355,3 +355,32 @@ fn zero_never_evicts() {
     }
     assert_eq!(engine.user_count(), 2);
 }
+
+/// Held lines name Users by place: while any is held (or being placed again), nobody moves.
+#[test]
+fn nobody_is_evicted_while_lines_are_held() {
+    let mut engine = engine(10);
+    let keeper = user(0);
+    send(&mut engine, 0, made_up(1), EventKind::Request, 1);
+    for second in 0..IDLE_S / 2 {
+        normal(&mut engine, second, keeper);
+    }
+    let ahead = Event::new(T0 + 4 * 3_600_000, keeper, EventKind::Request, 5);
+    assert!(matches!(engine.ingest(&ahead), Ok(Ingested::Held(_))));
+    let later = T0 / 1000 + 10 * IDLE_S;
+    engine.evict_idle(later, 64);
+    assert_eq!(engine.evicted_total(), 0, "a line is held");
+    // Network time moves on without it: the line is judged (refused, out of range) and nothing is held.
+    for second in IDLE_S / 2..IDLE_S / 2 + 120 {
+        normal(&mut engine, second, keeper);
+    }
+    assert_eq!(engine.held_lines(), 0);
+    assert_eq!(engine.evicted_total(), 0, "not idle long enough yet");
+    engine.evict_idle(later, 64);
+    assert_eq!(
+        engine.evicted_total(),
+        1,
+        "the made-up User goes once nothing is held"
+    );
+    assert_places_consistent(&engine);
+}
