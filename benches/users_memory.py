@@ -6,7 +6,13 @@ per second, like tests/bounded_users.rs), waits until the engine holds them all,
 before and after, bytes per User, the size of /metrics, and (after a clean stop, which takes a final snapshot)
 the size of the engine snapshot in the store.
 
-Usage: benches/users_memory.py [--binary target/release/stormwatch] [--users 4096] [--seconds 10]
+With --idle S, the service runs with `evict_idle_after_s = S`; after the measurement one User alone sends a line a
+second for S + 30 s of event time, the others fall idle and are evicted, and resident memory and /metrics are
+measured again with one User left, and once more after a second wave of --users new made-up Users fills the
+table again (freed memory is reused: the allocator need not give it back to the system, so resident memory after
+eviction alone says little). The snapshot is then taken with the second wave in the table.
+
+Usage: benches/users_memory.py [--binary target/release/stormwatch] [--users 4096] [--seconds 10] [--idle 60]
 """
 import argparse
 import re
@@ -41,6 +47,7 @@ def main():
     parser.add_argument("--binary", default="target/release/stormwatch")
     parser.add_argument("--users", type=int, default=4096)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--idle", type=int, default=0, help="evict_idle_after_s; 0 skips the eviction phase")
     args = parser.parse_args()
 
     data_dir = tempfile.mkdtemp(prefix="stormwatch-users-")
@@ -49,8 +56,13 @@ def main():
                                 "--data-dir", data_dir], check=True, capture_output=True, text=True)
         secret = token.stdout.strip().splitlines()[-1].strip()
         http = f"127.0.0.1:{free_port()}"
+        config = []
+        if args.idle > 0:
+            with open(f"{data_dir}/stormwatch.toml", "w") as file:
+                file.write(f"[engine]\nevict_idle_after_s = {args.idle}\n")
+            config = ["--config", f"{data_dir}/stormwatch.toml"]
         service = subprocess.Popen([args.binary, "serve", "--data-dir", data_dir, "--http", http,
-                                    "--ingest", f"127.0.0.1:{free_port()}"], stderr=subprocess.DEVNULL)
+                                    "--ingest", f"127.0.0.1:{free_port()}", *config], stderr=subprocess.DEVNULL)
         try:
             for _ in range(100):
                 try:
@@ -60,22 +72,43 @@ def main():
                     time.sleep(0.1)
             time.sleep(0.5)
             before = rss_kib(service.pid)
-            for second in range(args.seconds):
-                body = "".join(
-                    f'{{"ts":{T0 + second * 1000},"user":"{user(n)}","event":"request","count":1}}\n'
-                    for n in range(args.users)).encode()
+            def post(body):
                 request = urllib.request.Request(f"http://{http}/api/v1/events", data=body, method="POST",
                                                  headers={"Authorization": f"Bearer {secret}"})
                 urllib.request.urlopen(request, timeout=60).read()
-            while True:
-                metrics = urllib.request.urlopen(f"http://{http}/metrics", timeout=10).read()
-                found = re.search(rb"^stormwatch_users (\S+)$", metrics, re.M)
-                if found and float(found.group(1)) >= args.users:
-                    break
-                time.sleep(0.2)
+
+            def users_reach(done):
+                while True:
+                    metrics = urllib.request.urlopen(f"http://{http}/metrics", timeout=10).read()
+                    found = re.search(rb"^stormwatch_users (\S+)$", metrics, re.M)
+                    if found and done(float(found.group(1))):
+                        return
+                    time.sleep(0.2)
+
+            for second in range(args.seconds):
+                post("".join(
+                    f'{{"ts":{T0 + second * 1000},"user":"{user(n)}","event":"request","count":1}}\n'
+                    for n in range(args.users)).encode())
+            users_reach(lambda n: n >= args.users)
             time.sleep(2)
             after = rss_kib(service.pid)
             metrics = urllib.request.urlopen(f"http://{http}/metrics", timeout=10).read()
+            if args.idle > 0:
+                post("".join(
+                    f'{{"ts":{T0 + second * 1000},"user":"{user(0)}","event":"request","count":1}}\n'
+                    for second in range(args.seconds, args.seconds + args.idle + 30)).encode())
+                users_reach(lambda n: n <= 1)
+                time.sleep(2)
+                evicted = rss_kib(service.pid)
+                evicted_metrics = urllib.request.urlopen(f"http://{http}/metrics", timeout=10).read()
+                start = args.seconds + args.idle + 30
+                for second in range(start, start + args.seconds):
+                    post("".join(
+                        f'{{"ts":{T0 + second * 1000},"user":"{user(n)}","event":"request","count":1}}\n'
+                        for n in range(args.users, 2 * args.users)).encode())
+                users_reach(lambda n: n >= args.users)
+                time.sleep(2)
+                refilled = rss_kib(service.pid)
         finally:
             service.terminate()
             service.wait(timeout=60)
@@ -86,6 +119,10 @@ def main():
               f"after = {(after - before) * 1024 / args.users / 1024:.1f} KiB per User; /metrics "
               f"{len(metrics) / 1e6:.2f} MB; snapshot {snapshot / 1e6:.1f} MB "
               f"({snapshot / args.users / 1024:.1f} KiB per User)")
+        if args.idle > 0:
+            print(f"after {args.users - 1} Users idle {args.idle} s and evicted: RSS {evicted / 1024:.1f} MiB, "
+                  f"/metrics {len(evicted_metrics) / 1e6:.2f} MB (evicted Users' series gone); a second wave of "
+                  f"{args.users} new Users fills the table again: RSS {refilled / 1024:.1f} MiB")
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 

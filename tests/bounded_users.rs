@@ -171,3 +171,105 @@ fn at_the_user_cap_lines_are_refused_not_malformed_and_memory_is_measured() {
     );
     assert!(after < 1024 * 1024, "RSS {after} KiB at 4,096 Users");
 }
+
+/// Without a User directory, 4,096 made-up User IDs locked every new real User out for good, and the lock-out
+/// survived restarts because the snapshot restored them. Made-up Users that fall silent are now evicted once idle
+/// for `evict_idle_after_s` of event time (60 s here), a real User gets in, and a restart does not bring them back.
+/// A User that falls silent with messages waiting is never evicted.
+#[test]
+fn made_up_users_that_fall_silent_are_evicted_and_stay_out_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let ingest = token(dir.path(), "exporter", "ingest", None);
+    let config = config_file(dir.path(), "[engine]\nevict_idle_after_s = 60\n");
+    let args: Vec<&str> = config.iter().map(String::as_str).collect();
+    let mut service = Service::start(dir.path(), &args);
+    let counts = |answer: &str| {
+        let answer: serde_json::Value = serde_json::from_str(answer).unwrap();
+        (answer["accepted"].as_u64(), answer["refused"].as_u64())
+    };
+    // 4,095 made-up Users and one real User whose 500 queued messages are never delivered: it falls silent with
+    // a queue, which is a backlog (its exporter may be behind the same firewall), never idleness.
+    let mut flood = lines_for((0..4_095).map(fake_user), T0);
+    flood.extend(
+        format!("{{\"ts\":{T0},\"user\":\"{FIREWALLED}\",\"event\":\"queued\",\"count\":500}}\n")
+            .as_bytes(),
+    );
+    let (status, answer) = service.post("/api/v1/events", Some(&ingest), &flood, &[]);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(counts(&answer), (Some(4_096), Some(0)), "{answer}");
+    let real = |second: i64| lines_for(std::iter::once(LATECOMER.to_owned()), T0 + second * 1_000);
+    let (_, answer) = service.post("/api/v1/events", Some(&ingest), &real(1), &[]);
+    assert_eq!(counts(&answer), (Some(0), Some(1)), "locked out: {answer}");
+    // One made-up User keeps sending (the rest of the network's traffic, moving event time on); the others are
+    // silent from their first line.
+    let mut keeper = Vec::new();
+    for second in 1..=100 {
+        keeper.extend(lines_for(
+            std::iter::once(fake_user(0)),
+            T0 + second * 1_000,
+        ));
+    }
+    let (status, answer) = service.post("/api/v1/events", Some(&ingest), &keeper, &[]);
+    assert_eq!(status, 200, "{answer}");
+    let metrics = service.wait_status("/metrics", 200, 30, |m| {
+        metric(m, "stormwatch_users_evicted_total") == Some(4_094.0)
+            && metric(m, "stormwatch_users") == Some(2.0)
+    });
+    assert!(
+        !metrics.contains("user=\"02-00-00-00-00-00-00-05\""),
+        "an evicted User's series leave /metrics"
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "stormwatch_user_flow_rate{user=\"02-00-00-00-00-00-00-00\",flow=\"requests\"}"
+        ),
+        Some(1.0),
+        "the keeper's stay"
+    );
+    let (status, body) = service.get(&format!("/api/v1/users/{}", fake_user(5)), Some(&ops));
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("evicted from memory at"), "{body}");
+    let silent = service.json(&format!("/api/v1/users/{FIREWALLED}"), &ops);
+    assert_eq!(silent["depth"], 500, "kept with its queue: {silent}");
+    let (_, answer) = service.post("/api/v1/events", Some(&ingest), &real(101), &[]);
+    assert_eq!(
+        counts(&answer),
+        (Some(1), Some(0)),
+        "a real User gets in: {answer}"
+    );
+    service.wait_for("/api/v1/users", &ops, 30, |u| {
+        u.as_array().is_some_and(|u| u.len() == 3)
+    });
+
+    service.stop();
+    let service = Service::start(dir.path(), &args);
+    let users = service.wait_for("/api/v1/users", &ops, 30, |u| {
+        u.as_array().is_some_and(|u| !u.is_empty())
+    });
+    let ids: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["user"].as_str())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        3,
+        "the keeper, the User with a queue and the newcomer, no evicted made-up User: {users}"
+    );
+    assert!(
+        ids.contains(&LATECOMER) && ids.contains(&FIREWALLED),
+        "{users}"
+    );
+    let (status, body) = service.get(&format!("/api/v1/users/{}", fake_user(5)), Some(&ops));
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body.contains("evicted from memory at"),
+        "the record survives: {body}"
+    );
+    let another = lines_for(std::iter::once(HEALTHY.to_owned()), T0 + 102_000);
+    let (_, answer) = service.post("/api/v1/events", Some(&ingest), &another, &[]);
+    assert_eq!(counts(&answer), (Some(1), Some(0)), "{answer}");
+}

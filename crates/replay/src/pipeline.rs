@@ -263,7 +263,7 @@ pub fn replay_detailed(options: &ReplayOptions) -> Result<Replayed, ReplayError>
             events: stats.events,
             malformed,
             late: stats.late,
-            users: engine.user_count() as u64,
+            users: engine.users_seen() as u64,
             first_ts: stats.first_ts,
             last_ts: stats.last_ts,
             elapsed_s: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,

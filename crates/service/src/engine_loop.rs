@@ -164,6 +164,8 @@ pub struct EngineLoop {
     charts_fed_ms: i64,
     /// Where the idle clock last moved event time, so a quiet feed is journalled once, not every second.
     idle_advanced_to: i64,
+    /// Users evicted as of the last tick, so each tick logs only new evictions (one line, not one per User).
+    evicted_logged: u64,
 }
 
 pub fn wall_ms() -> i64 {
@@ -208,6 +210,7 @@ impl EngineLoop {
             charts_saved: Instant::now(),
             charts_fed_ms: i64::MIN,
             idle_advanced_to: i64::MIN,
+            evicted_logged: engine.evicted_total(),
             engine,
         }
     }
@@ -518,6 +521,16 @@ impl EngineLoop {
             ("0.99", quantile(0.99)),
             ("0.999", quantile(0.999)),
         ];
+        let evicted = self.engine.evicted_total();
+        if evicted > self.evicted_logged {
+            tracing::info!(
+                evicted = evicted - self.evicted_logged,
+                users = self.engine.user_count(),
+                idle_s = self.engine.config().evict_idle_after_s,
+                "idle Users evicted from memory"
+            );
+            self.evicted_logged = evicted;
+        }
         let open = self.engine.open_incidents();
         self.publisher.tick(&self.engine, &open, lag, latency);
         self.refresh_open(&open);
@@ -581,7 +594,11 @@ impl EngineLoop {
             .take(MAX_USERS)
             .collect();
         for user in users {
-            let Some(state) = self.engine.users().iter().find(|u| u.id == user) else {
+            let Some(state) = self
+                .engine
+                .user_index(user)
+                .map(|i| &self.engine.users()[i])
+            else {
                 continue;
             };
             let Some(closed) = state.window.closed_through() else {
@@ -621,6 +638,7 @@ impl EngineLoop {
         // The new engine has moved no event time yet: a gap it reaches again (the log's end, as before the
         // rebalance) must close its open seconds again.
         self.idle_advanced_to = i64::MIN;
+        self.evicted_logged = 0;
         self.quiet = true;
         tracing::info!("engine state cleared for a rebuild from the log");
     }

@@ -66,7 +66,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        state.metrics.render() + &state.names.info_metric(),
+        state.metrics.render() + &crate::user_series::render() + &state.names.info_metric(),
     )
         .into_response()
 }
@@ -238,14 +238,18 @@ async fn get_user(
     let user = Eui64::parse(&id)
         .ok_or_else(|| ApiError::field("id", format!("`{id}` is not an EUI-64")))?;
     may_see_user(&who, &id)?;
-    let view = ask(&state, move |engine, _| {
-        engine
-            .users()
-            .iter()
-            .position(|u| u.id == user)
-            .and_then(|index| users_api::view_of(engine, index))
+    let view = ask(&state, move |engine, _| match engine.user_index(user) {
+        Some(index) => Ok(users_api::view_of(engine, index)),
+        None => Err(engine.evicted(user)),
     })
     .await?;
-    view.map(|v| Json(v).into_response())
-        .ok_or_else(|| ApiError::NotFound(format!("no telemetry seen for User {user}")))
+    match view {
+        Ok(Some(view)) => Ok(Json(view).into_response()),
+        Err(Some(evicted)) => Err(ApiError::NotFound(users_api::evicted_message(
+            user, evicted,
+        ))),
+        Ok(None) | Err(None) => Err(ApiError::NotFound(format!(
+            "no telemetry seen for User {user}"
+        ))),
+    }
 }

@@ -94,7 +94,7 @@ fn named(names: &crate::user_directory::Names, record: &IncidentRecord) -> serde
 /// The seconds of `user` the engine's window still holds from `from_s` (or around the onset when nothing is
 /// stored yet) to the last closed one: the live tail of the stored chart.
 fn window_points(engine: &Engine, user: Eui64, from_s: i64) -> Vec<SeriesPoint> {
-    let Some(state) = engine.users().iter().find(|u| u.id == user) else {
+    let Some(state) = engine.user_index(user).map(|index| &engine.users()[index]) else {
         return Vec::new();
     };
     let last_closed = state.view.second;

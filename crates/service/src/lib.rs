@@ -9,6 +9,7 @@ pub mod journal;
 pub mod log_limit;
 pub mod malformed;
 pub mod metrics;
+pub mod user_series;
 pub mod users_api;
 
 pub use config::{IngestAuth, LogFormat, ServeConfig};

@@ -1,34 +1,31 @@
-//! Prometheus metrics: names, the recorder, and the per-tick publication of per-User gauges from the engine's
-//! windows. Nothing here runs per event; handles are registered once and cached.
+//! Prometheus metrics: names, the recorder, and the per-tick publication of engine gauges (the per-User series
+//! are `user_series.rs`). Nothing here runs per event; handles are registered once and cached.
 
 use std::collections::HashMap;
 
 use metrics::{Counter, Gauge, counter, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+use super::user_series;
 use stormwatch_core::engine::Engine;
-use stormwatch_core::engine::window::Flow;
 use stormwatch_core::incident::IncidentKind;
 use stormwatch_core::report::IncidentRecord;
+
+pub use super::user_series::{
+    BACKLOG_AGE, CLOCK_OFFSET, DELIVERING, DEPTH, FLOW_BASELINE, FLOW_RATE, FLOW_RATIO, WATCH,
+};
 
 pub const LINES: &str = "stormwatch_ingest_lines_total";
 pub const MALFORMED: &str = "stormwatch_ingest_malformed_total";
 pub const REFUSED: &str = "stormwatch_ingest_refused_total";
 pub const LATE: &str = "stormwatch_ingest_late_total";
-pub const DEPTH: &str = "stormwatch_user_queue_depth";
-pub const BACKLOG_AGE: &str = "stormwatch_user_backlog_age_seconds";
-pub const FLOW_RATE: &str = "stormwatch_user_flow_rate";
-pub const FLOW_BASELINE: &str = "stormwatch_user_flow_baseline";
-pub const FLOW_RATIO: &str = "stormwatch_user_flow_ratio";
-pub const DELIVERING: &str = "stormwatch_user_delivering";
 pub const OPEN_INCIDENTS: &str = "stormwatch_open_incidents";
 pub const INCIDENTS: &str = "stormwatch_incidents_total";
 pub const LAG: &str = "stormwatch_engine_lag_seconds";
 pub const WATERMARK: &str = "stormwatch_watermark_timestamp_seconds";
 pub const LATENCY: &str = "stormwatch_ingest_latency_seconds";
 pub const USERS: &str = "stormwatch_users";
-pub const CLOCK_OFFSET: &str = "stormwatch_user_clock_offset_seconds";
-pub const WATCH: &str = "stormwatch_user_watch";
+pub const USERS_EVICTED: &str = "stormwatch_users_evicted_total";
 pub const OUT_OF_RANGE: &str = "stormwatch_ingest_out_of_range_total";
 pub const HELD: &str = "stormwatch_ingest_held_lines";
 pub const BUILD_INFO: &str = "stormwatch_build_info";
@@ -86,22 +83,6 @@ fn describe() {
         Unit::Seconds,
         "Time since the engine thread last finished its once-a-second tick"
     );
-    describe_gauge!(DEPTH, "Queue depth of each User at the last closed second");
-    describe_gauge!(
-        BACKLOG_AGE,
-        Unit::Seconds,
-        "Age of the oldest message waiting for each User"
-    );
-    describe_gauge!(
-        FLOW_RATE,
-        "10-second mean rate per second of each User flow"
-    );
-    describe_gauge!(FLOW_BASELINE, "Baseline rate per second of each User flow");
-    describe_gauge!(FLOW_RATIO, "Rate against baseline of each User flow");
-    describe_gauge!(
-        DELIVERING,
-        "1 when the User's deliveries succeeded in the last closed second, else 0"
-    );
     describe_gauge!(OPEN_INCIDENTS, "Open incidents by user, kind and verdict");
     describe_counter!(INCIDENTS, "Incidents opened, by kind");
     describe_gauge!(
@@ -120,14 +101,10 @@ fn describe() {
         "Ingest-to-window latency quantiles (received to applied)"
     );
     describe_gauge!(USERS, "Users tracked");
-    describe_gauge!(
-        CLOCK_OFFSET,
-        Unit::Seconds,
-        "How far each User's clock runs ahead of network event time (negative: behind), once recognised"
-    );
-    describe_gauge!(
-        WATCH,
-        "1 while an anomaly of this kind is on watch for the User (pending: not an incident yet), else 0"
+    describe_counter!(
+        USERS_EVICTED,
+        "Users evicted from memory after evict_idle_after_s of event time without a line (their per-User series \
+         leave /metrics)"
     );
     describe_counter!(
         OUT_OF_RANGE,
@@ -140,53 +117,11 @@ fn describe() {
     describe_gauge!(BUILD_INFO, "Build information");
 }
 
-/// The flows published per User, with their label value.
-const PUBLISHED: [(Flow, &str); 5] = [
-    (Flow::Requests, "requests"),
-    (Flow::Rejected, "rejected"),
-    (Flow::QueuedResponses, "queued_responses"),
-    (Flow::QueuedAlerts, "queued_alerts"),
-    (Flow::Delivered, "delivered"),
-];
-
-struct UserGauges {
-    depth: Gauge,
-    age: Gauge,
-    delivering: Gauge,
-    clock_offset: Gauge,
-    /// By kind, in [`IncidentKind::ALL`] order.
-    watch: [Gauge; 4],
-    rates: Vec<Gauge>,
-    baselines: Vec<Gauge>,
-    ratios: Vec<Gauge>,
-}
-
-impl UserGauges {
-    fn new(user: &str) -> UserGauges {
-        let per_flow = |name: &'static str| {
-            PUBLISHED
-                .iter()
-                .map(|(_, flow)| gauge!(name, "user" => user.to_owned(), "flow" => *flow))
-                .collect()
-        };
-        UserGauges {
-            depth: gauge!(DEPTH, "user" => user.to_owned()),
-            age: gauge!(BACKLOG_AGE, "user" => user.to_owned()),
-            delivering: gauge!(DELIVERING, "user" => user.to_owned()),
-            clock_offset: gauge!(CLOCK_OFFSET, "user" => user.to_owned()),
-            watch: IncidentKind::ALL
-                .map(|kind| gauge!(WATCH, "user" => user.to_owned(), "kind" => kind.as_str())),
-            rates: per_flow(FLOW_RATE),
-            baselines: per_flow(FLOW_BASELINE),
-            ratios: per_flow(FLOW_RATIO),
-        }
-    }
-}
-
 /// Publishes engine state as gauges, once per tick.
 #[derive(Default)]
 pub struct Publisher {
-    users: Vec<UserGauges>,
+    /// The per-User samples' spare buffer (see [`user_series::publish`]).
+    samples: Vec<user_series::Sample>,
     open: HashMap<(String, IncidentKind, &'static str), Gauge>,
     lines: HashMap<&'static str, (Counter, Counter)>,
 }
@@ -223,34 +158,7 @@ impl Publisher {
         lag_s: f64,
         latency: [(&'static str, f64); 3],
     ) {
-        for user in &engine.users()[self.users.len()..] {
-            self.users.push(UserGauges::new(&user.id.to_string()));
-        }
-        for (index, (user, gauges)) in engine.users().iter().zip(&self.users).enumerate() {
-            for (gauge, watch) in gauges.watch.iter().zip(engine.watches_of(index)) {
-                gauge.set(if watch.is_some() { 1.0 } else { 0.0 });
-            }
-            gauges.depth.set(user.depth() as f64);
-            gauges.age.set(user.view.backlog_age_s as f64);
-            gauges
-                .delivering
-                .set(if user.view.now.get(Flow::Delivered) > 0 {
-                    1.0
-                } else {
-                    0.0
-                });
-            gauges
-                .clock_offset
-                .set(user.clock_offset_ms as f64 / 1000.0);
-            let baselines = user.flow_baselines();
-            for (index, (flow, _)) in PUBLISHED.iter().enumerate() {
-                let rate = user.view.short_rate(*flow);
-                let baseline = baselines[index];
-                gauges.rates[index].set(rate);
-                gauges.baselines[index].set(baseline);
-                gauges.ratios[index].set(if baseline > 0.0 { rate / baseline } else { 0.0 });
-            }
-        }
+        user_series::publish(engine, &mut self.samples);
         for gauge in self.open.values() {
             gauge.set(0.0);
         }
@@ -270,6 +178,7 @@ impl Publisher {
         counter!(OUT_OF_RANGE).absolute(engine.out_of_range());
         gauge!(HELD).set(engine.held_lines() as f64);
         gauge!(USERS).set(engine.user_count() as f64);
+        counter!(USERS_EVICTED).absolute(engine.evicted_total());
         gauge!(LAG).set(lag_s);
         if let Some(watermark) = engine.watermark_ms() {
             gauge!(WATERMARK).set(watermark as f64 / 1000.0);
@@ -279,24 +188,9 @@ impl Publisher {
         }
     }
 
-    /// The engine was rebuilt with other Users (a Kafka rebalance): per-User gauges are matched to Users by
-    /// position, so they start again; the old Users' gauges drop to zero rather than show stale values.
+    /// The engine was rebuilt with other Users (a Kafka rebalance): the old Users' series go at once.
     pub fn forget_users(&mut self) {
-        for gauges in self.users.drain(..) {
-            gauges.depth.set(0.0);
-            gauges.age.set(0.0);
-            gauges.delivering.set(0.0);
-            gauges.clock_offset.set(0.0);
-            for gauge in gauges
-                .watch
-                .iter()
-                .chain(&gauges.rates)
-                .chain(&gauges.baselines)
-                .chain(&gauges.ratios)
-            {
-                gauge.set(0.0);
-            }
-        }
+        user_series::clear();
     }
 
     pub fn incident_opened(kind: IncidentKind) {

@@ -3,11 +3,14 @@
 use serde::Serialize;
 
 use stormwatch_core::engine::detect::backlog::DeliveryState;
+use stormwatch_core::engine::evict::Evicted;
 use stormwatch_core::engine::incidents::round2;
 use stormwatch_core::engine::user::UserState;
 use stormwatch_core::engine::window::Flow;
 use stormwatch_core::engine::{Engine, Watch};
 use stormwatch_core::incident::IncidentKind;
+use stormwatch_core::rfc3339::format_ms;
+use stormwatch_core::telemetry::Eui64;
 
 #[derive(Serialize, Debug, Clone, PartialEq)]
 pub struct FlowView {
@@ -96,6 +99,17 @@ pub fn view(user: &UserState, watch: Vec<Watch>) -> UserView {
         watch,
         clock_offset_s: user.clock_offset_ms as f64 / 1000.0,
     }
+}
+
+/// Why an evicted User has no view: when it was last heard from and when it left memory.
+pub fn evicted_message(user: Eui64, evicted: Evicted) -> String {
+    let at = |ms: i64| format_ms(ms).unwrap_or_else(|| format!("{ms} ms"));
+    format!(
+        "User {user} is not tracked now: evicted from memory at {} (event time) after its last telemetry at {}; \
+         it is tracked again, its baselines relearned, when its telemetry resumes",
+        at(evicted.evicted_ms),
+        at(evicted.last_event_ms)
+    )
 }
 
 pub fn all(engine: &Engine) -> Vec<UserView> {

@@ -215,6 +215,25 @@ impl EventClock {
         self.user_epochs.push(0);
     }
 
+    /// No offset run of User `user` is under way.
+    pub(super) fn user_quiet(&self, user: usize) -> bool {
+        self.runs.get(user).is_none_or(Option::is_none)
+    }
+
+    /// User `user` left the table and the last User took its place (`Vec::swap_remove`). Only called while
+    /// nothing is [`holding`](EventClock::holding), as held lines name Users by place.
+    pub(super) fn remove_user(&mut self, user: usize) {
+        if user < self.runs.len() {
+            self.runs.swap_remove(user);
+            self.user_epochs.swap_remove(user);
+        }
+    }
+
+    /// Lines are held, or held lines are being placed again: either way some name Users by their place.
+    pub(super) fn holding(&self) -> bool {
+        self.floor != i64::MAX
+    }
+
     pub(super) fn has_held(&self) -> bool {
         !self.held.is_empty()
     }

@@ -22,6 +22,10 @@ pub struct EngineConfig {
     /// Users tracked at most; lines for further Users are refused (and quarantined by the caller), so that a flood
     /// of bogus User IDs cannot grow memory without bound.
     pub max_users: usize,
+    /// Seconds of event time after a User's last line before it leaves the User table, freeing its slot and its
+    /// memory, provided nothing needs it: no queued messages, no anomaly on watch or open, no incident still in
+    /// the engine naming it. Its baselines are relearned if it comes back (see `engine::evict`). 0 never evicts.
+    pub evict_idle_after_s: i64,
     pub detectors: DetectorConfig,
     pub network: NetworkConfig,
     /// Event-time admission: held lines, clock offsets, jumps and the out-of-range rule.
@@ -44,6 +48,7 @@ impl Default for EngineConfig {
         EngineConfig {
             allowed_lateness_ms: 5_000,
             max_users: 4_096,
+            evict_idle_after_s: 3_600,
             detectors: DetectorConfig::default(),
             network: NetworkConfig::default(),
             clock: ClockConfig::default(),

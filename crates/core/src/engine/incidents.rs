@@ -260,6 +260,20 @@ impl IncidentBook {
         self.list.iter_mut()
     }
 
+    /// True if an incident still held names the User at `user` (open or resolved, until pruned).
+    pub fn names_user(&self, user: usize) -> bool {
+        self.list.iter().any(|i| i.members.contains(&user))
+    }
+
+    /// The User at `from` moved to `to` (the table filled an evicted User's place with its last User).
+    pub fn renumber_user(&mut self, from: usize, to: usize) {
+        for member in self.list.iter_mut().flat_map(|i| i.members.iter_mut()) {
+            if *member == from {
+                *member = to;
+            }
+        }
+    }
+
     /// Drops the oldest incidents that closed before `second`, stopping at the first one still open or recent.
     pub fn prune_closed_before(&mut self, second: i64) -> usize {
         let mut pruned = 0;

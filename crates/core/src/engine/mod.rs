@@ -5,6 +5,7 @@ pub mod baseline;
 pub mod clock;
 pub mod config;
 pub mod detect;
+pub mod evict;
 pub mod incidents;
 pub mod lifecycle;
 pub mod queue_age;
@@ -101,6 +102,11 @@ pub struct Engine {
     /// The Users that exist, when known: others are refused as unknown and never take a slot of the table, so
     /// made-up IDs cannot lock out a real User. Consulted only when a User is first seen (the cold path).
     directory: Option<FxHashSet<Eui64>>,
+    /// Where the next sweep for idle Users starts (see [`evict`]).
+    evict_cursor: usize,
+    evicted: evict::EvictedUsers,
+    /// The first second closed after the latest gap in all the data: idleness is counted from here at the earliest.
+    live_since: i64,
 }
 
 impl Engine {
@@ -120,6 +126,9 @@ impl Engine {
             max_ts: i64::MIN,
             stats: EngineStats::default(),
             directory: None,
+            evict_cursor: 0,
+            evicted: evict::EvictedUsers::default(),
+            live_since: i64::MIN,
         }
     }
 
@@ -210,6 +219,7 @@ impl Engine {
         if self.users.len() >= self.config.max_users {
             return Err(IngestError::UserTableFull(self.config.max_users));
         }
+        self.evicted.returned(id);
         self.index.insert(id, self.users.len() as u32);
         self.users.push(UserState::new(id, second));
         self.clock.add_user();
@@ -245,6 +255,7 @@ impl Engine {
                 }
                 self.clock.skipped_seconds += (target - next) as u64;
                 next = target;
+                self.live_since = target;
                 break;
             }
             self.close_second(next);
@@ -276,6 +287,7 @@ impl Engine {
             }
         }
         self.track_network_peaks();
+        self.evict_idle(second, evict::SCAN_PER_SECOND);
     }
 
     fn on_transition(
@@ -669,6 +681,12 @@ impl Engine {
 
     pub fn user_count(&self) -> usize {
         self.users.len()
+    }
+
+    /// The place of User `id` in [`Engine::users`], if it is in the table. Places change when Users are evicted:
+    /// look a User up again rather than keep its place across calls that may close seconds.
+    pub fn user_index(&self, id: Eui64) -> Option<usize> {
+        self.index.get(&id).map(|&index| index as usize)
     }
 
     pub fn users(&self) -> &[UserState] {

@@ -23,6 +23,17 @@ pub struct EngineSnapshot {
     network_open: [Option<usize>; 4],
     #[serde(default)]
     clock: super::clock::ClockSnapshot,
+    /// Users evicted in all, and the latest ones with when they left (bounded by `max_users`).
+    #[serde(default)]
+    evicted_total: u64,
+    #[serde(default)]
+    evicted: Vec<(crate::telemetry::Eui64, super::evict::Evicted)>,
+    #[serde(default = "long_ago")]
+    live_since: i64,
+}
+
+fn long_ago() -> i64 {
+    i64::MIN
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +58,9 @@ impl Engine {
             incidents: self.incidents.clone(),
             network_open: self.network_open,
             clock: self.clock.snapshot(),
+            evicted_total: self.evicted.total(),
+            evicted: self.evicted.entries(),
+            live_since: self.live_since,
         })
     }
 
@@ -80,6 +94,12 @@ impl Engine {
         engine.max_ts = snapshot.max_ts;
         engine.stats = snapshot.stats;
         engine.clock.restore(snapshot.clock);
+        engine.evicted = super::evict::EvictedUsers::restored(
+            snapshot.evicted_total,
+            snapshot.evicted,
+            engine.config.max_users,
+        );
+        engine.live_since = snapshot.live_since;
         Ok(engine)
     }
 }

@@ -493,6 +493,19 @@ impl UserState {
         self.depth
     }
 
+    /// Nothing waits and nothing is tracked: no queued message (a silent User with a queue is the worst backlog
+    /// of all, never idle), no late queue movement still to apply, every tracker idle.
+    pub fn quiescent(&self) -> bool {
+        self.depth == 0
+            && self.late_moved == 0
+            && self.late_queued == 0
+            && self.late_sample.is_none()
+            && self
+                .trackers
+                .iter()
+                .all(|t| t.phase == super::lifecycle::Phase::Idle)
+    }
+
     /// Closes the empty seconds `from..to` without running the detectors, after a ring of empty seconds has
     /// settled them. Only the latest seconds are written (older ones would leave the ring anyway); the last few
     /// ring slots are left alone, as they may already hold lines for seconds at `to` and after.

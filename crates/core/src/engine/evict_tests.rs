@@ -1,0 +1,386 @@
+use super::super::*;
+use super::{Evicted, EvictedUsers};
+use crate::telemetry::{Event, EventKind};
+
+const T0: i64 = 1_773_100_800_000;
+const IDLE_S: i64 = 600;
+
+fn user(n: u64) -> Eui64 {
+    Eui64(0x90B3_D51F_3001_0000 + n)
+}
+
+fn made_up(n: u64) -> Eui64 {
+    Eui64(0x0200_0000_0000_0000 + n)
+}
+
+fn engine(max_users: usize) -> Engine {
+    let config = EngineConfig {
+        max_users,
+        evict_idle_after_s: IDLE_S,
+        ..EngineConfig::default()
+    };
+    Engine::new(config, ChangeRegister::default())
+}
+
+fn send(engine: &mut Engine, second: i64, user: Eui64, kind: EventKind, value: u64) {
+    let event = Event::new(T0 + second * 1000 + 100, user, kind, value);
+    engine.ingest(&event).unwrap();
+}
+
+/// Normal life of a User for one second: requests, responses queued and delivered.
+fn normal(engine: &mut Engine, second: i64, who: Eui64) {
+    send(engine, second, who, EventKind::Request, 40);
+    send(engine, second, who, EventKind::QueuedResponse, 20);
+    send(engine, second, who, EventKind::Delivered, 20);
+}
+
+/// Normal life until second 300, then responses queued behind a firewall, none delivered, for 200 s; not a line
+/// since (its exporter stopped too).
+fn strand(engine: &mut Engine, second: i64, who: Eui64) {
+    strand_from(engine, second, who, 300);
+}
+
+/// [`strand`], with the firewall going up at second `from`.
+fn strand_from(engine: &mut Engine, second: i64, who: Eui64, from: i64) {
+    match second - from {
+        ..0 => normal(engine, second, who),
+        0..200 => {
+            send(engine, second, who, EventKind::Request, 40);
+            send(engine, second, who, EventKind::QueuedResponse, 20);
+        }
+        _ => {}
+    }
+}
+
+/// Every place the engine keeps for a User names that User.
+fn assert_places_consistent(engine: &Engine) {
+    for (place, state) in engine.users().iter().enumerate() {
+        assert_eq!(engine.user_index(state.id), Some(place));
+    }
+    assert_eq!(engine.index.len(), engine.users.len());
+    assert_eq!(engine.anomalies.len(), engine.users.len());
+}
+
+fn kinds_of(engine: &Engine, who: Eui64) -> Vec<IncidentKind> {
+    let name = who.to_string();
+    engine
+        .incident_records()
+        .iter()
+        .filter(|r| r.user == name || r.users.contains(&name))
+        .map(|r| r.kind)
+        .collect()
+}
+
+#[test]
+fn made_up_users_that_fall_silent_give_their_slots_back() {
+    let mut engine = engine(50);
+    let keeper = user(0);
+    send(&mut engine, 0, keeper, EventKind::Request, 5);
+    for n in 0..49 {
+        send(&mut engine, 0, made_up(n), EventKind::Request, 1);
+    }
+    let newcomer = Event::new(T0 + 10_100, user(1), EventKind::Request, 5);
+    for second in 1..=10 {
+        normal(&mut engine, second, keeper);
+    }
+    assert_eq!(
+        engine.ingest(&newcomer),
+        Err(IngestError::UserTableFull(50)),
+        "the table is full of made-up Users"
+    );
+    for second in 11..IDLE_S + 60 {
+        normal(&mut engine, second, keeper);
+    }
+    assert_eq!(engine.user_count(), 1, "only the keeper is left");
+    assert_eq!(engine.evicted_total(), 49);
+    let gone = engine.evicted(made_up(7)).expect("recorded as evicted");
+    assert_eq!(gone.last_event_ms, T0);
+    assert!(gone.evicted_ms >= T0 + IDLE_S * 1000);
+    assert_places_consistent(&engine);
+    let later = Event::new(
+        T0 + (IDLE_S + 60) * 1000 + 100,
+        user(1),
+        EventKind::Request,
+        5,
+    );
+    assert_eq!(
+        engine.ingest(&later),
+        Ok(Ingested::Taken),
+        "a real User gets in"
+    );
+    assert_eq!(engine.user_count(), 2);
+    // A made-up User that comes back is a new User again, and no longer listed as evicted.
+    let back = Event::new(
+        T0 + (IDLE_S + 60) * 1000 + 200,
+        made_up(7),
+        EventKind::Request,
+        1,
+    );
+    assert_eq!(engine.ingest(&back), Ok(Ingested::Taken));
+    assert_eq!(engine.evicted(made_up(7)), None);
+    assert_places_consistent(&engine);
+}
+
+/// A silent User with messages waiting is the firewall incident itself: it is never idle.
+#[test]
+fn a_user_with_queued_messages_or_an_incident_is_never_evicted() {
+    let mut engine = engine(10);
+    let keeper = user(0);
+    let stranded = user(1);
+    let stormy = user(2);
+    for second in 0..400 {
+        normal(&mut engine, second, keeper);
+        if second < 300 {
+            normal(&mut engine, second, stormy);
+        }
+        strand_from(&mut engine, second, stranded, 500);
+    }
+    // The stormy User storms for a minute, calms down, then falls silent.
+    for second in 400..700 {
+        normal(&mut engine, second, keeper);
+        let requests = if second < 460 { 400 } else { 40 };
+        send(&mut engine, second, stormy, EventKind::Request, requests);
+        // The firewall goes up after the storm opened: the storm's incident is older and can be pruned first.
+        strand_from(&mut engine, second, stranded, 500);
+    }
+    for second in 700..700 + 3 * IDLE_S {
+        normal(&mut engine, second, keeper);
+    }
+    assert!(
+        engine.user_index(stranded).is_some(),
+        "a User with a queue stays"
+    );
+    let place = engine.user_index(stranded).unwrap();
+    assert!(engine.users()[place].depth() >= 1_000);
+    assert!(kinds_of(&engine, stranded).contains(&IncidentKind::Backlog));
+    assert!(
+        kinds_of(&engine, stormy).contains(&IncidentKind::RequestStorm),
+        "{:?}",
+        engine.incident_records()
+    );
+    assert!(
+        engine.user_index(stormy).is_some(),
+        "an incident still in the engine names the stormy User: it stays until the incident is pruned"
+    );
+    assert_eq!(engine.evicted_total(), 0);
+    // Once the resolved storm is pruned (the service persists it first), nothing needs the stormy User.
+    assert!(engine.prune_closed(60) >= 1);
+    let end = 700 + 3 * IDLE_S;
+    for second in end..end + 30 {
+        normal(&mut engine, second, keeper);
+    }
+    assert_eq!(
+        engine.user_index(stormy),
+        None,
+        "evicted once nothing names it"
+    );
+    assert!(engine.user_index(stranded).is_some());
+    assert_places_consistent(&engine);
+}
+
+/// The last User fills an evicted User's place: its open incident must still name it, not whoever sat there.
+#[test]
+fn an_open_incident_follows_its_user_to_a_new_place() {
+    let mut engine = engine(10);
+    let keeper = user(0);
+    let stranded = user(1);
+    for second in 0..IDLE_S + 60 {
+        normal(&mut engine, second, keeper);
+        if second == 0 {
+            send(&mut engine, second, made_up(1), EventKind::Request, 1);
+        }
+        strand(&mut engine, second, stranded);
+    }
+    assert_eq!(engine.evicted_total(), 1);
+    assert_eq!(
+        engine.user_index(stranded),
+        Some(1),
+        "moved into the made-up User's place"
+    );
+    let open = engine.open_incidents();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].user, stranded.to_string());
+    assert!(engine.users()[1].depth() >= 1_000);
+    assert!(engine.watches_of(1).iter().all(Option::is_none));
+    assert_places_consistent(&engine);
+}
+
+/// Baselines are relearned, not kept: after an hour of silence a kept baseline would have learned that silence,
+/// and the User's normal traffic would page as a storm. A returning User is cold and pages nothing.
+#[test]
+fn a_returning_user_is_not_paged_for_its_normal_traffic() {
+    let mut engine = engine(10);
+    let keeper = user(0);
+    let returning = user(1);
+    for second in 0..900 {
+        normal(&mut engine, second, keeper);
+        normal(&mut engine, second, returning);
+    }
+    // An hour of silence: kept in the table, its baselines would learn that silence and its normal traffic would
+    // then page as a request storm (it does with eviction off).
+    let back = 900 + 3_600;
+    for second in 900..back {
+        normal(&mut engine, second, keeper);
+    }
+    assert!(engine.evicted(returning).is_some(), "evicted while silent");
+    for second in back..back + 1_200 {
+        normal(&mut engine, second, keeper);
+        normal(&mut engine, second, returning);
+    }
+    engine.finish();
+    assert_eq!(kinds_of(&engine, returning), Vec::new());
+    assert!(engine.incident_records().is_empty());
+    assert!(engine.watches().next().is_none());
+    let place = engine.user_index(returning).unwrap();
+    let baseline = engine.users()[place].flow_baselines()[0];
+    assert!((baseline - 40.0).abs() < 1.0, "relearned: {baseline}");
+}
+
+/// Made-up Users that each send one line per idle period are active Users, by design: they keep their slots and
+/// still lock new Users out. The User directory is the defence against that (unknown Users never take a slot).
+#[test]
+fn made_up_users_kept_alive_still_fill_the_table() {
+    let mut engine = engine(20);
+    let keeper = user(0);
+    for second in 0..3 * IDLE_S {
+        normal(&mut engine, second, keeper);
+        if second % (IDLE_S / 2) == 0 {
+            for n in 0..19 {
+                send(&mut engine, second, made_up(n), EventKind::Request, 1);
+            }
+        }
+    }
+    assert_eq!(engine.evicted_total(), 0);
+    let newcomer = Event::new(T0 + 3 * IDLE_S * 1000, user(1), EventKind::Request, 5);
+    assert_eq!(
+        engine.ingest(&newcomer),
+        Err(IngestError::UserTableFull(20))
+    );
+}
+
+/// When all the data stops (an exporter outage, a restart), silence is missing data: nobody is idle for it, and
+/// every User keeps its baselines when the data resumes.
+#[test]
+fn a_gap_in_all_the_data_evicts_nobody() {
+    let mut engine = engine(10);
+    for second in 0..600 {
+        for n in 0..3 {
+            normal(&mut engine, second, user(n));
+        }
+    }
+    let resume = 600 + 2 * IDLE_S;
+    for second in resume..resume + 120 {
+        // The Users come back one after another over two minutes.
+        for n in 0..3 {
+            if second >= resume + 40 * n as i64 {
+                normal(&mut engine, second, user(n));
+            }
+        }
+    }
+    assert_eq!(engine.evicted_total(), 0);
+    assert_eq!(engine.user_count(), 3);
+}
+
+/// The lock-out does not survive a restart: evicted Users are not in a snapshot, and a snapshot taken while the
+/// made-up Users still sat in the table lets them go once they have been idle long enough.
+#[test]
+fn evicted_users_stay_out_after_a_restart() {
+    let mut engine = engine(20);
+    let keeper = user(0);
+    for n in 0..19 {
+        send(&mut engine, 0, made_up(n), EventKind::Request, 1);
+    }
+    for second in 0..60 {
+        normal(&mut engine, second, keeper);
+    }
+    let bytes = engine.snapshot().unwrap();
+    let mut engine =
+        Engine::restore(&bytes, engine.config().clone(), ChangeRegister::default()).unwrap();
+    assert_eq!(engine.user_count(), 20, "not yet idle long enough");
+    for second in 60..IDLE_S + 60 {
+        normal(&mut engine, second, keeper);
+    }
+    assert_eq!(engine.user_count(), 1);
+    let bytes = engine.snapshot().unwrap();
+    let mut engine =
+        Engine::restore(&bytes, engine.config().clone(), ChangeRegister::default()).unwrap();
+    assert_eq!(engine.user_count(), 1, "evicted Users are not restored");
+    assert_eq!(
+        engine.users_seen(),
+        20,
+        "the report still counts them as seen"
+    );
+    assert_eq!(engine.evicted_total(), 19);
+    assert!(engine.evicted(made_up(3)).is_some());
+    assert_places_consistent(&engine);
+    send(&mut engine, IDLE_S + 60, user(1), EventKind::Request, 5);
+    assert_eq!(engine.user_count(), 2);
+}
+
+#[test]
+fn the_evicted_record_is_bounded() {
+    let mut record = EvictedUsers::default();
+    let at = Evicted {
+        last_event_ms: 0,
+        evicted_ms: 1,
+    };
+    for n in 0..1_000 {
+        record.record(made_up(n % 300), at, 100);
+        if n % 7 == 0 {
+            record.returned(made_up(n % 300));
+        }
+    }
+    assert_eq!(record.total(), 1_000);
+    assert!(record.by_user.len() <= 100);
+    assert!(record.order.len() <= 200);
+    assert!(
+        record.get(made_up(999 % 300)).is_some(),
+        "the newest is kept"
+    );
+    assert_eq!(record.entries().len(), record.by_user.len());
+}
+
+#[test]
+fn zero_never_evicts() {
+    let mut engine = Engine::new(
+        EngineConfig {
+            evict_idle_after_s: 0,
+            ..EngineConfig::default()
+        },
+        ChangeRegister::default(),
+    );
+    send(&mut engine, 0, made_up(1), EventKind::Request, 1);
+    for second in 0..2 * IDLE_S {
+        normal(&mut engine, second, user(0));
+    }
+    assert_eq!(engine.user_count(), 2);
+}
+
+/// Held lines name Users by place: while any is held (or being placed again), nobody moves.
+#[test]
+fn nobody_is_evicted_while_lines_are_held() {
+    let mut engine = engine(10);
+    let keeper = user(0);
+    send(&mut engine, 0, made_up(1), EventKind::Request, 1);
+    for second in 0..IDLE_S / 2 {
+        normal(&mut engine, second, keeper);
+    }
+    let ahead = Event::new(T0 + 4 * 3_600_000, keeper, EventKind::Request, 5);
+    assert!(matches!(engine.ingest(&ahead), Ok(Ingested::Held(_))));
+    let later = T0 / 1000 + 10 * IDLE_S;
+    engine.evict_idle(later, 64);
+    assert_eq!(engine.evicted_total(), 0, "a line is held");
+    // Network time moves on without it: the line is judged (refused, out of range) and nothing is held.
+    for second in IDLE_S / 2..IDLE_S / 2 + 120 {
+        normal(&mut engine, second, keeper);
+    }
+    assert_eq!(engine.held_lines(), 0);
+    assert_eq!(engine.evicted_total(), 0, "not idle long enough yet");
+    engine.evict_idle(later, 64);
+    assert_eq!(
+        engine.evicted_total(),
+        1,
+        "the made-up User goes once nothing is held"
+    );
+    assert_places_consistent(&engine);
+}
