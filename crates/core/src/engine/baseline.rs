@@ -13,6 +13,11 @@ pub struct BaselineConfig {
     /// burst cannot inflate the baseline.
     pub clip_factor: f64,
     pub clip_floor: f64,
+    /// A User not heard at all (no line of any kind) for longer than this learns nothing until it is heard again:
+    /// its exporter or the network to it has stopped, and missing data is unknown, not zero traffic. Learned as
+    /// zeros, a silence of 15 minutes would drag the baseline down until the User's normal traffic, on its return,
+    /// paged as a storm. 0 learns through every silence.
+    pub pause_after_silence_s: u32,
 }
 
 impl Default for BaselineConfig {
@@ -22,6 +27,7 @@ impl Default for BaselineConfig {
             warmup_s: 300,
             clip_factor: 3.0,
             clip_floor: 5.0,
+            pause_after_silence_s: 60,
         }
     }
 }

@@ -6,10 +6,9 @@
 //! renumbered in the same step, so an index never silently names another User. References held outside the
 //! engine are never kept across ticks (the service looks Users up by ID).
 //!
-//! Baselines are relearned, not kept: after an hour of silence a User's EWMA baselines have learned that silence
-//! (time constant 600 s: e^-6 of their old level is left), so a kept one would page the User's normal traffic as a
-//! storm the moment it resumed. A returning User starts cold instead; a cold baseline never pages until it has
-//! warmed up on the User's own traffic (`BaselineConfig::warmup_s`). What is kept is only when each evicted User was
+//! Baselines are relearned, not kept: a returning User starts cold, and a cold baseline never pages until it has
+//! warmed up on the User's own traffic (`BaselineConfig::warmup_s`). An hour on, the User's traffic may well have
+//! another daily level than the one it left with. What is kept is only when each evicted User was
 //! last heard from and when it left, in a record bounded by `max_users`, for the API.
 
 use std::collections::VecDeque;

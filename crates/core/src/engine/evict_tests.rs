@@ -205,8 +205,7 @@ fn an_open_incident_follows_its_user_to_a_new_place() {
     assert_places_consistent(&engine);
 }
 
-/// Baselines are relearned, not kept: after an hour of silence a kept baseline would have learned that silence,
-/// and the User's normal traffic would page as a storm. A returning User is cold and pages nothing.
+/// Baselines are relearned, not kept: a returning User is cold, pages nothing, and learns its rate again.
 #[test]
 fn a_returning_user_is_not_paged_for_its_normal_traffic() {
     let mut engine = engine(10);
@@ -216,8 +215,7 @@ fn a_returning_user_is_not_paged_for_its_normal_traffic() {
         normal(&mut engine, second, keeper);
         normal(&mut engine, second, returning);
     }
-    // An hour of silence: kept in the table, its baselines would learn that silence and its normal traffic would
-    // then page as a request storm (it does with eviction off).
+    // An hour of silence, and the User is evicted.
     let back = 900 + 3_600;
     for second in 900..back {
         normal(&mut engine, second, keeper);
@@ -234,6 +232,47 @@ fn a_returning_user_is_not_paged_for_its_normal_traffic() {
     let place = engine.user_index(returning).unwrap();
     let baseline = engine.users()[place].flow_baselines()[0];
     assert!((baseline - 40.0).abs() < 1.0, "relearned: {baseline}");
+}
+
+/// A User silent for minutes but not evicted (its exporter stopped, or eviction is off) learns nothing while it
+/// is unheard, so its normal traffic does not page when it resumes. It paged for silences of 15 minutes and more
+/// when every closed second taught its baselines a zero.
+#[test]
+fn a_user_silent_for_minutes_is_not_paged_when_it_resumes() {
+    for silence_min in [15, 30, 50] {
+        let mut engine = Engine::new(
+            EngineConfig {
+                evict_idle_after_s: 0,
+                ..EngineConfig::default()
+            },
+            ChangeRegister::default(),
+        );
+        let (keeper, returning) = (user(0), user(1));
+        for second in 0..900 {
+            normal(&mut engine, second, keeper);
+            normal(&mut engine, second, returning);
+        }
+        let back = 900 + silence_min * 60;
+        for second in 900..back {
+            normal(&mut engine, second, keeper);
+        }
+        for second in back..back + 900 {
+            normal(&mut engine, second, keeper);
+            normal(&mut engine, second, returning);
+        }
+        engine.finish();
+        assert!(
+            engine.incident_records().is_empty(),
+            "after {silence_min} min of silence: {:#?}",
+            engine.incident_records()
+        );
+        let place = engine.user_index(returning).unwrap();
+        let baseline = engine.users()[place].flow_baselines()[0];
+        assert!(
+            (baseline - 40.0).abs() < 1.0,
+            "kept through the silence: {baseline}"
+        );
+    }
 }
 
 /// Made-up Users that each send one line per idle period are active Users, by design: they keep their slots and

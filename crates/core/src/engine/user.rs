@@ -333,9 +333,11 @@ impl UserState {
             recent_persistent: self.recent_failures[1],
         };
         let view = self.view;
-        let learning = |kind: IncidentKind| !self.trackers[kind as usize].is_active();
         let d = &config.detectors;
         let b = &d.baselines;
+        let pause = b.pause_after_silence_s;
+        let silent = pause > 0 && second - self.last_event_second > i64::from(pause);
+        let learning = |kind: IncidentKind| !silent && !self.trackers[kind as usize].is_active();
         let readings = [
             self.detectors
                 .backlog
