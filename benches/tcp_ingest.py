@@ -18,6 +18,7 @@ import json
 import multiprocessing
 import os
 import re
+import resource
 import shutil
 import socket
 import ssl
@@ -117,6 +118,27 @@ def wait_counted(http, target, timeout=600):
     raise SystemExit(f"only {counted(http)[0]} of {target} lines counted")
 
 
+def thread_cpu(pid):
+    """CPU seconds of the service by thread name (engine, tokio-rt-worker, ...), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat") as stat:
+                text = stat.read()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text[text.rindex(")") + 2:].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
+def senders_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -158,13 +180,23 @@ def main():
         payloads = [build_lines(args.lines_per_sender, s) for s in range(args.senders)]
         total = args.lines_per_sender * args.senders
         size = sum(len(p) for p in payloads)
+        cpu_before, senders_before = thread_cpu(service.pid), senders_cpu()
         start = time.perf_counter()
-        with multiprocessing.Pool(args.senders) as pool:
-            pool.starmap(send, [(address, p, 0, args.lines_per_sender, tls_dir) for p in payloads])
+        pool = multiprocessing.Pool(args.senders)
+        pool.starmap(send, [(address, p, 0, args.lines_per_sender, tls_dir) for p in payloads])
+        pool.close()
+        pool.join()
+        senders = senders_cpu() - senders_before
         wait_counted(http, total)
         elapsed = time.perf_counter() - start
+        cpu = thread_cpu(service.pid)
+        cpu = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in cpu.items()}
         print(f"throughput{' (TLS)' if args.tls else ''}: {total:,} lines ({size / 1e6:.0f} MB) from {args.senders} senders in {elapsed:.2f} s "
               f"= {total / elapsed / 1e6:.2f} M lines/s, {size / elapsed / 1e6:.0f} MB/s")
+        # Where the CPU went (on a machine with few cores the sum, not one thread, can be the bound).
+        busy = sorted(((s, n) for n, s in cpu.items() if s >= 0.01), reverse=True)
+        print(f"  cpu: {elapsed * os.cpu_count():.2f} core-s available; senders {senders:.2f} s; service "
+              f"{sum(cpu.values()):.2f} s (" + ", ".join(f"{n} {s:.2f}" for s, n in busy) + ")")
 
         if args.throughput_only:
             return

@@ -1,0 +1,208 @@
+//! The bytes of lines the engine holds while their event time is in doubt, kept until the engine settles them
+//! (only a refused one is ever read back, to quarantine it). The engine hands out hold tokens in increasing
+//! order, so the lines sit in a deque indexed by token and their bytes in one arena: holding a line costs an
+//! append and settling it a flag, with no hashing and no allocation per line once the buffers are warm (a fast
+//! sender ahead of slow ones can have most lines held, and a map of owned copies was then most of the engine
+//! thread's time).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// One held line: where its bytes are in the arena (absolute offsets), its source and line number.
+struct Slot {
+    source: Arc<str>,
+    line: u64,
+    start: usize,
+    len: usize,
+    settled: bool,
+}
+
+/// A held line given back when the engine refuses it.
+pub struct Refused<'a> {
+    pub source: &'a str,
+    pub line: u64,
+    pub bytes: &'a [u8],
+}
+
+#[derive(Default)]
+pub struct HeldLines {
+    /// Token of `slots[0]`.
+    first_token: u64,
+    slots: VecDeque<Slot>,
+    /// Bytes of the held lines; `arena[0]` is at absolute offset `arena_base`.
+    arena: Vec<u8>,
+    arena_base: usize,
+    /// Lines held and not yet settled.
+    live: usize,
+}
+
+impl HeldLines {
+    /// Keeps a held line's bytes. Tokens come from one engine in increasing order; a token below the last one
+    /// (a rebuilt engine counting again) starts afresh, since the old engine's tokens will never settle.
+    pub fn insert(&mut self, token: u64, source: &Arc<str>, line: u64, bytes: &[u8]) {
+        let next = self.first_token + self.slots.len() as u64;
+        if self.slots.is_empty() || token < next {
+            self.clear();
+            self.first_token = token;
+        } else {
+            // Tokens the engine used while nobody kept their lines (journal replay) are settled already.
+            for _ in next..token {
+                self.slots.push_back(Slot {
+                    source: source.clone(),
+                    line: 0,
+                    start: self.arena_base + self.arena.len(),
+                    len: 0,
+                    settled: true,
+                });
+            }
+        }
+        let start = self.arena_base + self.arena.len();
+        self.arena.extend_from_slice(bytes);
+        self.slots.push_back(Slot {
+            source: source.clone(),
+            line,
+            start,
+            len: bytes.len(),
+            settled: false,
+        });
+        self.live += 1;
+    }
+
+    /// The engine placed the line: its bytes are no longer needed.
+    pub fn release(&mut self, token: u64) {
+        if let Some(index) = self.unsettled(token) {
+            self.slots[index].settled = true;
+            self.live -= 1;
+            self.trim();
+        }
+    }
+
+    /// The engine refused the line: `keep` gets its bytes (to quarantine them), then they are dropped.
+    pub fn refuse(&mut self, token: u64, keep: impl FnOnce(Refused<'_>)) {
+        let Some(index) = self.unsettled(token) else {
+            return;
+        };
+        let slot = &mut self.slots[index];
+        slot.settled = true;
+        let start = slot.start - self.arena_base;
+        keep(Refused {
+            source: &slot.source,
+            line: slot.line,
+            bytes: &self.arena[start..start + slot.len],
+        });
+        self.live -= 1;
+        self.trim();
+    }
+
+    pub fn clear(&mut self) {
+        self.slots.clear();
+        self.arena.clear();
+        self.arena_base = 0;
+        self.live = 0;
+    }
+
+    /// The index of the unsettled slot for `token`, if it is one we keep.
+    fn unsettled(&self, token: u64) -> Option<usize> {
+        let index = usize::try_from(token.checked_sub(self.first_token)?).ok()?;
+        self.slots
+            .get(index)
+            .filter(|slot| !slot.settled)
+            .map(|_| index)
+    }
+
+    /// Drops settled lines from the front, and moves the arena down once most of it is spent, so memory stays
+    /// at what the oldest unsettled line pins.
+    fn trim(&mut self) {
+        while self.slots.front().is_some_and(|slot| slot.settled) {
+            self.slots.pop_front();
+            self.first_token += 1;
+        }
+        let Some(front) = self.slots.front() else {
+            self.arena.clear();
+            return;
+        };
+        let spent = front.start - self.arena_base;
+        if spent > 0 && spent >= self.arena.len() / 2 {
+            self.arena.drain(..spent);
+            self.arena_base = front.start;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(lines: &mut HeldLines, token: u64, text: &str) {
+        let source: Arc<str> = Arc::from("tcp:test");
+        lines.insert(token, &source, token + 1, text.as_bytes());
+    }
+
+    fn refused(lines: &mut HeldLines, token: u64) -> Option<(u64, String)> {
+        let mut got = None;
+        lines.refuse(token, |r| {
+            got = Some((r.line, String::from_utf8_lossy(r.bytes).into_owned()))
+        });
+        got
+    }
+
+    #[test]
+    fn a_refused_line_comes_back_whole_after_others_settle_out_of_order() {
+        let mut lines = HeldLines::default();
+        for token in 0..6 {
+            held(&mut lines, token, &format!("line {token}"));
+        }
+        lines.release(2);
+        lines.release(0);
+        lines.release(1);
+        assert_eq!(refused(&mut lines, 4), Some((5, "line 4".into())));
+        assert_eq!(refused(&mut lines, 3), Some((4, "line 3".into())));
+        assert_eq!(lines.live, 1);
+        assert_eq!(refused(&mut lines, 5), Some((6, "line 5".into())));
+        assert_eq!(lines.live, 0);
+        assert!(lines.arena.is_empty(), "nothing pinned once all settled");
+    }
+
+    #[test]
+    fn unknown_settled_twice_and_gap_tokens_are_ignored() {
+        let mut lines = HeldLines::default();
+        held(&mut lines, 10, "ten");
+        // Tokens 11..13 were held during journal replay: nobody kept them.
+        held(&mut lines, 14, "fourteen");
+        assert_eq!(refused(&mut lines, 12), None);
+        assert_eq!(refused(&mut lines, 3), None);
+        lines.release(10);
+        lines.release(10);
+        assert_eq!(lines.live, 1);
+        assert_eq!(refused(&mut lines, 14), Some((15, "fourteen".into())));
+        assert_eq!(refused(&mut lines, 14), None);
+    }
+
+    #[test]
+    fn a_rebuilt_engine_counting_from_zero_starts_afresh() {
+        let mut lines = HeldLines::default();
+        held(&mut lines, 7, "old");
+        held(&mut lines, 0, "new");
+        assert_eq!(lines.live, 1);
+        assert_eq!(refused(&mut lines, 0), Some((1, "new".into())));
+    }
+
+    #[test]
+    fn memory_stays_bounded_by_what_is_unsettled() {
+        let mut lines = HeldLines::default();
+        let line = "x".repeat(100);
+        for token in 0..100_000u64 {
+            held(&mut lines, token, &line);
+            if token >= 10 {
+                lines.release(token - 10);
+            }
+        }
+        assert_eq!(lines.live, 10);
+        assert!(lines.slots.len() <= 11);
+        assert!(
+            lines.arena.len() <= 100 * 22,
+            "arena {} bytes",
+            lines.arena.len()
+        );
+    }
+}
