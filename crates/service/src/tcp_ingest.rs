@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam::channel::{Sender, TrySendError};
 use metrics::{counter, gauge};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
@@ -44,8 +44,8 @@ pub struct TcpSettings {
     pub tls: Option<TlsAcceptor>,
 }
 
-/// Accepts connections for as long as the runtime runs. Connections over the cap are told why and closed at once,
-/// so a flood of idle sockets costs neither threads nor memory.
+/// Accepts connections for as long as the runtime runs. Connections over the cap are closed at once (plain ones
+/// told why), so a flood of idle sockets costs neither threads nor memory.
 pub async fn serve(listener: TcpListener, settings: TcpSettings, engine: Sender<EngineInput>) {
     let slots = Arc::new(Semaphore::new(settings.max_connections.max(1)));
     let settings = Arc::new(settings);
@@ -63,12 +63,10 @@ pub async fn serve(listener: TcpListener, settings: TcpSettings, engine: Sender<
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             counter!(CONNECTIONS_REFUSED, "listener" => "tcp", "reason" => "cap").increment(1);
             tracing::debug!(%peer, cap = settings.max_connections, "ingest connection refused: at the cap");
+            let tls = settings.tls.is_some();
             tokio::spawn(async move {
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(1),
-                    stream.write_all(b"ERR too many connections\n"),
-                )
-                .await;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), refuse(&mut stream, tls)).await;
             });
             continue;
         };
@@ -98,6 +96,19 @@ pub async fn serve(listener: TcpListener, settings: TcpSettings, engine: Sender<
             gauge!(CONNECTIONS, "listener" => "tcp").decrement(1.0);
         });
     }
+}
+
+/// Ends a connection over the cap. A plain client is told why; a TLS client gets nothing: plain text on a TLS
+/// port reads as a corrupt record, and answering inside TLS would cost a full handshake for every connection a
+/// flood opens. Either way the close is a FIN, not a reset: what the client already sent (its `ClientHello`, its
+/// first lines) is read and dropped first, so a reset cannot destroy the reason before the client reads it.
+async fn refuse(stream: &mut TcpStream, tls: bool) {
+    if !tls {
+        let _ = stream.write_all(b"ERR too many connections\n").await;
+    }
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 4096];
+    while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
 }
 
 /// Hands a batch to the engine's bounded queue, waiting while it is full: the backpressure every connection
