@@ -24,8 +24,11 @@ use stormwatch_core::telemetry::framing::LineFramer;
 
 /// Block size for live sources: small enough for latency, large enough to amortise the channel.
 const LIVE_BLOCK: usize = 256 * 1024;
-/// Bytes asked of the socket per read: as much as a block, so batches stay large and few.
+/// Bytes asked of the socket per read once lines flow: as much as a block, so batches stay large and few.
 const READ_BYTES: usize = LIVE_BLOCK;
+/// The first reads ask for this much: a connection that stays idle (up to the cap of them) costs a few KiB,
+/// not a block; the buffer grows to `READ_BYTES` at the first read that fills it.
+const FIRST_READ_BYTES: usize = 8 * 1024;
 /// The handshake line is `AUTH <token>`; anything longer is not one.
 const MAX_AUTH_LINE: usize = 512;
 
@@ -157,8 +160,12 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     }
     tracing::info!(%peer, "ingest connection opened");
     let source: Arc<str> = Arc::from(source);
+    let mut buffer = vec![0; FIRST_READ_BYTES];
+    if feed.bytes.is_empty() {
+        // The framer's first fill takes a whole block of memory: a connection that stays idle never gets one.
+        read_into(&mut stream, &mut buffer, &mut feed, peer, settings).await;
+    }
     let mut framer = LineFramer::streaming(feed, LIVE_BLOCK);
-    let mut buffer = vec![0; READ_BYTES];
     let ended = loop {
         match framer.next_chunk() {
             Ok(Some(chunk)) => {
@@ -176,21 +183,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Ok(None) => break "closed",
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                let feed = framer.get_mut();
-                match tokio::time::timeout(settings.idle_timeout, stream.read(&mut buffer)).await {
-                    Ok(Ok(0)) => feed.eof = true,
-                    Ok(Ok(n)) => feed.push(&buffer[..n]),
-                    Ok(Err(error)) => {
-                        tracing::warn!(%peer, %error, "ingest connection read failed");
-                        feed.eof = true;
-                    }
-                    Err(_) => {
-                        counter!(CONNECTIONS_REFUSED, "listener" => "tcp", "reason" => "idle")
-                            .increment(1);
-                        tracing::info!(%peer, idle_s = settings.idle_timeout.as_secs(), "ingest connection idle: closing it");
-                        feed.eof = true;
-                    }
-                }
+                read_into(&mut stream, &mut buffer, framer.get_mut(), peer, settings).await;
             }
             Err(error) => {
                 tracing::warn!(%peer, %error, "ingest connection framing failed");
@@ -201,6 +194,35 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     // A clean end for TLS clients (close_notify) and a FIN for plain ones, rather than a bare drop.
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
     tracing::info!(%peer, lines = framer.next_line() - 1, ended, "ingest connection closed");
+}
+
+/// One read from the socket into `feed`, waiting at most the idle timeout; the end of the stream, a failed read
+/// and an idle connection all end the feed.
+async fn read_into<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buffer: &mut Vec<u8>,
+    feed: &mut Feed,
+    peer: SocketAddr,
+    settings: &TcpSettings,
+) {
+    match tokio::time::timeout(settings.idle_timeout, stream.read(buffer)).await {
+        Ok(Ok(0)) => feed.eof = true,
+        Ok(Ok(n)) => {
+            feed.push(&buffer[..n]);
+            if n == buffer.len() && n < READ_BYTES {
+                buffer.resize(READ_BYTES, 0);
+            }
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%peer, %error, "ingest connection read failed");
+            feed.eof = true;
+        }
+        Err(_) => {
+            counter!(CONNECTIONS_REFUSED, "listener" => "tcp", "reason" => "idle").increment(1);
+            tracing::info!(%peer, idle_s = settings.idle_timeout.as_secs(), "ingest connection idle: closing it");
+            feed.eof = true;
+        }
+    }
 }
 
 /// Reads `AUTH <token>` and checks the token; returns the token's name. Bytes after the line are the first
