@@ -8,12 +8,11 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// One held line: where its bytes are in the arena (absolute offsets), its source and line number.
+/// One held line: where its bytes are in the arena (absolute offsets) and its line number.
 struct Slot {
-    source: Arc<str>,
     line: u64,
     start: usize,
-    len: usize,
+    len: u32,
     settled: bool,
 }
 
@@ -29,6 +28,9 @@ pub struct HeldLines {
     /// Token of `slots[0]`.
     first_token: u64,
     slots: VecDeque<Slot>,
+    /// Each run of held lines from one source, by its first token: a source is kept once per batch, not cloned
+    /// (an atomic count) per line.
+    sources: VecDeque<(u64, Arc<str>)>,
     /// Bytes of the held lines; `arena[0]` is at absolute offset `arena_base`.
     arena: Vec<u8>,
     arena_base: usize,
@@ -48,7 +50,6 @@ impl HeldLines {
             // Tokens the engine used while nobody kept their lines (journal replay) are settled already.
             for _ in next..token {
                 self.slots.push_back(Slot {
-                    source: source.clone(),
                     line: 0,
                     start: self.arena_base + self.arena.len(),
                     len: 0,
@@ -56,13 +57,21 @@ impl HeldLines {
                 });
             }
         }
+        if !self
+            .sources
+            .back()
+            .is_some_and(|(_, last)| Arc::ptr_eq(last, source))
+        {
+            self.sources.push_back((token, source.clone()));
+        }
+        // Bytes are capped at the malformed record's limit (64 KiB) by the caller; u32 is plenty.
+        let bytes = &bytes[..bytes.len().min(u32::MAX as usize)];
         let start = self.arena_base + self.arena.len();
         self.arena.extend_from_slice(bytes);
         self.slots.push_back(Slot {
-            source: source.clone(),
             line,
             start,
-            len: bytes.len(),
+            len: bytes.len() as u32,
             settled: false,
         });
         self.live += 1;
@@ -85,10 +94,15 @@ impl HeldLines {
         let slot = &mut self.slots[index];
         slot.settled = true;
         let start = slot.start - self.arena_base;
+        let (line, end) = (slot.line, start + slot.len as usize);
+        let run = self.sources.partition_point(|(first, _)| *first <= token);
         keep(Refused {
-            source: &slot.source,
-            line: slot.line,
-            bytes: &self.arena[start..start + slot.len],
+            source: run
+                .checked_sub(1)
+                .and_then(|run| self.sources.get(run))
+                .map_or("", |(_, source)| source),
+            line,
+            bytes: &self.arena[start..end],
         });
         self.live -= 1;
         self.trim();
@@ -96,6 +110,7 @@ impl HeldLines {
 
     pub fn clear(&mut self) {
         self.slots.clear();
+        self.sources.clear();
         self.arena.clear();
         self.arena_base = 0;
         self.live = 0;
@@ -117,8 +132,16 @@ impl HeldLines {
             self.slots.pop_front();
             self.first_token += 1;
         }
+        while self
+            .sources
+            .get(1)
+            .is_some_and(|(first, _)| *first <= self.first_token)
+        {
+            self.sources.pop_front();
+        }
         let Some(front) = self.slots.front() else {
             self.arena.clear();
+            self.sources.clear();
             return;
         };
         let spent = front.start - self.arena_base;
@@ -176,6 +199,34 @@ mod tests {
         assert_eq!(lines.live, 1);
         assert_eq!(refused(&mut lines, 14), Some((15, "fourteen".into())));
         assert_eq!(refused(&mut lines, 14), None);
+    }
+
+    #[test]
+    fn a_refused_line_keeps_its_own_source_among_runs_of_others() {
+        let mut lines = HeldLines::default();
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("tcp:a"), Arc::from("tcp:b"));
+        for token in 0..9u64 {
+            let source = if (token / 3) % 2 == 0 { &a } else { &b };
+            lines.insert(token, source, token + 1, b"x");
+        }
+        for token in 0..4 {
+            lines.release(token);
+        }
+        let mut seen = Vec::new();
+        for token in [8, 5, 4, 6, 7] {
+            lines.refuse(token, |r| seen.push((token, r.source.to_owned())));
+        }
+        let expected: Vec<(u64, String)> = [
+            (8, "tcp:a"),
+            (5, "tcp:b"),
+            (4, "tcp:b"),
+            (6, "tcp:a"),
+            (7, "tcp:a"),
+        ]
+        .map(|(t, s)| (t, s.to_owned()))
+        .into();
+        assert_eq!(seen, expected);
+        assert!(lines.sources.is_empty());
     }
 
     #[test]
