@@ -27,7 +27,7 @@ const LIVE_BLOCK: usize = 256 * 1024;
 /// Bytes asked of the socket per read once lines flow: as much as a block, so batches stay large and few.
 const READ_BYTES: usize = LIVE_BLOCK;
 /// The first reads ask for this much: a connection that stays idle (up to the cap of them) costs a few KiB,
-/// not a block; the buffer grows to `READ_BYTES` at the first read that fills it.
+/// not a block; reads grow to `READ_BYTES` at the first one that fills its room.
 const FIRST_READ_BYTES: usize = 8 * 1024;
 /// The handshake line is `AUTH <token>`; anything longer is not one.
 const MAX_AUTH_LINE: usize = 512;
@@ -160,10 +160,10 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     }
     tracing::info!(%peer, "ingest connection opened");
     let source: Arc<str> = Arc::from(source);
-    let mut buffer = vec![0; FIRST_READ_BYTES];
+    let mut read_bytes = FIRST_READ_BYTES;
     if feed.bytes.is_empty() {
         // The framer's first fill takes a whole block of memory: a connection that stays idle never gets one.
-        read_into(&mut stream, &mut buffer, &mut feed, peer, settings).await;
+        read_into(&mut stream, &mut read_bytes, &mut feed, peer, settings).await;
     }
     let mut framer = LineFramer::streaming(feed, LIVE_BLOCK);
     let ended = loop {
@@ -183,7 +183,14 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Ok(None) => break "closed",
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                read_into(&mut stream, &mut buffer, framer.get_mut(), peer, settings).await;
+                read_into(
+                    &mut stream,
+                    &mut read_bytes,
+                    framer.get_mut(),
+                    peer,
+                    settings,
+                )
+                .await;
             }
             Err(error) => {
                 tracing::warn!(%peer, %error, "ingest connection framing failed");
@@ -200,17 +207,18 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
 /// and an idle connection all end the feed.
 async fn read_into<S: AsyncRead + Unpin>(
     stream: &mut S,
-    buffer: &mut Vec<u8>,
+    read_bytes: &mut usize,
     feed: &mut Feed,
     peer: SocketAddr,
     settings: &TcpSettings,
 ) {
-    match tokio::time::timeout(settings.idle_timeout, stream.read(buffer)).await {
+    // Straight into the feed's free room (not zeroed first, and no copy from a read buffer).
+    let room = feed.room(*read_bytes);
+    match tokio::time::timeout(settings.idle_timeout, stream.read_buf(&mut feed.bytes)).await {
         Ok(Ok(0)) => feed.eof = true,
         Ok(Ok(n)) => {
-            feed.push(&buffer[..n]);
-            if n == buffer.len() && n < READ_BYTES {
-                buffer.resize(READ_BYTES, 0);
+            if n >= room {
+                *read_bytes = READ_BYTES;
             }
         }
         Ok(Err(error)) => {
@@ -279,11 +287,18 @@ struct Feed {
 
 impl Feed {
     fn push(&mut self, data: &[u8]) {
+        self.room(data.len());
+        self.bytes.extend_from_slice(data);
+    }
+
+    /// Makes room for at least `want` more bytes (starting over once everything was taken); returns the room.
+    fn room(&mut self, want: usize) -> usize {
         if self.taken == self.bytes.len() {
             self.bytes.clear();
             self.taken = 0;
         }
-        self.bytes.extend_from_slice(data);
+        self.bytes.reserve(want);
+        self.bytes.capacity() - self.bytes.len()
     }
 }
 
