@@ -1,6 +1,6 @@
 //! The bytes of lines the engine holds while their event time is in doubt, kept until the engine settles them
 //! (only a refused one is ever read back, to quarantine it). The engine hands out hold tokens in increasing
-//! order, so the lines sit in a deque indexed by token and their bytes in one arena: holding a line costs an
+//! order, so the lines sit in a deque indexed by token and their bytes in one ring: holding a line costs an
 //! append and settling it a flag, with no hashing and no allocation per line once the buffers are warm (a fast
 //! sender ahead of slow ones can have most lines held, and a map of owned copies was then most of the engine
 //! thread's time).
