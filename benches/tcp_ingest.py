@@ -101,6 +101,18 @@ def send(address, data, paced_rate, lines, tls_dir):
         finish(sock, tls_dir)
 
 
+def flat_out(address, lines, sender, tls_dir, ready, cpu):
+    """One sender of the throughput run: builds and connects, waits for the others, then sends as fast as TCP
+    takes it; reports the CPU seconds it spent sending."""
+    data = build_lines(lines, sender)
+    with connect(address, tls_dir) as sock:
+        ready.wait()
+        before = time.process_time()
+        sock.sendall(data)
+        finish(sock, tls_dir)
+        cpu.put(time.process_time() - before)
+
+
 def counted(http):
     text = urllib.request.urlopen(f"http://{http}/metrics", timeout=10).read().decode()
     match = re.search(r'^stormwatch_ingest_lines_total\{source="tcp"\} (\S+)$', text, re.M)
@@ -115,6 +127,22 @@ def wait_counted(http, target, timeout=600):
             return text
         time.sleep(0.05)
     raise SystemExit(f"only {counted(http)[0]} of {target} lines counted")
+
+
+def thread_cpu(pid):
+    """CPU seconds of the service by thread name (engine, tokio-rt-worker, ...), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat") as stat:
+                text = stat.read()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text[text.rindex(")") + 2:].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return out
 
 
 def free_port():
@@ -155,16 +183,34 @@ def main():
         host, port = ingest.split(":")
         address = (host, int(port))
 
-        payloads = [build_lines(args.lines_per_sender, s) for s in range(args.senders)]
         total = args.lines_per_sender * args.senders
-        size = sum(len(p) for p in payloads)
+        size = sum(len(build_lines(args.lines_per_sender, s)) for s in range(args.senders))
+        # Each sender builds its lines (and connects) before the clock starts, so that the time measured is
+        # sending and ingesting, not forking and pickling 300 MB of payload through pipes.
+        ready, sent_cpu = multiprocessing.Barrier(args.senders + 1), multiprocessing.Queue()
+        senders = [multiprocessing.Process(target=flat_out,
+                                           args=(address, args.lines_per_sender, s, tls_dir, ready, sent_cpu))
+                   for s in range(args.senders)]
+        for sender in senders:
+            sender.start()
+        cpu_before = thread_cpu(service.pid)
+        ready.wait()
         start = time.perf_counter()
-        with multiprocessing.Pool(args.senders) as pool:
-            pool.starmap(send, [(address, p, 0, args.lines_per_sender, tls_dir) for p in payloads])
+        senders_cpu = sum(sent_cpu.get(timeout=600) for _ in senders)
+        for sender in senders:
+            sender.join()
+        if any(sender.exitcode for sender in senders):
+            raise SystemExit("a sender failed")
         wait_counted(http, total)
         elapsed = time.perf_counter() - start
+        cpu = thread_cpu(service.pid)
+        cpu = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in cpu.items()}
         print(f"throughput{' (TLS)' if args.tls else ''}: {total:,} lines ({size / 1e6:.0f} MB) from {args.senders} senders in {elapsed:.2f} s "
               f"= {total / elapsed / 1e6:.2f} M lines/s, {size / elapsed / 1e6:.0f} MB/s")
+        # Where the CPU went (on a machine with few cores the sum, not one thread, can be the bound).
+        busy = sorted(((s, n) for n, s in cpu.items() if s >= 0.01), reverse=True)
+        print(f"  cpu: {elapsed * os.cpu_count():.2f} core-s in that time; senders {senders_cpu:.2f} s; service "
+              f"{sum(cpu.values()):.2f} s (" + ", ".join(f"{n} {s:.2f}" for s, n in busy) + ")")
 
         if args.throughput_only:
             return

@@ -252,3 +252,63 @@ fn an_unusable_certificate_file_is_refused_at_start_by_name() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("ingest_tls_cert"), "{stderr}");
 }
+
+/// At the connection cap the TLS port answered a plain-text `ERR too many connections`, which a TLS client reads
+/// as a corrupt record. Now a connection over the cap is closed without a byte (a clean end of the handshake for
+/// the client, never a reset), and counted; the connection holding the slot is untouched.
+#[test]
+fn over_the_cap_a_tls_port_closes_without_plain_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path(), true);
+    let config = std::fs::read_to_string(&pki.args[1]).unwrap();
+    std::fs::write(
+        &pki.args[1],
+        format!("{config}ingest_max_connections = 1\n"),
+    )
+    .unwrap();
+    let args: Vec<&str> = pki.args.iter().map(String::as_str).collect();
+    let service = Service::start(dir.path(), &args);
+    let lines = firewall_lines(0..4, (300, 2_000));
+
+    let mut holder = connect(&pki, service.ingest, true);
+    holder.write_all(&lines).unwrap();
+    holder.flush().unwrap();
+    service.wait_status("/metrics", 200, 30, |m| {
+        metric(m, "stormwatch_connections{listener=\"tcp\"}") == Some(1.0)
+    });
+
+    // A TLS client over the cap: the handshake ends at a clean close, not at a corrupt record or a reset.
+    let mut over = connect(&pki, service.ingest, true);
+    let error = over
+        .write_all(&lines)
+        .and_then(|()| over.flush())
+        .unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof, "{error}");
+    // A raw socket over the cap reads no plain text before the close.
+    let mut raw = std::net::TcpStream::connect(service.ingest).unwrap();
+    raw.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let _ = raw.write_all(b"\x16\x03\x01\x00\x05hello");
+    let mut said = Vec::new();
+    assert!(
+        raw.read_to_end(&mut said).is_ok(),
+        "closed with a FIN, not a reset"
+    );
+    assert_eq!(String::from_utf8_lossy(&said), "");
+    service.wait_status("/metrics", 200, 30, |m| {
+        metric(
+            m,
+            "stormwatch_connections_refused_total{listener=\"tcp\",reason=\"cap\"}",
+        ) == Some(2.0)
+    });
+
+    // The connection holding the slot still ingests every line.
+    holder.write_all(&lines).unwrap();
+    holder.conn.send_close_notify();
+    holder.flush().unwrap();
+    drain(&mut holder);
+    let count = 2.0 * lines.iter().filter(|&&b| b == b'\n').count() as f64;
+    service.wait_status("/metrics", 200, 30, |m| {
+        metric(m, "stormwatch_ingest_lines_total{source=\"tcp\"}") == Some(count)
+    });
+}

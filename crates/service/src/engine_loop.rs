@@ -10,6 +10,7 @@ use crossbeam::channel::{Receiver, RecvTimeoutError};
 use hdrhistogram::Histogram;
 
 use super::health::Health;
+use super::held_lines::HeldLines;
 use super::incident_series::{IncidentSeries, MAX_USERS, SeriesPoint};
 use super::journal::{Entry, Journal, wrap_snapshot};
 use super::malformed::MalformedLog;
@@ -18,9 +19,9 @@ use stormwatch_core::changes::ChangeRegister;
 use stormwatch_core::engine::window::RING_SECONDS;
 use stormwatch_core::engine::{Engine, IncidentUpdate, IngestError, Ingested, Settled};
 use stormwatch_core::report::IncidentRecord;
+use stormwatch_core::telemetry::Eui64;
 use stormwatch_core::telemetry::batch::{LineCursor, ParsedChunk, malformed, parse_chunk};
 use stormwatch_core::telemetry::framing::Chunk;
-use stormwatch_core::telemetry::{Eui64, MalformedLine};
 
 /// Where a batch came from, for counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,8 +148,8 @@ pub struct EngineLoop {
     quiet: bool,
     /// A log source has said it still has records to hand over: the idle clock waits.
     source_behind: bool,
-    /// Lines the engine holds while their event time is in doubt, by token, with their source.
-    held: std::collections::HashMap<u64, (String, MalformedLine)>,
+    /// Lines the engine holds while their event time is in doubt, with their source.
+    held: HeldLines,
     /// Everything applied since the last snapshot, for replay after a crash (not with a log source, which
     /// replays from its own log).
     journal: Option<Journal>,
@@ -202,7 +203,7 @@ impl EngineLoop {
             checkpoints: None,
             quiet: false,
             source_behind: false,
-            held: std::collections::HashMap::new(),
+            held: HeldLines::default(),
             journal: None,
             to_replay: Vec::new(),
             written: HashMap::new(),
@@ -340,7 +341,7 @@ impl EngineLoop {
         tracing::info!("engine stopped after a final snapshot");
     }
 
-    fn apply(&mut self, source: &str, kind: SourceKind, parsed: &ParsedChunk) -> BatchOutcome {
+    fn apply(&mut self, source: &Arc<str>, kind: SourceKind, parsed: &ParsedChunk) -> BatchOutcome {
         // Written before it is applied: a crash in between replays it, which is what applying it would have done.
         if let Some(journal) = &mut self.journal
             && !parsed.events.is_empty()
@@ -365,10 +366,7 @@ impl EngineLoop {
                     // Counted as accepted; if the engine refuses it later it is kept as malformed then.
                     outcome.accepted += 1;
                     let (line, bytes) = parsed.line_at(index, &mut lines);
-                    self.held.insert(
-                        token,
-                        (source.to_owned(), malformed(0, line, String::new(), bytes)),
-                    );
+                    self.held.insert(token, source, line, bytes);
                 }
                 Err(refused) => {
                     let (line, bytes) = parsed.line_at(index, &mut lines);
@@ -413,18 +411,14 @@ impl EngineLoop {
 
     /// Keeps the held lines the engine refused as malformed, and forgets those it placed.
     fn settle_held(&mut self) {
-        let settled: Vec<Settled> = self.engine.drain_settled().collect();
-        for outcome in settled {
+        let (held, malformed_log) = (&mut self.held, &mut self.malformed);
+        for outcome in self.engine.drain_settled() {
             match outcome {
-                Settled::Released(token) => {
-                    self.held.remove(&token);
-                }
-                Settled::Refused(token, error) => {
-                    if let Some((source, mut line)) = self.held.remove(&token) {
-                        line.error = error.to_string();
-                        self.malformed.keep(&source, &line);
-                    }
-                }
+                Settled::Released(token) => held.release(token),
+                Settled::Refused(token, error) => held.refuse(token, |line| {
+                    let record = malformed(0, line.line, error.to_string(), line.bytes);
+                    malformed_log.keep(line.source, &record);
+                }),
             }
         }
     }

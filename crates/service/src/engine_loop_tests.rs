@@ -48,13 +48,17 @@ fn a_rebuild_with_fewer_users_keeps_publishing_and_snapshots_report_positions() 
     .with_checkpoints(checkpoints);
     let t0 = 1_773_133_200_000;
     let (a, b) = ("90-B3-D5-1F-30-01-00-01", "90-B3-D5-1F-30-01-00-02");
-    engine_loop.apply("kafka:t", SourceKind::Kafka, &batch(&[a, b], t0));
+    engine_loop.apply(&"kafka:t".into(), SourceKind::Kafka, &batch(&[a, b], t0));
     engine_loop.tick();
     assert_eq!(engine_loop.engine.user_count(), 2);
 
     engine_loop.rebuild();
     assert!(engine_loop.quiet);
-    engine_loop.apply("kafka:t", SourceKind::Kafka, &batch(&[b], t0 + 1_000));
+    engine_loop.apply(
+        &"kafka:t".into(),
+        SourceKind::Kafka,
+        &batch(&[b], t0 + 1_000),
+    );
     engine_loop.tick();
     assert_eq!(engine_loop.engine.user_count(), 1);
 
@@ -81,7 +85,7 @@ fn the_idle_clock_waits_while_a_log_source_is_behind() {
     );
     let t0 = 1_773_133_200_000;
     engine_loop.apply(
-        "kafka:t",
+        &"kafka:t".into(),
         SourceKind::Kafka,
         &batch(&["90-B3-D5-1F-30-01-00-01"], t0),
     );
@@ -124,7 +128,7 @@ fn a_feed_that_stops_entirely_does_not_move_event_time_past_its_open_seconds() {
     );
     let t0 = 1_773_133_200_000;
     engine_loop.apply(
-        "tcp:x",
+        &"tcp:x".into(),
         SourceKind::Tcp,
         &batch(&["90-B3-D5-1F-30-01-00-01"], t0),
     );
@@ -226,7 +230,11 @@ fn open_incidents_are_rewritten_once_a_tick_when_they_changed() {
     );
     let t0 = 1_773_133_200_000;
     for second in 0..600 {
-        engine_loop.apply("tcp:t", SourceKind::Tcp, &backlog_second(t0, second));
+        engine_loop.apply(
+            &"tcp:t".into(),
+            SourceKind::Tcp,
+            &backlog_second(t0, second),
+        );
     }
     let opened = writes.0.lock().unwrap().len();
     assert_eq!(opened, 1, "600 batches, one write: the opening");
@@ -245,7 +253,11 @@ fn open_incidents_are_rewritten_once_a_tick_when_they_changed() {
     assert!(engine_peak > at_open, "{at_open} -> {engine_peak}");
 
     for second in 600..700 {
-        engine_loop.apply("tcp:t", SourceKind::Tcp, &backlog_second(t0, second));
+        engine_loop.apply(
+            &"tcp:t".into(),
+            SourceKind::Tcp,
+            &backlog_second(t0, second),
+        );
     }
     engine_loop.tick();
     let last = writes.0.lock().unwrap().clone();
@@ -278,10 +290,64 @@ fn a_rebuild_keeps_the_user_directory() {
     engine_loop.rebuild();
     let t0 = 1_773_133_200_000;
     engine_loop.apply(
-        "kafka:t",
+        &"kafka:t".into(),
         SourceKind::Kafka,
         &batch(&[listed, "02-00-00-00-00-00-00-09"], t0),
     );
     engine_loop.tick();
     assert_eq!(engine_loop.engine.user_count(), 1, "only the listed User");
+}
+
+/// A fast sender puts many lines of a slow one far behind network time (held, then taken late), while a line far
+/// ahead is held and then refused: the refused one is quarantined with its own line number and bytes, however
+/// the lines around it settled.
+#[test]
+fn a_held_line_refused_among_many_released_is_quarantined_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new(EngineConfig::default(), ChangeRegister::new());
+    let mut engine_loop = EngineLoop::new(
+        engine,
+        MalformedLog::open(dir.path().join("q.ndjson")),
+        Box::new(Kept::default()),
+        5_000,
+        Duration::from_secs(30),
+    );
+    let t0 = 1_773_133_200_000;
+    let line = |ts: i64, user: u8| {
+        format!(
+            "{{\"ts\":{ts},\"user\":\"90-B3-D5-1F-30-01-00-{user:02X}\",\"event\":\"request\",\"count\":3}}\n"
+        )
+    };
+    let chunk = |first_line: u64, data: String| {
+        parse_chunk(
+            0,
+            Chunk::Lines {
+                first_line,
+                data: data.into_bytes(),
+            },
+        )
+    };
+    let fast: String = (0..120).map(|s| line(t0 + s * 1_000, 1)).collect();
+    engine_loop.apply(&"tcp:fast".into(), SourceKind::Tcp, &chunk(1, fast));
+    // Two minutes behind, except line 53: a minute ahead.
+    let mut slow: String = (0..50).map(|s| line(t0 + s * 100, 2)).collect();
+    slow.push_str("\n\n");
+    slow.push_str(&line(t0 + 180_000, 3));
+    slow.extend((50..100).map(|s| line(t0 + s * 100, 2)));
+    let outcome = engine_loop.apply(&"tcp:slow".into(), SourceKind::Tcp, &chunk(1, slow));
+    assert_eq!(outcome.accepted, 101);
+    assert!(
+        engine_loop.engine.held_lines() > 50,
+        "the slow lines are held"
+    );
+    let more: String = (120..140).map(|s| line(t0 + s * 1_000, 1)).collect();
+    engine_loop.apply(&"tcp:fast".into(), SourceKind::Tcp, &chunk(121, more));
+    assert_eq!(engine_loop.engine.held_lines(), 0);
+    let kept = engine_loop.malformed.recent(10);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let record = kept[0].to_string();
+    assert!(record.contains("tcp:slow"), "{record}");
+    assert!(record.contains("\"line\":53"), "{record}");
+    assert!(record.contains("90-B3-D5-1F-30-01-00-03"), "{record}");
+    assert_eq!(engine_loop.malformed.total, 1);
 }

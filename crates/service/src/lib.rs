@@ -4,6 +4,7 @@
 pub mod config;
 pub mod engine_loop;
 pub mod health;
+mod held_lines;
 pub mod ingest;
 pub mod journal;
 pub mod log_limit;

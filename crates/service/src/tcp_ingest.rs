@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam::channel::{Sender, TrySendError};
 use metrics::{counter, gauge};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
@@ -24,8 +24,11 @@ use stormwatch_core::telemetry::framing::LineFramer;
 
 /// Block size for live sources: small enough for latency, large enough to amortise the channel.
 const LIVE_BLOCK: usize = 256 * 1024;
-/// Bytes asked of the socket per read: as much as a block, so batches stay large and few.
+/// Bytes asked of the socket per read once lines flow: as much as a block, so batches stay large and few.
 const READ_BYTES: usize = LIVE_BLOCK;
+/// The first reads ask for this much: a connection that stays idle (up to the cap of them) costs a few KiB,
+/// not a block; reads grow to `READ_BYTES` at the first one that fills its room.
+const FIRST_READ_BYTES: usize = 8 * 1024;
 /// The handshake line is `AUTH <token>`; anything longer is not one.
 const MAX_AUTH_LINE: usize = 512;
 
@@ -44,8 +47,8 @@ pub struct TcpSettings {
     pub tls: Option<TlsAcceptor>,
 }
 
-/// Accepts connections for as long as the runtime runs. Connections over the cap are told why and closed at once,
-/// so a flood of idle sockets costs neither threads nor memory.
+/// Accepts connections for as long as the runtime runs. Connections over the cap are closed at once (plain ones
+/// told why), so a flood of idle sockets costs neither threads nor memory.
 pub async fn serve(listener: TcpListener, settings: TcpSettings, engine: Sender<EngineInput>) {
     let slots = Arc::new(Semaphore::new(settings.max_connections.max(1)));
     let settings = Arc::new(settings);
@@ -63,12 +66,10 @@ pub async fn serve(listener: TcpListener, settings: TcpSettings, engine: Sender<
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             counter!(CONNECTIONS_REFUSED, "listener" => "tcp", "reason" => "cap").increment(1);
             tracing::debug!(%peer, cap = settings.max_connections, "ingest connection refused: at the cap");
+            let tls = settings.tls.is_some();
             tokio::spawn(async move {
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(1),
-                    stream.write_all(b"ERR too many connections\n"),
-                )
-                .await;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), refuse(&mut stream, tls)).await;
             });
             continue;
         };
@@ -98,6 +99,19 @@ pub async fn serve(listener: TcpListener, settings: TcpSettings, engine: Sender<
             gauge!(CONNECTIONS, "listener" => "tcp").decrement(1.0);
         });
     }
+}
+
+/// Ends a connection over the cap. A plain client is told why; a TLS client gets nothing: plain text on a TLS
+/// port reads as a corrupt record, and answering inside TLS would cost a full handshake for every connection a
+/// flood opens. Either way the close is a FIN, not a reset: what the client already sent (its `ClientHello`, its
+/// first lines) is read and dropped first, so a reset cannot destroy the reason before the client reads it.
+async fn refuse(stream: &mut TcpStream, tls: bool) {
+    if !tls {
+        let _ = stream.write_all(b"ERR too many connections\n").await;
+    }
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 4096];
+    while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
 }
 
 /// Hands a batch to the engine's bounded queue, waiting while it is full: the backpressure every connection
@@ -146,8 +160,12 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     }
     tracing::info!(%peer, "ingest connection opened");
     let source: Arc<str> = Arc::from(source);
+    let mut read_bytes = FIRST_READ_BYTES;
+    if feed.bytes.is_empty() {
+        // The framer's first fill takes a whole block of memory: a connection that stays idle never gets one.
+        read_into(&mut stream, &mut read_bytes, &mut feed, peer, settings).await;
+    }
     let mut framer = LineFramer::streaming(feed, LIVE_BLOCK);
-    let mut buffer = vec![0; READ_BYTES];
     let ended = loop {
         match framer.next_chunk() {
             Ok(Some(chunk)) => {
@@ -165,21 +183,14 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Ok(None) => break "closed",
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                let feed = framer.get_mut();
-                match tokio::time::timeout(settings.idle_timeout, stream.read(&mut buffer)).await {
-                    Ok(Ok(0)) => feed.eof = true,
-                    Ok(Ok(n)) => feed.push(&buffer[..n]),
-                    Ok(Err(error)) => {
-                        tracing::warn!(%peer, %error, "ingest connection read failed");
-                        feed.eof = true;
-                    }
-                    Err(_) => {
-                        counter!(CONNECTIONS_REFUSED, "listener" => "tcp", "reason" => "idle")
-                            .increment(1);
-                        tracing::info!(%peer, idle_s = settings.idle_timeout.as_secs(), "ingest connection idle: closing it");
-                        feed.eof = true;
-                    }
-                }
+                read_into(
+                    &mut stream,
+                    &mut read_bytes,
+                    framer.get_mut(),
+                    peer,
+                    settings,
+                )
+                .await;
             }
             Err(error) => {
                 tracing::warn!(%peer, %error, "ingest connection framing failed");
@@ -190,6 +201,36 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     // A clean end for TLS clients (close_notify) and a FIN for plain ones, rather than a bare drop.
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
     tracing::info!(%peer, lines = framer.next_line() - 1, ended, "ingest connection closed");
+}
+
+/// One read from the socket into `feed`, waiting at most the idle timeout; the end of the stream, a failed read
+/// and an idle connection all end the feed.
+async fn read_into<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    read_bytes: &mut usize,
+    feed: &mut Feed,
+    peer: SocketAddr,
+    settings: &TcpSettings,
+) {
+    // Straight into the feed's free room (not zeroed first, and no copy from a read buffer).
+    let room = feed.room(*read_bytes);
+    match tokio::time::timeout(settings.idle_timeout, stream.read_buf(&mut feed.bytes)).await {
+        Ok(Ok(0)) => feed.eof = true,
+        Ok(Ok(n)) => {
+            if n >= room {
+                *read_bytes = READ_BYTES;
+            }
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%peer, %error, "ingest connection read failed");
+            feed.eof = true;
+        }
+        Err(_) => {
+            counter!(CONNECTIONS_REFUSED, "listener" => "tcp", "reason" => "idle").increment(1);
+            tracing::info!(%peer, idle_s = settings.idle_timeout.as_secs(), "ingest connection idle: closing it");
+            feed.eof = true;
+        }
+    }
 }
 
 /// Reads `AUTH <token>` and checks the token; returns the token's name. Bytes after the line are the first
@@ -246,11 +287,18 @@ struct Feed {
 
 impl Feed {
     fn push(&mut self, data: &[u8]) {
+        self.room(data.len());
+        self.bytes.extend_from_slice(data);
+    }
+
+    /// Makes room for at least `want` more bytes (starting over once everything was taken); returns the room.
+    fn room(&mut self, want: usize) -> usize {
         if self.taken == self.bytes.len() {
             self.bytes.clear();
             self.taken = 0;
         }
-        self.bytes.extend_from_slice(data);
+        self.bytes.reserve(want);
+        self.bytes.capacity() - self.bytes.len()
     }
 }
 
