@@ -1,8 +1,10 @@
 //! The per-User series of `/metrics` (depth, backlog age, flows against baseline, watches), rendered at scrape time
 //! from the values the engine thread copied at its last tick. They are not registered with the metrics recorder:
-//! it cannot drop a series, so every User ever seen would stay in `/metrics` and in memory, and made-up User IDs
-//! that come and go (each evicted when idle) would grow both without bound. Here a User that leaves the engine's
-//! table leaves `/metrics` at the next tick.
+//! it drops a series only through its wall-clock `idle_timeout`, which applies to every metric of a kind alike
+//! (`stormwatch_build_info`, set once at start, would go too) and keeps an evicted User's series until it expires.
+//! Without a drop, every User ever seen would stay in `/metrics` and in memory, and made-up User IDs that come and
+//! go (each evicted when idle) would grow both without bound. Here a User that leaves the engine's table leaves
+//! `/metrics` at the next tick.
 
 use std::fmt::Write;
 use std::sync::Mutex;
