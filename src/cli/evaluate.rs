@@ -35,8 +35,8 @@ pub struct EvaluateArgs {
     /// Seeds per scenario in a sweep.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub seeds: u64,
-    /// First seed of a sweep: seeds FIRST..FIRST+N-1. The correlator's weights were fitted on seeds 1-10; sweep
-    /// from 101 to score them on held-out runs.
+    /// First seed of a sweep or a fit's training: seeds FIRST..FIRST+N-1. The correlator's weights were fitted on
+    /// seeds 1-5 (`--fit --seeds 5`); sweep from 101 to score them on held-out runs.
     #[arg(long, value_name = "FIRST", default_value_t = 1)]
     pub first_seed: u64,
     /// Scenario to sweep (repeatable; default all of them, one run each).
