@@ -50,7 +50,7 @@ impl Default for CorrelatorConfig {
             expected_tolerance: 1.25,
             common_cause_users: 3,
             before_window_half_life_s: 10 * 60,
-            after_window_half_life_s: 45 * 60,
+            after_window_half_life_s: 56 * 60,
             alone_min_timing: 0.25,
             storm_horizon_s: 30 * 60,
             storm_slack_s: 120,
@@ -87,7 +87,7 @@ impl Default for RelationWeights {
             same_user: 1.0,
             dcc_widespread: 1.0,
             dcc_local: 0.5,
-            device_path: 0.8,
+            device_path: 0.9,
             among_users_hit: 0.4,
             shared_capacity: 0.9,
         }
@@ -113,7 +113,7 @@ impl Default for StatusWeights {
         StatusWeights {
             in_progress: 1.0,
             completed: 1.0,
-            planned: 0.9,
+            planned: 0.95,
             rolled_back: 0.8,
             cancelled: 0.2,
         }
@@ -205,8 +205,8 @@ impl Default for CategoryFit {
             campaign: [0.3, 0.9, 0.3, 0.3],
             other: [0.5; 4],
             mismatched_failure: 0.7,
-            application_partial_delivery: 0.6,
-            alone_lift: 0.3,
+            application_partial_delivery: 0.9,
+            alone_lift: 0.11,
             fits: 0.9,
             may_cause: 0.5,
         }
