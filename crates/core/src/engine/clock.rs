@@ -113,6 +113,7 @@ struct NetRun {
     needed: u32,
     epoch: u32,
     min_ts: i64,
+    max_ts: i64,
     /// Lines taken when the run last grew: any line taken since breaks the run.
     taken_mark: u64,
 }
@@ -430,6 +431,12 @@ impl Engine {
             // A line at network time came between: the earlier ahead lines were not a network-wide move.
             self.clock.run.count = 0;
         }
+        let spread = corrected.max(self.clock.run.max_ts) - corrected.min(self.clock.run.min_ts);
+        if self.clock.run.count > 0 && spread > self.config.clock.offset_tolerance_ms {
+            // Ahead lines that disagree on where time went (one User 35 s fast, another 10 min) are skewed
+            // clocks, each to be recognised on its own, not one move of the whole network.
+            self.clock.run.count = 0;
+        }
         if self.clock.run.count == 0 {
             let since = (self.clock.net_ms / 1000) - self.config.network.active_window_s;
             let active = self
@@ -448,6 +455,7 @@ impl Engine {
                 },
                 epoch,
                 min_ts: i64::MAX,
+                max_ts: i64::MIN,
                 taken_mark: 0,
             };
         }
@@ -455,6 +463,7 @@ impl Engine {
         run.taken_mark = self.stats.events;
         run.count += 1;
         run.min_ts = run.min_ts.min(corrected);
+        run.max_ts = run.max_ts.max(corrected);
         if self.clock.user_epochs[user] != run.epoch {
             self.clock.user_epochs[user] = run.epoch;
             run.users += 1;

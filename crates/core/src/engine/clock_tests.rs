@@ -192,6 +192,36 @@ fn a_user_an_hour_behind_backfilling_is_recognised() {
     skewed_user(-3_600_000);
 }
 
+/// Two of five Users skewed by different amounts, 35 s and 10 min fast, whose lines follow each other with no line
+/// at network time between them: that is two skewed clocks, not the network moving (it jumped to the 35 s clock
+/// and made every other User's lines late, seed 11 of the `clock_skew` scenario: 150,467 late lines).
+#[test]
+fn two_users_skewed_apart_are_two_offsets_not_a_network_jump() {
+    let mut engine = engine();
+    let mut out = Outcomes::default();
+    let skew = |n: u64| match n {
+        4 => 35_000,
+        5 => 600_000,
+        _ => 0,
+    };
+    let lines = feed(&mut engine, &mut out, 5, T0, 120, skew, |_, _, _| {});
+    engine.finish();
+    out.drain(&mut engine);
+    let stats = engine.stats();
+    assert!(out.refused.is_empty(), "{:?}", out.refused);
+    assert_eq!(stats.events, lines, "no line lost");
+    assert_eq!(stats.late, 0, "nobody's lines late");
+    // Network time trails the newest true time, so an offset may come out a second or two small (never large).
+    for (n, skew_s) in [(4, 35), (5, 600)] {
+        let offset_s = engine.users()[(n - 1) as usize].clock_offset_ms / 1000;
+        assert!(
+            (skew_s - 2..=skew_s).contains(&offset_s),
+            "User {n}: offset {offset_s} s, clock {skew_s} s"
+        );
+    }
+    assert_eq!(engine.clock_offsets().len(), 2);
+}
+
 #[test]
 fn a_user_whose_clock_is_fixed_returns_to_no_offset() {
     let mut engine = engine();
