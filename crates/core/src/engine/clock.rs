@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::{Engine, IngestError};
-use crate::telemetry::Event;
+use crate::telemetry::{Eui64, Event};
 
 /// Thresholds of event-time admission (`[engine.clock]` in the service's TOML).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,8 +36,13 @@ pub struct ClockConfig {
     pub offset_min_span_ms: i64,
     /// Held lines of one User agree on a lead when within this of the first one.
     pub offset_tolerance_ms: i64,
-    /// Replay has no wall clock: network time is anchored at the median of the first lines.
+    /// Replay has no wall clock: network time is anchored at the median of the first lines' Users, once this many
+    /// lines are held...
     pub bootstrap_lines: usize,
+    /// ... from at least this many Users, so that one or two skewed Users cannot outvote the rest. A smaller
+    /// network anchors once half of `bootstrap_lines` has passed with no new User (or after 16 times
+    /// `bootstrap_lines` in all).
+    pub bootstrap_users: usize,
     /// Lines held at most; beyond, the oldest is judged at once.
     pub max_held: usize,
     /// A run of this many ahead lines with no line at network time between them is a jump even from few Users.
@@ -55,6 +60,7 @@ impl Default for ClockConfig {
             offset_min_span_ms: 3_000,
             offset_tolerance_ms: 5_000,
             bootstrap_lines: 16,
+            bootstrap_users: 5,
             max_held: 65_536,
             jump_force_lines: 4_096,
         }
@@ -336,9 +342,7 @@ impl Engine {
             held_at: self.clock.net_ms,
         });
         let Some(user) = user.filter(|_| self.clock.anchored()) else {
-            if self.clock.bound.is_some()
-                || self.clock.held.len() >= self.config.clock.bootstrap_lines
-            {
+            if self.clock.bound.is_some() || self.bootstrap_ready() {
                 self.anchor();
             }
             return Ok(Ingested::Held(token));
@@ -492,15 +496,52 @@ impl Engine {
         true
     }
 
+    /// Enough first lines to anchor on (see [`ClockConfig::bootstrap_users`]). Only before anchoring.
+    #[cold]
+    fn bootstrap_ready(&self) -> bool {
+        let config = &self.config.clock;
+        let held = self.clock.held.len();
+        if held < config.bootstrap_lines {
+            return false;
+        }
+        if held >= config.bootstrap_lines.saturating_mul(16) {
+            return true;
+        }
+        let mut users: Vec<Eui64> = Vec::new();
+        let mut newest_user_at = 0;
+        for (position, line) in self.clock.held.iter().enumerate() {
+            if !users.contains(&line.event.user) {
+                users.push(line.event.user);
+                newest_user_at = position;
+            }
+        }
+        // Enough Users to outvote one or two skewed ones, or no new User for a while: a small network.
+        users.len() >= config.bootstrap_users || held - newest_user_at > config.bootstrap_lines / 2
+    }
+
     /// Network time from the first lines (replay), or from the first line and the outside bound (service).
+    /// Replay takes the median over Users of each User's median time, one vote per User: a median over lines
+    /// followed the chattiest Users, and two skewed ones among the first lines (10 min and 35 s fast) anchored
+    /// network time 35 s ahead and made every other User's lines late.
     fn anchor(&mut self) {
-        let mut times: Vec<i64> = self.clock.held.iter().map(|h| h.event.ts_ms).collect();
-        times.sort_unstable();
-        let Some(&median) = times.get(times.len().saturating_sub(1) / 2) else {
+        let mut lines: Vec<(Eui64, i64)> = self
+            .clock
+            .held
+            .iter()
+            .map(|h| (h.event.user, h.event.ts_ms))
+            .collect();
+        lines.sort_unstable();
+        let Some(earliest) = lines.iter().map(|&(_, ts)| ts).min() else {
             return;
         };
+        let mut per_user: Vec<i64> = lines
+            .chunk_by(|a, b| a.0 == b.0)
+            .map(|user| user[(user.len() - 1) / 2].1)
+            .collect();
+        per_user.sort_unstable();
+        let median = per_user[(per_user.len() - 1) / 2];
         let anchor = match self.clock.bound {
-            Some(bound) => times[0].min(bound),
+            Some(bound) => earliest.min(bound),
             None => median,
         };
         self.clock.net_ms = anchor;

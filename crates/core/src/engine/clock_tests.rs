@@ -222,6 +222,38 @@ fn two_users_skewed_apart_are_two_offsets_not_a_network_jump() {
     assert_eq!(engine.clock_offsets().len(), 2);
 }
 
+/// The first lines come from two chatty skewed Users (10 min and 35 s fast) before the others: network time is
+/// anchored by one vote per User, not by the line count, so it starts at the true time and nothing is late.
+#[test]
+fn skewed_users_first_in_the_file_do_not_set_network_time() {
+    let mut engine = engine();
+    let mut out = Outcomes::default();
+    let skew = |n: u64| match n {
+        1 => 600_000,
+        2 => 35_000,
+        _ => 0,
+    };
+    let lines = feed(&mut engine, &mut out, 6, T0, 120, skew, |_, _, _| {});
+    engine.finish();
+    out.drain(&mut engine);
+    let stats = engine.stats();
+    assert_eq!(stats.events, lines, "no line lost");
+    assert_eq!(stats.late, 0, "nobody's lines late");
+    for (n, skew_s) in [(1, 600), (2, 35)] {
+        let offset_s = engine.users()[(n - 1) as usize].clock_offset_ms / 1000;
+        assert!(
+            (skew_s - 2..=skew_s).contains(&offset_s),
+            "User {n}: offset {offset_s} s, clock {skew_s} s"
+        );
+    }
+    assert_eq!(
+        engine.clock_offsets().len(),
+        2,
+        "{:?}",
+        engine.clock_offsets()
+    );
+}
+
 #[test]
 fn a_user_whose_clock_is_fixed_returns_to_no_offset() {
     let mut engine = engine();
