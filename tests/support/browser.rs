@@ -223,6 +223,31 @@ impl Browser {
         element.attr(name).await.ok().flatten()
     }
 
+    /// Waits until the element at `css` has attribute `name` and it passes `check`; returns it. A chart drawn
+    /// while the service is still catching up after a restart is redrawn on the next refresh.
+    pub async fn attribute_where(
+        &self,
+        css: &str,
+        name: &str,
+        check: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        let mut last = String::from("(no such element or attribute)");
+        loop {
+            if let Some(value) = self.attribute(css, name).await {
+                if check(&value) {
+                    return value;
+                }
+                last = value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited on `{css}` [{name}]; it was: {last:.200}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Saves the whole page, not just the window, by growing the window to the page's height for one shot.
     pub async fn screenshot_whole_page(&self, name: &str) -> PathBuf {
         let (width, height) = self.client.get_window_size().await.expect("window size");
