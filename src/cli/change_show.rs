@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use stormwatch_core::changes::{
     ChangeOutcome, Outcome, Warning, change_outcome, direction_name, warnings,
 };
-use stormwatch_service::outcomes_api::judge;
+use stormwatch_service::http::outcomes_api::judge;
 use stormwatch_service::store::{AuditEntry, IncidentFilter, Store, StoredChange, StoredIncident};
 
 use super::table::{table, time};

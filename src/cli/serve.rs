@@ -10,17 +10,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use stormwatch_core::engine::{Engine, EngineConfig};
-use stormwatch_service::engine_loop::{EngineInput, EngineLoop};
+use stormwatch_service::engine::journal;
+use stormwatch_service::engine::{EngineInput, EngineLoop};
 use stormwatch_service::health::Health;
+use stormwatch_service::http::server::{self, HttpLimits};
+use stormwatch_service::http::state::AppState;
 use stormwatch_service::http::{MAX_BODY_BYTES, router};
-use stormwatch_service::http_server::{self, HttpLimits};
-use stormwatch_service::malformed::MalformedLog;
-use stormwatch_service::state::AppState;
+use stormwatch_service::ingest::malformed::MalformedLog;
+use stormwatch_service::ingest::tcp::{self, TcpSettings};
+use stormwatch_service::ingest::tls;
 use stormwatch_service::store::Store;
-use stormwatch_service::store_sink::StoreSink;
-use stormwatch_service::tcp_ingest::{self, TcpSettings};
-use stormwatch_service::tls;
-use stormwatch_service::{LogFormat, ServeConfig, alerts, ingest, journal, metrics};
+use stormwatch_service::store::sink::StoreSink;
+use stormwatch_service::{LogFormat, ServeConfig, alerts, ingest, metrics};
 
 #[cfg(feature = "kafka")]
 #[path = "serve_kafka.rs"]
@@ -443,15 +444,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             client_certificates = config.ingest_client_certs(),
             "telemetry TCP listener up"
         );
-        tokio::spawn(tcp_ingest::serve(tcp, tcp_settings, tcp_engine));
+        tokio::spawn(tcp::serve(tcp, tcp_settings, tcp_engine));
         let listener = tokio::net::TcpListener::bind(config.http)
             .await
             .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
         tracing::info!(address = %listener.local_addr()?, "HTTP API up");
-        tokio::spawn(stormwatch_service::changes_api::follow_external_writes(
-            state.clone(),
-        ));
-        tokio::spawn(stormwatch_service::coordination::publish_upcoming(
+        tokio::spawn(stormwatch_service::http::changes_api::follow_external_writes(state.clone()));
+        tokio::spawn(stormwatch_service::http::coordination::publish_upcoming(
             state.clone(),
         ));
         tokio::spawn(stormwatch_service::health::probe_store(
@@ -462,7 +461,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(Health::watch(health));
         // Requests waiting on a stuck engine, or clients that never finish, must not hold the exit: the server
         // gives them the grace, then drops them.
-        http_server::serve(
+        server::serve(
             listener,
             router(state),
             http_limits,

@@ -15,9 +15,9 @@ use stormwatch_kafka::produce::create_topic;
 use stormwatch_kafka::replicate::{self, Publisher, incidents_topic};
 use stormwatch_kafka::source::{self, UserPartitions};
 use stormwatch_service::ServeConfig;
-use stormwatch_service::engine_loop::{EngineInput, LogPosition};
+use stormwatch_service::engine::{EngineInput, LogPosition};
 use stormwatch_service::store::Store;
-use stormwatch_service::store_sink::{IncidentExtra, IncidentSaved};
+use stormwatch_service::store::sink::{IncidentExtra, IncidentSaved};
 
 pub fn options(config: &ServeConfig) -> Option<KafkaOptions> {
     Some(KafkaOptions {

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::{KafkaError, side_topic_reader};
 use stormwatch_core::changes::{ChangeNotice, CoordinationConfig};
-use stormwatch_service::engine_loop::EngineInput;
+use stormwatch_service::engine::EngineInput;
 use stormwatch_service::store::{ChangeFilter, Store};
 
 /// How often the local store is scanned for notices to publish.

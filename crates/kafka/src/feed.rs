@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use stormwatch_core::telemetry::batch::ParsedChunk;
-use stormwatch_service::engine_loop::LogPosition;
+use stormwatch_service::engine::LogPosition;
 
 /// One fetched record's events, released from `next` on.
 struct Pending {

@@ -28,7 +28,7 @@ use super::{KafkaError, KafkaOptions, commit_metadata, parse_commit_metadata};
 use stormwatch_core::telemetry::Eui64;
 use stormwatch_core::telemetry::batch::{ParsedChunk, malformed, parse_chunk};
 use stormwatch_core::telemetry::framing::Chunk;
-use stormwatch_service::engine_loop::{EngineInput, LogPosition, SourceKind, wall_ms};
+use stormwatch_service::engine::{EngineInput, LogPosition, SourceKind, wall_ms};
 
 /// Events per batch sent to the engine.
 const BATCH_EVENTS: usize = 8_192;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use metrics::gauge;
 
-use super::metrics::{ENGINE_TICK_AGE, HEALTH_CHECK};
+use crate::metrics::{ENGINE_TICK_AGE, HEALTH_CHECK};
 
 /// One reason the service is not ready, as `/readyz` says it and as the `check` label of the health metric.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

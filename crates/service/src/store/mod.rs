@@ -18,6 +18,7 @@ mod incidents;
 mod owner;
 mod schema;
 mod series;
+pub mod sink;
 mod tokens;
 mod triage;
 

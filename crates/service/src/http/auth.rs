@@ -4,8 +4,8 @@
 
 use axum::http::HeaderMap;
 
-use super::api_error::ApiError;
-use crate::state::AppState;
+use crate::http::api_error::ApiError;
+use crate::http::state::AppState;
 use crate::store::{Principal, Role, Store};
 use stormwatch_core::changes::ChangeOwner;
 use stormwatch_core::report::IncidentRecord;

@@ -5,7 +5,7 @@ use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::api_error::ApiError;
+use crate::http::api_error::ApiError;
 
 /// `axum::extract::Query` whose rejection is the API's JSON error (400 with `error`), not axum's plain text.
 pub struct ApiQuery<T>(pub T);

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use metrics::counter;
 
-use super::log_limit::LogLimit;
-use super::metrics::JOURNAL_WRITE_ERRORS;
+use crate::log_limit::LogLimit;
+use crate::metrics::JOURNAL_WRITE_ERRORS;
 
 /// Snapshots saved with a journal start with this, then the generation (8 bytes, little endian).
 const SNAPSHOT_MAGIC: &[u8; 8] = b"SWSNAPJ1";

@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 /// Name, media type and bytes of each file under `/console/`.
 const FILES: &[(&str, &str, &str)] = &[

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use crossbeam::channel::Sender;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::api_error::ApiError;
-use crate::engine_loop::EngineInput;
-use crate::malformed::MalformedLog;
+use crate::engine::EngineInput;
+use crate::http::api_error::ApiError;
+use crate::ingest::malformed::MalformedLog;
 use crate::store::Store;
 use stormwatch_core::changes::{CoordinationConfig, CorrelatorConfig};
 use stormwatch_core::engine::Engine;

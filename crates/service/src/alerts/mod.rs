@@ -352,5 +352,5 @@ fn post(agent: &ureq::Agent, url: &str, body: &Value) -> bool {
 }
 
 #[cfg(test)]
-#[path = "alerts_tests.rs"]
+#[path = "tests.rs"]
 mod tests;

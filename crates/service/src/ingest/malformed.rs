@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use metrics::counter;
 
-use super::log_limit::LogLimit;
-use super::metrics::QUARANTINE_WRITE_ERRORS;
+use crate::log_limit::LogLimit;
+use crate::metrics::QUARANTINE_WRITE_ERRORS;
 use stormwatch_core::telemetry::MalformedLine;
 use stormwatch_core::telemetry::quarantine::render_record;
 

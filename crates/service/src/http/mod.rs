@@ -2,11 +2,26 @@
 //! Handlers never touch the engine or the database directly: they message the engine thread and the store's
 //! owner thread.
 
+pub mod api_error;
+pub mod auth;
+pub mod calendar_feed;
+pub mod changes_api;
+pub mod console;
+pub mod coordination;
+pub mod directory_api;
+pub mod incidents_api;
+pub mod outcomes_api;
+pub mod query;
+pub mod schedule_api;
+pub mod server;
+pub mod state;
+pub mod users_api;
+
 use std::io::Read;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::query::ApiQuery;
+use crate::http::query::ApiQuery;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -15,11 +30,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::api_error::ApiError;
-use super::auth::{confined_to, may_see_user, principal, require_ingest, require_ops};
-use super::engine_loop::{BatchOutcome, EngineInput, SourceKind};
-use super::state::{AppState, ask};
-use super::users_api;
+use crate::engine::{BatchOutcome, EngineInput, SourceKind};
+use crate::http::api_error::ApiError;
+use crate::http::auth::{confined_to, may_see_user, principal, require_ingest, require_ops};
+use crate::http::state::{AppState, ask};
 use stormwatch_core::telemetry::Eui64;
 use stormwatch_core::telemetry::batch::parse_chunk;
 use stormwatch_core::telemetry::framing::LineFramer;
@@ -37,12 +51,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/malformed", get(list_malformed))
         .route("/api/v1/users", get(list_users))
         .route("/api/v1/users/{id}", get(get_user))
-        .merge(super::changes_api::routes())
-        .merge(super::directory_api::routes())
-        .merge(super::schedule_api::routes())
-        .merge(super::outcomes_api::routes())
-        .merge(super::incidents_api::routes())
-        .merge(crate::console::routes())
+        .merge(crate::http::changes_api::routes())
+        .merge(crate::http::directory_api::routes())
+        .merge(crate::http::schedule_api::routes())
+        .merge(crate::http::outcomes_api::routes())
+        .merge(crate::http::incidents_api::routes())
+        .merge(crate::http::console::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -66,7 +80,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        state.metrics.render() + &crate::user_series::render() + &state.names.info_metric(),
+        state.metrics.render()
+            + &crate::metrics::user_series::render()
+            + &state.names.info_metric(),
     )
         .into_response()
 }
@@ -195,7 +211,7 @@ async fn list_malformed(
     let limit = query
         .limit
         .unwrap_or(100)
-        .min(super::malformed::RECENT_MALFORMED);
+        .min(crate::ingest::malformed::RECENT_MALFORMED);
     let (total, recent, refused_total, refused) = ask(&state, move |_, log| {
         (
             log.total,

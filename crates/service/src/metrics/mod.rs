@@ -1,17 +1,18 @@
 //! Prometheus metrics: names, the recorder, and the per-tick publication of engine gauges (the per-User series
 //! are `user_series.rs`). Nothing here runs per event; handles are registered once and cached.
 
+pub mod user_series;
+
 use std::collections::HashMap;
 
 use metrics::{Counter, Gauge, counter, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use super::user_series;
 use stormwatch_core::engine::Engine;
 use stormwatch_core::incident::IncidentKind;
 use stormwatch_core::report::IncidentRecord;
 
-pub use super::user_series::{
+pub use crate::metrics::user_series::{
     BACKLOG_AGE, CLOCK_OFFSET, DELIVERING, DEPTH, FLOW_BASELINE, FLOW_RATE, FLOW_RATIO, WATCH,
 };
 

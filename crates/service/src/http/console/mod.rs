@@ -8,7 +8,7 @@ pub mod nearby;
 
 use axum::Router;
 
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 /// The page, its assets and the console API, for merging into the service's router.
 pub fn routes() -> Router<AppState> {

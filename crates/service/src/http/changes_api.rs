@@ -1,7 +1,7 @@
 //! The change register over HTTP: register (one notice or an array, all or nothing), list with filters, show
 //! with its audit trail, and status updates. Every write re-runs correlation in the engine.
 
-use super::query::ApiQuery;
+use crate::http::query::ApiQuery;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -9,11 +9,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::api_error::{ApiError, store_error};
-use super::auth::{confined_to, list_scope, may_register_for, may_touch_stored, principal};
-use super::engine_loop::EngineInput;
-use super::query::time_window;
-use super::state::AppState;
+use crate::engine::EngineInput;
+use crate::http::api_error::{ApiError, store_error};
+use crate::http::auth::{confined_to, list_scope, may_register_for, may_touch_stored, principal};
+use crate::http::query::time_window;
+use crate::http::state::AppState;
 use crate::store::{ChangeFilter, Principal, StoredChange, Upsert};
 use stormwatch_core::changes::{ChangeNotice, ChangeOwner, ChangeStatus};
 
@@ -157,7 +157,7 @@ async fn register(
         StatusCode::OK
     };
     let viewer = confined_to(&who)?.map(ChangeOwner::User);
-    let answer = crate::coordination::registered(&state, outcomes, viewer).await?;
+    let answer = crate::http::coordination::registered(&state, outcomes, viewer).await?;
     Ok((status, Json(answer)).into_response())
 }
 
@@ -210,7 +210,7 @@ async fn list(
                 .map_err(|e| ApiError::invalid(e.to_string()))?;
             let mut recorded = change.warnings;
             if let Some(found) = recorded.as_mut() {
-                crate::coordination::redact(found, &register, viewer);
+                crate::http::coordination::redact(found, &register, viewer);
             }
             if let Some(object) = json.as_object_mut() {
                 object.insert("warnings".into(), serde_json::json!(recorded));
@@ -230,8 +230,8 @@ async fn show(
     let stored = change_they_may_touch(&state, &who, &id).await?;
     let audit = state.store.change_audit_async(id).await?;
     let viewer = confined_to(&who)?.map(ChangeOwner::User);
-    let warnings = crate::coordination::listed(&state, &stored, viewer).await?;
-    let outcome = crate::outcomes_api::outcome_of(&state, &stored.notice).await?;
+    let warnings = crate::http::coordination::listed(&state, &stored, viewer).await?;
+    let outcome = crate::http::outcomes_api::outcome_of(&state, &stored.notice).await?;
     Ok(Json(serde_json::json!({
         "change": stored.notice,
         // Raised when the change was last registered (null: stored before warnings were recorded).
@@ -315,6 +315,6 @@ async fn update_status(
     }
     .map_err(store_error)?;
     refresh_engine(&state).await?;
-    crate::coordination::refresh_gauge(&state).await;
+    crate::http::coordination::refresh_gauge(&state).await;
     Ok(Json(serde_json::json!({ "change": changed.change.notice, "previous_status": changed.previous.as_str() })).into_response())
 }

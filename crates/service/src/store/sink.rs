@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use crossbeam::channel::Sender;
 
-use super::alerts::AlertMessage;
-use super::engine_loop::Persistence;
-use super::health::Health;
-use super::incident_series::IncidentSeries;
-use super::log_limit::LogLimit;
+use crate::alerts::AlertMessage;
+use crate::engine::Persistence;
+use crate::engine::incident_series::IncidentSeries;
+use crate::health::Health;
+use crate::log_limit::LogLimit;
 use crate::store::{Store, Upsert};
 use stormwatch_core::report::IncidentRecord;
 

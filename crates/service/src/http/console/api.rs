@@ -12,11 +12,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::nearby;
-use crate::api_error::{ApiError, store_error};
-use crate::auth::{confined_to, may_see_incident, principal, require_ops, visible_incident};
-use crate::state::{AppState, ask};
+use crate::http::api_error::{ApiError, store_error};
+use crate::http::auth::{confined_to, may_see_incident, principal, require_ops, visible_incident};
+use crate::http::state::{AppState, ask};
+use crate::http::users_api::{self, UserView};
 use crate::store::{Judgement, Triage, TriageRequest};
-use crate::users_api::{self, UserView};
 use stormwatch_core::report::IncidentRecord;
 use stormwatch_core::telemetry::Eui64;
 

@@ -16,8 +16,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use super::engine_loop::{EngineInput, SourceKind};
-use super::metrics::{CONNECTIONS, CONNECTIONS_REFUSED};
+use crate::engine::{EngineInput, SourceKind};
+use crate::metrics::{CONNECTIONS, CONNECTIONS_REFUSED};
 use crate::store::{Role, Store};
 use stormwatch_core::telemetry::batch::parse_chunk;
 use stormwatch_core::telemetry::framing::LineFramer;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use metrics::gauge;
 use serde_json::{Value, json};
 
-use crate::api_error::ApiError;
-use crate::state::AppState;
+use crate::http::api_error::ApiError;
+use crate::http::state::AppState;
 use crate::store::UpsertOutcome;
 use stormwatch_core::changes::{
     ChangeNotice, ChangeOutcome, ChangeOwner, ChangeRegister, ChangeStatus, CoordinationConfig,

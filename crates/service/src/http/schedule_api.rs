@@ -11,11 +11,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::api_error::ApiError;
-use super::auth::{any_principal, confined_to, principal};
-use super::query::time_window;
-use super::state::AppState;
-use crate::coordination::ScheduledChange;
+use crate::http::api_error::ApiError;
+use crate::http::auth::{any_principal, confined_to, principal};
+use crate::http::coordination::ScheduledChange;
+use crate::http::query::time_window;
+use crate::http::state::AppState;
 use crate::store::{ChangeFilter, Principal, Role, StoredChange};
 use stormwatch_core::changes::{Category, ChangeNotice, ChangeOwner, change_outcome, warnings};
 
@@ -129,7 +129,8 @@ async fn gather(state: &AppState, selection: &Selection) -> Result<Vec<Scheduled
         })
         .await?;
     let incidents =
-        crate::outcomes_api::judged_incidents(state, selection.from_ms, selection.to_ms).await?;
+        crate::http::outcomes_api::judged_incidents(state, selection.from_ms, selection.to_ms)
+            .await?;
     let (now, grace) = (
         crate::store::now_ms(),
         i64::from(state.coordination.outcome_grace_minutes) * 60_000,
@@ -151,10 +152,10 @@ async fn gather(state: &AppState, selection: &Selection) -> Result<Vec<Scheduled
                  ..
              }| {
                 let mut current = warnings(&notice, register.iter(), &state.coordination);
-                crate::coordination::redact(&mut current, &register, selection.confined);
+                crate::http::coordination::redact(&mut current, &register, selection.confined);
                 let warnings_recorded = recorded.is_some();
                 let mut recorded = recorded.unwrap_or_default();
-                crate::coordination::redact(&mut recorded, &register, selection.confined);
+                crate::http::coordination::redact(&mut recorded, &register, selection.confined);
                 let json = notice
                     .to_json()
                     .map_err(|e| ApiError::invalid(e.to_string()))?;
@@ -243,7 +244,7 @@ async fn calendar(
     let who = caller(&state, &headers, &query).await?;
     let selection = select(&who, &query)?;
     let changes = gather(&state, &selection).await?;
-    let feed = crate::calendar_feed::render(&changes);
+    let feed = crate::http::calendar_feed::render(&changes);
     Ok((
         [
             (header::CONTENT_TYPE, "text/calendar; charset=utf-8"),

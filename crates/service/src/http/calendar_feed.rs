@@ -4,7 +4,7 @@
 
 use icalendar::{Calendar, Component, Event, EventLike, EventStatus};
 
-use crate::coordination::ScheduledChange;
+use crate::http::coordination::ScheduledChange;
 
 /// The calendar for these changes.
 pub fn render(changes: &[ScheduledChange]) -> String {

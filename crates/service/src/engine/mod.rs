@@ -2,6 +2,10 @@
 //! (a full channel blocks them: backpressure, never drops); once a second it closes idle seconds by the wall
 //! clock, publishes gauges, persists incident changes and takes periodic snapshots.
 
+mod held_lines;
+pub mod incident_series;
+pub mod journal;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -9,12 +13,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam::channel::{Receiver, RecvTimeoutError};
 use hdrhistogram::Histogram;
 
-use super::health::Health;
-use super::held_lines::HeldLines;
-use super::incident_series::{IncidentSeries, MAX_USERS, SeriesPoint};
-use super::journal::{Entry, Journal, wrap_snapshot};
-use super::malformed::MalformedLog;
-use super::metrics::Publisher;
+use crate::engine::held_lines::HeldLines;
+use crate::engine::incident_series::{IncidentSeries, MAX_USERS, SeriesPoint};
+use crate::engine::journal::{Entry, Journal, wrap_snapshot};
+use crate::health::Health;
+use crate::ingest::malformed::MalformedLog;
+use crate::metrics::Publisher;
 use stormwatch_core::changes::ChangeRegister;
 use stormwatch_core::engine::window::RING_SECONDS;
 use stormwatch_core::engine::{Engine, IncidentUpdate, IngestError, Ingested, Settled};
@@ -680,5 +684,5 @@ fn hang() -> ! {
 }
 
 #[cfg(test)]
-#[path = "engine_loop_tests.rs"]
+#[path = "tests.rs"]
 mod tests;

@@ -8,9 +8,9 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::api_error::{ApiError, store_error};
-use crate::auth::{confined_to, principal, visible_incident};
-use crate::state::AppState;
+use crate::http::api_error::{ApiError, store_error};
+use crate::http::auth::{confined_to, principal, visible_incident};
+use crate::http::state::AppState;
 use crate::store::ChangeFilter;
 use stormwatch_core::changes::{
     ChangeNotice, ChangeOwner, CorrelatorConfig, judge, only_change_near,

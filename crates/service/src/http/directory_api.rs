@@ -8,10 +8,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::api_error::{ApiError, store_error};
-use super::auth::{confined_to, may_see_user, principal, require_ops};
-use super::engine_loop::EngineInput;
-use super::state::AppState;
+use crate::engine::EngineInput;
+use crate::http::api_error::{ApiError, store_error};
+use crate::http::auth::{confined_to, may_see_user, principal, require_ops};
+use crate::http::state::AppState;
 use crate::user_directory::{PartyRole, checked};
 use stormwatch_core::telemetry::Eui64;
 

@@ -18,7 +18,7 @@ use metrics::{counter, gauge};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use super::metrics::{CONNECTIONS, CONNECTIONS_REFUSED};
+use crate::metrics::{CONNECTIONS, CONNECTIONS_REFUSED};
 
 /// The HTTP listener's limits (from the service's configuration).
 #[derive(Clone, Copy, Debug)]

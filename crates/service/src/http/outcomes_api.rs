@@ -8,10 +8,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::api_error::ApiError;
-use super::auth::{confined_to, principal};
-use super::query::time_param;
-use super::state::AppState;
+use crate::http::api_error::ApiError;
+use crate::http::auth::{confined_to, principal};
+use crate::http::query::time_param;
+use crate::http::state::AppState;
 use crate::store::{ChangeFilter, IncidentFilter, Judgement, StoredIncident, Triage, TriageAction};
 use stormwatch_core::changes::{
     ChangeNotice, ChangeOutcome, ChangeOwner, JudgedIncident, OwnerOutcomes, change_outcome,

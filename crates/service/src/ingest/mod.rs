@@ -1,5 +1,9 @@
 //! Blocking live sources: the shared `pump` (frame, parse, forward; a full engine queue blocks it) and
-//! `--follow` files that survive rotation. The TCP listener is async, in `tcp_ingest.rs`.
+//! `--follow` files that survive rotation. The TCP listener is async, in `tcp.rs`.
+
+pub mod malformed;
+pub mod tcp;
+pub mod tls;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -9,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::Sender;
 
-use super::engine_loop::{EngineInput, SourceKind};
+use crate::engine::{EngineInput, SourceKind};
 use stormwatch_core::telemetry::batch::parse_chunk;
 use stormwatch_core::telemetry::framing::LineFramer;
 

@@ -1,7 +1,7 @@
 //! Incidents over HTTP: the stored list with filters, and one incident in full with its Users' chart for its whole
 //! life (stored, see incident_series.rs) and the seconds since it was last saved (from the engine's windows).
 
-use super::query::ApiQuery;
+use crate::http::query::ApiQuery;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -9,11 +9,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::api_error::ApiError;
-use super::auth::{confined_to, list_scope, principal};
-use super::incident_series::{BEFORE_ONSET_S, IncidentSeries, MAX_USERS, SeriesPoint};
-use super::query::time_window;
-use super::state::{AppState, ask};
+use crate::engine::incident_series::{BEFORE_ONSET_S, IncidentSeries, MAX_USERS, SeriesPoint};
+use crate::http::api_error::ApiError;
+use crate::http::auth::{confined_to, list_scope, principal};
+use crate::http::query::time_window;
+use crate::http::state::{AppState, ask};
 use crate::store::IncidentFilter;
 use stormwatch_core::engine::Engine;
 use stormwatch_core::incident::IncidentKind;
