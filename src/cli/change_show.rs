@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use stormwatch_core::changes::{
-    ChangeOutcome, Outcome, Warning, change_outcome, direction_name, warnings,
+    ChangeOutcome, Outcome, Warning, change_outcome, direction_name, register_warnings,
 };
 use stormwatch_service::http::outcomes_api::judge;
 use stormwatch_service::store::{AuditEntry, IncidentFilter, Store, StoredChange, StoredIncident};
@@ -38,7 +38,7 @@ pub fn run(store: &Store, args: &ShowArgs) -> anyhow::Result<ExitCode> {
         .get_change(args.id.clone())?
         .ok_or_else(|| anyhow::anyhow!("no change `{}` in {}", args.id, store.path().display()))?;
     let register = store.load_register()?;
-    let current = warnings(&change.notice, register.iter(), &coordination);
+    let current = register_warnings(&change.notice, &register, &coordination);
     let grace_ms = i64::from(coordination.outcome_grace_minutes) * 60_000;
     let incidents = store.list_incidents(IncidentFilter {
         from_ms: Some(change.notice.start_ms),

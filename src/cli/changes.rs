@@ -10,7 +10,9 @@ use stormwatch_core::changes::{ChangeNotice, ChangeOwner, ChangeStatus};
 use stormwatch_replay::load_change_file;
 
 use super::table::{table, time};
-use stormwatch_service::store::{ChangeFilter, Store, StoreError, StoredChange, Upsert};
+use stormwatch_service::store::{
+    CHUNK, ChangeFilter, Progress, Store, StoreError, StoredChange, Upsert,
+};
 
 /// Where the store lives; every `changes` and `tokens` command takes it.
 #[derive(clap::Args, Debug)]
@@ -265,8 +267,25 @@ fn run_import(
     let outcomes = if notices.is_empty() {
         Vec::new()
     } else {
+        // One transaction, written then judged in chunks: progress on stderr for a long import, and still all
+        // or nothing.
+        let progress = Box::new(move |done: Progress| {
+            if done.total > CHUNK {
+                let (step, count) = if done.judged == 0 {
+                    ("written", done.written)
+                } else {
+                    ("judged", done.judged)
+                };
+                eprintln!("import: {count} of {} notices {step}", done.total);
+            }
+        });
         store
-            .upsert_changes(notices, actor.name, std::sync::Arc::new(coordination))
+            .upsert_changes_with_progress(
+                notices,
+                actor.name,
+                std::sync::Arc::new(coordination),
+                progress,
+            )
             .context("storing the valid notices failed; nothing was stored")?
     };
     let count = |kind| outcomes.iter().filter(|o| o.outcome == kind).count();
@@ -307,6 +326,7 @@ fn run_list(store: &Store, args: &ListArgs) -> anyhow::Result<ExitCode> {
         from_ms: args.from,
         to_ms: args.to,
         status: args.status,
+        ..ChangeFilter::default()
     };
     let changes = store.list_changes(filter)?;
     if args.json {

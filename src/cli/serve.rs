@@ -165,6 +165,7 @@ impl ServeArgs {
             .snapshot_every
             .or(env("STORMWATCH_SNAPSHOT_EVERY")?)
             .unwrap_or(config.snapshot_every_s);
+        config.retention_days = env("STORMWATCH_RETENTION_DAYS")?.unwrap_or(config.retention_days);
         config.log_format = self
             .log_format
             .or(env_log_format()?)
@@ -452,6 +453,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(stormwatch_service::http::changes_api::follow_external_writes(state.clone()));
         tokio::spawn(stormwatch_service::http::coordination::publish_upcoming(
             state.clone(),
+        ));
+        tokio::spawn(stormwatch_service::retention::prune_periodically(
+            state.store.clone(),
+            config.retention_days,
         ));
         tokio::spawn(stormwatch_service::health::probe_store(
             state.store.clone(),

@@ -64,6 +64,9 @@ pub struct ServeConfig {
     pub user_directory: Option<PathBuf>,
     /// How often the store is test-written, so an unwritable data directory shows in `/readyz` within this.
     pub store_probe_every_s: u64,
+    /// Days a resolved incident (with its history, triage and chart) and a change audit row are kept after they
+    /// were last written; older ones are deleted hourly, in bounded batches. 0 keeps them forever.
+    pub retention_days: u32,
     /// TCP telemetry connections served at once; more are told `ERR too many connections` and closed.
     pub ingest_max_connections: usize,
     /// A TCP telemetry connection that sends nothing for this long is closed.
@@ -119,6 +122,7 @@ impl Default for ServeConfig {
             shutdown_grace_s: 10,
             user_directory: None,
             store_probe_every_s: 5,
+            retention_days: 400,
             ingest_max_connections: 256,
             ingest_idle_timeout_s: 300,
             ingest_auth: IngestAuth::Auto,

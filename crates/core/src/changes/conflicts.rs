@@ -5,6 +5,11 @@ use serde::{Deserialize, Serialize};
 
 use super::coordination_config::CoordinationConfig;
 use super::notice::{Category, ChangeNotice, ChangeOwner, ChangeStatus};
+use super::register::ChangeRegister;
+
+/// The most other changes one warning names (in `related` and in its message): a change overlapping thousands
+/// stays one bounded warning, and its message says how many there were in all.
+pub const MAX_RELATED: usize = 25;
 
 /// What a warning is about; the API's `kind`.
 #[derive(Copy, Clone, Eq, PartialEq, Hash, Debug, Serialize, Deserialize, PartialOrd, Ord)]
@@ -70,7 +75,8 @@ fn overlap(a: &ChangeNotice, b: &ChangeNotice) -> bool {
 }
 
 /// Every warning for `notice` against `register` (which may hold `notice` itself, under its id: it is skipped). A
-/// cancelled change has none, and cancelled changes in the register count for nothing.
+/// cancelled change has none, and cancelled changes in the register count for nothing. Reads every notice given:
+/// for a whole register use [`register_warnings`], which reads only the overlapping ones.
 pub fn warnings<'a>(
     notice: &ChangeNotice,
     register: impl IntoIterator<Item = &'a ChangeNotice>,
@@ -83,12 +89,39 @@ pub fn warnings<'a>(
         .into_iter()
         .filter(|other| other.id != notice.id && live(other) && overlap(notice, other))
         .collect();
+    judge(notice, &others, config)
+}
+
+/// [`warnings`] against a register through its time index: the cost grows with the changes overlapping
+/// `notice` (k log k), not with the register.
+pub fn register_warnings(
+    notice: &ChangeNotice,
+    register: &ChangeRegister,
+    config: &CoordinationConfig,
+) -> Vec<Warning> {
+    if !live(notice) {
+        return Vec::new();
+    }
+    let others: Vec<&ChangeNotice> = register
+        .overlapping(notice.start_ms, notice.end_ms)
+        .into_iter()
+        .filter(|other| other.id != notice.id && live(other))
+        .collect();
+    judge(notice, &others, config)
+}
+
+/// The warnings of a live `notice` given the live changes overlapping it, in window order.
+fn judge(
+    notice: &ChangeNotice,
+    others: &[&ChangeNotice],
+    config: &CoordinationConfig,
+) -> Vec<Warning> {
     let mut found = Vec::new();
     if let ChangeOwner::User(_) = notice.owner {
-        dcc_overlaps(&others, config, &mut found);
+        dcc_overlaps(others, config, &mut found);
     }
     if is_high_risk(notice.category) {
-        pile_up(notice, &others, config, &mut found);
+        pile_up(notice, others, config, &mut found);
     }
     daily_windows(notice, config, &mut found);
     if matches!(notice.category, Category::Device | Category::Campaign) && notice.expected.is_none()
@@ -140,58 +173,106 @@ fn dcc_overlaps(others: &[&ChangeNotice], config: &CoordinationConfig, found: &m
         }
         let named: Vec<String> = hits
             .iter()
+            .take(MAX_RELATED)
             .map(|o| format!("{} ({})", o.id, o.title))
             .collect();
         found.push(Warning {
             kind,
-            message: format!("overlaps {what}: {}", named.join(", ")),
-            related: hits.iter().map(|o| o.id.clone()).collect(),
+            message: format!("overlaps {what}: {}{}", named.join(", "), more(hits.len())),
+            related: hits
+                .iter()
+                .take(MAX_RELATED)
+                .map(|o| o.id.clone())
+                .collect(),
         });
     }
 }
 
-/// The most high-risk changes running at one moment of `notice`'s window, itself included.
+/// ", and N more (M in all)" when a warning names only the first [`MAX_RELATED`] of `total` changes.
+fn more(total: usize) -> String {
+    if total > MAX_RELATED {
+        format!(", and {} more ({total} in all)", total - MAX_RELATED)
+    } else {
+        String::new()
+    }
+}
+
+/// The high-risk changes among `others` running at the moment of `notice`'s window when most of them run
+/// (the first such moment), in the order given. The count only rises at a start, so only `notice`'s start and
+/// the starts inside its window are candidates; a sweep over sorted starts and ends counts each in O(log k).
+pub fn peak_high_risk<'a>(
+    notice: &ChangeNotice,
+    others: &[&'a ChangeNotice],
+) -> Vec<&'a ChangeNotice> {
+    let risky: Vec<&ChangeNotice> = others
+        .iter()
+        .copied()
+        .filter(|o| is_high_risk(o.category))
+        .collect();
+    let mut starts: Vec<i64> = risky.iter().map(|o| o.start_ms).collect();
+    let mut ends: Vec<i64> = risky.iter().map(|o| o.end_ms).collect();
+    starts.sort_unstable();
+    ends.sort_unstable();
+    let running_at = |t: i64| {
+        // Started at or before t, minus those that ended before t (windows include both ends).
+        starts.partition_point(|&s| s <= t) - ends.partition_point(|&e| e < t)
+    };
+    let mut candidates: Vec<i64> = std::iter::once(notice.start_ms)
+        .chain(
+            starts
+                .iter()
+                .copied()
+                .filter(|&t| notice.window_contains(t)),
+        )
+        .collect();
+    candidates.sort_unstable();
+    let mut best: Option<(usize, i64)> = None;
+    for t in candidates {
+        let count = running_at(t);
+        if count > 0 && best.is_none_or(|(most, _)| count > most) {
+            best = Some((count, t));
+        }
+    }
+    match best {
+        Some((_, t)) => risky.into_iter().filter(|o| o.window_contains(t)).collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Warns when more high-risk changes than allowed run at one moment of `notice`'s window, itself included.
 fn pile_up(
     notice: &ChangeNotice,
     others: &[&ChangeNotice],
     config: &CoordinationConfig,
     found: &mut Vec<Warning>,
 ) {
-    let risky: Vec<&ChangeNotice> = others
-        .iter()
-        .copied()
-        .filter(|o| is_high_risk(o.category))
-        .collect();
-    // Peak concurrency: the count only rises at a start, so checking each start inside the window is enough.
-    let starts = std::iter::once(notice.start_ms)
-        .chain(risky.iter().map(|o| o.start_ms))
-        .filter(|&t| notice.window_contains(t));
-    let mut peak: Vec<&ChangeNotice> = Vec::new();
-    for t in starts {
-        let running: Vec<&ChangeNotice> = risky
-            .iter()
-            .copied()
-            .filter(|o| o.window_contains(t))
-            .collect();
-        if running.len() > peak.len() {
-            peak = running;
-        }
-    }
+    let peak = peak_high_risk(notice, others);
     let total = peak.len() + 1;
     if total > config.max_concurrent_high_risk as usize {
-        let users: std::collections::BTreeSet<String> = std::iter::once(notice)
+        // Owners counted by key, not by name: formatting thousands of EUI-64s per notice was most of the cost.
+        let mut users: Vec<Option<u64>> = std::iter::once(notice)
             .chain(peak.iter().copied())
-            .map(|o| o.owner.to_string())
+            .map(|o| match o.owner {
+                ChangeOwner::User(user) => Some(user.0),
+                ChangeOwner::Dcc => None,
+            })
             .collect();
+        users.sort_unstable();
+        users.dedup();
         found.push(Warning {
             kind: WarningKind::HighRiskPileUp,
             message: format!(
                 "{total} high-risk changes (network, certificate, endpoint) run at once across {} owners, more than \
-                 the {} allowed",
+                 the {} allowed{}",
                 users.len(),
-                config.max_concurrent_high_risk
+                config.max_concurrent_high_risk,
+                if peak.len() > MAX_RELATED {
+                    format!(" (the first {MAX_RELATED} named)")
+                } else {
+                    String::new()
+                }
             ),
-            related: peak.iter().map(|o| o.id.clone()).collect(),
+            related: peak.iter().take(MAX_RELATED).map(|o| o.id.clone()).collect(),
         });
     }
 }

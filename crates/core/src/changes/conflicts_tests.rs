@@ -249,3 +249,100 @@ fn a_window_ending_before_it_starts_or_spanning_days_does_not_panic() {
     let early = notice("E", user(1), Category::Network, i64::MIN, i64::MIN + 10);
     let _ = warnings(&early, [&long], &config);
 }
+
+/// The pile-up peak as it was first written: every candidate moment against every high-risk change (k²).
+fn naive_peak<'a>(notice: &ChangeNotice, others: &[&'a ChangeNotice]) -> Vec<&'a ChangeNotice> {
+    let risky: Vec<&ChangeNotice> = others
+        .iter()
+        .copied()
+        .filter(|o| is_high_risk(o.category))
+        .collect();
+    let starts = std::iter::once(notice.start_ms)
+        .chain(risky.iter().map(|o| o.start_ms))
+        .filter(|&t| notice.window_contains(t));
+    let mut peak: Vec<&ChangeNotice> = Vec::new();
+    for t in starts {
+        let running: Vec<&ChangeNotice> = risky
+            .iter()
+            .copied()
+            .filter(|o| o.window_contains(t))
+            .collect();
+        if running.len() > peak.len() {
+            peak = running;
+        }
+    }
+    peak
+}
+
+fn random_register(windows: &[(i64, i64, bool, bool)]) -> ChangeRegister {
+    windows
+        .iter()
+        .enumerate()
+        .map(|(n, &(start, length, risky, dcc))| {
+            let category = if risky {
+                Category::Network
+            } else {
+                Category::Application
+            };
+            let owner = if dcc {
+                ChangeOwner::Dcc
+            } else {
+                user(n as u64 % 5)
+            };
+            notice(
+                &format!("CHG-{n}"),
+                owner,
+                category,
+                ELEVEN + start * MINUTE,
+                ELEVEN + (start + length) * MINUTE,
+            )
+        })
+        .collect()
+}
+
+proptest::proptest! {
+    /// The sweep finds the same peak as the k² scan, and warnings through the time index equal warnings read
+    /// from every notice of the register.
+    #[test]
+    fn indexed_warnings_match_the_naive_scan(
+        windows in proptest::collection::vec((0_i64..600, 0_i64..240, proptest::bool::ANY, proptest::bool::ANY), 1..40),
+    ) {
+        let config = CoordinationConfig::default();
+        let register = random_register(&windows);
+        for judged in register.iter() {
+            let others: Vec<&ChangeNotice> = register
+                .iter()
+                .filter(|o| o.id != judged.id && o.start_ms <= judged.end_ms && judged.start_ms <= o.end_ms)
+                .collect();
+            let swept: Vec<&str> = peak_high_risk(judged, &others).iter().map(|o| o.id.as_str()).collect();
+            let scanned: Vec<&str> = naive_peak(judged, &others).iter().map(|o| o.id.as_str()).collect();
+            proptest::prop_assert_eq!(swept, scanned);
+            proptest::prop_assert_eq!(
+                register_warnings(judged, &register, &config),
+                warnings(judged, register.iter(), &config)
+            );
+        }
+    }
+}
+
+#[test]
+fn thousands_of_overlapping_changes_make_one_bounded_warning_each() {
+    let config = CoordinationConfig::default();
+    let windows: Vec<(i64, i64, bool, bool)> = (0..2_000)
+        .map(|n| (n % 60, 120, true, n % 2 == 0))
+        .collect();
+    let register = random_register(&windows);
+    let judged = register.get("CHG-1").expect("registered");
+    let found = register_warnings(judged, &register, &config);
+    let pile = found
+        .iter()
+        .find(|w| w.kind == WarningKind::HighRiskPileUp)
+        .expect("a pile-up");
+    assert_eq!(pile.related.len(), MAX_RELATED);
+    let dcc = found
+        .iter()
+        .find(|w| w.kind == WarningKind::DccMaintenanceOverlap)
+        .expect("DCC overlaps");
+    assert_eq!(dcc.related.len(), MAX_RELATED);
+    assert!(dcc.message.contains("(1000 in all)"), "{}", dcc.message);
+}

@@ -16,7 +16,10 @@ mod register;
 mod test_support;
 mod validate;
 
-pub use conflicts::{Warning, WarningKind, is_bcdr_test, is_high_risk, warnings};
+pub use conflicts::{
+    MAX_RELATED, Warning, WarningKind, is_bcdr_test, is_high_risk, peak_high_risk,
+    register_warnings, warnings,
+};
 pub use coordination_config::{Clock, CoordinationConfig, DailyWindow, TimeOfDay, TypicalMinutes};
 pub use correlate::{correlate, judge, only_change_near};
 pub use correlator_config::{

@@ -1,6 +1,8 @@
-//! The change register: notices keyed by id (registering an id again updates it), iterated by window start then id.
+//! The change register: notices keyed by id (registering an id again updates it), iterated by window start then id,
+//! with a time index so that the notices overlapping a window are found without scanning the whole register.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use super::notice::{ChangeNotice, ChangeOwner};
 use crate::telemetry::Eui64;
@@ -8,9 +10,20 @@ use crate::telemetry::Eui64;
 /// An in-memory register. Iteration order is deterministic, so everything derived from it is too.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ChangeRegister {
-    by_window: BTreeMap<(i64, String), ChangeNotice>,
+    by_window: BTreeMap<(i64, String), Arc<ChangeNotice>>,
     /// id -> start, to find a notice's place in `by_window` when only its id is known.
     starts: HashMap<String, i64>,
+    /// The same keys split by window length class (class `c` holds lengths in `[2^(c-1), 2^c)` ms, class 0 the
+    /// zero-length ones), each sorted by start. A window of class `c` that overlaps `[from, to]` starts in
+    /// `[from - 2^c, to]`, so each class is read from one bounded range instead of from the register's beginning.
+    /// The notices are shared with `by_window`, so a query reads them without a second lookup.
+    by_length: BTreeMap<u32, BTreeMap<(i64, String), Arc<ChangeNotice>>>,
+}
+
+/// The length class of a window (see `ChangeRegister::by_length`).
+fn length_class(notice: &ChangeNotice) -> u32 {
+    let length = notice.end_ms.saturating_sub(notice.start_ms).max(0) as u64;
+    u64::BITS - length.leading_zeros()
 }
 
 impl ChangeRegister {
@@ -22,24 +35,38 @@ impl ChangeRegister {
     pub fn upsert(&mut self, notice: ChangeNotice) -> Option<ChangeNotice> {
         let previous = self.remove(&notice.id);
         self.starts.insert(notice.id.clone(), notice.start_ms);
-        self.by_window
-            .insert((notice.start_ms, notice.id.clone()), notice);
+        let key = (notice.start_ms, notice.id.clone());
+        let notice = Arc::new(notice);
+        self.by_length
+            .entry(length_class(&notice))
+            .or_default()
+            .insert(key.clone(), notice.clone());
+        self.by_window.insert(key, notice);
         previous
     }
 
     pub fn remove(&mut self, id: &str) -> Option<ChangeNotice> {
         let start = self.starts.remove(id)?;
-        self.by_window.remove(&(start, id.to_owned()))
+        let key = (start, id.to_owned());
+        let notice = self.by_window.remove(&key)?;
+        let class = length_class(&notice);
+        if let Some(keys) = self.by_length.get_mut(&class) {
+            keys.remove(&key);
+            if keys.is_empty() {
+                self.by_length.remove(&class);
+            }
+        }
+        Some(Arc::unwrap_or_clone(notice))
     }
 
     pub fn get(&self, id: &str) -> Option<&ChangeNotice> {
         let start = *self.starts.get(id)?;
-        self.by_window.get(&(start, id.to_owned()))
+        self.by_window.get(&(start, id.to_owned())).map(|n| &**n)
     }
 
     /// Every notice, by window start, then id.
     pub fn iter(&self) -> impl Iterator<Item = &ChangeNotice> + '_ {
-        self.by_window.values()
+        self.by_window.values().map(|n| &**n)
     }
 
     pub fn len(&self) -> usize {
@@ -58,16 +85,37 @@ impl ChangeRegister {
         })
     }
 
-    /// Notices whose window overlaps `[from_ms, to_ms]`, ends included.
-    pub fn overlapping(
-        &self,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> impl Iterator<Item = &ChangeNotice> + '_ {
-        // Sorted by start, so the scan can stop at the first window opening after `to_ms`.
-        self.iter()
-            .take_while(move |notice| notice.start_ms <= to_ms)
-            .filter(move |notice| notice.end_ms >= from_ms)
+    /// Notices whose window overlaps `[from_ms, to_ms]`, ends included, by window start then id. The cost is the
+    /// answer plus, per length class, the windows of that class that end in the class's length before `from_ms`.
+    pub fn overlapping(&self, from_ms: i64, to_ms: i64) -> Vec<&ChangeNotice> {
+        if to_ms < from_ms {
+            return Vec::new();
+        }
+        let mut found: Vec<&ChangeNotice> = Vec::new();
+        for (&class, keys) in &self.by_length {
+            // Every length in the class is below 2^class (class 63 holds lengths up to i64::MAX).
+            let longest = if class >= 63 {
+                i64::MAX
+            } else {
+                1_i64 << class
+            };
+            let earliest = from_ms.saturating_sub(longest);
+            let range = (
+                std::ops::Bound::Included((earliest, String::new())),
+                std::ops::Bound::Unbounded,
+            );
+            for ((start, _), notice) in keys.range(range) {
+                if *start > to_ms {
+                    break;
+                }
+                if notice.end_ms >= from_ms {
+                    found.push(&**notice);
+                }
+            }
+        }
+        // One sorted run per class: a stable (merging) sort joins them in O(k log classes).
+        found.sort_by(|a, b| (a.start_ms, &a.id).cmp(&(b.start_ms, &b.id)));
+        found
     }
 }
 
@@ -164,8 +212,60 @@ mod tests {
         .collect();
         let ids: Vec<_> = register
             .overlapping(100, 200)
+            .into_iter()
             .map(|n| n.id.as_str())
             .collect();
         assert_eq!(ids, ["TOUCH", "INSIDE", "EDGE"]);
+    }
+
+    #[test]
+    fn a_moved_or_removed_window_leaves_the_time_index() {
+        let mut register: ChangeRegister = [
+            notice("LONG", ChangeOwner::Dcc, 0, 1_000_000),
+            notice("SHORT", ChangeOwner::Dcc, 10, 20),
+        ]
+        .into_iter()
+        .collect();
+        register.upsert(notice("LONG", ChangeOwner::Dcc, 5_000_000, 5_000_001));
+        let ids: Vec<_> = register
+            .overlapping(500, 600)
+            .into_iter()
+            .map(|n| n.id.as_str())
+            .collect();
+        assert!(ids.is_empty(), "{ids:?}");
+        register.remove("SHORT");
+        assert!(register.overlapping(0, 100).is_empty());
+        assert_eq!(register.overlapping(0, i64::MAX).len(), 1);
+        assert_eq!(register.overlapping(i64::MIN, i64::MAX).len(), 1);
+    }
+
+    proptest::proptest! {
+        /// The index finds exactly what a scan of every notice finds, in the same order.
+        #[test]
+        fn overlapping_matches_a_full_scan(
+            windows in proptest::collection::vec((0_i64..10_000, 0_i64..3_000), 0..60),
+            moves in proptest::collection::vec((0_usize..60, 0_i64..10_000, 0_i64..3_000), 0..20),
+            query in (-1_000_i64..11_000, 0_i64..4_000),
+        ) {
+            let mut register = ChangeRegister::new();
+            for (n, (start, length)) in windows.iter().enumerate() {
+                register.upsert(notice(&format!("C{n}"), ChangeOwner::Dcc, *start, start + length));
+            }
+            for (n, start, length) in moves {
+                if n % 3 == 0 {
+                    register.remove(&format!("C{n}"));
+                } else {
+                    register.upsert(notice(&format!("C{n}"), ChangeOwner::Dcc, start, start + length));
+                }
+            }
+            let (from, to) = (query.0, query.0 + query.1);
+            let indexed: Vec<&str> = register.overlapping(from, to).into_iter().map(|n| n.id.as_str()).collect();
+            let scanned: Vec<&str> = register
+                .iter()
+                .filter(|n| n.start_ms <= to && n.end_ms >= from)
+                .map(|n| n.id.as_str())
+                .collect();
+            proptest::prop_assert_eq!(indexed, scanned);
+        }
     }
 }

@@ -617,6 +617,13 @@ impl Engine {
         self.correlate_all();
     }
 
+    /// Adds or replaces these notices in the register (by id) and re-correlates every incident: a write of a few
+    /// notices costs the same whatever the register's size.
+    pub fn upsert_changes(&mut self, notices: Vec<crate::changes::ChangeNotice>) {
+        self.changes.extend(notices);
+        self.correlate_all();
+    }
+
     /// Incidents as report records, in the order they opened (merged ones left out: their common cause lists them).
     pub fn incident_records(&self) -> Vec<IncidentRecord> {
         self.incidents

@@ -93,6 +93,8 @@ pub enum EngineInput {
     /// Runs on the engine thread between batches; the closure answers through its own channel.
     Query(Query),
     SetChanges(ChangeRegister),
+    /// Notices just written through the API, to add to (or replace in) the engine's register.
+    UpsertChanges(Vec<stormwatch_core::changes::ChangeNotice>),
     /// A new allow-list from the User directory (an API edit); `None` lets every User in.
     SetDirectory(Option<rustc_hash::FxHashSet<stormwatch_core::telemetry::Eui64>>),
     /// A log source's positions after the batches sent before this message.
@@ -308,14 +310,11 @@ impl EngineLoop {
                 Ok(EngineInput::Query(query)) => query(&self.engine, &self.malformed),
                 Ok(EngineInput::SetChanges(register)) => {
                     self.engine.set_changes(register);
-                    for record in self.engine.incident_records() {
-                        if record.resolved.is_some() {
-                            self.persistence.incident_changed(&record);
-                        }
-                    }
-                    // A new verdict or suspect reaches the store and Alertmanager now, not at the next tick.
-                    let open = self.engine.open_incidents();
-                    self.refresh_open(&open);
+                    self.changes_moved();
+                }
+                Ok(EngineInput::UpsertChanges(notices)) => {
+                    self.engine.upsert_changes(notices);
+                    self.changes_moved();
                 }
                 Ok(EngineInput::SetDirectory(listed)) => self.engine.set_directory(listed),
                 Ok(EngineInput::Positions(positions)) => self.positions = positions,
@@ -617,6 +616,18 @@ impl EngineLoop {
                 );
             }
         }
+    }
+
+    /// After the register moved and every incident was re-correlated: resolved incidents' new verdicts reach the
+    /// store, and open ones reach the store and Alertmanager now, not at the next tick.
+    fn changes_moved(&mut self) {
+        for record in self.engine.incident_records() {
+            if record.resolved.is_some() {
+                self.persistence.incident_changed(&record);
+            }
+        }
+        let open = self.engine.open_incidents();
+        self.refresh_open(&open);
     }
 
     fn rebuild(&mut self) {

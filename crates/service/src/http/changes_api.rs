@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::engine::EngineInput;
 use crate::http::api_error::{ApiError, store_error};
 use crate::http::auth::{confined_to, list_scope, may_register_for, may_touch_stored, principal};
+use crate::http::page::Paging;
 use crate::http::query::time_window;
 use crate::http::state::AppState;
 use crate::store::{ChangeFilter, Principal, StoredChange, Upsert};
@@ -64,32 +65,45 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/changes/{id}/status", post(set_status))
 }
 
-/// Hands the store's register to the engine, which re-correlates every incident: a change registered late can
-/// still become an open incident's top suspect.
-pub async fn refresh_engine(state: &AppState) -> Result<(), ApiError> {
-    let register = state.store.load_register_async().await?;
+/// Tells the engine the register moved; it re-correlates every incident, so a change registered late can still
+/// become an open incident's top suspect.
+async fn tell_engine(state: &AppState, input: EngineInput) -> Result<(), ApiError> {
     let engine = state.engine.clone();
-    tokio::task::spawn_blocking(move || engine.send(EngineInput::SetChanges(register)).is_ok())
+    tokio::task::spawn_blocking(move || engine.send(input).is_ok())
         .await
         .map_err(|_| ApiError::EngineGone)?
         .then_some(())
         .ok_or(ApiError::EngineGone)
 }
 
+/// Hands the engine the notices an API write stored (only those: the engine's register is kept current by each
+/// write, not replaced).
+pub async fn refresh_engine(state: &AppState, written: Vec<ChangeNotice>) -> Result<(), ApiError> {
+    if written.is_empty() {
+        return Ok(());
+    }
+    tell_engine(state, EngineInput::UpsertChanges(written)).await
+}
+
 /// Notices registered from the command line (another connection to the store) reach the engine within two
-/// seconds: the store's data version moves only on writes from other connections.
+/// seconds: the store re-reads its register only when its data version moved, which only writes from other
+/// connections do.
 pub async fn follow_external_writes(state: AppState) {
-    let mut seen = state.store.external_writes_async().await.ok();
     let mut every = tokio::time::interval(std::time::Duration::from_secs(2));
     loop {
         every.tick().await;
-        let now = state.store.external_writes_async().await.ok();
-        if now != seen {
-            seen = now;
-            match refresh_engine(&state).await {
-                Ok(()) => tracing::info!("change register reloaded after an outside write"),
-                Err(error) => tracing::warn!(%error, "cannot reload the change register"),
-            }
+        let reloaded = match state.store.sync_register_async().await {
+            Ok(false) => continue,
+            Ok(true) => match state.store.load_register_async().await {
+                Ok(register) => tell_engine(&state, EngineInput::SetChanges(register)).await,
+                Err(error) => Err(error.into()),
+            },
+            Err(error) => Err(error.into()),
+        };
+        crate::http::coordination::gauge_due();
+        match reloaded {
+            Ok(()) => tracing::info!("change register reloaded after an outside write"),
+            Err(error) => tracing::warn!(%error, "cannot reload the change register"),
         }
     }
 }
@@ -127,6 +141,7 @@ async fn register(
         may_register_for(&who, &notice.owner)?;
         notices.push(notice);
     }
+    let sent = notices.clone();
     // The stored owner of each id is checked by the store in the same transaction as the write: a User token
     // registering another User's change id under its own User must not take that change over.
     let outcomes = match confined_to(&who)? {
@@ -149,7 +164,13 @@ async fn register(
         }
     }
     .map_err(store_error)?;
-    refresh_engine(&state).await?;
+    let written: Vec<ChangeNotice> = sent
+        .into_iter()
+        .zip(&outcomes)
+        .filter(|(_, outcome)| outcome.outcome != Upsert::Unchanged)
+        .map(|(notice, _)| notice)
+        .collect();
+    refresh_engine(&state, written).await?;
     // 201 when something was written; a repeated registration that changed nothing is a plain 200.
     let status = if outcomes.iter().any(|o| o.outcome != Upsert::Unchanged) {
         StatusCode::CREATED
@@ -173,7 +194,9 @@ async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<ListQuery>,
+    ApiQuery(paging): ApiQuery<Paging>,
 ) -> Result<Response, ApiError> {
+    let page = paging.standard()?;
     let who = principal(&state.store, &headers).await?;
     let user = list_scope(
         &who,
@@ -196,29 +219,33 @@ async fn list(
         from_ms,
         to_ms,
         status,
+        limit: Some(page.rows()),
+        offset: page.offset,
     };
-    let stored = state.store.list_changes_async(filter).await?;
-    let register = state.store.load_register_async().await?;
+    let (next, stored) = page.trim(state.store.list_changes_async(filter).await?);
     let viewer = confined_to(&who)?.map(ChangeOwner::User);
     // Each notice as the contract writes it, with the warnings it raised at registration beside its fields.
-    let changes = stored
-        .into_iter()
-        .map(|change| {
-            let mut json = change
-                .notice
-                .to_json()
-                .map_err(|e| ApiError::invalid(e.to_string()))?;
-            let mut recorded = change.warnings;
-            if let Some(found) = recorded.as_mut() {
-                crate::http::coordination::redact(found, &register, viewer);
-            }
-            if let Some(object) = json.as_object_mut() {
-                object.insert("warnings".into(), serde_json::json!(recorded));
-            }
-            Ok(json)
-        })
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    Ok(Json(changes).into_response())
+    let changes = crate::http::coordination::with_register(&state, move |register| {
+        stored
+            .into_iter()
+            .map(|change| {
+                let mut json = change
+                    .notice
+                    .to_json()
+                    .map_err(|e| ApiError::invalid(e.to_string()))?;
+                let mut recorded = change.warnings;
+                if let Some(found) = recorded.as_mut() {
+                    crate::http::coordination::redact(found, register, viewer);
+                }
+                if let Some(object) = json.as_object_mut() {
+                    object.insert("warnings".into(), serde_json::json!(recorded));
+                }
+                Ok(json)
+            })
+            .collect::<Result<Vec<_>, ApiError>>()
+    })
+    .await??;
+    Ok((next, Json(changes)).into_response())
 }
 
 async fn show(
@@ -314,7 +341,9 @@ async fn update_status(
         }
     }
     .map_err(store_error)?;
-    refresh_engine(&state).await?;
-    crate::http::coordination::refresh_gauge(&state).await;
+    if changed.previous != changed.change.notice.status {
+        refresh_engine(&state, vec![changed.change.notice.clone()]).await?;
+        crate::http::coordination::gauge_due();
+    }
     Ok(Json(serde_json::json!({ "change": changed.change.notice, "previous_status": changed.previous.as_str() })).into_response())
 }

@@ -1,8 +1,11 @@
 //! Registration warnings in the service: those a change raised when it was registered (stored with it by the
 //! store, so they stay listed), those it has now against the current register (later registrations and
 //! cancellations move them), and the upcoming-conflicts gauge behind the Prometheus rule (current warnings).
+//! Judging reads the store's in-memory register through its time index, always on a blocking thread: the async
+//! workers that answer `/healthz` and `/readyz` never run it.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use metrics::gauge;
@@ -13,7 +16,7 @@ use crate::http::state::AppState;
 use crate::store::UpsertOutcome;
 use stormwatch_core::changes::{
     ChangeNotice, ChangeOutcome, ChangeOwner, ChangeRegister, ChangeStatus, CoordinationConfig,
-    Warning, WarningKind, warnings,
+    Warning, WarningKind, register_warnings,
 };
 
 /// One change on the schedule: the contract notice, who owns it, and its warnings.
@@ -37,8 +40,12 @@ pub struct ScheduledChange {
 /// Planned or in-progress changes not yet ended that carry a warning, by warning kind.
 pub const UPCOMING_CONFLICTS: &str = "stormwatch_change_upcoming_conflicts";
 
-/// How often the gauge is recomputed besides after each API write (CLI writes reach it this way).
+/// How often the gauge is recomputed besides after each write (time passing moves it too).
 const REFRESH: Duration = Duration::from_secs(30);
+
+/// Asks made while a count runs wake the counting task once more, so a burst of writes costs one more count,
+/// not one each. Process-wide, like the gauge it feeds.
+static GAUGE_DUE: LazyLock<tokio::sync::Notify> = LazyLock::new(tokio::sync::Notify::new);
 
 /// The warnings `notice` has against the register.
 pub fn of(
@@ -46,7 +53,21 @@ pub fn of(
     register: &ChangeRegister,
     config: &CoordinationConfig,
 ) -> Vec<Warning> {
-    warnings(notice, register.iter(), config)
+    register_warnings(notice, register, config)
+}
+
+/// Runs `read` on the store's register on a blocking thread.
+pub async fn with_register<T: Send + 'static>(
+    state: &AppState,
+    read: impl FnOnce(&ChangeRegister) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || store.with_register(read))
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "a read of the change register failed");
+            ApiError::Store(crate::store::StoreError::Closed)
+        })
 }
 
 /// Keeps in each warning's `related` only the changes `viewer` may see (its own and the DCC's): a User learns
@@ -68,16 +89,18 @@ pub async fn registered(
     outcomes: Vec<UpsertOutcome>,
     viewer: Option<ChangeOwner>,
 ) -> Result<Value, ApiError> {
-    let register = state.store.load_register_async().await?;
-    publish(&register, &state.coordination, crate::store::now_ms());
-    let changes: Vec<Value> = outcomes
-        .into_iter()
-        .map(|outcome| {
-            let mut found = outcome.warnings;
-            redact(&mut found, &register, viewer);
-            json!({ "id": outcome.id, "outcome": outcome.outcome, "warnings": found })
-        })
-        .collect();
+    gauge_due();
+    let changes: Vec<Value> = with_register(state, move |register| {
+        outcomes
+            .into_iter()
+            .map(|outcome| {
+                let mut found = outcome.warnings;
+                redact(&mut found, register, viewer);
+                json!({ "id": outcome.id, "outcome": outcome.outcome, "warnings": found })
+            })
+            .collect()
+    })
+    .await?;
     let warned = changes
         .iter()
         .filter(|c| c["warnings"].as_array().is_some_and(|w| !w.is_empty()))
@@ -85,12 +108,9 @@ pub async fn registered(
     Ok(json!({ "changes": changes, "warned": warned }))
 }
 
-/// Republishes the gauge after a write that returns no warnings (a status change).
-pub async fn refresh_gauge(state: &AppState) {
-    match state.store.load_register_async().await {
-        Ok(register) => publish(&register, &state.coordination, crate::store::now_ms()),
-        Err(error) => tracing::warn!(%error, "cannot count upcoming change conflicts"),
-    }
+/// Asks for the gauge to be recounted after a write (by [`publish_upcoming`], off the async workers).
+pub fn gauge_due() {
+    GAUGE_DUE.notify_one();
 }
 
 /// A stored change's warnings for `viewer`: those recorded at registration (`None` if never recorded) and those
@@ -106,14 +126,17 @@ pub async fn listed(
     stored: &crate::store::StoredChange,
     viewer: Option<ChangeOwner>,
 ) -> Result<Listed, ApiError> {
-    let register = state.store.load_register_async().await?;
-    let mut current = of(&stored.notice, &register, &state.coordination);
-    redact(&mut current, &register, viewer);
-    let mut recorded = stored.warnings.clone();
-    if let Some(found) = recorded.as_mut() {
-        redact(found, &register, viewer);
-    }
-    Ok(Listed { recorded, current })
+    let (notice, mut recorded) = (stored.notice.clone(), stored.warnings.clone());
+    let config = state.coordination.clone();
+    with_register(state, move |register| {
+        let mut current = of(&notice, register, &config);
+        redact(&mut current, register, viewer);
+        if let Some(found) = recorded.as_mut() {
+            redact(found, register, viewer);
+        }
+        Listed { recorded, current }
+    })
+    .await
 }
 
 /// Counts, by kind, the changes still ahead or running (planned or in progress, window end after `now_ms`) that
@@ -139,8 +162,7 @@ pub fn upcoming(
     counts
 }
 
-fn publish(register: &ChangeRegister, config: &CoordinationConfig, now_ms: i64) {
-    let counts = upcoming(register, config, now_ms);
+fn publish(counts: &BTreeMap<WarningKind, u64>) {
     for kind in [
         WarningKind::DccMaintenanceOverlap,
         WarningKind::BcdrTestOverlap,
@@ -155,7 +177,8 @@ fn publish(register: &ChangeRegister, config: &CoordinationConfig, now_ms: i64) 
     }
 }
 
-/// Keeps the upcoming-conflicts gauge current as time passes and the CLI writes to the store.
+/// Keeps the upcoming-conflicts gauge current as time passes and after writes ([`gauge_due`]); each count runs
+/// on a blocking thread, one at a time.
 pub async fn publish_upcoming(state: AppState) {
     metrics::describe_gauge!(
         UPCOMING_CONFLICTS,
@@ -163,8 +186,19 @@ pub async fn publish_upcoming(state: AppState) {
     );
     let mut every = tokio::time::interval(REFRESH);
     loop {
-        every.tick().await;
-        refresh_gauge(&state).await;
+        tokio::select! {
+            _ = every.tick() => {}
+            () = GAUGE_DUE.notified() => {}
+        }
+        let config = state.coordination.clone();
+        let counted = with_register(&state, move |register| {
+            upcoming(register, &config, crate::store::now_ms())
+        })
+        .await;
+        match counted {
+            Ok(counts) => publish(&counts),
+            Err(error) => tracing::warn!(%error, "cannot count upcoming change conflicts"),
+        }
     }
 }
 

@@ -33,16 +33,19 @@ fn parse_user(text: &str) -> Result<Eui64, ApiError> {
 async fn list(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
+    crate::http::query::ApiQuery(paging): crate::http::query::ApiQuery<crate::http::page::Paging>,
 ) -> Result<Response, ApiError> {
+    let page = paging.standard()?;
     let who = principal(&state.store, &headers).await?;
     let own = confined_to(&who)?;
-    let entries: Vec<_> = state
-        .names
-        .entries()
-        .into_iter()
-        .filter(|entry| own.is_none_or(|user| entry.user == user))
-        .collect();
-    Ok(Json(entries).into_response())
+    let (next, entries) = page.cut(
+        state
+            .names
+            .entries()
+            .into_iter()
+            .filter(|entry| own.is_none_or(|user| entry.user == user)),
+    );
+    Ok((next, Json(entries)).into_response())
 }
 
 async fn show(

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::engine::incident_series::{BEFORE_ONSET_S, IncidentSeries, MAX_USERS, SeriesPoint};
 use crate::http::api_error::ApiError;
 use crate::http::auth::{confined_to, list_scope, principal};
+use crate::http::page::Paging;
 use crate::http::query::time_window;
 use crate::http::state::{AppState, ask};
 use crate::store::IncidentFilter;
@@ -42,7 +43,9 @@ async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<ListQuery>,
+    ApiQuery(paging): ApiQuery<Paging>,
 ) -> Result<Response, ApiError> {
+    let page = paging.standard()?;
     let who = principal(&state.store, &headers).await?;
     // `user=*`: network-wide incidents only (for a User token, those listing its own User).
     let network_only = query.user.as_deref() == Some("*");
@@ -62,15 +65,15 @@ async fn list(
         kind: query.kind,
         from_ms,
         to_ms,
+        limit: Some(page.rows()),
+        offset: page.offset,
     };
-    let incidents: Vec<serde_json::Value> = state
-        .store
-        .list_incidents_async(filter)
-        .await?
+    let (next, stored) = page.trim(state.store.list_incidents_async(filter).await?);
+    let incidents: Vec<serde_json::Value> = stored
         .into_iter()
         .map(|i| named(&state.names, &i.record))
         .collect();
-    Ok(Json(incidents).into_response())
+    Ok((next, Json(incidents)).into_response())
 }
 
 /// The record as JSON with the User directory's names beside the IDs: `user_name` for the User, and

@@ -11,6 +11,7 @@ pub mod coordination;
 pub mod directory_api;
 pub mod incidents_api;
 pub mod outcomes_api;
+pub mod page;
 pub mod query;
 pub mod schedule_api;
 pub mod server;
@@ -28,11 +29,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
 
 use crate::engine::{BatchOutcome, EngineInput, SourceKind};
 use crate::http::api_error::ApiError;
 use crate::http::auth::{confined_to, may_see_user, principal, require_ingest, require_ops};
+use crate::http::page::Paging;
 use crate::http::state::{AppState, ask};
 use stormwatch_core::telemetry::Eui64;
 use stormwatch_core::telemetry::batch::parse_chunk;
@@ -197,52 +198,65 @@ async fn post_events(
     Ok(Json(total))
 }
 
-#[derive(Deserialize)]
-struct Limit {
-    limit: Option<usize>,
-}
-
+/// `GET /api/v1/malformed`: the totals, and a page of the most recent malformed and refused lines (newest
+/// first; the log keeps the last `RECENT_MALFORMED` of each).
 async fn list_malformed(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiQuery(query): ApiQuery<Limit>,
+    ApiQuery(paging): ApiQuery<Paging>,
 ) -> Result<Response, ApiError> {
+    let page = paging.page(
+        crate::http::page::DEFAULT_LIMIT,
+        crate::ingest::malformed::RECENT_MALFORMED,
+    )?;
     require_ops(&principal(&state.store, &headers).await?)?;
-    let limit = query
-        .limit
-        .unwrap_or(100)
-        .min(crate::ingest::malformed::RECENT_MALFORMED);
+    let upto = page.offset.saturating_add(page.rows());
     let (total, recent, refused_total, refused) = ask(&state, move |_, log| {
         (
             log.total,
-            log.recent(limit),
+            log.recent(upto),
             log.refused_total,
-            log.recent_refused(limit),
+            log.recent_refused(upto),
         )
     })
     .await?;
-    Ok(Json(serde_json::json!({
-        "total": total,
-        "recent": recent,
-        "refused": { "total": refused_total, "recent": refused },
-    }))
-    .into_response())
+    // One cursor pages both lists; the next page exists while either has more.
+    let (next_recent, recent) = page.cut(recent);
+    let (next_refused, refused) = page.cut(refused);
+    let next = if next_recent.is_empty() {
+        next_refused
+    } else {
+        next_recent
+    };
+    Ok((
+        next,
+        Json(serde_json::json!({
+            "total": total,
+            "recent": recent,
+            "refused": { "total": refused_total, "recent": refused },
+        })),
+    )
+        .into_response())
 }
 
 async fn list_users(
     State(state): State<AppState>,
     headers: HeaderMap,
+    ApiQuery(paging): ApiQuery<Paging>,
 ) -> Result<Response, ApiError> {
+    let page = paging.standard()?;
     let who = principal(&state.store, &headers).await?;
     let only = confined_to(&who)?;
-    let users = ask(&state, move |engine, _| {
-        users_api::all(engine)
-            .into_iter()
-            .filter(|u| only.is_none_or(|o| Eui64::parse(&u.user) == Some(o)))
-            .collect::<Vec<_>>()
+    // Views are built lazily: the engine thread builds the page (and those before it), not every User's.
+    let (next, users) = ask(&state, move |engine, _| {
+        page.cut(
+            (0..engine.users().len())
+                .filter_map(|index| users_api::view_of(engine, index))
+                .filter(|u| only.is_none_or(|o| Eui64::parse(&u.user) == Some(o))),
+        )
     })
     .await?;
-    Ok(Json(users).into_response())
+    Ok((next, Json(users)).into_response())
 }
 
 async fn get_user(

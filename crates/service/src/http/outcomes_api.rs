@@ -1,6 +1,8 @@
 //! Change outcomes over HTTP: the network-wide summary per owner (`GET /api/v1/outcomes`, sortable), one owner's
 //! figures with each change's outcome (`GET /api/v1/outcomes/{owner}`), and the outcome shown on a change.
 
+use crate::http::page::Paging;
+use crate::http::query::ApiQuery;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -131,8 +133,17 @@ async fn rows(
         .map(|stored| stored.notice)
         .collect();
     let incidents = judged_incidents(state, from, to).await?;
-    let rows = summarize(&notices, &incidents, (from, to), now, grace_ms(state));
-    Ok((rows, notices, incidents))
+    let grace = grace_ms(state);
+    // Years of changes against years of incidents is real work: never on an async worker.
+    tokio::task::spawn_blocking(move || {
+        let rows = summarize(&notices, &incidents, (from, to), now, grace);
+        (rows, notices, incidents)
+    })
+    .await
+    .map_err(|error| {
+        tracing::error!(%error, "summarizing change outcomes failed");
+        ApiError::Store(crate::store::StoreError::Closed)
+    })
 }
 
 fn sort(rows: &mut [OwnerOutcomes], by: Option<&str>, order: Option<&str>) -> Result<(), ApiError> {
@@ -203,7 +214,9 @@ async fn summary(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<OutcomeQuery>,
+    ApiQuery(paging): ApiQuery<Paging>,
 ) -> Result<Response, ApiError> {
+    let page = paging.standard()?;
     let who = principal(&state.store, &headers).await?;
     let own = confined_to(&who)?;
     let (from, to, now) = period(&state, &query)?;
@@ -214,10 +227,12 @@ async fn summary(
         rows.retain(|row| row.owner == own);
     }
     sort(&mut rows, query.sort.as_deref(), query.order.as_deref())?;
-    Ok(
-        Json(serde_json::json!({ "from": time(from), "to": time(to), "owners": rows }))
-            .into_response(),
+    let (next, rows) = page.cut(rows);
+    Ok((
+        next,
+        Json(serde_json::json!({ "from": time(from), "to": time(to), "owners": rows })),
     )
+        .into_response())
 }
 
 async fn one_owner(
@@ -225,7 +240,9 @@ async fn one_owner(
     headers: HeaderMap,
     Path(owner): Path<String>,
     Query(query): Query<OutcomeQuery>,
+    ApiQuery(paging): ApiQuery<Paging>,
 ) -> Result<Response, ApiError> {
+    let page = paging.standard()?;
     let who = principal(&state.store, &headers).await?;
     let asked = if owner == "*" {
         None
@@ -246,13 +263,20 @@ async fn one_owner(
     let (from, to, now) = period(&state, &query)?;
     let (rows, notices, incidents) = rows(&state, from, to, now).await?;
     let figures = rows.into_iter().find(|row| row.owner == key);
-    let changes: Vec<ChangeOutcome> = notices
-        .iter()
-        .filter(|n| n.owner.to_string() == key && (from..=to).contains(&n.start_ms))
+    let (next, mine) = page.cut(
+        notices
+            .iter()
+            .filter(|n| n.owner.to_string() == key && (from..=to).contains(&n.start_ms)),
+    );
+    let changes: Vec<ChangeOutcome> = mine
+        .into_iter()
         .map(|n| change_outcome(n, &incidents, now, grace_ms(&state)))
         .collect();
-    Ok(Json(serde_json::json!({
-        "owner": key, "from": time(from), "to": time(to), "figures": figures, "changes": changes,
-    }))
-    .into_response())
+    Ok((
+        next,
+        Json(serde_json::json!({
+            "owner": key, "from": time(from), "to": time(to), "figures": figures, "changes": changes,
+        })),
+    )
+        .into_response())
 }

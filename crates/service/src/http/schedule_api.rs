@@ -14,10 +14,11 @@ use serde::{Deserialize, Serialize};
 use crate::http::api_error::ApiError;
 use crate::http::auth::{any_principal, confined_to, principal};
 use crate::http::coordination::ScheduledChange;
-use crate::http::query::time_window;
+use crate::http::page::{Page, Paging};
+use crate::http::query::{ApiQuery, time_window};
 use crate::http::state::AppState;
 use crate::store::{ChangeFilter, Principal, Role, StoredChange};
-use stormwatch_core::changes::{Category, ChangeNotice, ChangeOwner, change_outcome, warnings};
+use stormwatch_core::changes::{Category, ChangeNotice, ChangeOwner, change_outcome};
 
 /// Without `from`, the schedule starts a day back (so changes running now show); without `to`, it runs four weeks
 /// on from `from`.
@@ -25,6 +26,10 @@ const LOOK_BACK_MS: i64 = 86_400_000;
 const LOOK_AHEAD_MS: i64 = 28 * 86_400_000;
 /// Longest range one request may ask for: a calendar client polls often, and a year is plenty.
 const MAX_RANGE_MS: i64 = 400 * 86_400_000;
+/// Changes per page: a timeline shows hundreds at most; a calendar feed (which cannot follow pages) gets the
+/// maximum, and says in its log line when it was cut.
+const DEFAULT_LIMIT: usize = 1_000;
+const MAX_LIMIT: usize = 5_000;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -117,15 +122,20 @@ fn select(who: &Principal, query: &ScheduleQuery) -> Result<Selection, ApiError>
     })
 }
 
-async fn gather(state: &AppState, selection: &Selection) -> Result<Vec<ScheduledChange>, ApiError> {
-    let register = state.store.load_register_async().await?;
+/// One page of the selected changes, each judged against the current register (on a blocking thread: only the
+/// page's changes are judged).
+async fn gather(
+    state: &AppState,
+    selection: &Selection,
+    page: Page,
+) -> Result<(HeaderMap, Vec<ScheduledChange>), ApiError> {
     let stored = state
         .store
         .list_changes_async(ChangeFilter {
             user: selection.owner,
             from_ms: Some(selection.from_ms),
             to_ms: Some(selection.to_ms),
-            status: None,
+            ..ChangeFilter::default()
         })
         .await?;
     let incidents =
@@ -141,9 +151,26 @@ async fn gather(state: &AppState, selection: &Selection) -> Result<Vec<Scheduled
             .is_none_or(|own| notice.owner == own || notice.owner == ChangeOwner::Dcc)
             && selection.category.is_none_or(|c| notice.category == c)
     };
+    let (next, stored) = page.cut(stored.into_iter().filter(|s| visible(&s.notice)));
+    let (config, confined) = (state.coordination.clone(), selection.confined);
+    let changes = crate::http::coordination::with_register(state, move |register| {
+        judge_page(stored, register, &config, confined, &incidents, now, grace)
+    })
+    .await??;
+    Ok((next, changes))
+}
+
+fn judge_page(
+    stored: Vec<StoredChange>,
+    register: &stormwatch_core::changes::ChangeRegister,
+    config: &stormwatch_core::changes::CoordinationConfig,
+    confined: Option<ChangeOwner>,
+    incidents: &[stormwatch_core::changes::JudgedIncident],
+    now: i64,
+    grace: i64,
+) -> Result<Vec<ScheduledChange>, ApiError> {
     stored
         .into_iter()
-        .filter(|s| visible(&s.notice))
         .map(
             |StoredChange {
                  notice,
@@ -151,11 +178,11 @@ async fn gather(state: &AppState, selection: &Selection) -> Result<Vec<Scheduled
                  warnings: recorded,
                  ..
              }| {
-                let mut current = warnings(&notice, register.iter(), &state.coordination);
-                crate::http::coordination::redact(&mut current, &register, selection.confined);
+                let mut current = crate::http::coordination::of(&notice, register, config);
+                crate::http::coordination::redact(&mut current, register, confined);
                 let warnings_recorded = recorded.is_some();
                 let mut recorded = recorded.unwrap_or_default();
-                crate::http::coordination::redact(&mut recorded, &register, selection.confined);
+                crate::http::coordination::redact(&mut recorded, register, confined);
                 let json = notice
                     .to_json()
                     .map_err(|e| ApiError::invalid(e.to_string()))?;
@@ -169,7 +196,7 @@ async fn gather(state: &AppState, selection: &Selection) -> Result<Vec<Scheduled
                     warnings: recorded,
                     warnings_recorded,
                     current_warnings: current,
-                    outcome: change_outcome(&notice, &incidents, now, grace),
+                    outcome: change_outcome(&notice, incidents, now, grace),
                     updated_ms,
                 })
             },
@@ -216,10 +243,12 @@ async fn schedule(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<ScheduleQuery>,
+    ApiQuery(paging): ApiQuery<Paging>,
 ) -> Result<Response, ApiError> {
+    let page = paging.page(DEFAULT_LIMIT, MAX_LIMIT)?;
     let who = principal(&state.store, &headers).await?;
     let selection = select(&who, &query)?;
-    let changes = gather(&state, &selection).await?;
+    let (next, changes) = gather(&state, &selection, page).await?;
     let mut rows: Vec<String> = changes
         .iter()
         .filter_map(|c| c.notice["user"].as_str().map(str::to_owned))
@@ -227,13 +256,16 @@ async fn schedule(
     rows.sort_by_key(|row| (row != "DCC", row.clone()));
     rows.dedup();
     let time = |ms| stormwatch_core::rfc3339::format_seconds(ms).unwrap_or_default();
-    Ok(Json(Schedule {
-        from: time(selection.from_ms),
-        to: time(selection.to_ms),
-        rows,
-        changes,
-    })
-    .into_response())
+    Ok((
+        next,
+        Json(Schedule {
+            from: time(selection.from_ms),
+            to: time(selection.to_ms),
+            rows,
+            changes,
+        }),
+    )
+        .into_response())
 }
 
 async fn calendar(
@@ -243,7 +275,17 @@ async fn calendar(
 ) -> Result<Response, ApiError> {
     let who = caller(&state, &headers, &query).await?;
     let selection = select(&who, &query)?;
-    let changes = gather(&state, &selection).await?;
+    let page = Page {
+        limit: MAX_LIMIT,
+        offset: 0,
+    };
+    let (next, changes) = gather(&state, &selection, page).await?;
+    if !next.is_empty() {
+        tracing::warn!(
+            calendar = %who.name,
+            "the calendar feed holds the first {MAX_LIMIT} changes of its range; ask for a shorter range"
+        );
+    }
     let feed = crate::http::calendar_feed::render(&changes);
     Ok((
         [

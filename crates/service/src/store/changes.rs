@@ -7,9 +7,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::audit::{Audit, AuditAction, describe, diff};
+use super::register_cache::{Cached, RegisterCache, Undo};
 use super::{StoreError, now_ms};
 use stormwatch_core::changes::{
-    ChangeNotice, ChangeOwner, ChangeRegister, ChangeStatus, CoordinationConfig, Warning, warnings,
+    ChangeNotice, ChangeOwner, ChangeRegister, ChangeStatus, CoordinationConfig, Warning,
+    register_warnings,
 };
 
 /// What registering one notice did.
@@ -51,6 +53,9 @@ pub struct ChangeFilter {
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
     pub status: Option<ChangeStatus>,
+    /// At most this many, after skipping `offset` (in list order); `None`: all.
+    pub limit: Option<usize>,
+    pub offset: usize,
 }
 
 /// The notice after a status change, and the status it had before (equal when nothing changed).
@@ -60,44 +65,111 @@ pub struct StatusChange {
     pub previous: ChangeStatus,
 }
 
+/// Notices written, then judged, this many at a time between progress reports: a bulk registration or import of
+/// tens of thousands reports as it goes and holds at most one chunk's warnings in flight.
+pub const CHUNK: usize = 500;
+
+/// How far a bulk write has got: notices written, then notices judged, out of `total`.
+#[derive(Copy, Clone, Eq, PartialEq, Debug)]
+pub struct Progress {
+    pub written: usize,
+    pub judged: usize,
+    pub total: usize,
+}
+
 /// All notices or none: an error on any row rolls the whole batch back. With `confined` set, every notice, and
 /// every stored notice it would replace, must belong to that owner; the check runs inside the transaction, so
 /// no write can slip between it and the update. Each notice written is then judged against the register with the
 /// whole batch in it, and its warnings stored in the same transaction: what registration said stays on record.
+/// The in-memory register is updated with the batch as it goes and put back if the transaction fails.
 pub(super) fn upsert(
     db: &mut Connection,
+    cache: &RegisterCache,
     notices: Vec<ChangeNotice>,
     actor: &str,
     confined: Option<ChangeOwner>,
     coordination: &CoordinationConfig,
+    progress: &dyn Fn(Progress),
 ) -> Result<Vec<UpsertOutcome>, StoreError> {
+    let mut cached = cache.current(db)?;
+    let mut undo = Undo::new();
     let tx = db.transaction()?;
-    let now = now_ms();
-    let mut outcomes = notices
-        .iter()
-        .map(|notice| upsert_one(&tx, notice, actor, now, confined))
-        .collect::<Result<Vec<_>, _>>()?;
-    let register = load_register(&tx)?;
-    for (outcome, notice) in outcomes.iter_mut().zip(&notices) {
-        if outcome.outcome == Upsert::Unchanged {
-            outcome.warnings = stored_warnings(&tx, &notice.id)?.unwrap_or_default();
-            continue;
-        }
-        // The batch may name one id twice: the register holds the last, so judge that one.
-        let judged = register.get(&notice.id).unwrap_or(notice);
-        outcome.warnings = warnings(judged, register.iter(), coordination);
-        let json =
-            serde_json::to_string(&outcome.warnings).map_err(|error| StoreError::Corrupt {
-                what: "change warnings",
-                id: notice.id.clone(),
-                reason: error.to_string(),
-            })?;
-        tx.execute(
-            "UPDATE changes SET warnings = ?2 WHERE id = ?1",
-            params![notice.id, json],
-        )?;
+    let written = write_all(
+        &tx,
+        &mut cached,
+        &mut undo,
+        &notices,
+        actor,
+        confined,
+        coordination,
+        progress,
+    )
+    .and_then(|outcomes| tx.commit().map(|()| outcomes).map_err(StoreError::from));
+    if written.is_err() {
+        cached.revert(undo);
     }
-    tx.commit()?;
+    written
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_all(
+    tx: &Transaction<'_>,
+    cached: &mut Cached,
+    undo: &mut Undo,
+    notices: &[ChangeNotice],
+    actor: &str,
+    confined: Option<ChangeOwner>,
+    coordination: &CoordinationConfig,
+    progress: &dyn Fn(Progress),
+) -> Result<Vec<UpsertOutcome>, StoreError> {
+    let now = now_ms();
+    let total = notices.len();
+    let mut outcomes = Vec::with_capacity(total);
+    for chunk in notices.chunks(CHUNK) {
+        for notice in chunk {
+            let outcome = upsert_one(tx, notice, actor, now, confined)?;
+            if outcome.outcome != Upsert::Unchanged {
+                cached.apply(notice.clone(), undo);
+            }
+            outcomes.push(outcome);
+        }
+        progress(Progress {
+            written: outcomes.len(),
+            judged: 0,
+            total,
+        });
+    }
+    let register = &cached.register;
+    let mut judged = 0;
+    for chunk in outcomes.chunks_mut(CHUNK) {
+        for outcome in chunk.iter_mut() {
+            judged += 1;
+            if outcome.outcome == Upsert::Unchanged {
+                outcome.warnings = stored_warnings(tx, &outcome.id)?.unwrap_or_default();
+                continue;
+            }
+            // The batch may name one id twice: the register holds the last, so judge that one.
+            let Some(notice) = register.get(&outcome.id) else {
+                continue;
+            };
+            outcome.warnings = register_warnings(notice, register, coordination);
+            let json =
+                serde_json::to_string(&outcome.warnings).map_err(|error| StoreError::Corrupt {
+                    what: "change warnings",
+                    id: outcome.id.clone(),
+                    reason: error.to_string(),
+                })?;
+            tx.execute(
+                "UPDATE changes SET warnings = ?2 WHERE id = ?1",
+                params![outcome.id, json],
+            )?;
+        }
+        progress(Progress {
+            written: total,
+            judged,
+            total,
+        });
+    }
     Ok(outcomes)
 }
 
@@ -190,11 +262,13 @@ fn upsert_one(
 
 pub(super) fn set_status(
     db: &mut Connection,
+    cache: &RegisterCache,
     id: &str,
     status: ChangeStatus,
     actor: &str,
     confined: Option<ChangeOwner>,
 ) -> Result<StatusChange, StoreError> {
+    let mut cached = cache.current(db)?;
     let tx = db.transaction()?;
     let old = fetch(&tx, id)?.ok_or_else(|| not_found(id))?;
     check_owner(confined, id, old.notice.owner)?;
@@ -225,6 +299,7 @@ pub(super) fn set_status(
     }
     .write(&tx)?;
     tx.commit()?;
+    cached.register.upsert(notice.clone());
     Ok(StatusChange {
         change: StoredChange {
             notice,
@@ -268,14 +343,34 @@ pub(super) fn list(
         sql.push_str(&clauses.join(" AND "));
     }
     sql.push_str(" ORDER BY start_ms, id");
+    super::page_clause(&mut sql, &mut values, filter.limit, filter.offset);
     let mut statement = db.prepare(&sql)?;
     let rows = statement.query_map(params_from_iter(values), raw_change)?;
     rows.map(|row| read_change(row?)).collect()
 }
 
-pub(super) fn load_register(db: &Connection) -> Result<ChangeRegister, StoreError> {
+/// The whole register as the file holds it (the cache's source; everything else reads the cache).
+pub(super) fn read_register(db: &Connection) -> Result<ChangeRegister, StoreError> {
     let all = list(db, &ChangeFilter::default())?;
     Ok(all.into_iter().map(|stored| stored.notice).collect())
+}
+
+/// Whether the register had to be re-read: another connection committed since it was.
+pub(super) fn sync_register(
+    db: &mut Connection,
+    cache: &RegisterCache,
+) -> Result<bool, StoreError> {
+    let before = cache.version();
+    let after = cache.current(db)?.version();
+    Ok(before != after)
+}
+
+/// A copy of the register, current with every write (for the engine and the CLI).
+pub(super) fn load_register(
+    db: &mut Connection,
+    cache: &RegisterCache,
+) -> Result<ChangeRegister, StoreError> {
+    Ok(cache.current(db)?.register.clone())
 }
 
 type RawChange = (String, String, i64, i64, Option<String>);

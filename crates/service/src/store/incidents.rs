@@ -34,6 +34,9 @@ pub struct IncidentFilter {
     /// With `to_ms`: incidents whose `[onset, resolved]` (open ones: onset onwards) overlaps `[from_ms, to_ms]`.
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
+    /// At most this many, after skipping `offset` (in list order); `None`: all.
+    pub limit: Option<usize>,
+    pub offset: usize,
 }
 
 pub(super) fn save(
@@ -160,6 +163,7 @@ pub(super) fn list(
         sql.push_str(&clauses.join(" AND "));
     }
     sql.push_str(" ORDER BY onset, id");
+    super::page_clause(&mut sql, &mut values, filter.limit, filter.offset);
     let mut statement = db.prepare(&sql)?;
     let rows = statement.query_map(params_from_iter(values), raw_incident)?;
     rows.map(|row| read_incident(row?)).collect()

@@ -16,6 +16,8 @@ mod error;
 mod history;
 mod incidents;
 mod owner;
+mod register_cache;
+mod retention;
 mod schema;
 mod series;
 pub mod sink;
@@ -26,11 +28,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use audit::{AuditAction, AuditEntry};
-pub use changes::{ChangeFilter, StatusChange, StoredChange, Upsert, UpsertOutcome};
+pub use changes::{
+    CHUNK, ChangeFilter, Progress, StatusChange, StoredChange, Upsert, UpsertOutcome,
+};
 pub use directory::DirectoryAudit;
 pub use error::StoreError;
 pub use history::HistoryEntry;
 pub use incidents::{IncidentFilter, StoredIncident};
+pub use register_cache::RegisterCache;
+pub use retention::Pruned;
 pub use schema::SCHEMA_VERSION;
 pub use tokens::{Principal, Role, SECRET_PREFIX, TokenId, TokenInfo};
 pub use triage::{
@@ -52,6 +58,8 @@ pub const DB_FILE: &str = "stormwatch.db";
 pub struct Store {
     owner: Arc<owner::Owner>,
     path: Arc<PathBuf>,
+    /// The change register in memory, current with this process's writes (see `register_cache.rs`).
+    register: Arc<RegisterCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -93,18 +101,44 @@ impl Store {
     }
 
     fn start(file: PathBuf, create: bool) -> Result<Store, StoreError> {
-        let db = schema::open(&file, create)?;
+        let mut db = schema::open(&file, create)?;
+        let register = Arc::new(RegisterCache::default());
+        drop(register.current(&mut db)?);
         let owner = owner::Owner::spawn(db, file.clone())?;
         tracing::debug!(path = %file.display(), "store opened");
         Ok(Store {
             owner: Arc::new(owner),
             path: Arc::new(file),
+            register,
         })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The change register as last committed, read in place without a trip to the owner thread. It lags a CLI
+    /// write until [`Store::sync_register`] (or any write) notices it. Call from blocking code: a write waits
+    /// while `read` runs.
+    pub fn with_register<T>(&self, read: impl FnOnce(&ChangeRegister) -> T) -> T {
+        self.register.with(read)
+    }
+
+    /// [`Store::upsert_changes`] reporting its progress after each chunk of [`CHUNK`] notices written and
+    /// judged (on the store's thread: `progress` should only print or count).
+    pub fn upsert_changes_with_progress(
+        &self,
+        notices: Vec<ChangeNotice>,
+        actor: String,
+        coordination: Arc<CoordinationConfig>,
+        progress: Box<dyn Fn(Progress) + Send>,
+    ) -> Result<Vec<UpsertOutcome>, StoreError> {
+        let cache = self.register.clone();
+        let reply = self.owner.submit(move |db| {
+            changes::upsert(db, &cache, notices, &actor, None, &coordination, &*progress)
+        })?;
+        reply.blocking_recv().map_err(|_| StoreError::Closed)?
     }
 }
 
@@ -117,23 +151,45 @@ pub fn now_ms() -> i64 {
         })
 }
 
+/// Appends `LIMIT ? OFFSET ?` for a page of a list query (nothing when `limit` is `None`).
+fn page_clause(
+    sql: &mut String,
+    values: &mut Vec<rusqlite::types::Value>,
+    limit: Option<usize>,
+    offset: usize,
+) {
+    if let Some(limit) = limit {
+        sql.push_str(" LIMIT ? OFFSET ?");
+        values.push(rusqlite::types::Value::Integer(
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        ));
+        values.push(rusqlite::types::Value::Integer(
+            i64::try_from(offset).unwrap_or(i64::MAX),
+        ));
+    }
+}
+
 /// Writes each operation as a blocking method and an `_async` twin around one job for the owner thread.
 macro_rules! operations {
     ($(
         $(#[$doc:meta])*
-        fn $name:ident / $async_name:ident ($($arg:ident: $ty:ty),*) -> $out:ty = |$db:ident| $body:expr;
+        fn $name:ident / $async_name:ident ($($arg:ident: $ty:ty),*) -> $out:ty = |$db:ident $(, $cache:ident)?| $body:expr;
     )*) => {
         impl Store {
             $(
                 $(#[$doc])*
                 pub fn $name(&self, $($arg: $ty),*) -> Result<$out, StoreError> {
-                    let reply = self.owner.submit(move |$db| $body)?;
+                    #[allow(unused_variables)]
+                    let register = self.register.clone();
+                    let reply = self.owner.submit(move |$db| { $(let $cache: &RegisterCache = &register;)? $body })?;
                     reply.blocking_recv().map_err(|_| StoreError::Closed)?
                 }
 
                 #[doc = concat!("[`Store::", stringify!($name), "`] for async callers.")]
                 pub async fn $async_name(&self, $($arg: $ty),*) -> Result<$out, StoreError> {
-                    let reply = self.owner.submit(move |$db| $body)?;
+                    #[allow(unused_variables)]
+                    let register = self.register.clone();
+                    let reply = self.owner.submit(move |$db| { $(let $cache: &RegisterCache = &register;)? $body })?;
                     reply.await.map_err(|_| StoreError::Closed)?
                 }
             )*
@@ -147,25 +203,31 @@ operations! {
     /// Each notice written is judged against the register (with the batch in it) under `coordination`'s
     /// settings, and the warnings it raised are stored with it.
     fn upsert_changes / upsert_changes_async(notices: Vec<ChangeNotice>, actor: String, coordination: Arc<CoordinationConfig>) -> Vec<UpsertOutcome>
-        = |db| changes::upsert(db, notices, &actor, None, &coordination);
+        = |db, cache| changes::upsert(db, cache, notices, &actor, None, &coordination, &|_| ());
     /// [`Store::upsert_changes`] for a caller confined to `owner`: `NotYours` (and nothing written) if any notice,
     /// or any stored notice it would replace, belongs to another owner.
     fn upsert_changes_confined / upsert_changes_confined_async(notices: Vec<ChangeNotice>, actor: String, owner: ChangeOwner, coordination: Arc<CoordinationConfig>) -> Vec<UpsertOutcome>
-        = |db| changes::upsert(db, notices, &actor, Some(owner), &coordination);
+        = |db, cache| changes::upsert(db, cache, notices, &actor, Some(owner), &coordination, &|_| ());
     fn get_change / get_change_async(id: String) -> Option<StoredChange> = |db| changes::get(db, &id);
     fn list_changes / list_changes_async(filter: ChangeFilter) -> Vec<StoredChange>
         = |db| changes::list(db, &filter);
     /// Sets a notice's status (cancelling is `ChangeStatus::Cancelled`), with an audit row unless it already had
     /// that status. `NotFound` when no notice has the id.
     fn set_change_status / set_change_status_async(id: String, status: ChangeStatus, actor: String) -> StatusChange
-        = |db| changes::set_status(db, &id, status, &actor, None);
+        = |db, cache| changes::set_status(db, cache, &id, status, &actor, None);
     /// [`Store::set_change_status`] for a caller confined to `owner`: `NotYours` if the stored notice is another's.
     fn set_change_status_confined / set_change_status_confined_async(id: String, status: ChangeStatus, actor: String, owner: ChangeOwner) -> StatusChange
-        = |db| changes::set_status(db, &id, status, &actor, Some(owner));
+        = |db, cache| changes::set_status(db, cache, &id, status, &actor, Some(owner));
     /// Every write to the notice, oldest first (empty when the id was never registered).
     fn change_audit / change_audit_async(id: String) -> Vec<AuditEntry> = |db| audit::trail(db, &id);
-    /// The whole register, for the engine.
-    fn load_register / load_register_async() -> ChangeRegister = |db| changes::load_register(db);
+    /// The whole register, for the engine (a copy of the in-memory one, re-read first if another process wrote).
+    fn load_register / load_register_async() -> ChangeRegister = |db, cache| changes::load_register(db, cache);
+    /// Re-reads the in-memory register if another connection (a CLI process) committed since it was read;
+    /// `true` when it did. Cheap otherwise: one pragma.
+    fn sync_register / sync_register_async() -> bool = |db, cache| changes::sync_register(db, cache);
+    /// Deletes, at most `batch` rows at a time, resolved incidents (with their history, actions and chart) that
+    /// resolved before `before_ms` by the wall clock, and change audit rows written before it.
+    fn prune / prune_async(before_ms: i64, batch: usize) -> Pruned = |db| retention::prune(db, before_ms, batch);
 
     /// Creates a token and returns its id and secret. Only the secret's SHA-256 is kept: it cannot be shown again.
     /// `user` is required for `Role::User` and refused for the others.

@@ -109,7 +109,7 @@ pub async fn nearby_changes(
         user: confined_to(&who)?.map(ChangeOwner::User),
         from_ms: Some(record.onset - BEFORE_MS),
         to_ms: Some(record.onset + AFTER_MS),
-        status: None,
+        ..ChangeFilter::default()
     };
     let notices = state
         .store

@@ -2,7 +2,7 @@
 // and the live loop. Every few seconds it polls the cheap overview endpoint (network strip and open incidents)
 // and lets the current view refresh; it pauses while the tab is hidden and never runs two polls at once.
 
-import { api, clearToken, setToken, token } from './api.js';
+import { api, apiAll, clearToken, setToken, token } from './api.js';
 import { h, num, replace, say, setNames, time } from './dom.js';
 import * as overview from './overview.js';
 import * as incident from './incident.js';
@@ -133,7 +133,7 @@ async function poll() {
     latest = await api('/api/v1/console/overview');
     // Names change rarely: the directory is fetched once a minute, not with every poll.
     if (Date.now() - namesFetched > NAMES_EVERY_MS) {
-      const entries = await api('/api/v1/directory').catch(() => []);
+      const entries = await apiAll('/api/v1/directory').catch(() => []);
       const key = JSON.stringify(entries);
       namesFetched = Date.now();
       if (key !== namesKey) {

@@ -2,7 +2,7 @@
 // through POST /api/v1/changes. The API does all validation; a 400 names the field, and the message is shown
 // beside that input, which is marked invalid and focused.
 
-import { api, withQuery } from './api.js';
+import { api, apiAll, withQuery } from './api.js';
 import { failure, h, replace, say, spanCell, user } from './dom.js';
 
 const CATEGORIES = ['network', 'certificate', 'endpoint', 'application', 'device', 'campaign', 'dcc_maintenance', 'other'];
@@ -156,7 +156,7 @@ export async function refresh(state) {
   state.again = false;
   const filter = state.filterForm;
   try {
-    const changes = await api(withQuery('/api/v1/changes', state.filter));
+    const changes = await apiAll(withQuery('/api/v1/changes', state.filter));
     clearErrors(filter);
     const key = JSON.stringify([changes, state.highlight]);
     if (key !== state.key && !state.stopped) {

@@ -2,7 +2,7 @@
 // of decided changes that caused an incident), incidents nobody registered a change for, and the median onset to
 // detection and to acknowledgement. Sortable by any column (the API sorts); `ownerTable` also serves the User page.
 
-import { api, withQuery } from './api.js';
+import { apiAll, withQuery } from './api.js';
 import { duration, failure, h, num, replace, user } from './dom.js';
 
 const COLUMNS = [
@@ -61,7 +61,7 @@ export async function refresh(state) {
   if (state.busy || state.stopped) return;
   state.busy = true;
   try {
-    const answer = await api(withQuery('/api/v1/outcomes', { days: state.days, sort: state.sort, order: state.order }));
+    const answer = await apiAll(withQuery('/api/v1/outcomes', { days: state.days, sort: state.sort, order: state.order }), { key: 'owners' });
     const key = JSON.stringify(answer);
     if (key !== state.key && !state.stopped) {
       state.key = key;

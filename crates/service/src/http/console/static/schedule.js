@@ -3,7 +3,7 @@
 // table with status, expected impact, warnings and outcome, so nothing is only in the picture. Filters: start
 // day, span, owner, category. A User token sees its own changes and the DCC's.
 
-import { api, withQuery } from './api.js';
+import { apiAll, withQuery } from './api.js';
 import { failure, h, replace, spanCell, user } from './dom.js';
 
 const DAY_MS = 86_400_000;
@@ -72,7 +72,7 @@ export async function refresh(state) {
     const params = { from: new Date(start).toISOString(), to: new Date(start + days * DAY_MS).toISOString() };
     if (state.filter.user) params.user = state.filter.user.trim();
     if (state.filter.category) params.category = state.filter.category;
-    const schedule = await api(withQuery('/api/v1/schedule', params));
+    const schedule = await apiAll(withQuery('/api/v1/schedule', params), { key: 'changes' });
     const key = JSON.stringify(schedule);
     if (key !== state.key && !state.stopped) {
       state.key = key;

@@ -1,7 +1,7 @@
 // The User page: the User's state now against its baselines (depth, oldest waiting message, delivery, each flow's
 // rate and ratio), its recent incidents and its registered changes. Refreshed with every poll.
 
-import { api, withQuery } from './api.js';
+import { api, apiAll, withQuery } from './api.js';
 import { figures } from './outcomes.js';
 import {
   changeLabel, duration, failure, flow, h, kind, num, partyName, replace, span, state as openState, time, verdict,
@@ -44,9 +44,9 @@ export async function refresh(state) {
     const id = encodeURIComponent(state.id);
     const [now, incidents, changes, outcomes] = await Promise.all([
       api(`/api/v1/users/${id}`).catch((error) => (error.status === 404 ? null : Promise.reject(error))),
-      api(withQuery('/api/v1/incidents', { user: state.id })),
-      api(withQuery('/api/v1/changes', { user: state.id })),
-      api(`/api/v1/outcomes/${id}`),
+      apiAll(withQuery('/api/v1/incidents', { user: state.id })),
+      apiAll(withQuery('/api/v1/changes', { user: state.id })),
+      apiAll(`/api/v1/outcomes/${id}`, { key: 'changes' }),
     ]);
     if (state.stopped) return;
     const draw = (part, value, render) => {
