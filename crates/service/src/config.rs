@@ -64,8 +64,9 @@ pub struct ServeConfig {
     pub user_directory: Option<PathBuf>,
     /// How often the store is test-written, so an unwritable data directory shows in `/readyz` within this.
     pub store_probe_every_s: u64,
-    /// Days a resolved incident (with its history, triage and chart) and a change audit row are kept after they
-    /// were last written; older ones are deleted hourly, in bounded batches. 0 keeps them forever.
+    /// Days a resolved incident (with its history, triage and chart) is kept after it resolved, and a change audit
+    /// row after it was written; older ones are deleted at start and hourly, in bounded batches. 0 keeps them
+    /// forever [env: STORMWATCH_RETENTION_DAYS].
     pub retention_days: u32,
     /// TCP telemetry connections served at once; more are told `ERR too many connections` and closed.
     pub ingest_max_connections: usize,

@@ -191,10 +191,15 @@ pub async fn publish_upcoming(state: AppState) {
             () = GAUGE_DUE.notified() => {}
         }
         let config = state.coordination.clone();
-        let counted = with_register(&state, move |register| {
-            upcoming(register, &config, crate::store::now_ms())
-        })
-        .await;
+        // Counted on a copy (the notices are shared, so it is cheap): the store's writes never wait on a count.
+        let counted = match with_register(&state, ChangeRegister::clone).await {
+            Ok(register) => tokio::task::spawn_blocking(move || {
+                upcoming(&register, &config, crate::store::now_ms())
+            })
+            .await
+            .map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
         match counted {
             Ok(counts) => publish(&counts),
             Err(error) => tracing::warn!(%error, "cannot count upcoming change conflicts"),

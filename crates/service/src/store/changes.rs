@@ -91,7 +91,7 @@ pub(super) fn upsert(
     coordination: &CoordinationConfig,
     progress: &dyn Fn(Progress),
 ) -> Result<Vec<UpsertOutcome>, StoreError> {
-    let mut cached = cache.current(db)?;
+    let mut cached = cache.current(db, read_register)?;
     let mut undo = Undo::new();
     let tx = db.transaction()?;
     let written = write_all(
@@ -268,7 +268,7 @@ pub(super) fn set_status(
     actor: &str,
     confined: Option<ChangeOwner>,
 ) -> Result<StatusChange, StoreError> {
-    let mut cached = cache.current(db)?;
+    let mut cached = cache.current(db, read_register)?;
     let tx = db.transaction()?;
     let old = fetch(&tx, id)?.ok_or_else(|| not_found(id))?;
     check_owner(confined, id, old.notice.owner)?;
@@ -361,7 +361,7 @@ pub(super) fn sync_register(
     cache: &RegisterCache,
 ) -> Result<bool, StoreError> {
     let before = cache.version();
-    let after = cache.current(db)?.version();
+    let after = cache.current(db, read_register)?.version();
     Ok(before != after)
 }
 
@@ -370,7 +370,7 @@ pub(super) fn load_register(
     db: &mut Connection,
     cache: &RegisterCache,
 ) -> Result<ChangeRegister, StoreError> {
-    Ok(cache.current(db)?.register.clone())
+    Ok(cache.current(db, read_register)?.register.clone())
 }
 
 type RawChange = (String, String, i64, i64, Option<String>);

@@ -103,7 +103,7 @@ impl Store {
     fn start(file: PathBuf, create: bool) -> Result<Store, StoreError> {
         let mut db = schema::open(&file, create)?;
         let register = Arc::new(RegisterCache::default());
-        drop(register.current(&mut db)?);
+        drop(register.current(&mut db, changes::read_register)?);
         let owner = owner::Owner::spawn(db, file.clone())?;
         tracing::debug!(path = %file.display(), "store opened");
         Ok(Store {

@@ -27,16 +27,17 @@ pub struct RegisterCache {
 pub(super) type Undo = Vec<(String, Option<ChangeNotice>)>;
 
 impl RegisterCache {
-    /// On the owner thread: the register for a write, first reloaded from `db` if another connection committed
-    /// since it was read. Readers wait while the guard is held.
+    /// On the owner thread: the register for a write, first re-read from `db` with `read` if another connection
+    /// committed since it was read. Readers wait while the guard is held.
     pub(super) fn current(
         &self,
         db: &mut Connection,
+        read: fn(&Connection) -> Result<ChangeRegister, StoreError>,
     ) -> Result<RwLockWriteGuard<'_, Cached>, StoreError> {
         let version = super::schema::data_version(db)?;
         let mut cached = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         if cached.version != Some(version) {
-            cached.register = super::changes::read_register(db)?;
+            cached.register = read(db)?;
             cached.version = Some(version);
             tracing::debug!(
                 changes = cached.register.len(),
