@@ -176,6 +176,10 @@ fn two_thousand_overlapping_notices_register_while_healthz_answers() {
     let changes = answer["changes"].as_array().unwrap();
     assert_eq!(changes.len(), 2_000);
     assert_eq!(answer["warned"], 2_000);
+    assert_eq!(
+        answer["counts"],
+        serde_json::json!({"created": 2_000, "updated": 0, "unchanged": 0})
+    );
     // Every notice warns of the pile-up; each warning names a bounded number of the others.
     for change in changes {
         let pile = change["warnings"]

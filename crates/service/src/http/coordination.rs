@@ -105,7 +105,14 @@ pub async fn registered(
         .iter()
         .filter(|c| c["warnings"].as_array().is_some_and(|w| !w.is_empty()))
         .count();
-    Ok(json!({ "changes": changes, "warned": warned }))
+    // A bulk registration's totals, so a client need not count thousands of entries.
+    let count = |what: &str| changes.iter().filter(|c| c["outcome"] == what).count();
+    let counts = json!({
+        "created": count("created"),
+        "updated": count("updated"),
+        "unchanged": count("unchanged"),
+    });
+    Ok(json!({ "changes": changes, "warned": warned, "counts": counts }))
 }
 
 /// Asks for the gauge to be recounted after a write (by [`publish_upcoming`], off the async workers).
