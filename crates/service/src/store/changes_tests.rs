@@ -291,3 +291,83 @@ fn the_warnings_of_a_registration_are_stored_and_outlive_later_changes_to_the_re
     let stored = listed.iter().find(|c| c.notice.id == "CHG-1").unwrap();
     assert_eq!(stored.warnings.as_deref(), Some(&[][..]));
 }
+
+#[test]
+fn the_register_in_memory_follows_writes_and_is_put_back_when_a_write_fails() {
+    let (_dir, store) = temp_store();
+    let mine = notice("CHG-A", ChangeOwner::User(USER_A), 1_000, 2_000);
+    store
+        .upsert_changes_confined(
+            vec![mine.clone()],
+            "a".into(),
+            ChangeOwner::User(USER_A),
+            Default::default(),
+        )
+        .unwrap();
+    assert_eq!(store.with_register(|r| r.len()), 1);
+    // The first notice is applied in memory before the second is refused: the whole write is put back.
+    let moved = notice("CHG-A", ChangeOwner::User(USER_A), 5_000, 6_000);
+    let theirs = notice("CHG-B", ChangeOwner::User(USER_B), 1_000, 2_000);
+    let refused = store.upsert_changes_confined(
+        vec![moved, theirs],
+        "a".into(),
+        ChangeOwner::User(USER_A),
+        Default::default(),
+    );
+    assert!(
+        matches!(refused, Err(StoreError::NotYours { .. })),
+        "{refused:?}"
+    );
+    let kept = store.with_register(|r| r.get("CHG-A").cloned());
+    assert_eq!(kept, Some(mine));
+    assert_eq!(
+        store.with_register(|r| r.overlapping(5_000, 6_000).len()),
+        0
+    );
+    assert_eq!(store.with_register(|r| r.len()), 1);
+    // A status change reaches it too.
+    store
+        .set_change_status("CHG-A".into(), ChangeStatus::Cancelled, "a".into())
+        .unwrap();
+    assert_eq!(
+        store.with_register(|r| r.get("CHG-A").map(|n| n.status)),
+        Some(ChangeStatus::Cancelled)
+    );
+}
+
+#[test]
+fn a_bulk_write_reports_progress_per_chunk() {
+    let (_dir, store) = temp_store();
+    let notices: Vec<_> = (0..1_001)
+        .map(|n| {
+            notice(
+                &format!("CHG-{n}"),
+                ChangeOwner::User(USER_A),
+                n * 1_000,
+                n * 1_000 + 500,
+            )
+        })
+        .collect();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    store
+        .upsert_changes_with_progress(
+            notices,
+            "sync".into(),
+            Default::default(),
+            Box::new(move |p| kept.lock().unwrap().push((p.written, p.judged))),
+        )
+        .unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [
+            (500, 0),
+            (1_000, 0),
+            (1_001, 0),
+            (1_001, 500),
+            (1_001, 1_000),
+            (1_001, 1_001)
+        ]
+    );
+}

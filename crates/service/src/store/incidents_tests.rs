@@ -151,3 +151,28 @@ fn a_network_incident_keeps_the_users_every_writer_reported() {
         ["INC-backlog-NET-100"]
     );
 }
+
+#[test]
+fn retention_deletes_old_resolved_incidents_in_bounded_batches_and_keeps_open_ones() {
+    let (_dir, store) = temp_store();
+    for n in 0..5 {
+        let id = format!("INC-{n}");
+        store
+            .save_incident(
+                record(&id, &USER_A.to_string(), n * 10, Some(n * 10 + 5)),
+                None,
+            )
+            .unwrap();
+    }
+    store
+        .save_incident(record("INC-open", &USER_A.to_string(), 0, None), None)
+        .unwrap();
+    // Resolved before 30: INC-0 (5), INC-1 (15), INC-2 (25); two per batch.
+    let first = store.prune(30, 2).unwrap();
+    assert_eq!(first.incidents, 2);
+    let second = store.prune(30, 2).unwrap();
+    assert_eq!(second.incidents, 1);
+    assert_eq!(store.prune(30, 2).unwrap().incidents, 0);
+    let left = store.list_incidents(IncidentFilter::default()).unwrap();
+    assert_eq!(ids(&left), ["INC-open", "INC-3", "INC-4"]);
+}
