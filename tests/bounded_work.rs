@@ -246,13 +246,13 @@ fn a_bulk_registration_refused_part_way_leaves_nothing_behind() {
     }
 }
 
-/// A ServiceNow `change_request` export of `count` records over ten days, windows of two to four hours (each
-/// overlapping hundreds of others), a third of them network changes.
+/// A ServiceNow `change_request` export of `count` records over five days, windows of two to four hours (each
+/// overlapping about a thousand others), a third of them network changes.
 fn servicenow_export(count: usize) -> String {
     let categories = ["Network", "Software", "Hardware"];
     let records: Vec<serde_json::Value> = (0..count)
         .map(|n| {
-            let start = T0 + (n as i64 * 43_000) % (10 * 86_400_000);
+            let start = T0 + (n as i64 * 21_500) % (5 * 86_400_000);
             let end = start + (2 + n as i64 % 3) * 3_600_000;
             let at = |ms: i64| {
                 rfc3339(ms)

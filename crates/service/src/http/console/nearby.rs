@@ -119,11 +119,20 @@ pub async fn nearby_changes(
         .into_iter()
         .map(|c| c.notice)
         .collect();
+    // Judging every change of the window is CPU work: on a blocking thread, never on an async worker.
+    let correlator = state.correlator.clone();
+    let (id, onset) = (record.id.clone(), record.onset);
+    let changes = tokio::task::spawn_blocking(move || judge_all(&correlator, &record, notices))
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "judging the changes near an incident failed");
+            ApiError::Store(crate::store::StoreError::Closed)
+        })?;
     Ok(Json(serde_json::json!({
-        "incident": record.id,
-        "from": record.onset - BEFORE_MS,
-        "to": record.onset + AFTER_MS,
-        "changes": judge_all(&state.correlator, &record, notices),
+        "incident": id,
+        "from": onset - BEFORE_MS,
+        "to": onset + AFTER_MS,
+        "changes": changes,
     }))
     .into_response())
 }
