@@ -144,7 +144,11 @@ fn read_until_closed(stream: &mut std::net::TcpStream) -> Option<String> {
 #[test]
 fn tcp_connections_over_the_cap_are_refused_and_cost_no_threads() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config_file(dir.path(), "ingest_max_connections = 100\n");
+    // All from one address: the per-peer cap (tests/abuse_http.rs) is raised out of the way of the total one.
+    let config = config_file(
+        dir.path(),
+        "ingest_max_connections = 100\ningest_max_connections_per_peer = 1000\n",
+    );
     let args: Vec<&str> = config.iter().map(String::as_str).collect();
     let service = Service::start(dir.path(), &args);
     let threads_before = threads_of(&service);
@@ -225,6 +229,7 @@ fn idle_tcp_connections_are_closed() {
 fn slow_http_headers_and_bodies_are_cut_off() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
+    let exporter = token(dir.path(), "exporter", "ingest", None);
     let config = config_file(
         dir.path(),
         "http_header_timeout_s = 1\nhttp_body_timeout_s = 1\n",
@@ -243,8 +248,13 @@ fn slow_http_headers_and_bodies_are_cut_off() {
     );
 
     let mut body = std::net::TcpStream::connect(service.http).unwrap();
+    // With a valid token (one without is answered 401 before its body is read: tests/abuse_http.rs).
     body.write_all(
-        b"POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"ts\":1",
+        format!(
+            "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {exporter}\r\n\
+             Content-Length: 1000\r\n\r\n{{\"ts\":1"
+        )
+        .as_bytes(),
     )
     .unwrap();
     let said = read_until_closed(&mut body).expect("a body that never ends must be cut off");

@@ -10,12 +10,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use stormwatch_core::engine::{Engine, EngineConfig};
+use stormwatch_service::admission::AdmissionLimits;
 use stormwatch_service::engine::journal;
 use stormwatch_service::engine::{EngineInput, EngineLoop};
 use stormwatch_service::health::Health;
+use stormwatch_service::http::gate::RequestLimits;
+use stormwatch_service::http::router;
 use stormwatch_service::http::server::{self, HttpLimits};
 use stormwatch_service::http::state::AppState;
-use stormwatch_service::http::{MAX_BODY_BYTES, router};
 use stormwatch_service::ingest::malformed::MalformedLog;
 use stormwatch_service::ingest::tcp::{self, TcpSettings};
 use stormwatch_service::ingest::tls;
@@ -403,6 +405,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     let tcp_settings = TcpSettings {
         max_connections: config.ingest_max_connections,
+        admission: AdmissionLimits {
+            per_peer: config.ingest_max_connections_per_peer,
+            unauthenticated: config.ingest_max_unauthenticated_connections,
+        },
         idle_timeout: Duration::from_secs(config.ingest_idle_timeout_s),
         auth: config.ingest_needs_token().then(|| store.clone()),
         auth_timeout: Duration::from_secs(config.ingest_auth_timeout_s),
@@ -417,9 +423,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let http_limits = HttpLimits {
         max_connections: config.http_max_connections,
+        admission: AdmissionLimits {
+            per_peer: config.http_max_connections_per_peer,
+            unauthenticated: config.http_max_unauthenticated_connections,
+        },
         header_timeout: Duration::from_secs(config.http_header_timeout_s),
-        body_timeout: Duration::from_secs(config.http_body_timeout_s),
-        max_body_bytes: MAX_BODY_BYTES,
+        write_timeout: Duration::from_secs(config.http_write_timeout_s),
+        requests: RequestLimits {
+            body_timeout: Duration::from_secs(config.http_body_timeout_s),
+            max_events_body: config.http_max_body_mib.saturating_mul(1 << 20),
+            max_decompressed: config.http_max_decompressed_mib.saturating_mul(1 << 20),
+        },
     };
     let state = AppState {
         engine: to_engine.clone(),
@@ -461,9 +475,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(Health::watch(health));
         // Requests waiting on a stuck engine, or clients that never finish, must not hold the exit: the server
         // gives them the grace, then drops them.
+        let store = state.store.clone();
         server::serve(
             listener,
             router(state),
+            store,
             http_limits,
             shutdown_signal(),
             grace,

@@ -3,6 +3,7 @@
 //! `engine/` (the engine thread, its journal and held lines), `store/` (SQLite), `http/` (API and console),
 //! `alerts/` (Alertmanager) and `metrics/` (Prometheus).
 
+pub mod admission;
 pub mod alerts;
 pub mod config;
 pub mod engine;

@@ -9,12 +9,14 @@ pub mod changes_api;
 pub mod console;
 pub mod coordination;
 pub mod directory_api;
+pub mod gate;
 pub mod incidents_api;
 pub mod outcomes_api;
 pub mod query;
 pub mod schedule_api;
 pub mod server;
 pub mod state;
+pub mod timed_io;
 pub mod users_api;
 
 use std::io::Read;
@@ -23,7 +25,7 @@ use std::time::Instant;
 
 use crate::http::query::ApiQuery;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -38,9 +40,8 @@ use stormwatch_core::telemetry::Eui64;
 use stormwatch_core::telemetry::batch::parse_chunk;
 use stormwatch_core::telemetry::framing::LineFramer;
 
-/// Largest telemetry body accepted in one request (decompressed bodies are framed as they stream, so memory
-/// stays bounded by this and the engine queue).
-pub const MAX_BODY_BYTES: usize = 64 << 20;
+/// What a compressed telemetry body may decode to when no limit was configured (`http_max_decompressed_mib`).
+const DEFAULT_MAX_DECOMPRESSED: u64 = 256 << 20;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -57,7 +58,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::http::outcomes_api::routes())
         .merge(crate::http::incidents_api::routes())
         .merge(crate::http::console::routes())
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // The request gate (`gate`) holds every body to its route's and token role's limit as it streams.
+        .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
 
@@ -109,28 +111,37 @@ impl Encoding {
         }
     }
 
-    fn reader(self, body: Bytes) -> std::io::Result<Box<dyn Read + Send>> {
+    /// The decoded body, cut at `limit` bytes (the check before ingest has refused a body longer than that).
+    fn reader(self, body: Bytes, limit: u64) -> std::io::Result<Box<dyn Read + Send>> {
         let raw = std::io::Cursor::new(body);
         Ok(match self {
             Encoding::Identity => Box::new(raw),
-            Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
-            Encoding::Zstd => Box::new(zstd::stream::read::Decoder::new(raw)?),
+            Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw).take(limit)),
+            Encoding::Zstd => Box::new(zstd::stream::read::Decoder::new(raw)?.take(limit)),
         })
     }
 }
 
 /// Reads the whole decoded body once, keeping nothing, so that a body that breaks part-way (a truncated gzip
-/// stream, a bad zstd frame) is refused before a single line of it reaches the engine.
-fn check_decodes(encoding: Encoding, body: &Bytes) -> Result<(), ApiError> {
+/// stream, a bad zstd frame) or decodes past `limit` bytes (a compression bomb) is refused before a single line
+/// of it reaches the engine. Decoding stops at the limit, so a bomb costs at most that much work.
+fn check_decodes(encoding: Encoding, body: &Bytes, limit: u64) -> Result<(), ApiError> {
     if encoding == Encoding::Identity {
         return Ok(());
     }
     let mut reader = encoding
-        .reader(body.clone())
+        .reader(body.clone(), limit.saturating_add(1))
         .map_err(|e| ApiError::invalid(format!("body unreadable: {e}")))?;
-    std::io::copy(&mut reader, &mut std::io::sink())
-        .map(|_| ())
-        .map_err(|e| ApiError::invalid(format!("body unreadable: {e}; nothing of it was ingested")))
+    let decoded = std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| {
+        ApiError::invalid(format!("body unreadable: {e}; nothing of it was ingested"))
+    })?;
+    if decoded > limit {
+        return Err(ApiError::TooLarge(format!(
+            "request body over {} decompressed (http_max_decompressed_mib); nothing of it was ingested",
+            gate::size(limit)
+        )));
+    }
+    Ok(())
 }
 
 /// `POST /api/v1/events`: an NDJSON body (plain, `Content-Encoding: gzip` or `zstd`; another encoding is 415).
@@ -138,9 +149,12 @@ fn check_decodes(encoding: Encoding, body: &Bytes) -> Result<(), ApiError> {
 /// accepted and how many were malformed.
 async fn post_events(
     State(state): State<AppState>,
+    decode_limit: Option<Extension<gate::DecodeLimit>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<BatchOutcome>, ApiError> {
+    // Set by the request gate; without it (a router served some other way) the configured default.
+    let limit = decode_limit.map_or(DEFAULT_MAX_DECOMPRESSED, |Extension(limit)| limit.0);
     let who = principal(&state.store, &headers).await?;
     require_ingest(&who)?;
     let encoding = Encoding::of(&headers).ok_or_else(|| {
@@ -157,9 +171,9 @@ async fn post_events(
     let replies = tokio::task::spawn_blocking(move || -> Result<Vec<_>, ApiError> {
         // Decoding twice costs CPU, but keeps memory bounded by the compressed body (a gzip bomb is never held
         // decoded) while still ingesting nothing of a body that turns out broken.
-        check_decodes(encoding, &body)?;
+        check_decodes(encoding, &body, limit)?;
         let reader = encoding
-            .reader(body)
+            .reader(body, limit)
             .map_err(|e| ApiError::invalid(format!("body unreadable: {e}")))?;
         let mut framer = LineFramer::new(reader);
         let mut replies = Vec::new();

@@ -32,6 +32,7 @@ pub const HELD: &str = "stormwatch_ingest_held_lines";
 pub const BUILD_INFO: &str = "stormwatch_build_info";
 pub const CONNECTIONS: &str = "stormwatch_connections";
 pub const CONNECTIONS_REFUSED: &str = "stormwatch_connections_refused_total";
+pub const AUTH_FAILURES: &str = "stormwatch_auth_failures_total";
 pub const QUARANTINE_WRITE_ERRORS: &str = "stormwatch_quarantine_write_errors_total";
 pub const JOURNAL_WRITE_ERRORS: &str = "stormwatch_journal_write_errors_total";
 pub const HEALTH_CHECK: &str = "stormwatch_health_check";
@@ -65,7 +66,12 @@ fn describe() {
     describe_gauge!(CONNECTIONS, "Open connections, by listener (http, tcp)");
     describe_counter!(
         CONNECTIONS_REFUSED,
-        "Connections refused or closed early, by listener and reason (cap, auth, tls, idle, accept_error)"
+        "Connections refused or closed early, by listener and reason (cap, peer_cap, unauthenticated_evicted, auth, \
+         tls, idle, accept_error)"
+    );
+    describe_counter!(
+        AUTH_FAILURES,
+        "Failed authentications, by listener (http, tcp) and reason (missing, malformed, unknown, wrong_role)"
     );
     describe_counter!(
         QUARANTINE_WRITE_ERRORS,
