@@ -364,3 +364,48 @@ fn silent_tcp_connections_do_not_lock_out_an_authenticated_sender() {
     });
     drop(silent);
 }
+
+/// Pipelining made one connection without a token worth thousands of rendered answers before the write timeout
+/// could see that it read none. Now it gets 100 and is closed; a connection that showed a valid token is not
+/// held to that.
+#[test]
+fn an_unauthenticated_connection_gets_a_bounded_number_of_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let service = Service::start(dir.path(), &[]);
+    let answers = |first: String| {
+        let mut stream = TcpStream::connect(service.http).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(20))).ok();
+        let requests = first + &"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".repeat(149);
+        stream
+            .write_all(requests.as_bytes())
+            .expect("send requests");
+        let mut said = Vec::new();
+        let _ = stream.read_to_end(&mut said);
+        String::from_utf8_lossy(&said)
+            .matches("HTTP/1.1 200")
+            .count()
+    };
+    assert_eq!(
+        answers("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".to_owned()),
+        100
+    );
+    // The last request closes the kept-alive connection that showed its token.
+    let with_token =
+        format!("GET /api/v1/users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ops}\r\n\r\n");
+    let closing = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let mut stream = TcpStream::connect(service.http).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).ok();
+    let requests = with_token + &"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".repeat(148) + closing;
+    stream
+        .write_all(requests.as_bytes())
+        .expect("send requests");
+    let mut said = Vec::new();
+    let _ = stream.read_to_end(&mut said);
+    assert_eq!(
+        String::from_utf8_lossy(&said)
+            .matches("HTTP/1.1 200")
+            .count(),
+        150
+    );
+}

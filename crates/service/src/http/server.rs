@@ -5,10 +5,12 @@
 //! Slow, silent or never-reading clients are cut off; on shutdown, open connections are told to finish and close.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
+use axum::http::{HeaderValue, header};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -22,6 +24,10 @@ use crate::http::gate::{Gate, RequestLimits};
 use crate::http::timed_io::WriteTimeout;
 use crate::metrics::{CONNECTIONS, CONNECTIONS_REFUSED};
 use crate::store::Store;
+
+/// Requests a connection may make before it has carried a valid token; the answer to the last says
+/// `Connection: close` (a monitor reconnects; an authenticated client is not held to this).
+pub const UNAUTHENTICATED_REQUESTS_PER_CONNECTION: u32 = 100;
 
 /// The HTTP listener's limits (from the service's configuration).
 #[derive(Clone, Copy, Debug)]
@@ -98,10 +104,25 @@ pub async fn serve(
         };
         let router = router.clone();
         let for_requests = ticket.clone();
+        let served = Arc::new(AtomicU32::new(0));
         // Each request learns its connection's ticket: the gate marks the connection authenticated.
         let service = tower::service_fn(move |mut request: Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(for_requests.clone());
-            router.clone().oneshot(request.map(axum::body::Body::new))
+            let ticket = for_requests.clone();
+            let served = served.clone();
+            let router = router.clone();
+            async move {
+                let mut response = router.oneshot(request.map(axum::body::Body::new)).await?;
+                // Pipelining turns one unauthenticated connection into thousands of answers rendered before
+                // the write timeout can notice the client reads none: its requests are bounded instead.
+                let count = served.fetch_add(1, Ordering::Relaxed) + 1;
+                if count >= UNAUTHENTICATED_REQUESTS_PER_CONNECTION && !ticket.is_authenticated() {
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok::<_, std::convert::Infallible>(response)
+            }
         });
         let io = TokioIo::new(WriteTimeout::new(stream, limits.write_timeout));
         let connection = builder.serve_connection(io, TowerToHyperService::new(service));
