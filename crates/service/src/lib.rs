@@ -11,7 +11,9 @@ pub mod http;
 pub mod ingest;
 pub mod log_limit;
 pub mod metrics;
+pub mod service;
 pub mod store;
 pub mod user_directory;
 
 pub use config::{IngestAuth, LogFormat, ServeConfig};
+pub use service::{LogSource, Service, ServiceError, Stopped};
