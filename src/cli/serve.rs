@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use stormwatch_core::engine::{Engine, EngineConfig};
-use stormwatch_service::engine::journal;
+use stormwatch_core::engine::EngineConfig;
+use stormwatch_service::engine::incident_numbers::NumberSupply;
 use stormwatch_service::engine::{EngineInput, EngineLoop};
+use stormwatch_service::engine::{journal, restore};
 use stormwatch_service::health::Health;
 use stormwatch_service::http::server::{self, HttpLimits};
 use stormwatch_service::http::state::AppState;
@@ -241,6 +242,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             dir.display()
         );
     }
+    // Before anything in the data directory is touched; held until the process exits.
+    let _owner = stormwatch_service::data_dir_lock::DataDirLock::acquire(&config.data_dir)?;
     // StoreError names the file and the cause; a context here would say it twice.
     let store = Store::open(&config.data_dir)?;
     // A read-only or full data directory is refused now, not found out at the first snapshot.
@@ -286,23 +289,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         None => (0, None),
     };
-    let engine = match snapshot {
-        Some(bytes) => match Engine::restore(bytes, engine_config.clone(), register.clone()) {
-            Ok(engine) => {
-                tracing::info!(
-                    users = engine.user_count(),
-                    "engine state restored from the last snapshot"
-                );
-                engine
-            }
-            Err(error) => {
-                tracing::error!(%error, "the last engine snapshot cannot be used; starting with empty windows");
-                Engine::new(engine_config, register)
-            }
-        },
-        None => Engine::new(engine_config, register),
-    };
-    let mut engine = engine;
+    let health = Arc::new(Health::new(Duration::from_secs(
+        config.engine_stall_after_s,
+    )));
+    let stable_ids = engine_config.stable_ids;
+    let mut engine = restore::restore_or_start(snapshot, engine_config, register, &health);
+    // Stable IDs name what they are; numbered ones come from blocks reserved in the store, never the snapshot.
+    let numbers = (!stable_ids)
+        .then(|| NumberSupply::start(store.clone(), &mut engine))
+        .transpose()?;
     let names = {
         use stormwatch_service::user_directory::{Directory, Names, read};
         let file = match &config.user_directory {
@@ -333,9 +328,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     #[cfg(not(feature = "kafka"))]
     let (extra, on_saved) = (None, None);
-    let health = Arc::new(Health::new(Duration::from_secs(
-        config.engine_stall_after_s,
-    )));
     let sink = Box::new(StoreSink {
         store: store.clone(),
         alerts,
@@ -354,6 +346,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     )
     .with_health(health.clone());
     engine_loop.hang_after = args.fault_hang_engine_after.map(Duration::from_secs);
+    let engine_loop = match numbers {
+        Some(numbers) => engine_loop.with_incident_numbers(numbers),
+        None => engine_loop,
+    };
     #[cfg(feature = "kafka")]
     let engine_loop = match &kafka {
         Some(wiring) => engine_loop.with_checkpoints(wiring.checkpoints_sender()),

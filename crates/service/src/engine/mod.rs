@@ -3,8 +3,10 @@
 //! clock, publishes gauges, persists incident changes and takes periodic snapshots.
 
 mod held_lines;
+pub mod incident_numbers;
 pub mod incident_series;
 pub mod journal;
+pub mod restore;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -171,6 +173,8 @@ pub struct EngineLoop {
     idle_advanced_to: i64,
     /// Users evicted as of the last tick, so each tick logs only new evictions (one line, not one per User).
     evicted_logged: u64,
+    /// Incident numbers reserved in the store ahead of need (not with stable IDs).
+    numbers: Option<incident_numbers::NumberSupply>,
 }
 
 pub fn wall_ms() -> i64 {
@@ -216,6 +220,7 @@ impl EngineLoop {
             charts_fed_ms: i64::MIN,
             idle_advanced_to: i64::MIN,
             evicted_logged: engine.evicted_total(),
+            numbers: None,
             engine,
         }
     }
@@ -265,6 +270,12 @@ impl EngineLoop {
             events,
             "journal replayed: the engine is where it was when the service stopped"
         );
+    }
+
+    /// Tops up the engine's incident numbers from `supply` every tick.
+    pub fn with_incident_numbers(mut self, supply: incident_numbers::NumberSupply) -> Self {
+        self.numbers = Some(supply);
+        self
     }
 
     /// Reports into `health` (shared with `/readyz`) instead of a private one.
@@ -482,6 +493,9 @@ impl EngineLoop {
 
     /// Once a second: close quiet seconds by the wall clock, publish gauges, snapshot when due.
     fn tick(&mut self) {
+        if let Some(numbers) = &mut self.numbers {
+            numbers.top_up(&mut self.engine);
+        }
         let now = wall_ms();
         self.engine.set_now_bound(Some(now));
         if let (Some(last_wall), Some(max_ts)) = (self.last_event_wall, self.engine.max_ts()) {
@@ -624,8 +638,11 @@ impl EngineLoop {
         let changes = self.engine.changes().clone();
         // The directory is configuration, not state: a rebuilt engine that forgot it let every made-up User in.
         let directory = self.engine.directory().cloned();
+        let numbers = self.engine.incident_numbers().clone();
         self.engine = Engine::new(config, changes);
         self.engine.set_directory(directory);
+        // Numbers already handed out stay handed out.
+        self.engine.set_incident_numbers(numbers);
         // Tokens start again with the new engine; its predecessor's held lines belong to the previous owner.
         self.held.clear();
         self.publisher.forget_users();
