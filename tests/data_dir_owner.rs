@@ -180,9 +180,17 @@ fn after_an_unreadable_snapshot_a_new_incident_gets_a_new_id_and_readyz_says_why
             "{field} of {old_id} must be left as stored: {old_after} vs {old_record}"
         );
     }
-    // Still not ready: nothing but an operator clears a lost snapshot.
+    // Still not ready: nothing but an operator clears a lost snapshot, not even a restart (the bad snapshot row
+    // has been replaced by a good one by now).
     let (status, body) = service.get("/readyz", None);
     assert_eq!(status, 503, "{body}");
+    let mut service = service;
+    service.stop();
+    let service = Service::start(dir.path(), &["--snapshot-every", "3600"]);
+    let still = service.wait_status("/readyz", 503, 30, |body| body.contains("snapshot_lost"));
+    assert!(still.contains("unreadable"), "{still}");
+    let after_restart = service.json(&format!("/api/v1/incidents/{new_id}"), &ops);
+    assert_eq!(after_restart["id"], new_id.as_str(), "{after_restart}");
 
     let (status, body) = service.post("/api/v1/health/snapshot/acknowledge", None, b"", &[]);
     assert_eq!(
@@ -199,5 +207,6 @@ fn after_an_unreadable_snapshot_a_new_incident_gets_a_new_id_and_readyz_says_why
     assert_eq!(status, 403, "a user token cannot clear it: {body}");
     let (status, body) = service.post("/api/v1/health/snapshot/acknowledge", Some(&ops), b"", &[]);
     assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"acknowledged\":true"), "{body}");
     service.wait_status("/readyz", 200, 10, |_| true);
 }

@@ -293,10 +293,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.engine_stall_after_s,
     )));
     let stable_ids = engine_config.stable_ids;
-    let mut engine = restore::restore_or_start(snapshot, engine_config, register, &health);
-    // Stable IDs name what they are; numbered ones come from blocks reserved in the store, never the snapshot.
+    let restored = restore::restore_or_start(snapshot, engine_config, register, &health, &store);
+    let mut engine = restored.engine;
+    // Stable IDs name what they are; numbered ones come from blocks reserved in the store.
     let numbers = (!stable_ids)
-        .then(|| NumberSupply::start(store.clone(), &mut engine))
+        .then(|| NumberSupply::start(store.clone(), &mut engine, restored.snapshot_lost))
         .transpose()?;
     let names = {
         use stormwatch_service::user_directory::{Directory, Names, read};

@@ -47,8 +47,14 @@ impl IncidentNumbers {
     }
 
     /// Adds a block reserved after the ones already held. A block that starts below the next number (it was
-    /// reserved before an overdraft passed it) keeps only its part above.
+    /// reserved before an overdraft passed it) keeps only its part above. Counting without limit ends here:
+    /// from now on only reserved numbers are used.
     pub fn add(&mut self, block: Range<u64>) {
+        if self.block_end.is_none() {
+            self.next = self.next.max(block.start);
+            self.block_end = Some(block.end);
+            return;
+        }
         let floor = self
             .ahead
             .back()
@@ -58,6 +64,27 @@ impl IncidentNumbers {
         let block = block.start.max(floor)..block.end;
         if !block.is_empty() {
             self.ahead.push_back(block);
+        }
+    }
+
+    /// Whether numbers come only from reserved blocks.
+    pub fn is_reserved(&self) -> bool {
+        self.block_end.is_some()
+    }
+
+    /// Never hands out a number below `first` (numbers already stored elsewhere).
+    pub fn skip_to(&mut self, first: u64) {
+        if self.next >= first {
+            return;
+        }
+        self.next = first;
+        if self.block_end.is_some_and(|end| first >= end) {
+            while self.ahead.front().is_some_and(|block| block.end <= first) {
+                self.ahead.pop_front();
+            }
+            if let Some(front) = self.ahead.front_mut() {
+                front.start = front.start.max(first);
+            }
         }
     }
 
@@ -146,6 +173,32 @@ mod tests {
         let taken: Vec<u64> = (0..7).map(|_| numbers.take()).collect();
         assert_eq!(taken, [1, 2, 3, 4, 5, 6, 7]);
         assert_eq!(numbers.overdrawn(), 0);
+    }
+
+    #[test]
+    fn counting_ends_with_the_first_reserved_block() {
+        let mut numbers = IncidentNumbers::counting_from(3);
+        assert!(!numbers.is_reserved());
+        numbers.take();
+        numbers.add(1..10);
+        assert!(numbers.is_reserved());
+        assert_eq!(numbers.left(), 6);
+        assert_eq!(numbers.take(), 4);
+    }
+
+    #[test]
+    fn skipping_past_stored_numbers_never_hands_them_out() {
+        let mut numbers = IncidentNumbers::reserved(1..5);
+        numbers.add(5..9);
+        numbers.add(20..30);
+        numbers.skip_to(3);
+        assert_eq!(numbers.take(), 3);
+        numbers.skip_to(7);
+        assert_eq!(numbers.left(), 12);
+        let taken: Vec<u64> = (0..4).map(|_| numbers.take()).collect();
+        assert_eq!(taken, [7, 8, 20, 21]);
+        numbers.skip_to(2);
+        assert_eq!(numbers.take(), 22);
     }
 
     #[test]

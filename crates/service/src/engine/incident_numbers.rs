@@ -1,6 +1,9 @@
 //! Incident numbers for the engine thread: blocks reserved in the store ahead of need, so the engine never waits
 //! on the store to name an incident, and a number once handed out is never handed out again, across restarts
 //! and lost snapshots alike (the store starts every block past the last one reserved and every stored ID).
+//!
+//! The numbering state travels in the engine snapshot, so that replaying the journal after a crash names the
+//! incidents it reopens as they were named before; only numbers past every stored incident are new.
 
 use stormwatch_core::engine::Engine;
 use stormwatch_core::engine::incident_numbers::IncidentNumbers;
@@ -9,8 +12,8 @@ use crate::log_limit::LogLimit;
 use crate::store::incident_numbers::PendingNumbers;
 use crate::store::{Store, StoreError};
 
-/// Numbers reserved at a time. A restart skips what was left of the last block, so IDs may jump by up to this
-/// much after one; never backwards.
+/// Numbers reserved at a time. A restart after a lost snapshot skips what was left of the last block, so IDs
+/// may jump by up to this much then; never backwards.
 pub const BLOCK: u64 = 256;
 /// The next block is asked for once fewer than this many are left: a storm that opens more incidents than this
 /// between two ticks (one second) runs past its reservation rather than wait (see `IncidentNumbers::take`).
@@ -23,21 +26,53 @@ pub struct NumberSupply {
 }
 
 impl NumberSupply {
-    /// Reserves the first block (blocking: this runs before the engine thread starts) and makes `engine` number
-    /// its incidents from it, whatever its snapshot counted to.
-    pub fn start(store: Store, engine: &mut Engine) -> Result<NumberSupply, StoreError> {
-        let first = store.reserve_incident_numbers(0, BLOCK)?;
-        tracing::debug!(
-            from = first.start,
-            to = first.end,
-            "incident numbers reserved"
-        );
-        engine.set_incident_numbers(IncidentNumbers::reserved(first));
+    /// Before the engine thread starts (blocking). `snapshot_lost`: the engine could not restore its snapshot,
+    /// so the numbers the journal's incidents had are unknown: it numbers from a fresh block, past everything
+    /// reserved or stored. Otherwise the engine keeps the snapshot's numbering (or counts from 1 when it starts
+    /// empty) until [`NumberSupply::settle`], so the journal replays with the names it had.
+    pub fn start(
+        store: Store,
+        engine: &mut Engine,
+        snapshot_lost: bool,
+    ) -> Result<NumberSupply, StoreError> {
+        if snapshot_lost {
+            let block = store.reserve_incident_numbers(0, BLOCK)?;
+            tracing::info!(
+                from = block.start,
+                "the snapshot is lost: incidents are numbered from a fresh block"
+            );
+            engine.set_incident_numbers(IncidentNumbers::reserved(block));
+        }
         Ok(NumberSupply {
             store,
             pending: None,
             errors: LogLimit::new(std::time::Duration::from_secs(60)),
         })
+    }
+
+    /// After the journal replay, before the engine serves (blocking, once): from here on only reserved numbers,
+    /// past every stored incident (a journal lost after the snapshot leaves stored incidents the engine never
+    /// numbered). Take a snapshot afterwards, so a crash replays with this numbering. A store that fails here is
+    /// retried every tick by [`NumberSupply::top_up`].
+    pub fn settle(&mut self, engine: &mut Engine) {
+        let past_stored = match self.store.incident_number_past_stored() {
+            Ok(past) => past,
+            Err(error) => return self.failed(&error),
+        };
+        let mut numbers = engine.incident_numbers().clone();
+        numbers.skip_to(past_stored);
+        if !numbers.is_reserved() {
+            match self.store.reserve_incident_numbers(numbers.next(), BLOCK) {
+                Ok(block) => numbers.add(block),
+                Err(error) => self.failed(&error),
+            }
+        }
+        tracing::debug!(
+            next = numbers.next(),
+            left = numbers.left(),
+            "incident numbers settled"
+        );
+        engine.set_incident_numbers(numbers);
     }
 
     /// Once a tick on the engine thread: hands over a block that has arrived, and asks for the next one when the
@@ -62,7 +97,7 @@ impl NumberSupply {
             self.pending = None;
         }
         let numbers = engine.incident_numbers();
-        if numbers.left() < LOW_WATER {
+        if !numbers.is_reserved() || numbers.left() < LOW_WATER {
             // From the engine's next number: after an overdraft, the block must start past what it handed out.
             match self
                 .store
@@ -101,16 +136,33 @@ mod tests {
     }
 
     #[test]
-    fn a_restarted_engine_numbers_past_everything_reserved_before() {
+    fn a_lost_snapshot_numbers_past_everything_reserved_before() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let mut first = engine();
-        NumberSupply::start(store.clone(), &mut first).unwrap();
+        NumberSupply::start(store.clone(), &mut first, false)
+            .unwrap()
+            .settle(&mut first);
         assert_eq!(first.incident_numbers().next(), 1);
-        // A restart (or a lost snapshot) starts a fresh engine, which would count from 1 again.
+        assert!(first.incident_numbers().is_reserved());
+        // The snapshot is lost: a fresh engine would count from 1 again.
         let mut second = engine();
-        NumberSupply::start(store, &mut second).unwrap();
+        NumberSupply::start(store, &mut second, true).unwrap();
         assert_eq!(second.incident_numbers().next(), BLOCK + 1);
+    }
+
+    #[test]
+    fn settling_skips_numbers_already_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut engine = engine();
+        let mut supply = NumberSupply::start(store.clone(), &mut engine, false).unwrap();
+        supply.settle(&mut engine);
+        let record = crate::store::tests::record("INC-000009", "90-B3-D5-1F-30-01-00-07", 0, None);
+        store.save_incident(record, None).unwrap();
+        // As after a restart whose journal was lost: the snapshot says 1, the store holds 9.
+        supply.settle(&mut engine);
+        assert_eq!(engine.incident_numbers().next(), 10);
     }
 
     #[test]
@@ -118,7 +170,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let mut engine = engine();
-        let mut supply = NumberSupply::start(store, &mut engine).unwrap();
+        let mut supply = NumberSupply::start(store, &mut engine, false).unwrap();
+        supply.settle(&mut engine);
         supply.top_up(&mut engine);
         assert!(supply.pending.is_none(), "a full block needs no other");
         let mut numbers = engine.incident_numbers().clone();
@@ -138,7 +191,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let mut engine = engine();
-        let mut supply = NumberSupply::start(store, &mut engine).unwrap();
+        let mut supply = NumberSupply::start(store, &mut engine, false).unwrap();
+        supply.settle(&mut engine);
         let mut numbers = engine.incident_numbers().clone();
         let last = (0..BLOCK + 10).map(|_| numbers.take()).last().unwrap();
         assert_eq!(numbers.overdrawn(), 10);

@@ -296,6 +296,12 @@ impl EngineLoop {
     /// Runs until `Shutdown` or every sender is gone; takes a final snapshot.
     pub fn run(mut self, input: Receiver<EngineInput>) {
         self.replay_journal();
+        if let Some(numbers) = &mut self.numbers {
+            numbers.settle(&mut self.engine);
+            // The numbering now in use is in a snapshot before anything new is applied: a crash replays the
+            // journal with the names it gives.
+            self.snapshot();
+        }
         self.health.engine_started();
         let started = Instant::now();
         let mut next_tick = Instant::now() + Duration::from_secs(1);

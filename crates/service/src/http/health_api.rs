@@ -25,7 +25,10 @@ async fn acknowledge_lost_snapshot(
 ) -> Result<Response, ApiError> {
     let who = principal(&state.store, &headers).await?;
     require_ops(&who)?;
+    // The store first: if it cannot forget the loss, a restart would bring the check back, so the check stays.
+    let recorded = state.store.acknowledge_snapshot_loss_async().await?;
     let reason = state.health.snapshot_loss_acknowledged();
+    let acknowledged = recorded || reason.is_some();
     match &reason {
         Some(reason) => tracing::warn!(
             token = %who.name,
@@ -37,7 +40,7 @@ async fn acknowledge_lost_snapshot(
         }
     }
     Ok(Json(serde_json::json!({
-        "acknowledged": reason.is_some(),
+        "acknowledged": acknowledged,
         "reason": reason,
     }))
     .into_response())

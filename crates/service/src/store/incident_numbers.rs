@@ -1,5 +1,6 @@
-//! Incident numbers reserved in blocks (`incident_sequence`), and the rule that one ID names one incident: a
-//! numbered ID already stored for a different incident is never overwritten.
+//! Incident numbers reserved in blocks (`incident_sequence`), the rule that one ID names one incident (a
+//! numbered ID already stored for a different incident is never overwritten), and the record of a snapshot lost
+//! at start until an operator acknowledges it (`snapshot_loss`).
 
 use std::ops::Range;
 
@@ -39,13 +40,7 @@ pub(super) fn reserve(
         )
         .optional()?;
     // Rows written by a build that numbered from its snapshot, or copied in by hand, count too.
-    let stored: Option<i64> = tx.query_row(
-        "SELECT MAX(CAST(substr(id, 5) AS INTEGER)) FROM incidents
-         WHERE id GLOB 'INC-[0-9]*' AND substr(id, 5) NOT GLOB '*[^0-9]*'",
-        [],
-        |row| row.get(0),
-    )?;
-    let past_stored = stored.map_or(1, |n| n.saturating_add(1));
+    let past_stored = past_stored_in(&tx)?;
     let start = [reserved.unwrap_or(1), past_stored, to_sql(floor)?, 1]
         .into_iter()
         .max()
@@ -58,6 +53,46 @@ pub(super) fn reserve(
     )?;
     tx.commit()?;
     Ok(start as u64..end as u64)
+}
+
+/// The first number past every stored `INC-nnnnnn` (1 when none is stored).
+pub(super) fn past_stored(db: &mut Connection) -> Result<u64, StoreError> {
+    Ok(past_stored_in(db)? as u64)
+}
+
+fn past_stored_in(db: &Connection) -> Result<i64, StoreError> {
+    let stored: Option<i64> = db.query_row(
+        "SELECT MAX(CAST(substr(id, 5) AS INTEGER)) FROM incidents
+         WHERE id GLOB 'INC-[0-9]*' AND substr(id, 5) NOT GLOB '*[^0-9]*'",
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(stored.map_or(1, |n| n.saturating_add(1)).max(1))
+}
+
+/// Records that the snapshot could not be read (the first reason stands until acknowledged).
+pub(super) fn record_snapshot_loss(db: &mut Connection, reason: &str) -> Result<(), StoreError> {
+    db.execute(
+        "INSERT OR IGNORE INTO snapshot_loss (id, reason, at_ms) VALUES (1, ?1, ?2)",
+        rusqlite::params![reason, super::now_ms()],
+    )?;
+    Ok(())
+}
+
+/// The lost snapshot not yet acknowledged, with when it was found (ms since the epoch).
+pub(super) fn snapshot_loss(db: &mut Connection) -> Result<Option<(String, i64)>, StoreError> {
+    Ok(db
+        .query_row(
+            "SELECT reason, at_ms FROM snapshot_loss WHERE id = 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?)
+}
+
+/// Forgets the lost snapshot; `true` if one was recorded.
+pub(super) fn acknowledge_snapshot_loss(db: &mut Connection) -> Result<bool, StoreError> {
+    Ok(db.execute("DELETE FROM snapshot_loss WHERE id = 1", [])? > 0)
 }
 
 fn to_sql(n: u64) -> Result<i64, StoreError> {
@@ -142,13 +177,25 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_loss_is_kept_until_acknowledged() {
+        let (_dir, mut db) = db();
+        assert_eq!(snapshot_loss(&mut db).unwrap(), None);
+        record_snapshot_loss(&mut db, "first").unwrap();
+        record_snapshot_loss(&mut db, "second").unwrap();
+        assert_eq!(snapshot_loss(&mut db).unwrap().unwrap().0, "first");
+        assert!(acknowledge_snapshot_loss(&mut db).unwrap());
+        assert!(!acknowledge_snapshot_loss(&mut db).unwrap());
+        assert_eq!(snapshot_loss(&mut db).unwrap(), None);
+    }
+
+    #[test]
     fn the_migration_starts_the_sequence_past_incidents_stored_before_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         drop(schema::open(&path, true).unwrap());
         let db = Connection::open(&path).unwrap();
         db.execute_batch(
-            "DROP TABLE incident_sequence; PRAGMA user_version = 6;
+            "DROP TABLE incident_sequence; DROP TABLE snapshot_loss; PRAGMA user_version = 6;
              INSERT INTO incidents (id, user, kind, verdict, onset, detected, record, created_ms, updated_ms)
              VALUES ('INC-000012', 'U', 'backlog', 'v', 0, 0, '{}', 0, 0);",
         )

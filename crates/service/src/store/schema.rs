@@ -183,6 +183,12 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO incident_sequence (id, reserved_until)
         SELECT 1, COALESCE(MAX(CAST(substr(id, 5) AS INTEGER)), 0) + 1 FROM incidents
         WHERE id GLOB 'INC-[0-9]*' AND substr(id, 5) NOT GLOB '*[^0-9]*';
+    -- A snapshot found unreadable at start, until an operator acknowledges it (a restart does not).
+    CREATE TABLE snapshot_loss (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        reason  TEXT NOT NULL,
+        at_ms   INTEGER NOT NULL
+    );
     "#,
 ];
 
