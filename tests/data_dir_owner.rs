@@ -148,8 +148,7 @@ fn backlog_ids(incidents: &serde_json::Value) -> Vec<String> {
 }
 
 #[test]
-fn after_an_unreadable_snapshot_a_new_incident_gets_a_new_id_and_readyz_says_why_until_acknowledged()
- {
+fn after_a_corrupted_snapshot_ids_are_new_and_readyz_is_503_until_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let ops = token(dir.path(), "ops", "ops", None);
     let mut service = Service::start(dir.path(), &["--snapshot-every", "3600"]);
@@ -209,4 +208,34 @@ fn after_an_unreadable_snapshot_a_new_incident_gets_a_new_id_and_readyz_says_why
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"acknowledged\":true"), "{body}");
     service.wait_status("/readyz", 200, 10, |_| true);
+}
+
+/// Without an API token: `stormwatch health acknowledge-snapshot` clears the check of a running service.
+#[test]
+fn a_lost_snapshot_can_be_acknowledged_from_the_cli_while_serve_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = config_file(dir.path(), "store_probe_every_s = 1\n");
+    let mut args: Vec<&str> = config.iter().map(String::as_str).collect();
+    args.extend(["--snapshot-every", "3600"]);
+    let mut service = Service::start(&data, &args);
+    service.send_tcp(&firewall_lines(0..100, (300, 700)));
+    service.wait_status("/readyz", 200, 30, |_| true);
+    service.stop();
+    corrupt_snapshot(&data);
+    let service = Service::start(&data, &args);
+    service.wait_status("/readyz", 503, 30, |body| body.contains("snapshot_lost"));
+    let output = binary()
+        .args(["health", "acknowledge-snapshot", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("run health acknowledge-snapshot");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.starts_with("acknowledged: "), "{stdout}");
+    service.wait_status("/readyz", 200, 30, |_| true);
 }

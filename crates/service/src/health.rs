@@ -56,6 +56,8 @@ pub struct Health {
     snapshot_failing: AtomicBool,
     /// Why the snapshot found at start could not be used, until acknowledged.
     snapshot_lost: Mutex<Option<String>>,
+    /// The loss is recorded in the store, so an acknowledgement written there by the CLI clears it too.
+    snapshot_lost_in_store: AtomicBool,
     store_failing: AtomicBool,
     stall_after: Duration,
 }
@@ -70,6 +72,7 @@ impl Health {
             last_tick_ms: AtomicU64::new(0),
             snapshot_failing: AtomicBool::new(false),
             snapshot_lost: Mutex::new(None),
+            snapshot_lost_in_store: AtomicBool::new(false),
             store_failing: AtomicBool::new(false),
             stall_after,
         }
@@ -99,9 +102,17 @@ impl Health {
         *self.lost() = Some(why);
     }
 
+    /// [`Health::snapshot_lost`], recorded in the store: [`probe_store`] clears it once the store's record is gone
+    /// (`stormwatch health acknowledge-snapshot`).
+    pub fn snapshot_lost_in_store(&self, why: String) {
+        self.snapshot_lost(why);
+        self.snapshot_lost_in_store.store(true, Ordering::Release);
+    }
+
     /// An operator has seen that the state was lost (or the engine rebuilt it): returns the reason it cleared,
     /// `None` if nothing was pending.
     pub fn snapshot_loss_acknowledged(&self) -> Option<String> {
+        self.snapshot_lost_in_store.store(false, Ordering::Release);
         self.lost().take()
     }
 
@@ -197,7 +208,8 @@ impl Health {
 }
 
 /// Rewrites the store's probe row every `every`: a read-only, full or deleted data directory fails the `store`
-/// check within that time, whether or not anything else is being written.
+/// check within that time, whether or not anything else is being written. Also clears a lost snapshot that was
+/// acknowledged in the store by another process (the CLI) within that time.
 pub async fn probe_store(
     store: crate::store::Store,
     health: std::sync::Arc<Health>,
@@ -209,6 +221,15 @@ pub async fn probe_store(
         tick.tick().await;
         let outcome = store.probe_write_async().await;
         health.store_written(outcome.is_ok());
+        if health.snapshot_lost_in_store.load(Ordering::Acquire)
+            && matches!(store.snapshot_loss_async().await, Ok(None))
+            && let Some(reason) = health.snapshot_loss_acknowledged()
+        {
+            tracing::warn!(
+                %reason,
+                "the lost engine snapshot was acknowledged in the store (stormwatch health acknowledge-snapshot)"
+            );
+        }
         match outcome {
             Err(error) if !failing => {
                 failing = true;

@@ -47,7 +47,7 @@ pub fn restore_or_start(
     match store.snapshot_loss() {
         Ok(Some((reason, at_ms))) => {
             let found = stormwatch_core::rfc3339::format_ms(at_ms).unwrap_or_default();
-            health.snapshot_lost(format!("{reason} (found at start, {found})"));
+            health.snapshot_lost_in_store(format!("{reason} (found at start, {found})"));
         }
         Ok(None) => {}
         Err(error) => {
