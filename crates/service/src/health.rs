@@ -1,8 +1,9 @@
 //! Readiness: what makes the live service unfit to serve (engine state still loading, an engine that stopped
-//! ticking, failing snapshots, an unwritable store). The engine thread and the store's writers report into it
+//! ticking, failing snapshots, a snapshot that could not be read at start, an unwritable store). The engine thread and the store's writers report into it
 //! with plain atomics; `/readyz` and a once-a-second watchdog on the HTTP side read it, so a stuck engine thread
 //! is seen by something that is not stuck.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -19,15 +20,19 @@ pub enum Check {
     EngineTick,
     /// The last engine snapshot could not be saved.
     Snapshot,
+    /// The snapshot found at start could not be read, so the engine started without the state it held: until an
+    /// operator acknowledges that, nothing else says the windows, baselines and open incidents were lost.
+    SnapshotLost,
     /// The last write to the store failed (or its file is gone).
     Store,
 }
 
 impl Check {
-    pub const ALL: [Check; 4] = [
+    pub const ALL: [Check; 5] = [
         Check::Restoring,
         Check::EngineTick,
         Check::Snapshot,
+        Check::SnapshotLost,
         Check::Store,
     ];
 
@@ -36,6 +41,7 @@ impl Check {
             Check::Restoring => "restoring",
             Check::EngineTick => "engine_tick",
             Check::Snapshot => "snapshot",
+            Check::SnapshotLost => "snapshot_lost",
             Check::Store => "store",
         }
     }
@@ -48,6 +54,10 @@ pub struct Health {
     /// Milliseconds after `origin` when the engine thread last finished a tick.
     last_tick_ms: AtomicU64,
     snapshot_failing: AtomicBool,
+    /// Why the snapshot found at start could not be used, until acknowledged.
+    snapshot_lost: Mutex<Option<String>>,
+    /// The loss is recorded in the store, so an acknowledgement written there by the CLI clears it too.
+    snapshot_lost_in_store: AtomicBool,
     store_failing: AtomicBool,
     stall_after: Duration,
 }
@@ -61,6 +71,8 @@ impl Health {
             restored: AtomicBool::new(false),
             last_tick_ms: AtomicU64::new(0),
             snapshot_failing: AtomicBool::new(false),
+            snapshot_lost: Mutex::new(None),
+            snapshot_lost_in_store: AtomicBool::new(false),
             store_failing: AtomicBool::new(false),
             stall_after,
         }
@@ -83,6 +95,32 @@ impl Health {
 
     pub fn snapshot_saved(&self, ok: bool) {
         self.snapshot_failing.store(!ok, Ordering::Release);
+    }
+
+    /// The snapshot found at start could not be used (`why`): not ready until [`Health::snapshot_loss_acknowledged`].
+    pub fn snapshot_lost(&self, why: String) {
+        *self.lost() = Some(why);
+    }
+
+    /// [`Health::snapshot_lost`], recorded in the store: [`probe_store`] clears it once the store's record is gone
+    /// (`stormwatch health acknowledge-snapshot`).
+    pub fn snapshot_lost_in_store(&self, why: String) {
+        self.snapshot_lost(why);
+        self.snapshot_lost_in_store.store(true, Ordering::Release);
+    }
+
+    /// An operator has seen that the state was lost (or the engine rebuilt it): returns the reason it cleared,
+    /// `None` if nothing was pending.
+    pub fn snapshot_loss_acknowledged(&self) -> Option<String> {
+        self.snapshot_lost_in_store.store(false, Ordering::Release);
+        self.lost().take()
+    }
+
+    /// A poisoned lock only means a writer panicked mid-assignment of an `Option`: its value is still whole.
+    fn lost(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.snapshot_lost
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn store_written(&self, ok: bool) {
@@ -108,6 +146,7 @@ impl Health {
             Check::Restoring => !self.restored.load(Ordering::Acquire),
             Check::EngineTick => self.tick_age() > self.stall_after,
             Check::Snapshot => self.snapshot_failing.load(Ordering::Acquire),
+            Check::SnapshotLost => self.lost().is_some(),
             Check::Store => self.store_failing.load(Ordering::Acquire),
         }
     }
@@ -125,6 +164,14 @@ impl Health {
                         self.tick_age().as_secs_f64()
                     ),
                     Check::Snapshot => "the last engine snapshot could not be saved".to_owned(),
+                    Check::SnapshotLost => format!(
+                        "{}; the engine started without its windows, baselines and open incidents \
+                         (incident IDs go on past the stored ones). Acknowledge with \
+                         POST /api/v1/health/snapshot/acknowledge (ops token)",
+                        self.lost()
+                            .as_deref()
+                            .unwrap_or("the snapshot could not be read")
+                    ),
                     Check::Store => "the store cannot be written".to_owned(),
                 };
                 (check, why)
@@ -133,7 +180,7 @@ impl Health {
     }
 
     /// Publishes the checks as gauges (1 passing, 0 failing) and logs each change of state once.
-    pub fn publish(&self, previous: &mut [bool; 4]) {
+    pub fn publish(&self, previous: &mut [bool; Check::ALL.len()]) {
         gauge!(ENGINE_TICK_AGE).set(self.tick_age().as_secs_f64());
         for (index, check) in Check::ALL.into_iter().enumerate() {
             let failing = self.failing(check);
@@ -151,7 +198,7 @@ impl Health {
 
     /// Runs `publish` once a second for as long as the runtime lives.
     pub async fn watch(health: std::sync::Arc<Health>) {
-        let mut previous = [false; 4];
+        let mut previous = [false; Check::ALL.len()];
         let mut every = tokio::time::interval(Duration::from_secs(1));
         loop {
             every.tick().await;
@@ -161,7 +208,8 @@ impl Health {
 }
 
 /// Rewrites the store's probe row every `every`: a read-only, full or deleted data directory fails the `store`
-/// check within that time, whether or not anything else is being written.
+/// check within that time, whether or not anything else is being written. Also clears a lost snapshot that was
+/// acknowledged in the store by another process (the CLI) within that time.
 pub async fn probe_store(
     store: crate::store::Store,
     health: std::sync::Arc<Health>,
@@ -173,6 +221,15 @@ pub async fn probe_store(
         tick.tick().await;
         let outcome = store.probe_write_async().await;
         health.store_written(outcome.is_ok());
+        if health.snapshot_lost_in_store.load(Ordering::Acquire)
+            && matches!(store.snapshot_loss_async().await, Ok(None))
+            && let Some(reason) = health.snapshot_loss_acknowledged()
+        {
+            tracing::warn!(
+                %reason,
+                "the lost engine snapshot was acknowledged in the store (stormwatch health acknowledge-snapshot)"
+            );
+        }
         match outcome {
             Err(error) if !failing => {
                 failing = true;
@@ -204,6 +261,29 @@ mod tests {
         health.snapshot_saved(true);
         health.store_written(true);
         assert!(health.problems().is_empty());
+    }
+
+    #[test]
+    fn a_lost_snapshot_keeps_the_service_unready_with_its_reason_until_acknowledged() {
+        let health = Health::new(Duration::from_secs(60));
+        health.engine_started();
+        health.snapshot_lost("engine snapshot is unreadable: EOF".to_owned());
+        health.snapshot_saved(true);
+        let problems = health.problems();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].0, Check::SnapshotLost);
+        assert!(
+            problems[0].1.contains("unreadable: EOF"),
+            "{}",
+            problems[0].1
+        );
+        assert!(problems[0].1.contains("acknowledge"), "{}", problems[0].1);
+        assert_eq!(
+            health.snapshot_loss_acknowledged().as_deref(),
+            Some("engine snapshot is unreadable: EOF")
+        );
+        assert!(health.problems().is_empty());
+        assert_eq!(health.snapshot_loss_acknowledged(), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod alerts;
 pub mod config;
+pub mod data_dir_lock;
 pub mod engine;
 pub mod health;
 pub mod http;

@@ -12,7 +12,9 @@ use stormwatch_core::changes::{ChangeRegister, CoordinationConfig};
 use stormwatch_core::engine::{Engine, EngineConfig};
 
 use crate::ServeConfig;
-use crate::engine::{EngineInput, EngineLoop, LogPosition, journal};
+use crate::data_dir_lock::{DataDirLock, LockError};
+use crate::engine::incident_numbers::NumberSupply;
+use crate::engine::{EngineInput, EngineLoop, LogPosition, journal, restore};
 use crate::health::Health;
 use crate::http::server::{self, HttpLimits};
 use crate::http::state::AppState;
@@ -31,6 +33,8 @@ pub const ENGINE_QUEUE: usize = 64;
 /// Why the service could not start or run. Each message names what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
+    #[error(transparent)]
+    DataDirInUse(#[from] LockError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("the store in {dir} cannot be written: {source}")]
@@ -151,6 +155,8 @@ impl Service {
         if let Some(dir) = config.follow.iter().find(|p| p.is_dir()) {
             return Err(ServiceError::FollowDirectory(dir.display().to_string()));
         }
+        // Before anything in the data directory is touched; held until the service has stopped.
+        let _owner = DataDirLock::acquire(&config.data_dir)?;
         let store = open_store(&config)?;
         let metrics = crate::metrics::install()?;
         let engine_config = EngineConfig {
@@ -165,8 +171,14 @@ impl Service {
         let health = Arc::new(Health::new(Duration::from_secs(
             config.engine_stall_after_s,
         )));
-        let (engine, generation) = restore_engine(&store, engine_config, register, &log_source)?;
-        let mut engine = engine;
+        let stable_ids = engine_config.stable_ids;
+        let (restored, generation) =
+            restore_engine(&store, engine_config, register, &health, &log_source)?;
+        let mut engine = restored.engine;
+        // Stable IDs name what they are; numbered ones come from blocks reserved in the store.
+        let numbers = (!stable_ids)
+            .then(|| NumberSupply::start(store.clone(), &mut engine, restored.snapshot_lost))
+            .transpose()?;
         // Only a directory file makes an allow-list; API edits alone name Users without refusing others.
         if let Some(listed) = names.allow_list() {
             engine.set_directory(Some(listed));
@@ -180,7 +192,10 @@ impl Service {
             log_source.as_deref(),
             generation,
         )?;
-        let mut engine_loop = engine_loop;
+        let mut engine_loop = match numbers {
+            Some(numbers) => engine_loop.with_incident_numbers(numbers),
+            None => engine_loop,
+        };
         engine_loop.hang_after = hang_engine_after;
         let (to_engine, engine_input) = crossbeam::channel::bounded(engine_queue);
         let engine_thread = spawn("engine thread", "engine", move || {
@@ -290,35 +305,28 @@ fn load_names(config: &ServeConfig, store: &Store) -> Result<Names, ServiceError
     Ok(Names::new(Directory::new(file, store.directory_edits()?)))
 }
 
-/// The engine as the last snapshot left it (or empty), and the generation of the journal that follows that
-/// snapshot (0 without one). A log source rebuilds from its own log instead.
+/// The engine as the last snapshot left it (or empty, with a lost snapshot recorded), and the generation of the
+/// journal that follows that snapshot (0 without one). A log source rebuilds from its own log instead.
 fn restore_engine(
     store: &Store,
     config: EngineConfig,
     register: ChangeRegister,
+    health: &Health,
     log_source: &Option<Box<dyn LogSource>>,
-) -> Result<(Engine, u64), ServiceError> {
+) -> Result<(restore::Restored, u64), ServiceError> {
     let stored = match log_source {
         Some(_) => None,
         None => store.load_snapshot()?,
     };
-    let Some(stored) = stored else {
-        return Ok((Engine::new(config, register), 0));
+    let (generation, snapshot) = match &stored {
+        Some(stored) => {
+            let (generation, engine) = journal::unwrap_snapshot(stored);
+            (generation, Some(engine))
+        }
+        None => (0, None),
     };
-    let (generation, bytes) = journal::unwrap_snapshot(&stored);
-    match Engine::restore(bytes, config.clone(), register.clone()) {
-        Ok(engine) => {
-            tracing::info!(
-                users = engine.user_count(),
-                "engine state restored from the last snapshot"
-            );
-            Ok((engine, generation))
-        }
-        Err(error) => {
-            tracing::error!(%error, "the last engine snapshot cannot be used; starting with empty windows");
-            Ok((Engine::new(config, register), generation))
-        }
-    }
+    let restored = restore::restore_or_start(snapshot, config, register, health, store);
+    Ok((restored, generation))
 }
 
 /// The engine thread's loop with its sink (store, alerts, replication) and, unless a log source replays from its

@@ -3,8 +3,10 @@
 //! clock, publishes gauges, persists incident changes and takes periodic snapshots.
 
 mod held_lines;
+pub mod incident_numbers;
 pub mod incident_series;
 pub mod journal;
+pub mod restore;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -171,6 +173,8 @@ pub struct EngineLoop {
     idle_advanced_to: i64,
     /// Users evicted as of the last tick, so each tick logs only new evictions (one line, not one per User).
     evicted_logged: u64,
+    /// Incident numbers reserved in the store ahead of need (not with stable IDs).
+    numbers: Option<incident_numbers::NumberSupply>,
 }
 
 pub fn wall_ms() -> i64 {
@@ -216,6 +220,7 @@ impl EngineLoop {
             charts_fed_ms: i64::MIN,
             idle_advanced_to: i64::MIN,
             evicted_logged: engine.evicted_total(),
+            numbers: None,
             engine,
         }
     }
@@ -267,6 +272,12 @@ impl EngineLoop {
         );
     }
 
+    /// Tops up the engine's incident numbers from `supply` every tick.
+    pub fn with_incident_numbers(mut self, supply: incident_numbers::NumberSupply) -> Self {
+        self.numbers = Some(supply);
+        self
+    }
+
     /// Reports into `health` (shared with `/readyz`) instead of a private one.
     pub fn with_health(mut self, health: Arc<Health>) -> Self {
         self.health = health;
@@ -285,6 +296,12 @@ impl EngineLoop {
     /// Runs until `Shutdown` or every sender is gone; takes a final snapshot.
     pub fn run(mut self, input: Receiver<EngineInput>) {
         self.replay_journal();
+        if let Some(numbers) = &mut self.numbers {
+            numbers.settle(&mut self.engine);
+            // The numbering now in use is in a snapshot before anything new is applied: a crash replays the
+            // journal with the names it gives.
+            self.snapshot();
+        }
         self.health.engine_started();
         let started = Instant::now();
         let mut next_tick = Instant::now() + Duration::from_secs(1);
@@ -482,6 +499,9 @@ impl EngineLoop {
 
     /// Once a second: close quiet seconds by the wall clock, publish gauges, snapshot when due.
     fn tick(&mut self) {
+        if let Some(numbers) = &mut self.numbers {
+            numbers.top_up(&mut self.engine);
+        }
         let now = wall_ms();
         self.engine.set_now_bound(Some(now));
         if let (Some(last_wall), Some(max_ts)) = (self.last_event_wall, self.engine.max_ts()) {
@@ -624,8 +644,11 @@ impl EngineLoop {
         let changes = self.engine.changes().clone();
         // The directory is configuration, not state: a rebuilt engine that forgot it let every made-up User in.
         let directory = self.engine.directory().cloned();
+        let numbers = self.engine.incident_numbers().clone();
         self.engine = Engine::new(config, changes);
         self.engine.set_directory(directory);
+        // Numbers already handed out stay handed out.
+        self.engine.set_incident_numbers(numbers);
         // Tokens start again with the new engine; its predecessor's held lines belong to the previous owner.
         self.held.clear();
         self.publisher.forget_users();

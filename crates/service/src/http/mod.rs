@@ -9,6 +9,7 @@ pub mod changes_api;
 pub mod console;
 pub mod coordination;
 pub mod directory_api;
+pub mod health_api;
 pub mod incidents_api;
 pub mod outcomes_api;
 pub mod query;
@@ -53,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/users/{id}", get(get_user))
         .merge(crate::http::changes_api::routes())
         .merge(crate::http::directory_api::routes())
+        .merge(crate::http::health_api::routes())
         .merge(crate::http::schedule_api::routes())
         .merge(crate::http::outcomes_api::routes())
         .merge(crate::http::incidents_api::routes())

@@ -14,6 +14,7 @@ mod changes;
 mod directory;
 mod error;
 mod history;
+pub mod incident_numbers;
 mod incidents;
 mod owner;
 mod schema;
@@ -181,7 +182,24 @@ operations! {
     /// Whether any token is active (the service refuses non-loopback addresses otherwise).
     fn has_tokens / has_tokens_async() -> bool = |db| tokens::has_active(db);
 
-    /// Saves an incident by id (replacing an earlier version), with optional service JSON beside it.
+    /// Reserves `count` incident numbers, from `floor` or later and past every number reserved or stored before;
+    /// returns the block. The engine numbers incidents only from such blocks (see `engine::incident_numbers`).
+    fn reserve_incident_numbers / reserve_incident_numbers_async(floor: u64, count: u64) -> std::ops::Range<u64>
+        = |db| incident_numbers::reserve(db, floor, count);
+    /// Records that the engine snapshot could not be read at start (kept, with the first reason, until
+    /// acknowledged: a restart does not clear it).
+    fn record_snapshot_loss / record_snapshot_loss_async(reason: String) -> ()
+        = |db| incident_numbers::record_snapshot_loss(db, &reason);
+    /// The lost snapshot not yet acknowledged: its reason and when it was found (ms since the epoch).
+    fn snapshot_loss / snapshot_loss_async() -> Option<(String, i64)> = |db| incident_numbers::snapshot_loss(db);
+    /// Forgets the lost snapshot; `true` if one was recorded.
+    fn acknowledge_snapshot_loss / acknowledge_snapshot_loss_async() -> bool
+        = |db| incident_numbers::acknowledge_snapshot_loss(db);
+    /// The first incident number past every stored `INC-nnnnnn`.
+    fn incident_number_past_stored / incident_number_past_stored_async() -> u64
+        = |db| incident_numbers::past_stored(db);
+    /// Saves an incident by id (replacing an earlier version of the same incident), with optional service JSON
+    /// beside it. `IncidentIdTaken`, and nothing written, when the id is stored for a different incident.
     fn save_incident / save_incident_async(record: IncidentRecord, extra: Option<serde_json::Value>) -> Upsert
         = |db| incidents::save(db, &record, extra.as_ref());
     fn get_incident / get_incident_async(id: String) -> Option<StoredIncident> = |db| incidents::get(db, &id);

@@ -35,7 +35,10 @@ impl Persistence for StoreSink {
     fn incident_changed(&mut self, record: &IncidentRecord) {
         let extra = self.extra.as_ref().and_then(|extra| extra(record));
         let saved = self.store.save_incident(record.clone(), extra.clone());
-        self.health.store_written(saved.is_ok());
+        // A refused overwrite is the store doing its job (logged below), not a store that cannot be written.
+        self.health.store_written(
+            saved.is_ok() || matches!(saved, Err(crate::store::StoreError::IncidentIdTaken { .. })),
+        );
         match saved {
             Ok(Upsert::Unchanged) => {}
             Ok(_) => {
