@@ -19,8 +19,9 @@ use stormwatch_service::http::{MAX_BODY_BYTES, router};
 use stormwatch_service::ingest::malformed::MalformedLog;
 use stormwatch_service::ingest::tcp::{self, TcpSettings};
 use stormwatch_service::ingest::tls;
+use stormwatch_service::published::Published;
 use stormwatch_service::store::Store;
-use stormwatch_service::store::sink::StoreSink;
+use stormwatch_service::store::sink::{SinkParts, StoreSink};
 use stormwatch_service::{LogFormat, ServeConfig, alerts, ingest, metrics};
 
 #[cfg(feature = "kafka")]
@@ -68,6 +69,9 @@ pub struct ServeArgs {
     /// Fault injection for the health tests: the engine thread hangs this many seconds after it starts.
     #[arg(long, value_name = "SECONDS", hide = true)]
     pub fault_hang_engine_after: Option<u64>,
+    /// Fault injection for the backpressure tests: once the service is up, every store write first waits this long.
+    #[arg(long, value_name = "MS", hide = true)]
+    pub fault_slow_store_ms: Option<u64>,
     /// Consume telemetry from Kafka: bootstrap servers, host:port[,host:port...] (needs --kafka-topic) [env: STORMWATCH_KAFKA_BROKERS].
     #[cfg(feature = "kafka")]
     #[arg(long, value_name = "HOSTS")]
@@ -336,7 +340,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let health = Arc::new(Health::new(Duration::from_secs(
         config.engine_stall_after_s,
     )));
-    let sink = Box::new(StoreSink {
+    let sink = Box::new(StoreSink::start(SinkParts {
         store: store.clone(),
         alerts,
         names: names.clone(),
@@ -344,7 +348,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         on_saved,
         health: health.clone(),
         errors: stormwatch_service::log_limit::LogLimit::new(Duration::from_secs(60)),
-    });
+    })?);
+    let published = Arc::new(Published::default());
     let mut engine_loop = EngineLoop::new(
         engine,
         malformed,
@@ -352,7 +357,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         (config.lateness_s * 1000.0) as i64,
         Duration::from_secs(config.snapshot_every_s),
     )
-    .with_health(health.clone());
+    .with_health(health.clone())
+    .with_published(published.clone());
     engine_loop.hang_after = args.fault_hang_engine_after.map(Duration::from_secs);
     #[cfg(feature = "kafka")]
     let engine_loop = match &kafka {
@@ -421,8 +427,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         body_timeout: Duration::from_secs(config.http_body_timeout_s),
         max_body_bytes: MAX_BODY_BYTES,
     };
+    if let Some(ms) = args.fault_slow_store_ms {
+        store.set_fault_slow_writes(Duration::from_millis(ms));
+    }
     let state = AppState {
         engine: to_engine.clone(),
+        published,
         store,
         metrics: handle,
         health: health.clone(),

@@ -1,14 +1,19 @@
 //! Readiness: what makes the live service unfit to serve (engine state still loading, an engine that stopped
-//! ticking, failing snapshots, an unwritable store). The engine thread and the store's writers report into it
+//! ticking, failing snapshots, an unwritable store, a store writer far behind the engine). The engine thread and the store's writers report into it
 //! with plain atomics; `/readyz` and a once-a-second watchdog on the HTTP side read it, so a stuck engine thread
 //! is seen by something that is not stuck.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use metrics::gauge;
+use metrics::{counter, gauge};
 
-use crate::metrics::{ENGINE_TICK_AGE, HEALTH_CHECK};
+use crate::metrics::{
+    ENGINE_TICK_AGE, HEALTH_CHECK, STORE_ENGINE_WAIT_SECONDS, STORE_ENGINE_WAITS,
+    STORE_QUEUE_COALESCED, STORE_QUEUE_DEPTH, STORE_QUEUE_OLDEST_AGE,
+};
+use crate::store::write_queue::QueueStats;
 
 /// One reason the service is not ready, as `/readyz` says it and as the `check` label of the health metric.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,14 +26,18 @@ pub enum Check {
     Snapshot,
     /// The last write to the store failed (or its file is gone).
     Store,
+    /// The oldest of the engine's writes still queued for the store has waited longer than the stall limit: the
+    /// API's stored incidents are that far behind the engine.
+    StoreQueue,
 }
 
 impl Check {
-    pub const ALL: [Check; 4] = [
+    pub const ALL: [Check; 5] = [
         Check::Restoring,
         Check::EngineTick,
         Check::Snapshot,
         Check::Store,
+        Check::StoreQueue,
     ];
 
     pub fn label(self) -> &'static str {
@@ -37,6 +46,7 @@ impl Check {
             Check::EngineTick => "engine_tick",
             Check::Snapshot => "snapshot",
             Check::Store => "store",
+            Check::StoreQueue => "store_queue",
         }
     }
 }
@@ -50,6 +60,8 @@ pub struct Health {
     snapshot_failing: AtomicBool,
     store_failing: AtomicBool,
     stall_after: Duration,
+    /// The engine's write queue (depth, oldest write, coalesced, engine waits).
+    store_queue: Arc<QueueStats>,
 }
 
 impl Health {
@@ -63,6 +75,7 @@ impl Health {
             snapshot_failing: AtomicBool::new(false),
             store_failing: AtomicBool::new(false),
             stall_after,
+            store_queue: Arc::default(),
         }
     }
 
@@ -89,6 +102,28 @@ impl Health {
         self.store_failing.store(!ok, Ordering::Release);
     }
 
+    /// The engine's write queue's figures, which the queue updates.
+    pub fn store_queue(&self) -> &Arc<QueueStats> {
+        &self.store_queue
+    }
+
+    /// One line on the engine's write queue for `/readyz` (`None` while nothing waits and the engine never
+    /// had to wait): its backpressure, shown even while ready.
+    pub fn store_queue_line(&self) -> Option<String> {
+        let queue = &self.store_queue;
+        if queue.depth() == 0 && queue.engine_waits() == 0 && queue.coalesced() == 0 {
+            return None;
+        }
+        Some(format!(
+            "engine writes: {} waiting for the store, oldest {:.1} s; {} coalesced; the engine waited {} times, {:.3} s in all",
+            queue.depth(),
+            queue.oldest_age().as_secs_f64(),
+            queue.coalesced(),
+            queue.engine_waits(),
+            queue.engine_waited().as_secs_f64()
+        ))
+    }
+
     /// How long the engine may go without a tick; also how long a query waits for it.
     pub fn stall_after(&self) -> Duration {
         self.stall_after
@@ -109,6 +144,7 @@ impl Health {
             Check::EngineTick => self.tick_age() > self.stall_after,
             Check::Snapshot => self.snapshot_failing.load(Ordering::Acquire),
             Check::Store => self.store_failing.load(Ordering::Acquire),
+            Check::StoreQueue => self.store_queue.oldest_age() > self.stall_after,
         }
     }
 
@@ -126,6 +162,11 @@ impl Health {
                     ),
                     Check::Snapshot => "the last engine snapshot could not be saved".to_owned(),
                     Check::Store => "the store cannot be written".to_owned(),
+                    Check::StoreQueue => format!(
+                        "the store's writer is {:.0} s behind the engine ({} writes waiting)",
+                        self.store_queue.oldest_age().as_secs_f64(),
+                        self.store_queue.depth()
+                    ),
                 };
                 (check, why)
             })
@@ -133,8 +174,14 @@ impl Health {
     }
 
     /// Publishes the checks as gauges (1 passing, 0 failing) and logs each change of state once.
-    pub fn publish(&self, previous: &mut [bool; 4]) {
+    pub fn publish(&self, previous: &mut [bool; Check::ALL.len()]) {
         gauge!(ENGINE_TICK_AGE).set(self.tick_age().as_secs_f64());
+        let queue = &self.store_queue;
+        gauge!(STORE_QUEUE_DEPTH).set(queue.depth() as f64);
+        gauge!(STORE_QUEUE_OLDEST_AGE).set(queue.oldest_age().as_secs_f64());
+        counter!(STORE_QUEUE_COALESCED).absolute(queue.coalesced());
+        counter!(STORE_ENGINE_WAITS).absolute(queue.engine_waits());
+        gauge!(STORE_ENGINE_WAIT_SECONDS).set(queue.engine_waited().as_secs_f64());
         for (index, check) in Check::ALL.into_iter().enumerate() {
             let failing = self.failing(check);
             gauge!(HEALTH_CHECK, "check" => check.label()).set(if failing { 0.0 } else { 1.0 });
@@ -151,7 +198,7 @@ impl Health {
 
     /// Runs `publish` once a second for as long as the runtime lives.
     pub async fn watch(health: std::sync::Arc<Health>) {
-        let mut previous = [false; 4];
+        let mut previous = [false; Check::ALL.len()];
         let mut every = tokio::time::interval(Duration::from_secs(1));
         loop {
             every.tick().await;

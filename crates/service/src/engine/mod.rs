@@ -19,6 +19,7 @@ use crate::engine::journal::{Entry, Journal, wrap_snapshot};
 use crate::health::Health;
 use crate::ingest::malformed::MalformedLog;
 use crate::metrics::Publisher;
+use crate::published::Published;
 use stormwatch_core::changes::ChangeRegister;
 use stormwatch_core::engine::window::RING_SECONDS;
 use stormwatch_core::engine::{Engine, IncidentUpdate, IngestError, Ingested, Settled};
@@ -171,6 +172,8 @@ pub struct EngineLoop {
     idle_advanced_to: i64,
     /// Users evicted as of the last tick, so each tick logs only new evictions (one line, not one per User).
     evicted_logged: u64,
+    /// Where each tick's per-User state goes for the API and console to read without asking this thread.
+    published: Option<Arc<Published>>,
 }
 
 pub fn wall_ms() -> i64 {
@@ -216,6 +219,7 @@ impl EngineLoop {
             charts_fed_ms: i64::MIN,
             idle_advanced_to: i64::MIN,
             evicted_logged: engine.evicted_total(),
+            published: None,
             engine,
         }
     }
@@ -273,6 +277,12 @@ impl EngineLoop {
         self
     }
 
+    /// Publishes the engine's per-User state into `published` at start and at every tick.
+    pub fn with_published(mut self, published: Arc<Published>) -> Self {
+        self.published = Some(published);
+        self
+    }
+
     /// After each saved snapshot, the log positions it covers are sent here.
     pub fn with_checkpoints(
         mut self,
@@ -285,6 +295,9 @@ impl EngineLoop {
     /// Runs until `Shutdown` or every sender is gone; takes a final snapshot.
     pub fn run(mut self, input: Receiver<EngineInput>) {
         self.replay_journal();
+        if let Some(published) = &self.published {
+            published.publish(&self.engine, &self.engine.open_incidents());
+        }
         self.health.engine_started();
         let started = Instant::now();
         let mut next_tick = Instant::now() + Duration::from_secs(1);
@@ -531,6 +544,9 @@ impl EngineLoop {
         }
         let open = self.engine.open_incidents();
         self.publisher.tick(&self.engine, &open, lag, latency);
+        if let Some(published) = &self.published {
+            published.publish(&self.engine, &open);
+        }
         self.refresh_open(&open);
         self.feed_charts(&open);
         if self.charts_saved.elapsed() >= SAVE_CHARTS_EVERY {
