@@ -172,8 +172,17 @@ pub struct EngineLoop {
     idle_advanced_to: i64,
     /// Users evicted as of the last tick, so each tick logs only new evictions (one line, not one per User).
     evicted_logged: u64,
-    /// Where each tick's per-User state goes for the API and console to read without asking this thread.
+    /// Where the per-User state goes for the API and console to read without asking this thread: at every tick,
+    /// and after input once the engine has caught up (see `publish_when_allowed`).
     published: Option<Arc<Published>>,
+    /// Input changed the state since it was last published.
+    publish_pending: bool,
+    /// No more input was waiting when the batch being applied was taken.
+    input_idle: bool,
+    last_published: Instant,
+    /// How long the last publication took: the next one waits ten times that, so publishing takes at most about
+    /// a tenth of this thread's time whatever the number of Users.
+    publish_cost: Duration,
 }
 
 pub fn wall_ms() -> i64 {
@@ -220,6 +229,10 @@ impl EngineLoop {
             idle_advanced_to: i64::MIN,
             evicted_logged: engine.evicted_total(),
             published: None,
+            publish_pending: false,
+            input_idle: false,
+            last_published: Instant::now(),
+            publish_cost: Duration::ZERO,
             engine,
         }
     }
@@ -295,14 +308,16 @@ impl EngineLoop {
     /// Runs until `Shutdown` or every sender is gone; takes a final snapshot.
     pub fn run(mut self, input: Receiver<EngineInput>) {
         self.replay_journal();
-        if let Some(published) = &self.published {
-            published.publish(&self.engine, &self.engine.open_incidents());
-        }
+        self.publish(None);
         self.health.engine_started();
         let started = Instant::now();
         let mut next_tick = Instant::now() + Duration::from_secs(1);
         loop {
-            let timeout = next_tick.saturating_duration_since(Instant::now());
+            let wake = match self.publish_pending {
+                true => next_tick.min(self.last_published + self.publish_cost * 10),
+                false => next_tick,
+            };
+            let timeout = wake.saturating_duration_since(Instant::now());
             match input.recv_timeout(timeout) {
                 Ok(EngineInput::Batch {
                     source,
@@ -311,6 +326,7 @@ impl EngineLoop {
                     received,
                     reply,
                 }) => {
+                    self.input_idle = input.is_empty();
                     let outcome = self.apply(&source, kind, &parsed);
                     let micros = received.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
                     let _ = self.latency.record(micros.max(1));
@@ -340,6 +356,9 @@ impl EngineLoop {
                 Ok(EngineInput::SourceBehind(behind)) => self.source_behind = behind,
                 Ok(EngineInput::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {}
+            }
+            if self.publish_pending && input.is_empty() {
+                self.publish_when_allowed();
             }
             if Instant::now() >= next_tick {
                 if self
@@ -410,6 +429,12 @@ impl EngineLoop {
         self.settle_held();
         if outcome.accepted > 0 {
             self.last_event_wall = Some(wall_ms());
+        }
+        // Published before the lines are counted or the sender answered: whoever sees them applied sees them in
+        // the published state too (when the engine has caught up and publishing is not rationed).
+        self.publish_pending = true;
+        if self.input_idle {
+            self.publish_when_allowed();
         }
         self.publisher
             .count_batch(kind.label(), outcome.accepted, outcome.malformed);
@@ -544,9 +569,7 @@ impl EngineLoop {
         }
         let open = self.engine.open_incidents();
         self.publisher.tick(&self.engine, &open, lag, latency);
-        if let Some(published) = &self.published {
-            published.publish(&self.engine, &open);
-        }
+        self.publish(Some(&open));
         self.refresh_open(&open);
         self.feed_charts(&open);
         if self.charts_saved.elapsed() >= SAVE_CHARTS_EVERY {
@@ -560,6 +583,29 @@ impl EngineLoop {
             self.snapshot();
         }
         self.health.engine_ticked();
+    }
+
+    /// Publishes the state for readers on other threads; `open`: the open incidents, when already listed.
+    fn publish(&mut self, open: Option<&[IncidentRecord]>) {
+        let Some(published) = &self.published else {
+            self.publish_pending = false;
+            return;
+        };
+        let started = Instant::now();
+        match open {
+            Some(open) => published.publish(&self.engine, open),
+            None => published.publish(&self.engine, &self.engine.open_incidents()),
+        }
+        self.last_published = Instant::now();
+        self.publish_cost = started.elapsed();
+        self.publish_pending = false;
+    }
+
+    /// Publishes now unless the last publication was too recent for its cost (then the loop wakes for it).
+    fn publish_when_allowed(&mut self) {
+        if self.last_published.elapsed() >= self.publish_cost * 10 {
+            self.publish(None);
+        }
     }
 
     /// Writes each open incident whose figures, verdict or suspects moved since it was last written, and tells
