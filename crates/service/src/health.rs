@@ -254,6 +254,39 @@ mod tests {
     }
 
     #[test]
+    fn a_store_writer_behind_the_engine_fails_store_queue_until_it_takes_the_writes() {
+        use crate::store::write_queue::{IncidentWrite, WriteQueue};
+        let health = Health::new(Duration::from_millis(100));
+        health.engine_started();
+        assert_eq!(health.store_queue_line(), None, "nothing to say yet");
+        let queue = WriteQueue::new(8, health.store_queue().clone());
+        let record = crate::store::tests::record("INC-1", "90-B3-D5-1F-30-01-00-07", 1, None);
+        queue.incident(IncidentWrite {
+            record: record.clone(),
+            extra: None,
+        });
+        queue.incident(IncidentWrite {
+            record,
+            extra: None,
+        });
+        std::thread::sleep(Duration::from_millis(150));
+        health.engine_ticked();
+        let problems = health.problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, Check::StoreQueue);
+        assert!(
+            problems[0].1.contains("1 writes waiting"),
+            "{}",
+            problems[0].1
+        );
+        let line = health.store_queue_line().unwrap();
+        assert!(line.starts_with("engine writes: 1 waiting"), "{line}");
+        assert!(line.contains("1 coalesced"), "{line}");
+        let _batch = queue.take();
+        assert!(health.problems().is_empty());
+    }
+
+    #[test]
     fn an_engine_that_stops_ticking_is_stalled_until_it_ticks_again() {
         let health = Health::new(Duration::from_millis(500));
         health.engine_started();

@@ -118,6 +118,18 @@ impl Store {
         self.owner.set_fault_delay(delay);
     }
 
+    /// The engine's queued writes (incidents, then charts, then the snapshot), each in its own transaction, in
+    /// one job that the writer runs before any other waiting job; what each came to is in the answer.
+    pub fn write_engine_batch(
+        &self,
+        batch: write_queue::Batch,
+    ) -> Result<write_queue::Applied, StoreError> {
+        let reply = self
+            .owner
+            .submit_urgent(move |db| Ok(write_queue::apply(db, batch)))?;
+        reply.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -202,10 +214,6 @@ operations! {
     /// Records a directory edit (`None` deletes) with an audit row; `false` when it changes nothing.
     fn put_directory / put_directory_async(user: Eui64, entry: Option<crate::user_directory::Entry>, before: Option<crate::user_directory::Entry>, actor: String) -> bool
         = |db| directory::put(db, user, entry.as_ref(), before.as_ref(), &actor);
-    /// The engine's queued writes (incidents, then charts, then the snapshot), each in its own transaction, in
-    /// one job; what each came to is in the answer.
-    fn write_engine_batch / write_engine_batch_async(batch: write_queue::Batch) -> write_queue::Applied
-        = |db| Ok(write_queue::apply(db, batch));
     /// Replaces the engine snapshot atomically.
     fn save_snapshot / save_snapshot_async(data: Vec<u8>) -> () = |db| incidents::save_snapshot(db, &data);
 }

@@ -1,6 +1,6 @@
-//! The threads that own the SQLite connections: the writer runs submitted jobs one at a time, in order; the
-//! readers (read-only connections, which WAL lets read beside the writer) share one queue of reads. Each stops
-//! when the last `Store` handle is dropped.
+//! The threads that own the SQLite connections: the writer runs submitted jobs one at a time, in order (the
+//! engine's writes first: they have a lane of their own); the readers (read-only connections, which WAL lets read
+//! beside the writer) share one queue of reads. Each stops when the last `Store` handle is dropped.
 
 use std::os::unix::fs::MetadataExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam::channel::{Sender, unbounded};
+use crossbeam::channel::{Receiver, Sender, unbounded};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
@@ -23,6 +23,10 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 /// Shared by every clone of a `Store`; its drop closes the channel and waits for queued jobs to finish.
 pub(super) struct Owner {
     jobs: Option<Sender<Job>>,
+    /// Taken before any job waiting in `jobs`: the engine's writes, which its snapshot waits for, do not queue
+    /// behind a backlog of API writes and probes (only behind the job in progress, and one more that the writer
+    /// thread's own gap between two batches lets in).
+    urgent: Option<Sender<Job>>,
     threads: Vec<JoinHandle<()>>,
     file: Arc<FileIdentity>,
     /// Fault injection for tests: each job first sleeps this many milliseconds (0: never). Never set in normal
@@ -101,14 +105,16 @@ impl Owner {
         // own concurrency (CLI: one; service: its request limit; engine: its coalescing write queue) already
         // bounds the queue.
         let (jobs, queue) = unbounded::<Job>();
+        let (urgent, urgent_queue) = unbounded::<Job>();
         let slow_ms = Arc::new(AtomicU64::new(0));
         let mut threads = Vec::with_capacity(connections.len());
         for mut db in connections {
-            let (queue, label, slow_ms) = (queue.clone(), label.clone(), slow_ms.clone());
+            let (queue, urgent_queue) = (queue.clone(), urgent_queue.clone());
+            let (label, slow_ms) = (label.clone(), slow_ms.clone());
             let thread = std::thread::Builder::new()
                 .name(name.into())
                 .spawn(move || {
-                    for job in queue {
+                    while let Some(job) = next_job(&urgent_queue, &queue) {
                         let delay = slow_ms.load(Ordering::Relaxed);
                         if delay > 0 {
                             std::thread::sleep(Duration::from_millis(delay));
@@ -126,6 +132,7 @@ impl Owner {
         }
         Ok(Owner {
             jobs: Some(jobs),
+            urgent: Some(urgent),
             threads,
             file,
             slow_ms,
@@ -141,6 +148,30 @@ impl Owner {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.queue(self.jobs.as_ref(), op)
+    }
+
+    /// [`Owner::submit`] ahead of every job not submitted this way.
+    pub(super) fn submit_urgent<T, F>(
+        &self,
+        op: F,
+    ) -> Result<oneshot::Receiver<Result<T, StoreError>>, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.queue(self.urgent.as_ref(), op)
+    }
+
+    fn queue<T, F>(
+        &self,
+        lane: Option<&Sender<Job>>,
+        op: F,
+    ) -> Result<oneshot::Receiver<Result<T, StoreError>>, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         let (reply, receiver) = oneshot::channel();
         let file = self.file.clone();
         let job: Job = Box::new(move |db| {
@@ -149,15 +180,28 @@ impl Owner {
             // The caller may have gone (a dropped future); the work is done and committed all the same.
             let _ = reply.send(result);
         });
-        let jobs = self.jobs.as_ref().ok_or(StoreError::Closed)?;
-        jobs.send(job).map_err(|_| StoreError::Closed)?;
+        let lane = lane.ok_or(StoreError::Closed)?;
+        lane.send(job).map_err(|_| StoreError::Closed)?;
         Ok(receiver)
+    }
+}
+
+/// The next job, an urgent one first; `None` once both lanes are closed and empty.
+fn next_job(urgent: &Receiver<Job>, normal: &Receiver<Job>) -> Option<Job> {
+    if let Ok(job) = urgent.try_recv() {
+        return Some(job);
+    }
+    // A closed lane is ready at once with an error: then only the other one can still yield a job.
+    crossbeam::channel::select! {
+        recv(urgent) -> job => job.ok().or_else(|| normal.recv().ok()),
+        recv(normal) -> job => job.ok().or_else(|| urgent.recv().ok()),
     }
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
         self.jobs.take();
+        self.urgent.take();
         for thread in self.threads.drain(..) {
             if thread.join().is_err() {
                 tracing::error!("a store connection's thread panicked");

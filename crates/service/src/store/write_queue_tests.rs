@@ -148,3 +148,37 @@ fn the_writer_puts_every_final_state_in_the_store_while_the_engine_never_waits()
     }
     assert_eq!(store.load_snapshot().unwrap(), Some(vec![7]));
 }
+
+#[test]
+fn the_engines_writes_go_before_other_writes_already_waiting() {
+    let (_dir, store) = temp_store();
+    store.set_fault_slow_writes(Duration::from_millis(300));
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let probes: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, order) = (store.clone(), order.clone());
+            std::thread::spawn(move || {
+                store.probe_write().unwrap();
+                order.lock().unwrap().push("probe");
+            })
+        })
+        .collect();
+    // The first probe is being written and the other three wait when the engine's batch comes.
+    std::thread::sleep(Duration::from_millis(150));
+    let batch = Batch {
+        incidents: vec![write("INC-1", 1, None)],
+        ..Batch::default()
+    };
+    let applied = store.write_engine_batch(batch).unwrap();
+    assert!(applied.incidents[0].is_ok());
+    order.lock().unwrap().push("engine");
+    for probe in probes {
+        probe.join().unwrap();
+    }
+    let order = order.lock().unwrap();
+    assert_eq!(
+        order.iter().position(|&job| job == "engine"),
+        Some(1),
+        "behind the write in progress only: {order:?}"
+    );
+}
