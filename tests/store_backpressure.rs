@@ -116,6 +116,47 @@ fn a_slow_store_holds_up_neither_the_engine_nor_api_reads() {
 }
 
 #[test]
+fn a_snapshot_the_slow_store_cannot_take_is_withdrawn_and_the_engine_ticks_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // A snapshot every 2 s; the engine waits at most half the stall limit (2 s) for the writer to take one.
+    let config = config_file(dir.path(), "engine_stall_after_s = 4\nsnapshot_every = 2\n");
+    let mut args: Vec<&str> = config.iter().map(String::as_str).collect();
+    args.extend(["--fault-slow-store-ms", "60000"]);
+    let service = Service::start(dir.path(), &args);
+    service.send_tcp(&firewall_lines(0..600, (100, 300)));
+    let end = (T0 / 1000 + 590) as f64;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while watermark(&service) < end {
+        assert!(
+            Instant::now() < deadline,
+            "the engine stopped moving event time: watermark {} of {end}",
+            watermark(&service)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let why = service.wait_status("/readyz", 503, 30, |body| {
+        body.contains("snapshot: the last engine snapshot could not be saved")
+    });
+    assert!(!why.contains("engine_tick"), "{why}");
+    assert!(
+        service.log_count("engine snapshot not saved: the store's writer is still busy") >= 1,
+        "the withdrawn snapshot is logged"
+    );
+    // Several snapshots later the engine still ticks.
+    std::thread::sleep(Duration::from_secs(5));
+    let (_, metrics) = service.get("/metrics", None);
+    assert_eq!(
+        metric(&metrics, "stormwatch_health_check{check=\"engine_tick\"}"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert!(
+        metric(&metrics, "stormwatch_store_engine_waits_total").is_some_and(|waits| waits >= 2.0),
+        "each withdrawn snapshot counts as a wait: {metrics}"
+    );
+}
+
+#[test]
 fn token_lookups_and_reads_do_not_queue_behind_a_slow_write() {
     let dir = tempfile::tempdir().unwrap();
     let ops = token(dir.path(), "ops", "ops", None);

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crossbeam::channel::Sender;
 
@@ -12,7 +13,9 @@ use crate::engine::Persistence;
 use crate::engine::incident_series::IncidentSeries;
 use crate::health::Health;
 use crate::log_limit::LogLimit;
-use crate::store::write_queue::{Applied, DEFAULT_CAPACITY, IncidentWrite, WriteQueue};
+use crate::store::write_queue::{
+    Applied, DEFAULT_CAPACITY, IncidentWrite, SnapshotOutcome, WriteQueue,
+};
 use crate::store::{Store, Upsert};
 use stormwatch_core::report::IncidentRecord;
 
@@ -44,6 +47,9 @@ pub struct StoreSink {
     extra: Option<IncidentExtra>,
     queue: Arc<WriteQueue>,
     writer: Option<JoinHandle<()>>,
+    /// How long the engine waits for the writer to take its snapshot: half the stall limit, so a store that
+    /// cannot keep up never makes the engine look stalled.
+    snapshot_patience: Duration,
 }
 
 impl StoreSink {
@@ -53,6 +59,7 @@ impl StoreSink {
             DEFAULT_CAPACITY,
             parts.health.store_queue().clone(),
         ));
+        let snapshot_patience = parts.health.stall_after() / 2;
         let mut writer = Writer {
             store: parts.store.clone(),
             queue: queue.clone(),
@@ -70,6 +77,7 @@ impl StoreSink {
             extra: parts.extra,
             queue,
             writer: Some(thread),
+            snapshot_patience,
         })
     }
 }
@@ -97,11 +105,22 @@ impl Persistence for StoreSink {
 
     fn save_snapshot(&mut self, bytes: Vec<u8>) -> bool {
         let size = bytes.len();
-        let saved = self.queue.snapshot(bytes);
-        if saved {
-            tracing::debug!(bytes = size, "engine snapshot saved");
+        match self.queue.snapshot(bytes, self.snapshot_patience) {
+            SnapshotOutcome::Saved => {
+                tracing::debug!(bytes = size, "engine snapshot saved");
+                true
+            }
+            // The writer logged why.
+            SnapshotOutcome::Failed => false,
+            SnapshotOutcome::Withdrawn => {
+                tracing::warn!(
+                    patience_s = self.snapshot_patience.as_secs_f64(),
+                    "engine snapshot not saved: the store's writer is still busy with earlier writes; the journal \
+                     keeps what the engine applied until the next snapshot"
+                );
+                false
+            }
         }
-        saved
     }
 
     fn series_changed(&mut self, id: &str, series: &IncidentSeries) {

@@ -6,7 +6,9 @@
 //! `capacity` distinct keys: only a new key beyond that makes the engine wait (counted), never a repeat of one
 //! already waiting, and nothing is ever dropped, so an incident's final state always reaches the store.
 //! The snapshot is the one write the engine waits for: its journal is cut only once the snapshot is durable,
-//! and it is written in the same job as, and after, every incident queued before it.
+//! and it is written in the same job as, and after, every incident queued before it. A writer too busy to take
+//! the snapshot within the engine's patience gets it withdrawn (the journal then keeps growing until the next);
+//! once taken, it is waited for to the end.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -118,6 +120,17 @@ impl Batch {
     fn keys(&self) -> usize {
         self.incidents.len() + self.series.len()
     }
+}
+
+/// What became of a snapshot handed to the queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotOutcome {
+    /// Written: durable.
+    Saved,
+    /// The store refused it (or the queue closed first).
+    Failed,
+    /// The writer was still busy with earlier writes when the engine's patience ran out: not written.
+    Withdrawn,
 }
 
 /// What the store made of a batch; the batch comes back so the writer can tell others what was saved.
@@ -244,26 +257,49 @@ impl WriteQueue {
         }
     }
 
-    /// Queues the snapshot after everything already waiting and waits until the writer has written it; true
-    /// once it is durable. False when the queue closed first.
-    pub fn snapshot(&self, bytes: Vec<u8>) -> bool {
+    /// Queues the snapshot after everything already waiting and waits until the writer has written it. A writer
+    /// that has not taken it within `patience` (busy with a slow write) gets it withdrawn: the engine carries on
+    /// and its journal keeps everything since the last snapshot. Once taken, it is waited for to the end.
+    pub fn snapshot(&self, bytes: Vec<u8>, patience: Duration) -> SnapshotOutcome {
         let since = Instant::now();
         let mut pending = self.lock();
         if pending.closed {
-            return false;
+            return SnapshotOutcome::Failed;
         }
         pending.waiting.snapshot = Some(bytes);
         pending.snapshots_asked += 1;
         let ticket = pending.snapshots_asked;
         self.added_one(&mut pending);
+        let deadline = since + patience;
         while pending.snapshots_done < ticket && !pending.closed {
-            pending = self
-                .taken
-                .wait(pending)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let taken = pending.snapshot_in_flight >= ticket;
+            let now = Instant::now();
+            if !taken && now >= deadline {
+                pending.waiting.snapshot = None;
+                let depth = pending.waiting.keys();
+                if depth == 0 {
+                    pending.oldest = None;
+                }
+                self.stats.set_pending(depth, pending.oldest);
+                self.stats.waited(since);
+                return SnapshotOutcome::Withdrawn;
+            }
+            pending = if taken {
+                self.taken
+                    .wait(pending)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+            } else {
+                self.taken
+                    .wait_timeout(pending, deadline - now)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0
+            };
         }
         self.stats.waited(since);
-        pending.snapshots_done >= ticket && pending.snapshot_saved
+        match pending.snapshots_done >= ticket && pending.snapshot_saved {
+            true => SnapshotOutcome::Saved,
+            false => SnapshotOutcome::Failed,
+        }
     }
 
     fn room_for_one<'a>(&'a self, mut pending: MutexGuard<'a, Pending>) -> MutexGuard<'a, Pending> {

@@ -97,7 +97,7 @@ fn the_snapshot_waits_for_its_own_write_and_reports_whether_it_was_saved() {
     queue.incident(write("INC-1", 1, None));
     let engine = {
         let queue = queue.clone();
-        std::thread::spawn(move || queue.snapshot(vec![1, 2, 3]))
+        std::thread::spawn(move || queue.snapshot(vec![1, 2, 3], Duration::from_secs(60)))
     };
     let batch = loop {
         let batch = queue.take().expect("a batch");
@@ -109,7 +109,11 @@ fn the_snapshot_waits_for_its_own_write_and_reports_whether_it_was_saved() {
     assert_eq!(batch.snapshot.as_deref(), Some(&[1u8, 2, 3][..]));
     assert!(!engine.is_finished(), "not answered before it is written");
     queue.written(false);
-    assert!(!engine.join().unwrap(), "a failed write is not durable");
+    assert_eq!(
+        engine.join().unwrap(),
+        SnapshotOutcome::Failed,
+        "a failed write is not durable"
+    );
     assert_eq!(queue.stats().engine_waits(), 1);
 }
 
@@ -138,7 +142,10 @@ fn the_writer_puts_every_final_state_in_the_store_while_the_engine_never_waits()
     }
     assert_eq!(queue.stats().engine_waits(), 0, "the engine never waited");
     assert!(queue.stats().coalesced() > 0);
-    assert!(queue.snapshot(vec![7]), "the snapshot is saved");
+    assert_eq!(
+        queue.snapshot(vec![7], Duration::from_secs(60)),
+        SnapshotOutcome::Saved
+    );
     queue.close();
     writer.join().unwrap();
     for id in ["INC-1", "INC-2", "INC-3"] {
@@ -181,4 +188,33 @@ fn the_engines_writes_go_before_other_writes_already_waiting() {
         Some(1),
         "behind the write in progress only: {order:?}"
     );
+}
+
+#[test]
+fn a_snapshot_the_busy_writer_does_not_take_in_time_is_withdrawn_but_one_taken_is_waited_for() {
+    let queue = Arc::new(WriteQueue::new(8, Arc::default()));
+    queue.incident(write("INC-1", 1, None));
+    // Nobody takes it: withdrawn after the patience, the incident still queued.
+    let outcome = queue.snapshot(vec![1], Duration::from_millis(100));
+    assert_eq!(outcome, SnapshotOutcome::Withdrawn);
+    assert_eq!(queue.stats().depth(), 1);
+    let batch = queue.take().expect("a batch");
+    assert!(
+        batch.snapshot.is_none(),
+        "a withdrawn snapshot is not written"
+    );
+    assert_eq!(batch.incidents.len(), 1);
+    queue.written(true);
+
+    // Taken within the patience, written after it: waited for to the end.
+    let engine = {
+        let queue = queue.clone();
+        std::thread::spawn(move || queue.snapshot(vec![2], Duration::from_millis(100)))
+    };
+    let batch = queue.take().expect("a batch");
+    assert_eq!(batch.snapshot.as_deref(), Some(&[2u8][..]));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!engine.is_finished());
+    queue.written(true);
+    assert_eq!(engine.join().unwrap(), SnapshotOutcome::Saved);
 }
