@@ -59,8 +59,8 @@ fn a_slow_store_holds_up_neither_the_engine_nor_api_reads() {
     let dir = tempfile::tempdir().unwrap();
     let ops = token(dir.path(), "ops", "ops", None);
     let own = token(dir.path(), "firewalled", "user", Some(FIREWALLED));
-    // No snapshot in the test's window: the snapshot is the one write the engine still waits for (its journal is
-    // cut only once the snapshot is durable; see ARCHITECTURE.md), and with a minute per write it would stall.
+    // No snapshot in the test's window: a snapshot the slow writer cannot take is withdrawn after a wait of its
+    // own (the next test), which this one keeps apart from the incidents' queue.
     let config = config_file(
         dir.path(),
         "engine_stall_after_s = 2\nsnapshot_every = 3600\n",
