@@ -52,6 +52,9 @@ pub struct ServeArgs {
     /// Fault injection for the health tests: the engine thread hangs this many seconds after it starts.
     #[arg(long, value_name = "SECONDS", hide = true)]
     pub fault_hang_engine_after: Option<u64>,
+    /// Fault injection for the backpressure tests: once the service is up, every store write first waits this long.
+    #[arg(long, value_name = "MS", hide = true)]
+    pub fault_slow_store_ms: Option<u64>,
     /// Consume telemetry from Kafka: bootstrap servers, host:port[,host:port...] (needs --kafka-topic) [env: STORMWATCH_KAFKA_BROKERS].
     #[cfg(feature = "kafka")]
     #[arg(long, value_name = "HOSTS")]
@@ -226,6 +229,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let stopped = Service::new(config)
         .engine_queue(args.engine_queue)
         .hang_engine_after(args.fault_hang_engine_after.map(Duration::from_secs))
+        .slow_store_writes(args.fault_slow_store_ms.map(Duration::from_millis))
         .log_source(log_source)
         .run()?;
     Ok(match stopped {

@@ -1,15 +1,21 @@
 //! Readiness: what makes the live service unfit to serve (engine state still loading, an engine that stopped
-//! ticking, failing snapshots, a snapshot that could not be read at start, an unwritable store). The engine thread and the store's writers report into it
+//! ticking, failing snapshots, a snapshot that could not be read at start, an unwritable store, a store writer far
+//! behind the engine). The engine thread and the store's writers report into it
 //! with plain atomics; `/readyz` and a once-a-second watchdog on the HTTP side read it, so a stuck engine thread
 //! is seen by something that is not stuck.
 
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use metrics::gauge;
+use metrics::{counter, gauge};
 
-use crate::metrics::{ENGINE_TICK_AGE, HEALTH_CHECK};
+use crate::metrics::{
+    ENGINE_TICK_AGE, HEALTH_CHECK, STORE_ENGINE_WAIT_SECONDS, STORE_ENGINE_WAITS,
+    STORE_QUEUE_COALESCED, STORE_QUEUE_DEPTH, STORE_QUEUE_OLDEST_AGE,
+};
+use crate::store::write_queue::QueueStats;
 
 /// One reason the service is not ready, as `/readyz` says it and as the `check` label of the health metric.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,15 +31,19 @@ pub enum Check {
     SnapshotLost,
     /// The last write to the store failed (or its file is gone).
     Store,
+    /// The oldest of the engine's writes still queued for the store has waited longer than the stall limit: the
+    /// API's stored incidents are that far behind the engine.
+    StoreQueue,
 }
 
 impl Check {
-    pub const ALL: [Check; 5] = [
+    pub const ALL: [Check; 6] = [
         Check::Restoring,
         Check::EngineTick,
         Check::Snapshot,
         Check::SnapshotLost,
         Check::Store,
+        Check::StoreQueue,
     ];
 
     pub fn label(self) -> &'static str {
@@ -43,6 +53,7 @@ impl Check {
             Check::Snapshot => "snapshot",
             Check::SnapshotLost => "snapshot_lost",
             Check::Store => "store",
+            Check::StoreQueue => "store_queue",
         }
     }
 }
@@ -60,6 +71,8 @@ pub struct Health {
     snapshot_lost_in_store: AtomicBool,
     store_failing: AtomicBool,
     stall_after: Duration,
+    /// The engine's write queue (depth, oldest write, coalesced, engine waits).
+    store_queue: Arc<QueueStats>,
 }
 
 impl Health {
@@ -75,6 +88,7 @@ impl Health {
             snapshot_lost_in_store: AtomicBool::new(false),
             store_failing: AtomicBool::new(false),
             stall_after,
+            store_queue: Arc::default(),
         }
     }
 
@@ -127,6 +141,28 @@ impl Health {
         self.store_failing.store(!ok, Ordering::Release);
     }
 
+    /// The engine's write queue's figures, which the queue updates.
+    pub fn store_queue(&self) -> &Arc<QueueStats> {
+        &self.store_queue
+    }
+
+    /// One line on the engine's write queue for `/readyz` (`None` while nothing waits and the engine never
+    /// had to wait): its backpressure, shown even while ready.
+    pub fn store_queue_line(&self) -> Option<String> {
+        let queue = &self.store_queue;
+        if queue.depth() == 0 && queue.engine_waits() == 0 && queue.coalesced() == 0 {
+            return None;
+        }
+        Some(format!(
+            "engine writes: {} waiting for the store, oldest {:.1} s; {} coalesced; the engine waited {} times, {:.3} s in all",
+            queue.depth(),
+            queue.oldest_age().as_secs_f64(),
+            queue.coalesced(),
+            queue.engine_waits(),
+            queue.engine_waited().as_secs_f64()
+        ))
+    }
+
     /// How long the engine may go without a tick; also how long a query waits for it.
     pub fn stall_after(&self) -> Duration {
         self.stall_after
@@ -148,6 +184,7 @@ impl Health {
             Check::Snapshot => self.snapshot_failing.load(Ordering::Acquire),
             Check::SnapshotLost => self.lost().is_some(),
             Check::Store => self.store_failing.load(Ordering::Acquire),
+            Check::StoreQueue => self.store_queue.oldest_age() > self.stall_after,
         }
     }
 
@@ -173,6 +210,11 @@ impl Health {
                             .unwrap_or("the snapshot could not be read")
                     ),
                     Check::Store => "the store cannot be written".to_owned(),
+                    Check::StoreQueue => format!(
+                        "the store's writer is {:.0} s behind the engine ({} writes waiting)",
+                        self.store_queue.oldest_age().as_secs_f64(),
+                        self.store_queue.depth()
+                    ),
                 };
                 (check, why)
             })
@@ -182,6 +224,12 @@ impl Health {
     /// Publishes the checks as gauges (1 passing, 0 failing) and logs each change of state once.
     pub fn publish(&self, previous: &mut [bool; Check::ALL.len()]) {
         gauge!(ENGINE_TICK_AGE).set(self.tick_age().as_secs_f64());
+        let queue = &self.store_queue;
+        gauge!(STORE_QUEUE_DEPTH).set(queue.depth() as f64);
+        gauge!(STORE_QUEUE_OLDEST_AGE).set(queue.oldest_age().as_secs_f64());
+        counter!(STORE_QUEUE_COALESCED).absolute(queue.coalesced());
+        counter!(STORE_ENGINE_WAITS).absolute(queue.engine_waits());
+        gauge!(STORE_ENGINE_WAIT_SECONDS).set(queue.engine_waited().as_secs_f64());
         for (index, check) in Check::ALL.into_iter().enumerate() {
             let failing = self.failing(check);
             gauge!(HEALTH_CHECK, "check" => check.label()).set(if failing { 0.0 } else { 1.0 });
@@ -284,6 +332,39 @@ mod tests {
         );
         assert!(health.problems().is_empty());
         assert_eq!(health.snapshot_loss_acknowledged(), None);
+    }
+
+    #[test]
+    fn a_store_writer_behind_the_engine_fails_store_queue_until_it_takes_the_writes() {
+        use crate::store::write_queue::{IncidentWrite, WriteQueue};
+        let health = Health::new(Duration::from_millis(100));
+        health.engine_started();
+        assert_eq!(health.store_queue_line(), None, "nothing to say yet");
+        let queue = WriteQueue::new(8, health.store_queue().clone());
+        let record = crate::store::tests::record("INC-1", "90-B3-D5-1F-30-01-00-07", 1, None);
+        queue.incident(IncidentWrite {
+            record: record.clone(),
+            extra: None,
+        });
+        queue.incident(IncidentWrite {
+            record,
+            extra: None,
+        });
+        std::thread::sleep(Duration::from_millis(150));
+        health.engine_ticked();
+        let problems = health.problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, Check::StoreQueue);
+        assert!(
+            problems[0].1.contains("1 writes waiting"),
+            "{}",
+            problems[0].1
+        );
+        let line = health.store_queue_line().unwrap();
+        assert!(line.starts_with("engine writes: 1 waiting"), "{line}");
+        assert!(line.contains("1 coalesced"), "{line}");
+        let _batch = queue.take();
+        assert!(health.problems().is_empty());
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod http;
 pub mod ingest;
 pub mod log_limit;
 pub mod metrics;
+pub mod published;
 pub mod service;
 pub mod store;
 pub mod user_directory;

@@ -23,8 +23,9 @@ use crate::ingest::malformed::MalformedLog;
 use crate::ingest::tcp::{self, TcpSettings};
 use crate::ingest::tls;
 use crate::log_limit::LogLimit;
+use crate::published::Published;
 use crate::store::Store;
-use crate::store::sink::{IncidentExtra, IncidentSaved, StoreSink};
+use crate::store::sink::{IncidentExtra, IncidentSaved, SinkParts, StoreSink};
 use crate::user_directory::{Directory, Names};
 
 /// Batches the engine queue holds before sources block (backpressure).
@@ -113,6 +114,7 @@ pub struct Service {
     config: ServeConfig,
     engine_queue: usize,
     hang_engine_after: Option<Duration>,
+    slow_store_writes: Option<Duration>,
     log_source: Option<Box<dyn LogSource>>,
 }
 
@@ -122,6 +124,7 @@ impl Service {
             config,
             engine_queue: ENGINE_QUEUE,
             hang_engine_after: None,
+            slow_store_writes: None,
             log_source: None,
         }
     }
@@ -138,6 +141,12 @@ impl Service {
         self
     }
 
+    /// Fault injection for the backpressure tests: once the service is up, every store write first waits this long.
+    pub fn slow_store_writes(mut self, delay: Option<Duration>) -> Service {
+        self.slow_store_writes = delay;
+        self
+    }
+
     pub fn log_source(mut self, source: Option<Box<dyn LogSource>>) -> Service {
         self.log_source = source;
         self
@@ -149,6 +158,7 @@ impl Service {
             config,
             engine_queue,
             hang_engine_after,
+            slow_store_writes,
             log_source,
         } = self;
         // A directory would only fail line by line once running; say it once, now. A missing file is waited for.
@@ -183,6 +193,7 @@ impl Service {
         if let Some(listed) = names.allow_list() {
             engine.set_directory(Some(listed));
         }
+        let published = Arc::new(Published::default());
         let engine_loop = build_engine_loop(
             &config,
             engine,
@@ -191,12 +202,18 @@ impl Service {
             &health,
             log_source.as_deref(),
             generation,
-        )?;
+        )?
+        .with_published(published.clone());
         let mut engine_loop = match numbers {
             Some(numbers) => engine_loop.with_incident_numbers(numbers),
             None => engine_loop,
         };
         engine_loop.hang_after = hang_engine_after;
+        // A disk that stops keeping up once the service runs; the start itself waits for its first snapshot.
+        engine_loop.on_started = slow_store_writes.map(|delay| {
+            let store = store.clone();
+            Box::new(move || store.set_fault_slow_writes(delay)) as Box<dyn FnOnce() + Send>
+        });
         let (to_engine, engine_input) = crossbeam::channel::bounded(engine_queue);
         let engine_thread = spawn("engine thread", "engine", move || {
             engine_loop.run(engine_input)
@@ -228,6 +245,7 @@ impl Service {
 
         let state = AppState {
             engine: to_engine.clone(),
+            published,
             store,
             metrics,
             health,
@@ -351,7 +369,7 @@ fn build_engine_loop(
         ),
         None => (None, None),
     };
-    let sink = Box::new(StoreSink {
+    let sink = StoreSink::start(SinkParts {
         store: store.clone(),
         alerts,
         names: names.clone(),
@@ -359,12 +377,16 @@ fn build_engine_loop(
         on_saved,
         health: health.clone(),
         errors: LogLimit::new(Duration::from_secs(60)),
-    });
+    })
+    .map_err(|source| ServiceError::Start {
+        what: "store writer",
+        source,
+    })?;
     let malformed = MalformedLog::open(config.data_dir.join("quarantine.ndjson"));
     let engine_loop = EngineLoop::new(
         engine,
         malformed,
-        sink,
+        Box::new(sink),
         lateness_ms(config),
         Duration::from_secs(config.snapshot_every_s),
     )

@@ -50,9 +50,9 @@ impl NumberSupply {
         })
     }
 
-    /// After the journal replay, before the engine serves (blocking, once): from here on only reserved numbers,
-    /// past every stored incident (a journal lost after the snapshot leaves stored incidents the engine never
-    /// numbered). Take a snapshot afterwards, so a crash replays with this numbering. A store that fails here is
+    /// After the journal replay, before the engine serves (once; reads the store, never waits on its writer): from
+    /// here on only reserved numbers, past every stored incident (a journal lost after the snapshot leaves stored
+    /// incidents the engine never numbered). Take a snapshot afterwards, so a crash replays with this numbering. A store that fails here is
     /// retried every tick by [`NumberSupply::top_up`].
     pub fn settle(&mut self, engine: &mut Engine) {
         let past_stored = match self.store.incident_number_past_stored() {
@@ -62,10 +62,10 @@ impl NumberSupply {
         let mut numbers = engine.incident_numbers().clone();
         numbers.skip_to(past_stored);
         if !numbers.is_reserved() {
-            match self.store.reserve_incident_numbers(numbers.next(), BLOCK) {
-                Ok(block) => numbers.add(block),
-                Err(error) => self.failed(&error),
-            }
+            // An empty reservation: the first block is asked for by the next `top_up`, and incidents opened before
+            // it arrives run past it as an overdraft the block then starts after. The engine never waits on a
+            // store whose writer is slow (or busy with a long import) to start serving.
+            numbers = IncidentNumbers::reserved(numbers.next()..numbers.next());
         }
         tracing::debug!(
             next = numbers.next(),
@@ -140,9 +140,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let mut first = engine();
-        NumberSupply::start(store.clone(), &mut first, false)
-            .unwrap()
-            .settle(&mut first);
+        let mut supply = NumberSupply::start(store.clone(), &mut first, false).unwrap();
+        supply.settle(&mut first);
+        wait_for_block(&mut supply, &mut first, BLOCK);
         assert_eq!(first.incident_numbers().next(), 1);
         assert!(first.incident_numbers().is_reserved());
         // The snapshot is lost: a fresh engine would count from 1 again.
@@ -172,6 +172,7 @@ mod tests {
         let mut engine = engine();
         let mut supply = NumberSupply::start(store, &mut engine, false).unwrap();
         supply.settle(&mut engine);
+        wait_for_block(&mut supply, &mut engine, BLOCK);
         supply.top_up(&mut engine);
         assert!(supply.pending.is_none(), "a full block needs no other");
         let mut numbers = engine.incident_numbers().clone();
@@ -193,6 +194,7 @@ mod tests {
         let mut engine = engine();
         let mut supply = NumberSupply::start(store, &mut engine, false).unwrap();
         supply.settle(&mut engine);
+        wait_for_block(&mut supply, &mut engine, BLOCK);
         let mut numbers = engine.incident_numbers().clone();
         let last = (0..BLOCK + 10).map(|_| numbers.take()).last().unwrap();
         assert_eq!(numbers.overdrawn(), 10);
@@ -200,5 +202,30 @@ mod tests {
         wait_for_block(&mut supply, &mut engine, 1);
         let mut numbers = engine.incident_numbers().clone();
         assert_eq!(numbers.take(), last + 1);
+    }
+
+    #[test]
+    fn settling_asks_for_the_first_block_without_waiting_and_never_reuses_what_ran_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // The first block is still being written (a slow disk) when the engine starts naming incidents.
+        store.set_fault_slow_writes(std::time::Duration::from_millis(300));
+        let mut engine = engine();
+        let mut supply = NumberSupply::start(store, &mut engine, false).unwrap();
+        supply.settle(&mut engine);
+        assert!(engine.incident_numbers().is_reserved());
+        assert_eq!(engine.incident_numbers().left(), 0, "nothing reserved yet");
+        supply.top_up(&mut engine);
+        let mut numbers = engine.incident_numbers().clone();
+        let ahead: Vec<u64> = (0..3).map(|_| numbers.take()).collect();
+        assert_eq!(ahead, [1, 2, 3]);
+        engine.set_incident_numbers(numbers);
+        wait_for_block(&mut supply, &mut engine, 1);
+        let mut numbers = engine.incident_numbers().clone();
+        assert_eq!(
+            numbers.take(),
+            4,
+            "the block starts past the numbers handed out before it"
+        );
     }
 }
