@@ -1,6 +1,6 @@
 //! The HTTP listener: router, shared state, health, metrics, telemetry ingest and the malformed and User views.
-//! Handlers never touch the engine or the database directly: they message the engine thread and the store's
-//! owner thread.
+//! Handlers never touch the engine or the database directly: they read the engine's published state, message the
+//! engine thread, and send jobs to the store's writer or readers.
 
 pub mod api_error;
 pub mod auth;
@@ -10,6 +10,7 @@ pub mod console;
 pub mod coordination;
 pub mod directory_api;
 pub mod gate;
+pub mod health_api;
 pub mod incidents_api;
 pub mod outcomes_api;
 pub mod query;
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/users/{id}", get(get_user))
         .merge(crate::http::changes_api::routes())
         .merge(crate::http::directory_api::routes())
+        .merge(crate::http::health_api::routes())
         .merge(crate::http::schedule_api::routes())
         .merge(crate::http::outcomes_api::routes())
         .merge(crate::http::incidents_api::routes())
@@ -63,17 +65,24 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// 200 when ready; otherwise 503 with one line per failing check.
+/// 200 when ready; otherwise 503 with one line per failing check. Either way a last line shows the engine's
+/// write queue when it holds anything or ever held up the engine (its backpressure). Reads only atomics: never
+/// waits on the store or the engine thread.
 async fn readyz(State(state): State<AppState>) -> Response {
     let problems = state.health.problems();
+    let queue = state
+        .health
+        .store_queue_line()
+        .map(|line| line + "\n")
+        .unwrap_or_default();
     if problems.is_empty() {
-        return (StatusCode::OK, "ready\n").into_response();
+        return (StatusCode::OK, format!("ready\n{queue}")).into_response();
     }
     let text: String = problems
         .iter()
         .map(|(check, why)| format!("{}: {why}\n", check.label()))
         .collect();
-    (StatusCode::SERVICE_UNAVAILABLE, text).into_response()
+    (StatusCode::SERVICE_UNAVAILABLE, text + &queue).into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -243,22 +252,23 @@ async fn list_malformed(
     .into_response())
 }
 
+/// `GET /api/v1/users`: from the engine's published state (as of its last tick), never waiting on the engine.
 async fn list_users(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let who = principal(&state.store, &headers).await?;
     let only = confined_to(&who)?;
-    let users = ask(&state, move |engine, _| {
-        users_api::all(engine)
-            .into_iter()
-            .filter(|u| only.is_none_or(|o| Eui64::parse(&u.user) == Some(o)))
-            .collect::<Vec<_>>()
-    })
-    .await?;
+    let view = state.published.load();
+    let users: Vec<&users_api::UserView> = view
+        .users
+        .iter()
+        .filter(|u| only.is_none_or(|o| Eui64::parse(&u.user) == Some(o)))
+        .collect();
     Ok(Json(users).into_response())
 }
 
+/// `GET /api/v1/users/{id}`: from the engine's published state, like the list.
 async fn get_user(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -268,17 +278,15 @@ async fn get_user(
     let user = Eui64::parse(&id)
         .ok_or_else(|| ApiError::field("id", format!("`{id}` is not an EUI-64")))?;
     may_see_user(&who, &id)?;
-    let view = ask(&state, move |engine, _| match engine.user_index(user) {
-        Some(index) => Ok(users_api::view_of(engine, index)),
-        None => Err(engine.evicted(user)),
-    })
-    .await?;
-    match view {
-        Ok(Some(view)) => Ok(Json(view).into_response()),
-        Err(Some(evicted)) => Err(ApiError::NotFound(users_api::evicted_message(
+    let view = state.published.load();
+    if let Some(found) = view.user(user) {
+        return Ok(Json(found).into_response());
+    }
+    match view.evicted(user) {
+        Some(evicted) => Err(ApiError::NotFound(users_api::evicted_message(
             user, evicted,
         ))),
-        Ok(None) | Err(None) => Err(ApiError::NotFound(format!(
+        None => Err(ApiError::NotFound(format!(
             "no telemetry seen for User {user}"
         ))),
     }
