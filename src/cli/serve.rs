@@ -87,6 +87,10 @@ pub struct ServeArgs {
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// Start even though the journal the last snapshot expects is missing, going on from the snapshot alone:
+    /// what was applied after it is lost (reported in the log, metrics and /readyz).
+    #[arg(long)]
+    pub accept_lost_journal: bool,
     /// The Kafka flags of a `--features kafka` build, accepted here only to say the feature is missing.
     #[cfg(not(feature = "kafka"))]
     #[arg(long = "kafka-brokers", hide = true, value_name = "HOSTS")]
@@ -279,12 +283,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     // The generation of the journal that follows the snapshot (0 without a snapshot, or with one saved before
     // journals existed).
-    let (generation, snapshot) = match &snapshot {
+    let (generation, streams, snapshot) = match &snapshot {
         Some(stored) => {
-            let (generation, engine) = journal::unwrap_snapshot(stored);
-            (generation, Some(engine))
+            let stored = journal::unwrap_snapshot(stored);
+            (stored.generation, stored.streams, Some(stored.engine))
         }
-        None => (0, None),
+        None => (0, Vec::new(), None),
     };
     let engine = match snapshot {
         Some(bytes) => match Engine::restore(bytes, engine_config.clone(), register.clone()) {
@@ -362,15 +366,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // A log source replays from its own log; every other source is journalled between snapshots.
     let engine_loop = if kafka.is_none() {
         let path = journal::path_in(&config.data_dir);
-        let (journal, entries) = journal::Journal::open(path.clone(), generation)
-            .with_context(|| format!("cannot open the journal {}", path.display()))?;
-        if !entries.is_empty() {
+        let sync_every = Duration::from_millis(config.journal_sync_every_ms);
+        let opened =
+            journal::Journal::open(path, generation, sync_every, args.accept_lost_journal)?;
+        if !opened.entries.is_empty() {
             tracing::info!(
-                entries = entries.len(),
+                entries = opened.entries.len(),
                 "replaying the journal written since the last snapshot"
             );
         }
-        engine_loop.with_journal(journal, entries)
+        engine_loop.with_journal(opened, streams)
     } else {
         engine_loop
     };

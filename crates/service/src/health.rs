@@ -3,6 +3,7 @@
 //! with plain atomics; `/readyz` and a once-a-second watchdog on the HTTP side read it, so a stuck engine thread
 //! is seen by something that is not stuck.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -21,14 +22,18 @@ pub enum Check {
     Snapshot,
     /// The last write to the store failed (or its file is gone).
     Store,
+    /// The journal found at start was damaged or missing, and applied telemetry is lost; until the next
+    /// snapshot saves a state that no longer depends on it.
+    Journal,
 }
 
 impl Check {
-    pub const ALL: [Check; 4] = [
+    pub const ALL: [Check; 5] = [
         Check::Restoring,
         Check::EngineTick,
         Check::Snapshot,
         Check::Store,
+        Check::Journal,
     ];
 
     pub fn label(self) -> &'static str {
@@ -37,6 +42,7 @@ impl Check {
             Check::EngineTick => "engine_tick",
             Check::Snapshot => "snapshot",
             Check::Store => "store",
+            Check::Journal => "journal",
         }
     }
 }
@@ -49,6 +55,8 @@ pub struct Health {
     last_tick_ms: AtomicU64,
     snapshot_failing: AtomicBool,
     store_failing: AtomicBool,
+    /// What was wrong with the journal at start, and whether it lost applied telemetry (a torn tail does not).
+    journal_finding: Mutex<Option<(String, bool)>>,
     stall_after: Duration,
 }
 
@@ -62,6 +70,7 @@ impl Health {
             last_tick_ms: AtomicU64::new(0),
             snapshot_failing: AtomicBool::new(false),
             store_failing: AtomicBool::new(false),
+            journal_finding: Mutex::new(None),
             stall_after,
         }
     }
@@ -89,6 +98,40 @@ impl Health {
         self.store_failing.store(!ok, Ordering::Release);
     }
 
+    /// What opening the journal found: `/readyz` shows it, and fails while `lost` until `journal_settled`.
+    pub fn journal_found(&self, what: String, lost: bool) {
+        if let Ok(mut finding) = self.journal_finding.lock() {
+            *finding = Some((what, lost));
+        }
+    }
+
+    /// A snapshot holding the state after the damaged journal is saved: the damage is history, not a fault
+    /// (the log and `stormwatch_journal_damage_total` keep it).
+    pub fn journal_settled(&self) {
+        if let Ok(mut finding) = self.journal_finding.lock() {
+            *finding = None;
+        }
+    }
+
+    /// A note for `/readyz` about a journal whose damage lost nothing (a torn tail), shown while ready.
+    pub fn journal_note(&self) -> Option<String> {
+        self.journal_finding
+            .lock()
+            .ok()?
+            .as_ref()
+            .filter(|(_, lost)| !lost)
+            .map(|(what, _)| what.clone())
+    }
+
+    fn journal_loss(&self) -> Option<String> {
+        self.journal_finding
+            .lock()
+            .ok()?
+            .as_ref()
+            .filter(|(_, lost)| *lost)
+            .map(|(what, _)| what.clone())
+    }
+
     /// How long the engine may go without a tick; also how long a query waits for it.
     pub fn stall_after(&self) -> Duration {
         self.stall_after
@@ -109,6 +152,7 @@ impl Health {
             Check::EngineTick => self.tick_age() > self.stall_after,
             Check::Snapshot => self.snapshot_failing.load(Ordering::Acquire),
             Check::Store => self.store_failing.load(Ordering::Acquire),
+            Check::Journal => self.journal_loss().is_some(),
         }
     }
 
@@ -126,6 +170,7 @@ impl Health {
                     ),
                     Check::Snapshot => "the last engine snapshot could not be saved".to_owned(),
                     Check::Store => "the store cannot be written".to_owned(),
+                    Check::Journal => self.journal_loss().unwrap_or_default(),
                 };
                 (check, why)
             })
@@ -133,7 +178,7 @@ impl Health {
     }
 
     /// Publishes the checks as gauges (1 passing, 0 failing) and logs each change of state once.
-    pub fn publish(&self, previous: &mut [bool; 4]) {
+    pub fn publish(&self, previous: &mut [bool; Check::ALL.len()]) {
         gauge!(ENGINE_TICK_AGE).set(self.tick_age().as_secs_f64());
         for (index, check) in Check::ALL.into_iter().enumerate() {
             let failing = self.failing(check);
@@ -151,7 +196,7 @@ impl Health {
 
     /// Runs `publish` once a second for as long as the runtime lives.
     pub async fn watch(health: std::sync::Arc<Health>) {
-        let mut previous = [false; 4];
+        let mut previous = [false; Check::ALL.len()];
         let mut every = tokio::time::interval(Duration::from_secs(1));
         loop {
             every.tick().await;

@@ -65,7 +65,12 @@ pub fn router(state: AppState) -> Router {
 async fn readyz(State(state): State<AppState>) -> Response {
     let problems = state.health.problems();
     if problems.is_empty() {
-        return (StatusCode::OK, "ready\n").into_response();
+        let note = state
+            .health
+            .journal_note()
+            .map(|note| format!("journal: {note}\n"))
+            .unwrap_or_default();
+        return (StatusCode::OK, format!("ready\n{note}")).into_response();
     }
     let text: String = problems
         .iter()
