@@ -770,6 +770,9 @@ impl EngineLoop {
                     match journal.restart(generation) {
                         Ok(()) => self.health.journal_settled(),
                         Err(error) => {
+                            // Later batches would go to the old generation, which the next start drops as
+                            // older than the snapshot: readiness fails until a snapshot restarts it.
+                            self.health.snapshot_saved(false);
                             tracing::error!(%error, "cannot restart the journal after a snapshot")
                         }
                     }
