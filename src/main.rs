@@ -29,6 +29,8 @@ enum Command {
     Changes(cli::changes::ChangesArgs),
     /// Manage the API tokens of the live service: add (shows the secret once), list and revoke.
     Tokens(cli::tokens::TokensArgs),
+    /// Answer the live service's readiness checks that need a person: acknowledge a lost engine snapshot.
+    Health(cli::health::HealthArgs),
     /// Write a telemetry file to a Kafka topic, keyed by User ID (for tests and demos of `serve --kafka-*`).
     #[cfg(feature = "kafka")]
     KafkaProduce(cli::kafka_produce::KafkaProduceArgs),
@@ -61,6 +63,7 @@ fn main() -> std::process::ExitCode {
         Command::Demo(args) => cli::demo::run(args),
         Command::Changes(args) => cli::changes::run(args),
         Command::Tokens(args) => cli::tokens::run(args),
+        Command::Health(args) => cli::health::run(args),
         #[cfg(feature = "kafka")]
         Command::KafkaProduce(args) => cli::kafka_produce::run(args),
         #[cfg(not(feature = "kafka"))]

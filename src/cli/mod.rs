@@ -8,6 +8,7 @@ pub mod demo;
 pub mod evaluate;
 pub mod fit;
 pub mod generate;
+pub mod health;
 #[cfg(feature = "kafka")]
 pub mod kafka_produce;
 pub mod replay;

@@ -4,31 +4,15 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, bail};
-use stormwatch_core::engine::{Engine, EngineConfig};
-use stormwatch_service::engine::journal;
-use stormwatch_service::engine::{EngineInput, EngineLoop};
-use stormwatch_service::health::Health;
-use stormwatch_service::http::server::{self, HttpLimits};
-use stormwatch_service::http::state::AppState;
-use stormwatch_service::http::{MAX_BODY_BYTES, router};
-use stormwatch_service::ingest::malformed::MalformedLog;
-use stormwatch_service::ingest::tcp::{self, TcpSettings};
-use stormwatch_service::ingest::tls;
-use stormwatch_service::store::Store;
-use stormwatch_service::store::sink::StoreSink;
-use stormwatch_service::{LogFormat, ServeConfig, alerts, ingest, metrics};
+use anyhow::bail;
+use stormwatch_service::service::ENGINE_QUEUE;
+use stormwatch_service::{LogFormat, LogSource, ServeConfig, Service, Stopped};
 
 #[cfg(feature = "kafka")]
 #[path = "serve_kafka.rs"]
 mod kafka_source;
-
-/// Batches the engine queue holds before sources block (backpressure).
-const ENGINE_QUEUE: usize = 64;
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -68,6 +52,9 @@ pub struct ServeArgs {
     /// Fault injection for the health tests: the engine thread hangs this many seconds after it starts.
     #[arg(long, value_name = "SECONDS", hide = true)]
     pub fault_hang_engine_after: Option<u64>,
+    /// Fault injection for the backpressure tests: once the service is up, every store write first waits this long.
+    #[arg(long, value_name = "MS", hide = true)]
+    pub fault_slow_store_ms: Option<u64>,
     /// Consume telemetry from Kafka: bootstrap servers, host:port[,host:port...] (needs --kafka-topic) [env: STORMWATCH_KAFKA_BROKERS].
     #[cfg(feature = "kafka")]
     #[arg(long, value_name = "HOSTS")]
@@ -238,303 +225,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         print!("{}", config.to_toml());
         return Ok(ExitCode::SUCCESS);
     }
-    // A directory would only fail line by line once running; say it once, now. A missing file is waited for.
-    if let Some(dir) = config.follow.iter().find(|p| p.is_dir()) {
-        bail!(
-            "--follow {} is a directory; follow a file (give --follow once per file)",
-            dir.display()
-        );
-    }
-    // StoreError names the file and the cause; a context here would say it twice.
-    let store = Store::open(&config.data_dir)?;
-    // A read-only or full data directory is refused now, not found out at the first snapshot.
-    store.probe_write().with_context(|| {
-        format!(
-            "the store in {} cannot be written",
-            config.data_dir.display()
-        )
-    })?;
-    if config.listens_beyond_loopback() && !store.has_tokens()? {
-        bail!(
-            "refusing to listen on {} / {} beyond loopback without API tokens: create one with `stormwatch tokens add --data-dir {} --name NAME --role ops`",
-            config.http,
-            config.ingest,
-            config.data_dir.display()
-        );
-    }
-    let handle = metrics::install().context("cannot install the metrics recorder")?;
-
     #[cfg(feature = "kafka")]
-    let kafka = kafka_source::options(&config);
+    let log_source = kafka_source::options(&config)
+        .map(|options| Box::new(kafka_source::Wiring::new(options)) as Box<dyn LogSource>);
     #[cfg(not(feature = "kafka"))]
-    let kafka: Option<()> = None;
-    let engine_config = EngineConfig {
-        allowed_lateness_ms: (config.lateness_s * 1000.0) as i64,
-        // Partitions move between instances: an incident must be named alike by whoever owns its User.
-        stable_ids: kafka.is_some(),
-        ..config.engine.clone()
-    };
-    let correlator_config = std::sync::Arc::new(engine_config.correlator());
-    let register = store.load_register()?;
-    // With Kafka, state is rebuilt from the log on every assignment (the partitions owned may have changed).
-    let snapshot = match kafka {
-        Some(_) => None,
-        None => store.load_snapshot()?,
-    };
-    // The generation of the journal that follows the snapshot (0 without a snapshot, or with one saved before
-    // journals existed).
-    let (generation, streams, snapshot) = match &snapshot {
-        Some(stored) => {
-            let stored = journal::unwrap_snapshot(stored);
-            (stored.generation, stored.streams, Some(stored.engine))
-        }
-        None => (0, Vec::new(), None),
-    };
-    let engine = match snapshot {
-        Some(bytes) => match Engine::restore(bytes, engine_config.clone(), register.clone()) {
-            Ok(engine) => {
-                tracing::info!(
-                    users = engine.user_count(),
-                    "engine state restored from the last snapshot"
-                );
-                engine
-            }
-            Err(error) => {
-                tracing::error!(%error, "the last engine snapshot cannot be used; starting with empty windows");
-                Engine::new(engine_config, register)
-            }
-        },
-        None => Engine::new(engine_config, register),
-    };
-    let mut engine = engine;
-    let names = {
-        use stormwatch_service::user_directory::{Directory, Names, read};
-        let file = match &config.user_directory {
-            Some(path) => {
-                let entries = read(path)?;
-                tracing::info!(users = entries.len(), path = %path.display(), "User directory loaded");
-                Some(entries)
-            }
-            None => None,
-        };
-        Names::new(Directory::new(file, store.directory_edits()?))
-    };
-    // Only a directory file makes an allow-list; API edits alone name Users without refusing others.
-    if let Some(listed) = names.allow_list() {
-        engine.set_directory(Some(listed));
-    }
-    let alerts = config
-        .alertmanager
-        .clone()
-        .map(|url| alerts::start(url, config.public_url.clone()));
-    let malformed = MalformedLog::open(config.data_dir.join("quarantine.ndjson"));
-    #[cfg(feature = "kafka")]
-    let kafka = kafka.map(kafka_source::Wiring::new);
-    #[cfg(feature = "kafka")]
-    let (extra, on_saved) = match &kafka {
-        Some(wiring) => (Some(wiring.incident_extra()), Some(wiring.replicate()?)),
-        None => (None, None),
-    };
-    #[cfg(not(feature = "kafka"))]
-    let (extra, on_saved) = (None, None);
-    let health = Arc::new(Health::new(Duration::from_secs(
-        config.engine_stall_after_s,
-    )));
-    let sink = Box::new(StoreSink {
-        store: store.clone(),
-        alerts,
-        names: names.clone(),
-        extra,
-        on_saved,
-        health: health.clone(),
-        errors: stormwatch_service::log_limit::LogLimit::new(Duration::from_secs(60)),
-    });
-    let mut engine_loop = EngineLoop::new(
-        engine,
-        malformed,
-        sink,
-        (config.lateness_s * 1000.0) as i64,
-        Duration::from_secs(config.snapshot_every_s),
-    )
-    .with_health(health.clone());
-    engine_loop.hang_after = args.fault_hang_engine_after.map(Duration::from_secs);
-    #[cfg(feature = "kafka")]
-    let engine_loop = match &kafka {
-        Some(wiring) => engine_loop.with_checkpoints(wiring.checkpoints_sender()),
-        None => engine_loop,
-    };
-    // A log source replays from its own log; every other source is journalled between snapshots.
-    let engine_loop = if kafka.is_none() {
-        let path = journal::path_in(&config.data_dir);
-        let sync_every = Duration::from_millis(config.journal_sync_every_ms);
-        let opened =
-            journal::Journal::open(path, generation, sync_every, args.accept_lost_journal)?;
-        if !opened.entries.is_empty() {
-            tracing::info!(
-                entries = opened.entries.len(),
-                "replaying the journal written since the last snapshot"
-            );
-        }
-        engine_loop.with_journal(opened, streams)
-    } else {
-        engine_loop
-    };
-    let (to_engine, engine_input) = crossbeam::channel::bounded(args.engine_queue.max(1));
-    let engine_thread = std::thread::Builder::new()
-        .name("engine".into())
-        .spawn(move || engine_loop.run(engine_input))?;
-
-    let stop = Arc::new(AtomicBool::new(false));
-    for path in &config.follow {
-        let (engine, stop, path) = (to_engine.clone(), stop.clone(), path.clone());
-        std::thread::Builder::new()
-            .name("follow".into())
-            .spawn(move || ingest::follow(path, engine, stop))?;
-    }
-
-    #[cfg(feature = "kafka")]
-    let kafka_thread = kafka
-        .map(|wiring| {
-            let coordination = std::sync::Arc::new(config.coordination.clone());
-            wiring.spawn(to_engine.clone(), store.clone(), stop.clone(), coordination)
-        })
-        .transpose()?;
-
-    // HTTP and TCP ingest share the runtime: connection tasks parse between awaits, so neither starves the other.
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .worker_threads(workers)
-        .build()?;
-    let tcp_settings = TcpSettings {
-        max_connections: config.ingest_max_connections,
-        idle_timeout: Duration::from_secs(config.ingest_idle_timeout_s),
-        auth: config.ingest_needs_token().then(|| store.clone()),
-        auth_timeout: Duration::from_secs(config.ingest_auth_timeout_s),
-        tls: match (&config.ingest_tls_cert, &config.ingest_tls_key) {
-            (Some(cert), Some(key)) => Some(tls::acceptor(&tls::TlsFiles {
-                cert,
-                key,
-                client_ca: config.ingest_tls_client_ca.as_deref(),
-            })?),
-            _ => None,
-        },
-    };
-    let http_limits = HttpLimits {
-        max_connections: config.http_max_connections,
-        header_timeout: Duration::from_secs(config.http_header_timeout_s),
-        body_timeout: Duration::from_secs(config.http_body_timeout_s),
-        max_body_bytes: MAX_BODY_BYTES,
-    };
-    let state = AppState {
-        engine: to_engine.clone(),
-        store,
-        metrics: handle,
-        health: health.clone(),
-        correlator: correlator_config,
-        coordination: std::sync::Arc::new(config.coordination.clone()),
-        names,
-    };
-    let grace = Duration::from_secs(config.shutdown_grace_s);
-    let probe_every = Duration::from_secs(config.store_probe_every_s);
-    let tcp_engine = to_engine.clone();
-    let served = runtime.block_on(async move {
-        let tcp = tokio::net::TcpListener::bind(config.ingest)
-            .await
-            .with_context(|| format!("cannot listen for telemetry on {}", config.ingest))?;
-        tracing::info!(
-            address = %tcp.local_addr()?,
-            token_required = tcp_settings.auth.is_some(),
-            tls = tcp_settings.tls.is_some(),
-            client_certificates = config.ingest_client_certs(),
-            "telemetry TCP listener up"
-        );
-        tokio::spawn(tcp::serve(tcp, tcp_settings, tcp_engine));
-        let listener = tokio::net::TcpListener::bind(config.http)
-            .await
-            .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
-        tracing::info!(address = %listener.local_addr()?, "HTTP API up");
-        tokio::spawn(stormwatch_service::http::changes_api::follow_external_writes(state.clone()));
-        tokio::spawn(stormwatch_service::http::coordination::publish_upcoming(
-            state.clone(),
-        ));
-        tokio::spawn(stormwatch_service::health::probe_store(
-            state.store.clone(),
-            health.clone(),
-            probe_every,
-        ));
-        tokio::spawn(Health::watch(health));
-        // Requests waiting on a stuck engine, or clients that never finish, must not hold the exit: the server
-        // gives them the grace, then drops them.
-        server::serve(
-            listener,
-            router(state),
-            http_limits,
-            shutdown_signal(),
-            grace,
-        )
-        .await;
-        anyhow::Ok(())
-    });
-    // Handlers blocked on a full engine queue sit in blocking tasks: do not wait for them.
-    runtime.shutdown_timeout(Duration::from_millis(500));
-    served?;
-
-    tracing::info!("shutting down: stopping sources, taking a final snapshot");
-    stop.store(true, Ordering::Release);
-    let deadline = Instant::now() + grace;
-    let asked = to_engine
-        .send_deadline(EngineInput::Shutdown, deadline)
-        .is_ok();
-    drop(to_engine);
-    if !asked || !finished_by(&engine_thread, deadline) {
-        tracing::error!(
-            grace_s = grace.as_secs(),
-            "the engine thread did not stop within the shutdown grace; exiting without a final snapshot"
-        );
-        return Ok(ExitCode::from(3));
-    }
-    if engine_thread.join().is_err() {
-        bail!("the engine thread panicked");
-    }
-    #[cfg(feature = "kafka")]
-    if let Some(thread) = kafka_thread {
-        if !finished_by(&thread, Instant::now() + grace) {
-            tracing::error!("the Kafka consumer thread did not stop within the shutdown grace");
-            return Ok(ExitCode::from(3));
-        }
-        if thread.join().is_err() {
-            bail!("the Kafka consumer thread panicked");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Waits until `thread` has finished or `deadline` passes; true if it finished.
-fn finished_by<T>(thread: &std::thread::JoinHandle<T>, deadline: Instant) -> bool {
-    while !thread.is_finished() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    true
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    let mut terminate =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(error) => {
-                tracing::error!(%error, "cannot watch SIGTERM; only SIGINT stops the service");
-                let _ = interrupt.await;
-                return;
-            }
-        };
-    tokio::select! {
-        _ = interrupt => {}
-        _ = terminate.recv() => {}
-    }
+    let log_source: Option<Box<dyn LogSource>> = None;
+    let stopped = Service::new(config)
+        .engine_queue(args.engine_queue)
+        .hang_engine_after(args.fault_hang_engine_after.map(Duration::from_secs))
+        .slow_store_writes(args.fault_slow_store_ms.map(Duration::from_millis))
+        .accept_lost_journal(args.accept_lost_journal)
+        .log_source(log_source)
+        .run()?;
+    Ok(match stopped {
+        Stopped::Clean => ExitCode::SUCCESS,
+        Stopped::GraceExceeded => ExitCode::from(3),
+    })
 }

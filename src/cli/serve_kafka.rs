@@ -1,5 +1,5 @@
-//! `serve --kafka-*`: builds the Kafka source's options from the settings and wires it to the engine loop (commits
-//! after snapshots) and the store (each incident's partition in its `extra`).
+//! `serve --kafka-*`: builds the Kafka source's options from the settings; its `LogSource` wires it to the engine
+//! loop (commits after snapshots) and the store (each incident's partition in its `extra`).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -14,10 +14,10 @@ use stormwatch_kafka::group_guard::members_topic;
 use stormwatch_kafka::produce::create_topic;
 use stormwatch_kafka::replicate::{self, Publisher, incidents_topic};
 use stormwatch_kafka::source::{self, UserPartitions};
-use stormwatch_service::ServeConfig;
 use stormwatch_service::engine::{EngineInput, LogPosition};
 use stormwatch_service::store::Store;
 use stormwatch_service::store::sink::{IncidentExtra, IncidentSaved};
+use stormwatch_service::{LogSource, ServeConfig};
 
 pub fn options(config: &ServeConfig) -> Option<KafkaOptions> {
     Some(KafkaOptions {
@@ -43,14 +43,16 @@ impl Wiring {
             checkpoints: crossbeam::channel::unbounded(),
         }
     }
+}
 
-    pub fn checkpoints_sender(&self) -> Sender<Vec<LogPosition>> {
+impl LogSource for Wiring {
+    fn checkpoints(&self) -> Sender<Vec<LogPosition>> {
         self.checkpoints.0.clone()
     }
 
     /// `{"topic": T, "partitions": [P...]}`: where the incident's Users live, so whoever reads the store knows
     /// which instance owned it (the group's assignment) and that another may carry it on after a rebalance.
-    pub fn incident_extra(&self) -> IncidentExtra {
+    fn incident_extra(&self) -> IncidentExtra {
         let users = self.users.clone();
         let topic = self.options.topic.clone();
         Box::new(move |record| {
@@ -68,20 +70,23 @@ impl Wiring {
     }
 
     /// Publishes every incident this instance stores to the incidents topic (created if missing).
-    pub fn replicate(&self) -> anyhow::Result<IncidentSaved> {
+    fn replicate(&self) -> Result<IncidentSaved, String> {
         let (brokers, topic) = (&self.options.brokers, &self.options.topic);
-        create_topic(brokers, &incidents_topic(topic), 1, true)?;
-        create_topic(brokers, &changes_topic(topic), 1, true)?;
-        create_topic(brokers, &members_topic(topic), 1, false)?;
-        let publisher = Publisher::new(brokers, topic, &self.options.instance)?;
+        let publisher = (|| -> anyhow::Result<Publisher> {
+            create_topic(brokers, &incidents_topic(topic), 1, true)?;
+            create_topic(brokers, &changes_topic(topic), 1, true)?;
+            create_topic(brokers, &members_topic(topic), 1, false)?;
+            Ok(Publisher::new(brokers, topic, &self.options.instance)?)
+        })()
+        .map_err(|error| format!("{error:#}"))?;
         Ok(Box::new(move |record, extra| {
             publisher.publish(record, extra)
         }))
     }
 
     /// Starts the consumer, the follower of the other instances' incidents and the change register's replication.
-    pub fn spawn(
-        self,
+    fn spawn(
+        self: Box<Self>,
         engine: Sender<EngineInput>,
         store: Store,
         stop: Arc<AtomicBool>,

@@ -70,6 +70,11 @@ pub struct ServeConfig {
     pub store_probe_every_s: u64,
     /// TCP telemetry connections served at once; more are told `ERR too many connections` and closed.
     pub ingest_max_connections: usize,
+    /// TCP telemetry connections open at once from one peer address; more are refused.
+    pub ingest_max_connections_per_peer: usize,
+    /// TCP telemetry connections open at once that have not authenticated yet (no `AUTH` line or TLS handshake
+    /// done); a new one closes the oldest of them.
+    pub ingest_max_unauthenticated_connections: usize,
     /// A TCP telemetry connection that sends nothing for this long is closed.
     pub ingest_idle_timeout_s: u64,
     /// `auto` (a token handshake beyond loopback only), `token` (always) or `none` (loopback only).
@@ -88,6 +93,17 @@ pub struct ServeConfig {
     pub http_header_timeout_s: u64,
     /// A request's body must arrive within this (408 otherwise).
     pub http_body_timeout_s: u64,
+    /// A response write that makes no progress for this many seconds (a client not reading) closes the
+    /// connection.
+    pub http_write_timeout_s: u64,
+    /// HTTP connections open at once from one peer address; more are answered 503 and closed.
+    pub http_max_connections_per_peer: usize,
+    /// HTTP connections open at once that have not yet carried a valid token; a new one closes the oldest.
+    pub http_max_unauthenticated_connections: usize,
+    /// Largest telemetry body (`POST /api/v1/events`) as sent, in MiB (413 beyond).
+    pub http_max_body_mib: u64,
+    /// Largest telemetry body once decompressed (gzip, zstd), in MiB (413 beyond; nothing of it is ingested).
+    pub http_max_decompressed_mib: u64,
     /// Link to an incident in operators' alerts: `{base}/api/v1/incidents/{id}`.
     pub public_url: Option<String>,
     /// Kafka bootstrap servers: consume telemetry from `kafka_topic` in consumer group `kafka_group`.
@@ -125,6 +141,8 @@ impl Default for ServeConfig {
             user_directory: None,
             store_probe_every_s: 5,
             ingest_max_connections: 256,
+            ingest_max_connections_per_peer: 64,
+            ingest_max_unauthenticated_connections: 64,
             ingest_idle_timeout_s: 300,
             ingest_auth: IngestAuth::Auto,
             ingest_auth_timeout_s: 10,
@@ -134,6 +152,11 @@ impl Default for ServeConfig {
             http_max_connections: 512,
             http_header_timeout_s: 10,
             http_body_timeout_s: 60,
+            http_write_timeout_s: 10,
+            http_max_connections_per_peer: 64,
+            http_max_unauthenticated_connections: 128,
+            http_max_body_mib: 64,
+            http_max_decompressed_mib: 256,
             public_url: None,
             #[cfg(feature = "kafka")]
             kafka_brokers: None,
@@ -250,6 +273,25 @@ impl ServeConfig {
             ("http_max_connections", self.http_max_connections as u64),
             ("http_header_timeout_s", self.http_header_timeout_s),
             ("http_body_timeout_s", self.http_body_timeout_s),
+            ("http_write_timeout_s", self.http_write_timeout_s),
+            (
+                "http_max_connections_per_peer",
+                self.http_max_connections_per_peer as u64,
+            ),
+            (
+                "http_max_unauthenticated_connections",
+                self.http_max_unauthenticated_connections as u64,
+            ),
+            ("http_max_body_mib", self.http_max_body_mib),
+            ("http_max_decompressed_mib", self.http_max_decompressed_mib),
+            (
+                "ingest_max_connections_per_peer",
+                self.ingest_max_connections_per_peer as u64,
+            ),
+            (
+                "ingest_max_unauthenticated_connections",
+                self.ingest_max_unauthenticated_connections as u64,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be at least 1")));

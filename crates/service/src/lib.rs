@@ -3,15 +3,20 @@
 //! `engine/` (the engine thread, its journal and held lines), `store/` (SQLite), `http/` (API and console),
 //! `alerts/` (Alertmanager) and `metrics/` (Prometheus).
 
+pub mod admission;
 pub mod alerts;
 pub mod config;
+pub mod data_dir_lock;
 pub mod engine;
 pub mod health;
 pub mod http;
 pub mod ingest;
 pub mod log_limit;
 pub mod metrics;
+pub mod published;
+pub mod service;
 pub mod store;
 pub mod user_directory;
 
 pub use config::{IngestAuth, LogFormat, ServeConfig};
+pub use service::{LogSource, Service, ServiceError, Stopped};

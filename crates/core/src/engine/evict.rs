@@ -172,6 +172,11 @@ impl Engine {
         self.evicted.total()
     }
 
+    /// The bounded record of evicted Users (for a copy published off the engine thread).
+    pub fn evicted_users(&self) -> &EvictedUsers {
+        &self.evicted
+    }
+
     /// Distinct Users seen: those in the table and those evicted and not back. Exact unless more than `max_users`
     /// Users were evicted and not back (the record keeps the newest), then a lower bound.
     pub fn users_seen(&self) -> usize {

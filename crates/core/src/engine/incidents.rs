@@ -177,8 +177,8 @@ pub fn round2(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
 }
 
-/// Every incident the engine still holds, addressed by a global index that never changes (the ID is derived from
-/// it). Resolved incidents can be pruned from the front once persisted, so a long-running service stays bounded;
+/// Every incident the engine still holds, addressed by a global index that never changes (the ID's number comes
+/// from `incident_numbers`, not from it). Resolved incidents can be pruned from the front once persisted, so a long-running service stays bounded;
 /// the open ones are listed so per-second work does not scan history.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct IncidentBook {

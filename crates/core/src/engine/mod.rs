@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod detect;
 pub mod evict;
+pub mod incident_numbers;
 pub mod incidents;
 pub mod lifecycle;
 pub mod queue_age;
@@ -90,6 +91,8 @@ pub struct Engine {
     users: Vec<UserState>,
     anomalies: Vec<[Option<Anomaly>; 4]>,
     incidents: IncidentBook,
+    /// Numbers for `INC-nnnnnn` IDs (unused with `stable_ids`).
+    numbers: incident_numbers::IncidentNumbers,
     /// The open common-cause incident of each kind, if any.
     network_open: [Option<usize>; 4],
     updates: Vec<IncidentUpdate>,
@@ -120,6 +123,7 @@ impl Engine {
             users: Vec::new(),
             anomalies: Vec::new(),
             incidents: IncidentBook::default(),
+            numbers: incident_numbers::IncidentNumbers::default(),
             network_open: [None; 4],
             updates: Vec::new(),
             next_close: None,
@@ -443,7 +447,7 @@ impl Engine {
         let id = if self.config.stable_ids {
             stable_id(affected, kind, onset)
         } else {
-            format!("INC-{:06}", index + 1)
+            format!("INC-{:06}", self.numbers.take())
         };
         self.incidents.push(Incident {
             id,
@@ -600,6 +604,21 @@ impl Engine {
         for index in self.incidents.indices() {
             self.correlate_one(index);
         }
+    }
+
+    /// Where incident numbers come from (the live service reserves them in its store; replay counts from 1).
+    pub fn incident_numbers(&self) -> &incident_numbers::IncidentNumbers {
+        &self.numbers
+    }
+
+    /// Replaces where incident numbers come from; whatever was left of the previous source is dropped.
+    pub fn set_incident_numbers(&mut self, numbers: incident_numbers::IncidentNumbers) {
+        self.numbers = numbers;
+    }
+
+    /// Adds a block of numbers reserved after those already held.
+    pub fn add_incident_numbers(&mut self, block: std::ops::Range<u64>) {
+        self.numbers.add(block);
     }
 
     /// Forgets incidents that closed more than `keep_s` seconds of event time ago (the live service persists them

@@ -30,6 +30,9 @@ pub struct EngineSnapshot {
     evicted: Vec<(crate::telemetry::Eui64, super::evict::Evicted)>,
     #[serde(default = "long_ago")]
     live_since: i64,
+    /// Absent from snapshots written before reservations: numbering then goes on after the last index.
+    #[serde(default)]
+    numbers: Option<super::incident_numbers::IncidentNumbers>,
 }
 
 fn long_ago() -> i64 {
@@ -61,6 +64,7 @@ impl Engine {
             evicted_total: self.evicted.total(),
             evicted: self.evicted.entries(),
             live_since: self.live_since,
+            numbers: Some(self.numbers.clone()),
         })
     }
 
@@ -89,6 +93,11 @@ impl Engine {
             .anomalies
             .resize(engine.users.len(), [None, None, None, None]);
         engine.incidents = snapshot.incidents;
+        engine.numbers = snapshot.numbers.unwrap_or_else(|| {
+            super::incident_numbers::IncidentNumbers::counting_from(
+                engine.incidents.next_index() as u64 + 1,
+            )
+        });
         engine.network_open = snapshot.network_open;
         engine.next_close = snapshot.next_close;
         engine.max_ts = snapshot.max_ts;

@@ -3,9 +3,11 @@
 //! clock, publishes gauges, persists incident changes and takes periodic snapshots.
 
 mod held_lines;
+pub mod incident_numbers;
 pub mod incident_series;
 pub mod journal;
 mod journal_format;
+pub mod restore;
 pub mod streams;
 
 use std::collections::{HashMap, HashSet};
@@ -22,6 +24,7 @@ use crate::engine::streams::{Attach, StreamMark, Streams};
 use crate::health::Health;
 use crate::ingest::malformed::MalformedLog;
 use crate::metrics::Publisher;
+use crate::published::Published;
 use stormwatch_core::changes::ChangeRegister;
 use stormwatch_core::engine::window::RING_SECONDS;
 use stormwatch_core::engine::{Engine, IncidentUpdate, IngestError, Ingested, Settled};
@@ -148,6 +151,8 @@ pub struct EngineLoop {
     /// Fault injection for tests of the health checks: the thread hangs (as a stuck engine would) at its first
     /// tick this long after starting. Never set in normal operation.
     pub hang_after: Option<Duration>,
+    /// Run once the engine has restored, settled and started serving (fault injection that must not slow the start).
+    pub on_started: Option<Box<dyn FnOnce() + Send>>,
     publisher: Publisher,
     /// Ingest-to-window latency in microseconds, this minute and the last: quantiles cover the last 1-2 minutes.
     latency: Histogram<u64>,
@@ -188,6 +193,19 @@ pub struct EngineLoop {
     idle_advanced_to: i64,
     /// Users evicted as of the last tick, so each tick logs only new evictions (one line, not one per User).
     evicted_logged: u64,
+    /// Incident numbers reserved in the store ahead of need (not with stable IDs).
+    numbers: Option<incident_numbers::NumberSupply>,
+    /// Where the per-User state goes for the API and console to read without asking this thread: at every tick,
+    /// and after input once the engine has caught up (see `publish_when_allowed`).
+    published: Option<Arc<Published>>,
+    /// Input changed the state since it was last published.
+    publish_pending: bool,
+    /// No more input was waiting when the batch being applied was taken.
+    input_idle: bool,
+    last_published: Instant,
+    /// How long the last publication took: the next one waits ten times that, so publishing takes at most about
+    /// a tenth of this thread's time whatever the number of Users.
+    publish_cost: Duration,
 }
 
 pub fn wall_ms() -> i64 {
@@ -211,6 +229,7 @@ impl EngineLoop {
             snapshot_every,
             health: Arc::new(Health::new(Duration::from_secs(10))),
             hang_after: None,
+            on_started: None,
             publisher: Publisher::default(),
             // Microseconds, 1 us to 60 s: constant bounds that hdrhistogram accepts.
             latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"),
@@ -235,6 +254,12 @@ impl EngineLoop {
             charts_fed_ms: i64::MIN,
             idle_advanced_to: i64::MIN,
             evicted_logged: engine.evicted_total(),
+            numbers: None,
+            published: None,
+            publish_pending: false,
+            input_idle: false,
+            last_published: Instant::now(),
+            publish_cost: Duration::ZERO,
             engine,
         }
     }
@@ -255,8 +280,12 @@ impl EngineLoop {
         let finding = self.journal_finding.take();
         if let (Some(finding), Some(journal)) = (&finding, &self.journal) {
             journal::report(journal.path(), finding);
+            // A journal newer than a snapshot that could not be read is that same loss, which `snapshot_lost`
+            // holds on /readyz until acknowledged: it is noted there, not failed twice.
+            let same_loss = matches!(finding, journal::Finding::Newer { .. })
+                && self.health.failing(crate::health::Check::SnapshotLost);
             self.health
-                .journal_found(finding.describe(), finding.loses_data());
+                .journal_found(finding.describe(), finding.loses_data() && !same_loss);
         }
         let entries = std::mem::take(&mut self.to_replay);
         if entries.is_empty() {
@@ -316,9 +345,21 @@ impl EngineLoop {
         }
     }
 
+    /// Tops up the engine's incident numbers from `supply` every tick.
+    pub fn with_incident_numbers(mut self, supply: incident_numbers::NumberSupply) -> Self {
+        self.numbers = Some(supply);
+        self
+    }
+
     /// Reports into `health` (shared with `/readyz`) instead of a private one.
     pub fn with_health(mut self, health: Arc<Health>) -> Self {
         self.health = health;
+        self
+    }
+
+    /// Publishes the engine's per-User state into `published` at start and at every tick.
+    pub fn with_published(mut self, published: Arc<Published>) -> Self {
+        self.published = Some(published);
         self
     }
 
@@ -334,15 +375,33 @@ impl EngineLoop {
     /// Runs until `Shutdown` or every sender is gone; takes a final snapshot.
     pub fn run(mut self, input: Receiver<EngineInput>) {
         self.replay_journal();
+        // A numbering the journal's replay cannot reproduce is in a snapshot before anything new is applied: a
+        // crash replays the journal with the names it gives. Whatever the journal's opening found stays on
+        // /readyz until a periodic snapshot: nobody has seen it yet.
+        let renumbered = match &mut self.numbers {
+            Some(numbers) => numbers.settle(&mut self.engine),
+            None => false,
+        };
+        if renumbered {
+            self.save_snapshot(false);
+        }
+        self.publish(None);
         self.health.engine_started();
+        if let Some(started) = self.on_started.take() {
+            started();
+        }
         let started = Instant::now();
         let mut next_tick = Instant::now() + Duration::from_secs(1);
         loop {
+            let wake = match self.publish_pending {
+                true => next_tick.min(self.last_published + self.publish_cost * 10),
+                false => next_tick,
+            };
             let wake = self
                 .journal
                 .as_ref()
                 .and_then(Journal::sync_due)
-                .map_or(next_tick, |due| due.min(next_tick));
+                .map_or(wake, |due| due.min(wake));
             let timeout = wake.saturating_duration_since(Instant::now());
             match input.recv_timeout(timeout) {
                 Ok(EngineInput::Batch {
@@ -352,6 +411,7 @@ impl EngineLoop {
                     received,
                     reply,
                 }) => {
+                    self.input_idle = input.is_empty();
                     let outcome = self.apply(&source, kind, &parsed);
                     let micros = received.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
                     let _ = self.latency.record(micros.max(1));
@@ -406,6 +466,9 @@ impl EngineLoop {
                 Err(RecvTimeoutError::Timeout) => {}
             }
             self.acknowledge_durable();
+            if self.publish_pending && input.is_empty() {
+                self.publish_when_allowed();
+            }
             if Instant::now() >= next_tick {
                 if self
                     .hang_after
@@ -509,6 +572,12 @@ impl EngineLoop {
         if outcome.accepted > 0 {
             self.last_event_wall = Some(wall_ms());
         }
+        // Published before the lines are counted or the sender answered: whoever sees them applied sees them in
+        // the published state too (when the engine has caught up and publishing is not rationed).
+        self.publish_pending = true;
+        if self.input_idle {
+            self.publish_when_allowed();
+        }
         self.publisher
             .count_batch(kind.label(), outcome.accepted, outcome.malformed);
         if outcome.refused > 0 {
@@ -593,6 +662,9 @@ impl EngineLoop {
 
     /// Once a second: close quiet seconds by the wall clock, publish gauges, snapshot when due.
     fn tick(&mut self) {
+        if let Some(numbers) = &mut self.numbers {
+            numbers.top_up(&mut self.engine);
+        }
         let now = wall_ms();
         self.engine.set_now_bound(Some(now));
         if let (Some(last_wall), Some(max_ts)) = (self.last_event_wall, self.engine.max_ts()) {
@@ -642,6 +714,7 @@ impl EngineLoop {
         }
         let open = self.engine.open_incidents();
         self.publisher.tick(&self.engine, &open, lag, latency);
+        self.publish(Some(&open));
         self.refresh_open(&open);
         self.feed_charts(&open);
         if self.charts_saved.elapsed() >= SAVE_CHARTS_EVERY {
@@ -655,6 +728,29 @@ impl EngineLoop {
             self.snapshot();
         }
         self.health.engine_ticked();
+    }
+
+    /// Publishes the state for readers on other threads; `open`: the open incidents, when already listed.
+    fn publish(&mut self, open: Option<&[IncidentRecord]>) {
+        let Some(published) = &self.published else {
+            self.publish_pending = false;
+            return;
+        };
+        let started = Instant::now();
+        match open {
+            Some(open) => published.publish(&self.engine, open),
+            None => published.publish(&self.engine, &self.engine.open_incidents()),
+        }
+        self.last_published = Instant::now();
+        self.publish_cost = started.elapsed();
+        self.publish_pending = false;
+    }
+
+    /// Publishes now unless the last publication was too recent for its cost (then the loop wakes for it).
+    fn publish_when_allowed(&mut self) {
+        if self.last_published.elapsed() >= self.publish_cost * 10 {
+            self.publish(None);
+        }
     }
 
     /// Writes each open incident whose figures, verdict or suspects moved since it was last written, and tells
@@ -735,8 +831,11 @@ impl EngineLoop {
         let changes = self.engine.changes().clone();
         // The directory is configuration, not state: a rebuilt engine that forgot it let every made-up User in.
         let directory = self.engine.directory().cloned();
+        let numbers = self.engine.incident_numbers().clone();
         self.engine = Engine::new(config, changes);
         self.engine.set_directory(directory);
+        // Numbers already handed out stay handed out.
+        self.engine.set_incident_numbers(numbers);
         // Tokens start again with the new engine; its predecessor's held lines belong to the previous owner.
         self.held.clear();
         self.publisher.forget_users();
@@ -753,6 +852,11 @@ impl EngineLoop {
     }
 
     fn snapshot(&mut self) {
+        self.save_snapshot(true);
+    }
+
+    /// `settles_journal`: a saved snapshot ends the readiness failure of a damaged journal found at start.
+    fn save_snapshot(&mut self, settles_journal: bool) {
         self.last_snapshot = Instant::now();
         match self.engine.snapshot() {
             Ok(bytes) => {
@@ -768,7 +872,8 @@ impl EngineLoop {
                 self.health.snapshot_saved(saved);
                 if saved && let (Some(journal), Some(generation)) = (&mut self.journal, next) {
                     match journal.restart(generation) {
-                        Ok(()) => self.health.journal_settled(),
+                        Ok(()) if settles_journal => self.health.journal_settled(),
+                        Ok(()) => {}
                         Err(error) => {
                             // Later batches would go to the old generation, which the next start drops as
                             // older than the snapshot: readiness fails until a snapshot restarts it.

@@ -18,6 +18,8 @@ pub enum ApiError {
         index: Option<usize>,
         reason: String,
     },
+    #[error("{0}")]
+    TooLarge(String),
     #[error("Content-Encoding `{0}` is not supported: send gzip, zstd or identity")]
     UnsupportedEncoding(String),
     #[error("the engine is not running")]
@@ -54,6 +56,7 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::EngineGone | ApiError::EngineBusy(_) | ApiError::Store(_) => {
                 StatusCode::SERVICE_UNAVAILABLE

@@ -1,21 +1,107 @@
 //! Bearer-token authentication and the access rules: `ops` may do everything, a `user` token only its own
 //! User's changes and incidents, an `ingest` token only posts telemetry, and a `calendar` key only reads the
-//! schedule's calendar feed (it is refused everywhere else, whether in a header or not).
+//! schedule's calendar feed (it is refused everywhere else, whether in a header or not). Failed authentication,
+//! on the HTTP and the TCP telemetry port, is counted by reason and logged at a rate limit, never with the secret.
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Duration;
 
 use axum::http::HeaderMap;
+use metrics::counter;
 
 use crate::http::api_error::ApiError;
 use crate::http::state::AppState;
+use crate::log_limit::LogLimit;
+use crate::metrics::AUTH_FAILURES;
 use crate::store::{Principal, Role, Store};
 use stormwatch_core::changes::ChangeOwner;
 use stormwatch_core::report::IncidentRecord;
 use stormwatch_core::telemetry::Eui64;
+
+/// Why a caller was not let in: the `reason` label of `stormwatch_auth_failures_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No credentials at all (no `Authorization` header; no `AUTH` line in time).
+    Missing,
+    /// Credentials in the wrong form (another scheme than `Bearer`, an empty token, a first line not `AUTH`).
+    Malformed,
+    /// A token the store does not know, or one that was revoked.
+    Unknown,
+    /// A valid token whose role may not do this.
+    WrongRole,
+}
+
+impl AuthFailure {
+    pub fn label(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "missing",
+            AuthFailure::Malformed => "malformed",
+            AuthFailure::Unknown => "unknown",
+            AuthFailure::WrongRole => "wrong_role",
+        }
+    }
+}
+
+/// One log line per interval for all failed authentications: a flood of bad tokens must not flood the log.
+static FAILURE_LOG: Mutex<LogLimit> = Mutex::new(LogLimit::new(Duration::from_secs(10)));
+
+/// Counts a failed authentication on `listener` (`http` or `tcp`) and logs it at a rate limit. `peer` is known
+/// to the listeners, not to the handlers.
+pub fn record_failure(listener: &'static str, reason: AuthFailure, peer: Option<IpAddr>) {
+    counter!(AUTH_FAILURES, "listener" => listener, "reason" => reason.label()).increment(1);
+    let allowed = FAILURE_LOG
+        .lock()
+        .map(|mut limit| limit.allow())
+        .unwrap_or(None);
+    if let Some(suppressed) = allowed {
+        tracing::warn!(
+            listener,
+            reason = reason.label(),
+            peer = peer.map(|p| p.to_string()),
+            suppressed,
+            "authentication failed (further failures within 10 s are only counted, in \
+             stormwatch_auth_failures_total)"
+        );
+    }
+}
+
+/// The secret of an `Authorization: Bearer <token>` header. The scheme is case-insensitive (RFC 7235).
+pub fn bearer(headers: &HeaderMap) -> Result<&str, AuthFailure> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or(AuthFailure::Missing)?;
+    let text = value.to_str().map_err(|_| AuthFailure::Malformed)?.trim();
+    let (scheme, secret) = text.split_once(' ').ok_or(AuthFailure::Malformed)?;
+    let secret = secret.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || secret.is_empty() {
+        return Err(AuthFailure::Malformed);
+    }
+    Ok(secret)
+}
+
+/// The principal of a request's bearer token, or why there is none (a store that cannot answer is an error,
+/// not a failed authentication).
+pub async fn lookup(
+    store: &Store,
+    headers: &HeaderMap,
+) -> Result<Result<Principal, AuthFailure>, ApiError> {
+    let secret = match bearer(headers) {
+        Ok(secret) => secret.to_owned(),
+        Err(failure) => return Ok(Err(failure)),
+    };
+    Ok(store
+        .authenticate_async(secret)
+        .await?
+        .ok_or(AuthFailure::Unknown))
+}
 
 /// The caller, from the `Authorization: Bearer ...` header. A calendar key is refused here: it is made to sit in
 /// a calendar client's subscription URL, so it must open nothing but the feed.
 pub async fn principal(store: &Store, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let who = any_principal(store, headers).await?;
     if who.role == Role::Calendar {
+        record_failure("http", AuthFailure::WrongRole, None);
         return Err(ApiError::Forbidden(format!(
             "`{}` is a calendar key: it reads /api/v1/schedule.ics and nothing else",
             who.name
@@ -26,23 +112,16 @@ pub async fn principal(store: &Store, headers: &HeaderMap) -> Result<Principal, 
 
 /// The caller from the header, whatever its role (the calendar feed's check).
 pub async fn any_principal(store: &Store, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let secret = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .ok_or(ApiError::Unauthorized)?;
-    store
-        .authenticate_async(secret.to_owned())
-        .await?
-        .ok_or(ApiError::Unauthorized)
+    lookup(store, headers).await?.map_err(|failure| {
+        record_failure("http", failure, None);
+        ApiError::Unauthorized
+    })
 }
 
 pub fn require_ops(who: &Principal) -> Result<(), ApiError> {
     match who.role {
         Role::Ops => Ok(()),
-        _ => Err(ApiError::Forbidden(format!(
+        _ => Err(wrong_role(format!(
             "token `{}` ({}) may not do this; an ops token is needed",
             who.name, who.role
         ))),
@@ -52,11 +131,17 @@ pub fn require_ops(who: &Principal) -> Result<(), ApiError> {
 pub fn require_ingest(who: &Principal) -> Result<(), ApiError> {
     match who.role {
         Role::Ops | Role::Ingest => Ok(()),
-        Role::User | Role::Calendar => Err(ApiError::Forbidden(format!(
+        Role::User | Role::Calendar => Err(wrong_role(format!(
             "token `{}` ({}) may not post telemetry; an ingest token is needed",
             who.name, who.role
         ))),
     }
+}
+
+/// A 403 for a token whose role may not do this, counted as a failed authentication.
+fn wrong_role(message: String) -> ApiError {
+    record_failure("http", AuthFailure::WrongRole, None);
+    ApiError::Forbidden(message)
 }
 
 /// The User a caller is confined to: `None` for ops (sees all); an error for ingest tokens.
@@ -64,7 +149,7 @@ pub fn confined_to(who: &Principal) -> Result<Option<Eui64>, ApiError> {
     match (who.role, who.user) {
         (Role::Ops, _) => Ok(None),
         (Role::User, Some(user)) => Ok(Some(user)),
-        _ => Err(ApiError::Forbidden(format!(
+        _ => Err(wrong_role(format!(
             "token `{}` ({}) cannot read changes, incidents or Users",
             who.name, who.role
         ))),

@@ -13,9 +13,9 @@ use crate::engine::incident_series::{BEFORE_ONSET_S, IncidentSeries, MAX_USERS, 
 use crate::http::api_error::ApiError;
 use crate::http::auth::{confined_to, list_scope, principal};
 use crate::http::query::time_window;
-use crate::http::state::{AppState, ask};
+use crate::http::state::AppState;
+use crate::published::EngineView;
 use crate::store::IncidentFilter;
-use stormwatch_core::engine::Engine;
 use stormwatch_core::incident::IncidentKind;
 use stormwatch_core::report::IncidentRecord;
 use stormwatch_core::telemetry::Eui64;
@@ -92,15 +92,18 @@ fn named(names: &crate::user_directory::Names, record: &IncidentRecord) -> serde
 }
 
 /// The seconds of `user` the engine's window still holds from `from_s` (or around the onset when nothing is
-/// stored yet) to the last closed one: the live tail of the stored chart.
-fn window_points(engine: &Engine, user: Eui64, from_s: i64) -> Vec<SeriesPoint> {
-    let Some(state) = engine.user_index(user).map(|index| &engine.users()[index]) else {
+/// stored yet) to the last closed one: the live tail of the stored chart. Read from the window itself, which
+/// the engine publishes and goes on writing: lock-free, without asking the engine thread.
+fn window_points(view: &EngineView, user: Eui64, from_s: i64) -> Vec<SeriesPoint> {
+    let Some(window) = view.window(user) else {
         return Vec::new();
     };
-    let last_closed = state.view.second;
+    let Some(last_closed) = window.closed_through() else {
+        return Vec::new();
+    };
     let oldest_held = last_closed - stormwatch_core::engine::window::RING_SECONDS as i64 + 1;
     (from_s.max(oldest_held)..=last_closed)
-        .map(|second| SeriesPoint::of_second(second, &state.window.read(second)))
+        .map(|second| SeriesPoint::of_second(second, &window.read(second)))
         .collect()
 }
 
@@ -159,20 +162,18 @@ async fn show(
             (user, points, chart.map_or(first, |c| c.next_second))
         })
         .collect();
-    let series = ask(&state, move |engine, _| {
-        charts
-            .into_iter()
-            .map(|(user, mut points, next)| {
-                points.extend(
-                    window_points(engine, user, next)
-                        .into_iter()
-                        .filter(|p| p.ts.div_euclid(1000) <= last),
-                );
-                serde_json::json!({ "user": user.to_string(), "points": points })
-            })
-            .collect::<Vec<_>>()
-    })
-    .await?;
+    let published = state.published.load();
+    let series: Vec<serde_json::Value> = charts
+        .into_iter()
+        .map(|(user, mut points, next)| {
+            points.extend(
+                window_points(&published, user, next)
+                    .into_iter()
+                    .filter(|p| p.ts.div_euclid(1000) <= last),
+            );
+            serde_json::json!({ "user": user.to_string(), "points": points })
+        })
+        .collect();
     let mut body = named(&state.names, &record);
     body["series"] = serde_json::Value::Array(series);
     body["extra"] = stored.extra.unwrap_or(serde_json::Value::Null);

@@ -1,6 +1,6 @@
 //! The HTTP listener: router, shared state, health, metrics, telemetry ingest and the malformed and User views.
-//! Handlers never touch the engine or the database directly: they message the engine thread and the store's
-//! owner thread.
+//! Handlers never touch the engine or the database directly: they read the engine's published state, message the
+//! engine thread, and send jobs to the store's writer or readers.
 
 pub mod api_error;
 pub mod auth;
@@ -9,12 +9,15 @@ pub mod changes_api;
 pub mod console;
 pub mod coordination;
 pub mod directory_api;
+pub mod gate;
+pub mod health_api;
 pub mod incidents_api;
 pub mod outcomes_api;
 pub mod query;
 pub mod schedule_api;
 pub mod server;
 pub mod state;
+pub mod timed_io;
 pub mod users_api;
 
 use std::io::Read;
@@ -23,7 +26,7 @@ use std::time::Instant;
 
 use crate::http::query::ApiQuery;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -38,9 +41,8 @@ use stormwatch_core::telemetry::Eui64;
 use stormwatch_core::telemetry::batch::parse_chunk;
 use stormwatch_core::telemetry::framing::LineFramer;
 
-/// Largest telemetry body accepted in one request (decompressed bodies are framed as they stream, so memory
-/// stays bounded by this and the engine queue).
-pub const MAX_BODY_BYTES: usize = 64 << 20;
+/// What a compressed telemetry body may decode to when no limit was configured (`http_max_decompressed_mib`).
+const DEFAULT_MAX_DECOMPRESSED: u64 = 256 << 20;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -53,30 +55,39 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/users/{id}", get(get_user))
         .merge(crate::http::changes_api::routes())
         .merge(crate::http::directory_api::routes())
+        .merge(crate::http::health_api::routes())
         .merge(crate::http::schedule_api::routes())
         .merge(crate::http::outcomes_api::routes())
         .merge(crate::http::incidents_api::routes())
         .merge(crate::http::console::routes())
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // The request gate (`gate`) holds every body to its route's and token role's limit as it streams.
+        .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
 
-/// 200 when ready; otherwise 503 with one line per failing check.
+/// 200 when ready; otherwise 503 with one line per failing check. Either way a last line shows the engine's
+/// write queue when it holds anything or ever held up the engine (its backpressure). Reads only atomics: never
+/// waits on the store or the engine thread.
 async fn readyz(State(state): State<AppState>) -> Response {
     let problems = state.health.problems();
+    let queue = state
+        .health
+        .store_queue_line()
+        .map(|line| line + "\n")
+        .unwrap_or_default();
     if problems.is_empty() {
         let note = state
             .health
             .journal_note()
             .map(|note| format!("journal: {note}\n"))
             .unwrap_or_default();
-        return (StatusCode::OK, format!("ready\n{note}")).into_response();
+        return (StatusCode::OK, format!("ready\n{note}{queue}")).into_response();
     }
     let text: String = problems
         .iter()
         .map(|(check, why)| format!("{}: {why}\n", check.label()))
         .collect();
-    (StatusCode::SERVICE_UNAVAILABLE, text).into_response()
+    (StatusCode::SERVICE_UNAVAILABLE, text + &queue).into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -114,28 +125,37 @@ impl Encoding {
         }
     }
 
-    fn reader(self, body: Bytes) -> std::io::Result<Box<dyn Read + Send>> {
+    /// The decoded body, cut at `limit` bytes (the check before ingest has refused a body longer than that).
+    fn reader(self, body: Bytes, limit: u64) -> std::io::Result<Box<dyn Read + Send>> {
         let raw = std::io::Cursor::new(body);
         Ok(match self {
             Encoding::Identity => Box::new(raw),
-            Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
-            Encoding::Zstd => Box::new(zstd::stream::read::Decoder::new(raw)?),
+            Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw).take(limit)),
+            Encoding::Zstd => Box::new(zstd::stream::read::Decoder::new(raw)?.take(limit)),
         })
     }
 }
 
 /// Reads the whole decoded body once, keeping nothing, so that a body that breaks part-way (a truncated gzip
-/// stream, a bad zstd frame) is refused before a single line of it reaches the engine.
-fn check_decodes(encoding: Encoding, body: &Bytes) -> Result<(), ApiError> {
+/// stream, a bad zstd frame) or decodes past `limit` bytes (a compression bomb) is refused before a single line
+/// of it reaches the engine. Decoding stops at the limit, so a bomb costs at most that much work.
+fn check_decodes(encoding: Encoding, body: &Bytes, limit: u64) -> Result<(), ApiError> {
     if encoding == Encoding::Identity {
         return Ok(());
     }
     let mut reader = encoding
-        .reader(body.clone())
+        .reader(body.clone(), limit.saturating_add(1))
         .map_err(|e| ApiError::invalid(format!("body unreadable: {e}")))?;
-    std::io::copy(&mut reader, &mut std::io::sink())
-        .map(|_| ())
-        .map_err(|e| ApiError::invalid(format!("body unreadable: {e}; nothing of it was ingested")))
+    let decoded = std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| {
+        ApiError::invalid(format!("body unreadable: {e}; nothing of it was ingested"))
+    })?;
+    if decoded > limit {
+        return Err(ApiError::TooLarge(format!(
+            "request body over {} decompressed (http_max_decompressed_mib); nothing of it was ingested",
+            gate::size(limit)
+        )));
+    }
+    Ok(())
 }
 
 /// `POST /api/v1/events`: an NDJSON body (plain, `Content-Encoding: gzip` or `zstd`; another encoding is 415).
@@ -143,9 +163,12 @@ fn check_decodes(encoding: Encoding, body: &Bytes) -> Result<(), ApiError> {
 /// accepted and how many were malformed.
 async fn post_events(
     State(state): State<AppState>,
+    decode_limit: Option<Extension<gate::DecodeLimit>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<BatchOutcome>, ApiError> {
+    // Set by the request gate; without it (a router served some other way) the configured default.
+    let limit = decode_limit.map_or(DEFAULT_MAX_DECOMPRESSED, |Extension(limit)| limit.0);
     let who = principal(&state.store, &headers).await?;
     require_ingest(&who)?;
     let encoding = Encoding::of(&headers).ok_or_else(|| {
@@ -162,9 +185,9 @@ async fn post_events(
     let replies = tokio::task::spawn_blocking(move || -> Result<Vec<_>, ApiError> {
         // Decoding twice costs CPU, but keeps memory bounded by the compressed body (a gzip bomb is never held
         // decoded) while still ingesting nothing of a body that turns out broken.
-        check_decodes(encoding, &body)?;
+        check_decodes(encoding, &body, limit)?;
         let reader = encoding
-            .reader(body)
+            .reader(body, limit)
             .map_err(|e| ApiError::invalid(format!("body unreadable: {e}")))?;
         let mut framer = LineFramer::new(reader);
         let mut replies = Vec::new();
@@ -234,22 +257,23 @@ async fn list_malformed(
     .into_response())
 }
 
+/// `GET /api/v1/users`: from the engine's published state (as of its last tick), never waiting on the engine.
 async fn list_users(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let who = principal(&state.store, &headers).await?;
     let only = confined_to(&who)?;
-    let users = ask(&state, move |engine, _| {
-        users_api::all(engine)
-            .into_iter()
-            .filter(|u| only.is_none_or(|o| Eui64::parse(&u.user) == Some(o)))
-            .collect::<Vec<_>>()
-    })
-    .await?;
+    let view = state.published.load();
+    let users: Vec<&users_api::UserView> = view
+        .users
+        .iter()
+        .filter(|u| only.is_none_or(|o| Eui64::parse(&u.user) == Some(o)))
+        .collect();
     Ok(Json(users).into_response())
 }
 
+/// `GET /api/v1/users/{id}`: from the engine's published state, like the list.
 async fn get_user(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -259,17 +283,15 @@ async fn get_user(
     let user = Eui64::parse(&id)
         .ok_or_else(|| ApiError::field("id", format!("`{id}` is not an EUI-64")))?;
     may_see_user(&who, &id)?;
-    let view = ask(&state, move |engine, _| match engine.user_index(user) {
-        Some(index) => Ok(users_api::view_of(engine, index)),
-        None => Err(engine.evicted(user)),
-    })
-    .await?;
-    match view {
-        Ok(Some(view)) => Ok(Json(view).into_response()),
-        Err(Some(evicted)) => Err(ApiError::NotFound(users_api::evicted_message(
+    let view = state.published.load();
+    if let Some(found) = view.user(user) {
+        return Ok(Json(found).into_response());
+    }
+    match view.evicted(user) {
+        Some(evicted) => Err(ApiError::NotFound(users_api::evicted_message(
             user, evicted,
         ))),
-        Ok(None) | Err(None) => Err(ApiError::NotFound(format!(
+        None => Err(ApiError::NotFound(format!(
             "no telemetry seen for User {user}"
         ))),
     }

@@ -1,5 +1,5 @@
-//! What every HTTP handler shares: the application state (engine queue, store, metrics, readiness) and the one way
-//! to ask the engine thread a question.
+//! What every HTTP handler shares: the application state (engine queue, the engine's published state, store,
+//! metrics, readiness) and the one way to ask the engine thread a question (for what it does not publish).
 
 use std::sync::Arc;
 
@@ -16,6 +16,8 @@ use stormwatch_core::engine::Engine;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Sender<EngineInput>,
+    /// The engine's per-User state as of its last tick: read this rather than `ask` where it suffices.
+    pub published: Arc<crate::published::Published>,
     pub store: Store,
     pub metrics: PrometheusHandle,
     pub health: Arc<crate::health::Health>,

@@ -1,4 +1,5 @@
-//! The TCP telemetry listener, async on tokio: a cap on connections, an idle timeout, optional TLS (with client
+//! The TCP telemetry listener, async on tokio: a cap on connections, a cap per peer address and a smaller pool
+//! for connections not authenticated yet (`admission`), an idle timeout, optional TLS (with client
 //! certificates when a CA is set), and (beyond loopback, or when configured) an ingest-token handshake before
 //! any line is read. A connection task hands its batches
 //! straight to the engine's bounded queue; when that is full the task waits (without blocking a worker) and stops
@@ -16,7 +17,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
+use crate::admission::{Admission, AdmissionLimits, Ticket};
 use crate::engine::{EngineInput, SourceKind};
+use crate::http::auth::{AuthFailure, record_failure};
 use crate::ingest::ack;
 use crate::metrics::{CONNECTIONS, CONNECTIONS_REFUSED};
 use crate::store::{Role, Store};
@@ -37,6 +40,8 @@ const MAX_AUTH_LINE: usize = 512;
 #[derive(Clone)]
 pub struct TcpSettings {
     pub max_connections: usize,
+    /// Per peer address, and for connections that have not authenticated yet (see `admission`).
+    pub admission: AdmissionLimits,
     /// A connection that sends nothing for this long is closed (its last partial line is taken as ended).
     pub idle_timeout: Duration,
     /// When set, the first line must be `AUTH <token>` with an `ingest` or `ops` API token from this store.
@@ -52,6 +57,7 @@ pub struct TcpSettings {
 /// told why), so a flood of idle sockets costs neither threads nor memory.
 pub async fn serve(listener: TcpListener, settings: TcpSettings, engine: Sender<EngineInput>) {
     let slots = Arc::new(Semaphore::new(settings.max_connections.max(1)));
+    let admission = Admission::new("tcp", settings.admission);
     let settings = Arc::new(settings);
     loop {
         let (mut stream, peer) = match listener.accept().await {
@@ -64,13 +70,37 @@ pub async fn serve(listener: TcpListener, settings: TcpSettings, engine: Sender<
                 continue;
             }
         };
+        let ticket = match admission.admit(peer.ip()) {
+            Ok(ticket) => {
+                // With neither a token nor TLS asked for (loopback), there is nothing to prove.
+                if settings.auth.is_none() && settings.tls.is_none() {
+                    ticket.authenticated();
+                }
+                ticket
+            }
+            Err(refusal) => {
+                tracing::debug!(%peer, %refusal, "ingest connection refused");
+                let tls = settings.tls.is_some();
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(1),
+                        refuse(&mut stream, tls, "too many connections from your address"),
+                    )
+                    .await;
+                });
+                continue;
+            }
+        };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             counter!(CONNECTIONS_REFUSED, "listener" => "tcp", "reason" => "cap").increment(1);
             tracing::debug!(%peer, cap = settings.max_connections, "ingest connection refused: at the cap");
             let tls = settings.tls.is_some();
             tokio::spawn(async move {
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(1), refuse(&mut stream, tls)).await;
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    refuse(&mut stream, tls, "too many connections"),
+                )
+                .await;
             });
             continue;
         };
@@ -78,23 +108,34 @@ pub async fn serve(listener: TcpListener, settings: TcpSettings, engine: Sender<
         tokio::spawn(async move {
             let _slot = slot;
             gauge!(CONNECTIONS, "listener" => "tcp").increment(1.0);
-            match &settings.tls {
-                None => connection(stream, peer, &settings, &batches).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(settings.auth_timeout, acceptor.accept(stream)).await
-                    {
-                        Ok(Ok(tls)) => connection(tls, peer, &settings, &batches).await,
-                        Ok(Err(error)) => {
-                            counter!(CONNECTIONS_REFUSED, "listener" => "tcp", "reason" => "tls")
+            let served = async {
+                match &settings.tls {
+                    None => connection(stream, peer, &settings, &batches, &ticket).await,
+                    Some(acceptor) => {
+                        match tokio::time::timeout(settings.auth_timeout, acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(tls)) => {
+                                connection(tls, peer, &settings, &batches, &ticket).await
+                            }
+                            Ok(Err(error)) => {
+                                counter!(CONNECTIONS_REFUSED, "listener" => "tcp", "reason" => "tls")
                                 .increment(1);
-                            tracing::warn!(%peer, %error, "ingest connection refused: TLS handshake failed");
-                        }
-                        Err(_) => {
-                            counter!(CONNECTIONS_REFUSED, "listener" => "tcp", "reason" => "tls")
+                                tracing::warn!(%peer, %error, "ingest connection refused: TLS handshake failed");
+                            }
+                            Err(_) => {
+                                counter!(CONNECTIONS_REFUSED, "listener" => "tcp", "reason" => "tls")
                                 .increment(1);
-                            tracing::warn!(%peer, "ingest connection refused: no TLS handshake in time");
+                                tracing::warn!(%peer, "ingest connection refused: no TLS handshake in time");
+                            }
                         }
                     }
+                }
+            };
+            tokio::select! {
+                () = served => {}
+                () = ticket.evicted() => {
+                    tracing::debug!(%peer, "unauthenticated ingest connection closed for a newer one");
                 }
             }
             gauge!(CONNECTIONS, "listener" => "tcp").decrement(1.0);
@@ -106,9 +147,9 @@ pub async fn serve(listener: TcpListener, settings: TcpSettings, engine: Sender<
 /// port reads as a corrupt record, and answering inside TLS would cost a full handshake for every connection a
 /// flood opens. Either way the close is a FIN, not a reset: what the client already sent (its `ClientHello`, its
 /// first lines) is read and dropped first, so a reset cannot destroy the reason before the client reads it.
-async fn refuse(stream: &mut TcpStream, tls: bool) {
+async fn refuse(stream: &mut TcpStream, tls: bool, why: &str) {
     if !tls {
-        let _ = stream.write_all(b"ERR too many connections\n").await;
+        let _ = stream.write_all(format!("ERR {why}\n").as_bytes()).await;
     }
     let _ = stream.shutdown().await;
     let mut sink = [0u8; 4096];
@@ -138,16 +179,21 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     peer: SocketAddr,
     settings: &TcpSettings,
     batches: &Sender<EngineInput>,
+    ticket: &Ticket,
 ) {
     let mut feed = Feed::default();
     let mut source = format!("tcp:{peer}");
     if let Some(store) = &settings.auth {
         match handshake(&mut stream, store, settings.auth_timeout, &mut feed).await {
             Ok(name) => {
+                ticket.authenticated();
                 source = format!("tcp:{peer}:{name}");
                 let _ = stream.write_all(b"OK\n").await;
             }
-            Err(why) => {
+            Err((failure, why)) => {
+                if let Some(failure) = failure {
+                    record_failure("tcp", failure, Some(peer.ip()));
+                }
                 counter!(CONNECTIONS_REFUSED, "listener" => "tcp", "reason" => "auth").increment(1);
                 tracing::warn!(%peer, why, "ingest connection refused");
                 let _ = tokio::time::timeout(
@@ -158,6 +204,9 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                 return;
             }
         }
+    } else {
+        // No token asked for: a TLS client certificate (checked in the handshake) or loopback is the trust.
+        ticket.authenticated();
     }
     tracing::info!(%peer, "ingest connection opened");
     let source: Arc<str> = Arc::from(source);
@@ -299,20 +348,29 @@ async fn read_into<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Reads `AUTH <token>` and checks the token; returns the token's name. Bytes after the line are the first
-/// telemetry and go to `feed`.
+/// telemetry and go to `feed`. A refusal says why, and which failed authentication it counts as (none when
+/// the store could not be asked).
 async fn handshake<S: AsyncRead + Unpin>(
     stream: &mut S,
     store: &Store,
     timeout: Duration,
     feed: &mut Feed,
-) -> Result<String, &'static str> {
+) -> Result<String, (Option<AuthFailure>, &'static str)> {
+    let missing = |why| (Some(AuthFailure::Missing), why);
+    let malformed = (
+        Some(AuthFailure::Malformed),
+        "first line is not `AUTH <token>`",
+    );
     let mut line = Vec::with_capacity(128);
     let mut byte = [0u8; 256];
     let read_line = async {
         loop {
-            let n = stream.read(&mut byte).await.map_err(|_| "read failed")?;
+            let n = stream
+                .read(&mut byte)
+                .await
+                .map_err(|_| missing("read failed"))?;
             if n == 0 {
-                return Err("closed before the AUTH line");
+                return Err(missing("closed before the AUTH line"));
             }
             line.extend_from_slice(&byte[..n]);
             if let Some(end) = line.iter().position(|&b| b == b'\n') {
@@ -321,24 +379,27 @@ async fn handshake<S: AsyncRead + Unpin>(
                 return Ok(());
             }
             if line.len() > MAX_AUTH_LINE {
-                return Err("first line is not `AUTH <token>`");
+                return Err(malformed);
             }
         }
     };
     tokio::time::timeout(timeout, read_line)
         .await
-        .map_err(|_| "no AUTH line in time")??;
+        .map_err(|_| missing("no AUTH line in time"))??;
     let secret = std::str::from_utf8(&line)
         .ok()
         .and_then(|text| text.trim_end_matches('\r').strip_prefix("AUTH "))
         .map(str::trim)
         .filter(|secret| !secret.is_empty())
-        .ok_or("first line is not `AUTH <token>`")?;
+        .ok_or(malformed)?;
     match store.authenticate_async(secret.to_owned()).await {
         Ok(Some(who)) if matches!(who.role, Role::Ingest | Role::Ops) => Ok(who.name),
-        Ok(Some(_)) => Err("token may not send telemetry (needs ingest or ops)"),
-        Ok(None) => Err("unknown or revoked token"),
-        Err(_) => Err("cannot check the token now"),
+        Ok(Some(_)) => Err((
+            Some(AuthFailure::WrongRole),
+            "token may not send telemetry (needs ingest or ops)",
+        )),
+        Ok(None) => Err((Some(AuthFailure::Unknown), "unknown or revoked token")),
+        Err(_) => Err((None, "cannot check the token now")),
     }
 }
 

@@ -32,6 +32,7 @@ pub const HELD: &str = "stormwatch_ingest_held_lines";
 pub const BUILD_INFO: &str = "stormwatch_build_info";
 pub const CONNECTIONS: &str = "stormwatch_connections";
 pub const CONNECTIONS_REFUSED: &str = "stormwatch_connections_refused_total";
+pub const AUTH_FAILURES: &str = "stormwatch_auth_failures_total";
 pub const QUARANTINE_WRITE_ERRORS: &str = "stormwatch_quarantine_write_errors_total";
 pub const JOURNAL_WRITE_ERRORS: &str = "stormwatch_journal_write_errors_total";
 pub const JOURNAL_DAMAGE: &str = "stormwatch_journal_damage_total";
@@ -39,6 +40,11 @@ pub const SUPERSEDED: &str = "stormwatch_ingest_superseded_lines_total";
 pub const JOURNAL_LOST_FRAMES: &str = "stormwatch_journal_lost_batches_total";
 pub const HEALTH_CHECK: &str = "stormwatch_health_check";
 pub const ENGINE_TICK_AGE: &str = "stormwatch_engine_tick_age_seconds";
+pub const STORE_QUEUE_DEPTH: &str = "stormwatch_store_queue_depth";
+pub const STORE_QUEUE_OLDEST_AGE: &str = "stormwatch_store_queue_oldest_seconds";
+pub const STORE_QUEUE_COALESCED: &str = "stormwatch_store_queue_coalesced_total";
+pub const STORE_ENGINE_WAITS: &str = "stormwatch_store_engine_waits_total";
+pub const STORE_ENGINE_WAIT_SECONDS: &str = "stormwatch_store_engine_waited_seconds";
 
 /// Installs the global recorder; `/metrics` renders through the returned handle.
 pub fn install() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
@@ -68,7 +74,12 @@ fn describe() {
     describe_gauge!(CONNECTIONS, "Open connections, by listener (http, tcp)");
     describe_counter!(
         CONNECTIONS_REFUSED,
-        "Connections refused or closed early, by listener and reason (cap, auth, tls, idle, accept_error)"
+        "Connections refused or closed early, by listener and reason (cap, peer_cap, unauthenticated_evicted, auth, \
+         tls, idle, accept_error)"
+    );
+    describe_counter!(
+        AUTH_FAILURES,
+        "Failed authentications, by listener (http, tcp) and reason (missing, malformed, unknown, wrong_role)"
     );
     describe_counter!(
         QUARANTINE_WRITE_ERRORS,
@@ -92,12 +103,35 @@ fn describe() {
     );
     describe_gauge!(
         HEALTH_CHECK,
-        "1 while a readiness check passes, 0 while it fails (check: restoring, engine_tick, snapshot, store)"
+        "1 while a readiness check passes, 0 while it fails (check: restoring, engine_tick, snapshot, store, \
+         store_queue)"
     );
     describe_gauge!(
         ENGINE_TICK_AGE,
         Unit::Seconds,
         "Time since the engine thread last finished its once-a-second tick"
+    );
+    describe_gauge!(
+        STORE_QUEUE_DEPTH,
+        "The engine's writes (distinct incidents and charts, a snapshot) waiting for the store's writer"
+    );
+    describe_gauge!(
+        STORE_QUEUE_OLDEST_AGE,
+        Unit::Seconds,
+        "How long the oldest write waiting for the store's writer has waited (0 when none waits)"
+    );
+    describe_counter!(
+        STORE_QUEUE_COALESCED,
+        "Engine writes replaced by a newer version of the same incident or chart before the writer took them"
+    );
+    describe_counter!(
+        STORE_ENGINE_WAITS,
+        "Times the engine thread waited on the store: for its snapshot to be written, or for room in a full queue"
+    );
+    describe_gauge!(
+        STORE_ENGINE_WAIT_SECONDS,
+        Unit::Seconds,
+        "Time the engine thread has spent waiting on the store in all"
     );
     describe_gauge!(OPEN_INCIDENTS, "Open incidents by user, kind and verdict");
     describe_counter!(INCIDENTS, "Incidents opened, by kind");

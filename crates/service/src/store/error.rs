@@ -54,6 +54,15 @@ pub enum StoreError {
         id: String,
         reason: String,
     },
+    /// An incident ID already names a different incident in the store: it is kept, the new one is not written.
+    #[error(
+        "incident `{id}` is already stored for another incident ({stored}); refusing to overwrite it with {offered}"
+    )]
+    IncidentIdTaken {
+        id: String,
+        stored: String,
+        offered: String,
+    },
     #[error("cannot encode {what} as JSON: {cause}")]
     Encode {
         what: &'static str,

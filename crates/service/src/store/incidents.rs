@@ -1,4 +1,5 @@
-//! Stored incidents (full report JSON plus indexed columns, upserted by id) and the engine's snapshot blob.
+//! Stored incidents (full report JSON plus indexed columns, upserted by id, never over a different incident)
+//! and the engine's snapshot blob.
 
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
@@ -6,6 +7,7 @@ use serde_json::Value;
 
 use super::changes::Upsert;
 use super::history;
+use super::incident_numbers::{StoredIdentity, refuse_other_incident};
 use super::{StoreError, now_ms};
 use stormwatch_core::incident::IncidentKind;
 use stormwatch_core::report::IncidentRecord;
@@ -50,13 +52,23 @@ pub(super) fn save(
         .transpose()
         .map_err(encode)?;
     let tx = db.transaction()?;
-    let previous: Option<(String, Option<String>)> = tx
+    let found: Option<(String, Option<String>, StoredIdentity)> = tx
         .query_row(
-            "SELECT record, extra FROM incidents WHERE id = ?1",
+            "SELECT record, extra, user, kind, detected FROM incidents WHERE id = ?1",
             [&record.id],
-            |row| Ok((row.get(0)?, row.get(1)?)),
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    (row.get(2)?, row.get(3)?, row.get(4)?),
+                ))
+            },
         )
         .optional()?;
+    if let Some((_, _, identity)) = &found {
+        refuse_other_incident(record, &canonical(&record.user), identity)?;
+    }
+    let previous = found.map(|(record, extra, _)| (record, extra));
     let merged = previous
         .as_ref()
         .and_then(|(old, _)| with_earlier_users(record, old));

@@ -151,3 +151,48 @@ fn a_network_incident_keeps_the_users_every_writer_reported() {
         ["INC-backlog-NET-100"]
     );
 }
+
+/// After a lost snapshot the engine once numbered from 1 again, and the next incident overwrote the stored
+/// `INC-000001` (its record gone, the new storm carrying its acknowledgement and history).
+#[test]
+fn a_numbered_id_stored_for_another_incident_is_refused_not_overwritten() {
+    let (_dir, store) = temp_store();
+    let old = record("INC-000001", "90-B3-D5-1F-30-01-00-07", 100, Some(200));
+    store.save_incident(old.clone(), None).unwrap();
+    let other = record("INC-000001", "90-B3-D5-1F-30-01-00-08", 5_000, None);
+    let error = store.save_incident(other, None).unwrap_err();
+    assert!(
+        matches!(error, crate::store::StoreError::IncidentIdTaken { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("refusing to overwrite"),
+        "{error}"
+    );
+    let stored = store.get_incident("INC-000001".into()).unwrap().unwrap();
+    assert_eq!(stored.record, old);
+    // A later version of the same incident (same User, kind and detection) still updates it.
+    let resolved_later = stormwatch_core::report::IncidentRecord {
+        resolved: Some(900),
+        ..old
+    };
+    assert_eq!(
+        store.save_incident(resolved_later, None).unwrap(),
+        Upsert::Updated
+    );
+}
+
+/// Stable IDs (Kafka) name kind, User and onset: instances that detected the same incident at different
+/// seconds write it alike.
+#[test]
+fn a_stable_id_may_be_written_by_instances_that_detected_it_at_different_times() {
+    let (_dir, store) = temp_store();
+    let id = "INC-backlog-NET-1773133500";
+    let mut first = record(id, "*", 100, None);
+    first.users = vec!["90-B3-D5-1F-30-01-00-07".into()];
+    store.save_incident(first.clone(), None).unwrap();
+    let mut second = first.clone();
+    second.detected += 7;
+    second.users = vec!["90-B3-D5-1F-30-01-00-09".into()];
+    assert_eq!(store.save_incident(second, None).unwrap(), Upsert::Updated);
+}

@@ -3,9 +3,12 @@
 //! cloneable handle every caller uses.
 //!
 //! Every operation comes twice: a blocking method for the CLI and tests, and an `_async` twin for async code
-//! (HTTP handlers). Both queue the same job for the owner thread, which runs jobs one at a time in arrival order,
-//! so no caller ever touches the connection and writes never contend inside the process. The blocking methods
-//! panic if called on a tokio runtime thread (tokio's `blocking_recv` rule): async code uses the `_async` ones.
+//! (HTTP handlers). Both queue the same job. Writes go to the writer thread, which runs them one at a time in
+//! arrival order, so writes never contend inside the process; reads (token lookups, lists, the snapshot) go to a
+//! small pool of read-only connections that WAL lets read beside the writer, so a read never queues behind a
+//! write. No caller ever touches a connection. The blocking methods panic if called on a tokio runtime thread
+//! (tokio's `blocking_recv` rule): async code uses the `_async` ones. The engine's own writes reach the writer
+//! through the bounded, coalescing `write_queue`.
 //!
 //! The wall clock (`created_ms`, audit times) is read here, not in the engine, which stays a function of its input.
 
@@ -14,6 +17,7 @@ mod changes;
 mod directory;
 mod error;
 mod history;
+pub mod incident_numbers;
 mod incidents;
 mod owner;
 mod schema;
@@ -21,6 +25,7 @@ mod series;
 pub mod sink;
 mod tokens;
 mod triage;
+pub mod write_queue;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -46,11 +51,15 @@ use stormwatch_core::telemetry::Eui64;
 /// The database's file name inside the data directory.
 pub const DB_FILE: &str = "stormwatch.db";
 
-/// A handle to the store. Clones share one owner thread; dropping the last one lets queued jobs finish, closes
-/// the database and joins the thread.
+/// Read-only connections beside the writer: enough that a slow list does not hold up a token lookup.
+const READERS: usize = 4;
+
+/// A handle to the store. Clones share one writer thread and one pool of readers; dropping the last one lets
+/// queued jobs finish, closes the database and joins the threads.
 #[derive(Clone)]
 pub struct Store {
     owner: Arc<owner::Owner>,
+    readers: Arc<owner::Owner>,
     path: Arc<PathBuf>,
 }
 
@@ -95,11 +104,31 @@ impl Store {
     fn start(file: PathBuf, create: bool) -> Result<Store, StoreError> {
         let db = schema::open(&file, create)?;
         let owner = owner::Owner::spawn(db, file.clone())?;
+        let readers = owner::Owner::spawn_readers(owner.file(), READERS)?;
         tracing::debug!(path = %file.display(), "store opened");
         Ok(Store {
             owner: Arc::new(owner),
+            readers: Arc::new(readers),
             path: Arc::new(file),
         })
+    }
+
+    /// Fault injection for tests (`serve --fault-slow-store-ms`): every write first waits `delay`, as on a disk
+    /// that has stopped keeping up. Reads are not slowed. Never set in normal operation.
+    pub fn set_fault_slow_writes(&self, delay: std::time::Duration) {
+        self.owner.set_fault_delay(delay);
+    }
+
+    /// The engine's queued writes (incidents, then charts, then the snapshot), each in its own transaction, in
+    /// one job that the writer runs before any other waiting job; what each came to is in the answer.
+    pub fn write_engine_batch(
+        &self,
+        batch: write_queue::Batch,
+    ) -> Result<write_queue::Applied, StoreError> {
+        let reply = self
+            .owner
+            .submit_urgent(move |db| Ok(write_queue::apply(db, batch)))?;
+        reply.blocking_recv().map_err(|_| StoreError::Closed)?
     }
 
     /// The database file.
@@ -119,7 +148,7 @@ pub fn now_ms() -> i64 {
 
 /// Writes each operation as a blocking method and an `_async` twin around one job for the owner thread.
 macro_rules! operations {
-    ($(
+    (via $via:ident; $(
         $(#[$doc:meta])*
         fn $name:ident / $async_name:ident ($($arg:ident: $ty:ty),*) -> $out:ty = |$db:ident| $body:expr;
     )*) => {
@@ -127,13 +156,13 @@ macro_rules! operations {
             $(
                 $(#[$doc])*
                 pub fn $name(&self, $($arg: $ty),*) -> Result<$out, StoreError> {
-                    let reply = self.owner.submit(move |$db| $body)?;
+                    let reply = self.$via.submit(move |$db| $body)?;
                     reply.blocking_recv().map_err(|_| StoreError::Closed)?
                 }
 
                 #[doc = concat!("[`Store::", stringify!($name), "`] for async callers.")]
                 pub async fn $async_name(&self, $($arg: $ty),*) -> Result<$out, StoreError> {
-                    let reply = self.owner.submit(move |$db| $body)?;
+                    let reply = self.$via.submit(move |$db| $body)?;
                     reply.await.map_err(|_| StoreError::Closed)?
                 }
             )*
@@ -142,6 +171,7 @@ macro_rules! operations {
 }
 
 operations! {
+    via owner;
     /// Registers notices in one transaction: all are written or, on any error, none. Registering an existing id
     /// updates it. Returns, in input order, what happened to each; every create or update leaves an audit row.
     /// Each notice written is judged against the register (with the batch in it) under `coordination`'s
@@ -152,9 +182,6 @@ operations! {
     /// or any stored notice it would replace, belongs to another owner.
     fn upsert_changes_confined / upsert_changes_confined_async(notices: Vec<ChangeNotice>, actor: String, owner: ChangeOwner, coordination: Arc<CoordinationConfig>) -> Vec<UpsertOutcome>
         = |db| changes::upsert(db, notices, &actor, Some(owner), &coordination);
-    fn get_change / get_change_async(id: String) -> Option<StoredChange> = |db| changes::get(db, &id);
-    fn list_changes / list_changes_async(filter: ChangeFilter) -> Vec<StoredChange>
-        = |db| changes::list(db, &filter);
     /// Sets a notice's status (cancelling is `ChangeStatus::Cancelled`), with an audit row unless it already had
     /// that status. `NotFound` when no notice has the id.
     fn set_change_status / set_change_status_async(id: String, status: ChangeStatus, actor: String) -> StatusChange
@@ -162,65 +189,83 @@ operations! {
     /// [`Store::set_change_status`] for a caller confined to `owner`: `NotYours` if the stored notice is another's.
     fn set_change_status_confined / set_change_status_confined_async(id: String, status: ChangeStatus, actor: String, owner: ChangeOwner) -> StatusChange
         = |db| changes::set_status(db, &id, status, &actor, Some(owner));
-    /// Every write to the notice, oldest first (empty when the id was never registered).
-    fn change_audit / change_audit_async(id: String) -> Vec<AuditEntry> = |db| audit::trail(db, &id);
-    /// The whole register, for the engine.
-    fn load_register / load_register_async() -> ChangeRegister = |db| changes::load_register(db);
-
     /// Creates a token and returns its id and secret. Only the secret's SHA-256 is kept: it cannot be shown again.
     /// `user` is required for `Role::User` and refused for the others.
     fn add_token / add_token_async(name: String, role: Role, user: Option<Eui64>) -> (TokenId, String)
         = |db| tokens::add(db, &name, role, user);
-    /// Every token, revoked ones included, by id; never a secret.
-    fn list_tokens / list_tokens_async() -> Vec<TokenInfo> = |db| tokens::list(db);
     /// Revokes a token by id (digits) or by the name of an active token.
     fn revoke_token / revoke_token_async(id_or_name: String) -> TokenInfo = |db| tokens::revoke(db, &id_or_name);
-    /// The principal of an active token with this secret; `None` for unknown or revoked secrets.
-    fn authenticate / authenticate_async(secret: String) -> Option<Principal>
-        = |db| tokens::authenticate(db, &secret);
-    /// Whether any token is active (the service refuses non-loopback addresses otherwise).
-    fn has_tokens / has_tokens_async() -> bool = |db| tokens::has_active(db);
-
-    /// Saves an incident by id (replacing an earlier version), with optional service JSON beside it.
+    /// Reserves `count` incident numbers, from `floor` or later and past every number reserved or stored before;
+    /// returns the block. The engine numbers incidents only from such blocks (see `engine::incident_numbers`).
+    fn reserve_incident_numbers / reserve_incident_numbers_async(floor: u64, count: u64) -> std::ops::Range<u64>
+        = |db| incident_numbers::reserve(db, floor, count);
+    /// Records that the engine snapshot could not be read at start (kept, with the first reason, until
+    /// acknowledged: a restart does not clear it).
+    fn record_snapshot_loss / record_snapshot_loss_async(reason: String) -> ()
+        = |db| incident_numbers::record_snapshot_loss(db, &reason);
+    /// Forgets the lost snapshot; `true` if one was recorded.
+    fn acknowledge_snapshot_loss / acknowledge_snapshot_loss_async() -> bool
+        = |db| incident_numbers::acknowledge_snapshot_loss(db);
+    /// Saves an incident by id (replacing an earlier version of the same incident), with optional service JSON
+    /// beside it. `IncidentIdTaken`, and nothing written, when the id is stored for a different incident.
     fn save_incident / save_incident_async(record: IncidentRecord, extra: Option<serde_json::Value>) -> Upsert
         = |db| incidents::save(db, &record, extra.as_ref());
-    fn get_incident / get_incident_async(id: String) -> Option<StoredIncident> = |db| incidents::get(db, &id);
     /// Replaces an incident's chart (`IncidentSeries` JSON).
     fn save_series / save_series_async(id: String, series: String) -> () = |db| series::save(db, &id, &series);
-    fn get_series / get_series_async(id: String) -> Option<String> = |db| series::get(db, &id);
-    fn list_incidents / list_incidents_async(filter: IncidentFilter) -> Vec<StoredIncident>
-        = |db| incidents::list(db, &filter);
-
     /// Records an operator's acknowledgement, note or suspect judgement on an incident, with `actor` and the wall
     /// clock; a repeated acknowledgement or an unchanged judgement writes nothing. `NotFound` for an unknown
     /// incident or change, `Constraint` (field `text`) for an empty note or an over-long text.
     fn triage_incident / triage_incident_async(id: String, request: TriageRequest, actor: String) -> TriageOutcome
         = |db| triage::apply(db, &id, request, &actor);
-    /// An incident's triage with every action and state transition; `NotFound` for an unknown incident.
-    fn incident_triage / incident_triage_async(id: String) -> Triage = |db| triage::get(db, &id);
-    /// The triage of each incident, in the order given and without history (for lists).
-    fn incident_triages / incident_triages_async(ids: Vec<String>) -> Vec<Triage> = |db| triage::many(db, &ids);
-
     /// A number that changes whenever another connection (say, a CLI process beside the service) commits to the
     /// file, and not for this store's own writes (SQLite's `PRAGMA data_version`). Poll it to know when to reload
     /// the register.
     fn external_writes / external_writes_async() -> i64 = |db| schema::data_version(db);
-
     /// Rewrites the probe row: fails when the store cannot take a write (read-only or full file system, file
     /// deleted or replaced under the service).
     fn probe_write / probe_write_async() -> () = |db| schema::probe_write(db);
-
-    /// The User directory's API edits (`None`: deleted), to overlay on the directory file.
-    fn directory_edits / directory_edits_async() -> Vec<(Eui64, Option<crate::user_directory::Entry>)>
-        = |db| directory::edits(db);
     /// Records a directory edit (`None` deletes) with an audit row; `false` when it changes nothing.
     fn put_directory / put_directory_async(user: Eui64, entry: Option<crate::user_directory::Entry>, before: Option<crate::user_directory::Entry>, actor: String) -> bool
         = |db| directory::put(db, user, entry.as_ref(), before.as_ref(), &actor);
-    /// Every directory edit of a User, oldest first.
-    fn directory_audit / directory_audit_async(user: Eui64) -> Vec<DirectoryAudit> = |db| directory::audit(db, user);
-
     /// Replaces the engine snapshot atomically.
     fn save_snapshot / save_snapshot_async(data: Vec<u8>) -> () = |db| incidents::save_snapshot(db, &data);
+}
+
+// Reads: answered by the pool of read-only connections, never queued behind a write.
+operations! {
+    via readers;
+    fn get_change / get_change_async(id: String) -> Option<StoredChange> = |db| changes::get(db, &id);
+    fn list_changes / list_changes_async(filter: ChangeFilter) -> Vec<StoredChange>
+        = |db| changes::list(db, &filter);
+    /// Every write to the notice, oldest first (empty when the id was never registered).
+    fn change_audit / change_audit_async(id: String) -> Vec<AuditEntry> = |db| audit::trail(db, &id);
+    /// The whole register, for the engine.
+    fn load_register / load_register_async() -> ChangeRegister = |db| changes::load_register(db);
+    /// Every token, revoked ones included, by id; never a secret.
+    fn list_tokens / list_tokens_async() -> Vec<TokenInfo> = |db| tokens::list(db);
+    /// The principal of an active token with this secret; `None` for unknown or revoked secrets.
+    fn authenticate / authenticate_async(secret: String) -> Option<Principal>
+        = |db| tokens::authenticate(db, &secret);
+    /// Whether any token is active (the service refuses non-loopback addresses otherwise).
+    fn has_tokens / has_tokens_async() -> bool = |db| tokens::has_active(db);
+    /// The lost snapshot not yet acknowledged: its reason and when it was found (ms since the epoch).
+    fn snapshot_loss / snapshot_loss_async() -> Option<(String, i64)> = |db| incident_numbers::snapshot_loss(db);
+    /// The first incident number past every stored `INC-nnnnnn`.
+    fn incident_number_past_stored / incident_number_past_stored_async() -> u64
+        = |db| incident_numbers::past_stored(db);
+    fn get_incident / get_incident_async(id: String) -> Option<StoredIncident> = |db| incidents::get(db, &id);
+    fn get_series / get_series_async(id: String) -> Option<String> = |db| series::get(db, &id);
+    fn list_incidents / list_incidents_async(filter: IncidentFilter) -> Vec<StoredIncident>
+        = |db| incidents::list(db, &filter);
+    /// An incident's triage with every action and state transition; `NotFound` for an unknown incident.
+    fn incident_triage / incident_triage_async(id: String) -> Triage = |db| triage::get(db, &id);
+    /// The triage of each incident, in the order given and without history (for lists).
+    fn incident_triages / incident_triages_async(ids: Vec<String>) -> Vec<Triage> = |db| triage::many(db, &ids);
+    /// The User directory's API edits (`None`: deleted), to overlay on the directory file.
+    fn directory_edits / directory_edits_async() -> Vec<(Eui64, Option<crate::user_directory::Entry>)>
+        = |db| directory::edits(db);
+    /// Every directory edit of a User, oldest first.
+    fn directory_audit / directory_audit_async(user: Eui64) -> Vec<DirectoryAudit> = |db| directory::audit(db, user);
     fn load_snapshot / load_snapshot_async() -> Option<Vec<u8>> = |db| incidents::load_snapshot(db);
 }
 

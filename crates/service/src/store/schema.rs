@@ -173,6 +173,23 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX user_directory_audit_by_user ON user_directory_audit (user, seq);
     "#,
+    // 7: incident numbers reserved here rather than counted in the engine snapshot, so a lost snapshot cannot hand
+    // one out again; `reserved_until` is the first number never reserved, past every stored `INC-nnnnnn`.
+    r#"
+    CREATE TABLE incident_sequence (
+        id              INTEGER PRIMARY KEY CHECK (id = 1),
+        reserved_until  INTEGER NOT NULL
+    );
+    INSERT INTO incident_sequence (id, reserved_until)
+        SELECT 1, COALESCE(MAX(CAST(substr(id, 5) AS INTEGER)), 0) + 1 FROM incidents
+        WHERE id GLOB 'INC-[0-9]*' AND substr(id, 5) NOT GLOB '*[^0-9]*';
+    -- A snapshot found unreadable at start, until an operator acknowledges it (a restart does not).
+    CREATE TABLE snapshot_loss (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        reason  TEXT NOT NULL,
+        at_ms   INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

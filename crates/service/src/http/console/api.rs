@@ -14,8 +14,8 @@ use serde_json::Value;
 use super::nearby;
 use crate::http::api_error::{ApiError, store_error};
 use crate::http::auth::{confined_to, may_see_incident, principal, require_ops, visible_incident};
-use crate::http::state::{AppState, ask};
-use crate::http::users_api::{self, UserView};
+use crate::http::state::AppState;
+use crate::http::users_api::UserView;
 use crate::store::{Judgement, Triage, TriageRequest};
 use stormwatch_core::report::IncidentRecord;
 use stormwatch_core::telemetry::Eui64;
@@ -62,21 +62,17 @@ struct OverviewIncident {
     judgements: serde_json::Map<String, Value>,
 }
 
-/// `GET /api/v1/console/overview`: one cheap call for everything the overview shows, from the engine's live
-/// state (so depths and peaks are current) and the store's triage. A User token sees only its own User.
+/// `GET /api/v1/console/overview`: one cheap call for everything the overview shows, from the engine's state
+/// published at its last tick (so depths and peaks are at most a second old) and the store's triage. A User token sees only its own User.
 async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let who = principal(&state.store, &headers).await?;
     let only = confined_to(&who)?;
-    let (as_of, mut open, users) = ask(&state, move |engine, _| {
-        (
-            engine.watermark_ms(),
-            engine.open_incidents(),
-            users_api::all(engine),
-        )
-    })
-    .await?;
-    let users: Vec<UserView> = users
-        .into_iter()
+    // The engine's state as of its last tick: the overview never waits on the engine thread.
+    let published = state.published.load();
+    let (as_of, mut open) = (published.as_of, published.open.clone());
+    let users: Vec<&UserView> = published
+        .users
+        .iter()
         .filter(|u| only.is_none_or(|o| Eui64::parse(&u.user) == Some(o)))
         .collect();
     open.retain(|record| may_see_incident(&who, record).is_ok());
@@ -87,6 +83,7 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     };
     let troubled: Vec<&UserView> = users
         .iter()
+        .copied()
         .filter(|u| !u.anomalies.is_empty() || in_open(&u.user))
         .collect();
     let rate = |flow: &str| -> f64 {
