@@ -7,6 +7,9 @@ Starts the release binary on loopback, then:
   2. latency: the same senders paced to a total of --paced-rate lines/s (default 1,000,000) for --paced-seconds;
      then reads the service's own ingest-to-window latency quantiles from /metrics.
 
+With --ack each throughput sender opens with `ACK ON bench-<n>` (docs/telemetry.md) and the clock stops once
+every sender has heard its last `ACK <n>`: the lines are applied and the journal synced.
+
 With --tls the port speaks TLS (a throwaway CA and server certificate made with `openssl`; the senders verify
 the server and present a client certificate, so ingest_tls_client_ca is set too) and the same figures are taken
 over TLS.
@@ -101,15 +104,31 @@ def send(address, data, paced_rate, lines, tls_dir):
         finish(sock, tls_dir)
 
 
-def flat_out(address, lines, sender, tls_dir, ready, cpu):
+def flat_out(address, lines, sender, tls_dir, ready, cpu, ack=False):
     """One sender of the throughput run: builds and connects, waits for the others, then sends as fast as TCP
-    takes it; reports the CPU seconds it spent sending."""
+    takes it; reports the CPU seconds it spent sending. With `ack`, it speaks the acknowledged protocol and
+    returns once the service acknowledges its last line."""
     data = build_lines(lines, sender)
     with connect(address, tls_dir) as sock:
+        replies = None
+        if ack:
+            sock.sendall(f"ACK ON bench-{sender}\n".encode())
+            replies = sock.makefile("rb")
+            first = replies.readline()
+            if first != b"ACK 0\n":
+                raise SystemExit(f"the service answered {first!r} to ACK ON")
         ready.wait()
         before = time.process_time()
         sock.sendall(data)
-        finish(sock, tls_dir)
+        if ack:
+            sock.shutdown(socket.SHUT_WR)
+            last = b""
+            for line in replies:
+                last = line
+            if last != f"ACK {lines}\n".encode():
+                raise SystemExit(f"the last acknowledgement was {last!r}, not ACK {lines}")
+        else:
+            finish(sock, tls_dir)
         cpu.put(time.process_time() - before)
 
 
@@ -160,6 +179,7 @@ def main():
     parser.add_argument("--paced-seconds", type=int, default=5)
     parser.add_argument("--tls", action="store_true", help="TLS with client certificates on the telemetry port")
     parser.add_argument("--throughput-only", action="store_true", help="skip the paced latency run")
+    parser.add_argument("--ack", action="store_true", help="throughput senders use the acknowledged protocol")
     args = parser.parse_args()
 
     data_dir = tempfile.mkdtemp(prefix="stormwatch-bench-")
@@ -189,7 +209,7 @@ def main():
         # sending and ingesting, not forking and pickling 300 MB of payload through pipes.
         ready, sent_cpu = multiprocessing.Barrier(args.senders + 1), multiprocessing.Queue()
         senders = [multiprocessing.Process(target=flat_out,
-                                           args=(address, args.lines_per_sender, s, tls_dir, ready, sent_cpu))
+                                           args=(address, args.lines_per_sender, s, tls_dir, ready, sent_cpu, args.ack))
                    for s in range(args.senders)]
         for sender in senders:
             sender.start()
@@ -205,7 +225,7 @@ def main():
         elapsed = time.perf_counter() - start
         cpu = thread_cpu(service.pid)
         cpu = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in cpu.items()}
-        print(f"throughput{' (TLS)' if args.tls else ''}: {total:,} lines ({size / 1e6:.0f} MB) from {args.senders} senders in {elapsed:.2f} s "
+        print(f"throughput{' (TLS)' if args.tls else ''}{' (ACK)' if args.ack else ''}: {total:,} lines ({size / 1e6:.0f} MB) from {args.senders} senders in {elapsed:.2f} s "
               f"= {total / elapsed / 1e6:.2f} M lines/s, {size / elapsed / 1e6:.0f} MB/s")
         # Where the CPU went (on a machine with few cores the sum, not one thread, can be the bound).
         busy = sorted(((s, n) for n, s in cpu.items() if s >= 0.01), reverse=True)

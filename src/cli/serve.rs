@@ -74,6 +74,10 @@ pub struct ServeArgs {
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// Start even though the journal the last snapshot expects is missing, going on from the snapshot alone:
+    /// what was applied after it is lost (reported in the log, metrics and /readyz).
+    #[arg(long)]
+    pub accept_lost_journal: bool,
     /// The Kafka flags of a `--features kafka` build, accepted here only to say the feature is missing.
     #[cfg(not(feature = "kafka"))]
     #[arg(long = "kafka-brokers", hide = true, value_name = "HOSTS")]
@@ -231,6 +235,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .engine_queue(args.engine_queue)
         .hang_engine_after(args.fault_hang_engine_after.map(Duration::from_secs))
         .slow_store_writes(args.fault_slow_store_ms.map(Duration::from_millis))
+        .accept_lost_journal(args.accept_lost_journal)
         .log_source(log_source)
         .run()?;
     Ok(match stopped {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod ack_sender;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -55,8 +57,12 @@ pub struct Service {
 
 impl Service {
     pub fn start(data_dir: &Path, extra: &[&str]) -> Service {
+        Service::start_command(binary(), data_dir, extra)
+    }
+
+    /// Like `start`, with `command` running the binary (a tracer such as strace wrapping it, say).
+    pub fn start_command(mut command: Command, data_dir: &Path, extra: &[&str]) -> Service {
         // Ephemeral loopback ports unless `extra` names its own.
-        let mut command = binary();
         command.arg("serve");
         for flag in ["--http", "--ingest"] {
             if !extra.contains(&flag) {

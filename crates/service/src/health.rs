@@ -31,18 +31,22 @@ pub enum Check {
     SnapshotLost,
     /// The last write to the store failed (or its file is gone).
     Store,
+    /// The journal found at start was damaged or missing, and applied telemetry is lost; until the next
+    /// snapshot saves a state that no longer depends on it.
+    Journal,
     /// The oldest of the engine's writes still queued for the store has waited longer than the stall limit: the
     /// API's stored incidents are that far behind the engine.
     StoreQueue,
 }
 
 impl Check {
-    pub const ALL: [Check; 6] = [
+    pub const ALL: [Check; 7] = [
         Check::Restoring,
         Check::EngineTick,
         Check::Snapshot,
         Check::SnapshotLost,
         Check::Store,
+        Check::Journal,
         Check::StoreQueue,
     ];
 
@@ -53,6 +57,7 @@ impl Check {
             Check::Snapshot => "snapshot",
             Check::SnapshotLost => "snapshot_lost",
             Check::Store => "store",
+            Check::Journal => "journal",
             Check::StoreQueue => "store_queue",
         }
     }
@@ -70,6 +75,8 @@ pub struct Health {
     /// The loss is recorded in the store, so an acknowledgement written there by the CLI clears it too.
     snapshot_lost_in_store: AtomicBool,
     store_failing: AtomicBool,
+    /// What was wrong with the journal at start, and whether it lost applied telemetry (a torn tail does not).
+    journal_finding: Mutex<Option<(String, bool)>>,
     stall_after: Duration,
     /// The engine's write queue (depth, oldest write, coalesced, engine waits).
     store_queue: Arc<QueueStats>,
@@ -87,6 +94,7 @@ impl Health {
             snapshot_lost: Mutex::new(None),
             snapshot_lost_in_store: AtomicBool::new(false),
             store_failing: AtomicBool::new(false),
+            journal_finding: Mutex::new(None),
             stall_after,
             store_queue: Arc::default(),
         }
@@ -141,6 +149,40 @@ impl Health {
         self.store_failing.store(!ok, Ordering::Release);
     }
 
+    /// What opening the journal found: `/readyz` shows it, and fails while `lost` until `journal_settled`.
+    pub fn journal_found(&self, what: String, lost: bool) {
+        if let Ok(mut finding) = self.journal_finding.lock() {
+            *finding = Some((what, lost));
+        }
+    }
+
+    /// A snapshot holding the state after the damaged journal is saved: the damage is history, not a fault
+    /// (the log and `stormwatch_journal_damage_total` keep it).
+    pub fn journal_settled(&self) {
+        if let Ok(mut finding) = self.journal_finding.lock() {
+            *finding = None;
+        }
+    }
+
+    /// A note for `/readyz` about a journal whose damage lost nothing (a torn tail), shown while ready.
+    pub fn journal_note(&self) -> Option<String> {
+        self.journal_finding
+            .lock()
+            .ok()?
+            .as_ref()
+            .filter(|(_, lost)| !lost)
+            .map(|(what, _)| what.clone())
+    }
+
+    fn journal_loss(&self) -> Option<String> {
+        self.journal_finding
+            .lock()
+            .ok()?
+            .as_ref()
+            .filter(|(_, lost)| *lost)
+            .map(|(what, _)| what.clone())
+    }
+
     /// The engine's write queue's figures, which the queue updates.
     pub fn store_queue(&self) -> &Arc<QueueStats> {
         &self.store_queue
@@ -184,6 +226,7 @@ impl Health {
             Check::Snapshot => self.snapshot_failing.load(Ordering::Acquire),
             Check::SnapshotLost => self.lost().is_some(),
             Check::Store => self.store_failing.load(Ordering::Acquire),
+            Check::Journal => self.journal_loss().is_some(),
             Check::StoreQueue => self.store_queue.oldest_age() > self.stall_after,
         }
     }
@@ -210,6 +253,7 @@ impl Health {
                             .unwrap_or("the snapshot could not be read")
                     ),
                     Check::Store => "the store cannot be written".to_owned(),
+                    Check::Journal => self.journal_loss().unwrap_or_default(),
                     Check::StoreQueue => format!(
                         "the store's writer is {:.0} s behind the engine ({} writes waiting)",
                         self.store_queue.oldest_age().as_secs_f64(),

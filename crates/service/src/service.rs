@@ -61,11 +61,8 @@ pub enum ServiceError {
     Tls(#[from] tls::TlsError),
     #[error("cannot install the metrics recorder: {0}")]
     Metrics(#[from] metrics_exporter_prometheus::BuildError),
-    #[error("cannot open the journal {path}: {source}")]
-    Journal {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
     #[error("cannot listen for {what} on {address}: {source}")]
     Listen {
         what: &'static str,
@@ -117,6 +114,7 @@ pub struct Service {
     engine_queue: usize,
     hang_engine_after: Option<Duration>,
     slow_store_writes: Option<Duration>,
+    accept_lost_journal: bool,
     log_source: Option<Box<dyn LogSource>>,
 }
 
@@ -127,6 +125,7 @@ impl Service {
             engine_queue: ENGINE_QUEUE,
             hang_engine_after: None,
             slow_store_writes: None,
+            accept_lost_journal: false,
             log_source: None,
         }
     }
@@ -149,6 +148,13 @@ impl Service {
         self
     }
 
+    /// Start even though the journal the last snapshot expects is missing (`--accept-lost-journal`): what was
+    /// applied after that snapshot is lost, and reported so.
+    pub fn accept_lost_journal(mut self, accept: bool) -> Service {
+        self.accept_lost_journal = accept;
+        self
+    }
+
     pub fn log_source(mut self, source: Option<Box<dyn LogSource>>) -> Service {
         self.log_source = source;
         self
@@ -161,6 +167,7 @@ impl Service {
             engine_queue,
             hang_engine_after,
             slow_store_writes,
+            accept_lost_journal,
             log_source,
         } = self;
         // A directory would only fail line by line once running; say it once, now. A missing file is waited for.
@@ -184,7 +191,7 @@ impl Service {
             config.engine_stall_after_s,
         )));
         let stable_ids = engine_config.stable_ids;
-        let (restored, generation) =
+        let (restored, stored_journal) =
             restore_engine(&store, engine_config, register, &health, &log_source)?;
         let mut engine = restored.engine;
         // Stable IDs name what they are; numbered ones come from blocks reserved in the store.
@@ -203,7 +210,10 @@ impl Service {
             &names,
             &health,
             log_source.as_deref(),
-            generation,
+            JournalAfter {
+                accept_lost: accept_lost_journal,
+                ..stored_journal
+            },
         )?
         .with_published(published.clone());
         let mut engine_loop = match numbers {
@@ -325,6 +335,17 @@ fn load_names(config: &ServeConfig, store: &Store) -> Result<Names, ServiceError
     Ok(Names::new(Directory::new(file, store.directory_edits()?)))
 }
 
+/// What the last snapshot says of the journal that follows it, and whether its loss is accepted.
+#[derive(Default)]
+struct JournalAfter {
+    /// Its generation (0 without a snapshot, or with one saved before journals existed).
+    generation: u64,
+    /// Lines applied of each acknowledged TCP stream (`ACK ON`).
+    streams: Vec<(String, u64)>,
+    /// `--accept-lost-journal`: a missing journal is reported, not refused.
+    accept_lost: bool,
+}
+
 /// The engine as the last snapshot left it (or empty, with a lost snapshot recorded), and the generation of the
 /// journal that follows that snapshot (0 without one). A log source rebuilds from its own log instead.
 fn restore_engine(
@@ -333,20 +354,25 @@ fn restore_engine(
     register: ChangeRegister,
     health: &Health,
     log_source: &Option<Box<dyn LogSource>>,
-) -> Result<(restore::Restored, u64), ServiceError> {
+) -> Result<(restore::Restored, JournalAfter), ServiceError> {
     let stored = match log_source {
         Some(_) => None,
         None => store.load_snapshot()?,
     };
-    let (generation, snapshot) = match &stored {
+    let (after, snapshot) = match &stored {
         Some(stored) => {
-            let (generation, engine) = journal::unwrap_snapshot(stored);
-            (generation, Some(engine))
+            let stored = journal::unwrap_snapshot(stored);
+            let after = JournalAfter {
+                generation: stored.generation,
+                streams: stored.streams,
+                accept_lost: false,
+            };
+            (after, Some(stored.engine))
         }
-        None => (0, None),
+        None => (JournalAfter::default(), None),
     };
     let restored = restore::restore_or_start(snapshot, config, register, health, store);
-    Ok((restored, generation))
+    Ok((restored, after))
 }
 
 /// The engine thread's loop with its sink (store, alerts, replication) and, unless a log source replays from its
@@ -358,7 +384,7 @@ fn build_engine_loop(
     names: &Names,
     health: &Arc<Health>,
     log_source: Option<&dyn LogSource>,
-    generation: u64,
+    after: JournalAfter,
 ) -> Result<EngineLoop, ServiceError> {
     let alerts = config
         .alertmanager
@@ -397,20 +423,15 @@ fn build_engine_loop(
         return Ok(engine_loop.with_checkpoints(source.checkpoints()));
     }
     let path = journal::path_in(&config.data_dir);
-    let (journal, entries) =
-        journal::Journal::open(path.clone(), generation).map_err(|source| {
-            ServiceError::Journal {
-                path: path.display().to_string(),
-                source,
-            }
-        })?;
-    if !entries.is_empty() {
+    let sync_every = Duration::from_millis(config.journal_sync_every_ms);
+    let opened = journal::Journal::open(path, after.generation, sync_every, after.accept_lost)?;
+    if !opened.entries.is_empty() {
         tracing::info!(
-            entries = entries.len(),
+            entries = opened.entries.len(),
             "replaying the journal written since the last snapshot"
         );
     }
-    Ok(engine_loop.with_journal(journal, entries))
+    Ok(engine_loop.with_journal(opened, after.streams))
 }
 
 /// Runs the TCP telemetry listener, the HTTP API and their background tasks on one runtime until a stop signal.

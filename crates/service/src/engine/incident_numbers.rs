@@ -52,14 +52,19 @@ impl NumberSupply {
 
     /// After the journal replay, before the engine serves (once; reads the store, never waits on its writer): from
     /// here on only reserved numbers, past every stored incident (a journal lost after the snapshot leaves stored
-    /// incidents the engine never numbered). Take a snapshot afterwards, so a crash replays with this numbering. A store that fails here is
+    /// incidents the engine never numbered). `true` when the numbering changed: take a snapshot then, so a crash
+    /// replays with this numbering. A store that fails here is
     /// retried every tick by [`NumberSupply::top_up`].
-    pub fn settle(&mut self, engine: &mut Engine) {
+    pub fn settle(&mut self, engine: &mut Engine) -> bool {
         let past_stored = match self.store.incident_number_past_stored() {
             Ok(past) => past,
-            Err(error) => return self.failed(&error),
+            Err(error) => {
+                self.failed(&error);
+                return false;
+            }
         };
-        let mut numbers = engine.incident_numbers().clone();
+        let before = engine.incident_numbers().clone();
+        let mut numbers = before.clone();
         numbers.skip_to(past_stored);
         if !numbers.is_reserved() {
             // An empty reservation: the first block is asked for by the next `top_up`, and incidents opened before
@@ -72,7 +77,9 @@ impl NumberSupply {
             left = numbers.left(),
             "incident numbers settled"
         );
+        let changed = numbers != before;
         engine.set_incident_numbers(numbers);
+        changed
     }
 
     /// Once a tick on the engine thread: hands over a block that has arrived, and asks for the next one when the

@@ -6,7 +6,9 @@ mod held_lines;
 pub mod incident_numbers;
 pub mod incident_series;
 pub mod journal;
+mod journal_format;
 pub mod restore;
+pub mod streams;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,7 +19,8 @@ use hdrhistogram::Histogram;
 
 use crate::engine::held_lines::HeldLines;
 use crate::engine::incident_series::{IncidentSeries, MAX_USERS, SeriesPoint};
-use crate::engine::journal::{Entry, Journal, wrap_snapshot};
+use crate::engine::journal::{Entry, Finding, Journal, Opened, wrap_snapshot};
+use crate::engine::streams::{Attach, StreamMark, Streams};
 use crate::health::Health;
 use crate::ingest::malformed::MalformedLog;
 use crate::metrics::Publisher;
@@ -93,6 +96,16 @@ pub enum EngineInput {
         received: Instant,
         reply: Option<tokio::sync::oneshot::Sender<BatchOutcome>>,
     },
+    /// A batch of an acknowledged TCP stream (`ACK ON`): journalled with the stream's position, and refused when
+    /// a newer connection has taken the stream over.
+    StreamBatch {
+        mark: StreamMark,
+        source: Arc<str>,
+        parsed: ParsedChunk,
+        received: Instant,
+    },
+    /// A connection starts speaking for an acknowledged stream.
+    Attach(Attach),
     /// Runs on the engine thread between batches; the closure answers through its own channel.
     Query(Query),
     SetChanges(ChangeRegister),
@@ -166,6 +179,10 @@ pub struct EngineLoop {
     journal: Option<Journal>,
     /// Journal entries found at start, replayed before the engine serves.
     to_replay: Vec<Entry>,
+    /// What opening the journal found wrong, reported when the engine starts.
+    journal_finding: Option<Finding>,
+    /// Acknowledged TCP streams: their positions and the `ACK`s they are owed.
+    streams: Streams,
     /// The last record written for each open incident: the tick writes an open incident again only when the
     /// engine's record differs (at most once a second each, never per event). Bounded by the open incidents.
     written: HashMap<String, IncidentRecord>,
@@ -231,6 +248,8 @@ impl EngineLoop {
             held: HeldLines::default(),
             journal: None,
             to_replay: Vec::new(),
+            journal_finding: None,
+            streams: Streams::default(),
             written: HashMap::new(),
             charts: HashMap::new(),
             charts_saved: Instant::now(),
@@ -247,16 +266,29 @@ impl EngineLoop {
         }
     }
 
-    /// Journals what is applied from now on, and replays `entries` (found in the journal at start) first.
-    pub fn with_journal(mut self, journal: Journal, entries: Vec<Entry>) -> Self {
-        self.journal = Some(journal);
-        self.to_replay = entries;
+    /// Journals what is applied from now on, and replays the entries found in the journal at start first.
+    /// `streams`: the acknowledged streams' positions saved with the snapshot.
+    pub fn with_journal(mut self, opened: Opened, streams: Vec<(String, u64)>) -> Self {
+        self.journal = Some(opened.journal);
+        self.to_replay = opened.entries;
+        self.journal_finding = opened.finding;
+        self.streams = Streams::restore(streams);
         self
     }
 
     /// Applies the journal found at start, quietly: what it opens or resolves is stored, but nobody is paged
     /// again about what was already raised before the crash.
     fn replay_journal(&mut self) {
+        let finding = self.journal_finding.take();
+        if let (Some(finding), Some(journal)) = (&finding, &self.journal) {
+            journal::report(journal.path(), finding);
+            // A journal newer than a snapshot that could not be read is that same loss, which `snapshot_lost`
+            // holds on /readyz until acknowledged: it is noted there, not failed twice.
+            let same_loss = matches!(finding, journal::Finding::Newer { .. })
+                && self.health.failing(crate::health::Check::SnapshotLost);
+            self.health
+                .journal_found(finding.describe(), finding.loses_data() && !same_loss);
+        }
         let entries = std::mem::take(&mut self.to_replay);
         if entries.is_empty() {
             return;
@@ -265,20 +297,33 @@ impl EngineLoop {
         let quiet = std::mem::replace(&mut self.quiet, true);
         self.engine.set_now_bound(Some(wall_ms()));
         for entry in &entries {
-            match entry {
-                Entry::Batch(data) => {
-                    let parsed = parse_chunk(
-                        0,
-                        Chunk::Lines {
-                            first_line: 1,
-                            data: data.clone(),
-                        },
-                    );
-                    for event in &parsed.events {
-                        events += u64::from(self.engine.ingest(event).is_ok());
-                    }
-                    batches += 1;
+            let lines = match entry {
+                Entry::Batch(lines) => Some(lines),
+                Entry::Stream {
+                    name,
+                    through,
+                    lines,
+                } => {
+                    self.streams.set_position(name, *through);
+                    Some(lines)
                 }
+                Entry::Advance(_) => None,
+            };
+            if let Some(lines) = lines {
+                let parsed = parse_chunk(
+                    0,
+                    Chunk::Lines {
+                        first_line: 1,
+                        data: lines.clone(),
+                    },
+                );
+                for event in &parsed.events {
+                    events += u64::from(self.engine.ingest(event).is_ok());
+                }
+                batches += 1;
+            }
+            match entry {
+                Entry::Batch(_) | Entry::Stream { .. } => {}
                 Entry::Advance(to_ms) => self.engine.advance_to(*to_ms),
             }
             self.handle_updates();
@@ -287,11 +332,19 @@ impl EngineLoop {
         // Refusals of replayed lines were kept as malformed when they first arrived.
         self.engine.drain_settled().for_each(drop);
         self.last_event_wall = self.engine.max_ts().map(|_| wall_ms());
-        tracing::info!(
-            batches,
-            events,
-            "journal replayed: the engine is where it was when the service stopped"
-        );
+        if finding.as_ref().is_some_and(Finding::loses_data) {
+            tracing::warn!(
+                batches,
+                events,
+                "journal replayed as far as it could be read: the engine is missing what the damage held"
+            );
+        } else {
+            tracing::info!(
+                batches,
+                events,
+                "journal replayed: the engine is where it was when the service stopped"
+            );
+        }
     }
 
     /// Tops up the engine's incident numbers from `supply` every tick.
@@ -324,11 +377,15 @@ impl EngineLoop {
     /// Runs until `Shutdown` or every sender is gone; takes a final snapshot.
     pub fn run(mut self, input: Receiver<EngineInput>) {
         self.replay_journal();
-        if let Some(numbers) = &mut self.numbers {
-            numbers.settle(&mut self.engine);
-            // The numbering now in use is in a snapshot before anything new is applied: a crash replays the
-            // journal with the names it gives.
-            self.snapshot();
+        // A numbering the journal's replay cannot reproduce is in a snapshot before anything new is applied: a
+        // crash replays the journal with the names it gives. Whatever the journal's opening found stays on
+        // /readyz until a periodic snapshot: nobody has seen it yet.
+        let renumbered = match &mut self.numbers {
+            Some(numbers) => numbers.settle(&mut self.engine),
+            None => false,
+        };
+        if renumbered {
+            self.save_snapshot(false);
         }
         self.publish(None);
         self.health.engine_started();
@@ -342,6 +399,11 @@ impl EngineLoop {
                 true => next_tick.min(self.last_published + self.publish_cost * 10),
                 false => next_tick,
             };
+            let wake = self
+                .journal
+                .as_ref()
+                .and_then(Journal::sync_due)
+                .map_or(wake, |due| due.min(wake));
             let timeout = wake.saturating_duration_since(Instant::now());
             match input.recv_timeout(timeout) {
                 Ok(EngineInput::Batch {
@@ -359,6 +421,29 @@ impl EngineLoop {
                         let _ = reply.send(outcome);
                     }
                 }
+                Ok(EngineInput::StreamBatch {
+                    mark,
+                    source,
+                    parsed,
+                    received,
+                }) => {
+                    if self.streams.accepts(&mark) {
+                        if let Some(journal) = &mut self.journal {
+                            journal.stream_batch(&mark.name, mark.through, &parsed.data);
+                        }
+                        self.apply_journalled(&source, SourceKind::Tcp, &parsed);
+                        self.streams.applied(&mark);
+                        let micros =
+                            received.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+                        let _ = self.latency.record(micros.max(1));
+                    } else {
+                        // The sender resends these from the position its new connection was given.
+                        Publisher::count_superseded(
+                            (parsed.events.len() + parsed.malformed.len()) as u64,
+                        );
+                    }
+                }
+                Ok(EngineInput::Attach(attach)) => self.attach(attach),
                 Ok(EngineInput::Query(query)) => query(&self.engine, &self.malformed),
                 Ok(EngineInput::SetChanges(register)) => {
                     self.engine.set_changes(register);
@@ -379,6 +464,7 @@ impl EngineLoop {
                 Ok(EngineInput::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {}
             }
+            self.acknowledge_durable();
             if self.publish_pending && input.is_empty() {
                 self.publish_when_allowed();
             }
@@ -395,6 +481,9 @@ impl EngineLoop {
         }
         self.save_charts();
         self.snapshot();
+        if let Some(journal) = &mut self.journal {
+            journal.sync();
+        }
         self.malformed.flush();
         tracing::info!("engine stopped after a final snapshot");
     }
@@ -406,6 +495,36 @@ impl EngineLoop {
         {
             journal.batch(&parsed.data);
         }
+        self.apply_journalled(source, kind, parsed)
+    }
+
+    /// A connection takes over an acknowledged stream. Its position is made durable before it is told, so a
+    /// sender never drops lines the service could still lose to a power cut.
+    fn attach(&mut self, attach: Attach) {
+        if let Some(journal) = &mut self.journal {
+            journal.sync();
+        }
+        let attached = self.streams.attach(&attach.name, attach.acks);
+        if let Ok(attached) = &attached {
+            tracing::info!(stream = %attach.name, position = attached.position, "acknowledged stream attached");
+        }
+        let _ = attach.reply.send(attached);
+    }
+
+    /// Syncs the journal when due, and then tells acknowledged streams what is durable.
+    fn acknowledge_durable(&mut self) {
+        let durable = self.journal.as_mut().is_none_or(Journal::sync_if_due);
+        if durable {
+            self.streams.acknowledge();
+        }
+    }
+
+    fn apply_journalled(
+        &mut self,
+        source: &Arc<str>,
+        kind: SourceKind,
+        parsed: &ParsedChunk,
+    ) -> BatchOutcome {
         let mut outcome = BatchOutcome {
             accepted: 0,
             malformed: parsed.malformed.len() as u64,
@@ -744,22 +863,35 @@ impl EngineLoop {
     }
 
     fn snapshot(&mut self) {
+        self.save_snapshot(true);
+    }
+
+    /// `settles_journal`: a saved snapshot ends the readiness failure of a damaged journal found at start.
+    fn save_snapshot(&mut self, settles_journal: bool) {
         self.last_snapshot = Instant::now();
         match self.engine.snapshot() {
             Ok(bytes) => {
                 let next = self.journal.as_ref().map(|j| j.generation() + 1);
                 let bytes = match next {
-                    Some(generation) => wrap_snapshot(generation, &bytes),
+                    Some(generation) => {
+                        wrap_snapshot(generation, &self.streams.positions(), &bytes)
+                    }
                     None => bytes,
                 };
                 // Saving is synchronous: once it returns, the snapshot holds every batch before the positions.
                 let saved = self.persistence.save_snapshot(bytes);
                 self.health.snapshot_saved(saved);
-                if saved
-                    && let (Some(journal), Some(generation)) = (&mut self.journal, next)
-                    && let Err(error) = journal.restart(generation)
-                {
-                    tracing::error!(%error, "cannot restart the journal after a snapshot");
+                if saved && let (Some(journal), Some(generation)) = (&mut self.journal, next) {
+                    match journal.restart(generation) {
+                        Ok(()) if settles_journal => self.health.journal_settled(),
+                        Ok(()) => {}
+                        Err(error) => {
+                            // Later batches would go to the old generation, which the next start drops as
+                            // older than the snapshot: readiness fails until a snapshot restarts it.
+                            self.health.snapshot_saved(false);
+                            tracing::error!(%error, "cannot restart the journal after a snapshot")
+                        }
+                    }
                 }
                 if saved
                     && let Some(checkpoints) = &self.checkpoints

@@ -77,7 +77,12 @@ async fn readyz(State(state): State<AppState>) -> Response {
         .map(|line| line + "\n")
         .unwrap_or_default();
     if problems.is_empty() {
-        return (StatusCode::OK, format!("ready\n{queue}")).into_response();
+        let note = state
+            .health
+            .journal_note()
+            .map(|note| format!("journal: {note}\n"))
+            .unwrap_or_default();
+        return (StatusCode::OK, format!("ready\n{note}{queue}")).into_response();
     }
     let text: String = problems
         .iter()

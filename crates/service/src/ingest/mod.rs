@@ -1,6 +1,7 @@
 //! Blocking live sources: the shared `pump` (frame, parse, forward; a full engine queue blocks it) and
 //! `--follow` files that survive rotation. The TCP listener is async, in `tcp.rs`.
 
+mod ack;
 pub mod malformed;
 pub mod tcp;
 pub mod tls;

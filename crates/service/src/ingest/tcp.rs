@@ -20,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::admission::{Admission, AdmissionLimits, Ticket};
 use crate::engine::{EngineInput, SourceKind};
 use crate::http::auth::{AuthFailure, record_failure};
+use crate::ingest::ack;
 use crate::metrics::{CONNECTIONS, CONNECTIONS_REFUSED};
 use crate::store::{Role, Store};
 use stormwatch_core::telemetry::batch::parse_chunk;
@@ -157,7 +158,7 @@ async fn refuse(stream: &mut TcpStream, tls: bool, why: &str) {
 
 /// Hands a batch to the engine's bounded queue, waiting while it is full: the backpressure every connection
 /// feels. False once the engine has stopped.
-async fn send_to_engine(engine: &Sender<EngineInput>, mut batch: EngineInput) -> bool {
+pub(crate) async fn send_to_engine(engine: &Sender<EngineInput>, mut batch: EngineInput) -> bool {
     let mut pause = Duration::from_millis(1);
     loop {
         match engine.try_send(batch) {
@@ -212,19 +213,49 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     let mut read_bytes = FIRST_READ_BYTES;
     if feed.bytes.is_empty() {
         // The framer's first fill takes a whole block of memory: a connection that stays idle never gets one.
-        read_into(&mut stream, &mut read_bytes, &mut feed, peer, settings).await;
+        read_into(
+            &mut stream,
+            &mut read_bytes,
+            &mut feed,
+            peer,
+            settings,
+            None,
+        )
+        .await;
     }
+    let mut acked =
+        match ack::negotiate(&mut stream, &mut feed, settings.idle_timeout, batches).await {
+            Ok(acked) => acked,
+            Err(why) => {
+                tracing::warn!(%peer, why, "acknowledged ingest refused");
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    stream.write_all(format!("ERR {why}\n").as_bytes()),
+                )
+                .await;
+                return;
+            }
+        };
     let mut framer = LineFramer::streaming(feed, LIVE_BLOCK);
     let ended = loop {
         match framer.next_chunk() {
             Ok(Some(chunk)) => {
                 let received = Instant::now();
-                let batch = EngineInput::Batch {
-                    source: source.clone(),
-                    kind: SourceKind::Tcp,
-                    parsed: parse_chunk(0, chunk),
-                    received,
-                    reply: None,
+                let parsed = parse_chunk(0, chunk);
+                let batch = match &acked {
+                    None => EngineInput::Batch {
+                        source: source.clone(),
+                        kind: SourceKind::Tcp,
+                        parsed,
+                        received,
+                        reply: None,
+                    },
+                    Some(acked) => EngineInput::StreamBatch {
+                        mark: acked.mark(framer.next_line() - 1),
+                        source: source.clone(),
+                        parsed,
+                        received,
+                    },
                 };
                 if !send_to_engine(batches, batch).await {
                     break "the engine stopped";
@@ -232,12 +263,14 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Ok(None) => break "closed",
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                let acks = acked.as_mut().map(|acked| &mut acked.acks);
                 read_into(
                     &mut stream,
                     &mut read_bytes,
                     framer.get_mut(),
                     peer,
                     settings,
+                    acks,
                 )
                 .await;
             }
@@ -247,23 +280,55 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
     };
+    if let Some(acked) = &mut acked
+        && ended == "closed"
+    {
+        // The sender has said all it will: it hears the last `ACK` before the connection closes.
+        let last = acked.mark(framer.next_line() - 1).through;
+        acked.finish(&mut stream, last, settings.idle_timeout).await;
+    }
     // A clean end for TLS clients (close_notify) and a FIN for plain ones, rather than a bare drop.
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
     tracing::info!(%peer, lines = framer.next_line() - 1, ended, "ingest connection closed");
 }
 
 /// One read from the socket into `feed`, waiting at most the idle timeout; the end of the stream, a failed read
-/// and an idle connection all end the feed.
-async fn read_into<S: AsyncRead + Unpin>(
+/// and an idle connection all end the feed. On an acknowledged connection, an `ACK <n>` that becomes due while
+/// waiting is written at once (and the read is tried again by the caller).
+async fn read_into<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     read_bytes: &mut usize,
     feed: &mut Feed,
     peer: SocketAddr,
     settings: &TcpSettings,
+    acks: Option<&mut tokio::sync::watch::Receiver<u64>>,
 ) {
     // Straight into the feed's free room (not zeroed first, and no copy from a read buffer).
     let room = feed.room(*read_bytes);
-    match tokio::time::timeout(settings.idle_timeout, stream.read_buf(&mut feed.bytes)).await {
+    let read = match acks {
+        None => tokio::time::timeout(settings.idle_timeout, stream.read_buf(&mut feed.bytes)).await,
+        Some(acks) => {
+            let woke = tokio::time::timeout(settings.idle_timeout, async {
+                tokio::select! {
+                    read = stream.read_buf(&mut feed.bytes) => Some(read),
+                    Ok(()) = acks.changed() => None,
+                }
+            })
+            .await;
+            match woke {
+                Ok(Some(read)) => Ok(read),
+                Ok(None) => {
+                    let through = *acks.borrow_and_update();
+                    if ack::write_ack(stream, through).await.is_err() {
+                        feed.eof = true;
+                    }
+                    return;
+                }
+                Err(elapsed) => Err(elapsed),
+            }
+        }
+    };
+    match read {
         Ok(Ok(0)) => feed.eof = true,
         Ok(Ok(n)) => {
             if n >= room {
@@ -340,10 +405,10 @@ async fn handshake<S: AsyncRead + Unpin>(
 
 /// The framer's reader: bytes the connection task has read from the socket, `WouldBlock` when it has none yet.
 #[derive(Default)]
-struct Feed {
-    bytes: Vec<u8>,
-    taken: usize,
-    eof: bool,
+pub(crate) struct Feed {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) taken: usize,
+    pub(crate) eof: bool,
 }
 
 impl Feed {
@@ -353,7 +418,7 @@ impl Feed {
     }
 
     /// Makes room for at least `want` more bytes (starting over once everything was taken); returns the room.
-    fn room(&mut self, want: usize) -> usize {
+    pub(crate) fn room(&mut self, want: usize) -> usize {
         if self.taken == self.bytes.len() {
             self.bytes.clear();
             self.taken = 0;

@@ -35,6 +35,9 @@ pub const CONNECTIONS_REFUSED: &str = "stormwatch_connections_refused_total";
 pub const AUTH_FAILURES: &str = "stormwatch_auth_failures_total";
 pub const QUARANTINE_WRITE_ERRORS: &str = "stormwatch_quarantine_write_errors_total";
 pub const JOURNAL_WRITE_ERRORS: &str = "stormwatch_journal_write_errors_total";
+pub const JOURNAL_DAMAGE: &str = "stormwatch_journal_damage_total";
+pub const SUPERSEDED: &str = "stormwatch_ingest_superseded_lines_total";
+pub const JOURNAL_LOST_FRAMES: &str = "stormwatch_journal_lost_batches_total";
 pub const HEALTH_CHECK: &str = "stormwatch_health_check";
 pub const ENGINE_TICK_AGE: &str = "stormwatch_engine_tick_age_seconds";
 pub const STORE_QUEUE_DEPTH: &str = "stormwatch_store_queue_depth";
@@ -85,6 +88,18 @@ fn describe() {
     describe_counter!(
         JOURNAL_WRITE_ERRORS,
         "Failed writes to the engine journal (a crash would then lose what was applied since the last snapshot)"
+    );
+    describe_counter!(
+        JOURNAL_DAMAGE,
+        "Damage found in the engine journal at start, by kind (torn_tail, corrupt, missing, unreadable, newer_than_snapshot)"
+    );
+    describe_counter!(
+        SUPERSEDED,
+        "Lines of an acknowledged TCP stream refused because a newer connection took the stream over (the sender resends them from the position it was given)"
+    );
+    describe_counter!(
+        JOURNAL_LOST_FRAMES,
+        "Journal batches known lost to damage in the middle of the journal (gaps in its sequence numbers)"
     );
     describe_gauge!(
         HEALTH_CHECK,
@@ -172,6 +187,11 @@ impl Publisher {
         });
         valid.increment(lines);
         bad.increment(malformed);
+    }
+
+    /// Lines refused from a connection that lost its acknowledged stream to a newer one (rare: reconnects).
+    pub fn count_superseded(lines: u64) {
+        counter!(SUPERSEDED).increment(lines);
     }
 
     /// Refusals are rare (a flood of made-up Users at worst): plain macros, no cached handles.

@@ -203,12 +203,19 @@ fn with_earlier_users(record: &IncidentRecord, previous_json: &str) -> Option<In
     Some(merged)
 }
 
-/// One row, replaced in one statement: a crash leaves the old snapshot or the new one, never a mix.
+/// One row, replaced in one statement: a crash leaves the old snapshot or the new one, never a mix. Durable when
+/// this returns: the engine truncates its journal next, so the commit must survive a power cut. The store runs
+/// WAL with `synchronous = NORMAL`, where a commit reaches the disk only at the next checkpoint; this one commit
+/// runs with `FULL`, which syncs the WAL as it commits.
 pub(super) fn save_snapshot(db: &mut Connection, data: &[u8]) -> Result<(), StoreError> {
-    db.execute(
+    db.pragma_update(None, "synchronous", "FULL")?;
+    let saved = db.execute(
         "INSERT OR REPLACE INTO snapshot (id, saved_ms, data) VALUES (1, ?1, ?2)",
         params![now_ms(), data],
-    )?;
+    );
+    let restored = db.pragma_update(None, "synchronous", "NORMAL");
+    saved?;
+    restored?;
     Ok(())
 }
 
