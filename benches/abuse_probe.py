@@ -10,7 +10,9 @@ before/after table of issue 20:
 
 Probes (acceptance in brackets):
   unauth_posts    48 parallel unauthenticated 60 MiB POST /api/v1/events: RSS peak above idle [< 100 MB]
-  never_reading   520 connections pipelining GET /metrics that never read: worst /readyz latency [< 1 s]
+  never_reading   520 connections (from 8 loopback addresses, past the per-peer cap) pipelining GET /metrics
+                  that never read: worst /readyz latency [< 1 s]
+  slowloris       600 connections (from 10 loopback addresses) whose headers never end: worst /readyz [< 1 s]
   bomb            a 1 MiB gzip body of valid lines (about 1 GiB decoded): status, lines accepted, seconds
   bulk_notices    2,000 overlapping notices in one POST: seconds [< 2 s], worst /healthz latency [< 100 ms]
   second_serve    a second serve on the same data directory: exit status and whether it names the PID
@@ -107,6 +109,18 @@ def timed_get(server, path, timeout):
     return status, time.monotonic() - start
 
 
+def readyz_meanwhile(server):
+    """The worst of ten /readyz latencies over 5 s, and how many went unanswered within 10 s."""
+    time.sleep(3)
+    worst, failed = 0.0, 0
+    for _ in range(10):
+        status, took = timed_get(server, "/readyz", timeout=10)
+        worst = max(worst, took)
+        failed += status is None
+        time.sleep(0.5)
+    return worst, failed
+
+
 def probe_unauth_posts(binary):
     server = Server(binary)
     try:
@@ -157,9 +171,10 @@ def probe_never_reading(binary):
     sockets = []
     try:
         request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 200
-        for _ in range(520):
+        for i in range(520):
             try:
-                s = socket.create_connection(("127.0.0.1", server.http), timeout=5)
+                s = socket.create_connection(("127.0.0.1", server.http), timeout=5,
+                                             source_address=(f"127.0.1.{i % 8 + 1}", 0))
                 s.setblocking(False)
                 try:
                     s.send(request)
@@ -168,14 +183,29 @@ def probe_never_reading(binary):
                 sockets.append(s)
             except OSError:
                 continue
-        time.sleep(3)
-        worst, failed = 0.0, 0
-        for _ in range(10):
-            status, took = timed_get(server, "/readyz", timeout=10)
-            worst = max(worst, took)
-            failed += status is None
-            time.sleep(0.5)
+        worst, failed = readyz_meanwhile(server)
         return (f"{len(sockets)} connections open; /readyz worst {worst * 1000:.0f} ms, "
+                f"{failed} of 10 unanswered in 10 s", failed == 0 and worst < 1)
+    finally:
+        for s in sockets:
+            s.close()
+        server.stop()
+
+
+def probe_slowloris(binary):
+    server = Server(binary)
+    sockets = []
+    try:
+        for i in range(600):
+            try:
+                s = socket.create_connection(("127.0.0.1", server.http), timeout=5,
+                                             source_address=(f"127.0.2.{i % 10 + 1}", 0))
+                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                sockets.append(s)
+            except OSError:
+                continue
+        worst, failed = readyz_meanwhile(server)
+        return (f"{len(sockets)} connections opened; /readyz worst {worst * 1000:.0f} ms, "
                 f"{failed} of 10 unanswered in 10 s", failed == 0 and worst < 1)
     finally:
         for s in sockets:
@@ -277,6 +307,7 @@ def write_config(settings):
 PROBES = {
     "unauth_posts": probe_unauth_posts,
     "never_reading": probe_never_reading,
+    "slowloris": probe_slowloris,
     "bomb": probe_bomb,
     "bulk_notices": probe_bulk_notices,
     "second_serve": probe_second_serve,

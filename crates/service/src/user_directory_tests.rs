@@ -1,3 +1,4 @@
+//! Unit tests of the User directory: the file's parsing and the API edits laid over it.
 use super::*;
 
 const FIREWALLED: &str = "90-B3-D5-1F-30-01-00-07";

@@ -1,3 +1,4 @@
+//! Unit tests of conflict checking between change notices.
 use super::*;
 use crate::changes::notice::Expected;
 use crate::changes::test_support::*;

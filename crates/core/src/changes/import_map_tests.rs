@@ -1,3 +1,4 @@
+//! Unit tests of mapping imported change records onto notices.
 use super::*;
 use crate::changes::notice::{Category, ChangeOwner, ChangeStatus};
 

@@ -1,3 +1,4 @@
+//! Unit tests of change outcomes.
 use super::*;
 use crate::changes::notice::{Category, ChangeOwner};
 use crate::changes::test_support::*;

@@ -1,3 +1,4 @@
+//! Unit tests of evicting idle Users from the engine.
 use super::super::*;
 use super::{Evicted, EvictedUsers};
 use crate::telemetry::{Event, EventKind};

@@ -1,3 +1,4 @@
+//! Unit tests of the journal's bytes: frames, checksums, sequence numbers, torn tails and damage in the middle.
 use super::*;
 use proptest::prelude::*;
 

@@ -1,3 +1,4 @@
+//! Unit tests of the journal: generations, replay, sync interval, findings at open.
 use super::*;
 use crate::engine::journal_format::{FILE_HEADER_LEN, FRAME_HEAD_LEN};
 
