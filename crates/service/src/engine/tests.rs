@@ -2,8 +2,9 @@
 //! snapshots.
 
 use super::*;
+use stormwatch_core::changes::ChangeRegister;
 use stormwatch_core::engine::EngineConfig;
-use stormwatch_core::telemetry::batch::parse_chunk;
+use stormwatch_core::telemetry::batch::{ParsedChunk, parse_chunk};
 use stormwatch_core::telemetry::framing::Chunk;
 
 #[derive(Default)]
