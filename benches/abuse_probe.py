@@ -16,7 +16,7 @@ Probes (acceptance in brackets):
   bomb            a 1 MiB gzip body of valid lines (about 1 GiB decoded): status, lines accepted, seconds
   bulk_notices    2,000 overlapping notices in one POST: seconds [< 2 s], worst /healthz latency [< 100 ms]
   second_serve    a second serve on the same data directory: exit status and whether it names the PID
-  tcp_unauth      300 silent TCP connections, then an authenticated sender: is its line accepted?
+  tcp_unauth      300 silent TCP connections from 5 other addresses, then an authenticated sender: is it served?
 """
 import argparse
 import gzip
@@ -276,9 +276,11 @@ def probe_tcp_unauth(binary):
     server = Server(binary, extra=["--config", write_config({"ingest_auth": "token"})])
     silent = []
     try:
-        for _ in range(300):
+        # From five other loopback addresses: the attacker is not the exporter's host.
+        for i in range(300):
             try:
-                silent.append(socket.create_connection(("127.0.0.1", server.ingest), timeout=2))
+                silent.append(socket.create_connection(("127.0.0.1", server.ingest), timeout=2,
+                                                       source_address=(f"127.0.3.{i % 5 + 1}", 0)))
             except OSError:
                 break
         time.sleep(1)
