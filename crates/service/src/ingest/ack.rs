@@ -12,7 +12,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::engine::EngineInput;
 use crate::engine::streams::{self, Attach, StreamMark};
-use crate::ingest::tcp::{Feed, send_to_engine};
+use crate::ingest::feed::{Feed, send_to_engine};
 
 const PREFIX: &[u8] = b"ACK ON ";
 /// Longest `ACK ON <stream>` line read.

@@ -2,6 +2,7 @@
 //! `--follow` files that survive rotation. The TCP listener is async, in `tcp.rs`.
 
 mod ack;
+mod feed;
 pub mod malformed;
 pub mod tcp;
 pub mod tls;

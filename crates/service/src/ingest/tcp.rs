@@ -5,12 +5,12 @@
 //! straight to the engine's bounded queue; when that is full the task waits (without blocking a worker) and stops
 //! reading, so TCP pushes back on the sender.
 
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam::channel::{Sender, TrySendError};
+use crossbeam::channel::Sender;
 use metrics::{counter, gauge};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -21,6 +21,7 @@ use crate::admission::{Admission, AdmissionLimits, Ticket};
 use crate::engine::{EngineInput, SourceKind};
 use crate::http::auth::{AuthFailure, record_failure};
 use crate::ingest::ack;
+use crate::ingest::feed::{Feed, send_to_engine};
 use crate::metrics::{CONNECTIONS, CONNECTIONS_REFUSED};
 use crate::store::{Role, Store};
 use stormwatch_core::telemetry::batch::parse_chunk;
@@ -154,24 +155,6 @@ async fn refuse(stream: &mut TcpStream, tls: bool, why: &str) {
     let _ = stream.shutdown().await;
     let mut sink = [0u8; 4096];
     while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
-}
-
-/// Hands a batch to the engine's bounded queue, waiting while it is full: the backpressure every connection
-/// feels. False once the engine has stopped.
-pub(crate) async fn send_to_engine(engine: &Sender<EngineInput>, mut batch: EngineInput) -> bool {
-    let mut pause = Duration::from_millis(1);
-    loop {
-        match engine.try_send(batch) {
-            Ok(()) => return true,
-            Err(TrySendError::Disconnected(_)) => return false,
-            Err(TrySendError::Full(again)) => {
-                batch = again;
-                // The queue holds tens of milliseconds of engine work, so a short poll never starves it.
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(8));
-            }
-        }
-    }
 }
 
 async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
@@ -400,47 +383,5 @@ async fn handshake<S: AsyncRead + Unpin>(
         )),
         Ok(None) => Err((Some(AuthFailure::Unknown), "unknown or revoked token")),
         Err(_) => Err((None, "cannot check the token now")),
-    }
-}
-
-/// The framer's reader: bytes the connection task has read from the socket, `WouldBlock` when it has none yet.
-#[derive(Default)]
-pub(crate) struct Feed {
-    pub(crate) bytes: Vec<u8>,
-    pub(crate) taken: usize,
-    pub(crate) eof: bool,
-}
-
-impl Feed {
-    fn push(&mut self, data: &[u8]) {
-        self.room(data.len());
-        self.bytes.extend_from_slice(data);
-    }
-
-    /// Makes room for at least `want` more bytes (starting over once everything was taken); returns the room.
-    pub(crate) fn room(&mut self, want: usize) -> usize {
-        if self.taken == self.bytes.len() {
-            self.bytes.clear();
-            self.taken = 0;
-        }
-        self.bytes.reserve(want);
-        self.bytes.capacity() - self.bytes.len()
-    }
-}
-
-impl Read for Feed {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let waiting = &self.bytes[self.taken..];
-        if waiting.is_empty() {
-            return if self.eof {
-                Ok(0)
-            } else {
-                Err(io::ErrorKind::WouldBlock.into())
-            };
-        }
-        let n = waiting.len().min(buf.len());
-        buf[..n].copy_from_slice(&waiting[..n]);
-        self.taken += n;
-        Ok(n)
     }
 }
