@@ -166,18 +166,19 @@ def probe_unauth_posts(binary):
         server.stop()
 
 
-def probe_never_reading(binary):
+def readyz_behind(binary, count, net, peers, payload):
+    """/readyz while `count` connections from `peers` addresses 127.0.`net`.x each send `payload` (without
+    blocking) and never read: one row, holding when every /readyz answered within 1 s."""
     server = Server(binary)
     sockets = []
     try:
-        request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 200
-        for i in range(520):
+        for i in range(count):
             try:
                 s = socket.create_connection(("127.0.0.1", server.http), timeout=5,
-                                             source_address=(f"127.0.1.{i % 8 + 1}", 0))
+                                             source_address=(f"127.0.{net}.{i % peers + 1}", 0))
                 s.setblocking(False)
                 try:
-                    s.send(request)
+                    s.send(payload)
                 except OSError:
                     pass
                 sockets.append(s)
@@ -192,25 +193,12 @@ def probe_never_reading(binary):
         server.stop()
 
 
+def probe_never_reading(binary):
+    return readyz_behind(binary, 520, 1, 8, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 200)
+
+
 def probe_slowloris(binary):
-    server = Server(binary)
-    sockets = []
-    try:
-        for i in range(600):
-            try:
-                s = socket.create_connection(("127.0.0.1", server.http), timeout=5,
-                                             source_address=(f"127.0.2.{i % 10 + 1}", 0))
-                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-                sockets.append(s)
-            except OSError:
-                continue
-        worst, failed = readyz_meanwhile(server)
-        return (f"{len(sockets)} connections opened; /readyz worst {worst * 1000:.0f} ms, "
-                f"{failed} of 10 unanswered in 10 s", failed == 0 and worst < 1)
-    finally:
-        for s in sockets:
-            s.close()
-        server.stop()
+    return readyz_behind(binary, 600, 2, 10, b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
 
 
 def probe_bomb(binary):

@@ -12,16 +12,7 @@ use support::*;
 /// Runs `serve` on `data_dir` and waits at most `seconds` for it to exit: its exit code and stderr, or a panic if
 /// it was still running (it is killed first).
 fn serve_exits_within(data_dir: &std::path::Path, seconds: u64) -> (i32, String) {
-    let mut child = binary()
-        .args([
-            "serve",
-            "--http",
-            "127.0.0.1:0",
-            "--ingest",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(data_dir)
+    let mut child = serve_on_loopback(data_dir)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

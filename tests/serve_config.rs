@@ -172,16 +172,7 @@ fn follow_of_a_missing_file_says_so_once_and_reads_it_when_it_appears() {
 #[test]
 fn follow_of_a_directory_is_refused_at_start_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
-    let output = binary()
-        .args([
-            "serve",
-            "--http",
-            "127.0.0.1:0",
-            "--ingest",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(dir.path().join("data"))
+    let output = serve_on_loopback(dir.path().join("data"))
         .arg("--follow")
         .arg(dir.path())
         .output()

@@ -6,18 +6,7 @@ mod support;
 use support::*;
 
 fn serve_fails(dir: &std::path::Path) -> String {
-    let output = binary()
-        .args([
-            "serve",
-            "--http",
-            "127.0.0.1:0",
-            "--ingest",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .output()
-        .unwrap();
+    let output = serve_on_loopback(dir).output().unwrap();
     assert!(!output.status.success(), "serve started on a bad store");
     String::from_utf8_lossy(&output.stderr).into_owned()
 }

@@ -235,16 +235,7 @@ fn an_unusable_certificate_file_is_refused_at_start_by_name() {
             dir.path().display()
         ),
     );
-    let output = binary()
-        .args([
-            "serve",
-            "--http",
-            "127.0.0.1:0",
-            "--ingest",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(dir.path())
+    let output = serve_on_loopback(dir.path())
         .args(&config)
         .output()
         .unwrap();

@@ -286,7 +286,13 @@ pub fn request(
     stream.write_all(body).expect("send body");
     let mut response = Vec::new();
     stream.read_to_end(&mut response).expect("read response");
-    let text = String::from_utf8_lossy(&response).into_owned();
+    let (status, body) = status_and_body(&response);
+    (status, dechunk(&body))
+}
+
+/// A raw HTTP/1.1 answer's status (0 when there is none) and the bytes after its head, as text.
+pub fn status_and_body(response: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(response);
     let status = text
         .split_whitespace()
         .nth(1)
@@ -296,7 +302,7 @@ pub fn request(
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
-    (status, dechunk(&body))
+    (status, body)
 }
 
 /// Undoes chunked transfer encoding if the body looks chunked.
@@ -322,6 +328,22 @@ fn dechunk(body: &str) -> String {
 }
 
 /// Writes `toml` as a config file in `dir` and returns the `--config` arguments for it.
+/// `stormwatch serve` on ephemeral loopback ports with `data_dir`; add flags, then run it.
+pub fn serve_on_loopback(data_dir: impl AsRef<Path>) -> Command {
+    let mut command = binary();
+    command
+        .args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--ingest",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data_dir.as_ref());
+    command
+}
+
 pub fn config_file(dir: &Path, toml: &str) -> [String; 2] {
     let path = dir.join("stormwatch.toml");
     std::fs::write(&path, toml).expect("write config file");
