@@ -47,8 +47,14 @@ pub struct Summary {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ClockOffset {
     pub user: String,
-    /// Seconds the User's clock runs ahead of network time (negative: behind).
+    /// Seconds the clock runs ahead of its source's event time (negative: behind).
     pub offset_s: i64,
+    /// Which of the User's lines that clock stamps: `requests`, `queue` or `depth` (absent in older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<String>,
+    /// The live service's source number, when not the default one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<u32>,
 }
 
 fn is_zero(value: &u64) -> bool {

@@ -1,7 +1,7 @@
 //! Idle Users leave the User table: a User silent for `evict_idle_after_s` of event time that nothing needs gives
 //! back its slot and its memory, so made-up User IDs that stop sending cannot lock real Users out for good.
 //!
-//! Users are addressed by their place in the table (incidents' members, anomalies, the clock's offset runs). A
+//! Users are addressed by their place in the table (incidents' members, anomalies; the clock names Users by ID). A
 //! leaving User's place is filled by the last User (`swap_remove`), and every reference to the moved User is
 //! renumbered in the same step, so an index never silently names another User. References held outside the
 //! engine are never kept across ticks (the service looks Users up by ID).
@@ -112,10 +112,9 @@ impl Engine {
     pub(super) fn evict_idle(&mut self, second: i64, budget: usize) {
         let idle = self.config.evict_idle_after_s;
         let cutoff = second - idle;
-        // Held lines name Users by place, also while they are being placed again (a batch of them, each of which
-        // may close seconds); they settle within seconds. After a gap in all the data (an outage, a restart)
-        // silence is missing data, not idleness: the clock starts again when the data resumes.
-        if idle <= 0 || self.clock.holding() || self.live_since > cutoff {
+        // After a gap in all the data (an outage, a restart) silence is missing data, not idleness: the clock
+        // starts again when the data resumes.
+        if idle <= 0 || self.live_since > cutoff {
             return;
         }
         for _ in 0..budget {
@@ -140,7 +139,6 @@ impl Engine {
         state.last_event_second <= cutoff
             && state.quiescent()
             && self.anomalies[user].iter().all(Option::is_none)
-            && self.clock.user_quiet(user)
             && !self.incidents.names_user(user)
     }
 
@@ -153,7 +151,6 @@ impl Engine {
         self.index.remove(&id);
         self.users.swap_remove(user);
         self.anomalies.swap_remove(user);
-        self.clock.remove_user(user);
         let moved_from = self.users.len();
         if user < moved_from {
             self.index.insert(self.users[user].id, user as u32);

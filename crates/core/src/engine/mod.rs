@@ -19,7 +19,7 @@ pub mod window;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-pub use clock::{ClockConfig, Ingested, Settled};
+pub use clock::{ClockConfig, ClockOffsetView, Ingested, Settled, SourceId, SourceView, Stamper};
 pub use config::{DetectorConfig, EngineConfig, NetworkConfig};
 use detect::backlog::DeliveryState;
 use incidents::{Anomaly, Incident, IncidentBook};
@@ -98,8 +98,11 @@ pub struct Engine {
     updates: Vec<IncidentUpdate>,
     /// Every second before this one is closed.
     next_close: Option<i64>,
-    /// Newest event time of a line taken (in network time).
+    /// Newest event time of a line taken (aligned).
     max_ts: i64,
+    /// A gap in all the data longer than a ring: (last second before it, first second after it). Its seconds
+    /// are skipped in one step when the watermark reaches them.
+    gap: Option<(i64, i64)>,
     stats: EngineStats,
     clock: clock::EventClock,
     /// The Users that exist, when known: others are refused as unknown and never take a slot of the table, so
@@ -116,7 +119,7 @@ impl Engine {
     pub fn new(mut config: EngineConfig, changes: ChangeRegister) -> Engine {
         config.correlator = config.correlator();
         Engine {
-            clock: clock::EventClock::new(&config.clock),
+            clock: clock::EventClock::new(&config.clock, config.allowed_lateness_ms),
             config,
             changes,
             index: FxHashMap::default(),
@@ -128,6 +131,7 @@ impl Engine {
             updates: Vec::new(),
             next_close: None,
             max_ts: i64::MIN,
+            gap: None,
             stats: EngineStats::default(),
             directory: None,
             evict_cursor: 0,
@@ -150,62 +154,148 @@ impl Engine {
         self.directory.as_ref()
     }
 
-    /// Takes one event. The hot path: a hash lookup, a range check on event time and a few stores, except when
-    /// the watermark closes seconds. A line whose time is in doubt is held (see [`clock`]).
+    /// Takes one event of the default source (replay's one stream). See [`Engine::ingest_from`].
     #[inline]
     pub fn ingest(&mut self, event: &Event) -> Result<Ingested, IngestError> {
-        let user = match self.index.get(&event.user) {
-            Some(&index) => index as usize,
-            None if !self.clock.anchored() => {
-                self.listed(event.user)?;
-                return self.hold(None, event);
-            }
-            None => {
-                // A line no clock could explain does not take a place in the User table.
-                self.refuse_beyond_bound(event)?;
-                self.add_user(event.user, event.ts_ms.div_euclid(1000))?
-            }
-        };
-        let ts = event.ts_ms - self.users[user].clock_offset_ms;
-        if !self.clock.in_range(ts) {
-            return self.hold(Some(user), event);
-        }
-        self.take(user, ts, event);
-        Ok(Ingested::Taken)
+        self.ingest_from(SourceId::DEFAULT, event)
     }
 
-    /// Applies a line at `ts` (network time): in its second, or as late once that second has closed.
+    /// Takes one event from `source`. The hot path: a hash lookup, the clock's range check on event time and a
+    /// few stores, except when a second of the source's time ends. A line whose time is in doubt is held (see
+    /// [`clock`]).
     #[inline]
-    fn take(&mut self, user: usize, ts: i64, event: &Event) {
-        let second = ts.div_euclid(1000);
+    pub fn ingest_from(
+        &mut self,
+        source: SourceId,
+        event: &Event,
+    ) -> Result<Ingested, IngestError> {
+        let slot = self.clock.source_slot(source);
+        self.ingest_at(slot, event)
+    }
+
+    #[inline]
+    fn ingest_at(&mut self, slot: u32, event: &Event) -> Result<Ingested, IngestError> {
+        let Some(&user) = self.index.get(&event.user) else {
+            return self.ingest_new_user(slot, event);
+        };
+        let user = user as usize;
+        let stamper = Stamper::of(event.kind);
+        let cached = self.users[user].stamps[stamper as usize];
+        let clock = if self.clock.is_clock(cached, slot, event.user, stamper) {
+            cached
+        } else {
+            let clock = self.clock.clock_for(slot, event.user, stamper);
+            self.users[user].stamps[stamper as usize] = clock;
+            clock
+        };
+        match self.clock.admit(clock, event.ts_ms) {
+            Some(at) => {
+                if self.place(user, at, event, clock) {
+                    self.clock.pass(clock);
+                    self.apply_releases();
+                }
+                Ok(Ingested::Taken)
+            }
+            None => self.hold(slot, Some(clock), event),
+        }
+    }
+
+    /// A line of a User not in the table: held while its source has no event time yet (Users are made as their
+    /// lines are placed, as they would have been without the hold); a line no clock could explain does not take a
+    /// place in the table.
+    #[cold]
+    fn ingest_new_user(&mut self, slot: u32, event: &Event) -> Result<Ingested, IngestError> {
+        self.listed(event.user)?;
+        if self.clock.unanchored(slot) {
+            return self.hold(slot, None, event);
+        }
+        self.clock.refuse_absurd(event.ts_ms)?;
+        self.add_user(event.user, event.ts_ms.div_euclid(1000))?;
+        self.ingest_at(slot, event)
+    }
+
+    #[cold]
+    fn hold(
+        &mut self,
+        slot: u32,
+        clock: Option<u32>,
+        event: &Event,
+    ) -> Result<Ingested, IngestError> {
+        match self.clock.hold(slot, clock, event)? {
+            clock::HoldOutcome::Held(token) => {
+                self.apply_releases();
+                Ok(Ingested::Held(token))
+            }
+            clock::HoldOutcome::Anchored => self.ingest_at(slot, event),
+        }
+    }
+
+    /// Places a line at `at` (aligned time): in its second, or as late once that second has closed. True when
+    /// its source's second ended (the caller runs the clock's pass and closes seconds).
+    #[inline]
+    fn place(&mut self, user: usize, at: i64, event: &Event, clock: u32) -> bool {
+        let second = at.div_euclid(1000);
         let next_close = *self
             .next_close
             .get_or_insert_with(|| second - self.config.allowed_lateness_ms.div_euclid(1000) - 1);
         self.stats.events += 1;
-        self.stats.first_ts = Some(self.stats.first_ts.map_or(ts, |t| t.min(ts)));
-        self.stats.last_ts = Some(self.stats.last_ts.map_or(ts, |t| t.max(ts)));
+        self.stats.first_ts = Some(self.stats.first_ts.map_or(at, |t| t.min(at)));
+        self.stats.last_ts = Some(self.stats.last_ts.map_or(at, |t| t.max(at)));
         if second < next_close {
             self.stats.late += 1;
             self.users[user].apply_late(event);
         } else {
             self.users[user].apply(second, event);
         }
-        if ts > self.max_ts {
-            // Seconds after the previous newest line and before this one are empty.
-            let busy_through = if self.max_ts == i64::MIN {
-                second
-            } else {
-                self.max_ts.div_euclid(1000)
-            };
-            self.max_ts = ts;
-            if ts > self.clock.net_ms {
-                self.clock.net_ms = ts;
-                if self.clock.has_held() {
-                    self.expire_held();
-                }
+        if at > self.max_ts {
+            let before = self.max_ts.div_euclid(1000);
+            if self.max_ts != i64::MIN && second - before > window::RING_SECONDS as i64 {
+                self.gap = Some((before, second));
             }
-            self.close_through(ts, busy_through);
+            self.max_ts = at;
         }
+        self.clock.placed(clock, at)
+    }
+
+    /// Applies the lines the clock released (their offset learned, their source moved, or their wait over),
+    /// then closes the seconds the watermark has passed.
+    #[cold]
+    fn apply_releases(&mut self) {
+        while self.clock.has_releases() {
+            for release in self.clock.take_releases() {
+                let user = match self.index.get(&release.event.user) {
+                    Some(&user) => user as usize,
+                    None => match self
+                        .add_user(release.event.user, release.event.ts_ms.div_euclid(1000))
+                    {
+                        Ok(user) => user,
+                        Err(error) => {
+                            self.clock.settle(Settled::Refused(release.token, error));
+                            continue;
+                        }
+                    },
+                };
+                match release.at {
+                    Some(at) => {
+                        if self.place(user, at, &release.event, release.clock) {
+                            self.clock.pass(release.clock);
+                        }
+                    }
+                    None => {
+                        self.stats.events += 1;
+                        self.stats.late += 1;
+                        self.users[user].apply_late(&release.event);
+                    }
+                }
+                self.clock.settle(Settled::Released(release.token));
+            }
+        }
+        for (id, offset) in self.clock.drain_adopted() {
+            if let Some(&user) = self.index.get(&id) {
+                self.users[user as usize].clock_offset_ms = offset;
+            }
+        }
+        self.close_through();
     }
 
     /// With a User directory, a User it does not list is refused.
@@ -226,41 +316,41 @@ impl Engine {
         self.evicted.returned(id);
         self.index.insert(id, self.users.len() as u32);
         self.users.push(UserState::new(id, second));
-        self.clock.add_user();
         self.anomalies.push([None, None, None, None]);
         Ok(self.users.len() - 1)
     }
 
-    /// Moves event time to `now_ms` (the wall clock when a live stream is idle) and closes every second the
-    /// watermark has passed.
+    /// Every source is quiet: moves event time to `now_ms` (the service's wall clock, only ever the lateness
+    /// window past the newest line) and closes every second the watermark has passed.
     pub fn advance_to(&mut self, now_ms: i64) {
-        if self.clock.anchored() && now_ms > self.clock.net_ms {
-            self.clock.net_ms = now_ms;
-            self.expire_held();
-        }
-        self.close_through(now_ms, self.max_ts.div_euclid(1000));
+        self.clock.idle_to(now_ms);
+        self.apply_releases();
     }
 
-    /// Closes every second before `now_ms - lateness`, but not past a held line's time. Seconds after
-    /// `busy_through` hold no line: a run of more than a ring of them is a gap in the data (no line from anyone),
-    /// skipped in one step, so a gap of days costs no more than one of seconds, and the detectors do not learn
-    /// silence from missing data (a network resuming after a gap is not a storm).
-    fn close_through(&mut self, now_ms: i64, busy_through: i64) {
+    /// Closes every second before the clock's progress less the lateness (never past a held line's time). A gap
+    /// in the data (no line from anyone for more than a ring of seconds) is skipped in one step, so a gap of days
+    /// costs no more than one of seconds, and the detectors do not learn silence from missing data (a network
+    /// resuming after a gap is not a storm).
+    fn close_through(&mut self) {
         let Some(mut next) = self.next_close else {
             return;
         };
-        let target =
-            (now_ms.min(self.clock.floor()) - self.config.allowed_lateness_ms).div_euclid(1000);
-        let ring = window::RING_SECONDS as i64;
+        let target = (self.clock.progress() - self.config.allowed_lateness_ms).div_euclid(1000);
         while next < target {
-            if next > busy_through && target - next > ring {
+            if let Some((before, after)) = self.gap
+                && next > before
+            {
+                let to = after.min(target);
                 for user in &mut self.users {
-                    user.skip_idle(next, target);
+                    user.skip_idle(next, to);
                 }
-                self.clock.skipped_seconds += (target - next) as u64;
-                next = target;
-                self.live_since = target;
-                break;
+                self.clock.skipped_seconds += (to - next).max(0) as u64;
+                next = next.max(to);
+                self.live_since = next;
+                if next >= after {
+                    self.gap = None;
+                }
+                continue;
             }
             self.close_second(next);
             next += 1;
@@ -270,12 +360,70 @@ impl Engine {
 
     /// End of input: settles held lines, then closes every second up to the newest event.
     pub fn finish(&mut self) {
-        self.settle_all();
+        self.clock.settle_all();
+        self.apply_releases();
         if self.max_ts > i64::MIN {
             let end = self.max_ts + self.config.allowed_lateness_ms + 1000;
-            self.close_through(end, self.max_ts.div_euclid(1000));
+            self.clock.idle_to(end);
+            self.close_through();
         }
         self.correlate_all();
+    }
+
+    /// Bounds event time from outside: a line further than `absurd_ms` beyond `bound` is refused, sources are idle
+    /// after `source_idle_ms` of it without a line, and a source's jump never passes `bound + ahead`. The live
+    /// service passes its wall clock; the core never reads one.
+    pub fn set_now_bound(&mut self, bound: Option<i64>) {
+        self.clock.set_bound(bound);
+    }
+
+    /// Lines whose hold ended since the last call.
+    pub fn drain_settled(&mut self) -> std::vec::Drain<'_, Settled> {
+        self.clock.drain_settled()
+    }
+
+    /// Lines refused for an absurd time so far.
+    pub fn out_of_range(&self) -> u64 {
+        self.clock.out_of_range()
+    }
+
+    /// Clocks running at a recognised offset, for the report: by User and the lines its clock stamps.
+    pub fn clock_offsets(&self) -> Vec<crate::report::ClockOffset> {
+        self.clock
+            .offsets()
+            .into_iter()
+            .map(|o| crate::report::ClockOffset {
+                user: o.user.to_string(),
+                offset_s: o.offset_ms / 1000,
+                lines: Some(o.stamper.as_str().to_owned()),
+                source: (o.source != SourceId::DEFAULT).then_some(o.source.0),
+            })
+            .collect()
+    }
+
+    /// Clocks running at a recognised offset, by source.
+    pub fn stamp_offsets(&self) -> Vec<ClockOffsetView> {
+        self.clock.offsets()
+    }
+
+    /// Every source's event-time progress.
+    pub fn sources(&self) -> Vec<SourceView> {
+        self.clock.sources()
+    }
+
+    /// Empty seconds skipped in one step after idle stretches (instead of closing each).
+    pub fn seconds_skipped(&self) -> u64 {
+        self.clock.skipped_seconds
+    }
+
+    /// Network event time (ms): the newest source's frontier, once known.
+    pub fn network_time_ms(&self) -> Option<i64> {
+        self.clock.network_ms()
+    }
+
+    /// Lines held right now.
+    pub fn held_lines(&self) -> usize {
+        self.clock.held_lines()
     }
 
     fn close_second(&mut self, second: i64) {

@@ -86,7 +86,6 @@ impl Engine {
             let user = UserState::restore(user);
             engine.index.insert(user.id, engine.users.len() as u32);
             engine.users.push(user);
-            engine.clock.add_user();
         }
         engine.anomalies = snapshot.anomalies;
         engine
