@@ -52,12 +52,23 @@ impl EngineView {
 #[derive(Default)]
 pub struct Published {
     current: ArcSwap<EngineView>,
+    /// Event-time sources as of the last tick (`GET /api/v1/sources`).
+    sources: ArcSwap<Vec<crate::engine::sources::SourceRow>>,
 }
 
 impl Published {
     /// The last published state (a cheap `Arc` clone; never waits).
     pub fn load(&self) -> Arc<EngineView> {
         self.current.load_full()
+    }
+
+    pub fn sources(&self) -> Arc<Vec<crate::engine::sources::SourceRow>> {
+        self.sources.load_full()
+    }
+
+    /// Engine thread only, once a tick.
+    pub fn set_sources(&self, rows: Vec<crate::engine::sources::SourceRow>) {
+        self.sources.store(Arc::new(rows));
     }
 
     /// Engine thread only, once a tick: computes and swaps in the state readers see. `open` is the tick's list

@@ -6,7 +6,7 @@ use super::{BatchOutcome, EngineLoop, SourceKind, wall_ms};
 use crate::engine::journal::Journal;
 use crate::engine::streams::Attach;
 use crate::metrics::Publisher;
-use stormwatch_core::engine::{IngestError, Ingested, Settled};
+use stormwatch_core::engine::{IngestError, Ingested, Settled, SourceId};
 use stormwatch_core::telemetry::batch::{LineCursor, ParsedChunk, malformed};
 
 /// Events between two checks of whether the charts need a catch-up feed within a batch: few enough that even a
@@ -20,13 +20,14 @@ impl EngineLoop {
         kind: SourceKind,
         parsed: &ParsedChunk,
     ) -> BatchOutcome {
+        let id = self.sources.id(source);
         // Written before it is applied: a crash in between replays it, which is what applying it would have done.
         if let Some(journal) = &mut self.journal
             && !parsed.events.is_empty()
         {
-            journal.batch(&parsed.data);
+            journal.sourced_batch(id.0, &parsed.data);
         }
-        self.apply_journalled(source, kind, parsed)
+        self.apply_journalled(source, id, kind, parsed)
     }
 
     /// A connection takes over an acknowledged stream. Its position is made durable before it is told, so a
@@ -50,9 +51,11 @@ impl EngineLoop {
         }
     }
 
+    /// Applies a batch already journalled, from event-time source `id` (named `source`).
     pub(super) fn apply_journalled(
         &mut self,
         source: &Arc<str>,
+        id: SourceId,
         kind: SourceKind,
         parsed: &ParsedChunk,
     ) -> BatchOutcome {
@@ -68,7 +71,7 @@ impl EngineLoop {
             if index % CHART_CHECK_EVERY == CHART_CHECK_EVERY - 1 {
                 self.catch_up_charts();
             }
-            match self.engine.ingest(event) {
+            match self.engine.ingest_from(id, event) {
                 Ok(Ingested::Taken) => outcome.accepted += 1,
                 Ok(Ingested::Held(token)) => {
                     // Counted as accepted; if the engine refuses it later it is kept as malformed then.

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use metrics::counter;
 
 use crate::engine::journal_format::{
-    self, ADVANCE, BATCH, Damage, STREAM_BATCH, file_header, frame_head,
+    self, ADVANCE, BATCH, Damage, SOURCED_BATCH, STREAM_BATCH, file_header, frame_head,
 };
 use crate::log_limit::LogLimit;
 use crate::metrics::{JOURNAL_DAMAGE, JOURNAL_LOST_FRAMES, JOURNAL_WRITE_ERRORS};
@@ -304,6 +304,12 @@ impl Journal {
 
     pub fn batch(&mut self, lines: &[u8]) {
         let written = self.write_frame(BATCH, &[lines]);
+        self.check(written, "write");
+    }
+
+    /// A batch from event-time source `source` (the service's number for a connection, sender, file or topic).
+    pub fn sourced_batch(&mut self, source: u32, lines: &[u8]) {
+        let written = self.write_frame(SOURCED_BATCH, &[&source.to_le_bytes(), lines]);
         self.check(written, "write");
     }
 

@@ -14,6 +14,8 @@ pub const FILE_HEADER_LEN: usize = 20;
 pub const FRAME_HEAD_LEN: usize = 21;
 pub const BATCH: u8 = b'B';
 pub const ADVANCE: u8 = b'A';
+/// A batch with its event-time source: the source number (u32 LE), then the lines.
+pub const SOURCED_BATCH: u8 = b'C';
 /// A batch from an acknowledged TCP stream: the stream's name and line count after it, then the lines.
 pub const STREAM_BATCH: u8 = b'S';
 /// A frame longer than this is damage, not data (batches are 256 KiB blocks of lines).
@@ -22,8 +24,10 @@ pub const MAX_FRAME: usize = 64 << 20;
 /// One record of the journal, in the order the engine applied them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Entry {
-    /// The raw lines of a batch (valid and malformed alike; replay parses them again).
+    /// The raw lines of a batch (valid and malformed alike; replay parses them again), from the default source.
     Batch(Vec<u8>),
+    /// The same, from the numbered event-time source.
+    SourcedBatch { source: u32, lines: Vec<u8> },
     /// The idle clock moved event time to this instant (ms).
     Advance(i64),
     /// The lines of a batch from an acknowledged stream, which has sent `through` lines once they are applied.
@@ -106,6 +110,10 @@ fn frame_at(bytes: &[u8], at: usize) -> Option<(Entry, u64, usize)> {
     }
     let entry = match head[0] {
         BATCH => Entry::Batch(payload.to_vec()),
+        SOURCED_BATCH => Entry::SourcedBatch {
+            source: le_u32(payload.get(..4)?),
+            lines: payload[4..].to_vec(),
+        },
         ADVANCE => Entry::Advance(i64::from_le_bytes(<[u8; 8]>::try_from(payload).ok()?)),
         STREAM_BATCH => {
             let name_len = usize::from(u16::from_le_bytes([*payload.first()?, *payload.get(1)?]));

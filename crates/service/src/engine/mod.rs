@@ -12,6 +12,7 @@ pub mod journal;
 mod journal_format;
 mod latency;
 mod recovery;
+pub mod sources;
 pub mod restore;
 pub mod streams;
 mod tick;
@@ -65,6 +66,8 @@ pub struct EngineLoop {
     source_behind: bool,
     /// Lines the engine holds while their event time is in doubt, with their source.
     held: HeldLines,
+    /// The engine's event-time sources by name (connection, stream, HTTP sender, file, topic).
+    sources: sources::SourceNames,
     /// Everything applied since the last snapshot, for replay after a crash (not with a log source, which
     /// replays from its own log).
     journal: Option<Journal>,
@@ -133,6 +136,7 @@ impl EngineLoop {
             quiet: false,
             source_behind: false,
             held: HeldLines::default(),
+            sources: sources::SourceNames::default(),
             journal: None,
             to_replay: Vec::new(),
             journal_finding: None,
@@ -246,7 +250,8 @@ impl EngineLoop {
                         if let Some(journal) = &mut self.journal {
                             journal.stream_batch(&mark.name, mark.through, &parsed.data);
                         }
-                        self.apply_journalled(&source, SourceKind::Tcp, &parsed);
+                        let id = self.sources.stream_id(&mark.name);
+                        self.apply_journalled(&source, id, SourceKind::Tcp, &parsed);
                         self.streams.applied(&mark);
                         self.latency.record(received);
                     } else {

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::{EngineLoop, wall_ms};
 use crate::engine::journal::{self, Entry, Finding, wrap_snapshot};
-use stormwatch_core::engine::Engine;
+use stormwatch_core::engine::{Engine, SourceId};
 use stormwatch_core::telemetry::batch::parse_chunk;
 use stormwatch_core::telemetry::framing::Chunk;
 
@@ -23,6 +23,8 @@ impl EngineLoop {
             self.health
                 .journal_found(finding.describe(), finding.loses_data() && !same_loss);
         }
+        // Sources numbered before the restart (in the snapshot or the journal) keep their numbers to themselves.
+        self.sources.continue_after(&self.engine);
         let entries = std::mem::take(&mut self.to_replay);
         if entries.is_empty() {
             return;
@@ -32,18 +34,19 @@ impl EngineLoop {
         self.engine.set_now_bound(Some(wall_ms()));
         for entry in &entries {
             let lines = match entry {
-                Entry::Batch(lines) => Some(lines),
+                Entry::Batch(lines) => Some((SourceId::DEFAULT, lines)),
+                Entry::SourcedBatch { source, lines } => Some((SourceId(*source), lines)),
                 Entry::Stream {
                     name,
                     through,
                     lines,
                 } => {
                     self.streams.set_position(name, *through);
-                    Some(lines)
+                    Some((self.sources.stream_id(name), lines))
                 }
                 Entry::Advance(_) => None,
             };
-            if let Some(lines) = lines {
+            if let Some((source, lines)) = lines {
                 let parsed = parse_chunk(
                     0,
                     Chunk::Lines {
@@ -52,17 +55,18 @@ impl EngineLoop {
                     },
                 );
                 for event in &parsed.events {
-                    events += u64::from(self.engine.ingest(event).is_ok());
+                    events += u64::from(self.engine.ingest_from(source, event).is_ok());
                 }
                 batches += 1;
             }
             match entry {
-                Entry::Batch(_) | Entry::Stream { .. } => {}
+                Entry::Batch(_) | Entry::SourcedBatch { .. } | Entry::Stream { .. } => {}
                 Entry::Advance(to_ms) => self.engine.advance_to(*to_ms),
             }
             self.handle_updates();
         }
         self.quiet = quiet;
+        self.sources.continue_after(&self.engine);
         // Refusals of replayed lines were kept as malformed when they first arrived.
         self.engine.drain_settled().for_each(drop);
         self.last_event_wall = self.engine.max_ts().map(|_| wall_ms());

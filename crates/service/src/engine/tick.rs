@@ -52,6 +52,11 @@ impl EngineLoop {
         }
         let open = self.engine.open_incidents();
         self.publisher.tick(&self.engine, &open, lag, latency);
+        let sources = self.sources.rows(&self.engine);
+        self.publisher.sources(&sources);
+        if let Some(published) = &self.published {
+            published.set_sources(sources);
+        }
         self.publish(Some(&open));
         self.refresh_open(&open);
         self.feed_charts(&open);

@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events", post(post_events))
         .route("/api/v1/malformed", get(list_malformed))
         .route("/api/v1/users", get(list_users))
+        .route("/api/v1/sources", get(list_sources))
         .route("/api/v1/users/{id}", get(get_user))
         .merge(crate::http::changes_api::routes())
         .merge(crate::http::directory_api::routes())
@@ -283,6 +284,18 @@ async fn list_users(
             .filter(|u| only.is_none_or(|o| Eui64::parse(&u.user) == Some(o))),
     );
     Ok((next, Json(users)).into_response())
+}
+
+/// `GET /api/v1/sources`: each event-time source (connection, stream, HTTP sender, file, topic) with the event
+/// time it has reached, how far it trails the newest, whether the watermark waits for it, and its exporter clocks
+/// running at an offset. Operators only: it names every sender.
+async fn list_sources(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let who = principal(&state.store, &headers).await?;
+    require_ops(&who)?;
+    Ok(Json(state.published.sources().as_ref().clone()).into_response())
 }
 
 /// `GET /api/v1/users/{id}`: from the engine's published state, like the list.

@@ -29,6 +29,9 @@ pub const USERS: &str = "stormwatch_users";
 pub const USERS_EVICTED: &str = "stormwatch_users_evicted_total";
 pub const OUT_OF_RANGE: &str = "stormwatch_ingest_out_of_range_total";
 pub const HELD: &str = "stormwatch_ingest_held_lines";
+pub const SOURCE_BEHIND: &str = "stormwatch_source_behind_seconds";
+pub const SOURCE_WAITED_FOR: &str = "stormwatch_source_waited_for";
+pub const SOURCE_CLOCK_OFFSETS: &str = "stormwatch_source_clock_offsets";
 pub const BUILD_INFO: &str = "stormwatch_build_info";
 pub const CONNECTIONS: &str = "stormwatch_connections";
 pub const CONNECTIONS_REFUSED: &str = "stormwatch_connections_refused_total";
@@ -70,6 +73,19 @@ fn describe() {
     describe_counter!(
         LATE,
         "Lines that arrived after the allowed lateness (still applied to queue depth)"
+    );
+    describe_gauge!(
+        SOURCE_BEHIND,
+        Unit::Seconds,
+        "How far an event-time source (connection, stream, HTTP sender, file, topic) trails the newest one"
+    );
+    describe_gauge!(
+        SOURCE_WAITED_FOR,
+        "1 while the watermark waits for the source; 0 once it is idle or too far behind (its lines are then late)"
+    );
+    describe_gauge!(
+        SOURCE_CLOCK_OFFSETS,
+        "Exporter clocks of the source (User and requests, queue or depth lines) running at a recognised offset"
     );
     describe_gauge!(CONNECTIONS, "Open connections, by listener (http, tcp)");
     describe_counter!(
@@ -174,6 +190,8 @@ pub struct Publisher {
     samples: Vec<user_series::Sample>,
     open: HashMap<(String, IncidentKind, &'static str), Gauge>,
     lines: HashMap<&'static str, (Counter, Counter)>,
+    /// Event-time sources shown at the last tick.
+    sources: Vec<String>,
 }
 
 impl Publisher {
@@ -204,6 +222,25 @@ impl Publisher {
         counter!(REFUSED, "source" => source, "reason" => "unknown_user").increment(unknown_user);
         counter!(REFUSED, "source" => source, "reason" => "out_of_range").increment(out_of_range);
         counter!(REFUSED, "source" => source, "reason" => "user_table_full").increment(table_full);
+    }
+
+    /// Once a tick: per event-time source, how far it trails the newest, whether the watermark waits for it, and
+    /// how many of its exporter clocks run at an offset. A source forgotten since the last tick reads 0 and 0.
+    pub fn sources(&mut self, rows: &[crate::engine::sources::SourceRow]) {
+        let names: std::collections::HashSet<&str> =
+            rows.iter().map(|r| r.source.as_str()).collect();
+        for gone in self.sources.iter().filter(|s| !names.contains(s.as_str())) {
+            gauge!(SOURCE_BEHIND, "source" => gone.clone()).set(0.0);
+            gauge!(SOURCE_WAITED_FOR, "source" => gone.clone()).set(0.0);
+        }
+        self.sources = names.iter().map(|n| n.to_string()).collect();
+        for row in rows {
+            gauge!(SOURCE_BEHIND, "source" => row.source.clone()).set(row.behind_s);
+            gauge!(SOURCE_WAITED_FOR, "source" => row.source.clone())
+                .set(f64::from(u8::from(row.waited_for)));
+            gauge!(SOURCE_CLOCK_OFFSETS, "source" => row.source.clone())
+                .set(row.offsets.len() as f64);
+        }
     }
 
     pub fn tick(

@@ -9,6 +9,10 @@ use super::{
 };
 use crate::telemetry::{Eui64, Event};
 
+/// Milliseconds of network time after a clock's last agreeing line during which its held lines still wait for more
+/// (a small User's exporter may send a line a minute).
+const GATHER_QUIET_MS: i64 = 60_000;
+
 /// What became of a line given to [`EventClock::hold`].
 pub(in crate::engine) enum HoldOutcome {
     Held(u64),
@@ -86,6 +90,9 @@ impl EventClock {
         let c = &self.clocks[clock as usize];
         let source = c.source;
         let net = self.sources[source as usize].frontier;
+        // Time moving on, for the run's span: network time too, as a source whose every line is held does not
+        // move its own frontier.
+        let moving = net.max(self.network_ms().unwrap_or(net));
         let raw_lead = event.ts_ms - net;
         let corrected = event.ts_ms - c.offset_ms;
         if corrected - net > config.ahead_ms && self.note_ahead(clock, corrected) {
@@ -109,6 +116,7 @@ impl EventClock {
                 run.count += 1;
                 run.first_ts = run.first_ts.min(event.ts_ms);
                 run.last_ts = run.last_ts.max(event.ts_ms);
+                run.last_net = moving;
                 run
             }
             None => OffsetRun {
@@ -117,13 +125,14 @@ impl EventClock {
                 count: 1,
                 first_ts: event.ts_ms,
                 last_ts: event.ts_ms,
-                first_net: net,
+                first_net: moving,
+                last_net: moving,
             },
         };
         self.clocks[clock as usize].run = Some(run);
         if run.count >= config.offset_min_lines
             && run.last_ts - run.first_ts >= config.offset_min_span_ms
-            && net - run.first_net >= config.offset_min_span_ms
+            && moving - run.first_net >= config.offset_min_span_ms
         {
             // The frontier trails the newest true time, so every lead overstates the offset a little: the least
             // one is the closest, and an offset too small places lines a little early, never late. Whole seconds:
@@ -340,8 +349,11 @@ impl EventClock {
             let Some(front) = self.held.front() else {
                 break;
             };
+            // Network time (the newest source's) also ends a wait: a source whose every line is held does not
+            // move its own frontier.
             let frontier = self.sources[front.source as usize]
                 .frontier
+                .max(self.network_ms().unwrap_or(i64::MIN))
                 .max(self.idle_until);
             if front.held_at >= frontier - self.config.hold_ms {
                 break;
@@ -362,7 +374,7 @@ impl EventClock {
     }
 
     /// The line's clock has a run of agreeing leads under way (two lines or more: a lone line waits `hold_ms`) that
-    /// this line belongs to, and it has not waited `hold_max_ms` yet.
+    /// this line belongs to and that grew within the last `GATHER_QUIET_MS`, and it has not waited `hold_max_ms`.
     fn still_gathering(&self, held: &Held, frontier: i64) -> bool {
         let Some(clock) = held.clock else {
             return false;
@@ -370,6 +382,7 @@ impl EventClock {
         frontier - held.first_held < self.config.hold_max_ms
             && self.clocks[clock as usize].run.is_some_and(|run| {
                 run.count >= 2
+                    && frontier - run.last_net <= GATHER_QUIET_MS
                     && (held.event.ts_ms - held.first_held - run.first_lead).abs()
                         <= self.config.offset_tolerance_ms
             })

@@ -167,6 +167,9 @@ pub(super) struct Release {
 
 /// Network time is unknown until anchored; this keeps every lead out of range without a second test.
 const UNANCHORED: i64 = i64::MIN / 4;
+/// Wall-clock milliseconds between looks for sources to forget, and how long a source must have been silent.
+const PRUNE_EVERY_MS: i64 = 60_000;
+const FORGET_SOURCE_MS: i64 = 3_600_000;
 /// Milliseconds since the epoch of 2000-01-01: anything earlier is no DSP's clock.
 const YEAR_2000_MS: i64 = 946_684_800_000;
 
@@ -206,6 +209,8 @@ struct OffsetRun {
     /// Frontier at the run's first line: a skewed clock keeps its lead while the frontier moves on; an exporter
     /// flushing what it buffered races through its own time while the frontier stands still.
     first_net: i64,
+    /// Network time at its latest line: a run that stopped growing a minute ago keeps no line waiting.
+    last_net: i64,
 }
 
 /// Ahead lines of one source with no line at its frontier between them.
@@ -342,6 +347,8 @@ pub struct EventClock {
     /// Offsets adopted since the engine last asked: (User, offset).
     adopted: Vec<(Eui64, i64)>,
     scratch: Vec<i64>,
+    /// Wall clock of the last look for sources to forget.
+    pruned_at: i64,
     out_of_range: u64,
     /// Empty seconds closed in one step after idle stretches.
     pub(super) skipped_seconds: u64,
@@ -398,6 +405,7 @@ impl EventClock {
             settled: Vec::new(),
             adopted: Vec::new(),
             scratch: Vec::new(),
+            pruned_at: i64::MIN / 2,
             out_of_range: 0,
             skipped_seconds: 0,
         }
@@ -421,6 +429,7 @@ impl EventClock {
         if let Some(newest) = self.newest_frontier() {
             source.frontier = newest;
         }
+        source.arrived = self.bound.unwrap_or(i64::MIN);
         self.sources.push(source);
         self.source_slots.insert(id, slot);
         slot
@@ -589,7 +598,7 @@ impl EventClock {
         source.anchored()
             && self
                 .bound
-                .is_none_or(|now| now - source.arrived <= self.config.source_idle_ms)
+                .is_none_or(|now| now.saturating_sub(source.arrived) <= self.config.source_idle_ms)
             && newest - source.frontier <= self.config.source_max_wait_ms
     }
 
@@ -621,12 +630,70 @@ impl EventClock {
 
     pub(super) fn set_bound(&mut self, bound: Option<i64>) {
         self.bound = bound;
+        if let Some(now) = bound
+            && now - self.pruned_at >= PRUNE_EVERY_MS
+            && self.held.is_empty()
+            && self.releases.is_empty()
+        {
+            self.pruned_at = now;
+            self.forget_sources(now - FORGET_SOURCE_MS);
+        }
     }
 
-    /// Every source fell quiet: event time may move to `now_ms` (the service's idle clock).
+    /// Forgets live sources (never the default one) that sent nothing since `before` (wall clock), with their
+    /// clocks: connections come and go, and the watermark looks at every source it knows. Only while nothing is
+    /// held (held lines name sources and clocks by place).
+    #[cold]
+    fn forget_sources(&mut self, before: i64) {
+        let keep: Vec<bool> = self
+            .sources
+            .iter()
+            .map(|s| s.id == SourceId::DEFAULT || s.arrived >= before)
+            .collect();
+        if keep.iter().all(|&k| k) {
+            return;
+        }
+        let mut renumber = vec![u32::MAX; self.sources.len()];
+        let mut kept = Vec::new();
+        for (slot, source) in std::mem::take(&mut self.sources).into_iter().enumerate() {
+            if keep[slot] {
+                renumber[slot] = kept.len() as u32;
+                kept.push(source);
+            }
+        }
+        self.sources = kept;
+        self.clocks.retain(|c| keep[c.source as usize]);
+        self.clock_slots.clear();
+        for (index, clock) in self.clocks.iter_mut().enumerate() {
+            clock.source = renumber[clock.source as usize];
+            clock.listed = 0;
+            clock.lagging = false;
+            clock.lag = 0;
+            self.clock_slots
+                .insert((clock.source, clock.user, clock.stamper), index as u32);
+        }
+        self.source_slots = self
+            .sources
+            .iter()
+            .enumerate()
+            .map(|(slot, s)| (s.id, slot as u32))
+            .collect();
+        for source in &mut self.sources {
+            source.listed.clear();
+            source.listed_prev.clear();
+            source.lagging.clear();
+            source.lag = 0;
+            source.epoch = source.epoch.wrapping_add(1);
+        }
+    }
+
+    /// Every source fell quiet: event time moves to `now_ms` (the service's idle clock) for all of them.
     pub(super) fn idle_to(&mut self, now_ms: i64) {
         if self.any_anchored() && now_ms > self.idle_until {
             self.idle_until = now_ms;
+            for source in self.sources.iter_mut().filter(|s| s.anchored()) {
+                source.frontier = source.frontier.max(now_ms);
+            }
             self.expire_held();
         }
     }

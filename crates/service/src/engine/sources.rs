@@ -1,0 +1,128 @@
+//! Which sender is which event-time source: each TCP connection, acknowledged stream, HTTP sender, followed file
+//! and Kafka topic is numbered for the engine's clock (which keeps a frontier per source and waits for the
+//! slowest active one), shown with its name, and warned about when it falls too far behind to be waited for.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use stormwatch_core::engine::{Engine, SourceId};
+
+/// A name unused this long is forgotten (its number is not reused).
+const FORGET_AFTER: Duration = Duration::from_secs(3_600);
+/// One warning per source per this long while it stays behind.
+const WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// One source as `GET /api/v1/sources` and the metrics show it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SourceRow {
+    pub source: String,
+    /// Event time (ms) the source has reached.
+    pub event_time_ms: Option<i64>,
+    /// Seconds its event time trails the newest source's.
+    pub behind_s: f64,
+    /// Seconds the watermark waits for its slowest exporter clock.
+    pub lag_s: f64,
+    /// The watermark waits for it (false once idle, or too far behind: its lines are then late).
+    pub waited_for: bool,
+    /// Its exporter clocks running at an offset.
+    pub offsets: Vec<OffsetRow>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct OffsetRow {
+    pub user: String,
+    /// `requests`, `queue` or `depth`: which of the User's lines this clock stamps.
+    pub lines: &'static str,
+    pub offset_s: f64,
+}
+
+#[derive(Default)]
+pub struct SourceNames {
+    ids: HashMap<Arc<str>, (SourceId, Instant)>,
+    names: HashMap<SourceId, Arc<str>>,
+    next: u32,
+    warned: HashMap<SourceId, Instant>,
+}
+
+impl SourceNames {
+    /// The number of source `name`, given on its first batch.
+    pub fn id(&mut self, name: &Arc<str>) -> SourceId {
+        let now = Instant::now();
+        if let Some((id, used)) = self.ids.get_mut(name) {
+            *used = now;
+            return *id;
+        }
+        self.next = self.next.max(1);
+        let id = SourceId(self.next);
+        self.next += 1;
+        self.ids.insert(name.clone(), (id, now));
+        self.names.insert(id, name.clone());
+        id
+    }
+
+    /// The number of an acknowledged stream: the stream, not the connection that carries it, is the exporter.
+    pub fn stream_id(&mut self, stream: &str) -> SourceId {
+        self.id(&Arc::from(format!("stream:{stream}")))
+    }
+
+    /// New numbers start after every number the engine already knows (from a snapshot or the journal).
+    pub fn continue_after(&mut self, engine: &Engine) {
+        let known = engine.sources().iter().map(|s| s.source.0).max().unwrap_or(0);
+        self.next = self.next.max(known + 1);
+    }
+
+    /// Once a tick: every source the engine has, with its name, and a warning for each newly behind one.
+    pub fn rows(&mut self, engine: &Engine) -> Vec<SourceRow> {
+        let now = Instant::now();
+        self.ids.retain(|_, (_, used)| now.duration_since(*used) < FORGET_AFTER);
+        let live: Vec<SourceId> = self.ids.values().map(|(id, _)| *id).collect();
+        self.names.retain(|id, _| live.contains(id));
+        let offsets = engine.stamp_offsets();
+        let mut rows = Vec::new();
+        for view in engine.sources() {
+            let name = match self.names.get(&view.source) {
+                Some(name) => name.to_string(),
+                None if view.source == SourceId::DEFAULT => "journal".to_owned(),
+                None => format!("source {}", view.source.0),
+            };
+            let behind = view.frontier_ms.is_some() && !view.active;
+            if behind && view.behind_ms > 0 {
+                let due = self
+                    .warned
+                    .get(&view.source)
+                    .is_none_or(|at| now.duration_since(*at) >= WARN_EVERY);
+                if due {
+                    self.warned.insert(view.source, now);
+                    tracing::warn!(
+                        source = %name,
+                        behind_s = view.behind_ms / 1000,
+                        "a telemetry source is too far behind the others to be waited for: its lines count as \
+                         late where their seconds have closed (an exporter flushing a backlog, or a clock stepped \
+                         back)"
+                    );
+                }
+            } else {
+                self.warned.remove(&view.source);
+            }
+            rows.push(SourceRow {
+                source: name,
+                event_time_ms: view.frontier_ms,
+                behind_s: view.behind_ms as f64 / 1000.0,
+                lag_s: view.lag_ms as f64 / 1000.0,
+                waited_for: view.active,
+                offsets: offsets
+                    .iter()
+                    .filter(|o| o.source == view.source)
+                    .map(|o| OffsetRow {
+                        user: o.user.to_string(),
+                        lines: o.stamper.as_str(),
+                        offset_s: o.offset_ms as f64 / 1000.0,
+                    })
+                    .collect(),
+            });
+        }
+        rows
+    }
+}
