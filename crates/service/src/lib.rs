@@ -13,6 +13,7 @@ pub mod http;
 pub mod ingest;
 pub mod log_limit;
 pub mod metrics;
+pub mod pace;
 pub mod published;
 pub mod retention;
 pub mod service;

@@ -27,7 +27,9 @@ impl EngineLoop {
         {
             journal.sourced_batch(id.0, &parsed.data);
         }
-        self.apply_journalled(source, id, kind, parsed)
+        let outcome = self.apply_journalled(source, id, kind, parsed);
+        self.sources.pace(&self.engine, Some(source));
+        outcome
     }
 
     /// A connection takes over an acknowledged stream. Its position is made durable before it is told, so a

@@ -12,8 +12,8 @@ pub mod journal;
 mod journal_format;
 mod latency;
 mod recovery;
-pub mod sources;
 pub mod restore;
+pub mod sources;
 pub mod streams;
 mod tick;
 
@@ -252,6 +252,8 @@ impl EngineLoop {
                         }
                         let id = self.sources.stream_id(&mark.name);
                         self.apply_journalled(&source, id, SourceKind::Tcp, &parsed);
+                        let stream: Arc<str> = Arc::from(sources::stream_name(&mark.name));
+                        self.sources.pace(&self.engine, Some(&stream));
                         self.streams.applied(&mark);
                         self.latency.record(received);
                     } else {

@@ -9,6 +9,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use stormwatch_core::engine::{Engine, SourceId};
 
+/// The source name of acknowledged stream `stream`.
+pub fn stream_name(stream: &str) -> String {
+    format!("stream:{stream}")
+}
+
 /// A name unused this long is forgotten (its number is not reused).
 const FORGET_AFTER: Duration = Duration::from_secs(3_600);
 /// One warning per source per this long while it stays behind.
@@ -64,19 +69,56 @@ impl SourceNames {
 
     /// The number of an acknowledged stream: the stream, not the connection that carries it, is the exporter.
     pub fn stream_id(&mut self, stream: &str) -> SourceId {
-        self.id(&Arc::from(format!("stream:{stream}")))
+        self.id(&Arc::from(stream_name(stream)))
+    }
+
+    /// After a batch from `name` (and at every tick): which sources run so far ahead of the slowest source the
+    /// watermark waits for that their senders should wait ([`crate::pace`]). The slowest is never told to wait, so
+    /// waiting cannot lock everyone up. Only the batch's source and those already waiting are looked at.
+    pub fn pace(&mut self, engine: &Engine, name: Option<&Arc<str>>) {
+        let views = engine.sources();
+        let Some(slowest) = views
+            .iter()
+            .filter(|v| v.active)
+            .filter_map(|v| v.frontier_ms)
+            .min()
+        else {
+            return;
+        };
+        let ahead = |id: SourceId| {
+            views
+                .iter()
+                .find(|v| v.source == id)
+                .and_then(|v| v.frontier_ms)
+                .is_some_and(|f| f - slowest > crate::pace::ALIGN_AHEAD_MS)
+        };
+        for waiting in crate::pace::ahead() {
+            let ahead = self.ids.get(&waiting).is_some_and(|(id, _)| ahead(*id));
+            crate::pace::set_ahead(&waiting, ahead);
+        }
+        if let Some(name) = name
+            && let Some((id, _)) = self.ids.get(name)
+        {
+            crate::pace::set_ahead(name, ahead(*id));
+        }
     }
 
     /// New numbers start after every number the engine already knows (from a snapshot or the journal).
     pub fn continue_after(&mut self, engine: &Engine) {
-        let known = engine.sources().iter().map(|s| s.source.0).max().unwrap_or(0);
+        let known = engine
+            .sources()
+            .iter()
+            .map(|s| s.source.0)
+            .max()
+            .unwrap_or(0);
         self.next = self.next.max(known + 1);
     }
 
     /// Once a tick: every source the engine has, with its name, and a warning for each newly behind one.
     pub fn rows(&mut self, engine: &Engine) -> Vec<SourceRow> {
         let now = Instant::now();
-        self.ids.retain(|_, (_, used)| now.duration_since(*used) < FORGET_AFTER);
+        self.ids
+            .retain(|_, (_, used)| now.duration_since(*used) < FORGET_AFTER);
         let live: Vec<SourceId> = self.ids.values().map(|(id, _)| *id).collect();
         self.names.retain(|id, _| live.contains(id));
         let offsets = engine.stamp_offsets();

@@ -52,6 +52,7 @@ impl EngineLoop {
         }
         let open = self.engine.open_incidents();
         self.publisher.tick(&self.engine, &open, lag, latency);
+        self.sources.pace(&self.engine, None);
         let sources = self.sources.rows(&self.engine);
         self.publisher.sources(&sources);
         if let Some(published) = &self.published {

@@ -12,6 +12,14 @@ use crate::engine::EngineInput;
 /// Hands a batch to the engine's bounded queue, waiting while it is full: the backpressure every connection
 /// feels. False once the engine has stopped.
 pub(crate) async fn send_to_engine(engine: &Sender<EngineInput>, mut batch: EngineInput) -> bool {
+    // A source far ahead of the watermark waits for the others first (watermark alignment).
+    match &batch {
+        EngineInput::Batch { source, .. } => crate::pace::wait_turn(source).await,
+        EngineInput::StreamBatch { mark, .. } => {
+            crate::pace::wait_turn(&crate::engine::sources::stream_name(&mark.name)).await;
+        }
+        _ => {}
+    }
     let mut pause = Duration::from_millis(1);
     loop {
         match engine.try_send(batch) {

@@ -345,10 +345,7 @@ impl EventClock {
     /// Judges held lines whose wait is over; a line whose clock is still gathering agreeing lines waits on, up to
     /// `hold_max_ms` (a small User's exporter may send one line a minute).
     pub(in crate::engine) fn expire_held(&mut self) {
-        loop {
-            let Some(front) = self.held.front() else {
-                break;
-            };
+        while let Some(front) = self.held.front() {
             // Network time (the newest source's) also ends a wait: a source whose every line is held does not
             // move its own frontier.
             let frontier = self.sources[front.source as usize]
