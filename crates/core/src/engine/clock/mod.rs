@@ -18,6 +18,8 @@
 mod hold;
 pub(super) use hold::HoldOutcome;
 #[cfg(test)]
+mod sweep_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::VecDeque;
@@ -34,8 +36,9 @@ use crate::telemetry::{Eui64, Event, EventKind};
 pub struct ClockConfig {
     /// Milliseconds: a line further than this ahead of its source's frontier (after its clock's offset) is held.
     pub ahead_ms: i64,
-    /// Milliseconds: a line further than this behind its source's frontier is held; a clock less far behind is
-    /// waited for by the watermark instead.
+    /// Milliseconds: a line further than this behind its source's frontier is held until its clock's offset is
+    /// learned; a clock less far behind (but more than the lateness) is waited for by the watermark instead. Only
+    /// its lines sent before the watermark stopped for it are late: (lag - lateness) seconds of them, once.
     pub behind_ms: i64,
     /// Milliseconds of frontier time the watermark waits for a held line, and the least a held line waits for its
     /// clock's offset before it is counted late.
@@ -167,6 +170,9 @@ pub(super) struct Release {
 
 /// Network time is unknown until anchored; this keeps every lead out of range without a second test.
 const UNANCHORED: i64 = i64::MIN / 4;
+/// Milliseconds of its own progress during which a source that joined others under way learns offsets for
+/// clocks behind it rather than waiting for them.
+const JOINING_MS: i64 = 15_000;
 /// Wall-clock milliseconds between looks for sources to forget, and how long a source must have been silent.
 const PRUNE_EVERY_MS: i64 = 60_000;
 const FORGET_SOURCE_MS: i64 = 3_600_000;
@@ -252,6 +258,13 @@ struct Source {
     arrived: i64,
     /// Lines placed from this source, for the jump runs.
     placed: u64,
+    /// The range check: lines further behind than `behind_ms` are held, and `span_ms` is `ahead + behind`. While
+    /// a source joins others already under way (its first `JOINING_MS` of progress), a clock behind beyond the
+    /// lateness is learned as an offset, not waited for: the seconds it is behind have already closed.
+    behind_ms: i64,
+    span_ms: u64,
+    /// Frontier when it joined, while it is joining.
+    joined_at: Option<i64>,
     jump: JumpRun,
 }
 
@@ -272,6 +285,9 @@ impl Source {
             lag: 0,
             arrived: i64::MIN,
             placed: 0,
+            behind_ms: 0,
+            span_ms: 0,
+            joined_at: None,
             jump: JumpRun::default(),
         }
     }
@@ -426,8 +442,13 @@ impl EventClock {
     fn new_source(&mut self, id: SourceId) -> u32 {
         let slot = self.sources.len() as u32;
         let mut source = Source::new(id);
+        source.behind_ms = self.behind_ms;
+        source.span_ms = self.span_ms;
         if let Some(newest) = self.newest_frontier() {
             source.frontier = newest;
+            source.joined_at = Some(newest);
+            source.behind_ms = self.lag_after_ms.min(self.behind_ms);
+            source.span_ms = (self.config.ahead_ms + source.behind_ms).max(0) as u64;
         }
         source.arrived = self.bound.unwrap_or(i64::MIN);
         self.sources.push(source);
@@ -481,9 +502,11 @@ impl EventClock {
     pub(super) fn admit(&self, clock: u32, ts_ms: i64) -> Option<i64> {
         let clock = &self.clocks[clock as usize];
         let at = ts_ms - clock.offset_ms;
-        let frontier = self.sources[clock.source as usize].frontier;
-        let from_low = at.wrapping_sub(frontier).wrapping_add(self.behind_ms);
-        (from_low as u64 <= self.span_ms).then_some(at)
+        let source = &self.sources[clock.source as usize];
+        let from_low = at
+            .wrapping_sub(source.frontier)
+            .wrapping_add(source.behind_ms);
+        (from_low as u64 <= source.span_ms).then_some(at)
     }
 
     /// A line of `clock` was placed at `at`. True when its source's consensus pass is due (a new second).
@@ -541,6 +564,14 @@ impl EventClock {
             source.frontier = source.frontier.max(*median);
         }
         self.scratch = highs;
+        if source
+            .joined_at
+            .is_some_and(|joined| source.frontier - joined >= JOINING_MS)
+        {
+            source.joined_at = None;
+            source.behind_ms = self.behind_ms;
+            source.span_ms = self.span_ms;
+        }
         let now = source.frontier.div_euclid(1000);
         let newest_second = source.newest.div_euclid(1000);
         if newest_second > source.rotated_second {
@@ -595,7 +626,9 @@ impl EventClock {
     /// The watermark waits for an anchored source that sent lately (by the wall clock, when there is one) and is
     /// not hopelessly behind the newest.
     fn waits_for(&self, source: &Source, newest: i64) -> bool {
+        // A source none of whose lines were placed yet has made no progress of its own to wait for.
         source.anchored()
+            && source.placed > 0
             && self
                 .bound
                 .is_none_or(|now| now.saturating_sub(source.arrived) <= self.config.source_idle_ms)
