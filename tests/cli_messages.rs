@@ -302,8 +302,10 @@ fn an_interrupted_gen_leaves_only_a_file_named_partial() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    // SIGTERM, not SIGINT: a shell that starts a job in the background without job control (`.ci/run &`) makes
+    // its children ignore SIGINT, and then this generator ran its whole 30 days.
     let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(sent.success());
