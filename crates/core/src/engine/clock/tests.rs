@@ -442,3 +442,50 @@ fn a_stalled_exporter_flushing_its_backlog_moves_nobody_s_clock() {
         );
     }
 }
+
+/// Held lines are in the snapshot: an engine restored from a snapshot taken while a User's lines waited for its
+/// clock's offset counts every one of them (kill -9 right after a snapshot loses none).
+#[test]
+fn a_snapshot_taken_while_lines_are_held_keeps_them() {
+    let mut engine = engine();
+    let mut out = Outcomes::default();
+    let mut lines = feed(&mut engine, &mut out, 4, T0, 60, |_| 0, |_, _, _| {});
+    // User 9's exporter runs ten minutes fast: its first lines wait for the offset to be learned.
+    for k in 0..2 {
+        let event = Event::new(
+            T0 + 60_000 + 600_000 + k * 700,
+            user(9),
+            EventKind::Request,
+            4,
+        );
+        assert!(matches!(engine.ingest(&event), Ok(Ingested::Held(_))));
+        lines += 1;
+    }
+    assert_eq!(engine.held_lines(), 2);
+    let bytes = engine.snapshot().expect("snapshot");
+    let mut restored =
+        Engine::restore(&bytes, EngineConfig::default(), ChangeRegister::new()).expect("restore");
+    assert_eq!(restored.held_lines(), 2, "held lines survive the restart");
+    lines += feed(
+        &mut restored,
+        &mut out,
+        4,
+        T0 + 60_000,
+        30,
+        |_| 0,
+        |ts, engine, _| {
+            let event = Event::new(ts + 600_000 + 300, user(9), EventKind::Request, 4);
+            let _ = engine.ingest(&event);
+        },
+    ) + 30;
+    restored.finish();
+    out.drain(&mut restored);
+    assert!(out.refused.is_empty(), "{:?}", out.refused);
+    assert_eq!(restored.held_lines(), 0);
+    assert_eq!(
+        restored.stats().events,
+        lines,
+        "every accepted line counted"
+    );
+    assert!((offset_of(&restored, 9) - 600_000).abs() <= 1_000);
+}
