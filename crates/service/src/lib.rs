@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod alerts;
 pub mod config;
+pub mod config_layers;
 pub mod data_dir_lock;
 pub mod engine;
 pub mod health;
