@@ -96,7 +96,13 @@ pub async fn registered(
             .map(|outcome| {
                 let mut found = outcome.warnings;
                 redact(&mut found, register, viewer);
-                json!({ "id": outcome.id, "outcome": outcome.outcome, "warnings": found })
+                json!({
+                    "id": outcome.id,
+                    "outcome": outcome.outcome,
+                    "changed": outcome.changed,
+                    "replaced": outcome.replaced,
+                    "warnings": found,
+                })
             })
             .collect()
     })
