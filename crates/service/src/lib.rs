@@ -19,6 +19,7 @@ pub mod retention;
 pub mod service;
 pub mod store;
 pub mod user_directory;
+pub mod view_clock;
 
 pub use config::{IngestAuth, LogFormat, ServeConfig};
 pub use service::{LogSource, Service, ServiceError, Stopped};

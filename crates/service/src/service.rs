@@ -517,6 +517,10 @@ fn serve_network(
             state.clone(),
         ));
         tokio::spawn(crate::http::coordination::publish_upcoming(state.clone()));
+        tokio::spawn(crate::view_clock::record(
+            state.store.clone(),
+            state.published.clone(),
+        ));
         tokio::spawn(crate::retention::prune_periodically(
             state.store.clone(),
             retention_days,

@@ -1,6 +1,6 @@
 //! The embedded SQLite store (change register with audit, API tokens, incidents with their state history and
-//! operators' audited triage, engine snapshot, User directory edits), owned by one thread; `Store` is the cheap,
-//! cloneable handle every caller uses.
+//! operators' audited triage, engine snapshot, User directory edits, the event time reached), owned by one
+//! thread; `Store` is the cheap, cloneable handle every caller uses.
 //!
 //! Every operation comes twice: a blocking method for the CLI and tests, and an `_async` twin for async code
 //! (HTTP handlers). Both queue the same job. Writes go to the writer thread, which runs them one at a time in
@@ -16,6 +16,7 @@ mod audit;
 mod changes;
 mod directory;
 mod error;
+mod event_clock;
 mod history;
 pub mod incident_numbers;
 mod incidents;
@@ -309,6 +310,8 @@ operations! {
         = |db| directory::put(db, user, entry.as_ref(), before.as_ref(), &actor);
     /// Replaces the engine snapshot atomically.
     fn save_snapshot / save_snapshot_async(data: Vec<u8>) -> () = |db| incidents::save_snapshot(db, &data);
+    /// Records the event time the service has reached (ms since the epoch), for the command line's views.
+    fn record_event_time / record_event_time_async(event_ms: i64) -> () = |db| event_clock::record(db, event_ms);
 }
 
 // Reads: answered by the pool of read-only connections, never queued behind a write.
@@ -345,6 +348,8 @@ operations! {
     /// Every directory edit of a User, oldest first.
     fn directory_audit / directory_audit_async(user: Eui64) -> Vec<DirectoryAudit> = |db| directory::audit(db, user);
     fn load_snapshot / load_snapshot_async() -> Option<Vec<u8>> = |db| incidents::load_snapshot(db);
+    /// The event time the service last recorded; `None` before it has held any telemetry.
+    fn event_time / event_time_async() -> Option<i64> = |db| event_clock::read(db);
 }
 
 #[cfg(test)]

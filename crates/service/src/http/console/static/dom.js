@@ -176,6 +176,14 @@ export function flow(name) {
   }[name] || name;
 }
 
+/**
+ * Text as the API and the docs write it, with `code` in backticks: each backticked part becomes a <code> element,
+ * so no raw backtick reaches the page.
+ */
+export function prose(text) {
+  return String(text).split('`').map((part, i) => (i % 2 ? h('code', {}, part) : part)).filter((part) => part !== '');
+}
+
 /** A message for the status line at the foot of the page (announced politely to screen readers). */
 export function say(text) {
   const status = document.getElementById('status');
@@ -184,5 +192,5 @@ export function say(text) {
 
 /** A short error panel for a view that could not load. */
 export function failure(error) {
-  return h('div', { class: 'panel error', role: 'alert' }, h('p', {}, error.message || String(error)));
+  return h('div', { class: 'panel error', role: 'alert' }, h('p', {}, prose(error.message || String(error))));
 }

@@ -32,10 +32,13 @@ function labelled(name, label, control) {
 }
 
 export function mount(container) {
-  const today = startOfDay(Date.now());
-  const state = { busy: false, stopped: false, key: null, filter: { day: isoDay(today), span: 'week' }, body: h('div') };
+  // The first day is the event-time day of the data the service holds, known from the first poll (see refresh).
+  const day = h('input', { type: 'date' });
+  const state = {
+    busy: false, stopped: false, key: null, filter: { day: '', span: 'week' }, body: h('div'), day, anchor: h('p', { class: 'meta' }),
+  };
   const form = h('form', { class: 'filters', novalidate: true, 'aria-label': 'Schedule filters' },
-    labelled('day', 'From (UTC day)', h('input', { type: 'date', value: state.filter.day })),
+    labelled('day', 'From (UTC day)', day),
     labelled('span', 'Span', h('select', {}, h('option', { value: 'week' }, 'week'), h('option', { value: 'day' }, 'day'))),
     labelled('user', 'Owner', h('input', { type: 'text', placeholder: 'EUI-64 or DCC', autocomplete: 'off', spellcheck: 'false' })),
     labelled('category', 'Category', h('select', {}, h('option', { value: '' }, 'any'), CATEGORIES.map((c) => h('option', { value: c }, c)))),
@@ -43,6 +46,7 @@ export function mount(container) {
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     state.filter = Object.fromEntries(new FormData(form));
+    if (!state.filter.day) state.filter.day = state.day.value || isoDay(Date.now());
     state.key = null;
     refresh(state);
   });
@@ -53,7 +57,7 @@ export function mount(container) {
       h('p', { class: 'meta' }, 'DCC changes on top, then each User; times in UTC. ⚠ marks a change with warnings. ',
         'Calendar clients subscribe to ', h('code', {}, '/api/v1/schedule.ics?key=…'),
         ' (same filters) with a read-only calendar key from ', h('code', {}, 'stormwatch tokens add --role calendar'), '.'),
-      form, state.body));
+      form, state.anchor, state.body));
   document.title = 'Schedule · Stormwatch';
   return state;
 }
@@ -62,11 +66,30 @@ export function stop(state) {
   state.stopped = true;
 }
 
-export async function refresh(state) {
+/** The day a view opens on: the event time of the data the service holds, or the wall clock before any telemetry. */
+export function anchorDay(overview) {
+  return isoDay(startOfDay((overview && overview.as_of) || Date.now()));
+}
+
+/** Says which clock the default day came from. */
+export function anchorText(overview) {
+  return overview && overview.as_of
+    ? `Opens on the event-time day of the data the service holds (${isoDay(overview.as_of)}); pick another day to move.`
+    : 'No telemetry yet: opens on today by the wall clock.';
+}
+
+export async function refresh(state, overview) {
   if (state.busy || state.stopped) return;
+  if (!state.filter.day) {
+    // Wait for the first poll: it brings the event time to open on.
+    if (!overview) return;
+    state.filter.day = anchorDay(overview);
+    state.day.value = state.filter.day;
+    replace(state.anchor, anchorText(overview));
+  }
   state.busy = true;
   try {
-    const from = Date.parse(`${state.filter.day || isoDay(Date.now())}T00:00:00Z`);
+    const from = Date.parse(`${state.filter.day}T00:00:00Z`);
     const start = Number.isFinite(from) ? from : startOfDay(Date.now());
     const days = state.filter.span === 'day' ? 1 : 7;
     const params = { from: new Date(start).toISOString(), to: new Date(start + days * DAY_MS).toISOString() };
