@@ -769,3 +769,72 @@ fn registering_an_existing_id_merges_and_the_answer_names_each_change() {
         "Firewall rule migration"
     );
 }
+
+/// Issue 23: a first `serve` logged six "store schema migrated" lines and neither the console's address nor that
+/// the console needs a token nobody had made yet.
+#[test]
+fn the_first_start_names_the_console_and_the_token_command_in_a_few_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_lines = |service: &Service| -> Vec<serde_json::Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let text =
+                std::fs::read_to_string(service.data_dir.join("serve.log")).unwrap_or_default();
+            let lines: Vec<serde_json::Value> = text
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            let console = lines.iter().any(|l| l["fields"]["console"].is_string());
+            if console || std::time::Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let message = |line: &serde_json::Value| {
+        line["fields"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut service = Service::start(dir.path(), &[]);
+    // The token warning follows the console line; give it a moment.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let lines = log_lines(&service);
+    let store_lines: Vec<String> = lines
+        .iter()
+        .map(message)
+        .filter(|m| m.starts_with("store "))
+        .collect();
+    assert_eq!(store_lines, ["store created"], "one line for a new store");
+    let console = format!("http://{}/", service.http);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["console"] == console.as_str()),
+        "the console's address {console} in the log"
+    );
+    let hint = lines
+        .iter()
+        .map(message)
+        .find(|m| m.contains("no API token exists yet"))
+        .expect("a hint while no token exists");
+    assert!(
+        hint.contains(&format!(
+            "stormwatch tokens add --name ops --role ops --data-dir {}",
+            dir.path().display()
+        )),
+        "{hint}"
+    );
+    service.stop();
+    token(dir.path(), "ops", "ops", None);
+    let service = Service::start(dir.path(), &[]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let again: Vec<String> = log_lines(&service).iter().map(message).collect();
+    assert!(
+        !again
+            .iter()
+            .any(|m| m.contains("no API token") || m.starts_with("store ")),
+        "{again:?}"
+    );
+}

@@ -138,7 +138,7 @@ impl Default for ServeConfig {
         ServeConfig {
             http: SocketAddr::from(([127, 0, 0, 1], 8080)),
             ingest: SocketAddr::from(([127, 0, 0, 1], 9000)),
-            data_dir: PathBuf::from("stormwatch-data"),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             follow: Vec::new(),
             alertmanager: None,
             lateness_s: 5.0,
@@ -182,6 +182,9 @@ impl Default for ServeConfig {
         }
     }
 }
+
+/// Where the service keeps its state unless told otherwise (relative to where it runs).
+pub const DEFAULT_DATA_DIR: &str = "stormwatch-data";
 
 /// One setting of `serve` as people give it: the TOML key (`data_dir`), which is also the flag with `-` for `_`
 /// (`--data-dir`) and the variable in upper case after `STORMWATCH_` (`STORMWATCH_DATA_DIR`).

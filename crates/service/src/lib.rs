@@ -9,6 +9,7 @@ pub mod config;
 pub mod config_layers;
 pub mod data_dir_lock;
 pub mod engine;
+pub mod first_run;
 pub mod health;
 pub mod http;
 pub mod ingest;

@@ -486,6 +486,7 @@ fn serve_network(
     let probe_every = Duration::from_secs(config.store_probe_every_s);
     let retention_days = config.retention_days;
     let (ingest_address, http_address) = (config.ingest, config.http);
+    let (public_url, data_dir) = (config.public_url.clone(), config.data_dir.clone());
     let client_certificates = config.ingest_client_certs();
     let served = runtime.block_on(async move {
         let listen = |what, address| {
@@ -509,10 +510,11 @@ fn serve_network(
         let listener = tokio::net::TcpListener::bind(http_address)
             .await
             .map_err(listen("HTTP", http_address))?;
-        tracing::info!(
-            address = %listener.local_addr().map_err(listen("HTTP", http_address))?,
-            "HTTP API up"
-        );
+        let bound = listener
+            .local_addr()
+            .map_err(listen("HTTP", http_address))?;
+        tracing::info!(address = %bound, "HTTP API up");
+        crate::first_run::announce(bound, public_url.as_deref(), &data_dir, &state.store).await;
         tokio::spawn(crate::http::changes_api::follow_external_writes(
             state.clone(),
         ));
