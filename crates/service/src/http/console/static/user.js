@@ -4,7 +4,8 @@
 import { api, apiAll, withQuery } from './api.js';
 import { asOf, figures, periodControls, periodQuery, showPeriodEnd } from './outcomes.js';
 import {
-  changeLabel, duration, failure, flow, h, kind, num, partyName, replace, span, state as openState, time, verdict,
+  category, changeLabel, delivery, duration, failure, flow, h, kind, num, partyName, replace, span, state as openState,
+  status, time, verdict,
 } from './dom.js';
 
 /** A flow this far above or below its baseline is called out in words, not only by the ratio. */
@@ -90,7 +91,7 @@ function current(view) {
       : 'none'],
     ['Waiting', num(view.depth)],
     ['Oldest waiting', view.backlog_age_s ? duration(view.backlog_age_s * 1000) : '-'],
-    ['Delivery', view.delivery_state],
+    ['Delivery', delivery(view.delivery_state)],
     ['Last delivery', view.last_delivery ? time(view.last_delivery) : 'none seen'],
   ];
   const rows = view.flows.map((f) => {
@@ -139,7 +140,7 @@ function registered(changes) {
     h('tbody', {}, changes.map((c) => h('tr', {},
       h('th', { scope: 'row', class: 'mono' }, c.id),
       h('td', {}, c.title, c.contact ? h('p', { class: 'meta' }, `contact ${c.contact}`) : ''),
-      h('td', {}, c.category),
+      h('td', {}, category(c.category)),
       h('td', {}, span(Date.parse(c.start), Date.parse(c.end))),
-      h('td', {}, c.status))))));
+      h('td', {}, status(c.status)))))));
 }
