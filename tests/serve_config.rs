@@ -482,3 +482,19 @@ fn a_setting_given_where_it_cannot_be_set_is_refused_saying_where_it_can() {
         .env("STORMWATCH_ACCEPT_LOST_JOURNAL", "1");
     assert!(refused(one_off).contains("--accept-lost-journal"));
 }
+
+/// Issue 23: Prometheus paged (blind, lagging) as soon as a replayed feed ended. `--replay-mode` publishes
+/// `stormwatch_replay_mode 1`, which the shipped rules read (their promtool tests hold what they then do).
+#[test]
+fn replay_mode_is_published_for_the_rules() {
+    for (args, value) in [(&["--replay-mode"][..], 1.0), (&[][..], 0.0)] {
+        let dir = tempfile::tempdir().unwrap();
+        let service = Service::start(dir.path(), args);
+        let (_, page) = service.get("/metrics", None);
+        assert_eq!(
+            metric(&page, "stormwatch_replay_mode"),
+            Some(value),
+            "{args:?}"
+        );
+    }
+}

@@ -178,6 +178,13 @@ impl Service {
         let _owner = DataDirLock::acquire(&config.data_dir)?;
         let store = open_store(&config)?;
         let metrics = crate::metrics::install()?;
+        crate::metrics::replay_mode(config.replay_mode);
+        if config.replay_mode {
+            tracing::info!(
+                "replay mode: the feed is recorded history; a finished feed reads as ended (StormwatchReplayEnded), \
+                 not blind, and event time behind the wall clock is not lag"
+            );
+        }
         let engine_config = EngineConfig {
             allowed_lateness_ms: lateness_ms(&config),
             // Partitions move between instances: an incident must be named alike by whoever owns its User.
