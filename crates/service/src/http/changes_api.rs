@@ -2,7 +2,7 @@
 //! stored notice with the same id, or `?replace=true` replaces it whole), list with filters, show with its audit
 //! trail, and status updates. Every write re-runs correlation in the engine.
 
-use crate::http::query::ApiQuery;
+use crate::http::query::{ApiJson, ApiQuery};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -122,7 +122,7 @@ async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<RegisterQuery>,
-    Json(body): Json<serde_json::Value>,
+    ApiJson(body): ApiJson<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let who = principal(&state.store, &headers).await?;
     let (values, single) = match body {
@@ -333,7 +333,7 @@ async fn set_status(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(body): Json<StatusBody>,
+    ApiJson(body): ApiJson<StatusBody>,
 ) -> Result<Response, ApiError> {
     let status = ChangeStatus::parse(&body.status)
         .ok_or_else(|| ApiError::field("status", format!("unknown status `{}`", body.status)))?;
