@@ -31,9 +31,9 @@ pub enum IngestAuth {
     None,
 }
 
-/// Everything `stormwatch serve` runs with. `--print-config` prints this as TOML. A setting that has a flag has
-/// the flag's name, with `_` for `-` (`data_dir` for `--data-dir`, `lateness` for `--lateness`); the names of
-/// earlier versions (`lateness_s`, ...) are still read.
+/// Everything `stormwatch serve` runs with. `--print-config` prints this as TOML. Every top-level setting is in
+/// [`SETTINGS`]: its TOML key is its flag's name with `_` for `-` (`data_dir` for `--data-dir`) and its variable's
+/// after `STORMWATCH_`; the names of earlier versions (`lateness_s`, ...) are still read from the file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServeConfig {
