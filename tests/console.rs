@@ -1143,8 +1143,21 @@ fn the_console_fits_a_1024_px_laptop_and_a_1920_px_wall_screen() {
                 .run("return getComputedStyle(document.getElementById('session')).display")
                 .await;
             assert_eq!(session, "none", "{width}: no Sign out before signing in");
-            browser.fill("#token", &ops).await;
-            browser.click("#sign-in button[type=submit]").await;
+            // Signed in from the keyboard (Enter), as people do: the heading then takes focus the way that showed
+            // a thick focus ring round every title.
+            browser.fill("#token", &format!("{ops}\u{E007}")).await;
+            browser.text_where("#view h1", |t| t == "Open incidents").await;
+            let focus = browser
+                .run(
+                    "const h1 = document.querySelector('#view h1'); const style = getComputedStyle(h1);
+                     return [document.activeElement === h1, style.outlineStyle, style.boxShadow];",
+                )
+                .await;
+            assert_eq!(
+                focus,
+                serde_json::json!([true, "none", "none"]),
+                "{width}: the focused heading shows no ring"
+            );
 
             // Overview: the key columns of the incident's row in view, without a scroll.
             let row = format!("tr[data-incident='{id}']");
