@@ -82,9 +82,20 @@ pub struct Layered {
     pub unknown_variables: Vec<String>,
 }
 
-/// Variables of the project that are not settings of `serve`: the config file's name, and the tests' own.
+/// `STORMWATCH_*` variables that are not settings of `serve`, each read elsewhere: the config file's name,
+/// librdkafka's debug contexts (the Kafka source), and the tests' own (scripts/test-all exports one for every
+/// service the tests start, so a warning about it would be a line in every test's log).
+const NOT_SETTINGS: &[&str] = &[
+    "STORMWATCH_CONFIG",
+    "STORMWATCH_KAFKA_DEBUG",
+    "STORMWATCH_OVERLOAD_SECONDS",
+    "STORMWATCH_UPDATE_SCREENSHOT",
+    "STORMWATCH_CHROMIUM",
+    "STORMWATCH_CHROMEDRIVER",
+];
+
 fn not_a_setting(name: &str) -> bool {
-    name == "STORMWATCH_CONFIG" || name.starts_with("STORMWATCH_TEST_")
+    NOT_SETTINGS.contains(&name) || name.starts_with("STORMWATCH_TEST_")
 }
 
 /// Defaults, then the file, then the variables, then the flags; validated.

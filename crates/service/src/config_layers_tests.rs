@@ -122,6 +122,8 @@ fn unknown_variables_are_reported_and_the_tests_own_are_not() {
         variables: variables(&[
             ("STORMWATCH_DATADIR", "x"),
             ("STORMWATCH_TEST_KAFKA", "127.0.0.1:9092"),
+            ("STORMWATCH_OVERLOAD_SECONDS", "60"),
+            ("STORMWATCH_KAFKA_DEBUG", "broker"),
             ("STORMWATCH_CONFIG", "serve.toml"),
         ]),
         ..Given::default()
