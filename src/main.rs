@@ -49,7 +49,10 @@ struct NoKafka {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return refuse_arguments(error),
+    };
     // The service reports what it does; one-shot commands only warn.
     match &cli.command {
         Command::Serve(args) => cli::init_logging(args.log_format(), "info"),
@@ -76,6 +79,26 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::from(2)
         }
     }
+}
+
+/// Clap's own answer to bad arguments, except for a `serve` flag that names an `[engine]` or `[coordination]`
+/// setting: that one is told where the setting can be set.
+fn refuse_arguments(error: clap::Error) -> std::process::ExitCode {
+    let serving = std::env::args().nth(1).as_deref() == Some("serve");
+    if serving && error.kind() == clap::error::ErrorKind::UnknownArgument {
+        let flag = match error.get(clap::error::ContextKind::InvalidArg) {
+            Some(clap::error::ContextValue::String(flag)) => Some(flag.clone()),
+            _ => None,
+        };
+        if let Some(refusal) = flag
+            .as_deref()
+            .and_then(stormwatch_service::config_layers::file_only_flag)
+        {
+            eprintln!("stormwatch: error: {refusal}");
+            return std::process::ExitCode::from(2);
+        }
+    }
+    error.exit()
 }
 
 #[cfg(test)]

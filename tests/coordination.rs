@@ -662,3 +662,129 @@ fn outcomes_on_a_generated_run_match_its_truth() {
         );
     }
 }
+
+/// Issue 23: with replayed data (event time 2026-03-10) the schedule was empty and outcomes were judged by the wall
+/// clock, months later: a change whose window event time had not reached was called clean. Every time-scoped view
+/// now defaults to the event time of the data the service holds, takes `from` and `to`, and a change is pending
+/// until event time passes its window.
+#[test]
+fn views_follow_the_event_time_of_replayed_data() {
+    use support::{FIREWALLED, HEALTHY, T0, firewall_change, firewall_lines};
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let service = Service::start(dir.path(), &["--snapshot-every", "1"]);
+    let at = |seconds: i64| {
+        stormwatch_core::rfc3339::format_seconds(T0 + seconds * 1000).unwrap_or_default()
+    };
+    // Before any telemetry the views' clock is the wall clock.
+    let fresh = service.json("/api/v1/schedule", &ops);
+    assert_eq!(fresh["clock"], "wall_clock", "{fresh}");
+    let notices = serde_json::json!([
+        // Over the day before the data: decided, and no incident names it.
+        {"id": "CHG-EARLIER", "user": HEALTHY, "title": "Head-end patch", "category": "application",
+         "start": at(-30 * 3_600), "end": at(-29 * 3_600), "status": "completed"},
+        // Its window ends after the last event time: pending, whatever the wall clock says.
+        {"id": "CHG-LATER", "user": "DCC", "title": "DSP release", "category": "dcc_maintenance",
+         "start": at(2 * 3_600), "end": at(3 * 3_600)},
+    ]);
+    let (status, body) = post_json(&service, &ops, &notices);
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = post_json(
+        &service,
+        &ops,
+        &serde_json::from_str(&firewall_change("CHG-FW-1", 280, 3_600)).unwrap(),
+    );
+    assert_eq!(status, 201, "{body}");
+    service.send_tcp(&firewall_lines(0..900, (300, 2_000)));
+    service.wait_for("/api/v1/incidents?open=true", &ops, 60, |v| {
+        v.as_array()
+            .is_some_and(|a| a.iter().any(|i| i["user"] == FIREWALLED))
+    });
+
+    let schedule = service.json("/api/v1/schedule", &ops);
+    assert_eq!(schedule["clock"], "event_time", "{schedule}");
+    assert!(
+        schedule["now"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("2026-03-10T09:1")),
+        "{schedule}"
+    );
+    assert_eq!(ids(&schedule), ["CHG-FW-1", "CHG-LATER"], "{schedule}");
+    let outcome = |id: &str| {
+        schedule["changes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["id"] == id)
+            .map(|c| c["outcome"]["outcome"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(outcome("CHG-LATER"), "pending");
+    assert_eq!(outcome("CHG-FW-1"), "attributed");
+    // `from` and `to` reach back to the earlier change, decided and clean.
+    let earlier = service.json(
+        &format!(
+            "/api/v1/schedule?from={}&to={}",
+            at(-32 * 3_600),
+            at(-28 * 3_600)
+        ),
+        &ops,
+    );
+    assert_eq!(ids(&earlier), ["CHG-EARLIER"], "{earlier}");
+    assert_eq!(earlier["changes"][0]["outcome"]["outcome"], "clean");
+    assert_eq!(
+        service.json("/api/v1/changes/CHG-LATER", &ops)["outcome"]["outcome"],
+        "pending"
+    );
+
+    // Outcomes: the period ends at event time; a User's figures count its open incident.
+    let summary = service.json("/api/v1/outcomes", &ops);
+    assert_eq!(summary["clock"], "event_time", "{summary}");
+    assert!(
+        summary["to"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("2026-03-10")),
+        "{summary}"
+    );
+    let mine = service.json(&format!("/api/v1/outcomes/{FIREWALLED}"), &ops);
+    assert!(mine["figures"]["incidents"].as_u64() >= Some(1), "{mine}");
+    // A period reaching past the event time: the change in it is still judged as of event time, so pending.
+    let dcc = service.json(&format!("/api/v1/outcomes/DCC?to={}", at(4 * 3_600)), &ops);
+    assert_eq!(dcc["changes"][0]["outcome"], "pending", "{dcc}");
+    assert_eq!(dcc["figures"]["changes_decided"], 0, "{dcc}");
+    let window = service.json(
+        &format!(
+            "/api/v1/outcomes/{HEALTHY}?from={}&to={}",
+            at(-32 * 3_600),
+            at(-28 * 3_600)
+        ),
+        &ops,
+    );
+    assert_eq!(window["changes"][0]["outcome"], "clean", "{window}");
+    assert_eq!(
+        service
+            .get(
+                "/api/v1/outcomes?from=2026-03-10T10:00:00Z&to=2026-03-10T09:00:00Z",
+                Some(&ops)
+            )
+            .0,
+        400
+    );
+
+    // The command line judges as of the same event time, recorded in the store by the service.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let shown = loop {
+        let output = binary()
+            .args(["changes", "show", "CHG-LATER", "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        if text.contains("as of event time 2026-03-10") {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert!(shown.contains("outcome   pending"), "{shown}");
+}

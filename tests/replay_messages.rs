@@ -151,6 +151,54 @@ fn the_examples_readme_quotes_the_real_output() {
         readme.contains(&quarantine),
         "quarantine line:\n{quarantine}"
     );
+    // The table of report fields examples/README.md quotes: each field, with the value the report holds.
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    let table = readme
+        .split("The report ([docs/report.md](../docs/report.md)) says:")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").nth(1))
+        .expect("examples/README.md quotes the report's fields");
+    let mut checked = 0;
+    for row in table.lines().skip(2) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let (Some(fields), Some(values)) = (cells.get(1), cells.get(2)) else {
+            continue;
+        };
+        let paths: Vec<&str> = fields.split('`').skip(1).step_by(2).collect();
+        // A cell that opens with a backticked value lists the values in order; otherwise its first word is the value.
+        let quoted: Vec<String> = if values.starts_with('`') {
+            values
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect()
+        } else {
+            vec![
+                values
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ]
+        };
+        for (path, value) in paths.iter().zip(&quoted) {
+            let mut live = &report;
+            for part in path.split('.') {
+                live = &live[part];
+            }
+            let live = match live {
+                serde_json::Value::String(text) => {
+                    text.replace(&dir.path().display().to_string(), "/tmp")
+                }
+                other => other.to_string(),
+            };
+            assert_eq!(&live, value, "examples/README.md says `{path}` is {value}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "only {checked} report fields checked");
 }
 
 /// A report path that cannot be written is refused before any line is read, so nothing is left behind.

@@ -690,3 +690,151 @@ fn a_pending_backlog_is_on_watch_in_the_api_and_metrics_before_any_incident() {
     let open = service.json("/api/v1/incidents?open=true", &ops);
     assert_eq!(open, serde_json::json!([]), "still only on watch");
 }
+
+/// Issue 23: registering an existing id over HTTP merges the fields given and the answer lists each change;
+/// `?replace=true` replaces the notice whole and says so.
+#[test]
+fn registering_an_existing_id_merges_and_the_answer_names_each_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = token(dir.path(), "ops", "ops", None);
+    let service = Service::start(dir.path(), &[]);
+    let json = [("Content-Type", "application/json")];
+    let post = |path: &str, body: serde_json::Value| {
+        let (status, answer) = service.post(path, Some(&ops), body.to_string().as_bytes(), &json);
+        (
+            status,
+            serde_json::from_str::<serde_json::Value>(&answer).unwrap(),
+        )
+    };
+    let (status, _) = post(
+        "/api/v1/changes",
+        serde_json::json!({
+            "id": "CHG-M", "user": FIREWALLED, "title": "Firewall rule migration", "category": "network",
+            "start": "2026-03-10T09:00:00Z", "end": "2026-03-10T10:00:00Z", "status": "in_progress",
+            "contact": "netops@example.invalid",
+        }),
+    );
+    assert_eq!(status, 201);
+    let (status, answer) = post(
+        "/api/v1/changes",
+        serde_json::json!({"id": "CHG-M", "end": "2026-03-10T10:30:00Z"}),
+    );
+    assert_eq!(status, 201, "{answer}");
+    let outcome = &answer["changes"][0];
+    assert_eq!(outcome["outcome"], "updated");
+    assert_eq!(outcome["replaced"], false);
+    assert_eq!(
+        outcome["changed"],
+        serde_json::json!([{"field": "end", "before": "2026-03-10T10:00:00Z", "after": "2026-03-10T10:30:00Z"}])
+    );
+    let stored = service.json("/api/v1/changes/CHG-M", &ops)["change"].clone();
+    assert_eq!(
+        (&stored["contact"], &stored["status"]),
+        (&"netops@example.invalid".into(), &"in_progress".into())
+    );
+    // A replace must be a whole notice, and clears what it does not give.
+    let (status, refused) = post(
+        "/api/v1/changes?replace=true",
+        serde_json::json!({"id": "CHG-M", "end": "2026-03-10T10:30:00Z"}),
+    );
+    assert_eq!(
+        (status, &refused["field"]),
+        (400, &"user".into()),
+        "{refused}"
+    );
+    let (status, answer) = post(
+        "/api/v1/changes?replace=true",
+        serde_json::json!({
+            "id": "CHG-M", "user": FIREWALLED, "title": "Firewall rule migration", "category": "network",
+            "start": "2026-03-10T09:00:00Z", "end": "2026-03-10T10:30:00Z",
+        }),
+    );
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["changes"][0]["replaced"], true);
+    let stored = service.json("/api/v1/changes/CHG-M", &ops)["change"].clone();
+    assert!(stored.get("contact").is_none(), "{stored}");
+    assert_eq!(stored["status"], "planned");
+    // In an array, a merge that leaves a new notice incomplete is refused by index and field; nothing is written.
+    let (status, refused) = post(
+        "/api/v1/changes",
+        serde_json::json!([{"id": "CHG-M", "title": "renamed"}, {"id": "CHG-NEW", "title": "half"}]),
+    );
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(
+        (&refused["index"], &refused["field"]),
+        (&1.into(), &"user".into())
+    );
+    assert_eq!(
+        service.json("/api/v1/changes/CHG-M", &ops)["change"]["title"],
+        "Firewall rule migration"
+    );
+}
+
+/// Issue 23: a first `serve` logged six "store schema migrated" lines and neither the console's address nor that
+/// the console needs a token nobody had made yet.
+#[test]
+fn the_first_start_names_the_console_and_the_token_command_in_a_few_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_lines = |service: &Service| -> Vec<serde_json::Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let text =
+                std::fs::read_to_string(service.data_dir.join("serve.log")).unwrap_or_default();
+            let lines: Vec<serde_json::Value> = text
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            let console = lines.iter().any(|l| l["fields"]["console"].is_string());
+            if console || std::time::Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let message = |line: &serde_json::Value| {
+        line["fields"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut service = Service::start(dir.path(), &[]);
+    // The token warning follows the console line; give it a moment.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let lines = log_lines(&service);
+    let store_lines: Vec<String> = lines
+        .iter()
+        .map(message)
+        .filter(|m| m.starts_with("store "))
+        .collect();
+    assert_eq!(store_lines, ["store created"], "one line for a new store");
+    let console = format!("http://{}/", service.http);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["console"] == console.as_str()),
+        "the console's address {console} in the log"
+    );
+    let hint = lines
+        .iter()
+        .map(message)
+        .find(|m| m.contains("no API token exists yet"))
+        .expect("a hint while no token exists");
+    assert!(
+        hint.contains(&format!(
+            "stormwatch tokens add --name ops --role ops --data-dir {}",
+            dir.path().display()
+        )),
+        "{hint}"
+    );
+    service.stop();
+    token(dir.path(), "ops", "ops", None);
+    let service = Service::start(dir.path(), &[]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let again: Vec<String> = log_lines(&service).iter().map(message).collect();
+    assert!(
+        !again
+            .iter()
+            .any(|m| m.contains("no API token") || m.starts_with("store ")),
+        "{again:?}"
+    );
+}

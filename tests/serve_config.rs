@@ -280,3 +280,221 @@ fn incidents_are_pushed_to_alertmanager_and_resolved() {
     let resolved = resolved.expect("the resolution");
     assert_eq!(resolved["labels"]["incident"], fired["labels"]["incident"]);
 }
+
+/// A value for every top-level setting, none of them the default. A setting `--print-config` prints without a
+/// value here fails the walk below: each new setting must be walked too.
+fn sample(key: &str) -> Option<toml::Value> {
+    use toml::Value::{Array, Boolean, Float, Integer, String as Text};
+    let text = |s: &str| Some(Text(s.to_owned()));
+    match key {
+        "http" => text("127.0.0.1:7101"),
+        "ingest" => text("127.0.0.1:7102"),
+        "data_dir" => text("/tmp/stormwatch-walk"),
+        "follow" => Some(Array(vec![Text("/tmp/stormwatch-walk.ndjson".into())])),
+        "alertmanager" => text("http://127.0.0.1:7103"),
+        "public_url" => text("http://stormwatch.example"),
+        "lateness" => Some(Float(7.5)),
+        "log_format" => text("json"),
+        "user_directory" => text("/tmp/stormwatch-users.csv"),
+        "ingest_auth" => text("token"),
+        "ingest_tls_cert" => text("/tmp/cert.pem"),
+        "ingest_tls_key" => text("/tmp/key.pem"),
+        "ingest_tls_client_ca" => text("/tmp/ca.pem"),
+        "replay_mode" => Some(Boolean(true)),
+        "kafka_brokers" => text("127.0.0.1:9092"),
+        "kafka_topic" => text("telemetry-walk"),
+        "kafka_group" => text("walkers"),
+        "snapshot_every"
+        | "journal_sync_every_ms"
+        | "engine_stall_after_s"
+        | "shutdown_grace_s"
+        | "store_probe_every_s"
+        | "retention_days"
+        | "ingest_max_connections"
+        | "ingest_max_connections_per_peer"
+        | "ingest_max_unauthenticated_connections"
+        | "ingest_idle_timeout_s"
+        | "ingest_auth_timeout_s"
+        | "http_max_connections"
+        | "http_header_timeout_s"
+        | "http_body_timeout_s"
+        | "http_write_timeout_s"
+        | "http_max_connections_per_peer"
+        | "http_max_unauthenticated_connections"
+        | "http_max_body_mib"
+        | "http_max_decompressed_mib"
+        | "kafka_warmup" => {
+            // Distinct per key, so a value landing on the wrong setting shows.
+            let bump = key.bytes().map(i64::from).sum::<i64>() % 97;
+            Some(Integer(1_000 + bump))
+        }
+        _ => None,
+    }
+}
+
+/// `serve --print-config` with `args` and `env`: the printed settings.
+fn printed(args: &[String], env: &[(String, String)]) -> toml::Table {
+    let output = binary()
+        .args(["serve", "--print-config"])
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?} {env:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    toml::from_str(&String::from_utf8_lossy(&output.stdout)).unwrap()
+}
+
+/// The top-level settings `--print-config` names, set or not (`# key = "..."` under `# Not set:`), and the keys
+/// of its `[engine]` and `[coordination]` tables.
+fn every_key() -> (Vec<String>, Vec<(String, String)>) {
+    let output = binary().args(["serve", "--print-config"]).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut top = Vec::new();
+    let mut nested = Vec::new();
+    let mut table: Option<String> = None;
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            table = Some(name.to_owned());
+            continue;
+        }
+        let line = line.strip_prefix("# ").unwrap_or(line);
+        let Some((key, _)) = line.split_once(" = ") else {
+            continue;
+        };
+        match &table {
+            None => top.push(key.trim().to_owned()),
+            Some(table) => nested.push((key.trim().to_owned(), table.clone())),
+        }
+    }
+    (top, nested)
+}
+
+/// Issue 23: `STORMWATCH_USER_DIRECTORY` and `STORMWATCH_INGEST_AUTH` were ignored and `serve` refused
+/// `--user-directory`. Every setting is walked through its flag, its TOML key and its variable, and each must land.
+#[test]
+fn every_setting_has_one_name_as_flag_toml_key_and_variable() {
+    let (keys, _) = every_key();
+    assert!(keys.len() >= 30, "{keys:?}");
+    let missing: Vec<&String> = keys.iter().filter(|k| sample(k).is_none()).collect();
+    assert!(missing.is_empty(), "no sample value for {missing:?}");
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut file = toml::Table::new();
+    let mut flags = Vec::new();
+    let mut env = Vec::new();
+    for key in &keys {
+        let value = sample(key).unwrap();
+        file.insert(key.clone(), value.clone());
+        let flag = format!("--{}", key.replace('_', "-"));
+        let variable = format!("STORMWATCH_{}", key.to_ascii_uppercase());
+        match &value {
+            toml::Value::Array(items) => {
+                for item in items {
+                    flags.extend([flag.clone(), item.as_str().unwrap().to_owned()]);
+                }
+                env.push((variable, items[0].as_str().unwrap().to_owned()));
+            }
+            // A switch given alone means true.
+            toml::Value::Boolean(true) => {
+                flags.push(flag);
+                env.push((variable, "true".into()));
+            }
+            toml::Value::String(text) => {
+                flags.extend([flag, text.clone()]);
+                env.push((variable, text.clone()));
+            }
+            other => {
+                flags.extend([flag, other.to_string()]);
+                env.push((variable, other.to_string()));
+            }
+        }
+    }
+    let path = dir.path().join("walk.toml");
+    std::fs::write(&path, toml::to_string(&file).unwrap()).unwrap();
+    let routes = [
+        (
+            "the TOML file",
+            printed(&["--config".into(), path.display().to_string()], &[]),
+        ),
+        ("the flags", printed(&flags, &[])),
+        ("the variables", printed(&[], &env)),
+    ];
+    for (route, config) in &routes {
+        for key in &keys {
+            assert_eq!(
+                config.get(key),
+                sample(key).as_ref(),
+                "`{key}` given through {route}"
+            );
+        }
+    }
+}
+
+/// An `[engine]` or `[coordination]` setting is set only in the file: as a flag or a variable it is refused,
+/// naming its table; the file itself and one-off flags are refused where they cannot be given.
+#[test]
+fn a_setting_given_where_it_cannot_be_set_is_refused_saying_where_it_can() {
+    let (top, nested) = every_key();
+    let refused = |mut command: std::process::Command| {
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{command:?} was accepted");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let mut walked = 0;
+    for (key, table) in nested.iter().filter(|(key, _)| !top.contains(key)) {
+        let mut flag = binary();
+        flag.args([
+            "serve",
+            "--print-config",
+            &format!("--{}", key.replace('_', "-")),
+            "1",
+        ]);
+        let text = refused(flag);
+        assert!(
+            text.contains(&format!("[{table}]")) && text.contains("--config"),
+            "--{key}: {text}"
+        );
+        let mut variable = binary();
+        variable
+            .args(["serve", "--print-config"])
+            .env(format!("STORMWATCH_{}", key.to_ascii_uppercase()), "1");
+        let text = refused(variable);
+        assert!(text.contains(&format!("[{table}]")), "{key}: {text}");
+        walked += 1;
+    }
+    assert!(walked >= 40, "only {walked} table settings walked");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("self.toml");
+    std::fs::write(&file, "config = \"other.toml\"\n").unwrap();
+    let mut named = binary();
+    named
+        .args(["serve", "--print-config", "--config"])
+        .arg(&file);
+    assert!(refused(named).contains("STORMWATCH_CONFIG"));
+    let mut one_off = binary();
+    one_off
+        .args(["serve", "--print-config"])
+        .env("STORMWATCH_ACCEPT_LOST_JOURNAL", "1");
+    assert!(refused(one_off).contains("--accept-lost-journal"));
+}
+
+/// Issue 23: Prometheus paged (blind, lagging) as soon as a replayed feed ended. `--replay-mode` publishes
+/// `stormwatch_replay_mode 1`, which the shipped rules read (their promtool tests hold what they then do).
+#[test]
+fn replay_mode_is_published_for_the_rules() {
+    for (args, value) in [(&["--replay-mode"][..], 1.0), (&[][..], 0.0)] {
+        let dir = tempfile::tempdir().unwrap();
+        let service = Service::start(dir.path(), args);
+        let (_, page) = service.get("/metrics", None);
+        assert_eq!(
+            metric(&page, "stormwatch_replay_mode"),
+            Some(value),
+            "{args:?}"
+        );
+    }
+}

@@ -398,3 +398,95 @@ fn replay_picks_up_the_register_from_the_store() {
         stderr(&missing)
     );
 }
+
+/// The flags of the README's `changes add` example.
+const README_ADD: [&str; 12] = [
+    "--id",
+    "CHG-2026-0042",
+    "--user",
+    "90-B3-D5-1F-30-01-00-07",
+    "--title",
+    "Firewall rule migration",
+    "--category",
+    "network",
+    "--start",
+    "2026-03-10T09:00:00Z",
+    "--end",
+    "2026-03-10T10:00:00Z",
+];
+
+/// Issue 23: `changes add` with an id from examples/changes.json (as the README's example does) reset the contact
+/// and the status it was not given, and printed only "updated". Now only the fields given change, and the changes
+/// are printed; `--replace` replaces the notice whole and says so.
+#[test]
+fn add_with_an_existing_id_changes_only_the_fields_given_and_prints_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let file = data("changes.json");
+    ok(run(&store, &["changes", "import", file.to_str().unwrap()]));
+    let before = listed(&store)
+        .into_iter()
+        .find(|n| n["id"] == "CHG-2026-0042")
+        .expect("examples/changes.json registers CHG-2026-0042");
+    assert!(before["contact"].is_string(), "{before}");
+    // The README's example, as it is written there.
+    let printed = stdout(&ok(run(
+        &store,
+        &[&["changes", "add"][..], &README_ADD].concat(),
+    )));
+    let after = listed(&store)
+        .into_iter()
+        .find(|n| n["id"] == "CHG-2026-0042")
+        .unwrap();
+    for kept in ["contact", "status", "srvs"] {
+        assert_eq!(after[kept], before[kept], "`{kept}` kept: {printed}");
+    }
+    // Only the end moves: the first line says how many fields changed, one line per field follows.
+    let printed = stdout(&ok(run(
+        &store,
+        &[
+            "changes",
+            "add",
+            "--id",
+            "CHG-2026-0042",
+            "--end",
+            "2026-03-10T11:00:00Z",
+        ],
+    )));
+    assert_eq!(
+        printed.lines().take(2).collect::<Vec<_>>(),
+        [
+            "updated CHG-2026-0042: 1 field changed, the others kept:",
+            "  end: 2026-03-10T10:00:00Z -> 2026-03-10T11:00:00Z",
+        ],
+        "{printed}"
+    );
+    // A new id still needs every required field, named by its flag.
+    let output = run(
+        &store,
+        &["changes", "add", "--id", "CHG-NEW", "--title", "half"],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("(check --user)"),
+        "{}",
+        stderr(&output)
+    );
+
+    let printed = stdout(&ok(run(
+        &store,
+        &[&["changes", "add", "--replace"][..], &README_ADD].concat(),
+    )));
+    assert!(
+        printed
+            .starts_with("replaced CHG-2026-0042 whole (--replace: fields not given were cleared)"),
+        "{printed}"
+    );
+    assert!(printed.contains("  contact: "), "{printed}");
+    let replaced = listed(&store)
+        .into_iter()
+        .find(|n| n["id"] == "CHG-2026-0042")
+        .unwrap();
+    assert!(replaced.get("contact").is_none(), "{replaced}");
+    assert_eq!(replaced["status"], "planned");
+}

@@ -8,6 +8,7 @@ use stormwatch_core::changes::{
 };
 use stormwatch_service::http::outcomes_api::judge;
 use stormwatch_service::store::{AuditEntry, IncidentFilter, Store, StoredChange, StoredIncident};
+use stormwatch_service::view_clock::{Clock, ViewNow};
 
 use super::table::{table, time};
 
@@ -27,6 +28,8 @@ pub struct ShowArgs {
 struct Shown {
     current: Vec<Warning>,
     outcome: ChangeOutcome,
+    /// What the outcome is judged as of.
+    now: ViewNow,
     /// The incidents the outcome names, with how each relates to the change.
     linked: Vec<(StoredIncident, &'static str)>,
     audit: Vec<AuditEntry>,
@@ -47,8 +50,9 @@ pub fn run(store: &Store, args: &ShowArgs) -> anyhow::Result<ExitCode> {
     })?;
     let ids: Vec<String> = incidents.iter().map(|i| i.record.id.clone()).collect();
     let judged = judge(&incidents, store.incident_triages(ids)?);
-    let now = stormwatch_service::store::now_ms();
-    let outcome = change_outcome(&change.notice, &judged, now, grace_ms);
+    // As of the event time the service has reached, as the API judges (the wall clock before any telemetry).
+    let now = ViewNow::of(store.event_time()?);
+    let outcome = change_outcome(&change.notice, &judged, now.ms, grace_ms);
     let relation = |id: &str| -> Option<&'static str> {
         let has = |list: &[String]| list.iter().any(|i| i == id);
         if has(&outcome.attributed) {
@@ -68,6 +72,7 @@ pub fn run(store: &Store, args: &ShowArgs) -> anyhow::Result<ExitCode> {
     let shown = Shown {
         current,
         outcome,
+        now,
         linked,
         audit: store.change_audit(args.id.clone())?,
     };
@@ -86,6 +91,7 @@ pub fn run(store: &Store, args: &ShowArgs) -> anyhow::Result<ExitCode> {
             "warnings": change.warnings,
             "current_warnings": shown.current,
             "outcome": shown.outcome,
+            "judged_at": shown.now.json(),
             "incidents": incidents,
             "audit": shown.audit,
         });
@@ -94,6 +100,20 @@ pub fn run(store: &Store, args: &ShowArgs) -> anyhow::Result<ExitCode> {
     }
     print!("{}", describe(&change, &shown));
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the outcome is judged as of, in words.
+fn judged_at(now: ViewNow) -> String {
+    match now.clock {
+        Clock::EventTime => format!(
+            "as of event time {}, the latest the service has seen",
+            time(now.ms)
+        ),
+        Clock::WallClock => format!(
+            "as of the wall clock, {} (the service has seen no telemetry yet)",
+            time(now.ms)
+        ),
+    }
 }
 
 /// The outcome in a sentence, naming the incidents.
@@ -162,6 +182,7 @@ fn describe(change: &StoredChange, shown: &Shown) -> String {
     lines.push(format!("  created   {}", time(change.created_ms)));
     lines.push(format!("  updated   {}", time(change.updated_ms)));
     lines.push(format!("  outcome   {}", outcome_line(&shown.outcome)));
+    lines.push(format!("            {}", judged_at(shown.now)));
     match &change.warnings {
         None => lines.push(
             "  warnings at registration: not recorded (registered before this store kept them)"

@@ -6,12 +6,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use serde_json::{Map, Value};
-use stormwatch_core::changes::{ChangeNotice, ChangeOwner, ChangeStatus};
+use stormwatch_core::changes::{ChangeNotice, ChangeOwner, ChangeStatus, FieldError};
 use stormwatch_replay::load_change_file;
 
 use super::table::{table, time};
 use stormwatch_service::store::{
-    CHUNK, ChangeFilter, Progress, Store, StoreError, StoredChange, Upsert,
+    CHUNK, ChangeFilter, Progress, Registration, Store, StoreError, StoredChange, Upsert,
+    UpsertOutcome,
 };
 
 /// Where the store lives; every `changes` and `tokens` command takes it.
@@ -69,10 +70,12 @@ pub struct ChangesArgs {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ChangesCommand {
-    /// Register one change notice, or update the notice with the same id.
+    /// Register one change notice, or change the fields given of the notice with the same id (--replace: replace
+    /// it whole).
     Add(Box<AddArgs>),
-    /// Register the notices of JSON-array, NDJSON or CSV files (contract/changes.md). Valid notices are stored
-    /// even when others are rejected; rejections are listed with file, line and field, and the exit code is 1.
+    /// Register the notices of JSON-array, NDJSON or CSV files (docs/changes.md). Each file row is a whole notice:
+    /// an id already registered is replaced by it. Valid notices are stored even when others are rejected;
+    /// rejections are listed with file, line and field, and the exit code is 1.
     Import(ImportArgs),
     /// List registered notices, by window start.
     List(ListArgs),
@@ -84,28 +87,30 @@ pub enum ChangesCommand {
 
 #[derive(clap::Args, Debug)]
 pub struct AddArgs {
-    /// Unique change reference, e.g. CHG-2026-0042. An existing id is updated.
+    /// Unique change reference, e.g. CHG-2026-0042. For an id already registered, only the fields given change
+    /// (and the changes are printed); --replace replaces the whole notice.
     #[arg(long, value_name = "ID")]
     pub id: String,
-    /// The User making the change (EUI-64), or DCC for a DCC-led change.
+    /// The User making the change (EUI-64), or DCC for a DCC-led change. Required for a new id.
     #[arg(long, value_name = "EUI|DCC")]
-    pub user: String,
-    /// Short description.
+    pub user: Option<String>,
+    /// Short description. Required for a new id.
     #[arg(long, value_name = "TEXT")]
-    pub title: String,
-    /// network, certificate, endpoint, application, device, campaign, dcc_maintenance or other.
+    pub title: Option<String>,
+    /// network, certificate, endpoint, application, device, campaign, dcc_maintenance or other. Required for a
+    /// new id.
     #[arg(long, value_name = "CATEGORY")]
-    pub category: String,
-    /// Planned window start, RFC 3339 (e.g. 2026-03-10T09:00:00Z).
+    pub category: Option<String>,
+    /// Planned window start, RFC 3339 (e.g. 2026-03-10T09:00:00Z). Required for a new id.
     #[arg(long, value_name = "RFC3339")]
-    pub start: String,
-    /// Planned window end, RFC 3339, not before --start.
+    pub start: Option<String>,
+    /// Planned window end, RFC 3339, not before --start. Required for a new id.
     #[arg(long, value_name = "RFC3339")]
-    pub end: String,
-    /// planned (default), in_progress, completed, cancelled or rolled_back.
+    pub end: Option<String>,
+    /// planned (a new notice's default), in_progress, completed, cancelled or rolled_back.
     #[arg(long, value_name = "STATUS")]
     pub status: Option<String>,
-    /// An SRV the change touches, e.g. 4.1.1; repeat for several.
+    /// An SRV the change touches, e.g. 4.1.1; repeat for several (they replace the stored list).
     #[arg(long = "srv", value_name = "SRV")]
     pub srvs: Vec<String>,
     /// Declared traffic change: the direction (to_dsp or to_user) expected to run above normal.
@@ -117,6 +122,10 @@ pub struct AddArgs {
     /// Who to call.
     #[arg(long, value_name = "TEXT")]
     pub contact: Option<String>,
+    /// Replace the stored notice with the id whole, as registered before merging existed: every field not given
+    /// here (contact, status, SRVs, declared impact) is cleared or reset to its default.
+    #[arg(long)]
+    pub replace: bool,
     #[command(flatten)]
     pub actor: Actor,
     #[command(flatten)]
@@ -191,31 +200,79 @@ pub fn run(args: ChangesArgs) -> anyhow::Result<ExitCode> {
 fn run_add(store: &Store, args: AddArgs) -> anyhow::Result<ExitCode> {
     let actor = args.actor.name.clone();
     let coordination = args.coordination.settings()?;
-    let notice = notice_from_flags(args)?;
-    let outcomes = store.upsert_changes(vec![notice], actor, std::sync::Arc::new(coordination))?;
+    let replace = args.replace;
+    let fields = fields_from_flags(args);
+    let registration = if replace {
+        Registration::Replace(ChangeNotice::try_from(&Value::Object(fields)).map_err(invalid_flag)?)
+    } else {
+        Registration::Merge(fields)
+    };
+    let outcomes = store
+        .register_changes(
+            vec![registration],
+            actor,
+            None,
+            std::sync::Arc::new(coordination),
+            Box::new(|_| Ok(())),
+        )
+        .map_err(|error| match error {
+            StoreError::Invalid { field, reason, .. } => invalid_flag(FieldError { field, reason }),
+            other => other.into(),
+        })?;
     for outcome in &outcomes {
-        println!("{} {}", outcome_word(outcome.outcome), outcome.id);
+        println!("{}", outcome_line(outcome));
+        for change in &outcome.changed {
+            println!("  {}", change.line());
+        }
     }
     super::change_warnings::print(&outcomes);
     Ok(ExitCode::SUCCESS)
 }
 
-/// Through the contract's validator, as a file's notice would go, so errors name the same fields.
-fn notice_from_flags(args: AddArgs) -> anyhow::Result<ChangeNotice> {
+/// `created X`, `updated X (N fields)`, `replaced X whole (...)` or `unchanged X`.
+fn outcome_line(outcome: &UpsertOutcome) -> String {
+    let fields = match outcome.changed.len() {
+        1 => "1 field".to_owned(),
+        n => format!("{n} fields"),
+    };
+    match outcome.outcome {
+        Upsert::Created => format!("created {}", outcome.id),
+        Upsert::Unchanged => format!("unchanged {} (the notice already said this)", outcome.id),
+        Upsert::Updated if outcome.replaced => format!(
+            "replaced {} whole (--replace: fields not given were cleared); {fields} changed:",
+            outcome.id
+        ),
+        Upsert::Updated => format!("updated {}: {fields} changed, the others kept:", outcome.id),
+    }
+}
+
+/// A notice's error, with the flag that sets the field at fault.
+fn invalid_flag(error: FieldError) -> anyhow::Error {
+    let flag = match error.field.as_str() {
+        "srvs" => "--srv".to_owned(),
+        field => format!("--{}", field.replace(['.', '_'], "-")),
+    };
+    anyhow::anyhow!("invalid change notice: {error} (check {flag})")
+}
+
+/// The notice's fields the flags give, in the contract's JSON, so the validator names the same fields as for a
+/// file; a merge keeps every field not given.
+fn fields_from_flags(args: AddArgs) -> Map<String, Value> {
     let mut object = Map::new();
     let text = |s: String| Value::String(s);
+    object.insert("id".into(), text(args.id));
     for (key, value) in [
-        ("id", args.id),
         ("user", args.user),
         ("title", args.title),
         ("category", args.category),
         ("start", args.start),
         ("end", args.end),
+        ("status", args.status),
+        ("contact", args.contact),
     ] {
-        object.insert(key.into(), text(value));
-    }
-    if let Some(status) = args.status {
-        object.insert("status".into(), text(status));
+        if let Some(value) = value {
+            object.insert(key.into(), text(value));
+        }
     }
     if !args.srvs.is_empty() {
         object.insert("srvs".into(), args.srvs.into_iter().map(text).collect());
@@ -231,16 +288,7 @@ fn notice_from_flags(args: AddArgs) -> anyhow::Result<ChangeNotice> {
         let expected = serde_json::json!({"direction": direction, "rate_factor": factor});
         object.insert("expected".into(), expected);
     }
-    if let Some(contact) = args.contact {
-        object.insert("contact".into(), text(contact));
-    }
-    ChangeNotice::try_from(&Value::Object(object)).map_err(|error| {
-        let flag = match error.field.as_str() {
-            "srvs" => "--srv".to_owned(),
-            field => format!("--{}", field.replace(['.', '_'], "-")),
-        };
-        anyhow::anyhow!("invalid change notice: {error} (check {flag})")
-    })
+    object
 }
 
 /// The notices and the rejected ones of every file; the first file that cannot be used at all (unreadable, not
@@ -366,14 +414,6 @@ fn run_cancel(store: &Store, args: CancelArgs) -> anyhow::Result<ExitCode> {
         println!("cancelled {} (was {})", args.id, change.previous);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn outcome_word(outcome: Upsert) -> &'static str {
-    match outcome {
-        Upsert::Created => "created",
-        Upsert::Updated => "updated",
-        Upsert::Unchanged => "unchanged",
-    }
 }
 
 fn plural(n: usize) -> &'static str {

@@ -5,7 +5,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use stormwatch_core::incident::IncidentKind;
+use stormwatch_core::incident::{IncidentKind, Verdict};
+use stormwatch_core::report::IncidentRecord;
 use stormwatch_core::triage::{self, thousands, utc};
 use stormwatch_replay::{ReplayOptions, replay};
 use stormwatch_sim::generator::{GenOptions, Scenario, generate, parse_duration};
@@ -61,35 +62,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .find(|i| i.kind == IncidentKind::Backlog)
     {
-        let cause = backlog
-            .suspects
-            .first()
-            .filter(|_| {
-                backlog.verdict != stormwatch_core::incident::Verdict::UnregisteredChangeSuspected
-            })
-            .map_or_else(
-                || {
-                    "no registered change explains it: an unregistered change is suspected"
-                        .to_owned()
-                },
-                |s| {
-                    format!(
-                        "registered change {} did it (score {:.2})",
-                        triage::change_label(s),
-                        s.score
-                    )
-                },
-            );
-        println!(
-            "\nIn one line: User {} has had a backlog since {}, detected {} s later while {} messages waited; \
-             it peaked at {} messages, and {}.",
-            backlog.user,
-            utc(backlog.onset),
-            (backlog.detected - backlog.onset) / 1000,
-            thousands(backlog.evidence.depth_at_detection),
-            thousands(backlog.peak_depth),
-            cause
-        );
+        println!("\nIn one line: {}", one_line(backlog));
     }
     println!(
         "Replayed {} lines in {:.2} s ({:.1} M lines/s).",
@@ -101,4 +74,76 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("Files kept in {}.", keep.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The backlog in one sentence: open or over (with how long it lasted), and the most likely cause as the
+/// correlator judged it, never as a certainty.
+fn one_line(backlog: &IncidentRecord) -> String {
+    let cause = backlog
+        .suspects
+        .first()
+        .filter(|_| backlog.verdict != Verdict::UnregisteredChangeSuspected)
+        .map_or_else(
+            || "no registered change explains it: an unregistered change is suspected".to_owned(),
+            |s| {
+                format!(
+                    "the most likely cause is registered change {} (score {:.2})",
+                    triage::change_label(s),
+                    s.score
+                )
+            },
+        );
+    let when = match backlog.resolved {
+        Some(resolved) => format!(
+            "had a backlog from {} to {} ({} min)",
+            utc(backlog.onset),
+            utc(resolved),
+            (resolved - backlog.onset) / 60_000
+        ),
+        None => format!("has had a backlog since {}", utc(backlog.onset)),
+    };
+    format!(
+        "User {} {when}, detected {} s after it began while {} messages waited; it peaked at {} messages, and {cause}.",
+        backlog.user,
+        (backlog.detected - backlog.onset) / 1000,
+        thousands(backlog.evidence.depth_at_detection),
+        thousands(backlog.peak_depth),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 23: a resolved backlog was described as one the User "has had since", and its cause as certain.
+    #[test]
+    fn the_one_line_summary_says_whether_the_backlog_is_over_and_hedges_the_cause() {
+        let mut backlog = IncidentRecord {
+            id: "INC-000001".into(),
+            user: "90-B3-D5-1F-30-01-00-07".into(),
+            kind: IncidentKind::Backlog,
+            onset: 1_773_133_200_000,
+            detected: 1_773_133_261_000,
+            resolved: Some(1_773_140_400_000),
+            peak_depth: 1_500_000,
+            verdict: Verdict::UnregisteredChangeSuspected,
+            suspects: Vec::new(),
+            peak_rate: 0.0,
+            baseline_rate: 0.0,
+            peak_ratio: 0.0,
+            users: Vec::new(),
+            evidence: Default::default(),
+        };
+        let line = one_line(&backlog);
+        assert!(
+            line.contains(
+                "had a backlog from 2026-03-10 09:00:00Z to 2026-03-10 11:00:00Z (120 min)"
+            ),
+            "{line}"
+        );
+        assert!(!line.contains("has had"), "{line}");
+        backlog.resolved = None;
+        assert!(one_line(&backlog).contains("has had a backlog since 2026-03-10 09:00:00Z"));
+        assert!(!one_line(&backlog).contains("did it"));
+    }
 }

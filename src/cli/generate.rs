@@ -7,9 +7,16 @@ use std::time::Instant;
 use anyhow::Context as _;
 use stormwatch_sim::generator::{self, Compression, GenOptions, Scenario};
 
-const SCENARIO_HELP: &str = "Inject a scenario (repeatable; `all` for every one): hiccups, small_campaign, mdm_storm, \
-firmware_alert_storm, registered_campaign, certificate_failure, unregistered_backlog, dcc_maintenance, \
-firewall_backlog, decoys";
+/// Every scenario `--scenario` takes, named from the catalogue itself so the help cannot leave one out.
+fn scenario_help() -> String {
+    let names = |list: &[Scenario]| list.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ");
+    format!(
+        "Inject a scenario (repeatable): {}, or `all` for every one of those; or one that tries to fool the engine \
+         (one per run, not in `all`): {} (--help describes each)",
+        names(&Scenario::ALL),
+        names(&Scenario::ADVERSARIAL)
+    )
+}
 
 /// Writes EVENTS (`events.ndjson`, `.gz` or `.zst`), `changes.json` and `truth.json` into --out.
 #[derive(clap::Args, Debug)]
@@ -37,7 +44,7 @@ pub struct GenArgs {
     /// Fraction of all lines that are malformed (invalid JSON, bad UTF-8, missing fields, over 64 KiB, ...).
     #[arg(long, value_name = "F", default_value_t = 0.0)]
     pub malformed_rate: f64,
-    #[arg(long = "scenario", value_name = "NAME", help = SCENARIO_HELP)]
+    #[arg(long = "scenario", value_name = "NAME", help = scenario_help())]
     pub scenarios: Vec<String>,
     /// Compression of the events file.
     #[arg(long, value_name = "KIND", default_value = "none", value_parser = ["none", "gz", "zst"])]

@@ -19,8 +19,7 @@ pub mod tokens;
 
 /// What a Kafka flag, setting or subcommand says on a build without the feature.
 #[cfg(not(feature = "kafka"))]
-pub const WITHOUT_KAFKA: &str = "this stormwatch was built without the `kafka` feature; build it with \
-     `cargo build --release --features kafka` (needs cmake and the curl headers, see README)";
+pub use stormwatch_service::config::WITHOUT_KAFKA;
 
 /// Logs go to stderr through `tracing`, as text or JSON; `RUST_LOG` overrides the default level.
 pub fn init_logging(format: stormwatch_service::LogFormat, default: &str) {

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::telemetry::{AlertCode, Eui64, FailureReason, Srv};
 
-/// The four anomaly kinds of `contract/report.md`.
+/// The four anomaly kinds of `docs/report.md`.
 #[derive(Copy, Clone, Eq, PartialEq, Hash, Debug, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentKind {

@@ -1,4 +1,4 @@
-//! The incident report of `contract/report.md`: its JSON shape, and the triage table printed for a person.
+//! The incident report of `docs/report.md`: its JSON shape, and the triage table printed for a person.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,5 @@
-//! The service's effective configuration: defaults, then an optional TOML file, then environment and flags.
+//! The service's settings: `ServeConfig` (defaults, the TOML file's shape, `--print-config`) and `SETTINGS`, the one
+//! name, value name and help of every setting, which the flag, the TOML key and the `STORMWATCH_*` variable share.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,9 +31,9 @@ pub enum IngestAuth {
     None,
 }
 
-/// Everything `stormwatch serve` runs with. `--print-config` prints this as TOML. A setting that has a flag has
-/// the flag's name, with `_` for `-` (`data_dir` for `--data-dir`, `lateness` for `--lateness`); the names of
-/// earlier versions (`lateness_s`, ...) are still read.
+/// Everything `stormwatch serve` runs with. `--print-config` prints this as TOML. Every top-level setting is in
+/// [`SETTINGS`]: its TOML key is its flag's name with `_` for `-` (`data_dir` for `--data-dir`) and its variable's
+/// after `STORMWATCH_`; the names of earlier versions (`lateness_s`, ...) are still read from the file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServeConfig {
@@ -110,6 +111,10 @@ pub struct ServeConfig {
     pub http_max_decompressed_mib: u64,
     /// Link to an incident in operators' alerts: `{base}/api/v1/incidents/{id}`.
     pub public_url: Option<String>,
+    /// The feed is recorded history replayed into the service: `stormwatch_replay_mode` is 1, so the shipped rules
+    /// call a finished feed ended (`StormwatchReplayEnded`, info) rather than blind, and ignore the lag of event
+    /// time behind the wall clock.
+    pub replay_mode: bool,
     /// Kafka bootstrap servers: consume telemetry from `kafka_topic` in consumer group `kafka_group`.
     #[cfg(feature = "kafka")]
     pub kafka_brokers: Option<String>,
@@ -133,7 +138,7 @@ impl Default for ServeConfig {
         ServeConfig {
             http: SocketAddr::from(([127, 0, 0, 1], 8080)),
             ingest: SocketAddr::from(([127, 0, 0, 1], 9000)),
-            data_dir: PathBuf::from("stormwatch-data"),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             follow: Vec::new(),
             alertmanager: None,
             lateness_s: 5.0,
@@ -163,6 +168,7 @@ impl Default for ServeConfig {
             http_max_body_mib: 64,
             http_max_decompressed_mib: 256,
             public_url: None,
+            replay_mode: false,
             #[cfg(feature = "kafka")]
             kafka_brokers: None,
             #[cfg(feature = "kafka")]
@@ -175,6 +181,295 @@ impl Default for ServeConfig {
             coordination: CoordinationConfig::default(),
         }
     }
+}
+
+/// Where the service keeps its state unless told otherwise (relative to where it runs).
+pub const DEFAULT_DATA_DIR: &str = "stormwatch-data";
+
+/// One setting of `serve` as people give it: the TOML key (`data_dir`), which is also the flag with `-` for `_`
+/// (`--data-dir`) and the variable in upper case after `STORMWATCH_` (`STORMWATCH_DATA_DIR`).
+#[derive(Copy, Clone, Debug)]
+pub struct Setting {
+    pub key: &'static str,
+    /// What the value is, for `--help` (`ADDR`, `SECONDS`).
+    pub value_name: &'static str,
+    /// Its meaning and unit, for `--help`.
+    pub help: &'static str,
+    /// Only a build with the `kafka` feature has it; others refuse it wherever it is given.
+    pub kafka: bool,
+}
+
+impl Setting {
+    pub fn flag(&self) -> String {
+        format!("--{}", self.key.replace('_', "-"))
+    }
+
+    pub fn variable(&self) -> String {
+        format!("STORMWATCH_{}", self.key.to_ascii_uppercase())
+    }
+
+    /// Whether this build has the setting.
+    pub fn built(&self) -> bool {
+        !self.kafka || cfg!(feature = "kafka")
+    }
+}
+
+const fn setting(key: &'static str, value_name: &'static str, help: &'static str) -> Setting {
+    Setting {
+        key,
+        value_name,
+        help,
+        kafka: false,
+    }
+}
+
+const fn kafka(key: &'static str, value_name: &'static str, help: &'static str) -> Setting {
+    Setting {
+        key,
+        value_name,
+        help,
+        kafka: true,
+    }
+}
+
+/// Every top-level setting of [`ServeConfig`], in `--help` order. The `[engine]` and `[coordination]` tables are
+/// set only in the file (see [`file_only_tables`]). A unit test holds this list to the struct's fields.
+pub const SETTINGS: &[Setting] = &[
+    setting(
+        "http",
+        "ADDR",
+        "Address of the HTTP API, the console and /metrics",
+    ),
+    setting(
+        "ingest",
+        "ADDR",
+        "Address of the TCP listener for NDJSON telemetry",
+    ),
+    setting(
+        "data_dir",
+        "DIR",
+        "Directory of the SQLite store, the journal and the quarantine",
+    ),
+    setting(
+        "follow",
+        "FILE",
+        "Telemetry file to tail, surviving rotation and truncation (repeat the flag; `:` between files in the variable)",
+    ),
+    setting(
+        "alertmanager",
+        "URL",
+        "Alertmanager base URL (v2 API) to push incidents to, e.g. http://127.0.0.1:9093",
+    ),
+    setting(
+        "public_url",
+        "URL",
+        "Base URL operators reach this service at, for the console links in alerts",
+    ),
+    setting(
+        "lateness",
+        "SECONDS",
+        "Seconds of event time a line may arrive late and still count in its own second",
+    ),
+    setting(
+        "snapshot_every",
+        "SECONDS",
+        "Seconds between engine snapshots (one is also taken at shutdown)",
+    ),
+    setting(
+        "journal_sync_every_ms",
+        "MS",
+        "Milliseconds between fdatasyncs of the engine journal while telemetry flows: what a power cut can lose (0: after every batch)",
+    ),
+    setting("log_format", "text|json", "Log format on stderr"),
+    setting(
+        "engine_stall_after_s",
+        "SECONDS",
+        "Seconds without a finished engine tick (or of store writer lag) before /readyz answers 503",
+    ),
+    setting(
+        "shutdown_grace_s",
+        "SECONDS",
+        "Seconds open requests, then the final snapshot, may take after SIGTERM or SIGINT",
+    ),
+    setting(
+        "user_directory",
+        "FILE",
+        "User directory (CSV `user,name,role` or JSON): the Users that exist, with names and roles; others are refused",
+    ),
+    setting(
+        "store_probe_every_s",
+        "SECONDS",
+        "Seconds between test writes of the store, so an unwritable data directory shows in /readyz",
+    ),
+    setting(
+        "retention_days",
+        "DAYS",
+        "Days a resolved incident and a change audit row are kept (0: forever)",
+    ),
+    setting(
+        "ingest_max_connections",
+        "N",
+        "TCP telemetry connections served at once; more are told `ERR too many connections`",
+    ),
+    setting(
+        "ingest_max_connections_per_peer",
+        "N",
+        "TCP telemetry connections open at once from one peer address",
+    ),
+    setting(
+        "ingest_max_unauthenticated_connections",
+        "N",
+        "TCP telemetry connections not yet authenticated; a new one closes the oldest",
+    ),
+    setting(
+        "ingest_idle_timeout_s",
+        "SECONDS",
+        "Seconds a TCP telemetry connection may send nothing before it is closed",
+    ),
+    setting(
+        "ingest_auth",
+        "auto|token|none",
+        "Whether a TCP telemetry connection must open with `AUTH <token>`: auto (beyond loopback only), token (always), none (loopback only)",
+    ),
+    setting(
+        "ingest_auth_timeout_s",
+        "SECONDS",
+        "Seconds a TCP telemetry connection has for its `AUTH` line and TLS handshake",
+    ),
+    setting(
+        "ingest_tls_cert",
+        "FILE",
+        "PEM certificate chain: the telemetry port speaks only TLS (with ingest_tls_key)",
+    ),
+    setting(
+        "ingest_tls_key",
+        "FILE",
+        "PEM private key of ingest_tls_cert",
+    ),
+    setting(
+        "ingest_tls_client_ca",
+        "FILE",
+        "PEM CA certificates: every telemetry client must present a certificate one of them signed",
+    ),
+    setting(
+        "http_max_connections",
+        "N",
+        "HTTP connections served at once; more wait in the listen backlog",
+    ),
+    setting(
+        "http_max_connections_per_peer",
+        "N",
+        "HTTP connections open at once from one peer address; more get 503",
+    ),
+    setting(
+        "http_max_unauthenticated_connections",
+        "N",
+        "HTTP connections without a valid token yet; a new one closes the oldest",
+    ),
+    setting(
+        "http_header_timeout_s",
+        "SECONDS",
+        "Seconds a request's headers (and a kept-alive connection's next request) may take",
+    ),
+    setting(
+        "http_body_timeout_s",
+        "SECONDS",
+        "Seconds a request's body may take (408 after)",
+    ),
+    setting(
+        "http_write_timeout_s",
+        "SECONDS",
+        "Seconds a response write may make no progress before the connection is closed",
+    ),
+    setting(
+        "http_max_body_mib",
+        "MIB",
+        "Largest telemetry body as sent, in MiB (413 beyond)",
+    ),
+    setting(
+        "http_max_decompressed_mib",
+        "MIB",
+        "Largest telemetry body once decompressed, in MiB (413 beyond)",
+    ),
+    setting(
+        "replay_mode",
+        "true|false",
+        "The feed is recorded history: a finished feed reads as ended, not blind, and event time behind the wall clock is not lag (`stormwatch_replay_mode`)",
+    ),
+    kafka(
+        "kafka_brokers",
+        "HOSTS",
+        "Consume telemetry from Kafka: bootstrap servers, host:port[,host:port...] (with kafka_topic)",
+    ),
+    kafka(
+        "kafka_topic",
+        "TOPIC",
+        "Kafka topic of NDJSON telemetry records keyed by User ID",
+    ),
+    kafka(
+        "kafka_group",
+        "GROUP",
+        "Kafka consumer group the instances sharing the topic join",
+    ),
+    kafka(
+        "kafka_warmup",
+        "SECONDS",
+        "Seconds of event time replayed before the committed offset when a partition is assigned",
+    ),
+];
+
+/// What a Kafka setting, flag or subcommand says on a build without the feature.
+pub const WITHOUT_KAFKA: &str = "this stormwatch was built without the `kafka` feature; build it with \
+     `cargo build --release --features kafka` (needs cmake and the curl headers, see README)";
+
+/// Words people might give as settings that are not set that way: the file itself and the one-off decisions of
+/// one start. Each with where it is given instead.
+pub const NOT_IN_THE_FILE: &[(&str, &str)] = &[
+    (
+        "config",
+        "the config file is named by --config or STORMWATCH_CONFIG, not inside itself",
+    ),
+    (
+        "accept_lost_journal",
+        "accepting a lost journal is a decision for one start: give the flag --accept-lost-journal",
+    ),
+    (
+        "print_config",
+        "printing the settings is an action: give the flag --print-config",
+    ),
+];
+
+/// The tables of the config file (`[engine.correlator]`, `[coordination]`, ...) that hold `key`, for a key given
+/// as a flag or variable that only the file can set. Empty when no table has it.
+pub fn file_only_tables(key: &str) -> Vec<String> {
+    fn walk(table: &toml::Table, path: &str, key: &str, found: &mut Vec<String>) {
+        for (name, value) in table {
+            if name == key {
+                found.push(format!("[{path}]"));
+            }
+            if let toml::Value::Table(inner) = value {
+                walk(inner, &format!("{path}.{name}"), key, found);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    let tables = [
+        ("engine", toml::Table::try_from(EngineConfig::default())),
+        (
+            "coordination",
+            toml::Table::try_from(CoordinationConfig::default()),
+        ),
+    ];
+    for (name, table) in tables {
+        if key == name {
+            found.push(format!("[{name}]"));
+        }
+        if let Ok(table) = table {
+            walk(&table, name, key, &mut found);
+        }
+    }
+    found.dedup();
+    found
 }
 
 /// Each message carries its cause in a `cause` field, which is deliberately not a `source()`: the binary prints
@@ -198,24 +493,7 @@ pub enum ConfigError {
 impl ServeConfig {
     /// Defaults overlaid with the TOML file at `path`.
     pub fn from_file(path: &Path) -> Result<ServeConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            cause: source,
-        })?;
-        #[cfg(not(feature = "kafka"))]
-        if let Ok(toml::Value::Table(table)) = toml::from_str::<toml::Value>(&text)
-            && let Some(key) = table.keys().find(|k| k.starts_with("kafka"))
-        {
-            return Err(ConfigError::Invalid(format!(
-                "config file {} sets `{key}`, but this stormwatch was built without the `kafka` feature \
-                 (build it with `cargo build --release --features kafka`)",
-                path.display()
-            )));
-        }
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.into(),
-            cause: source,
-        })
+        file_table(path).map(|(config, _)| config)
     }
 
     /// The settings as TOML. Settings without a value (TOML has no null) are listed as comments after the
@@ -223,25 +501,17 @@ impl ServeConfig {
     pub fn to_toml(&self) -> String {
         let text = toml::to_string_pretty(self)
             .unwrap_or_else(|e| format!("# cannot render config: {e}\n"));
-        let mut unset = vec![
-            ("alertmanager", self.alertmanager.is_none()),
-            ("public_url", self.public_url.is_none()),
-            ("user_directory", self.user_directory.is_none()),
-            ("ingest_tls_cert", self.ingest_tls_cert.is_none()),
-            ("ingest_tls_key", self.ingest_tls_key.is_none()),
-            ("ingest_tls_client_ca", self.ingest_tls_client_ca.is_none()),
-        ];
-        #[cfg(feature = "kafka")]
-        unset.extend([
-            ("kafka_brokers", self.kafka_brokers.is_none()),
-            ("kafka_topic", self.kafka_topic.is_none()),
-        ]);
-        unset.retain(|(_, is_unset)| *is_unset);
+        let printed = toml::from_str::<toml::Table>(&text).unwrap_or_default();
+        let unset: Vec<&str> = SETTINGS
+            .iter()
+            .filter(|setting| setting.built() && !printed.contains_key(setting.key))
+            .map(|setting| setting.key)
+            .collect();
         if unset.is_empty() {
             return text;
         }
         let mut note = String::from("# Not set:\n");
-        for (key, _) in unset {
+        for key in unset {
             note.push_str(&format!("# {key} = \"...\"\n"));
         }
         // Top-level keys must come before the first table; so must these comments, to read as top-level.
@@ -350,6 +620,37 @@ impl ServeConfig {
     pub fn listens_beyond_loopback(&self) -> bool {
         !self.http.ip().is_loopback() || !self.ingest.ip().is_loopback()
     }
+}
+
+/// The TOML file at `path` as settings and as the table it wrote, refused (naming the file and the key) when it
+/// sets what a file cannot: the file itself, a one-off flag, or a Kafka setting on a build without the feature.
+/// Parsed from the text, so an error points at the line.
+pub fn file_table(path: &Path) -> Result<(ServeConfig, toml::Table), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        cause: source,
+    })?;
+    let parse = |source| ConfigError::Parse {
+        path: path.into(),
+        cause: source,
+    };
+    let table: toml::Table = toml::from_str(&text).map_err(parse)?;
+    for key in table.keys() {
+        if let Some((_, instead)) = NOT_IN_THE_FILE.iter().find(|(name, _)| name == key) {
+            return Err(ConfigError::Invalid(format!(
+                "config file {} sets `{key}`: {instead}",
+                path.display()
+            )));
+        }
+        if !cfg!(feature = "kafka") && key.starts_with("kafka") {
+            return Err(ConfigError::Invalid(format!(
+                "config file {} sets `{key}`, but {WITHOUT_KAFKA}",
+                path.display()
+            )));
+        }
+    }
+    let config = toml::from_str(&text).map_err(parse)?;
+    Ok((config, table))
 }
 
 #[cfg(test)]

@@ -6,8 +6,10 @@
 pub mod admission;
 pub mod alerts;
 pub mod config;
+pub mod config_layers;
 pub mod data_dir_lock;
 pub mod engine;
+pub mod first_run;
 pub mod health;
 pub mod http;
 pub mod ingest;
@@ -19,6 +21,7 @@ pub mod retention;
 pub mod service;
 pub mod store;
 pub mod user_directory;
+pub mod view_clock;
 
 pub use config::{IngestAuth, LogFormat, ServeConfig};
 pub use service::{LogSource, Service, ServiceError, Stopped};

@@ -178,6 +178,13 @@ impl Service {
         let _owner = DataDirLock::acquire(&config.data_dir)?;
         let store = open_store(&config)?;
         let metrics = crate::metrics::install()?;
+        crate::metrics::replay_mode(config.replay_mode);
+        if config.replay_mode {
+            tracing::info!(
+                "replay mode: the feed is recorded history; a finished feed reads as ended (StormwatchReplayEnded), \
+                 not blind, and event time behind the wall clock is not lag"
+            );
+        }
         let engine_config = EngineConfig {
             allowed_lateness_ms: lateness_ms(&config),
             // Partitions move between instances: an incident must be named alike by whoever owns its User.
@@ -486,6 +493,7 @@ fn serve_network(
     let probe_every = Duration::from_secs(config.store_probe_every_s);
     let retention_days = config.retention_days;
     let (ingest_address, http_address) = (config.ingest, config.http);
+    let (public_url, data_dir) = (config.public_url.clone(), config.data_dir.clone());
     let client_certificates = config.ingest_client_certs();
     let served = runtime.block_on(async move {
         let listen = |what, address| {
@@ -509,14 +517,19 @@ fn serve_network(
         let listener = tokio::net::TcpListener::bind(http_address)
             .await
             .map_err(listen("HTTP", http_address))?;
-        tracing::info!(
-            address = %listener.local_addr().map_err(listen("HTTP", http_address))?,
-            "HTTP API up"
-        );
+        let bound = listener
+            .local_addr()
+            .map_err(listen("HTTP", http_address))?;
+        tracing::info!(address = %bound, "HTTP API up");
+        crate::first_run::announce(bound, public_url.as_deref(), &data_dir, &state.store).await;
         tokio::spawn(crate::http::changes_api::follow_external_writes(
             state.clone(),
         ));
         tokio::spawn(crate::http::coordination::publish_upcoming(state.clone()));
+        tokio::spawn(crate::view_clock::record(
+            state.store.clone(),
+            state.published.clone(),
+        ));
         tokio::spawn(crate::retention::prune_periodically(
             state.store.clone(),
             retention_days,

@@ -8,7 +8,7 @@ use crate::changes::records::{ChangeFileError, ChangeFormat, LoadedChanges};
 use crate::incident::TrafficDirection;
 use crate::telemetry::{Eui64, Srv};
 
-/// Copies of `contract/examples/changes.{json,csv}`, so the crate's tests do not depend on files outside it.
+/// Copies of `examples/changes.{json,csv}`, so the crate's tests do not depend on files outside it.
 const EXAMPLE_JSON: &str = r#"[
   {"id": "CHG-2026-0042", "user": "90-B3-D5-1F-30-01-00-07", "title": "Firewall rule migration to new DMZ",
    "category": "network", "start": "2026-03-10T09:00:00Z", "end": "2026-03-10T10:00:00Z",

@@ -1,4 +1,4 @@
-//! The change-notice model of `contract/changes.md`, its enum names, and its JSON form for the API and the generator.
+//! The change-notice model of `docs/changes.md`, its enum names, and its JSON form for the API and the generator.
 
 use std::fmt;
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::notice::ChangeNotice;
 use super::validate::FieldError;
 
-/// The three file forms of `contract/changes.md`.
+/// The three file forms of `docs/changes.md`.
 #[derive(Copy, Clone, Eq, PartialEq, Hash, Debug)]
 pub enum ChangeFormat {
     /// A JSON array of notice objects (a single object is accepted too).

@@ -1,4 +1,4 @@
-//! Validation of one notice in its JSON form against `contract/changes.md`: every rule, and the field it names when broken.
+//! Validation of one notice in its JSON form against `docs/changes.md`: every rule, and the field it names when broken.
 
 use serde_json::{Map, Value};
 

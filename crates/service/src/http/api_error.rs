@@ -20,6 +20,9 @@ pub enum ApiError {
     },
     #[error("{0}")]
     TooLarge(String),
+    /// A body the JSON extractor refused before the handler ran, with the status it chose (415, 400, 422).
+    #[error("{reason}")]
+    Rejected { status: StatusCode, reason: String },
     #[error("Content-Encoding `{0}` is not supported: send gzip, zstd or identity")]
     UnsupportedEncoding(String),
     #[error("the engine is not running")]
@@ -57,6 +60,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Rejected { status, .. } => *status,
             ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::EngineGone | ApiError::EngineBusy(_) | ApiError::Store(_) => {
                 StatusCode::SERVICE_UNAVAILABLE

@@ -1,7 +1,8 @@
-//! The change register over HTTP: register (one notice or an array, all or nothing), list with filters, show
-//! with its audit trail, and status updates. Every write re-runs correlation in the engine.
+//! The change register over HTTP: register (one notice or an array, all or nothing; the fields given merge over a
+//! stored notice with the same id, or `?replace=true` replaces it whole), list with filters, show with its audit
+//! trail, and status updates. Every write re-runs correlation in the engine.
 
-use crate::http::query::ApiQuery;
+use crate::http::query::{ApiJson, ApiQuery};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +16,9 @@ use crate::http::auth::{confined_to, list_scope, may_register_for, may_touch_sto
 use crate::http::page::Paging;
 use crate::http::query::time_window;
 use crate::http::state::AppState;
-use crate::store::{ChangeFilter, Principal, StoredChange, Upsert};
+use crate::store::{
+    ChangeFilter, NoticeCheck, Principal, Registration, StoreError, StoredChange, Upsert,
+};
 use stormwatch_core::changes::{ChangeNotice, ChangeOwner, ChangeStatus};
 
 /// Limits on a notice registered over HTTP (the contract sets none; these keep one request from filling the
@@ -108,10 +111,18 @@ pub async fn follow_external_writes(state: AppState) {
     }
 }
 
+#[derive(Deserialize)]
+struct RegisterQuery {
+    /// `true`: each notice replaces the stored one with its id whole, as a full notice must; otherwise the
+    /// fields given are merged over it.
+    replace: Option<bool>,
+}
+
 async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Json(body): Json<serde_json::Value>,
+    ApiQuery(query): ApiQuery<RegisterQuery>,
+    ApiJson(body): ApiJson<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let who = principal(&state.store, &headers).await?;
     let (values, single) = match body {
@@ -124,51 +135,77 @@ async fn register(
             values.len()
         )));
     }
-    let mut notices = Vec::with_capacity(values.len());
-    for (index, value) in values.iter().enumerate() {
-        let notice = ChangeNotice::try_from(value).map_err(|e| ApiError::Invalid {
-            field: Some(e.field.clone()),
-            index: (!single).then_some(index),
-            reason: e.to_string(),
+    let at = |index: usize| (!single).then_some(index);
+    let replace = query.replace.unwrap_or(false);
+    let mut registrations = Vec::with_capacity(values.len());
+    for (index, value) in values.into_iter().enumerate() {
+        let registration = if replace {
+            let notice = ChangeNotice::try_from(&value).map_err(|e| ApiError::Invalid {
+                field: Some(e.field.clone()),
+                index: at(index),
+                reason: e.to_string(),
+            })?;
+            may_register_for(&who, &notice.owner)?;
+            Registration::Replace(notice)
+        } else {
+            match value {
+                serde_json::Value::Object(fields) => {
+                    // An owner given is checked now; one kept from the stored notice is checked by the store.
+                    let owner = fields
+                        .get("user")
+                        .and_then(serde_json::Value::as_str)
+                        .and_then(ChangeOwner::parse);
+                    if let Some(owner) = owner {
+                        may_register_for(&who, &owner)?;
+                    }
+                    Registration::Merge(fields)
+                }
+                _ => {
+                    return Err(ApiError::Invalid {
+                        field: None,
+                        index: at(index),
+                        reason: "a notice is a JSON object".into(),
+                    });
+                }
+            }
+        };
+        registrations.push(registration);
+    }
+    // The limits are checked on each notice as it will be stored (merged), inside the store's transaction. So is
+    // the stored owner of each id, so a User token registering another User's change id under its own User
+    // cannot take that change over.
+    let confined = confined_to(&who)?.map(ChangeOwner::User);
+    let check: NoticeCheck = Box::new(|notice| {
+        over_limit(notice).map_or(Ok(()), |(field, why)| {
+            Err((field.to_owned(), format!("field `{field}` {why}")))
+        })
+    });
+    let outcomes = state
+        .store
+        .register_changes_async(
+            registrations,
+            who.name.clone(),
+            confined,
+            state.coordination.clone(),
+            check,
+        )
+        .await
+        .map_err(|error| match error {
+            StoreError::Invalid {
+                index,
+                field,
+                reason,
+            } => ApiError::Invalid {
+                field: Some(field),
+                index: at(index),
+                reason,
+            },
+            other => store_error(other),
         })?;
-        if let Some((field, why)) = over_limit(&notice) {
-            return Err(ApiError::Invalid {
-                field: Some(field.to_owned()),
-                index: (!single).then_some(index),
-                reason: format!("field `{field}` {why}"),
-            });
-        }
-        may_register_for(&who, &notice.owner)?;
-        notices.push(notice);
-    }
-    let sent = notices.clone();
-    // The stored owner of each id is checked by the store in the same transaction as the write: a User token
-    // registering another User's change id under its own User must not take that change over.
-    let outcomes = match confined_to(&who)? {
-        None => {
-            state
-                .store
-                .upsert_changes_async(notices, who.name.clone(), state.coordination.clone())
-                .await
-        }
-        Some(user) => {
-            state
-                .store
-                .upsert_changes_confined_async(
-                    notices,
-                    who.name.clone(),
-                    ChangeOwner::User(user),
-                    state.coordination.clone(),
-                )
-                .await
-        }
-    }
-    .map_err(store_error)?;
-    let written: Vec<ChangeNotice> = sent
-        .into_iter()
-        .zip(&outcomes)
-        .filter(|(_, outcome)| outcome.outcome != Upsert::Unchanged)
-        .map(|(notice, _)| notice)
+    let written: Vec<ChangeNotice> = outcomes
+        .iter()
+        .filter(|outcome| outcome.outcome != Upsert::Unchanged)
+        .map(|outcome| outcome.notice.clone())
         .collect();
     refresh_engine(&state, written).await?;
     // 201 when something was written; a repeated registration that changed nothing is a plain 200.
@@ -177,8 +214,7 @@ async fn register(
     } else {
         StatusCode::OK
     };
-    let viewer = confined_to(&who)?.map(ChangeOwner::User);
-    let answer = crate::http::coordination::registered(&state, outcomes, viewer).await?;
+    let answer = crate::http::coordination::registered(&state, outcomes, confined).await?;
     Ok((status, Json(answer)).into_response())
 }
 
@@ -297,7 +333,7 @@ async fn set_status(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(body): Json<StatusBody>,
+    ApiJson(body): ApiJson<StatusBody>,
 ) -> Result<Response, ApiError> {
     let status = ChangeStatus::parse(&body.status)
         .ok_or_else(|| ApiError::field("status", format!("unknown status `{}`", body.status)))?;

@@ -96,7 +96,13 @@ pub async fn registered(
             .map(|outcome| {
                 let mut found = outcome.warnings;
                 redact(&mut found, register, viewer);
-                json!({ "id": outcome.id, "outcome": outcome.outcome, "warnings": found })
+                json!({
+                    "id": outcome.id,
+                    "outcome": outcome.outcome,
+                    "changed": outcome.changed,
+                    "replaced": outcome.replaced,
+                    "warnings": found,
+                })
             })
             .collect()
     })
@@ -198,13 +204,12 @@ pub async fn publish_upcoming(state: AppState) {
             () = GAUGE_DUE.notified() => {}
         }
         let config = state.coordination.clone();
+        let now = crate::view_clock::now(&state.published).ms;
         // Counted on a copy (the notices are shared, so it is cheap): the store's writes never wait on a count.
         let counted = match with_register(&state, ChangeRegister::clone).await {
-            Ok(register) => tokio::task::spawn_blocking(move || {
-                upcoming(&register, &config, crate::store::now_ms())
-            })
-            .await
-            .map_err(|error| error.to_string()),
+            Ok(register) => tokio::task::spawn_blocking(move || upcoming(&register, &config, now))
+                .await
+                .map_err(|error| error.to_string()),
             Err(error) => Err(error.to_string()),
         };
         match counted {

@@ -1,5 +1,6 @@
 //! Change outcomes over HTTP: the network-wide summary per owner (`GET /api/v1/outcomes`, sortable), one owner's
-//! figures with each change's outcome (`GET /api/v1/outcomes/{owner}`), and the outcome shown on a change.
+//! figures with each change's outcome (`GET /api/v1/outcomes/{owner}`), and the outcome shown on a change. Periods
+//! and judgements are as of the views' clock (`view_clock`): the event time of the data the service holds.
 
 use crate::http::page::Paging;
 use crate::http::query::ApiQuery;
@@ -12,9 +13,10 @@ use serde::Deserialize;
 
 use crate::http::api_error::ApiError;
 use crate::http::auth::{confined_to, principal};
-use crate::http::query::time_param;
+use crate::http::query::time_window;
 use crate::http::state::AppState;
 use crate::store::{ChangeFilter, IncidentFilter, Judgement, StoredIncident, Triage, TriageAction};
+use crate::view_clock::ViewNow;
 use stormwatch_core::changes::{
     ChangeNotice, ChangeOutcome, ChangeOwner, JudgedIncident, OwnerOutcomes, change_outcome,
     summarize,
@@ -30,23 +32,35 @@ pub fn routes() -> Router<AppState> {
 
 #[derive(Deserialize)]
 struct OutcomeQuery {
-    /// Days back from `to` (default: the `[coordination]` outcome window, 90).
+    /// The period's length in days (default: the `[coordination]` outcome window, 90), back from `to` or on from
+    /// `from`; ignored when both are given.
     days: Option<u32>,
-    /// End of the period, RFC 3339 or ms (default: now).
+    /// Start of the period, RFC 3339 or ms.
+    from: Option<String>,
+    /// End of the period, RFC 3339 or ms (default: now, the event time of the data the service holds).
     to: Option<String>,
     sort: Option<String>,
     order: Option<String>,
 }
 
-/// The period asked for, and the wall-clock time outcomes are judged at.
-fn period(state: &AppState, query: &OutcomeQuery) -> Result<(i64, i64, i64), ApiError> {
-    let now = crate::store::now_ms();
-    let to = time_param("to", query.to.as_deref())?.unwrap_or(now);
+/// The period asked for, and the "now" outcomes are judged at.
+fn period(state: &AppState, query: &OutcomeQuery) -> Result<(i64, i64, ViewNow), ApiError> {
+    let now = crate::view_clock::now(&state.published);
     let days = query.days.unwrap_or(state.coordination.outcome_window_days);
     if !(1..=3_650).contains(&days) {
         return Err(ApiError::field("days", "days must be 1 to 3650"));
     }
-    Ok((to - i64::from(days) * DAY_MS, to, now))
+    let span = i64::from(days) * DAY_MS;
+    let (from, to) = match time_window(query.from.as_deref(), query.to.as_deref())? {
+        (Some(from), Some(to)) => (from, to),
+        (Some(from), None) => (from, from.saturating_add(span)),
+        (None, Some(to)) => (to.saturating_sub(span), to),
+        (None, None) => (now.ms.saturating_sub(span), now.ms),
+    };
+    if to < from {
+        return Err(ApiError::field("to", "`to` is before `from`"));
+    }
+    Ok((from, to, now))
 }
 
 fn grace_ms(state: &AppState) -> i64 {
@@ -101,18 +115,14 @@ pub fn judge(stored: &[StoredIncident], triages: Vec<Triage>) -> Vec<JudgedIncid
         .collect()
 }
 
-/// The outcome of one stored change now (for its detail view and the schedule).
+/// The outcome of one stored change now, by the views' clock (for its detail view).
 pub async fn outcome_of(
     state: &AppState,
     notice: &ChangeNotice,
 ) -> Result<ChangeOutcome, ApiError> {
     let incidents = judged_incidents(state, notice.start_ms, notice.end_ms).await?;
-    Ok(change_outcome(
-        notice,
-        &incidents,
-        crate::store::now_ms(),
-        grace_ms(state),
-    ))
+    let now = crate::view_clock::now(&state.published);
+    Ok(change_outcome(notice, &incidents, now.ms, grace_ms(state)))
 }
 
 async fn rows(
@@ -220,7 +230,7 @@ async fn summary(
     let who = principal(&state.store, &headers).await?;
     let own = confined_to(&who)?;
     let (from, to, now) = period(&state, &query)?;
-    let (mut rows, _, _) = rows(&state, from, to, now).await?;
+    let (mut rows, _, _) = rows(&state, from, to, now.ms).await?;
     // A User token sees its own row: the other Users' figures are theirs and the DCC's.
     if let Some(own) = own {
         let own = own.to_string();
@@ -230,7 +240,9 @@ async fn summary(
     let (next, rows) = page.cut(rows);
     Ok((
         next,
-        Json(serde_json::json!({ "from": time(from), "to": time(to), "owners": rows })),
+        Json(serde_json::json!({
+            "from": time(from), "to": time(to), "now": now.json()["now"], "clock": now.clock, "owners": rows,
+        })),
     )
         .into_response())
 }
@@ -261,7 +273,7 @@ async fn one_owner(
     }
     let key = asked.map_or_else(|| "*".to_owned(), |o| o.to_string());
     let (from, to, now) = period(&state, &query)?;
-    let (rows, notices, incidents) = rows(&state, from, to, now).await?;
+    let (rows, notices, incidents) = rows(&state, from, to, now.ms).await?;
     let figures = rows.into_iter().find(|row| row.owner == key);
     let (next, mine) = page.cut(
         notices
@@ -270,12 +282,13 @@ async fn one_owner(
     );
     let changes: Vec<ChangeOutcome> = mine
         .into_iter()
-        .map(|n| change_outcome(n, &incidents, now, grace_ms(&state)))
+        .map(|n| change_outcome(n, &incidents, now.ms, grace_ms(&state)))
         .collect();
     Ok((
         next,
         Json(serde_json::json!({
-            "owner": key, "from": time(from), "to": time(to), "figures": figures, "changes": changes,
+            "owner": key, "from": time(from), "to": time(to), "now": now.json()["now"], "clock": now.clock,
+            "figures": figures, "changes": changes,
         })),
     )
         .into_response())

@@ -1,7 +1,8 @@
-//! Query-string values every list route reads the same way: times as RFC 3339 or milliseconds, with the field
-//! named in the error, and a query string that does not parse answered with the API's JSON error body.
+//! What every route reads the same way: times as RFC 3339 or milliseconds, with the field named in the error, and a
+//! query string or JSON body that does not parse answered with the API's JSON error body, never axum's plain text.
 
-use axum::extract::{FromRequestParts, Query};
+use axum::Json;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -18,6 +19,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
             .await
             .map(|Query(value)| ApiQuery(value))
             .map_err(|rejection| ApiError::invalid(rejection.body_text()))
+    }
+}
+
+/// `axum::Json` whose rejections (415 without `Content-Type: application/json`, 400 for JSON that does not parse,
+/// 422 for the wrong shape) keep their status and carry the API's JSON error body.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Json::<T>::from_request(request, state)
+            .await
+            .map(|Json(value)| ApiJson(value))
+            .map_err(|rejection| ApiError::Rejected {
+                status: rejection.status(),
+                reason: rejection.body_text(),
+            })
     }
 }
 

@@ -18,10 +18,11 @@ use crate::http::page::{Page, Paging};
 use crate::http::query::{ApiQuery, time_window};
 use crate::http::state::AppState;
 use crate::store::{ChangeFilter, Principal, Role, StoredChange};
+use crate::view_clock::ViewNow;
 use stormwatch_core::changes::{Category, ChangeNotice, ChangeOwner, change_outcome};
 
-/// Without `from`, the schedule starts a day back (so changes running now show); without `to`, it runs four weeks
-/// on from `from`.
+/// Without `from`, the schedule starts a day back from now by the views' clock (the event time of the data the
+/// service holds), so changes running now show; without `to`, it runs four weeks on from `from`.
 const LOOK_BACK_MS: i64 = 86_400_000;
 const LOOK_AHEAD_MS: i64 = 28 * 86_400_000;
 /// Longest range one request may ask for: a calendar client polls often, and a year is plenty.
@@ -53,6 +54,9 @@ struct ScheduleQuery {
 struct Schedule {
     from: String,
     to: String,
+    /// The views' "now" (RFC 3339) the range and the outcomes are reckoned from, and its clock.
+    now: String,
+    clock: crate::view_clock::Clock,
     /// The rows of a timeline: `DCC` first when it has changes, then Users in EUI-64 order.
     rows: Vec<String>,
     changes: Vec<ScheduledChange>,
@@ -62,15 +66,16 @@ struct Schedule {
 struct Selection {
     from_ms: i64,
     to_ms: i64,
+    now: ViewNow,
     owner: Option<ChangeOwner>,
     /// A User token's own User: it sees those changes and the DCC's.
     confined: Option<ChangeOwner>,
     category: Option<Category>,
 }
 
-fn select(who: &Principal, query: &ScheduleQuery) -> Result<Selection, ApiError> {
+fn select(who: &Principal, query: &ScheduleQuery, now: ViewNow) -> Result<Selection, ApiError> {
     let (from, to) = time_window(query.from.as_deref(), query.to.as_deref())?;
-    let from_ms = from.unwrap_or_else(|| crate::store::now_ms() - LOOK_BACK_MS);
+    let from_ms = from.unwrap_or(now.ms - LOOK_BACK_MS);
     let to_ms = to.unwrap_or(from_ms.saturating_add(LOOK_AHEAD_MS));
     if to_ms < from_ms {
         return Err(ApiError::field("to", "`to` is before `from`"));
@@ -116,6 +121,7 @@ fn select(who: &Principal, query: &ScheduleQuery) -> Result<Selection, ApiError>
     Ok(Selection {
         from_ms,
         to_ms,
+        now,
         owner,
         confined,
         category,
@@ -142,7 +148,7 @@ async fn gather(
         crate::http::outcomes_api::judged_incidents(state, selection.from_ms, selection.to_ms)
             .await?;
     let (now, grace) = (
-        crate::store::now_ms(),
+        selection.now.ms,
         i64::from(state.coordination.outcome_grace_minutes) * 60_000,
     );
     let visible = |notice: &ChangeNotice| {
@@ -247,7 +253,7 @@ async fn schedule(
 ) -> Result<Response, ApiError> {
     let page = paging.page(DEFAULT_LIMIT, MAX_LIMIT)?;
     let who = principal(&state.store, &headers).await?;
-    let selection = select(&who, &query)?;
+    let selection = select(&who, &query, crate::view_clock::now(&state.published))?;
     let (next, changes) = gather(&state, &selection, page).await?;
     let mut rows: Vec<String> = changes
         .iter()
@@ -261,6 +267,8 @@ async fn schedule(
         Json(Schedule {
             from: time(selection.from_ms),
             to: time(selection.to_ms),
+            now: time(selection.now.ms),
+            clock: selection.now.clock,
             rows,
             changes,
         }),
@@ -274,7 +282,7 @@ async fn calendar(
     Query(query): Query<ScheduleQuery>,
 ) -> Result<Response, ApiError> {
     let who = caller(&state, &headers, &query).await?;
-    let selection = select(&who, &query)?;
+    let selection = select(&who, &query, crate::view_clock::now(&state.published))?;
     let page = Page {
         limit: MAX_LIMIT,
         offset: 0,

@@ -33,6 +33,7 @@ pub const SOURCE_BEHIND: &str = "stormwatch_source_behind_seconds";
 pub const SOURCE_WAITED_FOR: &str = "stormwatch_source_waited_for";
 pub const SOURCE_CLOCK_OFFSETS: &str = "stormwatch_source_clock_offsets";
 pub const BUILD_INFO: &str = "stormwatch_build_info";
+pub const REPLAY_MODE: &str = "stormwatch_replay_mode";
 pub const CONNECTIONS: &str = "stormwatch_connections";
 pub const CONNECTIONS_REFUSED: &str = "stormwatch_connections_refused_total";
 pub const AUTH_FAILURES: &str = "stormwatch_auth_failures_total";
@@ -48,6 +49,11 @@ pub const STORE_QUEUE_OLDEST_AGE: &str = "stormwatch_store_queue_oldest_seconds"
 pub const STORE_QUEUE_COALESCED: &str = "stormwatch_store_queue_coalesced_total";
 pub const STORE_ENGINE_WAITS: &str = "stormwatch_store_engine_waits_total";
 pub const STORE_ENGINE_WAIT_SECONDS: &str = "stormwatch_store_engine_waited_seconds";
+
+/// Publishes `replay_mode` (the setting), which the shipped rules read to tell an ended replay from a blind service.
+pub fn replay_mode(on: bool) {
+    gauge!(REPLAY_MODE).set(if on { 1.0 } else { 0.0 });
+}
 
 /// Installs the global recorder; `/metrics` renders through the returned handle.
 pub fn install() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
@@ -181,6 +187,10 @@ fn describe() {
         "Lines held while their event time is in doubt (a skewed clock being recognised, or a far-future line)"
     );
     describe_gauge!(BUILD_INFO, "Build information");
+    describe_gauge!(
+        REPLAY_MODE,
+        "1 when the feed is recorded history (serve --replay-mode): a finished feed has ended, it is not blind"
+    );
 }
 
 /// Publishes engine state as gauges, once per tick.

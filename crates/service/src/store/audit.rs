@@ -134,20 +134,40 @@ pub(super) fn describe(notice: &ChangeNotice) -> String {
     )
 }
 
-/// `field: old -> new` for each top-level field that differs, absent fields shown as `-`.
-pub(super) fn diff(old: &Value, new: &Value) -> String {
-    const LONGEST: usize = 60;
-    let show = |value: Option<&Value>| {
-        let text = match value {
-            None | Some(Value::Null) => "-".to_owned(),
-            Some(Value::String(text)) => text.clone(),
-            Some(other) => other.to_string(),
+/// One top-level field of a notice that a write changed; `null` stands for absent.
+#[derive(Clone, PartialEq, Debug, Serialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub before: Value,
+    pub after: Value,
+}
+
+impl FieldChange {
+    /// `field: old -> new`, absent shown as `-` and long values shortened, as the audit trail and the CLI say it.
+    pub fn line(&self) -> String {
+        const LONGEST: usize = 60;
+        let show = |value: &Value| {
+            let text = match value {
+                Value::Null => "-".to_owned(),
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            match text.char_indices().nth(LONGEST) {
+                Some((cut, _)) => format!("{}...", &text[..cut]),
+                None => text,
+            }
         };
-        match text.char_indices().nth(LONGEST) {
-            Some((cut, _)) => format!("{}...", &text[..cut]),
-            None => text,
-        }
-    };
+        format!(
+            "{}: {} -> {}",
+            self.field,
+            show(&self.before),
+            show(&self.after)
+        )
+    }
+}
+
+/// Each top-level field that differs between two notices' JSON, in field order.
+pub fn field_changes(old: &Value, new: &Value) -> Vec<FieldChange> {
     let mut keys: Vec<&String> = old
         .as_object()
         .into_iter()
@@ -156,18 +176,23 @@ pub(super) fn diff(old: &Value, new: &Value) -> String {
         .collect();
     keys.sort();
     keys.dedup();
-    let changes: Vec<String> = keys
-        .into_iter()
+    keys.into_iter()
         .filter(|key| old.get(key.as_str()) != new.get(key.as_str()))
-        .map(|key| {
-            format!(
-                "{key}: {} -> {}",
-                show(old.get(key.as_str())),
-                show(new.get(key.as_str()))
-            )
+        .map(|key| FieldChange {
+            field: key.clone(),
+            before: old.get(key.as_str()).cloned().unwrap_or(Value::Null),
+            after: new.get(key.as_str()).cloned().unwrap_or(Value::Null),
         })
-        .collect();
-    changes.join("; ")
+        .collect()
+}
+
+/// `field: old -> new; ...` for each top-level field that differs, absent fields shown as `-`.
+pub fn diff(changes: &[FieldChange]) -> String {
+    changes
+        .iter()
+        .map(FieldChange::line)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]
@@ -176,7 +201,7 @@ mod tests {
     fn diff_names_each_changed_field_and_shortens_long_values() {
         let old = serde_json::json!({"id": "X", "title": "a", "contact": "c"});
         let new = serde_json::json!({"id": "X", "title": "b".repeat(100), "srvs": ["1.1.1"]});
-        let text = super::diff(&old, &new);
+        let text = super::diff(&super::field_changes(&old, &new));
         assert!(
             text.starts_with("contact: c -> -; srvs: - -> [\"1.1.1\"]; title: a -> bbb"),
             "{text}"

@@ -4,9 +4,9 @@
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, params_from_iter};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::audit::{Audit, AuditAction, describe, diff};
+use super::audit::{Audit, AuditAction, FieldChange, describe, diff, field_changes};
 use super::register_cache::{Cached, RegisterCache, Undo};
 use super::{StoreError, now_ms};
 use stormwatch_core::changes::{
@@ -24,12 +24,52 @@ pub enum Upsert {
     Unchanged,
 }
 
-#[derive(Clone, Eq, PartialEq, Debug, Serialize)]
+#[derive(Clone, PartialEq, Debug, Serialize)]
 pub struct UpsertOutcome {
     pub id: String,
     pub outcome: Upsert,
     /// The warnings stored with the notice: raised by this write, or kept from the last one when nothing changed.
     pub warnings: Vec<Warning>,
+    /// For an update, each field it changed (before and after).
+    pub changed: Vec<FieldChange>,
+    /// The stored notice was replaced whole (`Registration::Replace` over an existing id): fields not given are gone.
+    pub replaced: bool,
+    /// The notice as stored after the write (merged over the stored one for a `Registration::Merge`).
+    #[serde(skip)]
+    pub notice: ChangeNotice,
+}
+
+/// A notice as registered: whole, replacing any stored notice with its id, or as the fields given, merged over the
+/// stored notice (fields not given keep their stored values; `null` clears an optional one). A merge for an id
+/// not yet stored must give every required field, as a new notice does.
+#[derive(Clone, PartialEq, Debug)]
+pub enum Registration {
+    Replace(ChangeNotice),
+    Merge(Map<String, Value>),
+}
+
+/// What a caller checks of each notice as it will be stored (after merging), besides the contract: `Err((field,
+/// reason))` refuses the whole batch.
+pub type CheckNotice = dyn Fn(&ChangeNotice) -> Result<(), (String, String)> + Send;
+pub type NoticeCheck = Box<CheckNotice>;
+
+/// The notice `fields` make over `stored` (or over nothing), through the contract's validation.
+pub fn merged(
+    stored: Option<&ChangeNotice>,
+    fields: &Map<String, Value>,
+) -> Result<ChangeNotice, stormwatch_core::changes::FieldError> {
+    let mut object = stored
+        .and_then(|notice| notice.to_json().ok())
+        .and_then(|json| json.as_object().cloned())
+        .unwrap_or_default();
+    for (field, value) in fields {
+        if value.is_null() {
+            object.remove(field);
+        } else {
+            object.insert(field.clone(), value.clone());
+        }
+    }
+    ChangeNotice::try_from(&Value::Object(object))
 }
 
 /// A notice as stored, with the wall-clock times (ms since the epoch) it was first and last written.
@@ -82,13 +122,15 @@ pub struct Progress {
 /// no write can slip between it and the update. Each notice written is then judged against the register with the
 /// whole batch in it, and its warnings stored in the same transaction: what registration said stays on record.
 /// The in-memory register is updated with the batch as it goes and put back if the transaction fails.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn upsert(
     db: &mut Connection,
     cache: &RegisterCache,
-    notices: Vec<ChangeNotice>,
+    registrations: Vec<Registration>,
     actor: &str,
     confined: Option<ChangeOwner>,
     coordination: &CoordinationConfig,
+    check: &CheckNotice,
     progress: &dyn Fn(Progress),
 ) -> Result<Vec<UpsertOutcome>, StoreError> {
     let mut cached = cache.current(db, read_register)?;
@@ -98,9 +140,12 @@ pub(super) fn upsert(
         &tx,
         &mut cached,
         &mut undo,
-        &notices,
-        actor,
-        confined,
+        registrations,
+        Writer {
+            actor,
+            confined,
+            check,
+        },
         coordination,
         progress,
     )
@@ -111,33 +156,38 @@ pub(super) fn upsert(
     written
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Who writes, within what bounds.
+struct Writer<'a> {
+    actor: &'a str,
+    confined: Option<ChangeOwner>,
+    check: &'a CheckNotice,
+}
+
 fn write_all(
     tx: &Transaction<'_>,
     cached: &mut Cached,
     undo: &mut Undo,
-    notices: &[ChangeNotice],
-    actor: &str,
-    confined: Option<ChangeOwner>,
+    registrations: Vec<Registration>,
+    writer: Writer<'_>,
     coordination: &CoordinationConfig,
     progress: &dyn Fn(Progress),
 ) -> Result<Vec<UpsertOutcome>, StoreError> {
     let now = now_ms();
-    let total = notices.len();
+    let total = registrations.len();
     let mut outcomes = Vec::with_capacity(total);
-    for chunk in notices.chunks(CHUNK) {
-        for notice in chunk {
-            let outcome = upsert_one(tx, notice, actor, now, confined)?;
-            if outcome.outcome != Upsert::Unchanged {
-                cached.apply(notice.clone(), undo);
-            }
-            outcomes.push(outcome);
+    for (index, registration) in registrations.into_iter().enumerate() {
+        let outcome = register_one(tx, index, registration, &writer, now)?;
+        if outcome.outcome != Upsert::Unchanged {
+            cached.apply(outcome.notice.clone(), undo);
         }
-        progress(Progress {
-            written: outcomes.len(),
-            judged: 0,
-            total,
-        });
+        outcomes.push(outcome);
+        if outcomes.len() % CHUNK == 0 || outcomes.len() == total {
+            progress(Progress {
+                written: outcomes.len(),
+                judged: 0,
+                total,
+            });
+        }
     }
     let register = &cached.register;
     let mut judged = 0;
@@ -191,15 +241,52 @@ fn parse_warnings(id: &str, text: &str) -> Result<Vec<Warning>, StoreError> {
     })
 }
 
+/// Resolves one registration against the stored notice with its id, checks it, and writes it.
+fn register_one(
+    tx: &Transaction<'_>,
+    index: usize,
+    registration: Registration,
+    writer: &Writer<'_>,
+    now: i64,
+) -> Result<UpsertOutcome, StoreError> {
+    let invalid = |field: String, reason: String| StoreError::Invalid {
+        index,
+        field,
+        reason,
+    };
+    let (notice, stored, replace) = match registration {
+        Registration::Replace(notice) => {
+            let stored = fetch(tx, &notice.id)?;
+            (notice, stored, true)
+        }
+        Registration::Merge(fields) => {
+            let Some(id) = fields.get("id").and_then(Value::as_str) else {
+                return Err(invalid(
+                    "id".into(),
+                    "field `id`: is missing or not a string".into(),
+                ));
+            };
+            let stored = fetch(tx, id)?;
+            let notice = merged(stored.as_ref().map(|s| &s.notice), &fields)
+                .map_err(|error| invalid(error.field.clone(), error.to_string()))?;
+            (notice, stored, false)
+        }
+    };
+    (writer.check)(&notice).map_err(|(field, reason)| invalid(field, reason))?;
+    upsert_one(tx, notice, stored, replace, writer, now)
+}
+
 fn upsert_one(
     tx: &Transaction<'_>,
-    notice: &ChangeNotice,
-    actor: &str,
+    notice: ChangeNotice,
+    stored: Option<StoredChange>,
+    replace: bool,
+    writer: &Writer<'_>,
     now: i64,
-    confined: Option<ChangeOwner>,
 ) -> Result<UpsertOutcome, StoreError> {
+    let confined = writer.confined;
     check_owner(confined, &notice.id, notice.owner)?;
-    let json = notice_json(notice)?;
+    let json = notice_json(&notice)?;
     let row = params![
         notice.id,
         notice.owner.to_string(),
@@ -213,31 +300,33 @@ fn upsert_one(
     let mut audit = Audit {
         id: &notice.id,
         action: AuditAction::Create,
-        actor,
+        actor: writer.actor,
         at_ms: now,
         before: None,
         after: Some(notice.status),
         detail: String::new(),
     };
-    let stored = fetch(tx, &notice.id)?;
     if let Some(old) = &stored {
         check_owner(confined, &notice.id, old.notice.owner)?;
     }
-    let outcome = match stored {
+    let (outcome, changed) = match stored {
         None => {
             tx.execute(
                 "INSERT INTO changes (id, owner, category, start_ms, end_ms, status, notice, created_ms, updated_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
                 row,
             )?;
-            audit.detail = describe(notice);
-            Upsert::Created
+            audit.detail = describe(&notice);
+            (Upsert::Created, Vec::new())
         }
-        Some(old) if old.notice == *notice => {
+        Some(old) if old.notice == notice => {
             return Ok(UpsertOutcome {
                 id: notice.id.clone(),
                 outcome: Upsert::Unchanged,
                 warnings: Vec::new(),
+                changed: Vec::new(),
+                replaced: false,
+                notice,
             });
         }
         Some(old) => {
@@ -248,8 +337,13 @@ fn upsert_one(
             )?;
             audit.action = AuditAction::Update;
             audit.before = Some(old.notice.status);
-            audit.detail = diff(&notice_json(&old.notice)?, &json);
-            Upsert::Updated
+            let changed = field_changes(&notice_json(&old.notice)?, &json);
+            audit.detail = if replace {
+                format!("replaced whole: {}", diff(&changed))
+            } else {
+                diff(&changed)
+            };
+            (Upsert::Updated, changed)
         }
     };
     audit.write(tx)?;
@@ -257,6 +351,9 @@ fn upsert_one(
         id: notice.id.clone(),
         outcome,
         warnings: Vec::new(),
+        replaced: replace && outcome == Upsert::Updated,
+        changed,
+        notice,
     })
 }
 

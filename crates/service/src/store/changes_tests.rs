@@ -1,8 +1,32 @@
 //! Tests of the stored change register: upserts all or nothing, audit rows, filters, status changes.
 
 use crate::store::tests::{USER_A, USER_B, notice, temp_store};
-use crate::store::{AuditAction, ChangeFilter, StoreError, Upsert};
-use stormwatch_core::changes::{ChangeOwner, ChangeStatus};
+use crate::store::{
+    AuditAction, ChangeFilter, Registration, Store, StoreError, Upsert, UpsertOutcome,
+};
+use stormwatch_core::changes::{ChangeNotice, ChangeOwner, ChangeStatus};
+
+/// Whole notices written by a caller confined to `owner`.
+fn upsert_confined(
+    store: &Store,
+    notices: Vec<ChangeNotice>,
+    actor: &str,
+    owner: ChangeOwner,
+) -> Result<Vec<UpsertOutcome>, StoreError> {
+    let registrations = notices.into_iter().map(Registration::Replace).collect();
+    store.register_changes(
+        registrations,
+        actor.into(),
+        Some(owner),
+        Default::default(),
+        Box::new(|_| Ok(())),
+    )
+}
+
+/// The fields of a JSON object, as a merge registration takes them.
+fn fields(value: serde_json::Value) -> Registration {
+    Registration::Merge(value.as_object().cloned().unwrap_or_default())
+}
 
 fn ids(changes: &[crate::store::StoredChange]) -> Vec<&str> {
     changes.iter().map(|c| c.notice.id.as_str()).collect()
@@ -210,9 +234,7 @@ fn a_confined_caller_never_writes_over_another_owners_change() {
         .unwrap();
     let hijack = notice("CHG-A", b, 0, 20);
     let own = notice("CHG-B", b, 0, 10);
-    let error = store
-        .upsert_changes_confined(vec![own, hijack], "b".into(), b, Default::default())
-        .unwrap_err();
+    let error = upsert_confined(&store, vec![own, hijack], "b", b).unwrap_err();
     assert!(matches!(error, StoreError::NotYours { .. }), "{error:?}");
     assert!(
         !error.to_string().contains(&USER_A.to_string()),
@@ -296,24 +318,12 @@ fn the_warnings_of_a_registration_are_stored_and_outlive_later_changes_to_the_re
 fn the_register_in_memory_follows_writes_and_is_put_back_when_a_write_fails() {
     let (_dir, store) = temp_store();
     let mine = notice("CHG-A", ChangeOwner::User(USER_A), 1_000, 2_000);
-    store
-        .upsert_changes_confined(
-            vec![mine.clone()],
-            "a".into(),
-            ChangeOwner::User(USER_A),
-            Default::default(),
-        )
-        .unwrap();
+    upsert_confined(&store, vec![mine.clone()], "a", ChangeOwner::User(USER_A)).unwrap();
     assert_eq!(store.with_register(|r| r.len()), 1);
     // The first notice is applied in memory before the second is refused: the whole write is put back.
     let moved = notice("CHG-A", ChangeOwner::User(USER_A), 5_000, 6_000);
     let theirs = notice("CHG-B", ChangeOwner::User(USER_B), 1_000, 2_000);
-    let refused = store.upsert_changes_confined(
-        vec![moved, theirs],
-        "a".into(),
-        ChangeOwner::User(USER_A),
-        Default::default(),
-    );
+    let refused = upsert_confined(&store, vec![moved, theirs], "a", ChangeOwner::User(USER_A));
     assert!(
         matches!(refused, Err(StoreError::NotYours { .. })),
         "{refused:?}"
@@ -369,5 +379,133 @@ fn a_bulk_write_reports_progress_per_chunk() {
             (1_001, 1_000),
             (1_001, 1_001)
         ]
+    );
+}
+
+/// Issue 23: `changes add` with an existing id reset every field it was not given. A merge changes only the
+/// fields given and says which; a replace clears the rest and says it replaced.
+#[test]
+fn a_merge_changes_only_the_fields_given_and_a_replace_says_it_replaced() {
+    let (_dir, store) = temp_store();
+    let register = |registration: Registration| {
+        store
+            .register_changes(
+                vec![registration],
+                "ops".into(),
+                None,
+                Default::default(),
+                Box::new(|_| Ok(())),
+            )
+            .map(|mut outcomes| outcomes.remove(0))
+    };
+    let created = register(fields(serde_json::json!({
+        "id": "CHG-2026-0042", "user": USER_A.to_string(), "title": "Firewall rule migration",
+        "category": "network", "start": "2026-03-10T09:00:00Z", "end": "2026-03-10T10:00:00Z",
+        "status": "in_progress", "contact": "noc@example.invalid", "srvs": ["4.1.1"],
+    })))
+    .unwrap();
+    assert_eq!(
+        (created.outcome, created.replaced),
+        (Upsert::Created, false)
+    );
+
+    let moved = register(fields(serde_json::json!({
+        "id": "CHG-2026-0042", "end": "2026-03-10T11:00:00Z", "title": "Firewall rule migration, phase 2",
+    })))
+    .unwrap();
+    assert_eq!((moved.outcome, moved.replaced), (Upsert::Updated, false));
+    let changed: Vec<&str> = moved.changed.iter().map(|c| c.field.as_str()).collect();
+    assert_eq!(changed, ["end", "title"]);
+    assert_eq!(moved.changed[0].before, "2026-03-10T10:00:00Z");
+    assert_eq!(moved.changed[0].after, "2026-03-10T11:00:00Z");
+    let stored = store
+        .get_change("CHG-2026-0042".into())
+        .unwrap()
+        .unwrap()
+        .notice;
+    assert_eq!(stored.contact.as_deref(), Some("noc@example.invalid"));
+    assert_eq!(stored.status, ChangeStatus::InProgress);
+    assert_eq!(stored.srvs.len(), 1);
+    assert_eq!(
+        stored, moved.notice,
+        "the outcome carries the merged notice"
+    );
+
+    // `null` clears an optional field; the same fields again change nothing.
+    let cleared = register(fields(
+        serde_json::json!({"id": "CHG-2026-0042", "contact": null}),
+    ))
+    .unwrap();
+    assert_eq!(cleared.changed.len(), 1);
+    assert_eq!(cleared.changed[0].after, serde_json::Value::Null);
+    let again = register(fields(
+        serde_json::json!({"id": "CHG-2026-0042", "contact": null}),
+    ))
+    .unwrap();
+    assert_eq!(again.outcome, Upsert::Unchanged);
+
+    let whole = notice("CHG-2026-0042", ChangeOwner::User(USER_A), 1_000, 2_000);
+    let replaced = register(Registration::Replace(whole.clone())).unwrap();
+    assert!(replaced.replaced);
+    let stored = store
+        .get_change("CHG-2026-0042".into())
+        .unwrap()
+        .unwrap()
+        .notice;
+    assert_eq!(stored, whole);
+    assert_eq!(
+        stored.status,
+        ChangeStatus::Planned,
+        "a replace resets the status"
+    );
+    let audit = store.change_audit("CHG-2026-0042".into()).unwrap();
+    let details: Vec<&str> = audit.iter().map(|a| a.detail.as_str()).collect();
+    assert!(details[1].starts_with("end: "), "{details:?}");
+    assert!(details[3].starts_with("replaced whole: "), "{details:?}");
+}
+
+#[test]
+fn a_merge_for_a_new_id_needs_every_required_field_and_a_check_refuses_the_batch() {
+    let (_dir, store) = temp_store();
+    let error = store
+        .register_changes(
+            vec![
+                Registration::Replace(notice("CHG-OK", ChangeOwner::Dcc, 0, 10)),
+                fields(serde_json::json!({"id": "CHG-NEW", "title": "half a notice"})),
+            ],
+            "ops".into(),
+            None,
+            Default::default(),
+            Box::new(|_| Ok(())),
+        )
+        .unwrap_err();
+    match &error {
+        StoreError::Invalid { index, field, .. } => {
+            assert_eq!((*index, field.as_str()), (1, "user"))
+        }
+        other => panic!("expected an invalid notice, got {other:?}"),
+    }
+    assert_eq!(
+        store.get_change("CHG-OK".into()).unwrap(),
+        None,
+        "all or nothing"
+    );
+    let error = store
+        .register_changes(
+            vec![Registration::Replace(notice(
+                "CHG-LONG",
+                ChangeOwner::Dcc,
+                0,
+                10,
+            ))],
+            "ops".into(),
+            None,
+            Default::default(),
+            Box::new(|_| Err(("title".into(), "field `title` is too long".into()))),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&error, StoreError::Invalid { field, .. } if field == "title"),
+        "{error:?}"
     );
 }

@@ -42,6 +42,14 @@ pub enum StoreError {
     /// A value the schema or the store's rules refuse; `field` is the column or argument at fault.
     #[error("field `{field}`: {reason}")]
     Constraint { field: String, reason: String },
+    /// Element `index` of a registration is not a valid notice (after merging over the stored one); `reason` names
+    /// the field.
+    #[error("{reason}")]
+    Invalid {
+        index: usize,
+        field: String,
+        reason: String,
+    },
     /// A confined (User) caller reached for a change of another owner. Names nothing of that owner.
     #[error("change `{id}` belongs to another owner")]
     NotYours { id: String },

@@ -195,7 +195,7 @@ mod tests {
         drop(schema::open(&path, true).unwrap());
         let db = Connection::open(&path).unwrap();
         db.execute_batch(
-            "DROP TABLE incident_sequence; DROP TABLE snapshot_loss; PRAGMA user_version = 6;
+            "DROP TABLE incident_sequence; DROP TABLE snapshot_loss; DROP TABLE event_clock; PRAGMA user_version = 6;
              INSERT INTO incidents (id, user, kind, verdict, onset, detected, record, created_ms, updated_ms)
              VALUES ('INC-000012', 'U', 'backlog', 'v', 0, 0, '{}', 0, 0);",
         )

@@ -1,6 +1,6 @@
 //! The embedded SQLite store (change register with audit, API tokens, incidents with their state history and
-//! operators' audited triage, engine snapshot, User directory edits), owned by one thread; `Store` is the cheap,
-//! cloneable handle every caller uses.
+//! operators' audited triage, engine snapshot, User directory edits, the event time reached), owned by one
+//! thread; `Store` is the cheap, cloneable handle every caller uses.
 //!
 //! Every operation comes twice: a blocking method for the CLI and tests, and an `_async` twin for async code
 //! (HTTP handlers). Both queue the same job. Writes go to the writer thread, which runs them one at a time in
@@ -16,6 +16,7 @@ mod audit;
 mod changes;
 mod directory;
 mod error;
+mod event_clock;
 mod history;
 pub mod incident_numbers;
 mod incidents;
@@ -32,9 +33,10 @@ pub mod write_queue;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use audit::{AuditAction, AuditEntry};
+pub use audit::{AuditAction, AuditEntry, FieldChange};
 pub use changes::{
-    CHUNK, ChangeFilter, Progress, StatusChange, StoredChange, Upsert, UpsertOutcome,
+    CHUNK, ChangeFilter, NoticeCheck, Progress, Registration, StatusChange, StoredChange, Upsert,
+    UpsertOutcome, merged,
 };
 pub use directory::DirectoryAudit;
 pub use error::StoreError;
@@ -165,10 +167,24 @@ impl Store {
     ) -> Result<Vec<UpsertOutcome>, StoreError> {
         let cache = self.register.clone();
         let reply = self.owner.submit(move |db| {
-            changes::upsert(db, &cache, notices, &actor, None, &coordination, &*progress)
+            changes::upsert(
+                db,
+                &cache,
+                replacing(notices),
+                &actor,
+                None,
+                &coordination,
+                &|_| Ok(()),
+                &*progress,
+            )
         })?;
         reply.blocking_recv().map_err(|_| StoreError::Closed)?
     }
+}
+
+/// Whole notices, each replacing any stored one with its id.
+fn replacing(notices: Vec<ChangeNotice>) -> Vec<Registration> {
+    notices.into_iter().map(Registration::Replace).collect()
 }
 
 /// Milliseconds since the Unix epoch by the wall clock; a clock before 1970 reads as 0.
@@ -228,16 +244,17 @@ macro_rules! operations {
 
 operations! {
     via owner;
-    /// Registers notices in one transaction: all are written or, on any error, none. Registering an existing id
-    /// updates it. Returns, in input order, what happened to each; every create or update leaves an audit row.
+    /// Registers whole notices in one transaction: all are written or, on any error, none. Registering an existing
+    /// id replaces it. Returns, in input order, what happened to each; every create or update leaves an audit row.
     /// Each notice written is judged against the register (with the batch in it) under `coordination`'s
     /// settings, and the warnings it raised are stored with it.
     fn upsert_changes / upsert_changes_async(notices: Vec<ChangeNotice>, actor: String, coordination: Arc<CoordinationConfig>) -> Vec<UpsertOutcome>
-        = |db, cache| changes::upsert(db, cache, notices, &actor, None, &coordination, &|_| ());
-    /// [`Store::upsert_changes`] for a caller confined to `owner`: `NotYours` (and nothing written) if any notice,
-    /// or any stored notice it would replace, belongs to another owner.
-    fn upsert_changes_confined / upsert_changes_confined_async(notices: Vec<ChangeNotice>, actor: String, owner: ChangeOwner, coordination: Arc<CoordinationConfig>) -> Vec<UpsertOutcome>
-        = |db, cache| changes::upsert(db, cache, notices, &actor, Some(owner), &coordination, &|_| ());
+        = |db, cache| changes::upsert(db, cache, replacing(notices), &actor, None, &coordination, &|_| Ok(()), &|_| ());
+    /// [`Store::upsert_changes`] for registrations that may merge over the stored notice, each checked by `check`
+    /// once merged (`Invalid`, naming its index and field, and nothing written, when one fails); with `confined`,
+    /// `NotYours` if any notice, or any stored notice it would change, belongs to another owner.
+    fn register_changes / register_changes_async(registrations: Vec<Registration>, actor: String, confined: Option<ChangeOwner>, coordination: Arc<CoordinationConfig>, check: NoticeCheck) -> Vec<UpsertOutcome>
+        = |db, cache| changes::upsert(db, cache, registrations, &actor, confined, &coordination, &*check, &|_| ());
     /// Sets a notice's status (cancelling is `ChangeStatus::Cancelled`), with an audit row unless it already had
     /// that status. `NotFound` when no notice has the id.
     fn set_change_status / set_change_status_async(id: String, status: ChangeStatus, actor: String) -> StatusChange
@@ -293,6 +310,8 @@ operations! {
         = |db| directory::put(db, user, entry.as_ref(), before.as_ref(), &actor);
     /// Replaces the engine snapshot atomically.
     fn save_snapshot / save_snapshot_async(data: Vec<u8>) -> () = |db| incidents::save_snapshot(db, &data);
+    /// Records the event time the service has reached (ms since the epoch), for the command line's views.
+    fn record_event_time / record_event_time_async(event_ms: i64) -> () = |db| event_clock::record(db, event_ms);
 }
 
 // Reads: answered by the pool of read-only connections, never queued behind a write.
@@ -329,6 +348,8 @@ operations! {
     /// Every directory edit of a User, oldest first.
     fn directory_audit / directory_audit_async(user: Eui64) -> Vec<DirectoryAudit> = |db| directory::audit(db, user);
     fn load_snapshot / load_snapshot_async() -> Option<Vec<u8>> = |db| incidents::load_snapshot(db);
+    /// The event time the service last recorded; `None` before it has held any telemetry.
+    fn event_time / event_time_async() -> Option<i64> = |db| event_clock::read(db);
 }
 
 #[cfg(test)]

@@ -190,6 +190,15 @@ const MIGRATIONS: &[&str] = &[
         at_ms   INTEGER NOT NULL
     );
     "#,
+    // 8: the event time the service has reached (its watermark), so the command line judges outcomes and the
+    // schedule as of the data the service holds, as the API does.
+    r#"
+    CREATE TABLE event_clock (
+        id           INTEGER PRIMARY KEY CHECK (id = 1),
+        event_ms     INTEGER NOT NULL,
+        recorded_ms  INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -313,8 +322,9 @@ pub(super) fn data_version(db: &mut Connection) -> Result<i64, StoreError> {
 }
 
 /// One step per transaction, each re-reading the version under the write lock, so two processes opening an old
-/// file at once apply each step once.
+/// file at once apply each step once. One log line says what was done: a new store, or the steps from an old one.
 fn migrate(db: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let mut first = None;
     loop {
         let failed = |version, source| StoreError::Migrate {
             path: path.to_owned(),
@@ -334,6 +344,7 @@ fn migrate(db: &mut Connection, path: &Path) -> Result<(), StoreError> {
                 known: SCHEMA_VERSION,
             })?;
         let Some(sql) = MIGRATIONS.get(step) else {
+            log_migrated(path, first, found);
             return Ok(());
         };
         let version = found + 1;
@@ -343,7 +354,17 @@ fn migrate(db: &mut Connection, path: &Path) -> Result<(), StoreError> {
         tx.pragma_update(None, "user_version", version)
             .map_err(|source| failed(version, source))?;
         tx.commit().map_err(|source| failed(version, source))?;
-        tracing::info!(path = %path.display(), version, "store schema migrated");
+        first.get_or_insert(found);
+    }
+}
+
+fn log_migrated(path: &Path, from: Option<i64>, to: i64) {
+    match from {
+        None => {}
+        Some(0) => tracing::info!(path = %path.display(), version = to, "store created"),
+        Some(from) => {
+            tracing::info!(path = %path.display(), from, to, "store schema migrated")
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use stormwatch_core::changes::{Category, ChangeNotice, ChangeOwner, ChangeStatus
 use stormwatch_core::incident::{IncidentKind, Verdict};
 use stormwatch_core::telemetry::Srv;
 
-/// The backlog of the firewall incident in `contract/domain.md`.
+/// The backlog of the firewall incident in `docs/domain.md`.
 pub(crate) const FIREWALL_TARGET_DEPTH: u64 = 1_500_000;
 pub(crate) const MINUTE: i64 = 60;
 

@@ -49,6 +49,12 @@ struct Network {
     depth: u64,
 }
 
+/// A network rate: the sum to one decimal. A float sum of nothing is -0.0, which the console showed as
+/// "-0.0/s" on a fresh service; adding 0.0 makes it 0.0.
+fn rounded_sum(rates: impl Iterator<Item = f64>) -> f64 {
+    (rates.sum::<f64>() * 10.0).round() / 10.0 + 0.0
+}
+
 /// An open incident as the overview lists it.
 #[derive(Serialize)]
 struct OverviewIncident {
@@ -87,13 +93,13 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Result<R
         .filter(|u| !u.anomalies.is_empty() || in_open(&u.user))
         .collect();
     let rate = |flow: &str| -> f64 {
-        let sum: f64 = users
-            .iter()
-            .flat_map(|u| &u.flows)
-            .filter(|f| f.flow == flow)
-            .map(|f| f.rate)
-            .sum();
-        (sum * 10.0).round() / 10.0
+        rounded_sum(
+            users
+                .iter()
+                .flat_map(|u| &u.flows)
+                .filter(|f| f.flow == flow)
+                .map(|f| f.rate),
+        )
     };
     let network = Network {
         users: users.len(),
@@ -264,4 +270,14 @@ async fn judge_suspect(
         })
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_network_rate_over_no_users_is_zero_not_minus_zero() {
+        let none = super::rounded_sum(std::iter::empty());
+        assert_eq!(serde_json::json!(none).to_string(), "0.0");
+        assert_eq!(super::rounded_sum([0.04, 1.26].into_iter()), 1.3);
+    }
 }

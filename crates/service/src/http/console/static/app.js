@@ -3,7 +3,7 @@
 // and lets the current view refresh; it pauses while the tab is hidden and never runs two polls at once.
 
 import { api, apiAll, clearToken, setToken, token } from './api.js';
-import { h, num, replace, say, setNames, time } from './dom.js';
+import { h, num, prose, replace, say, setNames, time } from './dom.js';
 import * as overview from './overview.js';
 import * as incident from './incident.js';
 import * as user from './user.js';
@@ -38,7 +38,7 @@ function showSignIn(message) {
   $('strip').hidden = true;
   $('view').replaceChildren();
   $('sign-in').hidden = false;
-  $('token-error').textContent = message || '';
+  replace($('token-error'), prose(message || ''));
   $('token').value = '';
   $('token').focus();
   document.title = 'Sign in · Stormwatch';

@@ -3,7 +3,7 @@
 // beside that input, which is marked invalid and focused.
 
 import { api, apiAll, withQuery } from './api.js';
-import { failure, h, replace, say, spanCell, user } from './dom.js';
+import { category, failure, h, prose, replace, say, spanCell, status, user } from './dom.js';
 
 const CATEGORIES = ['network', 'certificate', 'endpoint', 'application', 'device', 'campaign', 'dcc_maintenance', 'other'];
 const STATUSES = ['planned', 'in_progress', 'completed', 'cancelled', 'rolled_back'];
@@ -22,16 +22,16 @@ function field(name, label, control, hint, prefix = 'f') {
     h('p', { id: `${id}-error`, class: 'field-error' }));
 }
 
-const select = (options, blank) => h('select', {},
+const select = (options, blank, label = (o) => o) => h('select', {},
   blank !== undefined ? h('option', { value: '' }, blank) : '',
-  options.map((o) => h('option', { value: o }, o)));
+  options.map((o) => h('option', { value: o }, label(o))));
 const input = (attrs) => h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', ...attrs });
 
 export function mount(container) {
   const state = { busy: false, stopped: false, key: null, filter: {}, list: h('div'), highlight: null };
   const filter = h('form', { class: 'filters', novalidate: true, 'aria-label': 'Filter changes' },
     field('user', 'User', input({ placeholder: 'EUI-64 or DCC' }), null, 'q'),
-    field('status', 'Status', select(STATUSES, 'any'), null, 'q'),
+    field('status', 'Status', select(STATUSES, 'any', status), null, 'q'),
     field('from', 'Window from', input({ placeholder: '2026-03-10T09:00:00Z' }), null, 'q'),
     field('to', 'Window to', input({ placeholder: '2026-03-10T18:00:00Z' }), null, 'q'),
     h('div', { class: 'buttons' }, h('button', { type: 'submit' }, 'Filter'),
@@ -71,11 +71,11 @@ function showError(form, name, message) {
     || (name.startsWith('expected') && form.querySelector('[data-field="expected.direction"]'));
   const text = message.replace(/^field `[^`]*`: /, '');
   if (!box) {
-    form.querySelector('.form-error').textContent = text;
+    replace(form.querySelector('.form-error'), prose(text));
     return;
   }
   const control = box.querySelector('input, select, textarea');
-  box.querySelector('.field-error').textContent = text;
+  replace(box.querySelector('.field-error'), prose(text));
   control.setAttribute('aria-invalid', 'true');
   control.focus();
 }
@@ -91,8 +91,8 @@ function registerForm(state) {
     field('id', 'Change id', input({ placeholder: 'CHG-2026-0042' })),
     field('user', 'User', input({ placeholder: '90-B3-D5-1F-30-01-00-07' }), 'The EUI-64 of the User making it, or DCC.'),
     field('title', 'Title', input({})),
-    field('category', 'Category', select(CATEGORIES)),
-    field('status', 'Status', select(STATUSES)),
+    field('category', 'Category', select(CATEGORIES, undefined, category)),
+    field('status', 'Status', select(STATUSES, undefined, status)),
     field('start', 'Window start', input({ placeholder: '2026-03-10T09:00:00Z' }), 'RFC 3339 times, e.g. 2026-03-10T09:00:00Z.'),
     field('end', 'Window end', input({ placeholder: '2026-03-10T10:00:00Z' })),
     field('srvs', 'SRVs (optional)', input({ placeholder: '4.1.1, 11.3' })),
@@ -124,7 +124,10 @@ function registerForm(state) {
     try {
       const answer = await api('/api/v1/changes', { method: 'POST', body: notice });
       const [outcome] = answer.changes;
-      const done = `${outcome.outcome === 'created' ? 'Registered' : outcome.outcome === 'updated' ? 'Updated' : 'Unchanged:'} ${outcome.id}.`;
+      const changed = (outcome.changed || []).map((c) => `${c.field}: ${c.before ?? '-'} → ${c.after ?? '-'}`);
+      const done = outcome.outcome === 'created' ? `Registered ${outcome.id}.`
+        : outcome.outcome === 'updated' ? `Updated ${outcome.id}, the fields given merged over it: ${changed.join('; ')}.`
+          : `Unchanged: ${outcome.id} already says this.`;
       form.reset();
       form.querySelector('.form-done').textContent = done;
       // Warnings are advice, never a refusal: the change is stored; they are listed until the form is used again.
@@ -139,7 +142,7 @@ function registerForm(state) {
       await refresh(state);
     } catch (error) {
       if (error.status === 400 && error.field !== null) showError(form, error.field, error.message);
-      else form.querySelector('.form-error').textContent = error.message;
+      else replace(form.querySelector('.form-error'), prose(error.message));
     }
   });
   return form;
@@ -177,14 +180,13 @@ function table(changes, highlight) {
   const newest = [...changes].sort((a, b) => Date.parse(b.start) - Date.parse(a.start) || a.id.localeCompare(b.id));
   return h('div', { class: 'table-wrap' }, h('table', { class: 'changes' },
     h('caption', {}, `${changes.length} change${changes.length === 1 ? '' : 's'}, latest window first.`),
-    h('thead', {}, h('tr', {}, ['Change', 'User', 'Title', 'Category', 'Window', 'Status']
+    h('thead', {}, h('tr', {}, ['Change', 'User', 'Title and category', 'Window', 'Status']
       .map((n) => h('th', { scope: 'col' }, n)))),
     h('tbody', {}, newest.map((c) => h('tr', { 'data-change': c.id, class: c.id === highlight ? 'new' : null },
       h('th', { scope: 'row', class: 'mono' }, c.id, c.id === highlight ? h('span', { class: 'badge ack-done' }, ' new') : ''),
       h('td', {}, c.user === 'DCC' ? 'DCC' : user(c.user)),
-      h('td', {}, c.title,
-        c.expected ? h('p', { class: 'meta' }, `declares up to ${c.expected.rate_factor}× normal ${c.expected.direction} traffic`) : ''),
-      h('td', {}, c.category),
+      h('td', { class: 'title' }, c.title, h('p', { class: 'meta' }, category(c.category),
+        c.expected ? ` · declares up to ${c.expected.rate_factor}× normal ${c.expected.direction} traffic` : '')),
       h('td', {}, spanCell(Date.parse(c.start), Date.parse(c.end))),
-      h('td', {}, c.status))))));
+      h('td', { class: 'status' }, status(c.status)))))));
 }

@@ -98,10 +98,12 @@ export function duration(ms) {
   return `${sec} s`;
 }
 
-/** Grouped digits: `12,345`; rates keep one decimal. */
+/** Grouped digits: `12,345`; rates keep one decimal. A value that rounds to zero is `0`, never `-0.0`. */
 export function num(value, decimals = 0) {
   if (value === null || value === undefined || Number.isNaN(value)) return '-';
-  return Number(value).toLocaleString('en-GB', {
+  const scale = 10 ** decimals;
+  const rounded = Math.round(Number(value) * scale) / scale;
+  return (rounded === 0 ? 0 : rounded).toLocaleString('en-GB', {
     minimumFractionDigits: decimals,
     maximumFractionDigits: decimals,
   });
@@ -128,6 +130,44 @@ export function verdict(name) {
   return h('span', { class: `badge ${style}` }, h('span', { 'aria-hidden': 'true' }, symbol), ` ${words}`);
 }
 
+/** The glossary's words for each verdict, for text that names one (the timeline's transitions). */
+const VERDICT_WORDS = Object.fromEntries(Object.entries(VERDICTS).map(([name, [, words]]) => [name, words]));
+
+/** `text` with every verdict name in it replaced by the glossary's words. */
+export function verdictWords(text) {
+  return String(text).replace(/\b(registered_change|dcc_change|expected_impact|unregistered_change_suspected)\b/g,
+    (name) => `“${VERDICT_WORDS[name]}”`).replaceAll(' -> ', ' → ');
+}
+
+const DELIVERY = {
+  OK: ['✓', 'Delivering', 'messages wait for no more than a moment', 'state-resolved'],
+  STOP: ['■', 'Stopped', 'no delivery attempted at all while messages wait', 'state-open'],
+  STALL: ['✗', 'Stalled', 'deliveries attempted, all failing', 'state-open'],
+  WARN: ['▲', 'Falling behind', 'some deliveries succeed, fewer than arrive', 'verdict-registered'],
+};
+
+/** A delivery state in the glossary's words, its code (STOP, STALL, WARN) kept in brackets to match alerts. */
+export function delivery(code) {
+  const known = DELIVERY[code];
+  if (!known) return code || '-';
+  const [symbol, words, meaning, style] = known;
+  return h('span', { class: `badge ${style}`, title: meaning },
+    h('span', { 'aria-hidden': 'true' }, symbol), ` ${words}`, code === 'OK' ? '' : ` (${code})`);
+}
+
+/** What a delivery state means, in a phrase. */
+export const deliveryMeaning = (code) => (DELIVERY[code] ? DELIVERY[code][2] : '');
+
+const CATEGORIES = {
+  dcc_maintenance: 'DCC maintenance',
+};
+
+/** A change category as people write it (`dcc_maintenance` is `DCC maintenance`). */
+export const category = (name) => CATEGORIES[name] || name;
+
+/** A change status as words (`in_progress` is `in progress`). */
+export const status = (name) => String(name || '').replaceAll('_', ' ');
+
 /** Open or resolved, as symbol and words. */
 export function state(resolved) {
   return resolved
@@ -152,9 +192,18 @@ export function partyName(id) {
   return entry.role ? `${entry.name} (${ROLES[entry.role] || entry.role})` : entry.name;
 }
 
+/** An EUI-64 that may break after its fourth group in a narrow column (the text copies whole). */
+export function eui(id) {
+  const groups = String(id).split('-');
+  if (groups.length !== 8) return id;
+  // Two unbreakable halves: a hyphen inside either is never a line break.
+  return [h('span', { class: 'nowrap' }, `${groups.slice(0, 4).join('-')}-`), h('wbr'),
+    h('span', { class: 'nowrap' }, groups.slice(4).join('-'))];
+}
+
 export function user(id, count, place = '') {
   if (id === '*') return h('span', { class: 'mono' }, `* network-wide${count ? ` (${count} Users)` : ''}`);
-  const link = h('a', { class: 'mono', href: `#/user/${encodeURIComponent(id)}`, 'data-key': `user-${place}${id}` }, id);
+  const link = h('a', { class: 'mono eui', href: `#/user/${encodeURIComponent(id)}`, 'data-key': `user-${place}${id}` }, eui(id));
   const name = partyName(id);
   return name ? h('span', { class: 'user-named' }, link, h('span', { class: 'party' }, name)) : link;
 }
@@ -176,6 +225,14 @@ export function flow(name) {
   }[name] || name;
 }
 
+/**
+ * Text as the API and the docs write it, with `code` in backticks: each backticked part becomes a <code> element,
+ * so no raw backtick reaches the page.
+ */
+export function prose(text) {
+  return String(text).split('`').map((part, i) => (i % 2 ? h('code', {}, part) : part)).filter((part) => part !== '');
+}
+
 /** A message for the status line at the foot of the page (announced politely to screen readers). */
 export function say(text) {
   const status = document.getElementById('status');
@@ -184,5 +241,5 @@ export function say(text) {
 
 /** A short error panel for a view that could not load. */
 export function failure(error) {
-  return h('div', { class: 'panel error', role: 'alert' }, h('p', {}, error.message || String(error)));
+  return h('div', { class: 'panel error', role: 'alert' }, h('p', {}, prose(error.message || String(error))));
 }

@@ -5,7 +5,8 @@
 import { api } from './api.js';
 import { chart } from './chart.js';
 import {
-  changeLabel, duration, failure, h, kind, num, partyName, replace, spanCell, state as openState, time, user, verdict,
+  category, changeLabel, delivery, deliveryMeaning, duration, failure, h, kind, num, partyName, prose, replace, spanCell,
+  state as openState, status, time, user, verdict,
 } from './dom.js';
 import * as triage from './triage.js';
 
@@ -118,13 +119,6 @@ export function draw(state) {
   if (changed('nearby', nearby)) replace(state.nearby, ruledOut(nearby));
 }
 
-/** What each delivery state means (the glossary at the foot of the page has the rest). */
-const DELIVERY = {
-  STOP: 'no delivery attempted at all while messages wait',
-  STALL: 'deliveries attempted, all failing',
-  WARN: 'delivering, but fewer than arrive',
-};
-
 function summary(incident, asOf) {
   const e = incident.evidence || {};
   const items = [
@@ -139,7 +133,7 @@ function summary(incident, asOf) {
     ['Peak depth', num(incident.peak_depth)],
     ['Depth at detection', num(e.depth_at_detection)],
     peak(incident),
-    e.delivery_state && ['Delivery at detection', `${e.delivery_state}: ${DELIVERY[e.delivery_state] || ''}`],
+    e.delivery_state && ['Delivery at detection', [delivery(e.delivery_state), h('br'), deliveryMeaning(e.delivery_state)]],
     e.failure_reason && ['Failures', `${num(e.failed_deliveries)} failed deliveries, mostly ${e.failure_reason}`],
     e.peak_backlog_age_s !== undefined && ['Oldest waiting at peak', duration(e.peak_backlog_age_s * 1000)],
     e.last_delivery && ['Last delivery before onset', time(e.last_delivery)],
@@ -172,11 +166,11 @@ function ruledOut(nearby) {
   }
   const rows = others.map((c) => h('tr', {},
     h('th', { scope: 'row' }, changeLabel(c.change.id, c.change.title, c.change.contact),
-      h('p', { class: 'meta' }, `${c.change.category} · ${c.change.status} · by `, h('span', { class: 'mono' }, c.change.user))),
+      h('p', { class: 'meta' }, `${category(c.change.category)} · ${status(c.change.status)} · by `, h('span', { class: 'mono' }, c.change.user))),
     h('td', {}, spanCell(Date.parse(c.change.start), Date.parse(c.change.end))),
     h('td', { class: 'num' }, c.score === null ? '-' : c.score.toFixed(2)),
-    h('td', {}, h('strong', {}, c.ruled_out),
-      c.reasons.length ? h('ul', { class: 'reasons' }, c.reasons.map((r) => h('li', {}, r))) : '')));
+    h('td', {}, h('strong', {}, prose(c.ruled_out)),
+      c.reasons.length ? h('ul', { class: 'reasons' }, c.reasons.map((r) => h('li', {}, prose(r)))) : '')));
   return h('div', { class: 'table-wrap' }, h('table', { class: 'nearby' },
     h('caption', {}, `Windows between ${time(nearby.from)} and ${time(nearby.to)}, as the correlator judged them.`),
     h('thead', {}, h('tr', {}, ['Change', 'Window', 'Score', 'Why not a suspect']

@@ -2,7 +2,7 @@
 // verdict, top suspect and whether someone has acknowledged it; then the Users in trouble. It redraws from each
 // poll of /api/v1/console/overview and only when something it shows has changed.
 
-import { changeLabel, duration, h, kind, num, replace, time, user, verdict } from './dom.js';
+import { changeLabel, delivery, duration, h, kind, num, replace, time, user, verdict } from './dom.js';
 
 export function mount(container) {
   const body = h('div', {}, h('p', { class: 'muted' }, 'Loading open incidents…'));
@@ -26,7 +26,7 @@ export async function refresh(state, overview) {
 function updateDurations(state, overview) {
   for (const incident of overview.incidents) {
     const cell = state.body.querySelector(`[data-duration="${CSS.escape(incident.id)}"]`);
-    if (cell) cell.textContent = duration((overview.as_of || incident.onset) - incident.onset);
+    if (cell) cell.textContent = `for ${duration((overview.as_of || incident.onset) - incident.onset)}`;
   }
 }
 
@@ -63,25 +63,28 @@ function incidents(overview) {
     return h('p', { class: 'panel calm' }, h('span', { 'aria-hidden': 'true' }, '✓ '),
       `No open incidents. ${num(overview.network.users)} Users reporting.`);
   }
+  // Duration sits under the onset and the peak under the depth now, so the verdict, top suspect and triage columns
+  // fit a 1024 px laptop without scrolling.
   const rows = list.map((incident) => h('tr', { 'data-incident': incident.id },
     h('th', { scope: 'row' },
       h('a', { href: `#/incident/${encodeURIComponent(incident.id)}`, 'data-key': `incident-${incident.id}` },
         incident.id)),
-    h('td', {}, user(incident.user, incident.users && incident.users.length)),
-    h('td', {}, kind(incident.kind)),
-    h('td', {}, onset(incident.onset, overview.as_of)),
-    h('td', { class: 'num', 'data-duration': incident.id },
-      duration((overview.as_of || incident.onset) - incident.onset)),
-    h('td', { class: 'num' }, num(incident.depth_now)),
-    h('td', { class: 'num' }, num(incident.peak_depth)),
+    h('td', { class: 'who' }, user(incident.user, incident.users && incident.users.length)),
+    h('td', { class: 'kind' }, kind(incident.kind)),
+    h('td', {}, onset(incident.onset, overview.as_of), h('br'),
+      h('span', { class: 'meta', 'data-duration': incident.id },
+        `for ${duration((overview.as_of || incident.onset) - incident.onset)}`)),
+    h('td', { class: 'num' }, num(incident.depth_now), h('br'),
+      h('span', { class: 'meta' }, `peak ${num(incident.peak_depth)}`)),
     h('td', { class: 'wrap' }, verdict(incident.verdict)),
-    h('td', { class: 'wrap' }, topSuspect(incident)),
+    h('td', { class: 'wrap suspect-cell' }, topSuspect(incident)),
     h('td', { class: 'wrap' }, acknowledgement(incident))));
   return h('section', { class: 'panel', 'aria-label': 'Open incidents' }, h('div', { class: 'table-wrap' }, h('table', { class: 'incidents' },
     h('caption', {}, `${list.length} open, newest first. Times are event time, UTC.`),
     h('thead', {}, h('tr', {},
-      ['Incident', 'User', 'Kind', 'Onset', 'Duration', 'Depth now', 'Peak depth', 'Verdict', 'Top suspect',
-        'Triage'].map((name) => h('th', { scope: 'col' }, name)))),
+      [['Incident'], ['User'], ['Kind'], ['Onset', 'duration'], ['Depth now', 'peak', 'num'], ['Verdict'], ['Top suspect'],
+        ['Triage']].map(([name, under, style]) => h('th', { scope: 'col', class: style },
+        name, under ? [h('br'), h('span', { class: 'meta' }, under)] : '')))),
     h('tbody', {}, rows))));
 }
 
@@ -101,7 +104,7 @@ function troubled(overview) {
     h('td', {}, anomalyText(u)),
     h('td', { class: 'num' }, num(u.depth)),
     h('td', { class: 'num' }, u.backlog_age_s ? duration(u.backlog_age_s * 1000) : '-'),
-    h('td', {}, u.delivery_state),
+    h('td', {}, delivery(u.delivery_state)),
     h('td', {}, u.last_delivery ? time(u.last_delivery) : 'never seen')));
   return h('section', { class: 'panel' }, heading, h('div', { class: 'table-wrap' }, h('table', {},
     h('thead', {}, h('tr', {}, ['User', 'Anomaly', 'Waiting', 'Oldest waiting', 'Delivery', 'Last delivery']

@@ -4,7 +4,7 @@
 // day, span, owner, category. A User token sees its own changes and the DCC's.
 
 import { apiAll, withQuery } from './api.js';
-import { failure, h, replace, spanCell, user } from './dom.js';
+import { category, failure, h, replace, spanCell, status, user } from './dom.js';
 
 const DAY_MS = 86_400_000;
 const CATEGORIES = ['network', 'certificate', 'endpoint', 'application', 'device', 'campaign', 'dcc_maintenance', 'other'];
@@ -32,17 +32,21 @@ function labelled(name, label, control) {
 }
 
 export function mount(container) {
-  const today = startOfDay(Date.now());
-  const state = { busy: false, stopped: false, key: null, filter: { day: isoDay(today), span: 'week' }, body: h('div') };
+  // The first day is the event-time day of the data the service holds, known from the first poll (see refresh).
+  const day = h('input', { type: 'date' });
+  const state = {
+    busy: false, stopped: false, key: null, filter: { day: '', span: 'week' }, body: h('div'), day, anchor: h('p', { class: 'meta' }),
+  };
   const form = h('form', { class: 'filters', novalidate: true, 'aria-label': 'Schedule filters' },
-    labelled('day', 'From (UTC day)', h('input', { type: 'date', value: state.filter.day })),
+    labelled('day', 'From (UTC day)', day),
     labelled('span', 'Span', h('select', {}, h('option', { value: 'week' }, 'week'), h('option', { value: 'day' }, 'day'))),
     labelled('user', 'Owner', h('input', { type: 'text', placeholder: 'EUI-64 or DCC', autocomplete: 'off', spellcheck: 'false' })),
-    labelled('category', 'Category', h('select', {}, h('option', { value: '' }, 'any'), CATEGORIES.map((c) => h('option', { value: c }, c)))),
+    labelled('category', 'Category', h('select', {}, h('option', { value: '' }, 'any'), CATEGORIES.map((c) => h('option', { value: c }, category(c))))),
     h('div', { class: 'buttons' }, h('button', { type: 'submit' }, 'Show')));
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     state.filter = Object.fromEntries(new FormData(form));
+    if (!state.filter.day) state.filter.day = state.day.value || isoDay(Date.now());
     state.key = null;
     refresh(state);
   });
@@ -53,7 +57,7 @@ export function mount(container) {
       h('p', { class: 'meta' }, 'DCC changes on top, then each User; times in UTC. ⚠ marks a change with warnings. ',
         'Calendar clients subscribe to ', h('code', {}, '/api/v1/schedule.ics?key=…'),
         ' (same filters) with a read-only calendar key from ', h('code', {}, 'stormwatch tokens add --role calendar'), '.'),
-      form, state.body));
+      form, state.anchor, state.body));
   document.title = 'Schedule · Stormwatch';
   return state;
 }
@@ -62,11 +66,30 @@ export function stop(state) {
   state.stopped = true;
 }
 
-export async function refresh(state) {
+/** The day a view opens on: the event time of the data the service holds, or the wall clock before any telemetry. */
+export function anchorDay(overview) {
+  return isoDay(startOfDay((overview && overview.as_of) || Date.now()));
+}
+
+/** Says which clock the default day came from. */
+export function anchorText(overview) {
+  return overview && overview.as_of
+    ? `Opens on the event-time day of the data the service holds (${isoDay(overview.as_of)}); pick another day to move.`
+    : 'No telemetry yet: opens on today by the wall clock.';
+}
+
+export async function refresh(state, overview) {
   if (state.busy || state.stopped) return;
+  if (!state.filter.day) {
+    // Wait for the first poll: it brings the event time to open on.
+    if (!overview) return;
+    state.filter.day = anchorDay(overview);
+    state.day.value = state.filter.day;
+    replace(state.anchor, anchorText(overview));
+  }
   state.busy = true;
   try {
-    const from = Date.parse(`${state.filter.day || isoDay(Date.now())}T00:00:00Z`);
+    const from = Date.parse(`${state.filter.day}T00:00:00Z`);
     const start = Number.isFinite(from) ? from : startOfDay(Date.now());
     const days = state.filter.span === 'day' ? 1 : 7;
     const params = { from: new Date(start).toISOString(), to: new Date(start + days * DAY_MS).toISOString() };
@@ -76,7 +99,7 @@ export async function refresh(state) {
     const key = JSON.stringify(schedule);
     if (key !== state.key && !state.stopped) {
       state.key = key;
-      replace(state.body, timeline(schedule, start, days), list(schedule));
+      replace(state.body, timeline(schedule, start, days, state.body.clientWidth || 900), list(schedule));
     }
   } catch (error) {
     if (!state.stopped && error.status !== 401) replace(state.body, failure(error));
@@ -92,24 +115,64 @@ function place(node, a, b) {
   return node;
 }
 
-function timeline(schedule, start, days) {
+/** A bar is never narrower than this many pixels, so its id stays readable however short its window. */
+const MIN_BAR_PX = 150;
+/** Height of one lane of bars, in rem (bars of one owner that would overlap go in lanes below each other). */
+const LANE_REM = 1.75;
+
+/** The label a bar shows, and the pixels it needs (bold 0.78rem text, about 7.5 px a character, and padding). */
+function label(change) {
+  const text = `${change.warnings.length ? '⚠ ' : ''}${change.id}`;
+  return { text, px: Math.max(MIN_BAR_PX, text.length * 7.5 + 22) };
+}
+
+/**
+ * Each change's place and lane in its owner's row: a bar is at least as wide as its label (up to 40 % of the
+ * track, past which the label ends in an ellipsis and the tooltip has it), so short windows close together would
+ * cover each other; each goes in the first lane where it starts after the last bar ends.
+ */
+function lanes(changes, start, total, trackPx) {
+  const ends = [];
+  return changes
+    .map((change) => {
+      const least = Math.min(label(change).px / Math.max(trackPx, 1), 0.4);
+      const b = (Date.parse(change.end) - start) / total;
+      // A short window near the end of the span is drawn ending there, not running off it.
+      const a = Math.min(Math.max(0, (Date.parse(change.start) - start) / total), Math.max(0, 1 - least));
+      return { change, a, b, least, shown: Math.max(b, a + least) };
+    })
+    .sort((x, y) => x.a - y.a)
+    .map((bar) => {
+      let lane = ends.findIndex((end) => end <= bar.a);
+      if (lane < 0) lane = ends.push(0) - 1;
+      ends[lane] = bar.shown;
+      return { ...bar, lane };
+    });
+}
+
+function timeline(schedule, start, days, width) {
   const total = days * DAY_MS;
+  // The owner column is 13rem (208 px at the page's 15 px root size plus borders).
+  const trackPx = Math.max(width - 210, 640);
   const ticks = days === 1
     ? Array.from({ length: 8 }, (_, i) => [i * 3 * 3_600_000, `${String(i * 3).padStart(2, '0')}:00`])
     : Array.from({ length: days }, (_, i) => [i * DAY_MS, new Date(start + i * DAY_MS).toUTCString().slice(0, 11)]);
   const axis = h('div', { class: 'sched-axis', 'aria-hidden': 'true' },
     ticks.map(([offset, text]) => place(h('span', { class: 'sched-tick' }, text), offset / total, (offset / total) + (1 / ticks.length))));
   const rows = schedule.rows.map((owner) => {
+    const placed = lanes(schedule.changes.filter((c) => c.user === owner), start, total, trackPx);
     const track = h('div', { class: 'sched-track' });
-    for (const change of schedule.changes.filter((c) => c.user === owner)) {
-      const a = (Date.parse(change.start) - start) / total;
-      const b = (Date.parse(change.end) - start) / total;
+    track.style.height = `${Math.max(1, ...placed.map((p) => p.lane + 1)) * LANE_REM + 0.4}rem`;
+    for (const { change, a, b, least, lane } of placed) {
       const warned = change.warnings.length > 0;
-      const text = `${change.id}: ${change.title} (${change.category}, ${change.status})${warned ? ` – ${change.warnings.length} warning(s)` : ''}`;
-      track.append(place(h('span', {
+      const text = `${change.id}: ${change.title} (${category(change.category)}, ${status(change.status)}; ${change.start} to ${change.end})${warned ? ` – ${change.warnings.length} warning(s)` : ''}`;
+      const bar = place(h('span', {
         class: `sched-bar cat-${change.category} st-${change.status}${warned ? ' warned' : ''}`,
         title: text, 'data-change': change.id,
-      }, warned ? '⚠ ' : '', change.id), a, b));
+      }, label(change).text), a, b);
+      bar.style.top = `${0.3 + lane * LANE_REM}rem`;
+      bar.style.minWidth = `${(least * 100).toFixed(3)}%`;
+      track.append(bar);
     }
     return h('div', { class: `sched-row${owner === 'DCC' ? ' dcc' : ''}`, 'data-owner': owner },
       h('div', { class: 'sched-owner' }, owner === 'DCC' ? 'DCC' : user(owner)), track);
@@ -138,17 +201,17 @@ function warningCell(c) {
 
 function list(schedule) {
   if (!schedule.changes.length) return '';
+  // Status under the id and the declared impact under the title: six columns fit a 1024 px laptop.
   return h('div', { class: 'table-wrap' }, h('table', { class: 'schedule-list' },
     h('caption', {}, `${schedule.changes.length} change${schedule.changes.length === 1 ? '' : 's'} from ${schedule.from} to ${schedule.to}, by window start.`),
-    h('thead', {}, h('tr', {}, ['Change', 'Owner', 'Title', 'Window', 'Status', 'Expected impact', 'Warnings', 'Outcome']
+    h('thead', {}, h('tr', {}, ['Change', 'Owner', 'Title', 'Window', 'Warnings', 'Outcome']
       .map((n) => h('th', { scope: 'col' }, n)))),
     h('tbody', {}, schedule.changes.map((c) => h('tr', { 'data-change': c.id },
-      h('th', { scope: 'row', class: 'mono' }, c.id),
+      h('th', { scope: 'row' }, h('span', { class: 'mono' }, c.id), h('p', { class: 'meta' }, status(c.status))),
       h('td', {}, c.user === 'DCC' ? 'DCC' : user(c.user)),
-      h('td', {}, c.title, h('p', { class: 'meta' }, c.category)),
+      h('td', {}, c.title, h('p', { class: 'meta' }, category(c.category), ' · ',
+        c.expected ? `declares up to ${c.expected.rate_factor}× ${c.expected.direction}` : 'no impact declared')),
       h('td', {}, spanCell(Date.parse(c.start), Date.parse(c.end))),
-      h('td', {}, c.status),
-      h('td', {}, c.expected ? `up to ${c.expected.rate_factor}× ${c.expected.direction}` : 'none declared'),
       h('td', { class: 'warnings' }, warningCell(c)),
       h('td', {}, OUTCOMES[c.outcome.outcome] || c.outcome.outcome,
         c.outcome.attributed && c.outcome.attributed.length

@@ -3,7 +3,7 @@
 // timeline of the incident's states and of every action taken.
 
 import { api } from './api.js';
-import { changeLabel, h, replace, say, time } from './dom.js';
+import { changeLabel, h, prose, replace, say, time, verdictWords } from './dom.js';
 
 const base = (state) => `/api/v1/incidents/${encodeURIComponent(state.id)}`;
 
@@ -26,7 +26,7 @@ export function mount(state) {
       say('Note added.');
       update(state, triaged);
     } catch (failure) {
-      error.textContent = failure.message;
+      replace(error, prose(failure.message));
       text.setAttribute('aria-invalid', 'true');
       text.focus();
     }
@@ -120,7 +120,7 @@ function suspects(state, incident, triage, ops) {
       h('p', { class: 'score-line' },
         h('meter', { min: 0, max: 1, low: 0.2, high: 0.5, optimum: 1, value: suspect.score }),
         ` score ${suspect.score.toFixed(2)}${index === 0 && suspect.score >= 0.5 ? ' (explains the incident)' : ''}`),
-      h('ul', { class: 'reasons' }, suspect.reasons.map((reason) => h('li', {}, reason))),
+      h('ul', { class: 'reasons' }, suspect.reasons.map((reason) => h('li', {}, prose(reason)))),
       judged ? h('p', { class: `judged judged-${judged.judgement}` },
         `${judged.judgement === 'confirmed' ? '✓ Confirmed' : '✗ Rejected'} by ${judged.actor} at ${time(judged.at_ms)}`)
         : h('p', { class: 'muted' }, 'Not judged by an operator yet.'),
@@ -154,7 +154,7 @@ function timeline(incident, triage) {
     ].filter(Boolean).join(' · ')))));
 }
 
-const sentence = (text) => text.charAt(0).toUpperCase() + text.slice(1);
+const sentence = (text) => verdictWords(text.charAt(0).toUpperCase() + text.slice(1));
 
 function action(row) {
   switch (row.action) {

@@ -2,9 +2,10 @@
 // rate and ratio), its recent incidents and its registered changes. Refreshed with every poll.
 
 import { api, apiAll, withQuery } from './api.js';
-import { figures } from './outcomes.js';
+import { asOf, figures, periodControls, periodQuery, showPeriodEnd } from './outcomes.js';
 import {
-  changeLabel, duration, failure, flow, h, kind, num, partyName, replace, span, state as openState, time, verdict,
+  category, changeLabel, delivery, duration, failure, flow, h, kind, num, partyName, replace, span, state as openState,
+  status, time, verdict,
 } from './dom.js';
 
 /** A flow this far above or below its baseline is called out in words, not only by the ratio. */
@@ -16,8 +17,12 @@ const LOW_FLOOR = 1;
 export function mount(container, id) {
   const state = {
     id, busy: false, stopped: false, keys: {}, now: h('div'), incidents: h('div'), changes: h('div'), outcomes: h('div'),
-    heading: h('h1', {}, 'User ', h('span', { class: 'mono' }, id)),
+    heading: h('h1', {}, 'User ', h('span', { class: 'mono' }, id)), days: 90, to: null,
   };
+  const period = periodControls(state, 'u', () => {
+    state.keys.outcomes = null;
+    refresh(state);
+  });
   container.append(
     h('nav', { 'aria-label': 'Breadcrumb', class: 'crumbs' }, h('a', { href: '#/' }, 'Overview'), ' › User'),
     state.heading,
@@ -25,7 +30,7 @@ export function mount(container, id) {
     h('section', { class: 'panel', 'aria-labelledby': 'h-incidents' },
       h('h2', { id: 'h-incidents' }, 'Recent incidents'), state.incidents),
     h('section', { class: 'panel', 'aria-labelledby': 'h-outcomes' },
-      h('h2', { id: 'h-outcomes' }, 'Change outcomes, last 90 days'), state.outcomes),
+      h('h2', { id: 'h-outcomes' }, 'Change outcomes'), period, state.outcomes),
     h('section', { class: 'panel', 'aria-labelledby': 'h-changes' },
       h('h2', { id: 'h-changes' }, 'Registered changes'), state.changes));
   state.now.append(h('p', { class: 'muted' }, 'Loading…'));
@@ -46,7 +51,7 @@ export async function refresh(state) {
       api(`/api/v1/users/${id}`).catch((error) => (error.status === 404 ? null : Promise.reject(error))),
       apiAll(withQuery('/api/v1/incidents', { user: state.id })),
       apiAll(withQuery('/api/v1/changes', { user: state.id })),
-      apiAll(`/api/v1/outcomes/${id}`, { key: 'changes' }),
+      apiAll(withQuery(`/api/v1/outcomes/${id}`, periodQuery(state)), { key: 'changes' }),
     ]);
     if (state.stopped) return;
     const draw = (part, value, render) => {
@@ -62,7 +67,10 @@ export async function refresh(state) {
     draw('now', now, current);
     draw('incidents', incidents, recent);
     draw('changes', changes, registered);
-    draw('outcomes', outcomes, (o) => figures(o.figures));
+    showPeriodEnd(state, outcomes);
+    draw('outcomes', outcomes, (o) => [
+      h('p', { class: 'meta' }, `${o.from} to ${o.to}, ${asOf(o)}.`),
+      figures(o.figures, `No changes registered by this User and no incidents of it from ${o.from} to ${o.to}.`)]);
   } catch (error) {
     if (!state.stopped && error.status !== 401) replace(state.now, failure(error));
   } finally {
@@ -83,7 +91,7 @@ function current(view) {
       : 'none'],
     ['Waiting', num(view.depth)],
     ['Oldest waiting', view.backlog_age_s ? duration(view.backlog_age_s * 1000) : '-'],
-    ['Delivery', view.delivery_state],
+    ['Delivery', delivery(view.delivery_state)],
     ['Last delivery', view.last_delivery ? time(view.last_delivery) : 'none seen'],
   ];
   const rows = view.flows.map((f) => {
@@ -132,7 +140,7 @@ function registered(changes) {
     h('tbody', {}, changes.map((c) => h('tr', {},
       h('th', { scope: 'row', class: 'mono' }, c.id),
       h('td', {}, c.title, c.contact ? h('p', { class: 'meta' }, `contact ${c.contact}`) : ''),
-      h('td', {}, c.category),
+      h('td', {}, category(c.category)),
       h('td', {}, span(Date.parse(c.start), Date.parse(c.end))),
-      h('td', {}, c.status))))));
+      h('td', {}, status(c.status)))))));
 }
