@@ -194,10 +194,20 @@ impl EventClock {
             source.jump.count = 0;
         }
         if source.jump.count == 0 {
-            let active = source.listed_last.max(source.listed.len() as u32);
+            // Counted in Users, not clocks: one User's three exporters agreeing is one skewed User.
+            let mut users: Vec<Eui64> = source
+                .listed
+                .iter()
+                .chain(&source.listed_prev)
+                .map(|&c| self.clocks[c as usize].user)
+                .collect();
+            users.sort_unstable();
+            users.dedup();
+            let active = users.len() as u32;
+            source.jump_users.clear();
             source.jump = JumpRun {
                 count: 0,
-                clocks: 0,
+                users: 0,
                 needed: if active >= 2 {
                     active.div_ceil(2).max(2)
                 } else {
@@ -214,13 +224,13 @@ impl EventClock {
         run.count += 1;
         run.min_ts = run.min_ts.min(corrected);
         run.max_ts = run.max_ts.max(corrected);
-        let c = &mut self.clocks[clock as usize];
-        if c.jump_epoch != run.epoch {
-            c.jump_epoch = run.epoch;
-            run.clocks += 1;
+        let user = self.clocks[clock as usize].user;
+        if !source.jump_users.contains(&user) {
+            source.jump_users.push(user);
+            run.users += 1;
         }
         let run = *run;
-        let agreed = run.clocks >= run.needed && (run.needed >= 2 || run.count >= 3);
+        let agreed = run.users >= run.needed && (run.needed >= 2 || run.count >= 3);
         if !(agreed || run.count >= self.config.jump_force_lines) {
             return false;
         }

@@ -200,8 +200,6 @@ struct StampClock {
     lagging: bool,
     #[serde(skip)]
     run: Option<OffsetRun>,
-    #[serde(skip)]
-    jump_epoch: u32,
 }
 
 /// Held lines of one clock that agree on one lead over the frontier.
@@ -223,7 +221,7 @@ struct OffsetRun {
 #[derive(Clone, Copy, Debug, Default)]
 struct JumpRun {
     count: u32,
-    clocks: u32,
+    users: u32,
     needed: u32,
     epoch: u32,
     min_ts: i64,
@@ -266,6 +264,8 @@ struct Source {
     /// Frontier when it joined, while it is joining.
     joined_at: Option<i64>,
     jump: JumpRun,
+    /// The Users of the jump run so far.
+    jump_users: Vec<Eui64>,
 }
 
 impl Source {
@@ -289,6 +289,7 @@ impl Source {
             span_ms: 0,
             joined_at: None,
             jump: JumpRun::default(),
+            jump_users: Vec::new(),
         }
     }
 
@@ -491,7 +492,6 @@ impl EventClock {
             listed: 0,
             lagging: false,
             run: None,
-            jump_epoch: 0,
         });
         self.clock_slots.insert((source, user, stamper), clock);
         clock
