@@ -9,7 +9,9 @@ use stormwatch_sim::evaluate::Totals;
 use stormwatch_sim::generator::{Compression, Scenario};
 
 use super::fit::FitPlan;
-use super::scored_runs::{generate_run, progress_bar, replay_and_score, scratch_path};
+use super::scored_runs::{
+    generate_normal_life, generate_run, generated_run, progress_bar, replay_and_score, scratch_path,
+};
 
 /// Score replays against truth: per run and in total, incidents found, missed and false, attribution, detection
 /// delay and onset error, and the event and malformed counts. Exits 1 when anything was missed, false,
@@ -18,15 +20,17 @@ use super::scored_runs::{generate_run, progress_bar, replay_and_score, scratch_p
 #[command(
     override_usage = "stormwatch evaluate [OPTIONS] <DIR>...\n       \
 stormwatch evaluate --sweep [--seeds N] [--first-seed N] [--scenario NAME]... [--users N] [--keep DIR]\n       \
-stormwatch evaluate --fit [--seeds N] [--first-seed N] [--held-out-seed N] [--scenario NAME]... [--keep DIR]",
+stormwatch evaluate --fit [--seeds N] [--first-seed N] [--held-out-seed N] [--scenario NAME]... [--keep DIR]\n       \
+stormwatch evaluate --normal-life [--seeds N] [--first-seed N] [--users N] [--keep DIR]",
     after_long_help = "Examples:\n  stormwatch evaluate run7 fixtures/*/\n  \
 stormwatch evaluate --sweep --seeds 20\n  stormwatch evaluate --sweep --first-seed 101 --seeds 20\n  stormwatch evaluate --sweep --seeds 5 --scenario mdm_storm --scenario hiccups\n  \
-stormwatch evaluate --sweep --config tuned.toml\n  stormwatch evaluate --fit --seeds 5"
+stormwatch evaluate --sweep --config tuned.toml\n  stormwatch evaluate --fit --seeds 5\n  \
+stormwatch evaluate --normal-life --seeds 4 --users 30"
 )]
 pub struct EvaluateArgs {
     /// Directories written by `stormwatch gen` (events.ndjson[.gz|.zst], changes.json, truth.json), or fixture
     /// directories (expected.json instead of truth.json).
-    #[arg(value_name = "DIR", required_unless_present_any = ["sweep", "fit"])]
+    #[arg(value_name = "DIR", required_unless_present_any = ["sweep", "fit", "normal_life"])]
     pub dirs: Vec<PathBuf>,
     /// Generate every scenario (or those of --scenario) for seeds 1..=N in a temporary directory, replay and
     /// score them, and print one summary line.
@@ -53,6 +57,11 @@ pub struct EvaluateArgs {
     /// fitted weights as TOML for `[engine.correlator]`.
     #[arg(long, conflicts_with_all = ["dirs", "sweep"])]
     pub fit: bool,
+    /// Score normal life only: for each seed a day of traffic with no scenario (the background's endpoint hiccups
+    /// and weather bursts, the daily shape), on a weekday for odd seeds and a weekend day for even ones. Prints the
+    /// false pages per 100 User-days and exits 1 when there are more than one.
+    #[arg(long, conflicts_with_all = ["dirs", "sweep", "fit"])]
+    pub normal_life: bool,
     /// First held-out seed of a fit.
     #[arg(long, value_name = "SEED", default_value_t = 101, requires = "fit")]
     pub held_out_seed: u64,
@@ -78,6 +87,17 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
         };
         return super::fit::run(&plan, &engine);
     }
+    if args.normal_life {
+        let totals = normal_life(&args, &engine)?;
+        let within = totals
+            .false_per_100_user_days()
+            .is_some_and(|rate| rate <= FALSE_PAGE_BUDGET);
+        return Ok(if within && totals.failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
     let totals = if args.sweep {
         sweep(&args, &engine)?
     } else {
@@ -88,6 +108,49 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// False pages per 100 User-days of normal life that `--normal-life` accepts (issue 22's budget).
+const FALSE_PAGE_BUDGET: f64 = 1.0;
+
+/// A Tuesday and a Saturday at midnight UTC (2026-03-10 and 2026-03-14).
+const WEEKDAY_START_MS: i64 = 1_773_100_800_000;
+const WEEKEND_START_MS: i64 = 1_773_446_400_000;
+
+fn normal_life(args: &EvaluateArgs, engine: &EngineConfig) -> anyhow::Result<Totals> {
+    let root = args
+        .keep
+        .clone()
+        .unwrap_or_else(|| scratch_path("normal-life"));
+    let bar = progress_bar(args.seeds, "normal life");
+    let mut totals = Totals::default();
+    for seed in (args.first_seed..).take(usize::try_from(args.seeds).unwrap_or(usize::MAX)) {
+        let (day, start_ms) = if seed % 2 == 1 {
+            ("weekday", WEEKDAY_START_MS)
+        } else {
+            ("weekend", WEEKEND_START_MS)
+        };
+        bar.set_message(format!("seed {seed} {day}"));
+        let dir = root.join(format!("normal-{seed}"));
+        let run = generated_run(
+            &dir,
+            args.keep.is_some(),
+            &bar,
+            &format!("seed {seed} {day}"),
+            engine,
+            |dir| generate_normal_life(dir, seed, args.users, start_ms, 86_400),
+        );
+        match run {
+            Some(run) => totals.add(&run),
+            None => totals.add_failure(),
+        }
+    }
+    bar.finish_and_clear();
+    if args.keep.is_none() {
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    println!("{}", totals.summary_line("normal life"));
+    Ok(totals)
 }
 
 fn dirs(dirs: &[PathBuf], engine: &EngineConfig) -> anyhow::Result<Totals> {
@@ -147,26 +210,24 @@ fn sweep(args: &EvaluateArgs, engine: &EngineConfig) -> anyhow::Result<Totals> {
         for (position, &scenario) in scenarios.iter().enumerate() {
             bar.set_message(format!("seed {seed} {}", scenario.name()));
             let dir = root.join(format!("{}-{seed}", scenario.name()));
-            let outcome = generate_run(&dir, scenario, seed, args.users, Compression::None)
-                .and_then(|()| replay_and_score(&dir, engine));
-            match outcome {
-                Ok(run) => {
-                    for problem in run.problems() {
-                        bar.suspend(|| eprintln!("seed {seed} {}: {problem}", scenario.name()));
-                    }
+            let run = generated_run(
+                &dir,
+                args.keep.is_some(),
+                &bar,
+                &format!("seed {seed} {}", scenario.name()),
+                engine,
+                |dir| generate_run(dir, scenario, seed, args.users, Compression::None),
+            );
+            match run {
+                Some(run) => {
                     totals.add(&run);
                     by_scenario[position].add(&run);
                 }
-                Err(error) => {
-                    bar.suspend(|| eprintln!("seed {seed} {}: failed: {error:#}", scenario.name()));
+                None => {
                     totals.add_failure();
                     by_scenario[position].add_failure();
                 }
             }
-            if args.keep.is_none() {
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-            bar.inc(1);
         }
     }
     bar.finish_and_clear();

@@ -60,14 +60,70 @@ pub fn generate_run(
     users: usize,
     compression: Compression,
 ) -> anyhow::Result<()> {
+    generate_with(dir, seed, users.max(scenario.min_users()), |options| {
+        options.malformed_rate = 0.001;
+        options.scenarios = vec![scenario];
+        options.compression = compression;
+    })
+}
+
+/// Generates a run of normal life only (no scenario: the background's hiccups and weather bursts, the daily shape)
+/// of `users` Users for `duration_s` from `start_ms` into `dir`.
+pub fn generate_normal_life(
+    dir: &Path,
+    seed: u64,
+    users: usize,
+    start_ms: i64,
+    duration_s: u64,
+) -> anyhow::Result<()> {
+    generate_with(dir, seed, users, |options| {
+        options.start_ms = start_ms;
+        options.duration_s = Some(duration_s);
+    })
+}
+
+fn generate_with(
+    dir: &Path,
+    seed: u64,
+    users: usize,
+    set: impl FnOnce(&mut GenOptions),
+) -> anyhow::Result<()> {
     let mut options = GenOptions::new(dir);
     options.seed = seed;
-    options.users = users.max(scenario.min_users());
-    options.malformed_rate = 0.001;
-    options.scenarios = vec![scenario];
-    options.compression = compression;
+    options.users = users;
+    set(&mut options);
     generator::generate(&options, &mut |_| {})?;
     Ok(())
+}
+
+/// Generates a run into `dir` with `generate`, replays and scores it with `engine`, and tells `bar` its problems
+/// (each line prefixed by `label`); removes the run unless `keep`. `None` when it could not be generated or
+/// replayed (said on `bar` too).
+pub fn generated_run(
+    dir: &Path,
+    keep: bool,
+    bar: &indicatif::ProgressBar,
+    label: &str,
+    engine: &EngineConfig,
+    generate: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> Option<RunScore> {
+    let outcome = generate(dir).and_then(|()| replay_and_score(dir, engine));
+    if !keep {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    bar.inc(1);
+    match outcome {
+        Ok(run) => {
+            for problem in run.problems() {
+                bar.suspend(|| eprintln!("{label}: {problem}"));
+            }
+            Some(run)
+        }
+        Err(error) => {
+            bar.suspend(|| eprintln!("{label}: failed: {error:#}"));
+            None
+        }
+    }
 }
 
 /// A progress bar on stderr for `len` runs, labelled `what`.

@@ -178,6 +178,17 @@ impl Service {
         }
     }
 
+    /// Registers the notices of a change file (a JSON array) through the API with `token`.
+    pub fn register_changes(&self, token: &str, changes: &Path) {
+        let (status, answer) = self.post(
+            "/api/v1/changes",
+            Some(token),
+            &std::fs::read(changes).unwrap(),
+            &[("Content-Type", "application/json")],
+        );
+        assert!(status == 200 || status == 201, "{status}: {answer}");
+    }
+
     pub fn send_tcp(&self, data: &[u8]) {
         let mut stream = TcpStream::connect(self.ingest).expect("connect to ingest");
         stream.write_all(data).expect("send telemetry");
@@ -356,6 +367,32 @@ pub fn metric(metrics: &str, series: &str) -> Option<f64> {
         .lines()
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// Lines the service has taken (valid and malformed) by its `/metrics`, summed over sources.
+pub fn lines_taken(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("stormwatch_ingest_lines_total{")
+                || l.starts_with("stormwatch_ingest_malformed_total{")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Runs `command` to the end, failing the test with its stderr unless it succeeds; returns its stdout.
+pub fn succeed(command: &mut Command) -> Vec<u8> {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
 }
 
 pub const T0: i64 = 1_773_133_200_000;

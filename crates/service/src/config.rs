@@ -472,6 +472,28 @@ pub fn file_only_tables(key: &str) -> Vec<String> {
     found
 }
 
+/// A retired `[engine]` key a config file set (its dotted path under `[engine]`), and what took its place.
+pub type RetiredKey = (&'static str, &'static str);
+
+/// Removes the key at a dotted path under `table`; true if it was there.
+fn remove_dotted(table: &mut toml::Value, path: &str) -> bool {
+    let mut parts = path.split('.').peekable();
+    let mut at = table;
+    while let Some(part) = parts.next() {
+        let Some(inner) = at.as_table_mut() else {
+            return false;
+        };
+        if parts.peek().is_none() {
+            return inner.remove(part).is_some();
+        }
+        match inner.get_mut(part) {
+            Some(next) => at = next,
+            None => return false,
+        }
+    }
+    false
+}
+
 /// Each message carries its cause in a `cause` field, which is deliberately not a `source()`: the binary prints
 /// the whole chain, and a cause in both printed twice.
 #[derive(Debug, thiserror::Error)]
@@ -494,6 +516,26 @@ impl ServeConfig {
     /// Defaults overlaid with the TOML file at `path`.
     pub fn from_file(path: &Path) -> Result<ServeConfig, ConfigError> {
         file_table(path).map(|(config, _)| config)
+    }
+
+    /// Parses TOML settings, dropping the retired `[engine]` keys it sets (see
+    /// [`stormwatch_core::engine::config::RETIRED_KEYS`]) and naming them, with what replaced each, beside the
+    /// settings.
+    pub fn from_toml(text: &str) -> Result<(ServeConfig, Vec<RetiredKey>), toml::de::Error> {
+        let mut value: toml::Value = toml::from_str(text)?;
+        let mut retired = Vec::new();
+        if let Some(engine) = value.get_mut("engine") {
+            for &(key, instead) in stormwatch_core::engine::config::RETIRED_KEYS {
+                if remove_dotted(engine, key) {
+                    retired.push((key, instead));
+                }
+            }
+        }
+        if retired.is_empty() {
+            // The text itself, so that errors point at its lines.
+            return Ok((toml::from_str(text)?, retired));
+        }
+        Ok((value.try_into()?, retired))
     }
 
     /// The settings as TOML. Settings without a value (TOML has no null) are listed as comments after the
@@ -649,7 +691,13 @@ pub fn file_table(path: &Path) -> Result<(ServeConfig, toml::Table), ConfigError
             )));
         }
     }
-    let config = toml::from_str(&text).map_err(parse)?;
+    let (config, retired) = ServeConfig::from_toml(&text).map_err(parse)?;
+    for (key, instead) in retired {
+        tracing::warn!(
+            "config file {}: `engine.{key}` is retired and ignored: {instead}",
+            path.display()
+        );
+    }
     Ok((config, table))
 }
 
@@ -689,6 +737,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("fit_treshold"), "{error}");
+    }
+
+    #[test]
+    fn retired_engine_keys_load_with_a_warning_and_others_still_fail() {
+        let text = "[engine.detectors.backlog]\nmin_depth = 80\npersistent_share = 0.8\n\
+                    [engine.detectors.backlog_lifecycle]\nopen_after_s = 50\npending_gap_s = 5\n\
+                    resolve_after_s = 60\nopen_early_after_s = 40\n";
+        let (config, retired) = ServeConfig::from_toml(text).unwrap();
+        assert_eq!(config.engine.detectors.backlog.min_depth, 80);
+        let keys: Vec<&str> = retired.iter().map(|(key, _)| *key).collect();
+        assert_eq!(
+            keys,
+            [
+                "detectors.backlog.persistent_share",
+                "detectors.backlog_lifecycle.open_early_after_s"
+            ]
+        );
+        assert!(retired.iter().all(|(_, instead)| !instead.is_empty()));
+        let error = ServeConfig::from_toml("[engine.detectors.backlog]\npersistant_share = 0.8\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("persistant_share"), "{error}");
+        let (_, none) = ServeConfig::from_toml("lateness = 7.5\n").unwrap();
+        assert!(none.is_empty());
     }
 
     #[test]

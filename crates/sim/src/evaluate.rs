@@ -46,6 +46,8 @@ pub struct RunScore {
     pub events: (u64, u64),
     /// (truth, report)
     pub malformed: (u64, u64),
+    /// Users seen times the span of event time, in days: the traffic the false incidents are counted against.
+    pub user_days: f64,
 }
 
 impl RunScore {
@@ -209,6 +211,18 @@ pub fn score(truth: &Truth, report: &Report) -> RunScore {
             .collect(),
         events: (truth.events, report.summary.events),
         malformed: (truth.malformed, report.summary.malformed),
+        user_days: user_days(report),
+    }
+}
+
+/// Users seen times the span from the first to the last event, in days.
+pub fn user_days(report: &Report) -> f64 {
+    let summary = &report.summary;
+    match (summary.first_ts, summary.last_ts) {
+        (Some(first), Some(last)) if last > first => {
+            summary.users as f64 * (last - first) as f64 / 86_400_000.0
+        }
+        _ => 0.0,
     }
 }
 
@@ -232,6 +246,8 @@ pub struct Totals {
     /// Found incidents whose truth names a change, and those whose top suspect is it (HR@1 = hits / named).
     pub named: usize,
     pub top_hits: usize,
+    /// User-days of traffic scored (see [`RunScore::user_days`]).
+    pub user_days: f64,
 }
 
 impl Totals {
@@ -244,6 +260,7 @@ impl Totals {
         self.attributed += run.attributed();
         self.peaks_short += run.peaks_short();
         self.miscounted += usize::from(!run.counts_match());
+        self.user_days += run.user_days;
         self.delays_ms
             .extend(run.matches.iter().map(|m| m.delay_ms));
         self.watch_delays_ms
@@ -259,6 +276,11 @@ impl Totals {
     /// Top suspect right among found incidents whose truth names a change; `None` when none does.
     pub fn hit_rate_at_1(&self) -> Option<f64> {
         (self.named > 0).then(|| self.top_hits as f64 / self.named as f64)
+    }
+
+    /// False incidents per 100 User-days of traffic; `None` before any traffic was scored.
+    pub fn false_per_100_user_days(&self) -> Option<f64> {
+        (self.user_days > 0.0).then(|| self.false_incidents as f64 * 100.0 / self.user_days)
     }
 
     /// A run that produced no report counts as failed.
@@ -277,8 +299,8 @@ impl Totals {
     }
 
     /// `LABEL: 180 runs, 200 incidents expected, 200 found, 0 missed, 0 false, 200 attributed, watch median
-    /// 11 s max 30 s, delay median 76 s max 92 s, onset error median 1 s max 9 s` (problems with counts, peaks
-    /// and failures appended when there are any). Watch is when the anomaly was first shown as pending, delay when
+    /// 11 s max 30 s, delay median 76 s max 92 s, onset error median 1 s max 9 s, HR@1 ..., 0.00 false per 100
+    /// User-days (41.2 User-days)` (problems with counts, peaks and failures appended when there are any). Watch is when the anomaly was first shown as pending, delay when
     /// the incident opened, both from the true onset.
     pub fn summary_line(&self, label: &str) -> String {
         let mut line = format!(
@@ -298,6 +320,13 @@ impl Totals {
                 line,
                 ", HR@1 {}/{} = {:.3}",
                 self.top_hits, self.named, rate
+            );
+        }
+        if let Some(rate) = self.false_per_100_user_days() {
+            let _ = write!(
+                line,
+                ", {rate:.2} false per 100 User-days ({:.1} User-days)",
+                self.user_days
             );
         }
         if self.miscounted > 0 {

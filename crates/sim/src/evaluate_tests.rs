@@ -348,17 +348,16 @@ fn totals_summarise_runs_in_one_line() {
     assert_eq!(
         totals.summary_line("sweep"),
         "sweep: 2 runs, 2 incidents expected, 1 found, 1 missed, 0 false, 1 attributed, \
-         watch median 11 s max 11 s, delay median 76 s max 76 s, onset error median 1 s max 1 s"
+         watch median 11 s max 11 s, delay median 76 s max 76 s, onset error median 1 s max 1 s, \
+         0.00 false per 100 User-days (0.2 User-days)"
     );
     assert!(!totals.is_clean());
     let mut clean = Totals::default();
     clean.add(&score(&truth(vec![]), &report(vec![])));
     assert!(clean.is_clean());
-    assert!(
-        clean
-            .summary_line("x")
-            .ends_with("watch n/a, delay n/a, onset error n/a")
-    );
+    assert!(clean.summary_line("x").ends_with(
+        "watch n/a, delay n/a, onset error n/a, 0.00 false per 100 User-days (0.1 User-days)"
+    ));
     clean.add_failure();
     assert!(!clean.is_clean());
     assert!(clean.summary_line("x").ends_with(", 1 runs failed"));
@@ -405,7 +404,38 @@ fn hit_rate_at_1_counts_only_incidents_whose_truth_names_a_change() {
     totals.add(&score(&t, &r));
     assert_eq!((totals.top_hits, totals.named), (0, 1));
     assert_eq!(totals.hit_rate_at_1(), Some(0.0));
-    assert!(totals.summary_line("x").ends_with(", HR@1 0/1 = 0.000"));
+    assert!(
+        totals
+            .summary_line("x")
+            .contains(", HR@1 0/1 = 0.000, 0.00 false per 100 User-days")
+    );
+}
+
+#[test]
+fn false_incidents_are_counted_per_100_user_days_of_traffic() {
+    let mut totals = Totals::default();
+    assert_eq!(totals.false_per_100_user_days(), None);
+    // Two Users for a day, one false backlog: 1 per 2 User-days.
+    let mut r = report(vec![record(
+        "A",
+        USER,
+        IncidentKind::Backlog,
+        T0,
+        Verdict::UnregisteredChangeSuspected,
+        None,
+    )]);
+    r.summary.last_ts = Some(T0 + 86_400_000);
+    let run = score(&truth(vec![]), &r);
+    assert!((run.user_days - 2.0).abs() < 1e-9);
+    totals.add(&run);
+    assert_eq!(totals.false_per_100_user_days(), Some(50.0));
+    assert!(
+        totals
+            .summary_line("x")
+            .ends_with(", 50.00 false per 100 User-days (2.0 User-days)")
+    );
+    r.summary.first_ts = None;
+    assert_eq!(user_days(&r), 0.0);
 }
 
 #[test]

@@ -36,6 +36,7 @@ fn run(matches: Vec<Match>) -> RunScore {
         false_incidents: vec![],
         events: (0, 0),
         malformed: (0, 0),
+        user_days: 0.0,
     }
 }
 

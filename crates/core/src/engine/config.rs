@@ -12,6 +12,36 @@ use super::lifecycle::LifecycleConfig;
 use crate::changes::CorrelatorConfig;
 use crate::incident::IncidentKind;
 
+/// Settings of earlier versions that the engine no longer reads, as dotted paths under `[engine]`, with what took
+/// their place. A config file that still sets one loads (the key is ignored) with a warning naming it, so an
+/// upgrade never fails on an old file; any other unknown key is still an error.
+pub const RETIRED_KEYS: &[(&str, &str)] = &[
+    (
+        "detectors.backlog.persistent_share",
+        "a backlog opens only once deliveries have fallen short for longer than a hiccup, whatever the failure reason",
+    ),
+    (
+        "detectors.backlog.persistent_min_failures",
+        "a backlog opens only once deliveries have fallen short for longer than a hiccup, whatever the failure reason",
+    ),
+    (
+        "detectors.backlog.urgent_inflow_s",
+        "a backlog opens only once deliveries have fallen short for longer than a hiccup, however deep",
+    ),
+    (
+        "detectors.backlog.urgent_min_age_s",
+        "a backlog opens only once deliveries have fallen short for longer than a hiccup, however deep",
+    ),
+    (
+        "detectors.backlog_lifecycle.open_early_after_s",
+        "no early opening: `open_after_s` applies to every backlog",
+    ),
+    (
+        "detectors.storm_lifecycle.open_early_after_s",
+        "it never applied to storms",
+    ),
+];
+
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
@@ -107,7 +137,6 @@ impl Default for DetectorConfig {
                 resolve_after_s: 120,
                 flap_episodes: 0,
                 flap_gap_s: 0,
-                open_early_after_s: 0,
             },
             backlog_lifecycle: LifecycleConfig {
                 open_after_s: 51,
@@ -117,9 +146,6 @@ impl Default for DetectorConfig {
                 // one incident. Normal-life hiccups come hours apart.
                 flap_episodes: 3,
                 flap_gap_s: 150,
-                // A backlog that cannot be a sub-minute hiccup (see `BacklogConfig::persistent_share`) opens about
-                // 40 s after its onset.
-                open_early_after_s: 40,
             },
             tally_half_life_s: 30,
         }

@@ -20,6 +20,9 @@ pub struct Anomaly {
     pub peak_depth: u64,
     pub peak_age_s: u64,
     pub failed: u64,
+    /// Messages delivered since the anomaly began.
+    #[serde(default)]
+    pub delivered: u64,
     pub failures_at_start: [u64; 6],
     pub last_delivery: Option<i64>,
     /// The incident it belongs to, once open.
@@ -42,6 +45,7 @@ impl Anomaly {
             peak_depth: user.depth(),
             peak_age_s: user.view.backlog_age_s,
             failed: 0,
+            delivered: 0,
             failures_at_start: user.failure_reasons,
             last_delivery: user.last_delivery_second.filter(|&s| s < onset_second),
             incident: None,
@@ -54,6 +58,7 @@ impl Anomaly {
         self.peak_depth = self.peak_depth.max(user.depth());
         self.peak_age_s = self.peak_age_s.max(user.view.backlog_age_s);
         self.failed += user.view.now.get(Flow::Failed);
+        self.delivered += user.view.now.get(Flow::Delivered);
     }
 
     pub fn ratio(&self) -> f64 {
@@ -89,6 +94,12 @@ pub struct Incident {
     pub delivery_state: Option<DeliveryState>,
     pub last_delivery: Option<i64>,
     pub failure_reason: Option<crate::telemetry::FailureReason>,
+    /// Failed deliveries by reason and deliveries of the members since their anomalies began, as they joined:
+    /// what `failure_reason` is judged from.
+    #[serde(default)]
+    pub failures: [u64; 6],
+    #[serde(default)]
+    pub delivered: u64,
     pub srvs: Vec<Srv>,
     pub alert_code: Option<AlertCode>,
     pub concurrent_users: u32,

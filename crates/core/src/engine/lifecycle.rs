@@ -17,10 +17,6 @@ pub struct LifecycleConfig {
     pub flap_episodes: u32,
     #[serde(default)]
     pub flap_gap_s: u32,
-    /// An anomaly whose detector says it cannot be a brief hiccup (`urgent`) opens after this many seconds
-    /// instead of `open_after_s`. 0 turns it off.
-    #[serde(default)]
-    pub open_early_after_s: u32,
 }
 
 /// Where a tracker stands.
@@ -78,8 +74,7 @@ pub struct Tracker {
 
 impl Tracker {
     /// Feeds one closed second. `bad`: the anomaly condition holds; `calm`: the stricter all-clear holds;
-    /// `may_open`: extra conditions for opening (e.g. a minimum depth); `urgent`: the evidence rules out a brief
-    /// hiccup, so the shorter `open_early_after_s` wait applies.
+    /// `may_open`: extra conditions for opening (e.g. a minimum depth).
     pub fn step(
         &mut self,
         config: &LifecycleConfig,
@@ -87,7 +82,6 @@ impl Tracker {
         bad: bool,
         calm: bool,
         may_open: bool,
-        urgent: bool,
     ) -> Option<Transition> {
         match self.phase {
             Phase::Idle if bad => {
@@ -109,12 +103,7 @@ impl Tracker {
                 if !(bad && may_open) {
                     return None;
                 }
-                let wait = if urgent && config.open_early_after_s > 0 {
-                    config.open_early_after_s.min(config.open_after_s)
-                } else {
-                    config.open_after_s
-                };
-                let alone = second - since + 1 >= i64::from(wait);
+                let alone = second - since + 1 >= i64::from(config.open_after_s);
                 let flapping = !alone && self.flapping(config, since, second);
                 if alone || flapping {
                     let pending_since = if flapping { self.flaps.since } else { since };
@@ -211,7 +200,6 @@ mod tests {
         resolve_after_s: 4,
         flap_episodes: 0,
         flap_gap_s: 0,
-        open_early_after_s: 3,
     };
 
     const FLAPPY: LifecycleConfig = LifecycleConfig {
@@ -220,7 +208,6 @@ mod tests {
         resolve_after_s: 3,
         flap_episodes: 3,
         flap_gap_s: 5,
-        open_early_after_s: 0,
     };
 
     fn run_with(config: &LifecycleConfig, readings: &str) -> Vec<(i64, Transition)> {
@@ -235,7 +222,7 @@ mod tests {
                     _ => (false, false),
                 };
                 tracker
-                    .step(config, second as i64, bad, calm, true, false)
+                    .step(config, second as i64, bad, calm, true)
                     .map(|t| (second as i64, t))
             })
             .collect()
@@ -277,31 +264,31 @@ mod tests {
             .chars()
             .enumerate()
             .filter_map(|(second, c)| {
-                // 'U': bad, with evidence that it is no hiccup.
+                // 'b': bad, but not deep enough to open yet.
                 let (bad, calm) = match c {
-                    'B' | 'U' => (true, false),
+                    'B' | 'b' => (true, false),
                     '.' => (false, true),
                     _ => (false, false),
                 };
                 tracker
-                    .step(&CONFIG, second as i64, bad, calm, true, c == 'U')
+                    .step(&CONFIG, second as i64, bad, calm, c != 'b')
                     .map(|t| (second as i64, t))
             })
             .collect()
     }
 
     #[test]
-    fn evidence_against_a_hiccup_opens_sooner_and_only_with_it() {
+    fn opens_once_bad_long_enough_and_allowed_to() {
         let opened = |readings: &str| {
             run(readings)
                 .into_iter()
                 .find(|(_, t)| matches!(t, Transition::Opened { .. }))
                 .map(|(s, _)| s)
         };
-        assert_eq!(opened("UUUUUUU"), Some(2));
         assert_eq!(opened("BBBBBBB"), Some(4));
-        // Urgent only at first: the long wait still applies to the rest.
-        assert_eq!(opened("UBBBBBB"), Some(4));
+        // Bad long enough, but not deep enough until the seventh second.
+        assert_eq!(opened("bbbbbbBB"), Some(6));
+        assert_eq!(opened("BBBB...."), None);
     }
 
     #[test]

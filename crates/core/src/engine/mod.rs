@@ -616,6 +616,8 @@ impl Engine {
             delivery_state: None,
             last_delivery: None,
             failure_reason: None,
+            failures: [0; 6],
+            delivered: 0,
             srvs: Vec::new(),
             alert_code: None,
             concurrent_users: concurrent.max(1) as u32,
@@ -660,9 +662,18 @@ impl Engine {
             target
                 .delivery_state
                 .get_or_insert(DeliveryState::judge(delivered, failed));
-            target.failure_reason = target
-                .failure_reason
-                .or(state.dominant_failure(&anomaly.failures_at_start));
+            // The failure reason is evidence only when failures are a real share of the attempts of every member
+            // so far: a stray timeout beside deliveries that merely slowed (shared capacity) is not the mechanism.
+            let failures = state.failures_since(&anomaly.failures_at_start);
+            for (total, count) in target.failures.iter_mut().zip(failures) {
+                *total += count;
+            }
+            target.delivered += anomaly.delivered;
+            target.failure_reason = detect::backlog::failing_reason(
+                &target.failures,
+                target.delivered,
+                self.config.detectors.backlog.failing_share,
+            );
         }
         if target.srvs.is_empty()
             && matches!(kind, IncidentKind::RequestStorm | IncidentKind::RejectStorm)

@@ -12,7 +12,7 @@ use super::queue_age::QueueHistory;
 use super::tally::Tally;
 use super::window::{FLOWS, Flow, RING_SECONDS, UserWindow};
 use crate::incident::IncidentKind;
-use crate::telemetry::{AlertCode, Eui64, Event, EventKind, FailureReason, Srv};
+use crate::telemetry::{AlertCode, Eui64, Event, EventKind, Srv};
 
 /// A depth sample that arrived for a second not yet closed, and the queue movement recorded after it.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -57,8 +57,6 @@ pub struct UserSnapshot {
     #[serde(default)]
     clock_offset_ms: i64,
     #[serde(default)]
-    recent_failures: [u32; 2],
-    #[serde(default)]
     first_second: i64,
 }
 
@@ -84,8 +82,6 @@ pub struct UserState {
     pub failure_reasons: [u64; 6],
     /// The first second this User was seen: the ring holds nothing older.
     first_second: i64,
-    /// Failed deliveries lately, all and those for a persistent reason (see [`UserSecond::recent_failed`]).
-    recent_failures: [u32; 2],
     pub detectors: Detectors,
     pub trackers: [Tracker; 4],
     /// The latest view and readings, for incident bookkeeping and the per-User API.
@@ -133,7 +129,6 @@ impl UserState {
             request_srvs: Tally::default(),
             alert_codes: Tally::default(),
             failure_reasons: [0; 6],
-            recent_failures: [0; 2],
             first_second,
             detectors: Detectors {
                 backlog: BacklogDetector::default(),
@@ -177,7 +172,6 @@ impl UserState {
             view: self.view,
             readings: self.readings,
             clock_offset_ms: self.clock_offset_ms,
-            recent_failures: self.recent_failures,
             first_second: self.first_second,
         }
     }
@@ -210,7 +204,6 @@ impl UserState {
         user.view = snapshot.view;
         user.readings = snapshot.readings;
         user.clock_offset_ms = snapshot.clock_offset_ms;
-        user.recent_failures = snapshot.recent_failures;
         user.first_second = snapshot.first_second;
         user
     }
@@ -281,11 +274,6 @@ impl UserState {
             }
             EventKind::DeliveryFailed => {
                 self.failure_reasons[event.reason as usize] += event.value;
-                let count = u32::try_from(event.value).unwrap_or(u32::MAX);
-                self.recent_failures[0] = self.recent_failures[0].saturating_add(count);
-                if event.reason.is_persistent() {
-                    self.recent_failures[1] = self.recent_failures[1].saturating_add(count);
-                }
             }
             _ => {}
         }
@@ -321,7 +309,6 @@ impl UserState {
         if second.rem_euclid(config.detectors.tally_half_life_s.max(1)) == 0 {
             self.request_srvs.decay();
             self.alert_codes.decay();
-            self.recent_failures = self.recent_failures.map(|c| c / 2);
         }
 
         self.view = UserSecond {
@@ -332,8 +319,6 @@ impl UserState {
             depth_before: self.window.read(second - SHORT_WINDOW_S as i64).depth_end,
             depth_recent: self.window.read(second - DRAIN_LOOKBACK_S).depth_end,
             backlog_age_s: self.history.oldest_age(self.depth),
-            recent_failed: self.recent_failures[0],
-            recent_persistent: self.recent_failures[1],
         };
         let view = self.view;
         let d = &config.detectors;
@@ -375,7 +360,6 @@ impl UserState {
                 reading.bad,
                 reading.calm,
                 reading.may_open,
-                reading.urgent,
             );
         }
         transitions
@@ -385,7 +369,7 @@ impl UserState {
     pub fn onset(&self, kind: IncidentKind, pending_since: i64, config: &EngineConfig) -> i64 {
         let d = &config.detectors;
         match kind {
-            IncidentKind::Backlog => self.backlog_onset(&d.backlog),
+            IncidentKind::Backlog => self.backlog_onset(),
             IncidentKind::RequestStorm => {
                 self.storm_onset(&self.detectors.requests, pending_since, config)
             }
@@ -406,14 +390,11 @@ impl UserState {
     /// A backlog's onset: when its oldest waiting message was queued, or, when the depth's trend over the ring says
     /// it has been rising for much longer (a leak: a few messages never acknowledged, so the first-in-first-out
     /// age reads only depth / inflow), where that rise began.
-    fn backlog_onset(&self, config: &super::detect::BacklogConfig) -> i64 {
+    fn backlog_onset(&self) -> i64 {
         let by_age = BacklogDetector::onset(&self.view);
         // Outages and pauses (nothing delivered) start when deliveries stopped, which the age dates exactly; only a
         // queue that keeps delivering yet grows (a leak, or one refused SRV family) needs the trend.
-        // A backlog put on watch by refusals before its oldest message is old is dated by that age: it is young.
-        if self.view.short[Flow::Delivered as usize] == 0
-            || self.view.backlog_age_s < config.min_age_s
-        {
+        if self.view.short[Flow::Delivered as usize] == 0 {
             return by_age;
         }
         match self.rise_start(|counts| counts.depth_end) {
@@ -464,19 +445,9 @@ impl UserState {
             .sum()
     }
 
-    /// The most frequent delivery-failure reason among failures counted after `since` (a snapshot of the tallies).
-    pub fn dominant_failure(&self, since: &[u64; 6]) -> Option<FailureReason> {
-        FailureReason::ALL
-            .iter()
-            .map(|&reason| {
-                (
-                    reason,
-                    self.failure_reasons[reason as usize] - since[reason as usize],
-                )
-            })
-            .filter(|&(_, count)| count > 0)
-            .max_by_key(|&(reason, count)| (count, std::cmp::Reverse(reason)))
-            .map(|(reason, _)| reason)
+    /// Failed deliveries by reason counted after `since` (a snapshot of the tallies).
+    pub fn failures_since(&self, since: &[u64; 6]) -> [u64; 6] {
+        std::array::from_fn(|r| self.failure_reasons[r].saturating_sub(since[r]))
     }
 
     /// Baselines per second of requests, rejects, queued responses, queued alerts and deliveries (deliveries

@@ -119,12 +119,6 @@ impl FailureReason {
         FailureReason::Other,
     ];
 
-    /// A configuration fault (a certificate or TLS setup the endpoint refuses, a request it rejects as wrong):
-    /// unlike timeouts, refused connections and 5xx, it does not clear by itself within a minute.
-    pub fn is_persistent(self) -> bool {
-        matches!(self, FailureReason::Tls | FailureReason::Http4xx)
-    }
-
     pub fn parse(text: &str) -> FailureReason {
         Self::parse_bytes(text.as_bytes())
     }

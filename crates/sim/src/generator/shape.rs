@@ -1,4 +1,5 @@
-//! The daily shape of traffic: smooth multipliers (daily mean 1) for requests, scheduled reads and alerts.
+//! The daily shape of traffic: smooth multipliers (a weekday's mean 1) for requests, scheduled reads and alerts.
+//! Weekends wake later and install little, so their requests run lower; reads and alerts keep the weekday shape.
 
 /// Minutes in a day: the shapes are tabulated per minute and interpolated.
 const MINUTES: usize = 1440;
@@ -6,6 +7,8 @@ const MINUTES: usize = 1440;
 /// Each flow's multiplier against its daily mean, by time of day (UTC).
 pub(crate) struct DailyShape {
     requests: Vec<f64>,
+    /// Saturday's and Sunday's requests, against the weekday's mean.
+    weekend_requests: Vec<f64>,
     scheduled: Vec<f64>,
     alerts: Vec<f64>,
 }
@@ -40,6 +43,13 @@ fn requests(hour: f64) -> f64 {
         + 0.15 * window(hour, 16.5, 1.0, 20.5, 1.5)
 }
 
+fn weekend_requests(hour: f64) -> f64 {
+    // The same night as a weekday (the two meet at midnight), a later waking day, few installs.
+    0.25 + 0.40 * window(hour, 7.5, 2.5, 22.0, 2.0)
+        + 0.05 * window(hour, 9.0, 1.0, 16.0, 1.0)
+        + 0.15 * window(hour, 16.5, 1.0, 20.5, 1.5)
+}
+
 fn scheduled(hour: f64) -> f64 {
     // DCC-scheduled reads: ramp in over 30 minutes from 00:15 (the engine's baselines need >= 10), out by 05:00.
     0.02 + window(hour, 0.25, 0.5, 4.0, 1.0)
@@ -50,18 +60,27 @@ fn alerts(hour: f64) -> f64 {
 }
 
 fn tabulate(curve: fn(f64) -> f64) -> Vec<f64> {
-    let mut table: Vec<f64> = (0..=MINUTES).map(|m| curve(m as f64 / 60.0)).collect();
-    let mean = table[..MINUTES].iter().sum::<f64>() / MINUTES as f64;
-    for value in &mut table {
-        *value /= mean;
-    }
-    table
+    tabulate_against(curve, curve)
+}
+
+/// `curve` per minute, divided by the daily mean of `norm`.
+fn tabulate_against(curve: fn(f64) -> f64, norm: fn(f64) -> f64) -> Vec<f64> {
+    let mean = (0..MINUTES).map(|m| norm(m as f64 / 60.0)).sum::<f64>() / MINUTES as f64;
+    (0..=MINUTES)
+        .map(|m| curve(m as f64 / 60.0) / mean)
+        .collect()
+}
+
+/// Saturday or Sunday, in UTC: 1970-01-01 was a Thursday.
+fn weekend(second: i64) -> bool {
+    matches!(second.div_euclid(86_400).rem_euclid(7), 2 | 3)
 }
 
 impl DailyShape {
     pub fn new() -> DailyShape {
         DailyShape {
             requests: tabulate(requests),
+            weekend_requests: tabulate_against(weekend_requests, requests),
             scheduled: tabulate(scheduled),
             alerts: tabulate(alerts),
         }
@@ -73,8 +92,13 @@ impl DailyShape {
         let index = in_day as usize;
         let frac = in_day - index as f64;
         let lerp = |table: &[f64]| table[index] + (table[index + 1] - table[index]) * frac;
+        let requests = if weekend(second) {
+            &self.weekend_requests
+        } else {
+            &self.requests
+        };
         ShapeAt {
-            requests: lerp(&self.requests),
+            requests: lerp(requests),
             scheduled: lerp(&self.scheduled),
             alerts: lerp(&self.alerts),
         }
@@ -120,5 +144,29 @@ mod tests {
         // The scheduled-read peak is after midnight.
         assert!(shape.at(day + 2 * 3600).scheduled > 3.0);
         assert!(shape.at(day + 12 * 3600).scheduled < 0.2);
+    }
+
+    #[test]
+    fn weekends_wake_later_and_run_lower_and_meet_the_weekdays_at_midnight() {
+        let shape = DailyShape::new();
+        // 2026-03-14 is a Saturday, 2026-03-16 a Monday.
+        let (saturday, monday) = (1_773_446_400i64, 1_773_619_200i64);
+        assert!(weekend(saturday) && weekend(saturday + 86_399 + 86_400));
+        assert!(!weekend(monday) && !weekend(saturday - 1));
+        let mean = |day: i64| {
+            (0..1_440)
+                .map(|m| shape.at(day + m * 60).requests)
+                .sum::<f64>()
+                / 1_440.0
+        };
+        assert!(
+            mean(saturday) < 0.9 * mean(monday),
+            "{} {}",
+            mean(saturday),
+            mean(monday)
+        );
+        assert!(shape.at(saturday + 8 * 3600).requests < shape.at(monday + 8 * 3600).requests);
+        let (before, after) = (shape.at(saturday - 1).requests, shape.at(saturday).requests);
+        assert!((before - after).abs() < 0.01, "{before} {after}");
     }
 }

@@ -23,7 +23,7 @@ struct Pending {
     srv: &'static str,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct UserState {
     depth: u64,
     /// Aggregated Users: responses due, by second modulo 16.
@@ -33,7 +33,46 @@ struct UserState {
     /// Messages in `depth` that a leak holds back: never delivered until it ends.
     stuck: u64,
     next_sample: i64,
+    /// Messages in `depth` whose first attempt failed, by the second (mod `RETRY_RING`) their retry is due.
+    retry_due: Box<[u64]>,
+    /// Their sum.
+    retry_pending: u64,
+    /// Messages in `depth` whose retry failed too: the DSP's failed queue, re-driven only once the endpoint has
+    /// answered again for `REDRIVE_AFTER_S`.
+    failed_queue: u64,
+    /// The last second a delivery attempt failed or deliveries were paused.
+    last_trouble: i64,
 }
+
+impl Default for UserState {
+    fn default() -> Self {
+        UserState {
+            depth: 0,
+            due: [0; 16],
+            pending: Vec::new(),
+            counter: 0,
+            stuck: 0,
+            next_sample: 0,
+            retry_due: vec![0; RETRY_RING].into_boxed_slice(),
+            retry_pending: 0,
+            failed_queue: 0,
+            last_trouble: i64::MIN / 2,
+        }
+    }
+}
+
+/// The DSP retries a failed delivery once, between `RETRY_MIN_S` and `RETRY_MAX_S` later (domain.md: "retries at
+/// least once within 300 s, then moves the message to a failed queue"). So a short outage leaves messages waiting
+/// for minutes after the endpoint is back, while new messages flow past them: the depth stays up, flat, then
+/// drains, and that is normal life, not a backlog.
+const RETRY_MIN_S: i64 = 30;
+const RETRY_MAX_S: i64 = 300;
+/// A power of two above `RETRY_MAX_S`.
+const RETRY_RING: usize = 512;
+/// The failed queue is re-driven once the endpoint has answered for this long, at most this share of its capacity
+/// a second (the rest of the capacity keeps new traffic flowing).
+const REDRIVE_AFTER_S: i64 = 120;
+const REDRIVE_SHARE: f64 = 0.2;
 
 /// How a User's deliveries go this second.
 #[derive(Copy, Clone, Debug)]
@@ -387,7 +426,7 @@ impl Sim {
             }
         }
         let arrivals = responses + scheduled + alerts + flood + dcc;
-        self.deliver(user, arrivals, mods, base + 50, out);
+        self.deliver(user, t, arrivals, mods, base + 50, out);
     }
 
     fn per_message(&mut self, user: usize, t: i64, mods: &Mods, out: &mut Vec<Line>) {
@@ -514,11 +553,19 @@ impl Sim {
             }
         }
         let rng_ms = self.rng.random_range(0..350);
-        self.deliver(user, arrivals, mods, second + 600 + rng_ms, out);
+        self.deliver(user, t, arrivals, mods, second + 600 + rng_ms, out);
     }
 
     /// Moves the queue on by one second and writes its delivery lines.
-    fn deliver(&mut self, user: usize, arrivals: u64, mods: &Mods, ts: i64, out: &mut Vec<Line>) {
+    fn deliver(
+        &mut self,
+        user: usize,
+        t: i64,
+        arrivals: u64,
+        mods: &Mods,
+        ts: i64,
+        out: &mut Vec<Line>,
+    ) {
         let delivery = mods.delivery;
         let rng = &mut self.rng;
         let profile = &self.users[user];
@@ -533,20 +580,45 @@ impl Sim {
             }
         };
         state.stuck += leaked;
+        let due_slot = t.rem_euclid(RETRY_RING as i64) as usize;
+        let due = std::mem::take(&mut state.retry_due[due_slot]);
+        state.retry_pending -= due;
+        // Messages to attempt now: new ones, those left over from earlier seconds and retries due now.
         let waiting = state.depth + arrivals;
+        let outbound = waiting - state.retry_pending - state.failed_queue;
         let (delivered, failed) = match delivery {
             Delivery::Up => {
                 // Messages queued in the last fifth of the second go out in the next one.
                 let late = dither(rng, arrivals as f64 * 0.2).min(arrivals);
-                (waiting.saturating_sub(late + state.stuck).min(capacity), 0)
+                let mut delivered = outbound.saturating_sub(late + state.stuck).min(capacity);
+                if t - state.last_trouble >= REDRIVE_AFTER_S && state.failed_queue > 0 {
+                    let redrive =
+                        (capacity.saturating_sub(delivered) as f64 * REDRIVE_SHARE) as u64;
+                    let redriven = redrive.max(1).min(state.failed_queue);
+                    state.failed_queue -= redriven;
+                    delivered += redriven;
+                }
+                (delivered, 0)
             }
-            // First attempts for new messages, plus retries of older ones (each within 300 s).
-            Delivery::Down(_) => (
+            // Every message due an attempt fails: first attempts wait for their retry, retries go to the failed
+            // queue.
+            Delivery::Down(_) => {
+                state.last_trouble = t;
+                let attempts = outbound.saturating_sub(state.stuck).min(capacity.max(1));
+                let retried = due.min(attempts);
+                let first = attempts - retried;
+                state.failed_queue += retried;
+                Self::schedule_retries(state, rng, t, first);
+                (0, attempts)
+            }
+            Delivery::Paused => {
+                state.last_trouble = t;
+                (0, 0)
+            }
+            Delivery::Slowed(share) => (
+                dither(rng, arrivals as f64 * share).min(outbound.saturating_sub(state.stuck)),
                 0,
-                (arrivals + state.depth.div_ceil(240)).min(capacity.max(1)),
             ),
-            Delivery::Paused => (0, 0),
-            Delivery::Slowed(share) => (dither(rng, arrivals as f64 * share).min(waiting), 0),
         };
         let latency = (state.depth as f64 / profile.capacity.max(1.0) * 1000.0) as u32
             + rng.random_range(80..400);
@@ -603,10 +675,27 @@ impl Sim {
             }
         }
         // Now and then a message outlives its retention and is dropped.
-        if state.depth > state.stuck && rng.random::<f64>() < 1.0 / 10_800.0 {
-            let expired = rng.random_range(1..=3).min(state.depth - state.stuck);
+        let droppable = state
+            .depth
+            .saturating_sub(state.stuck + state.retry_pending + state.failed_queue);
+        if droppable > 0 && rng.random::<f64>() < 1.0 / 10_800.0 {
+            let expired = rng.random_range(1..=3).min(droppable);
             state.depth -= expired;
             out.push(Line::new(ts + 20, user, LineEvent::Expired, expired));
         }
+    }
+
+    /// Spreads `count` failed first attempts over the retry window, in up to eight lots.
+    fn schedule_retries(state: &mut UserState, rng: &mut StdRng, t: i64, count: u64) {
+        if count == 0 {
+            return;
+        }
+        let lots = count.min(8);
+        for lot in 0..lots {
+            let share = count / lots + u64::from(lot < count % lots);
+            let at = t + rng.random_range(RETRY_MIN_S..=RETRY_MAX_S);
+            state.retry_due[at.rem_euclid(RETRY_RING as i64) as usize] += share;
+        }
+        state.retry_pending += count;
     }
 }

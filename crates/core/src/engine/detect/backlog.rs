@@ -1,35 +1,73 @@
-//! Backlogs: a User's outbound queue holding messages that are not being delivered, caught while it is still small.
+//! Backlogs: deliveries falling short of arrivals for longer than a hiccup lasts, caught while the queue is small.
 //!
-//! The signal is the age of the oldest waiting message (first in, first out), not the depth: a healthy endpoint
-//! takes messages within a second or two whatever the volume, so messages waiting tens of seconds mean
-//! deliveries fail, stall or stopped, for a large User or a small one alike. A queue that is draining is
-//! recovering, not failing: after a short outage the oldest message stays old while the backlog empties.
+//! A backlog is judged by what the queue does, not by its shape: messages arrive (`queued`) and leave
+//! (`delivered`, `expired`); the gap between the two is the queue's growth, and by Little's law the time messages
+//! wait grows with it. A User's queue is *building* in a second when
+//!
+//! - nothing has left it for the short window while messages arrived or attempts failed (STOP or STALL), or
+//! - it grew over the short window by more than `growth_z` standard deviations of the growth this User's healthy
+//!   queue shows over the same window (learned, below), and is still rising over the last few seconds, or
+//! - the floors of its depth and of its wait (the lowest of each minute's depth, and of its depth / arrival rate,
+//!   Little's law) rose in each of the last `RISING_MINUTES` minutes, by more than chance allows in total, and
+//!   have not fallen since: a slow leak or a slight shortfall, too slow to stand out in ten seconds. Both: a queue
+//!   holding a second of traffic in flight grows with the traffic (its depth rises, its wait does not), and
+//!   messages held for retry after a hiccup wait longer whenever traffic eases (the wait rises, the depth does
+//!   not); neither is a backlog.
+//!
+//! The anomaly is bad (on watch) while the queue is building and its oldest message has waited longer than this
+//! User's healthy queue lets messages wait (`min_age_s` at least). It opens after the backlog lifecycle's
+//! `open_after_s` of building: an outage that ends within a minute (a hiccup, normal life per domain.md) never
+//! opens, whatever its failure reason. After a hiccup the DSP retries the failed messages within 300 s while new
+//! ones flow past them, so the depth stays up, flat, for minutes and the oldest message looks old: that queue is
+//! not building, and is not a backlog.
+//!
+//! The healthy growth scale is learned per User (an exponentially weighted mean square of the short-window
+//! growth while no backlog is tracked, each sample clipped at `CLIP_SIGMAS` deviations so that a hiccup does not
+//! teach it), so a 200 messages/s User and a one-message-a-second User are judged by the same rule.
 
-use super::{Reading, UserSecond};
+use super::{Reading, SHORT_WINDOW_S, UserSecond};
 use crate::engine::baseline::{Baseline, BaselineConfig};
 use crate::engine::window::Flow;
+use crate::telemetry::FailureReason;
+
+/// Minutes in a row whose lowest depth must have risen for a slow rise to count as building.
+pub const RISING_MINUTES: usize = 3;
+
+/// A healthy sample beyond this many deviations is clipped before it is learned.
+const CLIP_SIGMAS: f64 = 4.0;
+
+/// Seconds a step of the healthy age's quantile tracker moves it (see [`BacklogDetector::normal_age_s`]).
+const AGE_STEP_S: f64 = 0.002;
+
+/// Arrivals per second below which the wait is judged as if one message a minute arrived: a User heard from
+/// this rarely has no rate to divide by.
+const MIN_WAIT_RATE: f64 = 1.0 / 60.0;
+
+/// The growth scale never goes below one message: a queue that moves by a message is not news.
+const MIN_GROWTH_SCALE: f64 = 1.0;
 
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BacklogConfig {
-    /// Bad while the oldest waiting message is at least this old.
+    /// Seconds: the oldest waiting message must have waited at least this long (and longer than this User's
+    /// healthy queue normally lets a message wait, see [`BacklogDetector::normal_age_s`]) for a building queue
+    /// to be on watch.
     pub min_age_s: u64,
-    /// Opening also needs this many messages waiting: a handful stuck for a tiny User is not an incident.
+    /// Messages: opening also needs this many waiting. The smallest backlog worth a page: a handful stuck for a
+    /// tiny User is not an incident.
     pub min_depth: u64,
-    /// Calm once the oldest message is younger than this, or the queue is nearly empty.
+    /// Calm (the all-clear an open backlog needs to resolve) once the oldest message has waited less than
+    /// `calm_age_s` seconds, or at most `calm_depth` messages wait.
     pub calm_age_s: u64,
     pub calm_depth: u64,
-    /// Evidence that rules out a sub-minute hiccup (the backlog then opens after the lifecycle's
-    /// `open_early_after_s`): at least `persistent_min_failures` failures over the last 10 s, and at least
-    /// `persistent_share` of recent failures are configuration faults (TLS, HTTP 4xx: an endpoint that refuses for
-    /// such a reason stays refusing until someone fixes it) ...
-    pub persistent_share: f64,
-    pub persistent_min_failures: u32,
-    /// ... or more messages waiting than `urgent_inflow_s` seconds of the User's baseline inflow, with the oldest
-    /// at least `urgent_min_age_s` old: a sub-minute outage cannot queue that much unless inflow surged too.
-    /// 0 turns this off.
-    pub urgent_inflow_s: f64,
-    pub urgent_min_age_s: u64,
+    /// Standard deviations (one-sided): the short-window growth must exceed the User's healthy growth by this
+    /// many deviations to count as building. 3 gives about 1 in 740 healthy seconds under a normal law; the
+    /// lifecycle's persistence requirement makes a page from noise alone far rarer.
+    pub growth_z: f64,
+    /// A share of delivery attempts: a backlog's deliveries count as failing, and the most frequent failure reason
+    /// as its mechanism, when failed attempts since its onset are at least this share of all attempts. Below it,
+    /// deliveries slowed without failing (the DSP's shared capacity, a pause), and the odd timeout is noise.
+    pub failing_share: f64,
 }
 
 impl Default for BacklogConfig {
@@ -39,11 +77,8 @@ impl Default for BacklogConfig {
             min_depth: 50,
             calm_age_s: 5,
             calm_depth: 5,
-            persistent_share: 0.8,
-            persistent_min_failures: 10,
-            // Twice the most a 30 s x3 burst landing inside a 59 s hiccup could queue.
-            urgent_inflow_s: 180.0,
-            urgent_min_age_s: 30,
+            growth_z: 3.0,
+            failing_share: 0.01,
         }
     }
 }
@@ -51,6 +86,28 @@ impl Default for BacklogConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BacklogDetector {
     inflow: Baseline,
+    /// Mean square of the short-window growth while healthy (messages²).
+    #[serde(default)]
+    growth_ms: f64,
+    #[serde(default)]
+    growth_seen: u32,
+    /// The 99th percentile of the oldest message's age while healthy (s), tracked by stochastic approximation.
+    #[serde(default)]
+    age_q99: f64,
+    /// The verdict of the last second that carried queue information: a second with no queued, delivered,
+    /// failed or expired message in the short window says nothing new about deliveries.
+    #[serde(default)]
+    building: bool,
+    /// The minute being recorded, its lowest (depth, wait) so far (messages; seconds: depth / arrivals per second),
+    /// and the lowest of the minutes before it (newest first).
+    #[serde(default)]
+    minute: i64,
+    #[serde(default)]
+    minute_floor: (f64, f64),
+    #[serde(default)]
+    floors: [(f64, f64); RISING_MINUTES + 1],
+    #[serde(default)]
+    floors_seen: u8,
 }
 
 impl BacklogDetector {
@@ -61,58 +118,131 @@ impl BacklogDetector {
         config: &BacklogConfig,
         baselines: &BaselineConfig,
     ) -> Reading {
+        let growth = view.depth as f64 - view.depth_before as f64;
         if learning {
             self.inflow.learn(view.now.queued() as f64, baselines);
+            self.learn_healthy(view, growth, baselines);
         }
-        let refused = Self::refused(view, config);
-        // A queue growing while the endpoint refuses for a configuration fault is bad before its oldest message
-        // is old: with the rest of the traffic delivered (one SRV family refused), the age reads only
-        // depth / inflow and would take minutes.
+        let arrived =
+            view.short[Flow::QueuedResponses as usize] + view.short[Flow::QueuedAlerts as usize];
+        let rate = (arrived as f64 / SHORT_WINDOW_S as f64).max(MIN_WAIT_RATE);
+        let depth = view.depth as f64;
+        self.record_floor(view.second, (depth, depth / rate));
         // Nothing at all heard of the User for the whole short window (no request, queued, delivery or failure
         // line) is a gap in the data, not a stall: its exporter or the network to it stopped, and missing data
         // is unknown. A real outage still queues new messages, or fails attempts, and so is heard.
         let heard = view.short.iter().any(|&n| n > 0);
-        let bad = heard
-            && view.depth > 0
-            && view.depth >= view.depth_before
-            && view.depth >= view.depth_recent
-            && (view.backlog_age_s >= config.min_age_s
-                || (refused && view.depth > view.depth_before));
+        let left = view.short[Flow::Delivered as usize] + view.short[Flow::Expired as usize];
+        let failed = view.short[Flow::Failed as usize];
+        // A floor that rose minute after minute is held up by messages that have waited minutes, whatever the
+        // first-in-first-out age says (a leak's stuck messages are not the oldest by arrival).
+        let rising = heard && self.floor_rising(view, config);
+        let building = if !heard {
+            false
+        } else if arrived + left + failed == 0 {
+            self.building
+        } else {
+            let stalled = left == 0 && view.depth > 0;
+            let growing =
+                growth > config.growth_z * self.growth_scale() && view.depth > view.depth_recent;
+            stalled || growing
+        };
+        self.building = building;
+        let waited = view.backlog_age_s >= self.watch_age_s(config);
         Reading {
-            bad,
+            bad: view.depth > 0 && (rising || (building && waited)),
             calm: view.depth <= config.calm_depth || view.backlog_age_s < config.calm_age_s,
             may_open: view.depth >= config.min_depth,
-            urgent: bad && self.no_hiccup(view, config, baselines),
             level: view.short_rate(Flow::QueuedResponses) + view.short_rate(Flow::QueuedAlerts),
             baseline: self.inflow.rate(),
         }
     }
 
-    /// The failures say the endpoint refuses for a reason that does not clear by itself (whether or not the rest
-    /// of the User's traffic gets through), or more is waiting than a sub-minute outage could have queued.
-    fn no_hiccup(
-        &self,
-        view: &UserSecond,
-        config: &BacklogConfig,
-        baselines: &BaselineConfig,
-    ) -> bool {
-        let inflow = self.inflow.rate();
-        let overfull = config.urgent_inflow_s > 0.0
-            && self.inflow.is_warm(baselines)
-            && inflow > 0.0
-            && view.backlog_age_s >= config.urgent_min_age_s
-            && view.depth as f64 >= config.urgent_inflow_s * inflow;
-        Self::refused(view, config) || overfull
+    /// Learns the healthy growth scale and age from a second in which no backlog is tracked.
+    fn learn_healthy(&mut self, view: &UserSecond, growth: f64, baselines: &BaselineConfig) {
+        self.growth_seen = self.growth_seen.saturating_add(1);
+        let alpha = 1.0
+            / baselines
+                .time_constant_s
+                .max(1.0)
+                .min(f64::from(self.growth_seen));
+        let scale = self.growth_scale();
+        let clip = CLIP_SIGMAS * scale;
+        let sample = growth.clamp(-clip, clip);
+        self.growth_ms += alpha * (sample * sample - self.growth_ms);
+        // Robbins-Monro quantile: up by 0.99 steps when exceeded, down by 0.01 steps otherwise. Slow on purpose
+        // (a few seconds an hour at most): a leak growing for minutes must not teach it that waiting is normal.
+        if view.backlog_age_s as f64 > self.age_q99 {
+            self.age_q99 += AGE_STEP_S * 0.99;
+        } else {
+            self.age_q99 = (self.age_q99 - AGE_STEP_S * 0.01).max(0.0);
+        }
     }
 
-    /// Recent failures are mostly configuration faults (TLS, HTTP 4xx), enough of them to matter.
-    /// The count comes from the closed seconds' window; the reason mix from the recent tally, which may already
-    /// include lines of seconds not yet closed (a mix, not a timing).
-    fn refused(view: &UserSecond, config: &BacklogConfig) -> bool {
-        view.short[Flow::Failed as usize] >= u64::from(config.persistent_min_failures)
-            && view.recent_failed > 0
-            && f64::from(view.recent_persistent)
-                >= config.persistent_share * f64::from(view.recent_failed)
+    /// Standard deviation of the healthy short-window growth (messages).
+    pub fn growth_scale(&self) -> f64 {
+        self.growth_ms.sqrt().max(MIN_GROWTH_SCALE)
+    }
+
+    /// Seconds the oldest message of this User's healthy queue waits at most, 99 times in 100.
+    pub fn normal_age_s(&self) -> f64 {
+        self.age_q99
+    }
+
+    fn watch_age_s(&self, config: &BacklogConfig) -> u64 {
+        (config.min_age_s as f64).max(self.normal_age_s().ceil()) as u64
+    }
+
+    fn record_floor(&mut self, second: i64, floor: (f64, f64)) {
+        let minute = second.div_euclid(60);
+        if self.floors_seen == 0 {
+            self.minute = minute;
+            self.minute_floor = floor;
+            self.floors_seen = 1;
+            return;
+        }
+        if minute == self.minute {
+            self.minute_floor.0 = self.minute_floor.0.min(floor.0);
+            self.minute_floor.1 = self.minute_floor.1.min(floor.1);
+            return;
+        }
+        // A gap of whole minutes breaks the series: their floors are unknown.
+        let contiguous = minute == self.minute + 1;
+        self.floors.copy_within(0..RISING_MINUTES, 1);
+        self.floors[0] = self.minute_floor;
+        self.floors_seen = if contiguous {
+            self.floors_seen
+                .saturating_add(1)
+                .min(RISING_MINUTES as u8 + 2)
+        } else {
+            1
+        };
+        self.minute = minute;
+        self.minute_floor = floor;
+    }
+
+    /// The floors of depth and wait rose in each of the last `RISING_MINUTES` whole minutes, the depth's in all by
+    /// more than `growth_z` deviations of the healthy growth and the wait's by more than the User's normal wait,
+    /// and the minute in progress has not fallen below the last floors.
+    fn floor_rising(&self, view: &UserSecond, config: &BacklogConfig) -> bool {
+        if usize::from(self.floors_seen) < RISING_MINUTES + 2 {
+            return false;
+        }
+        let rising = self
+            .floors
+            .windows(2)
+            .all(|pair| pair[0].0 > pair[1].0 && pair[0].1 > pair[1].1);
+        let (newest, oldest) = (self.floors[0], self.floors[RISING_MINUTES]);
+        // Significant in messages (against the healthy growth), and in time: messages now wait longer than this
+        // User's healthy queue ever keeps one (a flood that fills the pipe to capacity keeps the wait under a
+        // second).
+        rising
+            && newest.0 - oldest.0
+                > config.growth_z * self.growth_scale() * (RISING_MINUTES as f64).sqrt()
+            && newest.1 - oldest.1 > self.normal_age_s().max(1.0)
+            && self.minute_floor.0 >= newest.0
+            && self.minute_floor.1 >= newest.1
+            && view.depth >= view.depth_recent
     }
 
     /// Baseline of messages queued per second.
@@ -125,6 +255,28 @@ impl BacklogDetector {
         view.second - view.backlog_age_s as i64
     }
 }
+
+/// The most frequent reason among `failures` (by reason), when failures are at least `min_share` of the attempts
+/// (`failures` plus `delivered`); ties go to the reason listed first.
+pub fn failing_reason(
+    failures: &[u64; 6],
+    delivered: u64,
+    min_share: f64,
+) -> Option<FailureReason> {
+    let failed: u64 = failures.iter().sum();
+    if failed == 0 || (failed as f64) < min_share * (failed + delivered) as f64 {
+        return None;
+    }
+    FailureReason::ALL
+        .iter()
+        .map(|&reason| (reason, failures[reason as usize]))
+        .filter(|&(_, count)| count > 0)
+        .max_by_key(|&(reason, count)| (count, std::cmp::Reverse(reason)))
+        .map(|(reason, _)| reason)
+}
+
+/// The short window's length, for the reader of [`BacklogDetector::growth_scale`].
+pub const GROWTH_WINDOW_S: u64 = SHORT_WINDOW_S;
 
 /// Burrow-style state of a User's deliveries over a recent window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -156,69 +308,5 @@ impl DeliveryState {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A second of a User still heard from: some messages queued for it in the short window.
-    fn view(second: i64, depth: u64, age: u64) -> UserSecond {
-        let mut short = [0; crate::engine::window::FLOWS];
-        short[Flow::QueuedResponses as usize] = 3;
-        UserSecond {
-            second,
-            depth,
-            backlog_age_s: age,
-            short,
-            ..UserSecond::default()
-        }
-    }
-
-    #[test]
-    fn old_waiting_messages_are_bad_fresh_ones_are_not() {
-        let mut detector = BacklogDetector::default();
-        let (config, baselines) = (BacklogConfig::default(), BaselineConfig::default());
-        assert!(
-            !detector
-                .observe(&view(0, 300, 1), true, &config, &baselines)
-                .bad
-        );
-        let stuck = detector.observe(&view(1, 300, 40), true, &config, &baselines);
-        assert!(stuck.bad && stuck.may_open && !stuck.calm);
-        let tiny = detector.observe(&view(2, 3, 400), true, &config, &baselines);
-        assert!(
-            tiny.bad && !tiny.may_open,
-            "a few stuck messages wait, but do not open an incident"
-        );
-        assert!(
-            detector
-                .observe(&view(3, 0, 0), true, &config, &baselines)
-                .calm
-        );
-        assert_eq!(BacklogDetector::onset(&view(1_000, 300, 75)), 925);
-    }
-
-    #[test]
-    fn a_user_gone_silent_is_a_gap_in_the_data_not_a_stall() {
-        let mut detector = BacklogDetector::default();
-        let (config, baselines) = (BacklogConfig::default(), BaselineConfig::default());
-        assert!(
-            detector
-                .observe(&view(1, 300, 40), true, &config, &baselines)
-                .bad,
-            "messages still queue while nothing is delivered: a stall"
-        );
-        let mut silent = view(2, 300, 41);
-        silent.short = [0; crate::engine::window::FLOWS];
-        let silent = detector.observe(&silent, true, &config, &baselines);
-        assert!(
-            !silent.bad && !silent.calm,
-            "no line of any kind for the whole window: unknown, neither bad nor calm"
-        );
-    }
-
-    #[test]
-    fn delivery_state_follows_burrow() {
-        assert_eq!(DeliveryState::judge(0, 0), DeliveryState::Stop);
-        assert_eq!(DeliveryState::judge(0, 12), DeliveryState::Stall);
-        assert_eq!(DeliveryState::judge(5, 12), DeliveryState::Warn);
-    }
-}
+#[path = "backlog_tests.rs"]
+mod tests;

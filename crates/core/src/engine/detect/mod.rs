@@ -35,12 +35,6 @@ pub struct UserSecond {
     pub depth_recent: u64,
     /// Age in seconds of the oldest message waiting in the User's queue (0 when empty).
     pub backlog_age_s: u64,
-    /// Failed deliveries over roughly the last minute (halved every `tally_half_life_s`), and those of them whose
-    /// reason is a configuration fault (TLS, HTTP 4xx) that does not clear by itself.
-    #[serde(default)]
-    pub recent_failed: u32,
-    #[serde(default)]
-    pub recent_persistent: u32,
 }
 
 impl UserSecond {
@@ -58,9 +52,6 @@ pub struct Reading {
     pub calm: bool,
     /// Extra conditions for opening hold (e.g. the backlog is deep enough to matter).
     pub may_open: bool,
-    /// The evidence rules out a brief hiccup: the lifecycle's shorter wait applies.
-    #[serde(default)]
-    pub urgent: bool,
     /// The judged quantity (a short-window rate, or a reject share).
     pub level: f64,
     /// Its baseline.

@@ -76,7 +76,6 @@ impl RejectStormDetector {
             calm: share < config.calm_share.max(config.calm_factor * base)
                 || rejects_per_s < config.min_rejects_per_s / 2.0,
             may_open: true,
-            urgent: false,
             level: share,
             baseline: base.max(SHARE_FLOOR),
         }

@@ -101,7 +101,6 @@ impl RateStormDetector {
             bad: warm && level > (config.factor * base).max(base + config.floor),
             calm: level < (config.calm_factor * base).max(base + config.floor / 2.0),
             may_open: true,
-            urgent: false,
             level,
             baseline: base,
         }
