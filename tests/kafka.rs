@@ -15,11 +15,11 @@ mod dashboards;
 use std::collections::BTreeMap;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Service, binary, token};
+use support::{Service, binary, replay_report, run_ok as run, token};
 
 const PARTITIONS: usize = 8;
 /// Onsets may differ by the allowed lateness (the engine's default, 5 s).
@@ -49,16 +49,6 @@ fn broker() -> String {
     address
 }
 
-fn run(command: &mut Command) -> String {
-    let output = command.output().expect("run stormwatch");
-    assert!(
-        output.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 /// A multi-scenario run: storms, an alert flood, a backlog and a DCC maintenance hitting every User.
 fn generate(dir: &Path) -> (PathBuf, PathBuf) {
     run(binary()
@@ -84,16 +74,7 @@ fn generate(dir: &Path) -> (PathBuf, PathBuf) {
 
 /// Replay's incidents and the newest event time.
 fn replay(events: &Path, changes: &Path, dir: &Path) -> (Vec<Value>, i64) {
-    let report = dir.join("report.json");
-    run(binary()
-        .arg("replay")
-        .arg(events)
-        .arg("--changes")
-        .arg(changes)
-        .arg("--report")
-        .arg(&report));
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(report).expect("report")).expect("report JSON");
+    let report = replay_report(events, changes, &dir.join("report.json"));
     assert_eq!(
         report["summary"]["late"], 0,
         "the generated file has no late lines"

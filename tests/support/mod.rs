@@ -15,6 +15,31 @@ pub fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_stormwatch"))
 }
 
+/// Runs a `stormwatch` command that must succeed; its standard output.
+pub fn run_ok(command: &mut Command) -> String {
+    let output = command.output().expect("run stormwatch");
+    assert!(
+        output.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `stormwatch replay EVENTS --changes CHANGES --report REPORT`: the report.
+pub fn replay_report(events: &Path, changes: &Path, report: &Path) -> serde_json::Value {
+    run_ok(
+        binary()
+            .arg("replay")
+            .arg(events)
+            .arg("--changes")
+            .arg(changes)
+            .arg("--report")
+            .arg(report),
+    );
+    serde_json::from_slice(&std::fs::read(report).expect("report")).expect("report JSON")
+}
+
 /// Creates a token in `data_dir` and returns its secret.
 pub fn token(data_dir: &Path, name: &str, role: &str, user: Option<&str>) -> String {
     let mut command = binary();

@@ -20,6 +20,7 @@ pub const LINES: &str = "stormwatch_ingest_lines_total";
 pub const MALFORMED: &str = "stormwatch_ingest_malformed_total";
 pub const REFUSED: &str = "stormwatch_ingest_refused_total";
 pub const LATE: &str = "stormwatch_ingest_late_total";
+pub const EVENTS: &str = "stormwatch_ingest_events_total";
 pub const OPEN_INCIDENTS: &str = "stormwatch_open_incidents";
 pub const INCIDENTS: &str = "stormwatch_incidents_total";
 pub const LAG: &str = "stormwatch_engine_lag_seconds";
@@ -75,6 +76,11 @@ fn describe() {
         "Valid lines the engine refused (quarantined, not malformed), by source and reason: unknown_user (not in \
          the User directory), user_table_full, out_of_range (event time far ahead of the network's; listed with the \
          malformed lines)"
+    );
+    describe_counter!(
+        EVENTS,
+        "Lines the engine has counted, on time or late (kept across restarts by the snapshot and journal): once no \
+         line is held, every line accepted and not refused"
     );
     describe_counter!(
         LATE,
@@ -277,6 +283,7 @@ impl Publisher {
         }
         let stats = engine.stats();
         counter!(LATE).absolute(stats.late);
+        counter!(EVENTS).absolute(stats.events);
         counter!(OUT_OF_RANGE).absolute(engine.out_of_range());
         gauge!(HELD).set(engine.held_lines() as f64);
         gauge!(USERS).set(engine.user_count() as f64);
