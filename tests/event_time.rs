@@ -541,13 +541,13 @@ fn one_exporter_stepping_back_45_minutes_pages_nothing_false_in_replay_or_serve(
     assert_same_incidents("serve, stepped", &expected.incidents, &incidents);
 }
 
+/// A line with the time (ms) it is sent at.
+type Sent = (i64, Line);
+
 /// The live stream of the hour with 20 minutes missing (an export gap), and after the gap those 20 minutes sent
 /// again ten times as fast (the backfill), interleaved with the live lines that follow: each line with the time
 /// it is sent at, in sending order.
-fn gap_and_backfill(
-    lines: &[Line],
-    gap: std::ops::Range<i64>,
-) -> (Vec<(i64, Line)>, Vec<(i64, Line)>) {
+fn gap_and_backfill(lines: &[Line], gap: std::ops::Range<i64>) -> (Vec<Sent>, Vec<Sent>) {
     let (backfill, live): (Vec<&Line>, Vec<&Line>) =
         lines.iter().partition(|l| gap.contains(&l.ts));
     let backfill = backfill
