@@ -173,6 +173,8 @@ const UNANCHORED: i64 = i64::MIN / 4;
 /// Milliseconds of its own progress during which a source that joined others under way learns offsets for
 /// clocks behind it rather than waiting for them.
 const JOINING_MS: i64 = 15_000;
+/// Lines between consensus passes while the frontier trails the newest line by two seconds or more.
+const PASS_QUOTA_BEHIND: u64 = 8;
 /// Wall-clock milliseconds between looks for sources to forget, and how long a source must have been silent.
 const PRUNE_EVERY_MS: i64 = 60_000;
 const FORGET_SOURCE_MS: i64 = 3_600_000;
@@ -538,8 +540,16 @@ impl EventClock {
         if let Some(now) = self.bound {
             source.arrived = now;
         }
-        at.div_euclid(1000) > source.pass_second
-            && source.placed - source.passed_at >= u64::from(source.listed_last / 4).max(1)
+        let second = at.div_euclid(1000);
+        // Passes cost the clocks of two seconds: at least a quarter of that many lines apart, or, for a line two
+        // seconds or more past the frontier (the network moved on while many clocks of the last seconds sent one
+        // line and fell silent), a few lines apart.
+        let quota = if second > source.pass_second + 1 {
+            PASS_QUOTA_BEHIND
+        } else {
+            u64::from(source.listed_last / 4).max(1)
+        };
+        second > source.pass_second && source.placed - source.passed_at >= quota
     }
 
     /// The consensus pass of the source of `clock`: its frontier becomes the median of the newest times of the
