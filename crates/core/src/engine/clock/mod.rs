@@ -544,11 +544,10 @@ impl EventClock {
         // Passes cost the clocks of two seconds: at least a quarter of that many lines apart, or, for a line two
         // seconds or more past the frontier (the network moved on while many clocks of the last seconds sent one
         // line and fell silent), a few lines apart.
-        let quota = if second > source.pass_second + 1 {
-            PASS_QUOTA_BEHIND
-        } else {
-            u64::from(source.listed_last / 4).max(1)
-        };
+        let mut quota = u64::from(source.listed_last / 4).max(1);
+        if second > source.pass_second + 1 {
+            quota = quota.min(PASS_QUOTA_BEHIND);
+        }
         second > source.pass_second && source.placed - source.passed_at >= quota
     }
 
