@@ -23,6 +23,18 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind, in declaration order (`kind as u8` indexes it).
+    pub const ALL: [EventKind; 8] = [
+        EventKind::Request,
+        EventKind::RejectedRequest,
+        EventKind::QueuedResponse,
+        EventKind::QueuedAlert,
+        EventKind::Delivered,
+        EventKind::DeliveryFailed,
+        EventKind::Expired,
+        EventKind::Depth,
+    ];
+
     /// The contract's `event` name.
     pub fn event_name(self) -> &'static str {
         match self {

@@ -349,6 +349,8 @@ pub struct EventClock {
     span_ms: u64,
     sources: Vec<Source>,
     source_slots: FxHashMap<SourceId, u32>,
+    /// The source of the previous line and its slot.
+    last_source: Option<(SourceId, u32)>,
     clocks: Vec<StampClock>,
     clock_slots: FxHashMap<(u32, Eui64, Stamper), u32>,
     held: VecDeque<Held>,
@@ -412,6 +414,7 @@ impl EventClock {
             span_ms: (config.ahead_ms + config.behind_ms).max(0) as u64,
             sources: Vec::new(),
             source_slots: FxHashMap::default(),
+            last_source: None,
             clocks: Vec::new(),
             clock_slots: FxHashMap::default(),
             held: VecDeque::new(),
@@ -435,10 +438,18 @@ impl EventClock {
     /// or unanchored when it is the first.
     #[inline]
     pub(super) fn source_slot(&mut self, id: SourceId) -> u32 {
-        if let Some(&slot) = self.source_slots.get(&id) {
+        // Lines come in batches from one source: the last one answers without a hash lookup per line.
+        if let Some((last, slot)) = self.last_source
+            && last == id
+        {
             return slot;
         }
-        self.new_source(id)
+        let slot = match self.source_slots.get(&id) {
+            Some(&slot) => slot,
+            None => self.new_source(id),
+        };
+        self.last_source = Some((id, slot));
+        slot
     }
 
     #[cold]
@@ -714,6 +725,7 @@ impl EventClock {
             self.clock_slots
                 .insert((clock.source, clock.user, clock.stamper), index as u32);
         }
+        self.last_source = None;
         self.source_slots = self
             .sources
             .iter()
@@ -871,32 +883,14 @@ impl EventClock {
 impl HeldSnapshot {
     fn event(&self) -> Option<Event> {
         use crate::telemetry::{AlertCode, FailureReason, Srv};
-        const KINDS: [EventKind; 8] = [
-            EventKind::Request,
-            EventKind::RejectedRequest,
-            EventKind::QueuedResponse,
-            EventKind::QueuedAlert,
-            EventKind::Delivered,
-            EventKind::DeliveryFailed,
-            EventKind::Expired,
-            EventKind::Depth,
-        ];
-        const REASONS: [FailureReason; 6] = [
-            FailureReason::Refused,
-            FailureReason::Timeout,
-            FailureReason::Tls,
-            FailureReason::Http4xx,
-            FailureReason::Http5xx,
-            FailureReason::Other,
-        ];
         Some(Event {
             ts_ms: self.ts_ms,
             user: self.user,
-            kind: *KINDS.get(self.kind as usize)?,
+            kind: *EventKind::ALL.get(self.kind as usize)?,
             value: self.value,
             srv: Srv(self.srv),
             alert: AlertCode(self.alert),
-            reason: *REASONS.get(self.reason as usize)?,
+            reason: *FailureReason::ALL.get(self.reason as usize)?,
         })
     }
 }
