@@ -546,3 +546,35 @@ fn every_failure_reason_keeps_the_one_minute_rule() {
         );
     }
 }
+
+#[test]
+fn a_new_users_models_say_they_are_cold_until_warmed_up_on_its_own_traffic() {
+    use crate::engine::baseline::ModelState;
+    let config = EngineConfig::default().detectors.baselines;
+    let states = |seconds: i64| {
+        let engine = run(
+            &population()[..1],
+            seconds,
+            |_, _| false,
+            ChangeRegister::new(),
+        );
+        engine.users()[0].model_states(&config)
+    };
+    let early = states(200);
+    assert!(
+        early.iter().all(|(_, state, _)| *state == ModelState::Cold),
+        "{early:?}"
+    );
+    let later = states(900);
+    // Requests and queued messages learned; a User that never queued an alert learned that too (zero is normal).
+    assert!(
+        later
+            .iter()
+            .all(|(_, state, learned)| *state == ModelState::Level && *learned >= 300),
+        "{later:?}"
+    );
+    assert_eq!(
+        later.map(|(flow, _, _)| flow),
+        ["requests", "queued_alerts", "queued"]
+    );
+}
