@@ -11,7 +11,7 @@
 //! of about e^-h per excursion: Wald's bound) and the short window's rate exceeds the expected one by
 //! `min_excess_per_s`. A step is caught within seconds, and a ramp once it outruns the model's level (which may
 //! rise only a few deviations per time constant, see `baseline`); rates under (rho - 1) / ln rho times normal
-//! (3.4 for rho = 8) spend evidence, so 30-second bursts of 3x and minutes of 2.5x stay normal life. The onset
+//! (3.9 for rho = 10) spend evidence, so 30-second bursts of 3x and minutes of 2.5x stay normal life. The onset
 //! is the change point: the second the evidence last left zero.
 
 use super::{Reading, SHORT_WINDOW_S, UserSecond};
@@ -22,7 +22,8 @@ use crate::engine::window::Flow;
 #[serde(default, deny_unknown_fields)]
 pub struct RateStormConfig {
     /// A multiple of the expected rate: the storm the test is built to catch soonest. Rates above
-    /// (rho - 1) / ln rho times normal (3.4 for 8) add evidence, lower ones spend it.
+    /// (rho - 1) / ln rho times normal (3.9 for 10) add evidence, lower ones spend it: bursts of 3x (normal life)
+    /// spend it, with a margin for the Poisson noise of a User at a few messages a second.
     pub design_multiple: f64,
     /// Messages per second: the smallest excess over the expected rate worth a page. Below it a small User's
     /// noise and batch jobs never page, whatever their multiple.
@@ -32,7 +33,7 @@ pub struct RateStormConfig {
 impl Default for RateStormConfig {
     fn default() -> Self {
         RateStormConfig {
-            design_multiple: 8.0,
+            design_multiple: 10.0,
             min_excess_per_s: 5.0,
         }
     }
