@@ -86,7 +86,10 @@ impl Default for BacklogConfig {
 
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BacklogDetector {
-    inflow: RateModel,
+    /// The model of messages queued per second (absent from snapshots before the model, whose `inflow` was a
+    /// baseline: it then starts cold).
+    #[serde(default)]
+    inflow_model: RateModel,
     /// Mean square of the short-window growth while healthy (messages²).
     #[serde(default)]
     growth_ms: f64,
@@ -125,7 +128,7 @@ impl BacklogDetector {
         let growth = view.depth as f64 - view.depth_before as f64;
         let arrived =
             view.short[Flow::QueuedResponses as usize] + view.short[Flow::QueuedAlerts as usize];
-        self.inflow.observe(
+        self.inflow_model.observe(
             view.now.queued() as f64,
             arrived as f64,
             view.second,
@@ -164,7 +167,7 @@ impl BacklogDetector {
             calm: view.depth <= config.calm_depth || view.backlog_age_s < config.calm_age_s,
             may_open: view.depth >= config.min_depth,
             level: view.short_rate(Flow::QueuedResponses) + view.short_rate(Flow::QueuedAlerts),
-            baseline: self.inflow.expected(view.second),
+            baseline: self.inflow_model.expected(view.second),
         }
     }
 
@@ -256,7 +259,7 @@ impl BacklogDetector {
 
     /// The model of messages queued per second.
     pub fn inflow_model(&self) -> &RateModel {
-        &self.inflow
+        &self.inflow_model
     }
 
     /// The onset is when the oldest waiting message was queued: deliveries have not kept up since then.

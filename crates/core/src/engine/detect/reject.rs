@@ -42,11 +42,12 @@ const SHARE_CEILING: f64 = 0.5;
 
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RejectStormDetector {
-    /// Exponentially weighted means of requests and of rejected requests per second, and the seconds learned.
+    /// Exponentially weighted means of requests and of rejected requests per second, and the seconds learned
+    /// (absent from snapshots before the model, whose `requests` and `rejected` were baselines: it starts cold).
     #[serde(default)]
-    requests: f64,
+    requests_per_s: f64,
     #[serde(default)]
-    rejected: f64,
+    rejected_per_s: f64,
     #[serde(default)]
     seen: u32,
     #[serde(default)]
@@ -60,10 +61,10 @@ pub struct RejectStormDetector {
 impl RejectStormDetector {
     /// The normal share of rejected requests (0 before any request was learned).
     pub fn baseline_share(&self) -> f64 {
-        if self.requests <= f64::EPSILON {
+        if self.requests_per_s <= f64::EPSILON {
             0.0
         } else {
-            self.rejected / self.requests
+            self.rejected_per_s / self.requests_per_s
         }
     }
 
@@ -95,8 +96,8 @@ impl RejectStormDetector {
                 view.short[Flow::Requests as usize] as f64 * per_second,
                 view.short[Flow::Rejected as usize] as f64 * per_second,
             );
-            self.requests += alpha * (requests - self.requests);
-            self.rejected += alpha * (rejected - self.rejected);
+            self.requests_per_s += alpha * (requests - self.requests_per_s);
+            self.rejected_per_s += alpha * (rejected - self.rejected_per_s);
         }
         let short_requests = view.short[Flow::Requests as usize] as f64;
         let short_rejected = view.short[Flow::Rejected as usize] as f64;

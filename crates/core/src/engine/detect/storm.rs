@@ -70,6 +70,8 @@ impl Evidence {
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RateStormDetector {
     flows: [Flow; 2],
+    /// Absent from snapshots of the engine before the model (they had a `baseline`): it then starts cold.
+    #[serde(default)]
     model: RateModel,
     #[serde(default)]
     evidence: Evidence,
