@@ -528,18 +528,21 @@ fn the_detection_numbers_the_readmes_quote_are_the_binarys_settings() {
     let expected = [
         (
             &readme,
-            format!("the oldest waiting message is over {min_age} s old"),
+            format!("its oldest message has waited at least {min_age} s"),
         ),
         (
             &readme,
-            format!("| {backlog_open} s more (the oldest message has then waited a minute"),
+            format!("| {backlog_open} s more of building (a hiccup must last over a minute"),
         ),
         (
             &readme,
-            format!("with at least {min_depth} messages waiting, whatever the failure reason"),
+            format!("with at least {min_depth} messages waiting |"),
         ),
         (&readme, format!("| {storm_open} s |")),
-        (&readme, format!("warmed up over {warmup_min} minutes")),
+        (
+            &readme,
+            format!("For its first {warmup_min} minutes a User is judged on nothing"),
+        ),
         (
             &examples,
             format!("a storm opens only after {storm_open} s of"),

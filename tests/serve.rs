@@ -628,6 +628,24 @@ fn small_api_points_answer_as_documented() {
         "one User's backlog is not network-wide"
     );
     let user = service.json(&format!("/api/v1/users/{FIREWALLED}"), &ops);
+    // The cold start, shown: what each model of normal can say yet.
+    let models: Vec<(&str, &str)> = user["model"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["flow"].as_str().unwrap(), m["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        models.iter().map(|m| m.0).collect::<Vec<_>>(),
+        ["requests", "queued_alerts", "queued"],
+        "{user}"
+    );
+    assert!(
+        models
+            .iter()
+            .all(|m| ["cold", "level", "daily"].contains(&m.1)),
+        "{user}"
+    );
     for flow in user["flows"].as_array().unwrap() {
         for key in ["rate", "baseline", "ratio"] {
             if let Some(value) = flow[key].as_f64() {

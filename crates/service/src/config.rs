@@ -718,10 +718,10 @@ mod tests {
 
     #[test]
     fn engine_and_correlator_settings_load_from_toml_and_print() {
-        let text = "[engine.detectors.rate_storm]\nfactor = 6.0\n[engine.correlator]\nfit_threshold = 0.6\n[engine.correlator.category_fit]\napplication = [0.6, 1.0, 1.0, 0.2]\n";
+        let text = "[engine.detectors.rate_storm]\ndesign_multiple = 6.0\n[engine.correlator]\nfit_threshold = 0.6\n[engine.correlator.category_fit]\napplication = [0.6, 1.0, 1.0, 0.2]\n";
         let config: ServeConfig = toml::from_str(text).unwrap();
-        assert_eq!(config.engine.detectors.rate_storm.factor, 6.0);
-        assert_eq!(config.engine.detectors.rate_storm.floor, 5.0);
+        assert_eq!(config.engine.detectors.rate_storm.design_multiple, 6.0);
+        assert_eq!(config.engine.detectors.rate_storm.min_excess_per_s, 5.0);
         assert_eq!(config.engine.correlator.fit_threshold, 0.6);
         assert_eq!(config.engine.correlator.category_fit.application[0], 0.6);
         assert_eq!(config.engine.correlator.max_suspects, 5);

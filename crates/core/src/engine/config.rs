@@ -40,6 +40,54 @@ pub const RETIRED_KEYS: &[(&str, &str)] = &[
         "detectors.storm_lifecycle.open_early_after_s",
         "it never applied to storms",
     ),
+    (
+        "detectors.baselines.clip_factor",
+        "a second moves the model's level by at most `baselines.max_step_sigmas` standard deviations",
+    ),
+    (
+        "detectors.baselines.clip_floor",
+        "a second moves the model's level by at most `baselines.max_step_sigmas` standard deviations",
+    ),
+    (
+        "detectors.rate_storm.factor",
+        "storms are a sequential test: `rate_storm.design_multiple` and `detectors.evidence_nats`",
+    ),
+    (
+        "detectors.rate_storm.floor",
+        "replaced by `rate_storm.min_excess_per_s`",
+    ),
+    (
+        "detectors.rate_storm.calm_factor",
+        "calm is the test's evidence spent",
+    ),
+    (
+        "detectors.rate_storm.slow_learn_factor",
+        "the model's level rises at most `baselines.max_step_sigmas` deviations a second, so ramps outrun it",
+    ),
+    (
+        "detectors.rate_storm.slow_learn_divisor",
+        "the model's level rises at most `baselines.max_step_sigmas` deviations a second, so ramps outrun it",
+    ),
+    (
+        "detectors.reject_storm.min_share",
+        "reject storms are a sequential test: `reject_storm.design_shift` and `detectors.evidence_nats`",
+    ),
+    (
+        "detectors.reject_storm.factor",
+        "reject storms are a sequential test: `reject_storm.design_shift` and `detectors.evidence_nats`",
+    ),
+    (
+        "detectors.reject_storm.min_rejects_per_s",
+        "replaced by `reject_storm.min_excess_per_s`",
+    ),
+    (
+        "detectors.reject_storm.calm_share",
+        "calm is the test's evidence spent",
+    ),
+    (
+        "detectors.reject_storm.calm_factor",
+        "calm is the test's evidence spent",
+    ),
 ];
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -110,7 +158,12 @@ impl EngineConfig {
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectorConfig {
+    /// The model of each User's normal traffic, per flow (`baseline`).
     pub baselines: BaselineConfig,
+    /// Nats (natural-log likelihood ratio, anomaly against normal) a sequential test must gather before a storm is
+    /// bad: normal traffic alone gets that far with a probability of about e^-h per excursion (Wald), 1e-6 for
+    /// 13.8. Shared by the request, reject and alert storm tests.
+    pub evidence_nats: f64,
     pub rate_storm: RateStormConfig,
     pub reject_storm: RejectStormConfig,
     pub backlog: BacklogConfig,
@@ -128,6 +181,7 @@ impl Default for DetectorConfig {
     fn default() -> Self {
         DetectorConfig {
             baselines: BaselineConfig::default(),
+            evidence_nats: 13.8,
             rate_storm: RateStormConfig::default(),
             reject_storm: RejectStormConfig::default(),
             backlog: BacklogConfig::default(),

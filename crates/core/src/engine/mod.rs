@@ -452,7 +452,7 @@ impl Engine {
         let slot = kind as usize;
         match transition {
             Transition::Started { since } => {
-                let onset = self.users[user].onset(kind, since, &self.config);
+                let onset = self.users[user].onset(kind, since);
                 self.anomalies[user][slot] =
                     Some(Anomaly::start(&self.users[user], kind, onset, since));
             }

@@ -546,3 +546,54 @@ fn every_failure_reason_keeps_the_one_minute_rule() {
         );
     }
 }
+
+#[test]
+fn a_new_users_models_say_they_are_cold_until_warmed_up_on_its_own_traffic() {
+    use crate::engine::baseline::ModelState;
+    let config = EngineConfig::default().detectors.baselines;
+    let states = |seconds: i64| {
+        let engine = run(
+            &population()[..1],
+            seconds,
+            |_, _| false,
+            ChangeRegister::new(),
+        );
+        engine.users()[0].model_states(&config)
+    };
+    let early = states(200);
+    assert!(
+        early.iter().all(|(_, state, _)| *state == ModelState::Cold),
+        "{early:?}"
+    );
+    let later = states(900);
+    // Requests and queued messages learned; a User that never queued an alert learned that too (zero is normal).
+    assert!(
+        later
+            .iter()
+            .all(|(_, state, learned)| *state == ModelState::Level && *learned >= 300),
+        "{later:?}"
+    );
+    assert_eq!(
+        later.map(|(flow, _, _)| flow),
+        ["requests", "queued_alerts", "queued"]
+    );
+}
+
+#[test]
+fn detectors_snapshotted_before_the_model_load_and_start_cold() {
+    use crate::engine::baseline::ModelState;
+    // The shape the engine wrote before the model (issue 22): EWMA baselines of `mean` and `seen`.
+    let old = r#"{
+        "backlog": {"inflow": {"mean": 40.0, "seen": 300}},
+        "requests": {"flows": ["Requests", "Requests"], "baseline": {"mean": 20.0, "seen": 300}},
+        "rejects": {"requests": {"mean": 20.0, "seen": 300}, "rejected": {"mean": 0.4, "seen": 300}},
+        "alerts": {"flows": ["QueuedAlerts", "QueuedAlerts"], "baseline": {"mean": 5.0, "seen": 300}}
+    }"#;
+    let detectors: crate::engine::user::Detectors = serde_json::from_str(old).unwrap();
+    let config = EngineConfig::default().detectors.baselines;
+    let cold = |model: &crate::engine::baseline::RateModel| model.state_at(T0 / 1000, &config);
+    assert_eq!(cold(detectors.requests.model()), ModelState::Cold);
+    assert_eq!(cold(detectors.alerts.model()), ModelState::Cold);
+    assert_eq!(cold(detectors.backlog.inflow_model()), ModelState::Cold);
+    assert_eq!(detectors.rejects.baseline_share(), 0.0);
+}

@@ -23,7 +23,7 @@ struct DepthSample {
 }
 
 /// The detectors of one User, one per incident kind, in [`IncidentKind::ALL`] order.
-#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Detectors {
     pub backlog: BacklogDetector,
     pub requests: RateStormDetector,
@@ -167,7 +167,7 @@ impl UserState {
             request_srvs: self.request_srvs,
             alert_codes: self.alert_codes,
             failure_reasons: self.failure_reasons,
-            detectors: self.detectors,
+            detectors: self.detectors.clone(),
             trackers: self.trackers,
             view: self.view,
             readings: self.readings,
@@ -335,18 +335,21 @@ impl UserState {
                 learning(IncidentKind::RequestStorm),
                 &d.rate_storm,
                 b,
+                d.evidence_nats,
             ),
             self.detectors.rejects.observe(
                 &view,
                 learning(IncidentKind::RejectStorm),
                 &d.reject_storm,
                 b,
+                d.evidence_nats,
             ),
             self.detectors.alerts.observe(
                 &view,
                 learning(IncidentKind::AlertStorm),
                 &d.rate_storm,
                 b,
+                d.evidence_nats,
             ),
         ];
         self.readings = readings;
@@ -366,24 +369,16 @@ impl UserState {
     }
 
     /// Best estimate of when the anomaly of `kind` that became pending at `pending_since` (this second) began.
-    pub fn onset(&self, kind: IncidentKind, pending_since: i64, config: &EngineConfig) -> i64 {
-        let d = &config.detectors;
+    pub fn onset(&self, kind: IncidentKind, pending_since: i64) -> i64 {
         match kind {
             IncidentKind::Backlog => self.backlog_onset(),
-            IncidentKind::RequestStorm => {
-                self.storm_onset(&self.detectors.requests, pending_since, config)
-            }
-            IncidentKind::AlertStorm => {
-                self.storm_onset(&self.detectors.alerts, pending_since, config)
-            }
-            IncidentKind::RejectStorm => self.detectors.rejects.onset(
-                |s| {
-                    let counts = self.window.read(s);
-                    counts.get(Flow::Rejected) as f64 / counts.get(Flow::Requests).max(1) as f64
-                },
-                pending_since,
-                &d.reject_storm,
-            ),
+            IncidentKind::RequestStorm => self.storm_onset(&self.detectors.requests, pending_since),
+            IncidentKind::AlertStorm => self.storm_onset(&self.detectors.alerts, pending_since),
+            IncidentKind::RejectStorm => self
+                .detectors
+                .rejects
+                .change_point()
+                .unwrap_or(pending_since),
         }
     }
 
@@ -420,17 +415,8 @@ impl UserState {
 
     /// A storm's onset: the first second of its step, or, when its rate has been climbing for much longer (a
     /// ramp), where that climb began.
-    fn storm_onset(
-        &self,
-        detector: &RateStormDetector,
-        pending_since: i64,
-        config: &EngineConfig,
-    ) -> i64 {
-        let step = detector.onset(
-            |s| detector.rate_of(&self.window.read(s)),
-            pending_since,
-            &config.detectors.rate_storm,
-        );
+    fn storm_onset(&self, detector: &RateStormDetector, pending_since: i64) -> i64 {
+        let step = detector.change_point().unwrap_or(pending_since);
         match self.rise_start(|counts| detector.rate_of(counts) as u64) {
             Some(start) if start < step - super::detect::trend::LEAK_MARGIN_S => start,
             _ => step,
@@ -450,12 +436,13 @@ impl UserState {
         std::array::from_fn(|r| self.failure_reasons[r].saturating_sub(since[r]))
     }
 
-    /// Baselines per second of requests, rejects, queued responses, queued alerts and deliveries (deliveries
-    /// follow queued inflow), in the order the metrics publish them.
+    /// Expected rates per second, at the last closed second, of requests, rejects, queued responses, queued
+    /// alerts and deliveries (deliveries follow queued inflow), in the order the metrics publish them.
     pub fn flow_baselines(&self) -> [f64; 5] {
-        let requests = self.detectors.requests.baseline().rate();
-        let inflow = self.detectors.backlog.inflow_rate();
-        let alerts = self.detectors.alerts.baseline().rate();
+        let expected = |kind: IncidentKind| self.readings[kind as usize].baseline;
+        let requests = expected(IncidentKind::RequestStorm);
+        let inflow = expected(IncidentKind::Backlog);
+        let alerts = expected(IncidentKind::AlertStorm);
         [
             requests,
             requests * self.detectors.rejects.baseline_share(),
@@ -463,6 +450,28 @@ impl UserState {
             alerts,
             inflow,
         ]
+    }
+
+    /// What the models of requests, queued alerts and queued messages can say at the last closed second (the
+    /// cold start: see [`super::baseline::ModelState`]), with the seconds each has learned.
+    pub fn model_states(
+        &self,
+        config: &super::baseline::BaselineConfig,
+    ) -> [(&'static str, super::baseline::ModelState, u32); 3] {
+        let second = self.view.second;
+        let d = &self.detectors;
+        [
+            ("requests", d.requests.model()),
+            ("queued_alerts", d.alerts.model()),
+            ("queued", d.backlog.inflow_model()),
+        ]
+        .map(|(flow, model)| {
+            (
+                flow,
+                model.state_at(second, config),
+                model.seconds_learned(),
+            )
+        })
     }
 
     pub fn depth(&self) -> u64 {

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use stormwatch_core::engine::baseline::{BaselineConfig, ModelState};
 use stormwatch_core::engine::detect::backlog::DeliveryState;
 use stormwatch_core::engine::evict::Evicted;
 use stormwatch_core::engine::incidents::round2;
@@ -19,6 +20,18 @@ pub struct FlowView {
     pub rate: f64,
     pub baseline: f64,
     pub ratio: Option<f64>,
+}
+
+/// What the model of one flow can say yet: the cold start, shown.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct ModelView {
+    pub flow: &'static str,
+    /// `cold` (under `baselines.warmup_s` of the User's own traffic: no anomaly of this flow is judged yet),
+    /// `level` (judged against a local level; the day's shape is not known yet, so a rise as steep as the waking
+    /// day is followed, not flagged), or `daily` (the expected rate follows the learned time of day and day of
+    /// week).
+    pub state: ModelState,
+    pub learned_s: u32,
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -39,6 +52,8 @@ pub struct UserView {
     /// How far the User's clock runs ahead of network event time (negative: behind), once recognised; its lines
     /// are placed at their time minus this.
     pub clock_offset_s: f64,
+    /// The models of normal traffic: what each can say yet.
+    pub model: Vec<ModelView>,
 }
 
 const FLOWS: [(Flow, &str); 5] = [
@@ -55,10 +70,11 @@ pub fn view_of(engine: &Engine, index: usize) -> Option<UserView> {
     Some(view(
         user,
         engine.watches_of(index).into_iter().flatten().collect(),
+        &engine.config().detectors.baselines,
     ))
 }
 
-pub fn view(user: &UserState, watch: Vec<Watch>) -> UserView {
+pub fn view(user: &UserState, watch: Vec<Watch>, models: &BaselineConfig) -> UserView {
     let baselines = user.flow_baselines();
     let waiting = user.depth() > 0 && user.view.backlog_age_s > 0;
     let delivery_state = if waiting {
@@ -98,6 +114,15 @@ pub fn view(user: &UserState, watch: Vec<Watch>) -> UserView {
             .collect(),
         watch,
         clock_offset_s: user.clock_offset_ms as f64 / 1000.0,
+        model: user
+            .model_states(models)
+            .into_iter()
+            .map(|(flow, state, learned_s)| ModelView {
+                flow,
+                state,
+                learned_s,
+            })
+            .collect(),
     }
 }
 

@@ -12,6 +12,17 @@ use stormwatch_core::incident::IncidentKind;
 /// Seconds in the detectors' short window.
 const WINDOW: usize = SHORT_WINDOW_S as usize;
 
+/// The brief's storm rule, which the oracle keeps whatever the engine's test is: a short-window rate above 4x
+/// its baseline and baseline + 5/s; calm again under 2x.
+const STORM_FACTOR: f64 = 4.0;
+const STORM_FLOOR: f64 = 5.0;
+const CALM_FACTOR: f64 = 2.0;
+/// The brief's reject rule: a share above 25 % and 3x the usual share, at 3 or more rejects/s; calm under 15 %.
+const REJECT_SHARE: f64 = 0.25;
+const REJECT_FACTOR: f64 = 3.0;
+const REJECTS_PER_S: f64 = 3.0;
+const REJECT_CALM_SHARE: f64 = 0.15;
+
 /// One second of one User's traffic.
 #[derive(Copy, Clone, Default, Debug)]
 struct Second {
@@ -95,7 +106,6 @@ impl Oracle {
 
     fn step(&mut self, user: usize, t: i64, second: Second) {
         let detectors = &self.config.detectors;
-        let (rate, reject) = (&detectors.rate_storm, &detectors.reject_storm);
         // Storms open after the storm lifecycle's wait; a backlog once its oldest message is old enough and the
         // backlog lifecycle's wait has passed.
         let storm_sustain = detectors.storm_lifecycle.open_after_s;
@@ -131,7 +141,7 @@ impl Oracle {
             u.baseline = Some((requests, share, alerts));
             return;
         };
-        let storm = |value: f64, base: f64| value > (rate.factor * base).max(base + rate.floor);
+        let storm = |value: f64, base: f64| value > (STORM_FACTOR * base).max(base + STORM_FLOOR);
         let bad_delivery = sum(|s| s.delivered) < 0.5 * sum(|s| s.queued)
             || (second.delivered == 0 && u.depth > 0);
         let rising = u.depths.len() == WINDOW + 1 && u.depths.back() > u.depths.front();
@@ -144,8 +154,7 @@ impl Oracle {
             ),
             (
                 IncidentKind::RejectStorm,
-                share > reject.min_share.max(reject.factor * base_share)
-                    && rejected >= reject.min_rejects_per_s,
+                share > REJECT_SHARE.max(REJECT_FACTOR * base_share) && rejected >= REJECTS_PER_S,
                 storm_sustain,
                 true,
             ),
@@ -182,11 +191,9 @@ impl Oracle {
             } else {
                 // One anomaly is one incident: an open one closes only once it is well gone.
                 let recovered = match kind {
-                    IncidentKind::RequestStorm => {
-                        requests < rate.calm_factor * base_requests.max(1.0)
-                    }
-                    IncidentKind::AlertStorm => alerts < rate.calm_factor * base_alerts.max(1.0),
-                    IncidentKind::RejectStorm => share < reject.calm_share,
+                    IncidentKind::RequestStorm => requests < CALM_FACTOR * base_requests.max(1.0),
+                    IncidentKind::AlertStorm => alerts < CALM_FACTOR * base_alerts.max(1.0),
+                    IncidentKind::RejectStorm => share < REJECT_CALM_SHARE,
                     IncidentKind::Backlog => u.depth < 100,
                 };
                 if recovered {

@@ -25,8 +25,8 @@
 //! growth while no backlog is tracked, each sample clipped at `CLIP_SIGMAS` deviations so that a hiccup does not
 //! teach it), so a 200 messages/s User and a one-message-a-second User are judged by the same rule.
 
-use super::{Reading, SHORT_WINDOW_S, UserSecond};
-use crate::engine::baseline::{Baseline, BaselineConfig};
+use super::{Reading, SHORT_WINDOW_S, UserSecond, learns_now};
+use crate::engine::baseline::{BaselineConfig, RateModel};
 use crate::engine::window::Flow;
 use crate::telemetry::FailureReason;
 
@@ -36,8 +36,9 @@ pub const RISING_MINUTES: usize = 3;
 /// A healthy sample beyond this many deviations is clipped before it is learned.
 const CLIP_SIGMAS: f64 = 4.0;
 
-/// Seconds a step of the healthy age's quantile tracker moves it (see [`BacklogDetector::normal_age_s`]).
-const AGE_STEP_S: f64 = 0.002;
+/// Seconds a step of the healthy age's quantile tracker moves it, once a window (see
+/// [`BacklogDetector::normal_age_s`]).
+const AGE_STEP_S: f64 = 0.02;
 
 /// Arrivals per second below which the wait is judged as if one message a minute arrived: a User heard from
 /// this rarely has no rate to divide by.
@@ -83,14 +84,20 @@ impl Default for BacklogConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BacklogDetector {
-    inflow: Baseline,
+    /// The model of messages queued per second (absent from snapshots before the model, whose `inflow` was a
+    /// baseline: it then starts cold).
+    #[serde(default)]
+    inflow_model: RateModel,
     /// Mean square of the short-window growth while healthy (messages²).
     #[serde(default)]
     growth_ms: f64,
     #[serde(default)]
     growth_seen: u32,
+    /// Its square root, kept so each second reads it without one.
+    #[serde(default)]
+    growth_sd: f64,
     /// The 99th percentile of the oldest message's age while healthy (s), tracked by stochastic approximation.
     #[serde(default)]
     age_q99: f64,
@@ -119,12 +126,18 @@ impl BacklogDetector {
         baselines: &BaselineConfig,
     ) -> Reading {
         let growth = view.depth as f64 - view.depth_before as f64;
-        if learning {
-            self.inflow.learn(view.now.queued() as f64, baselines);
-            self.learn_healthy(view, growth, baselines);
-        }
         let arrived =
             view.short[Flow::QueuedResponses as usize] + view.short[Flow::QueuedAlerts as usize];
+        self.inflow_model.observe(
+            view.now.queued() as f64,
+            arrived as f64,
+            view.second,
+            learning,
+            baselines,
+        );
+        if learning && learns_now(view.second) {
+            self.learn_healthy(view, growth, baselines);
+        }
         let rate = (arrived as f64 / SHORT_WINDOW_S as f64).max(MIN_WAIT_RATE);
         let depth = view.depth as f64;
         self.record_floor(view.second, (depth, depth / rate));
@@ -154,22 +167,20 @@ impl BacklogDetector {
             calm: view.depth <= config.calm_depth || view.backlog_age_s < config.calm_age_s,
             may_open: view.depth >= config.min_depth,
             level: view.short_rate(Flow::QueuedResponses) + view.short_rate(Flow::QueuedAlerts),
-            baseline: self.inflow.rate(),
+            baseline: self.inflow_model.expected(view.second),
         }
     }
 
-    /// Learns the healthy growth scale and age from a second in which no backlog is tracked.
+    /// Learns the healthy growth scale and age from a window in which no backlog is tracked (once per window:
+    /// the windows' growths do not overlap).
     fn learn_healthy(&mut self, view: &UserSecond, growth: f64, baselines: &BaselineConfig) {
         self.growth_seen = self.growth_seen.saturating_add(1);
-        let alpha = 1.0
-            / baselines
-                .time_constant_s
-                .max(1.0)
-                .min(f64::from(self.growth_seen));
-        let scale = self.growth_scale();
-        let clip = CLIP_SIGMAS * scale;
+        let windows = baselines.time_constant_s.max(1.0) / SHORT_WINDOW_S as f64;
+        let alpha = windows.min(f64::from(self.growth_seen)).recip();
+        let clip = CLIP_SIGMAS * self.growth_scale();
         let sample = growth.clamp(-clip, clip);
         self.growth_ms += alpha * (sample * sample - self.growth_ms);
+        self.growth_sd = self.growth_ms.sqrt();
         // Robbins-Monro quantile: up by 0.99 steps when exceeded, down by 0.01 steps otherwise. Slow on purpose
         // (a few seconds an hour at most): a leak growing for minutes must not teach it that waiting is normal.
         if view.backlog_age_s as f64 > self.age_q99 {
@@ -181,7 +192,7 @@ impl BacklogDetector {
 
     /// Standard deviation of the healthy short-window growth (messages).
     pub fn growth_scale(&self) -> f64 {
-        self.growth_ms.sqrt().max(MIN_GROWTH_SCALE)
+        self.growth_sd.max(MIN_GROWTH_SCALE)
     }
 
     /// Seconds the oldest message of this User's healthy queue waits at most, 99 times in 100.
@@ -194,16 +205,17 @@ impl BacklogDetector {
     }
 
     fn record_floor(&mut self, second: i64, floor: (f64, f64)) {
+        // The minute in progress, with a comparison: its number is worked out only when a new one begins.
+        if self.floors_seen > 0 && (self.minute * 60..self.minute * 60 + 60).contains(&second) {
+            self.minute_floor.0 = self.minute_floor.0.min(floor.0);
+            self.minute_floor.1 = self.minute_floor.1.min(floor.1);
+            return;
+        }
         let minute = second.div_euclid(60);
         if self.floors_seen == 0 {
             self.minute = minute;
             self.minute_floor = floor;
             self.floors_seen = 1;
-            return;
-        }
-        if minute == self.minute {
-            self.minute_floor.0 = self.minute_floor.0.min(floor.0);
-            self.minute_floor.1 = self.minute_floor.1.min(floor.1);
             return;
         }
         // A gap of whole minutes breaks the series: their floors are unknown.
@@ -245,9 +257,9 @@ impl BacklogDetector {
             && view.depth >= view.depth_recent
     }
 
-    /// Baseline of messages queued per second.
-    pub fn inflow_rate(&self) -> f64 {
-        self.inflow.rate()
+    /// The model of messages queued per second.
+    pub fn inflow_model(&self) -> &RateModel {
+        &self.inflow_model
     }
 
     /// The onset is when the oldest waiting message was queued: deliveries have not kept up since then.

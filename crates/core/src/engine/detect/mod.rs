@@ -15,6 +15,13 @@ use super::window::{FLOWS, Flow, SecondCounts};
 /// enough to detect within seconds.
 pub const SHORT_WINDOW_S: u64 = 10;
 
+/// Models learn once per short window, from the window that ends at a second that is a multiple of its length:
+/// windows that do not overlap, and a tenth of the work.
+#[inline]
+pub fn learns_now(second: i64) -> bool {
+    second % SHORT_WINDOW_S as i64 == 0
+}
+
 /// How far back a queue is compared to tell that it has started draining: a few seconds, so that an endpoint that
 /// recovers stops looking bad at once (not 10 s later) without one noisy second deciding it.
 pub const DRAIN_LOOKBACK_S: i64 = 3;
