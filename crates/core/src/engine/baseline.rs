@@ -305,12 +305,21 @@ impl RateModel {
         if self.window_seconds > 0 {
             // A window whose seconds stray four times as far as expected, on average, is an outlier itself (a
             // burst): it counts as four times.
-            let variance = expected + phi * expected * expected;
+            // The residuals were taken around the local mean, so its Poisson part is the local mean's, not the
+            // level's: while traffic climbs above the level (a ramp the level lags behind), the level's would
+            // leave the climb's own Poisson noise in the estimate, phi would grow, and with it the Huber step
+            // that lets the level follow the ramp.
+            let local = if self.fast > 0.0 {
+                self.fast / SPAN
+            } else {
+                expected
+            };
+            let variance = local + phi * local * local;
             let squared = (self.window_sq / f64::from(self.window_seconds))
                 .min(CLIP_SIGMAS * variance.max(1e-6));
             self.resid_sq += alpha * (squared - self.resid_sq);
-            self.mean_m += alpha * (expected - self.mean_m);
-            self.mean_m2 += alpha * (expected * expected - self.mean_m2);
+            self.mean_m += alpha * (local - self.mean_m);
+            self.mean_m2 += alpha * (local * local - self.mean_m2);
             self.phi = self.estimate_dispersion();
         }
         self.fast += (window - self.fast) * windows.min(FAST_S / SPAN).recip();

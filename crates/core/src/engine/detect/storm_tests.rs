@@ -127,12 +127,14 @@ fn the_waking_day_is_followed_but_a_ramp_to_eight_times_in_ten_minutes_is_caught
     );
 }
 
-/// Issue 22's ramp, x1 to x8 over 30 minutes, by the User's size. It is caught where the model's level is outrun
-/// by more than the test's indifference ratio ((rho - 1) / ln rho = 3.9): at 50 and 200 a second. At 10 a second
-/// the level (which may grow by about e^0.14 per time constant there, Poisson noise being larger) keeps within
-/// 3.9x and this ramp is not caught: a known limit, asserted so that a change in it is seen.
+/// Issue 22's ramp, x1 to x8 over 30 minutes, by the User's size: caught at 10, 50 and 200 a second, before the
+/// ramp tops out. The model's level may grow by about e^(sd/mean of a window) per time constant (e^0.14 at 10 a
+/// second), so the ramp outruns it past the test's indifference ratio ((rho - 1) / ln rho = 3.9). At 10 a second
+/// it was missed while the dispersion learned the ramp's own Poisson noise as variability (the residuals were
+/// taken around the local mean, the Poisson part subtracted at the lagging level): phi rose from 0.01 to 0.16 and
+/// widened the level's step.
 #[test]
-fn issue_22s_half_hour_ramp_is_caught_from_mid_sized_users_up() {
+fn issue_22s_half_hour_ramp_is_caught_from_small_users_up() {
     let caught = |rate: f64| {
         let ramp = counts(5_400, 8, |s| {
             rate * (1.0 + 7.0 * (s.saturating_sub(1_200) as f64 / 1_800.0).min(1.0))
@@ -141,7 +143,11 @@ fn issue_22s_half_hour_ramp_is_caught_from_mid_sized_users_up() {
             .iter()
             .position(|r| r.bad)
     };
-    assert!(caught(200.0).is_some_and(|s| s < 3_000));
-    assert!(caught(50.0).is_some_and(|s| s < 3_000));
-    assert_eq!(caught(10.0), None);
+    for rate in [10.0, 50.0, 200.0] {
+        let first_bad = caught(rate);
+        assert!(
+            first_bad.is_some_and(|s| (1_200..3_000).contains(&s)),
+            "{rate}/s: first bad second {first_bad:?}"
+        );
+    }
 }
