@@ -106,6 +106,10 @@ pub struct Incident {
     /// Set when this single-User incident was folded into a common-cause incident.
     pub merged_into: Option<usize>,
     pub correlation: Option<Correlation>,
+    /// The peak ratio the correlation was last worked out with: a peak that grows past a change's declared impact
+    /// turns its verdict, live as at the end of a replay (which correlates every incident again).
+    #[serde(default)]
+    pub correlated_ratio: f64,
 }
 
 impl Incident {

@@ -62,6 +62,11 @@ pub struct EngineStats {
     pub last_ts: Option<i64>,
 }
 
+/// An open incident is correlated again once its peak ratio has grown by this fraction since it last was: the
+/// verdict weighs the peak against a change's declared impact. Growth in steps bounds the work (about 230
+/// correlations for a tenfold rise).
+const RECORRELATE_GROWTH: f64 = 0.01;
+
 /// An incident changed: the live service persists and notifies on these.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IncidentUpdate {
@@ -623,6 +628,7 @@ impl Engine {
             concurrent_users: concurrent.max(1) as u32,
             merged_into: None,
             correlation: None,
+            correlated_ratio: 0.0,
         });
         self.updates.push(IncidentUpdate::Opened(index));
         index
@@ -703,8 +709,10 @@ impl Engine {
             .incidents
             .facts_with_storms(incident, &self.users, horizon_s)
         {
-            self.incidents[incident].correlation =
-                Some(correlate(&self.config.correlator, &facts, &self.changes));
+            let correlation = correlate(&self.config.correlator, &facts, &self.changes);
+            let record = &mut self.incidents[incident];
+            record.correlation = Some(correlation);
+            record.correlated_ratio = facts.peak_ratio;
         }
     }
 
@@ -721,6 +729,8 @@ impl Engine {
             if let Some(open) = self.network_open.iter_mut().find(|o| **o == Some(target)) {
                 *open = None;
             }
+            // Its figures are final: the verdict is judged on them, as a replay judges it at the end.
+            self.correlate_one(target);
             self.incidents.closed(target);
             self.updates.push(IncidentUpdate::Resolved(target));
         }
@@ -755,6 +765,15 @@ impl Engine {
                     .fold(0.0, f64::max);
             }
             incident.peak_level = incident.peak_level.max(level);
+        }
+        for position in 0..self.incidents.open_indices().len() {
+            let index = self.incidents.open_indices()[position];
+            if self.incidents.get(index).is_some_and(|incident| {
+                incident.correlation.is_some()
+                    && incident.ratio() > incident.correlated_ratio * (1.0 + RECORRELATE_GROWTH)
+            }) {
+                self.correlate_one(index);
+            }
         }
     }
 
