@@ -13,9 +13,16 @@ use super::scored_runs::{
     generate_normal_life, generate_run, generated_run, progress_bar, replay_and_score, scratch_path,
 };
 
-/// Score replays against truth: per run and in total, incidents found, missed and false, attribution, detection
-/// delay and onset error, and the event and malformed counts. Exits 1 when anything was missed, false,
-/// misattributed, short of its peak depth or miscounted.
+/// Score replays against truth: per run and in total, incidents found, missed and false, attribution, HR@1, watch
+/// and detection delay, onset error, false incidents per 100 User-days, and the event and malformed counts. Exits 1
+/// when anything was missed, false, misattributed, short of its peak depth or miscounted.
+///
+/// User-days: the Users seen in a run's events (the report's `summary.users`) times the span from its first to its
+/// last event (`first_ts`..`last_ts`), in days, added up over the runs; the same for generated runs and the
+/// corpus' scenarios. For the corpus, found, attributed and false follow its score.py: a reported onset within
+/// 180 s (or the incident's `onset_tolerance_ms`), any of the listed `kinds`, one `*` incident for several
+/// `network_wide_ok` incidents (timed once), `expected_impact` and `allowed` incidents not false, incidents
+/// beyond `max_incidents_per_user` false.
 #[derive(clap::Args, Debug)]
 #[command(
     override_usage = "stormwatch evaluate [OPTIONS] <DIR>...\n       \
@@ -23,13 +30,16 @@ stormwatch evaluate --sweep [--seeds N] [--first-seed N] [--scenario NAME]... [-
 stormwatch evaluate --fit [--seeds N] [--first-seed N] [--held-out-seed N] [--scenario NAME]... [--keep DIR]\n       \
 stormwatch evaluate --normal-life [--seeds N] [--first-seed N] [--users N] [--keep DIR]",
     after_long_help = "Examples:\n  stormwatch evaluate run7 fixtures/*/\n  \
+stormwatch evaluate /tmp/corpus/*    (after python3 ../shared/corpus/gen.py /tmp/corpus)\n  \
 stormwatch evaluate --sweep --seeds 20\n  stormwatch evaluate --sweep --first-seed 101 --seeds 20\n  stormwatch evaluate --sweep --seeds 5 --scenario mdm_storm --scenario hiccups\n  \
 stormwatch evaluate --sweep --config tuned.toml\n  stormwatch evaluate --fit --seeds 5\n  \
 stormwatch evaluate --normal-life --seeds 4 --users 30"
 )]
 pub struct EvaluateArgs {
-    /// Directories written by `stormwatch gen` (events.ndjson[.gz|.zst], changes.json, truth.json), or fixture
-    /// directories (expected.json instead of truth.json).
+    /// Directories written by `stormwatch gen` (events.ndjson[.gz|.zst], changes.json, truth.json), fixture
+    /// directories (expected.json instead of truth.json), or scenario directories of the independent corpus
+    /// (../shared/corpus: its truth.json, told apart by its `valid_lines` and `kinds` fields, is scored by the
+    /// corpus' own rules, as its score.py scores).
     #[arg(value_name = "DIR", required_unless_present_any = ["sweep", "fit", "normal_life"])]
     pub dirs: Vec<PathBuf>,
     /// Generate every scenario (or those of --scenario) for seeds 1..=N in a temporary directory, replay and

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use stormwatch_core::engine::EngineConfig;
 use stormwatch_replay::{ReplayOptions, replay};
-use stormwatch_sim::evaluate::{RunScore, score};
-use stormwatch_sim::generator::{self, Compression, GenOptions, Scenario, Truth};
+use stormwatch_sim::evaluate::RunScore;
+use stormwatch_sim::generator::{self, Compression, GenOptions, Scenario};
+use stormwatch_sim::truth_file::TruthFile;
 
 /// The events file of a generated directory, whichever compression it has.
 pub fn events_file(dir: &Path) -> anyhow::Result<PathBuf> {
@@ -18,7 +19,9 @@ pub fn events_file(dir: &Path) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("no events.ndjson[.gz|.zst] in {}", dir.display()))
 }
 
-pub fn read_truth(dir: &Path) -> anyhow::Result<Truth> {
+/// The truth of a run or fixture directory (`truth.json`, else `expected.json`), in either format: ours or the
+/// independent corpus'.
+pub fn read_truth(dir: &Path) -> anyhow::Result<TruthFile> {
     let path = ["truth.json", "expected.json"]
         .into_iter()
         .map(|name| dir.join(name))
@@ -26,10 +29,11 @@ pub fn read_truth(dir: &Path) -> anyhow::Result<Truth> {
         .with_context(|| format!("no truth.json or expected.json in {}", dir.display()))?;
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not a truth file", path.display()))
+    TruthFile::parse(&text).with_context(|| format!("{} is not a truth file", path.display()))
 }
 
-/// Replays the run in `dir` with `engine`'s settings and scores the report against the run's truth.
+/// Replays the run in `dir` with `engine`'s settings and scores the report against the run's truth (by the
+/// corpus' own rules when it is a corpus truth).
 pub fn replay_and_score(dir: &Path, engine: &EngineConfig) -> anyhow::Result<RunScore> {
     let truth = read_truth(dir)?;
     let changes = dir.join("changes.json");
@@ -44,7 +48,7 @@ pub fn replay_and_score(dir: &Path, engine: &EngineConfig) -> anyhow::Result<Run
     options.engine = engine.clone();
     let report = replay(&options).with_context(|| format!("replaying {}", dir.display()));
     let _ = std::fs::remove_file(&quarantine);
-    Ok(score(&truth, &report?))
+    Ok(truth.score(&report?))
 }
 
 /// A path of our own in the temporary directory (the process id keeps parallel runs apart).
@@ -159,9 +163,14 @@ mod tests {
                 .unwrap()
                 .ends_with("events.ndjson.zst")
         );
-        assert_eq!(read_truth(dir.path()).unwrap().events, 3);
+        assert_eq!(read_truth(dir.path()).unwrap().expected_incidents(), 0);
         std::fs::write(dir.path().join("truth.json"), "not json").unwrap();
         let error = format!("{:#}", read_truth(dir.path()).unwrap_err());
-        assert!(error.contains("is not a truth file"), "{error}");
+        assert!(
+            error.ends_with(
+                "truth.json is not a truth file: not JSON: expected ident at line 1 column 2"
+            ),
+            "{error}"
+        );
     }
 }

@@ -29,6 +29,9 @@ pub struct Match {
     pub watch_delay_ms: Option<i64>,
     /// |reported onset - true onset|.
     pub onset_error_ms: i64,
+    /// Whether the delays and onset error above count in the medians: false for a network-wide (`*`) incident the
+    /// corpus' rules let stand for another true incident after the first (one detection, timed once).
+    pub timed: bool,
     /// The correlator's score for the change the truth names (0 when it is not among the suspects); `None` when the
     /// truth names none.
     pub right_score: Option<f64>,
@@ -188,6 +191,7 @@ pub fn score(truth: &Truth, report: &Report) -> RunScore {
             delay_ms: r.detected - t.onset,
             watch_delay_ms: r.evidence.watched.map(|w| w - t.onset),
             onset_error_ms: error,
+            timed: true,
             right_score: want.map(score_of),
             best_other_score,
         });
@@ -261,12 +265,12 @@ impl Totals {
         self.peaks_short += run.peaks_short();
         self.miscounted += usize::from(!run.counts_match());
         self.user_days += run.user_days;
-        self.delays_ms
-            .extend(run.matches.iter().map(|m| m.delay_ms));
+        let timed = || run.matches.iter().filter(|m| m.timed);
+        self.delays_ms.extend(timed().map(|m| m.delay_ms));
         self.watch_delays_ms
-            .extend(run.matches.iter().filter_map(|m| m.watch_delay_ms));
+            .extend(timed().filter_map(|m| m.watch_delay_ms));
         self.onset_errors_ms
-            .extend(run.matches.iter().map(|m| m.onset_error_ms));
+            .extend(timed().map(|m| m.onset_error_ms));
         for judged in run.matches.iter().filter_map(|m| m.top_right) {
             self.named += 1;
             self.top_hits += usize::from(judged);

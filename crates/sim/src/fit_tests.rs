@@ -24,6 +24,7 @@ fn found(right_score: Option<f64>, best_other_score: f64, attributed: bool) -> M
         delay_ms: 0,
         watch_delay_ms: None,
         onset_error_ms: 0,
+        timed: true,
         right_score,
         best_other_score,
     }
