@@ -211,6 +211,10 @@ struct OffsetRun {
     first_net: i64,
     /// Network time at its latest line: a run that stopped growing a minute ago keeps no line waiting.
     last_net: i64,
+    /// The clock's own source's frontier at the run's first line, and the first line's lead over network time:
+    /// while that frontier stands still (every line of the source held), leads are compared over network time.
+    first_own: i64,
+    first_moving_lead: i64,
 }
 
 /// Ahead lines of one source with no line at its frontier between them.
@@ -248,7 +252,8 @@ struct Source {
     /// Clocks running behind, and the largest lag among those still sending.
     lagging: Vec<u32>,
     lag: i64,
-    /// Wall clock (the outside bound) at its latest line, for idleness.
+    /// Wall clock (the outside bound) at its latest line placed within reach of its frontier, for idleness: a source
+    /// that has sent only lines judged late (a backfill on a connection of its own) is not waited for.
     arrived: i64,
     /// Lines placed from this source, for the jump runs.
     placed: u64,
@@ -413,7 +418,7 @@ impl EventClock {
 
     /// The slot of source `id`, made on its first line. A new source starts at the newest frontier of the
     /// others (so a connection whose exporter runs behind is recognised as an offset, and a backfill as late),
-    /// or unanchored when it is the first.
+    /// or unanchored when it is the first; it is waited for once it places a line within reach of its frontier.
     #[inline]
     pub(super) fn source_slot(&mut self, id: SourceId) -> u32 {
         if let Some(&slot) = self.source_slots.get(&id) {
@@ -429,7 +434,6 @@ impl EventClock {
         if let Some(newest) = self.newest_frontier() {
             source.frontier = newest;
         }
-        source.arrived = self.bound.unwrap_or(i64::MIN);
         self.sources.push(source);
         self.source_slots.insert(id, slot);
         slot
@@ -501,19 +505,23 @@ impl EventClock {
             source.listed.push(clock);
         }
         let lead = at - source.frontier;
-        if lead < -self.lag_after_ms {
-            c.lag = -lead;
-            c.seen_at = source.frontier;
-            source.lag = source.lag.max(-lead);
-            if !c.lagging {
-                c.lagging = true;
-                source.lagging.push(clock);
+        // A line further behind is one judged late after its hold (a backfill): nothing the watermark could wait
+        // for, and no sign that its source still sends live lines.
+        if lead >= -self.behind_ms {
+            if lead < -self.lag_after_ms {
+                c.lag = -lead;
+                c.seen_at = source.frontier;
+                source.lag = source.lag.max(-lead);
+                if !c.lagging {
+                    c.lagging = true;
+                    source.lagging.push(clock);
+                }
+            } else if c.lagging {
+                c.lag = 0;
             }
-        } else if c.lagging {
-            c.lag = 0;
-        }
-        if let Some(now) = self.bound {
-            source.arrived = now;
+            if let Some(now) = self.bound {
+                source.arrived = now;
+            }
         }
         at.div_euclid(1000) > source.pass_second
             && source.placed - source.passed_at >= u64::from(source.listed_last / 4).max(1)

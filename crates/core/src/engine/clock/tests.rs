@@ -31,6 +31,16 @@ impl Outcomes {
     }
 }
 
+/// One User's healthy second: (ms into the second, kind, count), in arrival order.
+const A_SECOND: [(i64, EventKind, u64); 6] = [
+    (50, EventKind::Request, 10),
+    (120, EventKind::QueuedResponse, 8),
+    (300, EventKind::Delivered, 8),
+    (800, EventKind::Delivered, 2),
+    (450, EventKind::Request, 5),
+    (700, EventKind::QueuedAlert, 2),
+];
+
 /// Per-second healthy traffic of `users` Users (6 lines each, a few hundred ms apart) for `seconds` seconds
 /// starting at `start_ms`; User `n`'s clock reads `skew(n)` ms ahead. `extra` may add lines after each second.
 fn feed(
@@ -46,14 +56,7 @@ fn feed(
     for second in 0..seconds {
         let ts = start_ms + second * 1000;
         for n in 1..=users {
-            for (offset, kind, value) in [
-                (50, EventKind::Request, 10),
-                (120, EventKind::QueuedResponse, 8),
-                (300, EventKind::Delivered, 8),
-                (800, EventKind::Delivered, 2),
-                (450, EventKind::Request, 5),
-                (700, EventKind::QueuedAlert, 2),
-            ] {
+            for (offset, kind, value) in A_SECOND {
                 let event = Event::new(ts + offset + skew(n), user(n), kind, value);
                 if let Ok(Ingested::Held(_)) = engine.ingest(&event) {
                     out.held += 1;
@@ -440,5 +443,106 @@ fn a_stalled_exporter_flushing_its_backlog_moves_nobody_s_clock() {
             "{stall_s} s: network time stays true: {:?} against {end}",
             engine.stats().last_ts
         );
+    }
+}
+
+/// Seconds `from..to` of five Users' traffic (six lines each a second, and a depth sample every 5 s) from `source`,
+/// as one flush; lines sent.
+fn flush(
+    engine: &mut Engine,
+    out: &mut Outcomes,
+    source: SourceId,
+    seconds: std::ops::Range<i64>,
+) -> u64 {
+    let mut lines = 0;
+    for second in seconds {
+        let ts = T0 + second * 1000;
+        for n in 1..=5 {
+            let depth = (second % 5 == 0).then_some((900, EventKind::Depth, 40));
+            for (offset, kind, value) in A_SECOND.into_iter().chain(depth) {
+                let event = Event::new(ts + offset, user(n), kind, value);
+                if let Ok(Ingested::Held(_)) = engine.ingest_from(source, &event) {
+                    out.held += 1;
+                }
+                lines += 1;
+            }
+        }
+    }
+    out.drain(engine);
+    lines
+}
+
+/// The service's backfill: a 20-minute export gap, then the gap's lines sent ten times as fast on a connection of
+/// their own beside the live stream, whose exporter flushes every `live_flush_s`. Three lines of a backfilled clock
+/// on either side of a live flush agreed on one lead over a few seconds of their own time and of network time: they
+/// were taken for a clock 20 minutes slow, and the backfill was placed in the live present. And once its lines were
+/// counted late, the backfill's connection held the watermark back by 20 minutes while it sent (a source is waited
+/// for two minutes behind the newest at most, a clock one minute behind its source).
+fn backfill_beside_the_live_stream(live_flush_s: i64) {
+    let mut engine = engine();
+    let mut out = Outcomes::default();
+    // The service's wall clock, well past the lines.
+    engine.set_now_bound(Some(T0 + 30 * DAY_MS));
+    let (live, backfill) = (SourceId(1), SourceId(2));
+    let mut lines = 0;
+    for from in (0..300).step_by(live_flush_s as usize) {
+        lines += flush(&mut engine, &mut out, live, from..from + live_flush_s);
+    }
+    let mut backfilled = 300;
+    let mut backfill_lines = 0;
+    let resumed = 1_500 + 300 % live_flush_s;
+    for from in (resumed..1_800).step_by(live_flush_s as usize) {
+        lines += flush(&mut engine, &mut out, live, from..from + live_flush_s);
+        if from >= resumed + 10 && backfilled < 1_500 {
+            let to = (backfilled + 10 * live_flush_s).min(1_500);
+            backfill_lines += flush(&mut engine, &mut out, backfill, backfilled..to);
+            backfilled = to;
+            // Lines more than a minute behind their frontier are late: nothing to wait for (and watermark
+            // alignment in the service would hold the live stream back for them).
+            let waited = engine
+                .sources()
+                .iter()
+                .any(|s| s.source == backfill && s.active);
+            assert!(
+                !waited || to > 1_440,
+                "{live_flush_s} s: the backfill at {to} s is waited for: {:?}",
+                engine.sources()
+            );
+        }
+        let watermark = engine.watermark_ms().unwrap_or(0);
+        assert!(
+            watermark >= T0 + (from - 130) * 1000,
+            "{live_flush_s} s: watermark {} s behind the live stream at {from} s",
+            from - (watermark - T0) / 1000
+        );
+    }
+    engine.finish();
+    out.drain(&mut engine);
+    let stats = engine.stats();
+    assert!(
+        out.refused.is_empty(),
+        "{live_flush_s} s: {:?}",
+        out.refused
+    );
+    assert_eq!(
+        stats.events,
+        lines + backfill_lines,
+        "{live_flush_s} s: every line counted"
+    );
+    assert_eq!(
+        engine.stamp_offsets(),
+        vec![],
+        "{live_flush_s} s: a backfill is no clock offset"
+    );
+    assert_eq!(
+        stats.late, backfill_lines,
+        "{live_flush_s} s: the backfill late, no live line"
+    );
+}
+
+#[test]
+fn a_fast_backfill_beside_the_live_stream_is_late_not_a_clock_offset() {
+    for live_flush_s in [1, 5, 13] {
+        backfill_beside_the_live_stream(live_flush_s);
     }
 }
