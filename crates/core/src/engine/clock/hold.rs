@@ -206,7 +206,9 @@ impl EventClock {
     /// were placed again).
     fn note_ahead(&mut self, clock: u32, corrected: i64) -> bool {
         let slot = self.clocks[clock as usize].source as usize;
+        let user = self.clocks[clock as usize].user;
         let tolerance = self.config.offset_tolerance_ms;
+        let clocks = &self.clocks;
         let source = &mut self.sources[slot];
         if source.jump.count > 0 && source.jump.placed_mark != source.placed {
             // A line at the frontier came between: the earlier ahead lines were not a move of the whole source.
@@ -220,7 +222,13 @@ impl EventClock {
         }
         if source.jump.count == 0 {
             let active = source.listed_last.max(source.listed.len() as u32);
+            let mut listed = source.listed.iter().chain(&source.listed_prev);
+            let first = listed.next().map(|&c| clocks[c as usize].user);
+            let several_users = listed.any(|&c| Some(clocks[c as usize].user) != first);
             source.jump = JumpRun {
+                several_users,
+                first_user: Some(user),
+                other_user: false,
                 count: 0,
                 clocks: 0,
                 needed: if active >= 2 {
@@ -244,8 +252,13 @@ impl EventClock {
             c.jump_epoch = run.epoch;
             run.clocks += 1;
         }
+        run.other_user |= run.first_user != Some(user);
         let run = *run;
-        let agreed = run.clocks >= run.needed && (run.needed >= 2 || run.count >= 3);
+        // Where several Users send, one User's exporters (its requests, queue and depth clocks) agreeing are not a
+        // move of the whole source: a User ten minutes fast beside two others moved them all ten minutes.
+        let agreed = run.clocks >= run.needed
+            && (run.needed >= 2 || run.count >= 3)
+            && (run.other_user || !run.several_users);
         if !(agreed || run.count >= self.config.jump_force_lines) {
             return false;
         }

@@ -228,6 +228,11 @@ struct JumpRun {
     max_ts: i64,
     /// Lines placed when the run last grew: any line placed since breaks the run.
     placed_mark: u64,
+    /// The source's recent clocks are of more than one User, the run's first line's User, and whether a clock of
+    /// another User has joined it.
+    several_users: bool,
+    first_user: Option<Eui64>,
+    other_user: bool,
 }
 
 /// One source's event-time progress.

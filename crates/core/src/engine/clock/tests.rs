@@ -546,3 +546,54 @@ fn a_fast_backfill_beside_the_live_stream_is_late_not_a_clock_offset() {
         backfill_beside_the_live_stream(live_flush_s);
     }
 }
+
+/// `serve`'s skewed-clock test: two Users on time and a third whose exporters (requests and queue lines) run ten
+/// minutes fast, from the first second, from a live source. The skewed User's two clocks agreeing were taken for the
+/// whole source jumping: network time moved ten minutes, and the two Users on time got -10 min offsets.
+#[test]
+fn one_user_s_exporters_ten_minutes_ahead_do_not_move_the_others() {
+    let mut engine = engine();
+    let mut out = Outcomes::default();
+    engine.set_now_bound(Some(T0 + 30 * DAY_MS));
+    let source = SourceId(1);
+    let mut lines = 0;
+    for second in 0..120 {
+        let ts = T0 + second * 1000;
+        let on_time = [
+            (0, EventKind::Request),
+            (200, EventKind::QueuedResponse),
+            (400, EventKind::Delivered),
+        ];
+        let ahead = [
+            (100, EventKind::Request),
+            (300, EventKind::QueuedResponse),
+            (500, EventKind::Delivered),
+        ];
+        let lines_of_second = on_time
+            .iter()
+            .map(|&(at, kind)| (1, at, kind))
+            .chain(on_time.iter().map(|&(at, kind)| (2, at, kind)))
+            .chain(ahead.iter().map(|&(at, kind)| (9, 600_000 + at, kind)));
+        for (n, at, kind) in lines_of_second {
+            if let Ok(Ingested::Held(_)) =
+                engine.ingest_from(source, &Event::new(ts + at, user(n), kind, 5))
+            {
+                out.held += 1;
+            }
+            lines += 1;
+        }
+        out.drain(&mut engine);
+    }
+    engine.finish();
+    out.drain(&mut engine);
+    assert!(out.refused.is_empty(), "{:?}", out.refused);
+    assert_eq!(engine.stats().events, lines);
+    assert_eq!(engine.stats().late, 0);
+    assert!(
+        engine.stats().last_ts.is_some_and(|t| t < T0 + 121_000),
+        "network time stays true: {:?}",
+        engine.stats().last_ts
+    );
+    assert_eq!((offset_of(&engine, 1), offset_of(&engine, 2)), (0, 0));
+    assert_eq!(offset_of(&engine, 9), 600_000);
+}
