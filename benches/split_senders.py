@@ -4,7 +4,7 @@ out, as exporters flushing their buffers after an outage would, and compared wit
 file. A measurement for the issue's closing note, not a test.
 
     benches/split_senders.py BINARY [--seed 1] [--duration 12h] [--scale 4] [--users 30] [--senders 4]
-                             [--engine-queue 2] [--splits user,round_robin] [--work DIR]
+                             [--engine-queue 2] [--splits user,round_robin] [--work DIR] [--serve-config TOML]
 
 Generates `gen --seed S --duration D --scale X --users U --scenario firewall_backlog`, replays it, then for each
 split (`user`: each User's lines all to one sender, Users dealt out by line count; `round_robin`: line i to sender
@@ -141,7 +141,7 @@ def stop(process):
         process.wait()
 
 
-def serve_split(binary, paths, total, last_ts, changes, queue, work, how):
+def serve_split(binary, paths, total, last_ts, changes, queue, work, how, config):
     data = os.path.join(work, f"data-{how}")
     shutil.rmtree(data, ignore_errors=True)
     os.makedirs(data)
@@ -151,7 +151,8 @@ def serve_split(binary, paths, total, last_ts, changes, queue, work, how):
     log_path = os.path.join(work, f"serve-{how}.log")
     log = open(log_path, "w")
     service = subprocess.Popen([binary, "serve", "--http", http, "--ingest", f"{ingest[0]}:{ingest[1]}",
-                                "--data-dir", data, "--engine-queue", str(queue), "--log-format", "json"],
+                                "--data-dir", data, "--engine-queue", str(queue), "--log-format", "json"]
+                               + (["--config", os.path.abspath(config)] if config else []),
                                stdout=subprocess.DEVNULL, stderr=log)
     try:
         deadline = time.time() + 60
@@ -203,6 +204,7 @@ def main():
     parser.add_argument("--engine-queue", type=int, default=2)
     parser.add_argument("--splits", default="user,round_robin")
     parser.add_argument("--work", default="/tmp/split_senders")
+    parser.add_argument("--serve-config", help="a TOML file for `serve --config` (say, other [engine.clock] thresholds)")
     args = parser.parse_args()
     binary = os.path.abspath(args.binary)
     os.makedirs(args.work, exist_ok=True)
@@ -230,7 +232,7 @@ def main():
     for how in args.splits.split(","):
         paths, lines = split(events, args.senders, how, args.work)
         m, wall, got, warnings, held_max, errors = serve_split(
-            binary, paths, total, last_ts, changes, args.engine_queue, args.work, how)
+            binary, paths, total, last_ts, changes, args.engine_queue, args.work, how, args.serve_config)
         for path in paths:
             os.remove(path)
         late, refused = m.get("stormwatch_ingest_late_total", 0), m.get("stormwatch_ingest_refused_total", 0)

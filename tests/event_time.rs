@@ -185,6 +185,21 @@ fn replay(events: &Path, changes: &Path) -> Replayed {
     }
 }
 
+/// `lines` written to a file in `dir` and replayed; the summary printed as `what`.
+fn replay_lines(dir: &Path, what: &str, lines: &[Line], changes: &Path) -> Replayed {
+    let file = dir.join(format!("{}.ndjson", what.replace(' ', "-")));
+    write_lines(&file, lines);
+    let replayed = replay(&file, changes);
+    eprintln!(
+        "{what}, replay: {} events, {} late, {} malformed of {} lines",
+        replayed.events,
+        replayed.late,
+        replayed.malformed,
+        lines.len()
+    );
+    replayed
+}
+
 /// A service on `dir` with the generated change register imported, and its ops and ingest tokens.
 fn serve(dir: &Path, changes: &Path, extra: &[&str]) -> (Service, String, String) {
     run_ok(
@@ -260,10 +275,10 @@ enum Channel {
     Http { address: SocketAddr, token: String },
 }
 
-/// Lines of one sender, each with the time (ms on the senders' shared clock) at which it is due.
+/// One sender's lines.
 struct Sender {
     channel: Channel,
-    due: Vec<(i64, Line)>,
+    due: Due,
 }
 
 /// What the HTTP answers said, summed (a TCP sender is not answered).
@@ -340,8 +355,11 @@ fn tcp(service: &Service) -> Channel {
     Channel::Tcp(TcpStream::connect(service.ingest).expect("connect to ingest"))
 }
 
+/// Lines, each with the time (ms on the senders' shared clock) at which it is due.
+type Due = Vec<(i64, Line)>;
+
 /// Lines due at their own time plus `delay_ms`.
-fn due_at(lines: &[&Line], delay_ms: i64) -> Vec<(i64, Line)> {
+fn due_at(lines: &[&Line], delay_ms: i64) -> Due {
     lines
         .iter()
         .map(|l| (l.ts + delay_ms, (*l).clone()))
@@ -512,16 +530,7 @@ fn one_exporter_stepping_back_45_minutes_pages_nothing_false_in_replay_or_serve(
         })
         .collect();
     assert!(stepped > 1_000, "{stepped} lines stepped");
-    let file = root.path().join("stepped.ndjson");
-    write_lines(&file, &shifted);
-    let replayed = replay(&file, &changes);
-    eprintln!(
-        "stepped exporter, replay: {} events, {} late, {} malformed of {} lines ({stepped} stepped)",
-        replayed.events,
-        replayed.late,
-        replayed.malformed,
-        lines.len()
-    );
+    let replayed = replay_lines(root.path(), "stepped exporter", &shifted, &changes);
     assert_eq!(replayed.events, lines.len() as u64, "none refused");
     assert_eq!(replayed.malformed, 0);
     assert!(
@@ -545,10 +554,7 @@ fn one_exporter_stepping_back_45_minutes_pages_nothing_false_in_replay_or_serve(
 /// The live stream of the hour with 20 minutes missing (an export gap), and after the gap those 20 minutes sent
 /// again ten times as fast (the backfill), interleaved with the live lines that follow: each line with the time
 /// it is sent at, in sending order.
-fn gap_and_backfill(
-    lines: &[Line],
-    gap: std::ops::Range<i64>,
-) -> (Vec<(i64, Line)>, Vec<(i64, Line)>) {
+fn gap_and_backfill(lines: &[Line], gap: std::ops::Range<i64>) -> (Due, Due) {
     let (backfill, live): (Vec<&Line>, Vec<&Line>) =
         lines.iter().partition(|l| gap.contains(&l.ts));
     let backfill = backfill
@@ -571,17 +577,7 @@ fn a_20_minute_gap_backfilled_beside_the_live_stream_loses_nothing_and_pages_not
     let mut merged: Vec<&(i64, Line)> = live.iter().chain(&backfill).collect();
     merged.sort_by_key(|(due, _)| *due);
     let merged: Vec<Line> = merged.into_iter().map(|(_, l)| l.clone()).collect();
-    let file = root.path().join("backfilled.ndjson");
-    write_lines(&file, &merged);
-    let replayed = replay(&file, &changes);
-    eprintln!(
-        "gap and backfill, replay: {} events, {} late, {} malformed of {} lines ({} backfilled)",
-        replayed.events,
-        replayed.late,
-        replayed.malformed,
-        lines.len(),
-        backfill.len()
-    );
+    let replayed = replay_lines(root.path(), "gap and backfill", &merged, &changes);
     assert_eq!(
         replayed.events,
         lines.len() as u64,
