@@ -260,6 +260,9 @@ struct Source {
     /// Wall clock (the outside bound) at its latest line placed within reach of its frontier, for idleness: a source
     /// that has sent only lines judged late (a backfill on a connection of its own) is not waited for.
     arrived: i64,
+    /// Wall clock since which it has trailed the newest source by more than `source_max_wait_ms` (`i64::MIN`: it
+    /// does not).
+    behind_since: i64,
     /// Lines placed from this source, for the jump runs.
     placed: u64,
     jump: JumpRun,
@@ -281,6 +284,7 @@ impl Source {
             lagging: Vec::new(),
             lag: 0,
             arrived: i64::MIN,
+            behind_since: i64::MIN,
             placed: 0,
             jump: JumpRun::default(),
         }
@@ -606,13 +610,20 @@ impl EventClock {
     }
 
     /// The watermark waits for an anchored source that sent lately (by the wall clock, when there is one) and is
-    /// not hopelessly behind the newest.
+    /// not hopelessly behind the newest. Live, a source stays waited for while it has been behind for less than
+    /// `source_idle_ms` of wall time: senders flushing flat out hand over a minute or more of event time per batch,
+    /// and one batch put a source more than `source_max_wait_ms` ahead of the others, whose lines then all counted
+    /// late, though watermark alignment would have held it back at its next batch.
     fn waits_for(&self, source: &Source, newest: i64) -> bool {
         source.anchored()
             && self
                 .bound
                 .is_none_or(|now| now.saturating_sub(source.arrived) <= self.config.source_idle_ms)
-            && newest - source.frontier <= self.config.source_max_wait_ms
+            && (newest - source.frontier <= self.config.source_max_wait_ms
+                || self.bound.is_some_and(|now| {
+                    source.behind_since == i64::MIN
+                        || now - source.behind_since < self.config.source_idle_ms
+                }))
     }
 
     /// Held lines are in `held_at` order: the oldest sets the floor (for `hold_ms` at most).
@@ -643,6 +654,18 @@ impl EventClock {
 
     pub(super) fn set_bound(&mut self, bound: Option<i64>) {
         self.bound = bound;
+        if let Some(now) = bound {
+            let newest = self.newest_frontier().unwrap_or(UNANCHORED);
+            for source in &mut self.sources {
+                let behind =
+                    source.anchored() && newest - source.frontier > self.config.source_max_wait_ms;
+                source.behind_since = match (behind, source.behind_since) {
+                    (false, _) => i64::MIN,
+                    (true, i64::MIN) => now,
+                    (true, since) => since,
+                };
+            }
+        }
         if let Some(now) = bound
             && now - self.pruned_at >= PRUNE_EVERY_MS
             && self.held.is_empty()
@@ -697,6 +720,13 @@ impl EventClock {
             source.lagging.clear();
             source.lag = 0;
             source.epoch = source.epoch.wrapping_add(1);
+        }
+    }
+
+    /// After a restart no connection of before is open: no source is waited for until it sends again.
+    pub(super) fn all_quiet(&mut self) {
+        for source in &mut self.sources {
+            source.arrived = i64::MIN;
         }
     }
 
