@@ -5,6 +5,7 @@ file. A measurement for the issue's closing note, not a test.
 
     benches/split_senders.py BINARY [--seed 1] [--duration 12h] [--scale 4] [--users 30] [--senders 4]
                              [--engine-queue 2] [--splits user,round_robin] [--work DIR] [--serve-config TOML]
+                             [--known-first]
 
 Generates `gen --seed S --duration D --scale X --users U --scenario firewall_backlog`, replays it, then for each
 split (`user`: each User's lines all to one sender, Users dealt out by line count; `round_robin`: line i to sender
@@ -113,9 +114,12 @@ def get_json(http, path, token):
     return json.load(urllib.request.urlopen(request, timeout=60))
 
 
-def send_file(address, path, errors):
+def send_file(address, path, errors, known_first):
     try:
         with socket.create_connection(address) as sock, open(path, "rb") as f:
+            if known_first:
+                sock.sendall(f.readline())
+                time.sleep(2)
             while True:
                 chunk = f.read(1 << 20)
                 if not chunk:
@@ -141,7 +145,7 @@ def stop(process):
         process.wait()
 
 
-def serve_split(binary, paths, total, last_ts, changes, queue, work, how, config):
+def serve_split(binary, paths, total, last_ts, changes, queue, work, how, config, known_first):
     data = os.path.join(work, f"data-{how}")
     shutil.rmtree(data, ignore_errors=True)
     os.makedirs(data)
@@ -166,7 +170,7 @@ def serve_split(binary, paths, total, last_ts, changes, queue, work, how, config
                 time.sleep(0.2)
         errors, held_max = [], 0
         started = time.time()
-        senders = [threading.Thread(target=send_file, args=(ingest, p, errors)) for p in paths]
+        senders = [threading.Thread(target=send_file, args=(ingest, p, errors, known_first)) for p in paths]
         for sender in senders:
             sender.start()
         deadline = started + 3 * 3600
@@ -205,6 +209,9 @@ def main():
     parser.add_argument("--splits", default="user,round_robin")
     parser.add_argument("--work", default="/tmp/split_senders")
     parser.add_argument("--serve-config", help="a TOML file for `serve --config` (say, other [engine.clock] thresholds)")
+    parser.add_argument("--known-first", action="store_true",
+                        help="each sender sends its first line and waits 2 s before the rest, so that the service "
+                             "knows every source before any runs ahead (a source is unknown until its first batch)")
     args = parser.parse_args()
     binary = os.path.abspath(args.binary)
     os.makedirs(args.work, exist_ok=True)
@@ -232,7 +239,8 @@ def main():
     for how in args.splits.split(","):
         paths, lines = split(events, args.senders, how, args.work)
         m, wall, got, warnings, held_max, errors = serve_split(
-            binary, paths, total, last_ts, changes, args.engine_queue, args.work, how, args.serve_config)
+            binary, paths, total, last_ts, changes, args.engine_queue, args.work, how, args.serve_config,
+            args.known_first)
         for path in paths:
             os.remove(path)
         late, refused = m.get("stormwatch_ingest_late_total", 0), m.get("stormwatch_ingest_refused_total", 0)

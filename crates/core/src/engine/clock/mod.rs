@@ -68,8 +68,9 @@ pub struct ClockConfig {
     pub jump_force_lines: u32,
     /// Milliseconds of wall time a live source may send nothing before the watermark stops waiting for it.
     pub source_idle_ms: i64,
-    /// Milliseconds: a source whose frontier trails the newest source's by more than this is not waited for (its
-    /// lines are late where their seconds have closed) and is reported as behind.
+    /// Milliseconds: a source whose frontier trails the newest source's by more than this (live: for
+    /// `source_idle_ms` of wall time, as one big batch of another source can put it there for a moment) is not
+    /// waited for (its lines are late where their seconds have closed) and is reported as behind.
     pub source_max_wait_ms: i64,
 }
 
