@@ -377,6 +377,12 @@ impl Engine {
         self.clock.set_bound(bound);
     }
 
+    /// The service restarted: the sources it knows (from the snapshot and the journal) were connections that are
+    /// gone, so none is waited for until it sends again (a stream reconnecting under its name does at once).
+    pub fn sources_disconnected(&mut self) {
+        self.clock.all_quiet();
+    }
+
     /// Lines whose hold ended since the last call.
     pub fn drain_settled(&mut self) -> std::vec::Drain<'_, Settled> {
         self.clock.drain_settled()

@@ -13,6 +13,15 @@ use crate::telemetry::{Eui64, Event};
 /// (a small User's exporter may send a line a minute).
 const GATHER_QUIET_MS: i64 = 60_000;
 
+/// Milliseconds of network time over which held lines *behind* a still frontier (every line of their source held)
+/// must keep one lead over network time before their clock is taken to run slow. Such a source may be a backfill on
+/// a connection of its own, its own time racing ahead of network time; but network time moves in steps (one flush
+/// of another connection, or a sender released by watermark alignment), and three lines of a sparse backfilled
+/// clock on either side of one step kept one lead over a few seconds: a 20-minute backfill was placed in the live
+/// present as clocks 20 minutes slow. Over half a minute of network time a backfill sent faster than real time
+/// drifts out of the offset tolerance; a clock that only runs slow keeps its lead.
+const STALE_BEHIND_SPAN_MS: i64 = 30_000;
+
 /// What became of a line given to [`EventClock::hold`].
 pub(in crate::engine) enum HoldOutcome {
     Held(u64),
@@ -107,9 +116,18 @@ impl EventClock {
         if raw_lead.abs() > config.max_offset_ms {
             return;
         }
-        let run = self.clocks[clock as usize]
-            .run
-            .filter(|r| (raw_lead - r.first_lead).abs() <= config.offset_tolerance_ms);
+        // A source whose every line is held keeps its own frontier still, so against it the leads of any clock
+        // drift with the clock's own time: then they are compared over network time, against which a skewed
+        // clock's lead holds and a backfill's (its own time racing ahead) does not.
+        let moving_lead = event.ts_ms - moving;
+        let run = self.clocks[clock as usize].run.filter(|r| {
+            let (lead, first) = if net == r.first_own {
+                (moving_lead, r.first_moving_lead)
+            } else {
+                (raw_lead, r.first_lead)
+            };
+            (lead - first).abs() <= config.offset_tolerance_ms
+        });
         let run = match run {
             Some(mut run) => {
                 run.min_lead = run.min_lead.min(raw_lead);
@@ -127,12 +145,19 @@ impl EventClock {
                 last_ts: event.ts_ms,
                 first_net: moving,
                 last_net: moving,
+                first_own: net,
+                first_moving_lead: moving_lead,
             },
         };
         self.clocks[clock as usize].run = Some(run);
+        let net_span = if run.first_lead < 0 && net == run.first_own {
+            STALE_BEHIND_SPAN_MS.max(config.offset_min_span_ms)
+        } else {
+            config.offset_min_span_ms
+        };
         if run.count >= config.offset_min_lines
             && run.last_ts - run.first_ts >= config.offset_min_span_ms
-            && moving - run.first_net >= config.offset_min_span_ms
+            && moving - run.first_net >= net_span
         {
             // The frontier trails the newest true time, so every lead overstates the offset a little: the least
             // one is the closest, and an offset too small places lines a little early, never late. Whole seconds:
