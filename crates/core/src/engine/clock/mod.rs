@@ -265,6 +265,10 @@ struct Source {
     /// Wall clock since which it has trailed the newest source by more than `source_max_wait_ms` (`i64::MIN`: it
     /// does not).
     behind_since: i64,
+    /// Its connection closed, or the service restarted since it sent: not waited for until it sends again. Apart
+    /// from `arrived`, which also says when a source is forgotten: a closed connection forgotten at the next look
+    /// took network time with it when it was the only source, and the idle clock stopped.
+    closed: bool,
     /// Lines placed from this source, for the jump runs.
     placed: u64,
     /// The range check: lines further behind than `behind_ms` are held, and `span_ms` is `ahead + behind`. While
@@ -296,6 +300,7 @@ impl Source {
             lag: 0,
             arrived: i64::MIN,
             behind_since: i64::MIN,
+            closed: false,
             placed: 0,
             behind_ms: 0,
             span_ms: 0,
@@ -560,6 +565,7 @@ impl EventClock {
             } else if c.lagging {
                 c.lag = 0;
             }
+            source.closed = false;
             if let Some(now) = self.bound {
                 source.arrived = now;
             }
@@ -665,6 +671,7 @@ impl EventClock {
         // A source none of whose lines were placed yet has made no progress of its own to wait for.
         source.anchored()
             && source.placed > 0
+            && !source.closed
             && self
                 .bound
                 .is_none_or(|now| now.saturating_sub(source.arrived) <= self.config.source_idle_ms)
@@ -773,10 +780,20 @@ impl EventClock {
         }
     }
 
+    /// Source `id`'s connection closed: it sends nothing more, so the watermark stops waiting for it now rather
+    /// than after `source_idle_ms` (or longer, for a source one big batch of another left behind): the others'
+    /// seconds closed half a minute late, and watermark alignment held the next connection back for it meanwhile.
+    /// A source sending again under the same name is waited for again.
+    pub(super) fn source_closed(&mut self, id: SourceId) {
+        if let Some(&slot) = self.source_slots.get(&id) {
+            self.sources[slot as usize].closed = true;
+        }
+    }
+
     /// After a restart no connection of before is open: no source is waited for until it sends again.
     pub(super) fn all_quiet(&mut self) {
         for source in &mut self.sources {
-            source.arrived = i64::MIN;
+            source.closed = true;
         }
     }
 

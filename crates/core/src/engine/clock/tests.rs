@@ -723,3 +723,34 @@ fn sources_of_before_a_restart_are_not_waited_for_until_they_send() {
         .collect();
     assert_eq!(active, vec![new]);
 }
+
+/// tests/journal.rs: connections one after the other, each sending 150 s of lines and closing. The first, closed
+/// but left 150 s behind by the second's batch, was waited for half a minute more (the second's seconds stayed
+/// open, and watermark alignment held the next connection back); and a closed source must keep network time: once
+/// forgotten at the next look for idle sources, no source was left, and the idle clock stopped.
+#[test]
+fn a_closed_connection_is_not_waited_for_and_keeps_network_time() {
+    let mut engine = engine();
+    let mut out = Outcomes::default();
+    let (first, second) = (SourceId(1), SourceId(2));
+    let wall = T0 + 30 * DAY_MS;
+    engine.set_now_bound(Some(wall));
+    flush(&mut engine, &mut out, first, 0..150);
+    engine.source_closed(first);
+    engine.set_now_bound(Some(wall + 100));
+    flush(&mut engine, &mut out, second, 150..300);
+    let watermark = engine.watermark_ms().unwrap_or(0);
+    assert!(
+        watermark >= T0 + 290_000,
+        "watermark at {} s: {:?}",
+        (watermark - T0) / 1000,
+        engine.sources()
+    );
+    engine.source_closed(second);
+    assert!(engine.sources().iter().all(|s| !s.active));
+    engine.set_now_bound(Some(wall + 70_000));
+    engine.advance_to(T0 + 306_000);
+    assert_eq!(engine.sources().len(), 2, "{:?}", engine.sources());
+    assert!(engine.watermark_ms().unwrap_or(0) >= T0 + 300_000);
+    assert_eq!(engine.stats().late, 0);
+}
