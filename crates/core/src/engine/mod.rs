@@ -382,6 +382,20 @@ impl Engine {
         self.clock.set_bound(bound);
     }
 
+    /// The service restarted: the sources it knows (from the snapshot and the journal) were connections that are
+    /// gone, so none is waited for until it sends again (a stream reconnecting under its name does at once).
+    pub fn sources_disconnected(&mut self) {
+        self.clock.all_quiet();
+        // The seconds they held open close now, not at the first line or idle tick after the restart.
+        self.apply_releases();
+    }
+
+    /// Source `id` (a connection) closed: the watermark no longer waits for it, and the seconds it held open close.
+    pub fn source_closed(&mut self, id: SourceId) {
+        self.clock.source_closed(id);
+        self.apply_releases();
+    }
+
     /// Lines whose hold ended since the last call.
     pub fn drain_settled(&mut self) -> std::vec::Drain<'_, Settled> {
         self.clock.drain_settled()

@@ -32,6 +32,18 @@ impl EngineLoop {
         outcome
     }
 
+    /// A connection closed: the watermark stops waiting for its source, and no sender waits for it any more.
+    pub(super) fn source_closed(&mut self, name: &Arc<str>) {
+        let Some(id) = self.sources.known(name) else {
+            return;
+        };
+        self.engine.source_closed(id);
+        crate::pace::set_ahead(name, false);
+        self.sources.pace(&self.engine, None);
+        self.settle_held();
+        self.handle_updates();
+    }
+
     /// A connection takes over an acknowledged stream. Its position is made durable before it is told, so a
     /// sender never drops lines the service could still lose to a power cut.
     pub(super) fn attach(&mut self, attach: Attach) {

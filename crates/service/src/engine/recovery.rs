@@ -66,6 +66,7 @@ impl EngineLoop {
             self.handle_updates();
         }
         self.quiet = quiet;
+        self.engine.sources_disconnected();
         self.sources.continue_after(&self.engine);
         // Refusals of replayed lines were kept as malformed when they first arrived.
         self.engine.drain_settled().for_each(drop);

@@ -67,6 +67,11 @@ impl SourceNames {
         id
     }
 
+    /// The number of source `name`, if it sent a batch.
+    pub fn known(&self, name: &str) -> Option<SourceId> {
+        self.ids.get(name).map(|(id, _)| *id)
+    }
+
     /// The number of an acknowledged stream: the stream, not the connection that carries it, is the exporter.
     pub fn stream_id(&mut self, stream: &str) -> SourceId {
         self.id(&Arc::from(stream_name(stream)))

@@ -270,6 +270,11 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         let last = acked.mark(framer.next_line() - 1).through;
         acked.finish(&mut stream, last, settings.idle_timeout).await;
     }
+    if acked.is_none() {
+        // An acknowledged stream outlives its connection (the sender reconnects to resume it); a plain connection
+        // is a source of its own, and the watermark need not wait for it any longer.
+        let _ = send_to_engine(batches, EngineInput::SourceClosed(source.clone())).await;
+    }
     // A clean end for TLS clients (close_notify) and a FIN for plain ones, rather than a bare drop.
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
     tracing::info!(%peer, lines = framer.next_line() - 1, ended, "ingest connection closed");

@@ -13,6 +13,23 @@ use crate::telemetry::{Eui64, Event};
 /// (a small User's exporter may send a line a minute).
 const GATHER_QUIET_MS: i64 = 60_000;
 
+/// Milliseconds of network time over which held lines of a source whose frontier stands still (every line of it
+/// held), and that run more than `source_max_wait_ms` behind network time, must keep one lead over network time
+/// before their clock is taken to run slow. Such a source may be a backfill on a connection of its own, its own time
+/// racing ahead of network time; but network time moves in steps (one flush of another connection, or a sender
+/// released by watermark alignment), and three lines of a sparse backfilled clock on either side of one step kept
+/// one lead over a few seconds: a 20-minute backfill was placed in the live present as clocks 20 minutes slow. Over
+/// half a minute of network time a backfill sent faster than real time drifts out of the offset tolerance; a clock
+/// that only runs slow keeps its lead.
+///
+/// Not for lines closer behind: a live sender joining the others 20 s late is such a source too, and the watermark
+/// waits for its held lines `hold_ms` of network time, not half a minute. Its lines are placed at its clocks' offset
+/// (about where they arrive) only if that offset is learned within that wait; after it they were placed at their own
+/// time, whose seconds had closed, and counted late (the first 14 s of a sender 20 s behind: 0.5 % of the sweep
+/// test's lines). A source that close is one the watermark would wait for, so it is taken for live; a backfill of a
+/// gap that short, mistaken for slow clocks, has its lines placed at most two minutes off.
+const STALE_BEHIND_SPAN_MS: i64 = 30_000;
+
 /// What became of a line given to [`EventClock::hold`].
 pub(in crate::engine) enum HoldOutcome {
     Held(u64),
@@ -107,9 +124,18 @@ impl EventClock {
         if raw_lead.abs() > config.max_offset_ms {
             return;
         }
-        let run = self.clocks[clock as usize]
-            .run
-            .filter(|r| (raw_lead - r.first_lead).abs() <= config.offset_tolerance_ms);
+        // A source whose every line is held keeps its own frontier still, so against it the leads of any clock
+        // drift with the clock's own time: then they are compared over network time, against which a skewed
+        // clock's lead holds and a backfill's (its own time racing ahead) does not.
+        let moving_lead = event.ts_ms - moving;
+        let run = self.clocks[clock as usize].run.filter(|r| {
+            let (lead, first) = if net == r.first_own {
+                (moving_lead, r.first_moving_lead)
+            } else {
+                (raw_lead, r.first_lead)
+            };
+            (lead - first).abs() <= config.offset_tolerance_ms
+        });
         let run = match run {
             Some(mut run) => {
                 run.min_lead = run.min_lead.min(raw_lead);
@@ -127,12 +153,20 @@ impl EventClock {
                 last_ts: event.ts_ms,
                 first_net: moving,
                 last_net: moving,
+                first_own: net,
+                first_moving_lead: moving_lead,
             },
         };
         self.clocks[clock as usize].run = Some(run);
+        let net_span = if run.first_moving_lead < -config.source_max_wait_ms && net == run.first_own
+        {
+            STALE_BEHIND_SPAN_MS.max(config.offset_min_span_ms)
+        } else {
+            config.offset_min_span_ms
+        };
         if run.count >= config.offset_min_lines
             && run.last_ts - run.first_ts >= config.offset_min_span_ms
-            && moving - run.first_net >= config.offset_min_span_ms
+            && moving - run.first_net >= net_span
         {
             // The frontier trails the newest true time, so every lead overstates the offset a little: the least
             // one is the closest, and an offset too small places lines a little early, never late. Whole seconds:

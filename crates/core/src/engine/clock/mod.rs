@@ -71,8 +71,9 @@ pub struct ClockConfig {
     pub jump_force_lines: u32,
     /// Milliseconds of wall time a live source may send nothing before the watermark stops waiting for it.
     pub source_idle_ms: i64,
-    /// Milliseconds: a source whose frontier trails the newest source's by more than this is not waited for (its
-    /// lines are late where their seconds have closed) and is reported as behind.
+    /// Milliseconds: a source whose frontier trails the newest source's by more than this (live: for
+    /// `source_idle_ms` of wall time, as one big batch of another source can put it there for a moment) is not
+    /// waited for (its lines are late where their seconds have closed) and is reported as behind.
     pub source_max_wait_ms: i64,
 }
 
@@ -217,6 +218,10 @@ struct OffsetRun {
     first_net: i64,
     /// Network time at its latest line: a run that stopped growing a minute ago keeps no line waiting.
     last_net: i64,
+    /// The clock's own source's frontier at the run's first line, and the first line's lead over network time:
+    /// while that frontier stands still (every line of the source held), leads are compared over network time.
+    first_own: i64,
+    first_moving_lead: i64,
 }
 
 /// Ahead lines of one source with no line at its frontier between them.
@@ -254,8 +259,16 @@ struct Source {
     /// Clocks running behind, and the largest lag among those still sending.
     lagging: Vec<u32>,
     lag: i64,
-    /// Wall clock (the outside bound) at its latest line, for idleness.
+    /// Wall clock (the outside bound) at its latest line placed within reach of its frontier, for idleness: a source
+    /// that has sent only lines judged late (a backfill on a connection of its own) is not waited for.
     arrived: i64,
+    /// Wall clock since which it has trailed the newest source by more than `source_max_wait_ms` (`i64::MIN`: it
+    /// does not).
+    behind_since: i64,
+    /// Its connection closed, or the service restarted since it sent: not waited for until it sends again. Apart
+    /// from `arrived`, which also says when a source is forgotten: a closed connection forgotten at the next look
+    /// took network time with it when it was the only source, and the idle clock stopped.
+    closed: bool,
     /// Lines placed from this source, for the jump runs.
     placed: u64,
     /// The range check: lines further behind than `behind_ms` are held, and `span_ms` is `ahead + behind`. While
@@ -286,6 +299,8 @@ impl Source {
             lagging: Vec::new(),
             lag: 0,
             arrived: i64::MIN,
+            behind_since: i64::MIN,
+            closed: false,
             placed: 0,
             behind_ms: 0,
             span_ms: 0,
@@ -435,7 +450,7 @@ impl EventClock {
 
     /// The slot of source `id`, made on its first line. A new source starts at the newest frontier of the
     /// others (so a connection whose exporter runs behind is recognised as an offset, and a backfill as late),
-    /// or unanchored when it is the first.
+    /// or unanchored when it is the first; it is waited for once it places a line within reach of its frontier.
     #[inline]
     pub(super) fn source_slot(&mut self, id: SourceId) -> u32 {
         // Lines come in batches from one source: the last one answers without a hash lookup per line.
@@ -464,7 +479,6 @@ impl EventClock {
             source.behind_ms = self.lag_after_ms.min(self.behind_ms);
             source.span_ms = (self.config.ahead_ms + source.behind_ms).max(0) as u64;
         }
-        source.arrived = self.bound.unwrap_or(i64::MIN);
         self.sources.push(source);
         self.source_slots.insert(id, slot);
         slot
@@ -537,19 +551,24 @@ impl EventClock {
             source.listed.push(clock);
         }
         let lead = at - source.frontier;
-        if lead < -self.lag_after_ms {
-            c.lag = -lead;
-            c.seen_at = source.frontier;
-            source.lag = source.lag.max(-lead);
-            if !c.lagging {
-                c.lagging = true;
-                source.lagging.push(clock);
+        // A line further behind is one judged late after its hold (a backfill): nothing the watermark could wait
+        // for, and no sign that its source still sends live lines.
+        if lead >= -self.behind_ms {
+            if lead < -self.lag_after_ms {
+                c.lag = -lead;
+                c.seen_at = source.frontier;
+                source.lag = source.lag.max(-lead);
+                if !c.lagging {
+                    c.lagging = true;
+                    source.lagging.push(clock);
+                }
+            } else if c.lagging {
+                c.lag = 0;
             }
-        } else if c.lagging {
-            c.lag = 0;
-        }
-        if let Some(now) = self.bound {
-            source.arrived = now;
+            source.closed = false;
+            if let Some(now) = self.bound {
+                source.arrived = now;
+            }
         }
         let second = at.div_euclid(1000);
         // Passes cost the clocks of two seconds: at least a quarter of that many lines apart, or, for a line two
@@ -644,15 +663,23 @@ impl EventClock {
     }
 
     /// The watermark waits for an anchored source that sent lately (by the wall clock, when there is one) and is
-    /// not hopelessly behind the newest.
+    /// not hopelessly behind the newest. Live, a source stays waited for while it has been behind for less than
+    /// `source_idle_ms` of wall time: senders flushing flat out hand over a minute or more of event time per batch,
+    /// and one batch put a source more than `source_max_wait_ms` ahead of the others, whose lines then all counted
+    /// late, though watermark alignment would have held it back at its next batch.
     fn waits_for(&self, source: &Source, newest: i64) -> bool {
         // A source none of whose lines were placed yet has made no progress of its own to wait for.
         source.anchored()
             && source.placed > 0
+            && !source.closed
             && self
                 .bound
                 .is_none_or(|now| now.saturating_sub(source.arrived) <= self.config.source_idle_ms)
-            && newest - source.frontier <= self.config.source_max_wait_ms
+            && (newest - source.frontier <= self.config.source_max_wait_ms
+                || self.bound.is_some_and(|now| {
+                    source.behind_since == i64::MIN
+                        || now - source.behind_since < self.config.source_idle_ms
+                }))
     }
 
     /// Held lines are in `held_at` order: the oldest sets the floor (for `hold_ms` at most).
@@ -683,6 +710,18 @@ impl EventClock {
 
     pub(super) fn set_bound(&mut self, bound: Option<i64>) {
         self.bound = bound;
+        if let Some(now) = bound {
+            let newest = self.newest_frontier().unwrap_or(UNANCHORED);
+            for source in &mut self.sources {
+                let behind =
+                    source.anchored() && newest - source.frontier > self.config.source_max_wait_ms;
+                source.behind_since = match (behind, source.behind_since) {
+                    (false, _) => i64::MIN,
+                    (true, i64::MIN) => now,
+                    (true, since) => since,
+                };
+            }
+        }
         if let Some(now) = bound
             && now - self.pruned_at >= PRUNE_EVERY_MS
             && self.held.is_empty()
@@ -738,6 +777,23 @@ impl EventClock {
             source.lagging.clear();
             source.lag = 0;
             source.epoch = source.epoch.wrapping_add(1);
+        }
+    }
+
+    /// Source `id`'s connection closed: it sends nothing more, so the watermark stops waiting for it now rather
+    /// than after `source_idle_ms` (or longer, for a source one big batch of another left behind): the others'
+    /// seconds closed half a minute late, and watermark alignment held the next connection back for it meanwhile.
+    /// A source sending again under the same name is waited for again.
+    pub(super) fn source_closed(&mut self, id: SourceId) {
+        if let Some(&slot) = self.source_slots.get(&id) {
+            self.sources[slot as usize].closed = true;
+        }
+    }
+
+    /// After a restart no connection of before is open: no source is waited for until it sends again.
+    pub(super) fn all_quiet(&mut self) {
+        for source in &mut self.sources {
+            source.closed = true;
         }
     }
 
