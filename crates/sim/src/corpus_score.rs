@@ -15,7 +15,7 @@
 use std::collections::BTreeSet;
 
 use crate::corpus_truth::{CorpusIncident, CorpusTruth};
-use crate::evaluate::{Match, RunScore, user_days};
+use crate::evaluate::{Match, RunScore, suspect_scores, user_days};
 use crate::generator::TruthIncident;
 use stormwatch_core::incident::Verdict;
 use stormwatch_core::report::{IncidentRecord, Report};
@@ -129,12 +129,7 @@ fn as_truth_incident(t: &CorpusIncident, matched: Option<&IncidentRecord>) -> Tr
 fn found(t: &CorpusIncident, r: &IncidentRecord, attributed: bool, timed: bool) -> Match {
     let top = top(r);
     let want = t.change.as_deref();
-    let best_other_score = r
-        .suspects
-        .iter()
-        .filter(|s| Some(s.change.as_str()) != want)
-        .map(|s| s.score)
-        .fold(0.0, f64::max);
+    let (right_score, best_other_score) = suspect_scores(r, want);
     Match {
         truth: as_truth_incident(t, Some(r)),
         report_id: r.id.clone(),
@@ -147,12 +142,7 @@ fn found(t: &CorpusIncident, r: &IncidentRecord, attributed: bool, timed: bool) 
         watch_delay_ms: r.evidence.watched.map(|w| w - t.onset),
         onset_error_ms: (r.onset - t.onset).abs(),
         timed,
-        right_score: want.map(|want| {
-            r.suspects
-                .iter()
-                .find(|s| s.change == want)
-                .map_or(0.0, |s| s.score)
-        }),
+        right_score,
         best_other_score,
     }
 }

@@ -164,18 +164,7 @@ pub fn score(truth: &Truth, report: &Report) -> RunScore {
         let r = &report.incidents[ri];
         let top = r.suspects.first().map(|s| s.change.as_str());
         let want = t.top_suspect.as_deref();
-        let score_of = |change: &str| {
-            r.suspects
-                .iter()
-                .find(|s| s.change == change)
-                .map_or(0.0, |s| s.score)
-        };
-        let best_other_score = r
-            .suspects
-            .iter()
-            .filter(|s| Some(s.change.as_str()) != want)
-            .map(|s| s.score)
-            .fold(0.0, f64::max);
+        let (right_score, best_other_score) = suspect_scores(r, want);
         let attributed = r.verdict == t.verdict
             && t.top_suspect
                 .as_deref()
@@ -192,7 +181,7 @@ pub fn score(truth: &Truth, report: &Report) -> RunScore {
             watch_delay_ms: r.evidence.watched.map(|w| w - t.onset),
             onset_error_ms: error,
             timed: true,
-            right_score: want.map(score_of),
+            right_score,
             best_other_score,
         });
     }
@@ -217,6 +206,24 @@ pub fn score(truth: &Truth, report: &Report) -> RunScore {
         malformed: (truth.malformed, report.summary.malformed),
         user_days: user_days(report),
     }
+}
+
+/// The correlator's scores for an incident whose truth names `want`: that change's score (0 when it is no
+/// suspect; `None` when the truth names none) and the best score of any other change, for the fit's margins.
+pub fn suspect_scores(r: &IncidentRecord, want: Option<&str>) -> (Option<f64>, f64) {
+    let right = want.map(|want| {
+        r.suspects
+            .iter()
+            .find(|s| s.change == want)
+            .map_or(0.0, |s| s.score)
+    });
+    let best_other = r
+        .suspects
+        .iter()
+        .filter(|s| Some(s.change.as_str()) != want)
+        .map(|s| s.score)
+        .fold(0.0, f64::max);
+    (right, best_other)
 }
 
 /// Users seen times the span from the first to the last event, in days.

@@ -228,16 +228,19 @@ impl EventClock {
             source.jump.count = 0;
         }
         if source.jump.count == 0 {
-            // Counted in Users, not clocks: one User's three exporters agreeing is one skewed User.
-            let mut users: Vec<Eui64> = source
-                .listed
-                .iter()
-                .chain(&source.listed_prev)
-                .map(|&c| self.clocks[c as usize].user)
-                .collect();
-            users.sort_unstable();
-            users.dedup();
-            let active = users.len() as u32;
+            // Counted in Users, not clocks: one User's three exporters agreeing is one skewed User. The run's
+            // User list, emptied for the new run anyway, holds them meanwhile (no allocation per ahead line).
+            source.jump_users.clear();
+            source.jump_users.extend(
+                source
+                    .listed
+                    .iter()
+                    .chain(&source.listed_prev)
+                    .map(|&c| self.clocks[c as usize].user),
+            );
+            source.jump_users.sort_unstable();
+            source.jump_users.dedup();
+            let active = source.jump_users.len() as u32;
             source.jump_users.clear();
             source.jump = JumpRun {
                 count: 0,
