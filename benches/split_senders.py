@@ -211,7 +211,8 @@ def main():
     parser.add_argument("--serve-config", help="a TOML file for `serve --config` (say, other [engine.clock] thresholds)")
     parser.add_argument("--known-first", action="store_true",
                         help="each sender sends its first line and waits 2 s before the rest, so that the service "
-                             "knows every source before any runs ahead (a source is unknown until its first batch)")
+                             "has every source's first lines before any runs ahead (a connection is waited for from the moment "
+                             "it opens, but only from the frontier it joined at)")
     args = parser.parse_args()
     binary = os.path.abspath(args.binary)
     os.makedirs(args.work, exist_ok=True)

@@ -390,6 +390,12 @@ impl Engine {
         self.apply_releases();
     }
 
+    /// Source `id` (a connection) opened: the watermark waits for its first lines from now on (see
+    /// `EventClock::source_opened`).
+    pub fn source_opened(&mut self, id: SourceId) {
+        self.clock.source_opened(id);
+    }
+
     /// Source `id` (a connection) closed: the watermark no longer waits for it, and the seconds it held open close.
     pub fn source_closed(&mut self, id: SourceId) {
         self.clock.source_closed(id);

@@ -32,6 +32,14 @@ impl EngineLoop {
         outcome
     }
 
+    /// A connection opened: its source is known (and waited for) before its first batch.
+    pub(super) fn source_opened(&mut self, name: &Arc<str>) {
+        let id = self.sources.id(name);
+        self.engine.set_now_bound(Some(wall_ms()));
+        self.engine.source_opened(id);
+        self.sources.pace(&self.engine, None);
+    }
+
     /// A connection closed: the watermark stops waiting for its source, and no sender waits for it any more.
     pub(super) fn source_closed(&mut self, name: &Arc<str>) {
         let Some(id) = self.sources.known(name) else {

@@ -281,6 +281,7 @@ impl EngineLoop {
                     tracing::info!("caught up with the previous owners: incidents notify again");
                 }
                 Ok(EngineInput::SourceBehind(behind)) => self.source_behind = behind,
+                Ok(EngineInput::SourceOpened(name)) => self.source_opened(&name),
                 Ok(EngineInput::SourceClosed(name)) => self.source_closed(&name),
                 Ok(EngineInput::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {}

@@ -193,6 +193,8 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     }
     tracing::info!(%peer, "ingest connection opened");
     let source: Arc<str> = Arc::from(source);
+    // Known to the engine before its first batch, which may come after other senders' first minutes.
+    let _ = send_to_engine(batches, EngineInput::SourceOpened(source.clone())).await;
     let mut read_bytes = FIRST_READ_BYTES;
     if feed.bytes.is_empty() {
         // The framer's first fill takes a whole block of memory: a connection that stays idle never gets one.
@@ -210,6 +212,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         match ack::negotiate(&mut stream, &mut feed, settings.idle_timeout, batches).await {
             Ok(acked) => acked,
             Err(why) => {
+                let _ = send_to_engine(batches, EngineInput::SourceClosed(source.clone())).await;
                 tracing::warn!(%peer, why, "acknowledged ingest refused");
                 let _ = tokio::time::timeout(
                     Duration::from_secs(1),
@@ -219,6 +222,10 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                 return;
             }
         };
+    if acked.is_some() {
+        // The stream, not this connection, is the source of its lines.
+        let _ = send_to_engine(batches, EngineInput::SourceClosed(source.clone())).await;
+    }
     let mut framer = LineFramer::streaming(feed, LIVE_BLOCK);
     let ended = loop {
         match framer.next_chunk() {

@@ -53,7 +53,9 @@ impl EventClock {
             && let Some(bound) = self.bound
         {
             // With an outside bound there is no need to wait for more lines: the first plausible one anchors.
-            self.sources[source as usize].frontier = event.ts_ms.min(bound);
+            let anchor = event.ts_ms.min(bound);
+            self.sources[source as usize].frontier = anchor;
+            self.join_opened(anchor);
             return Ok(HoldOutcome::Anchored);
         }
         let token = self.next_token;

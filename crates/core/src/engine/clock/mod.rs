@@ -269,6 +269,9 @@ struct Source {
     /// from `arrived`, which also says when a source is forgotten: a closed connection forgotten at the next look
     /// took network time with it when it was the only source, and the idle clock stopped.
     closed: bool,
+    /// Registered when its connection opened, before its first line: waited for (at the frontier it joined at)
+    /// until it places lines, closes or idles, as are those with lines placed.
+    opened: bool,
     /// Lines placed from this source, for the jump runs.
     placed: u64,
     /// The range check: lines further behind than `behind_ms` are held, and `span_ms` is `ahead + behind`. While
@@ -301,6 +304,7 @@ impl Source {
             arrived: i64::MIN,
             behind_since: i64::MIN,
             closed: false,
+            opened: false,
             placed: 0,
             behind_ms: 0,
             span_ms: 0,
@@ -668,9 +672,10 @@ impl EventClock {
     /// and one batch put a source more than `source_max_wait_ms` ahead of the others, whose lines then all counted
     /// late, though watermark alignment would have held it back at its next batch.
     fn waits_for(&self, source: &Source, newest: i64) -> bool {
-        // A source none of whose lines were placed yet has made no progress of its own to wait for.
+        // A source none of whose lines were placed yet has made no progress of its own to wait for, unless its
+        // connection registered it: then the others wait for its first lines at the time it joined.
         source.anchored()
-            && source.placed > 0
+            && (source.placed > 0 || source.opened)
             && !source.closed
             && self
                 .bound
@@ -777,6 +782,35 @@ impl EventClock {
             source.lagging.clear();
             source.lag = 0;
             source.epoch = source.epoch.wrapping_add(1);
+        }
+    }
+
+    /// Source `id`'s connection opened. Senders connecting together at start do not reach the engine together:
+    /// the first batch of one ran a minute or more ahead before another's first batch made it known, and that
+    /// one's first minutes were late. Registered now, it is waited for from the frontier it joins at (the newest,
+    /// or, when no source has an event time yet, the first one's anchor) until it places lines, closes, or sends
+    /// nothing for `source_idle_ms`.
+    pub(super) fn source_opened(&mut self, id: SourceId) {
+        let slot = self.source_slot(id) as usize;
+        let source = &mut self.sources[slot];
+        if source.placed == 0 {
+            source.opened = true;
+            source.closed = false;
+            source.arrived = self.bound.unwrap_or(i64::MIN);
+        }
+    }
+
+    /// Source `slot` was anchored at `anchor`: registered sources with no event time yet join there.
+    fn join_opened(&mut self, anchor: i64) {
+        let behind_ms = self.lag_after_ms.min(self.behind_ms);
+        let span_ms = (self.config.ahead_ms + behind_ms).max(0) as u64;
+        for source in &mut self.sources {
+            if source.opened && !source.anchored() {
+                source.frontier = anchor;
+                source.joined_at = Some(anchor);
+                source.behind_ms = behind_ms;
+                source.span_ms = span_ms;
+            }
         }
     }
 

@@ -754,3 +754,31 @@ fn a_closed_connection_is_not_waited_for_and_keeps_network_time() {
     assert!(engine.watermark_ms().unwrap_or(0) >= T0 + 300_000);
     assert_eq!(engine.stats().late, 0);
 }
+
+/// benches/split_senders.py's startup gap: senders connecting together, one's first batch reaching the engine after
+/// another's first minutes. Registered when its connection opened, the late one is waited for from the first one's
+/// anchor, so none of its lines is late; a registered connection that never sends is waited for only until idle.
+#[test]
+fn a_connection_registered_before_its_first_line_is_waited_for() {
+    let mut engine = engine();
+    let mut out = Outcomes::default();
+    let (early, late, silent) = (SourceId(1), SourceId(2), SourceId(3));
+    let wall = T0 + 30 * DAY_MS;
+    engine.set_now_bound(Some(wall));
+    engine.source_opened(early);
+    engine.source_opened(late);
+    flush(&mut engine, &mut out, early, 0..120);
+    assert!(
+        engine.watermark_ms().unwrap_or(0) < T0 + 5_000,
+        "{:?}",
+        engine.sources()
+    );
+    flush(&mut engine, &mut out, late, 0..120);
+    assert_eq!(engine.stats().late, 0, "{:?}", engine.sources());
+    assert!(engine.watermark_ms().unwrap_or(0) >= T0 + 110_000);
+    engine.source_opened(silent);
+    engine.set_now_bound(Some(wall + 31_000));
+    flush(&mut engine, &mut out, early, 120..130);
+    flush(&mut engine, &mut out, late, 120..130);
+    assert!(engine.watermark_ms().unwrap_or(0) >= T0 + 120_000);
+}
