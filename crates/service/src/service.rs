@@ -233,6 +233,8 @@ impl Service {
             let store = store.clone();
             Box::new(move || store.set_fault_slow_writes(delay)) as Box<dyn FnOnce() + Send>
         });
+        let openings = Arc::new(crate::engine::sources::Openings::default());
+        let engine_loop = engine_loop.with_openings(openings.clone());
         let (to_engine, engine_input) = crossbeam::channel::bounded(engine_queue);
         let engine_thread = spawn("engine thread", "engine", move || {
             engine_loop.run(engine_input)
@@ -273,7 +275,7 @@ impl Service {
             names,
         };
         let grace = Duration::from_secs(config.shutdown_grace_s);
-        serve_network(&config, state, to_engine.clone(), grace)?;
+        serve_network(&config, state, to_engine.clone(), openings, grace)?;
 
         tracing::info!("shutting down: stopping sources, taking a final snapshot");
         stop.store(true, Ordering::Release);
@@ -446,6 +448,7 @@ fn serve_network(
     config: &ServeConfig,
     state: AppState,
     to_engine: Sender<EngineInput>,
+    openings: Arc<crate::engine::sources::Openings>,
     grace: Duration,
 ) -> Result<(), ServiceError> {
     // HTTP and TCP ingest share the runtime: connection tasks parse between awaits, so neither starves the other.
@@ -475,6 +478,7 @@ fn serve_network(
             })?),
             _ => None,
         },
+        openings,
     };
     let http_limits = HttpLimits {
         max_connections: config.http_max_connections,

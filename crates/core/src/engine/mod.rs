@@ -393,7 +393,8 @@ impl Engine {
     /// Source `id` (a connection) opened: the watermark waits for its first lines from now on (see
     /// `EventClock::source_opened`).
     pub fn source_opened(&mut self, id: SourceId) {
-        self.clock.source_opened(id);
+        let open_from = self.next_close.map(|second| second * 1000);
+        self.clock.source_opened(id, open_from);
     }
 
     /// Source `id` (a connection) closed: the watermark no longer waits for it, and the seconds it held open close.

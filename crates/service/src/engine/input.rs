@@ -89,8 +89,6 @@ pub enum EngineInput {
     /// While it has, a pause in events means a slow fetch, not a quiet network, and event time must not move
     /// on by the wall clock: the records still coming would arrive late.
     SourceBehind(bool),
-    /// A plain TCP connection (source, by name) opened: the watermark waits for its first lines.
-    SourceOpened(Arc<str>),
     /// A plain TCP connection (source, by name) closed after its last batch: nothing more comes from it.
     SourceClosed(Arc<str>),
     Shutdown,

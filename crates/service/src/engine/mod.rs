@@ -102,6 +102,8 @@ pub struct EngineLoop {
     /// How long the last publication took: the next one waits ten times that, so publishing takes at most about
     /// a tenth of this thread's time whatever the number of Users.
     publish_cost: Duration,
+    /// Connections opened, registered ahead of any batch (see [`sources::Openings`]).
+    openings: Arc<sources::Openings>,
 }
 
 pub fn wall_ms() -> i64 {
@@ -153,6 +155,7 @@ impl EngineLoop {
             input_idle: false,
             last_published: Instant::now(),
             publish_cost: Duration::ZERO,
+            openings: Arc::default(),
             engine,
         }
     }
@@ -182,6 +185,12 @@ impl EngineLoop {
     /// Publishes the engine's per-User state into `published` at start and at every tick.
     pub fn with_published(mut self, published: Arc<Published>) -> Self {
         self.published = Some(published);
+        self
+    }
+
+    /// Connections register their sources through `openings` (shared with the TCP listener).
+    pub fn with_openings(mut self, openings: Arc<sources::Openings>) -> Self {
+        self.openings = openings;
         self
     }
 
@@ -225,7 +234,12 @@ impl EngineLoop {
                 .and_then(Journal::sync_due)
                 .map_or(wake, |due| due.min(wake));
             let timeout = wake.saturating_duration_since(Instant::now());
-            match input.recv_timeout(timeout) {
+            let received = input.recv_timeout(timeout);
+            // Before the input: a connection's registration precedes its first batch and its close.
+            for name in self.openings.take() {
+                self.source_opened(&name);
+            }
+            match received {
                 Ok(EngineInput::Batch {
                     source,
                     kind,
@@ -281,7 +295,6 @@ impl EngineLoop {
                     tracing::info!("caught up with the previous owners: incidents notify again");
                 }
                 Ok(EngineInput::SourceBehind(behind)) => self.source_behind = behind,
-                Ok(EngineInput::SourceOpened(name)) => self.source_opened(&name),
                 Ok(EngineInput::SourceClosed(name)) => self.source_closed(&name),
                 Ok(EngineInput::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {}

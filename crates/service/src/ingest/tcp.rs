@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admission::{Admission, AdmissionLimits, Ticket};
+use crate::engine::sources::Openings;
 use crate::engine::{EngineInput, SourceKind};
 use crate::http::auth::{AuthFailure, record_failure};
 use crate::ingest::ack;
@@ -52,6 +53,8 @@ pub struct TcpSettings {
     /// When set, the port speaks only TLS: a client that does not complete the handshake (plain text, no or
     /// wrong client certificate) is counted and closed before any line is read.
     pub tls: Option<TlsAcceptor>,
+    /// Where connections register as event-time sources the moment they are known (see `Openings`).
+    pub openings: Arc<Openings>,
 }
 
 /// Accepts connections for as long as the runtime runs. Connections over the cap are closed at once (plain ones
@@ -105,6 +108,11 @@ pub async fn serve(listener: TcpListener, settings: TcpSettings, engine: Sender<
             });
             continue;
         };
+        if settings.auth.is_none() && settings.tls.is_none() {
+            // Known now, before its task first runs: senders connecting together are registered together, not
+            // after one task has handed the engine minutes of event time while another waited for a worker.
+            settings.openings.opened(source_name(peer, None));
+        }
         let (settings, batches) = (settings.clone(), engine.clone());
         tokio::spawn(async move {
             let _slot = slot;
@@ -165,12 +173,12 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     ticket: &Ticket,
 ) {
     let mut feed = Feed::default();
-    let mut source = format!("tcp:{peer}");
+    let mut source = source_name(peer, None);
     if let Some(store) = &settings.auth {
         match handshake(&mut stream, store, settings.auth_timeout, &mut feed).await {
             Ok(name) => {
                 ticket.authenticated();
-                source = format!("tcp:{peer}:{name}");
+                source = source_name(peer, Some(&name));
                 let _ = stream.write_all(b"OK\n").await;
             }
             Err((failure, why)) => {
@@ -192,9 +200,11 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         ticket.authenticated();
     }
     tracing::info!(%peer, "ingest connection opened");
-    let source: Arc<str> = Arc::from(source);
-    // Known to the engine before its first batch, which may come after other senders' first minutes.
-    let _ = send_to_engine(batches, EngineInput::SourceOpened(source.clone())).await;
+    if settings.auth.is_some() || settings.tls.is_some() {
+        // Known to the engine before its first batch, which may come after other senders' first minutes (a plain
+        // connection registered when it was accepted).
+        settings.openings.opened(source.clone());
+    }
     let mut read_bytes = FIRST_READ_BYTES;
     if feed.bytes.is_empty() {
         // The framer's first fill takes a whole block of memory: a connection that stays idle never gets one.
@@ -285,6 +295,14 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     // A clean end for TLS clients (close_notify) and a FIN for plain ones, rather than a bare drop.
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
     tracing::info!(%peer, lines = framer.next_line() - 1, ended, "ingest connection closed");
+}
+
+/// A connection's event-time source name: its peer, and the name of its token when it sent one.
+fn source_name(peer: SocketAddr, token: Option<&str>) -> Arc<str> {
+    match token {
+        None => Arc::from(format!("tcp:{peer}")),
+        Some(token) => Arc::from(format!("tcp:{peer}:{token}")),
+    }
 }
 
 /// One read from the socket into `feed`, waiting at most the idle timeout; the end of the stream, a failed read

@@ -269,8 +269,8 @@ struct Source {
     /// from `arrived`, which also says when a source is forgotten: a closed connection forgotten at the next look
     /// took network time with it when it was the only source, and the idle clock stopped.
     closed: bool,
-    /// Registered when its connection opened, before its first line: waited for (at the frontier it joined at)
-    /// until it places lines, closes or idles, as are those with lines placed.
+    /// Registered when its connection opened, before its first line: waited for (from the first second still open
+    /// then) until it places lines, closes or idles, as are those with lines placed.
     opened: bool,
     /// Lines placed from this source, for the jump runs.
     placed: u64,
@@ -787,16 +787,27 @@ impl EventClock {
 
     /// Source `id`'s connection opened. Senders connecting together at start do not reach the engine together:
     /// the first batch of one ran a minute or more ahead before another's first batch made it known, and that
-    /// one's first minutes were late. Registered now, it is waited for from the frontier it joins at (the newest,
-    /// or, when no source has an event time yet, the first one's anchor) until it places lines, closes, or sends
-    /// nothing for `source_idle_ms`.
-    pub(super) fn source_opened(&mut self, id: SourceId) {
+    /// one's first minutes were late. Registered now, it is waited for until it places lines, closes, or sends
+    /// nothing for `source_idle_ms`, from `open_from`, the start of the first second still open (when no source
+    /// has an event time yet, from the first one's anchor): every second still open may yet get its lines. It
+    /// joined at the newest source's frontier before, and while a slower source held the watermark minutes behind
+    /// the newest one (a flushing sender is let a batch or two ahead before watermark alignment stops it), the new
+    /// sender's lines between the two were held as behind its frontier, did not hold the watermark back (a held
+    /// line does so at the frontier it was held at), and were counted late, though their seconds had been open.
+    pub(super) fn source_opened(&mut self, id: SourceId, open_from: Option<i64>) {
         let slot = self.source_slot(id) as usize;
         let source = &mut self.sources[slot];
         if source.placed == 0 {
             source.opened = true;
             source.closed = false;
             source.arrived = self.bound.unwrap_or(i64::MIN);
+            if let Some(from) = open_from
+                && source.anchored()
+                && from < source.frontier
+            {
+                source.frontier = from;
+                source.joined_at = Some(from);
+            }
         }
     }
 
