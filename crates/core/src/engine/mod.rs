@@ -248,6 +248,7 @@ impl Engine {
         self.stats.last_ts = Some(self.stats.last_ts.map_or(at, |t| t.max(at)));
         if second < next_close {
             self.stats.late += 1;
+            self.clock.count_late(clock);
             self.users[user].apply_late(event);
         } else {
             self.users[user].apply(second, event);
@@ -289,6 +290,7 @@ impl Engine {
                     None => {
                         self.stats.events += 1;
                         self.stats.late += 1;
+                        self.clock.count_late(release.clock);
                         self.users[user].apply_late(&release.event);
                     }
                 }

@@ -32,6 +32,8 @@ pub struct SourceRow {
     pub lag_s: f64,
     /// The watermark waits for it (false once idle, or too far behind: its lines are then late).
     pub waited_for: bool,
+    /// Its lines counted late since the service started (arrived after their seconds had closed).
+    pub late_lines: u64,
     /// Its exporter clocks running at an offset.
     pub offsets: Vec<OffsetRow>,
 }
@@ -81,7 +83,13 @@ pub struct SourceNames {
     ids: HashMap<Arc<str>, (SourceId, Instant)>,
     names: HashMap<SourceId, Arc<str>>,
     next: u32,
-    warned: HashMap<SourceId, Instant>,
+    warned: HashMap<SourceId, Warned>,
+}
+
+/// The last warning about a source: when, and its late lines then.
+struct Warned {
+    at: Option<Instant>,
+    late_lines: u64,
 }
 
 impl SourceNames {
@@ -152,7 +160,10 @@ impl SourceNames {
         self.next = self.next.max(known + 1);
     }
 
-    /// Once a tick: every source the engine has, with its name, and a warning for each newly behind one.
+    /// Once a tick: every source the engine has, with its name, and a warning (at most one a minute each) for a
+    /// source let go as too far behind, or whose lines were counted late since the last one. Only those: a closed
+    /// or idle connection is not waited for either, and warning about every sender that finished (as before) hid
+    /// the one whose lines were late.
     pub fn rows(&mut self, engine: &Engine) -> Vec<SourceRow> {
         let now = Instant::now();
         self.ids
@@ -160,31 +171,46 @@ impl SourceNames {
         let live: Vec<SourceId> = self.ids.values().map(|(id, _)| *id).collect();
         self.names.retain(|id, _| live.contains(id));
         let offsets = engine.stamp_offsets();
+        let views = engine.sources();
+        self.warned
+            .retain(|id, _| views.iter().any(|v| v.source == *id));
         let mut rows = Vec::new();
-        for view in engine.sources() {
+        for view in views {
             let name = match self.names.get(&view.source) {
                 Some(name) => name.to_string(),
                 None if view.source == SourceId::DEFAULT => "journal".to_owned(),
                 None => format!("source {}", view.source.0),
             };
-            let behind = view.frontier_ms.is_some() && !view.active;
-            if behind && view.behind_ms > 0 {
-                let due = self
-                    .warned
-                    .get(&view.source)
-                    .is_none_or(|at| now.duration_since(*at) >= WARN_EVERY);
-                if due {
-                    self.warned.insert(view.source, now);
+            let warned = self.warned.entry(view.source).or_insert(Warned {
+                at: None,
+                late_lines: 0,
+            });
+            let late_lines = view.late_lines.saturating_sub(warned.late_lines);
+            let due = warned
+                .at
+                .is_none_or(|at| now.duration_since(at) >= WARN_EVERY);
+            if due && (view.too_far_behind || late_lines > 0) {
+                warned.at = Some(now);
+                warned.late_lines = view.late_lines;
+                if view.too_far_behind {
                     tracing::warn!(
                         source = %name,
                         behind_s = view.behind_ms / 1000,
+                        late_lines,
                         "a telemetry source is too far behind the others to be waited for: its lines count as \
                          late where their seconds have closed (an exporter flushing a backlog, or a clock stepped \
                          back)"
                     );
+                } else {
+                    tracing::warn!(
+                        source = %name,
+                        behind_s = view.behind_ms / 1000,
+                        late_lines,
+                        "a telemetry source is too far behind: lines of it arrived after their seconds had closed \
+                         and count as late (a sender that connected after the others had passed its time, a \
+                         backfill, or an exporter behind by more than the allowed lateness)"
+                    );
                 }
-            } else {
-                self.warned.remove(&view.source);
             }
             rows.push(SourceRow {
                 source: name,
@@ -192,6 +218,7 @@ impl SourceNames {
                 behind_s: view.behind_ms as f64 / 1000.0,
                 lag_s: view.lag_ms as f64 / 1000.0,
                 waited_for: view.active,
+                late_lines: view.late_lines,
                 offsets: offsets
                     .iter()
                     .filter(|o| o.source == view.source)

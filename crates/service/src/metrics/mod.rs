@@ -33,6 +33,7 @@ pub const HELD: &str = "stormwatch_ingest_held_lines";
 pub const SOURCE_BEHIND: &str = "stormwatch_source_behind_seconds";
 pub const SOURCE_WAITED_FOR: &str = "stormwatch_source_waited_for";
 pub const SOURCE_CLOCK_OFFSETS: &str = "stormwatch_source_clock_offsets";
+pub const SOURCE_LATE: &str = "stormwatch_source_late_lines_total";
 pub const BUILD_INFO: &str = "stormwatch_build_info";
 pub const REPLAY_MODE: &str = "stormwatch_replay_mode";
 pub const CONNECTIONS: &str = "stormwatch_connections";
@@ -94,6 +95,11 @@ fn describe() {
     describe_gauge!(
         SOURCE_WAITED_FOR,
         "1 while the watermark waits for the source; 0 once it is idle or too far behind (its lines are then late)"
+    );
+    describe_counter!(
+        SOURCE_LATE,
+        "Lines of an event-time source counted late (arrived after their seconds had closed), since the service \
+         started"
     );
     describe_gauge!(
         SOURCE_CLOCK_OFFSETS,
@@ -256,6 +262,7 @@ impl Publisher {
                 .set(f64::from(u8::from(row.waited_for)));
             gauge!(SOURCE_CLOCK_OFFSETS, "source" => row.source.clone())
                 .set(row.offsets.len() as f64);
+            counter!(SOURCE_LATE, "source" => row.source.clone()).absolute(row.late_lines);
         }
     }
 

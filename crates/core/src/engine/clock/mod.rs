@@ -274,6 +274,9 @@ struct Source {
     opened: bool,
     /// Lines placed from this source, for the jump runs.
     placed: u64,
+    /// Its lines counted late (since the engine started): shown per source, so an operator sees whose lines
+    /// arrived after their seconds closed.
+    late: u64,
     /// The range check: lines further behind than `behind_ms` are held, and `span_ms` is `ahead + behind`. While
     /// a source joins others already under way (its first `JOINING_MS` of progress), a clock behind beyond the
     /// lateness is learned as an offset, not waited for: the seconds it is behind have already closed.
@@ -306,6 +309,7 @@ impl Source {
             closed: false,
             opened: false,
             placed: 0,
+            late: 0,
             behind_ms: 0,
             span_ms: 0,
             joined_at: None,
@@ -345,6 +349,11 @@ pub struct SourceView {
     pub lag_ms: i64,
     /// True when the watermark waits for it.
     pub active: bool,
+    /// True when it still sends but trails the newest source too far (for too long) to be waited for: its lines
+    /// are late where their seconds closed. Not for a source that is idle or closed.
+    pub too_far_behind: bool,
+    /// Its lines counted late so far.
+    pub late_lines: u64,
 }
 
 /// One clock running at a recognised offset.
@@ -687,6 +696,26 @@ impl EventClock {
                 }))
     }
 
+    /// A source still sending (anchored, not closed, not idle) that the watermark does not wait for: let go as too
+    /// far behind.
+    fn let_go_behind(&self, source: &Source, newest: i64) -> bool {
+        source.anchored()
+            && (source.placed > 0 || source.opened)
+            && !source.closed
+            && self
+                .bound
+                .is_none_or(|now| now.saturating_sub(source.arrived) <= self.config.source_idle_ms)
+            && !self.waits_for(source, newest)
+    }
+
+    /// A line of clock `clock` was counted late.
+    #[cold]
+    pub(super) fn count_late(&mut self, clock: u32) {
+        if let Some(c) = self.clocks.get(clock as usize) {
+            self.sources[c.source as usize].late += 1;
+        }
+    }
+
     /// Held lines are in `held_at` order: the oldest sets the floor (for `hold_ms` at most).
     fn refresh_floor(&mut self) {
         self.floor = self
@@ -907,6 +936,8 @@ impl EventClock {
                 behind_ms: if s.anchored() { newest - s.frontier } else { 0 },
                 lag_ms: s.lag,
                 active: self.waits_for(s, newest),
+                too_far_behind: self.let_go_behind(s, newest),
+                late_lines: s.late,
             })
             .collect()
     }

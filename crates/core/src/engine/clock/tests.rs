@@ -694,8 +694,16 @@ fn a_source_left_behind_by_one_big_batch_is_still_waited_for() {
         send(&mut engine, b, from..from + 5, wall);
     }
     let b_view = engine.sources().into_iter().find(|s| s.source == b);
-    assert!(b_view.is_some_and(|v| !v.active), "{:?}", engine.sources());
+    assert!(
+        b_view
+            .as_ref()
+            .is_some_and(|v| !v.active && v.too_far_behind),
+        "{:?}",
+        engine.sources()
+    );
     assert!(engine.stats().late > 0, "B's lines late once it is let go");
+    // Reported as B's: the service warns about the source whose lines were late, and only that one.
+    assert_eq!(b_view.map(|v| v.late_lines), Some(engine.stats().late));
 }
 
 /// After a restart the sources the service knows from its snapshot and journal are connections that are gone: none
@@ -747,7 +755,13 @@ fn a_closed_connection_is_not_waited_for_and_keeps_network_time() {
         engine.sources()
     );
     engine.source_closed(second);
-    assert!(engine.sources().iter().all(|s| !s.active));
+    // Closed, not too far behind: nothing to warn about.
+    assert!(
+        engine
+            .sources()
+            .iter()
+            .all(|s| !s.active && !s.too_far_behind)
+    );
     engine.set_now_bound(Some(wall + 70_000));
     engine.advance_to(T0 + 306_000);
     assert_eq!(engine.sources().len(), 2, "{:?}", engine.sources());
