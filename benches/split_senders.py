@@ -39,10 +39,16 @@ def run(*command):
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count):
+    """`count` distinct free loopback ports (held open together while chosen, so none is handed out twice)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def incidents_of(listed):
@@ -151,7 +157,8 @@ def serve_split(binary, paths, total, last_ts, changes, queue, work, how, config
     os.makedirs(data)
     run(binary, "changes", "import", changes, "--data-dir", data)
     ops = run(binary, "tokens", "add", "--name", "ops", "--role", "ops", "--data-dir", data).strip().splitlines()[-1]
-    http, ingest = f"127.0.0.1:{free_port()}", ("127.0.0.1", free_port())
+    http_port, ingest_port = free_ports(2)
+    http, ingest = f"127.0.0.1:{http_port}", ("127.0.0.1", ingest_port)
     log_path = os.path.join(work, f"serve-{how}.log")
     log = open(log_path, "w")
     service = subprocess.Popen([binary, "serve", "--http", http, "--ingest", f"{ingest[0]}:{ingest[1]}",

@@ -95,6 +95,7 @@ pub async fn serve(listener: TcpListener, settings: TcpSettings, engine: Sender<
                 continue;
             }
         };
+        let listener_idle = slots.available_permits() == settings.max_connections.max(1);
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             counter!(CONNECTIONS_REFUSED, "listener" => "tcp", "reason" => "cap").increment(1);
             tracing::debug!(%peer, cap = settings.max_connections, "ingest connection refused: at the cap");
@@ -112,6 +113,9 @@ pub async fn serve(listener: TcpListener, settings: TcpSettings, engine: Sender<
             // Known now, before its task first runs: senders connecting together are registered together, not
             // after one task has handed the engine minutes of event time while another waited for a worker.
             settings.openings.opened(source_name(peer, None));
+        }
+        if listener_idle {
+            crate::pace::open_join_window();
         }
         let (settings, batches) = (settings.clone(), engine.clone());
         tokio::spawn(async move {
