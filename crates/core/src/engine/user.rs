@@ -211,7 +211,11 @@ impl UserState {
     /// Applies an event whose second is still open. The hot path: no allocation, no locks.
     #[inline]
     pub fn apply(&mut self, second: i64, event: &Event) {
-        self.last_event_second = self.last_event_second.max(second);
+        if second > self.last_event_second {
+            // This User's first line of a new second: its next second's slots are wanted soon.
+            self.prefetch(second + 1);
+            self.last_event_second = second;
+        }
         let slot = &mut self.samples[second.rem_euclid(RING_SECONDS as i64) as usize];
         if event.kind == EventKind::Depth {
             *slot = DepthSample {
@@ -225,6 +229,12 @@ impl UserState {
             slot.moved_since += queue_movement(event);
         }
         self.count(second, event);
+    }
+
+    #[inline]
+    fn prefetch(&self, second: i64) {
+        super::window::prefetch(&self.samples[second.rem_euclid(RING_SECONDS as i64) as usize]);
+        self.window.prefetch(second);
     }
 
     /// Applies an event that arrived after its second closed: it no longer counts in a rate, but still moves
