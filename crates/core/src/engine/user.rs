@@ -90,8 +90,6 @@ pub struct UserState {
     /// The offset most lately recognised for one of this User's exporter clocks (negative: behind), for display;
     /// each clock's own offset is in the event clock.
     pub clock_offset_ms: i64,
-    /// The event clock's numbers for this User's clocks, by [`super::Stamper`], as last used (checked on use).
-    pub(super) stamps: [u32; 3],
 }
 
 /// Queue movement of one event: queued adds, delivered and expired remove.
@@ -140,7 +138,6 @@ impl UserState {
             view: UserSecond::default(),
             readings: [Reading::default(); 4],
             clock_offset_ms: 0,
-            stamps: [u32::MAX; 3],
         }
     }
 
