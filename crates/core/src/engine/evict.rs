@@ -153,7 +153,8 @@ impl Engine {
         self.anomalies.swap_remove(user);
         let moved_from = self.users.len();
         if user < moved_from {
-            self.index.insert(self.users[user].id, user as u32);
+            self.index
+                .insert(self.users[user].id, super::Place::new(user));
             self.incidents.renumber_user(moved_from, user);
         }
         self.evicted.record(id, evicted, self.config.max_users);

@@ -89,10 +89,28 @@ pub struct Watch {
     pub onset: i64,
 }
 
+/// A User's place in [`Engine::users`], and the event clock's numbers for its clocks by [`Stamper`] as last used
+/// (checked on use). Beside the ID every line is looked up by, the clock is found without waiting on the User's
+/// state, which is large and often out of cache.
+#[derive(Clone, Copy, Debug)]
+struct Place {
+    user: u32,
+    stamps: [u32; 3],
+}
+
+impl Place {
+    fn new(user: usize) -> Place {
+        Place {
+            user: user as u32,
+            stamps: [u32::MAX; 3],
+        }
+    }
+}
+
 pub struct Engine {
     config: EngineConfig,
     changes: ChangeRegister,
-    index: FxHashMap<Eui64, u32>,
+    index: FxHashMap<Eui64, Place>,
     users: Vec<UserState>,
     anomalies: Vec<[Option<Anomaly>; 4]>,
     incidents: IncidentBook,
@@ -180,17 +198,17 @@ impl Engine {
 
     #[inline]
     fn ingest_at(&mut self, slot: u32, event: &Event) -> Result<Ingested, IngestError> {
-        let Some(&user) = self.index.get(&event.user) else {
+        let Some(place) = self.index.get_mut(&event.user) else {
             return self.ingest_new_user(slot, event);
         };
-        let user = user as usize;
+        let user = place.user as usize;
         let stamper = Stamper::of(event.kind);
-        let cached = self.users[user].stamps[stamper as usize];
+        let cached = place.stamps[stamper as usize];
         let clock = if self.clock.is_clock(cached, slot, event.user, stamper) {
             cached
         } else {
             let clock = self.clock.clock_for(slot, event.user, stamper);
-            self.users[user].stamps[stamper as usize] = clock;
+            place.stamps[stamper as usize] = clock;
             clock
         };
         match self.clock.admit(clock, event.ts_ms) {
@@ -270,7 +288,7 @@ impl Engine {
         while self.clock.has_releases() {
             for release in self.clock.take_releases() {
                 let user = match self.index.get(&release.event.user) {
-                    Some(&user) => user as usize,
+                    Some(place) => place.user as usize,
                     None => match self
                         .add_user(release.event.user, release.event.ts_ms.div_euclid(1000))
                     {
@@ -298,8 +316,8 @@ impl Engine {
             }
         }
         for (id, offset) in self.clock.drain_adopted() {
-            if let Some(&user) = self.index.get(&id) {
-                self.users[user as usize].clock_offset_ms = offset;
+            if let Some(place) = self.index.get(&id) {
+                self.users[place.user as usize].clock_offset_ms = offset;
             }
         }
         self.close_through();
@@ -321,7 +339,7 @@ impl Engine {
             return Err(IngestError::UserTableFull(self.config.max_users));
         }
         self.evicted.returned(id);
-        self.index.insert(id, self.users.len() as u32);
+        self.index.insert(id, Place::new(self.users.len()));
         self.users.push(UserState::new(id, second));
         self.anomalies.push([None, None, None, None]);
         Ok(self.users.len() - 1)
@@ -913,7 +931,7 @@ impl Engine {
     /// The place of User `id` in [`Engine::users`], if it is in the table. Places change when Users are evicted:
     /// look a User up again rather than keep its place across calls that may close seconds.
     pub fn user_index(&self, id: Eui64) -> Option<usize> {
-        self.index.get(&id).map(|&index| index as usize)
+        self.index.get(&id).map(|place| place.user as usize)
     }
 
     pub fn users(&self) -> &[UserState] {

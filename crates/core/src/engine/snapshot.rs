@@ -84,7 +84,9 @@ impl Engine {
         let mut engine = Engine::new(config, changes);
         for user in snapshot.users {
             let user = UserState::restore(user);
-            engine.index.insert(user.id, engine.users.len() as u32);
+            engine
+                .index
+                .insert(user.id, super::Place::new(engine.users.len()));
             engine.users.push(user);
         }
         engine.anomalies = snapshot.anomalies;

@@ -90,8 +90,6 @@ pub struct UserState {
     /// The offset most lately recognised for one of this User's exporter clocks (negative: behind), for display;
     /// each clock's own offset is in the event clock.
     pub clock_offset_ms: i64,
-    /// The event clock's numbers for this User's clocks, by [`super::Stamper`], as last used (checked on use).
-    pub(super) stamps: [u32; 3],
 }
 
 /// Queue movement of one event: queued adds, delivered and expired remove.
@@ -140,7 +138,6 @@ impl UserState {
             view: UserSecond::default(),
             readings: [Reading::default(); 4],
             clock_offset_ms: 0,
-            stamps: [u32::MAX; 3],
         }
     }
 
@@ -211,7 +208,11 @@ impl UserState {
     /// Applies an event whose second is still open. The hot path: no allocation, no locks.
     #[inline]
     pub fn apply(&mut self, second: i64, event: &Event) {
-        self.last_event_second = self.last_event_second.max(second);
+        if second > self.last_event_second {
+            // This User's first line of a new second: its next second's slots are wanted soon.
+            self.prefetch(second + 1);
+            self.last_event_second = second;
+        }
         let slot = &mut self.samples[second.rem_euclid(RING_SECONDS as i64) as usize];
         if event.kind == EventKind::Depth {
             *slot = DepthSample {
@@ -225,6 +226,12 @@ impl UserState {
             slot.moved_since += queue_movement(event);
         }
         self.count(second, event);
+    }
+
+    #[inline]
+    fn prefetch(&self, second: i64) {
+        super::window::prefetch(&self.samples[second.rem_euclid(RING_SECONDS as i64) as usize]);
+        self.window.prefetch(second);
     }
 
     /// Applies an event that arrived after its second closed: it no longer counts in a rate, but still moves

@@ -80,8 +80,26 @@ impl<R: Read> LineFramer<R> {
         }
     }
 
-    /// A copy of `pending()[..end]`, in the spare buffer when there is one.
+    /// `pending()[..end]` as a buffer of its own. With a spare buffer (a caller that recycles) and the block
+    /// at the front of the read buffer, the read buffer itself is handed out and only the bytes after `end` (the
+    /// start of the next line, shorter than the block) move to the spare, which becomes the read buffer: a block
+    /// is then copied once (by the kernel), not twice. The spare keeps its length, so no zero-filling either.
+    /// Otherwise (a live source, whose blocks may be a line long) the block is copied out.
     fn take_pending(&mut self, end: usize) -> Vec<u8> {
+        let rest = self.end - self.start - end;
+        if self.start == 0
+            && rest < end
+            && let Some(mut next) = self.spare.take()
+        {
+            if next.len() < rest {
+                next.resize(rest, 0);
+            }
+            next[..rest].copy_from_slice(&self.buf[end..self.end]);
+            let mut data = std::mem::replace(&mut self.buf, next);
+            data.truncate(end);
+            self.end = rest;
+            return data;
+        }
         let mut data = self.spare.take().unwrap_or_default();
         data.clear();
         data.extend_from_slice(&self.pending()[..end]);
@@ -242,14 +260,17 @@ mod tests {
     }
 
     fn all_lines(data: &[u8], sizes: Vec<usize>, block: usize) -> Vec<(u64, Vec<u8>)> {
-        collect(data, sizes, block, false)
+        collect(data, sizes, block, false, false)
     }
 
+    /// The lines framed; with `recycle`, each block's buffer is given back as replay does (the framer then hands
+    /// out its read buffer and keeps reading into the spent one).
     fn collect(
         data: &[u8],
         sizes: Vec<usize>,
         block: usize,
         streaming: bool,
+        recycle: bool,
     ) -> Vec<(u64, Vec<u8>)> {
         let mut framer = LineFramer::with_block_size(
             Chunked {
@@ -274,7 +295,10 @@ mod tests {
                         } else {
                             (n, l.to_vec())
                         }
-                    }))
+                    }));
+                    if recycle {
+                        framer.recycle(data);
+                    }
                 }
                 Chunk::Oversized {
                     line,
@@ -327,7 +351,9 @@ mod tests {
         ) {
             let one_read = all_lines(&bytes, vec![usize::MAX / 2], 1 << 20);
             prop_assert_eq!(all_lines(&bytes, sizes.clone(), block), one_read.clone());
-            prop_assert_eq!(collect(&bytes, sizes.clone(), block, true), one_read.clone());
+            prop_assert_eq!(collect(&bytes, sizes.clone(), block, true, false), one_read.clone());
+            prop_assert_eq!(collect(&bytes, sizes.clone(), block, false, true), one_read.clone());
+            prop_assert_eq!(collect(&bytes, sizes.clone(), block, true, true), one_read.clone());
             prop_assert_eq!(stuttering(&bytes, sizes, block), one_read);
         }
     }

@@ -17,6 +17,7 @@
 
 mod hold;
 pub(super) use hold::HoldOutcome;
+mod median;
 #[cfg(test)]
 mod sweep_tests;
 #[cfg(test)]
@@ -372,6 +373,8 @@ pub struct EventClock {
     /// Lines further behind their frontier than this make the watermark wait for their clock: closer, they are
     /// ordinary disorder within the allowed lateness.
     lag_after_ms: i64,
+    /// The smaller of `lag_after_ms` and `behind_ms`: a line less far behind its frontier than this is ordinary.
+    near_ms: i64,
     /// `behind_ms` and `ahead_ms + behind_ms`, for the one-comparison range check.
     behind_ms: i64,
     span_ms: u64,
@@ -438,6 +441,7 @@ impl EventClock {
         EventClock {
             config: config.clone(),
             lag_after_ms: (lateness_ms - 1_000).max(1_000),
+            near_ms: (lateness_ms - 1_000).max(1_000).min(config.behind_ms),
             behind_ms: config.behind_ms,
             span_ms: (config.ahead_ms + config.behind_ms).max(0) as u64,
             sources: Vec::new(),
@@ -553,7 +557,8 @@ impl EventClock {
     #[inline]
     pub(super) fn placed(&mut self, clock: u32, at: i64) -> bool {
         let c = &mut self.clocks[clock as usize];
-        let source = &mut self.sources[c.source as usize];
+        let slot = c.source as usize;
+        let source = &mut self.sources[slot];
         source.placed += 1;
         if at > c.high {
             c.high = at;
@@ -564,6 +569,35 @@ impl EventClock {
             source.listed.push(clock);
         }
         let lead = at - source.frontier;
+        // The common line, near its frontier from a clock not running behind, costs two comparisons; the rest of
+        // the bookkeeping is out of line.
+        if lead >= -self.near_ms && !c.lagging && self.bound.is_none() {
+            source.closed = false;
+        } else {
+            self.placed_off_frontier(clock, lead);
+        }
+        let source = &self.sources[slot];
+        let second = at.div_euclid(1000);
+        if second <= source.pass_second {
+            return false;
+        }
+        // Passes cost the clocks of two seconds: at least a quarter of that many lines apart, or, for a line two
+        // seconds or more past the frontier (the network moved on while many clocks of the last seconds sent one
+        // line and fell silent), a few lines apart.
+        let mut quota = u64::from(source.listed_last / 4).max(1);
+        if second > source.pass_second + 1 {
+            quota = quota.min(PASS_QUOTA_BEHIND);
+        }
+        source.placed - source.passed_at >= quota
+    }
+
+    /// The rest of [`EventClock::placed`]: a line behind its frontier by more than the lateness (its clock is
+    /// waited for), a clock that was, or a live source (its arrival is noted).
+    #[cold]
+    #[inline(never)]
+    fn placed_off_frontier(&mut self, clock: u32, lead: i64) {
+        let c = &mut self.clocks[clock as usize];
+        let source = &mut self.sources[c.source as usize];
         // A line further behind is one judged late after its hold (a backfill): nothing the watermark could wait
         // for, and no sign that its source still sends live lines.
         if lead >= -self.behind_ms {
@@ -583,15 +617,6 @@ impl EventClock {
                 source.arrived = now;
             }
         }
-        let second = at.div_euclid(1000);
-        // Passes cost the clocks of two seconds: at least a quarter of that many lines apart, or, for a line two
-        // seconds or more past the frontier (the network moved on while many clocks of the last seconds sent one
-        // line and fell silent), a few lines apart.
-        let mut quota = u64::from(source.listed_last / 4).max(1);
-        if second > source.pass_second + 1 {
-            quota = quota.min(PASS_QUOTA_BEHIND);
-        }
-        second > source.pass_second && source.placed - source.passed_at >= quota
     }
 
     /// The consensus pass of the source of `clock`: its frontier becomes the median of the newest times of the
@@ -602,18 +627,20 @@ impl EventClock {
         let mut highs = std::mem::take(&mut self.scratch);
         highs.clear();
         let source = &mut self.sources[slot];
-        for &c in source.listed.iter().chain(&source.listed_prev) {
-            let c = &mut self.clocks[c as usize];
-            highs.push(c.high);
-            if !c.lagging {
-                c.seen_at = source.frontier;
+        let frontier = source.frontier;
+        // Two plain loops: a chained iterator cost twice as much per clock.
+        for list in [&source.listed, &source.listed_prev] {
+            for &c in list {
+                let c = &mut self.clocks[c as usize];
+                highs.push(c.high);
+                if !c.lagging {
+                    c.seen_at = frontier;
+                }
             }
         }
-        if !highs.is_empty() {
-            // The lower median: with two clocks, the slower one leads.
-            let middle = (highs.len() - 1) / 2;
-            let (_, median, _) = highs.select_nth_unstable(middle);
-            source.frontier = source.frontier.max(*median);
+        // The lower median: with two clocks, the slower one leads.
+        if let Some(median) = median::lower_median(&mut highs) {
+            source.frontier = source.frontier.max(median);
         }
         self.scratch = highs;
         if source
