@@ -369,15 +369,24 @@ fn due_at(lines: &[&Line], delay_ms: i64) -> Due {
 /// Event-time milliseconds per wall millisecond of the live senders: the hour in 10 s.
 const SPEED: i64 = 360;
 
-/// Two live senders, set A over TCP and set B over HTTP (Users alternately), B's event time `lag_s` behind A's
-/// as they are sent. With `b_known_first`, B's first second of lines is posted before A sends anything, so the
-/// service knows both sources from the start (a sender that first appears `lag_s` behind the others cannot be
-/// waited for before it is known: its first `lag_s` seconds are late). Returns the service's counts and incidents.
+/// How set B of [`two_senders`] is sent.
+#[derive(Clone, Copy, PartialEq)]
+enum SenderB {
+    /// Over TCP, connected with A before either sends (a connection is a source from the moment it is accepted).
+    Tcp,
+    /// Over HTTP; with `known_first`, B's first second of lines is posted before A sends anything, so the service
+    /// knows both sources from the start (an HTTP sender is known from its first post: one that first appears
+    /// `lag_s` behind the others cannot be waited for before that, and its first `lag_s` seconds are late).
+    Http { known_first: bool },
+}
+
+/// Two live senders, set A over TCP and set B (Users alternately), B's event time `lag_s` behind A's as they are
+/// sent. Returns the service's counts and incidents.
 fn two_senders(
     lines: &[Line],
     changes: &Path,
     lag_s: i64,
-    b_known_first: bool,
+    sender_b: SenderB,
     dir: &Path,
 ) -> (Counted, Vec<Found>) {
     std::fs::create_dir_all(dir).unwrap();
@@ -395,7 +404,7 @@ fn two_senders(
     };
     let mut answered = Answered::default();
     let mut start = first;
-    if b_known_first {
+    if sender_b == (SenderB::Http { known_first: true }) {
         let (early, later): (Vec<&Line>, Vec<&Line>) = b.iter().partition(|l| l.ts < first + 1_000);
         answered = send_live(
             vec![Sender {
@@ -415,7 +424,10 @@ fn two_senders(
                 due: due_at(&a, 0),
             },
             Sender {
-                channel: http(&ingest),
+                channel: match sender_b {
+                    SenderB::Tcp => tcp(&service),
+                    SenderB::Http { .. } => http(&ingest),
+                },
                 due: due_at(&b, lag_s * 1000),
             },
         ],
@@ -425,8 +437,11 @@ fn two_senders(
     answered.accepted += rest.accepted;
     answered.refused += rest.refused;
     answered.malformed += rest.malformed;
-    let sent_b = lines.len() - a.len();
-    assert_eq!(answered.accepted, sent_b as u64, "{answered:?}");
+    let posted = match sender_b {
+        SenderB::Tcp => 0,
+        SenderB::Http { .. } => lines.len() - a.len(),
+    };
+    assert_eq!(answered.accepted, posted as u64, "{answered:?}");
     assert_eq!(answered.refused + answered.malformed, 0, "{answered:?}");
     let counted = settled(&service, lines.len() as u64, last);
     (counted, served_incidents(&service, &ops, last))
@@ -470,8 +485,31 @@ fn generated_1h(root: &Path) -> (Vec<Line>, PathBuf, Replayed) {
 fn two_live_senders_30_s_apart_find_what_replay_finds() {
     let root = tempfile::tempdir().unwrap();
     let (lines, changes, expected) = generated_1h(root.path());
-    let (counted, incidents) = two_senders(&lines, &changes, 30, true, &root.path().join("serve"));
+    let known_first = SenderB::Http { known_first: true };
+    let (counted, incidents) = two_senders(
+        &lines,
+        &changes,
+        30,
+        known_first,
+        &root.path().join("serve"),
+    );
     assert_like_replay("lag 30 s", lines.len(), &expected, &counted, &incidents);
+}
+
+/// The two TCP senders, one 30 s behind the other, give the incidents replay finds in the merged file. No
+/// line is sent early to make the second known: a connection is waited for from the moment it is accepted.
+#[test]
+fn two_tcp_senders_30_s_apart_find_what_replay_finds() {
+    let root = tempfile::tempdir().unwrap();
+    let (lines, changes, expected) = generated_1h(root.path());
+    let (counted, incidents) = two_senders(
+        &lines,
+        &changes,
+        30,
+        SenderB::Tcp,
+        &root.path().join("serve"),
+    );
+    assert_like_replay("TCP lag 30 s", lines.len(), &expected, &counted, &incidents);
 }
 
 /// The lag swept: both senders known from the start, the HTTP one 0, 10 and 55 s behind (a minute is as far as the
@@ -483,7 +521,13 @@ fn two_live_senders_at_lags_up_to_55_s_find_what_replay_finds() {
     let (lines, changes, expected) = generated_1h(root.path());
     for lag in [0, 10, 55] {
         let dir = root.path().join(format!("serve-{lag}"));
-        let (counted, incidents) = two_senders(&lines, &changes, lag, true, &dir);
+        let (counted, incidents) = two_senders(
+            &lines,
+            &changes,
+            lag,
+            SenderB::Http { known_first: true },
+            &dir,
+        );
         assert_like_replay(
             &format!("lag {lag} s"),
             lines.len(),
