@@ -62,7 +62,12 @@ pub fn open_join_window() {
 /// Connection task: waits while senders are still joining, then while its source is ahead of the others (the
 /// slowest active source catches up, or goes idle and stops being waited for).
 pub async fn wait_turn(name: &str) {
-    let joining = JOIN_UNTIL.lock().ok().and_then(|until| *until);
+    let now = Instant::now();
+    let joining = JOIN_UNTIL
+        .lock()
+        .ok()
+        .and_then(|until| *until)
+        .filter(|until| *until > now);
     if let Some(until) = joining {
         tokio::time::sleep_until(until.into()).await;
     }

@@ -708,6 +708,17 @@ impl EventClock {
     /// and one batch put a source more than `source_max_wait_ms` ahead of the others, whose lines then all counted
     /// late, though watermark alignment would have held it back at its next batch.
     fn waits_for(&self, source: &Source, newest: i64) -> bool {
+        self.still_sending(source) && self.close_enough(source, newest)
+    }
+
+    /// A source still sending (anchored, not closed, not idle) that the watermark does not wait for: let go as too
+    /// far behind.
+    fn let_go_behind(&self, source: &Source, newest: i64) -> bool {
+        self.still_sending(source) && !self.close_enough(source, newest)
+    }
+
+    /// Anchored, not closed, and sent lately (by the wall clock, when there is one).
+    fn still_sending(&self, source: &Source) -> bool {
         // A source none of whose lines were placed yet has made no progress of its own to wait for, unless its
         // connection registered it: then the others wait for its first lines at the time it joined.
         source.anchored()
@@ -716,23 +727,15 @@ impl EventClock {
             && self
                 .bound
                 .is_none_or(|now| now.saturating_sub(source.arrived) <= self.config.source_idle_ms)
-            && (newest - source.frontier <= self.config.source_max_wait_ms
-                || self.bound.is_some_and(|now| {
-                    source.behind_since == i64::MIN
-                        || now - source.behind_since < self.config.source_idle_ms
-                }))
     }
 
-    /// A source still sending (anchored, not closed, not idle) that the watermark does not wait for: let go as too
-    /// far behind.
-    fn let_go_behind(&self, source: &Source, newest: i64) -> bool {
-        source.anchored()
-            && (source.placed > 0 || source.opened)
-            && !source.closed
-            && self
-                .bound
-                .is_none_or(|now| now.saturating_sub(source.arrived) <= self.config.source_idle_ms)
-            && !self.waits_for(source, newest)
+    /// Not hopelessly behind the newest source (live: or behind for less than `source_idle_ms` of wall time).
+    fn close_enough(&self, source: &Source, newest: i64) -> bool {
+        newest - source.frontier <= self.config.source_max_wait_ms
+            || self.bound.is_some_and(|now| {
+                source.behind_since == i64::MIN
+                    || now - source.behind_since < self.config.source_idle_ms
+            })
     }
 
     /// A line of clock `clock` was counted late.
