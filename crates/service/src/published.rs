@@ -83,8 +83,7 @@ impl Published {
         };
         let windows = engine
             .users()
-            .iter()
-            .map(|user| (user.id, user.window.clone()))
+            .map(|(_, user)| (user.id, user.window.clone()))
             .collect();
         self.current.store(Arc::new(EngineView {
             as_of: engine.watermark_ms(),

@@ -1,10 +1,9 @@
 //! Idle Users leave the User table: a User silent for `evict_idle_after_s` of event time that nothing needs gives
 //! back its slot and its memory, so made-up User IDs that stop sending cannot lock real Users out for good.
 //!
-//! Users are addressed by their place in the table (incidents' members, anomalies; the clock names Users by ID). A
-//! leaving User's place is filled by the last User (`swap_remove`), and every reference to the moved User is
-//! renumbered in the same step, so an index never silently names another User. References held outside the
-//! engine are never kept across ticks (the service looks Users up by ID).
+//! Users are addressed by their [`UserKey`] (incidents' members, anomalies, the ID index; the clock names Users by
+//! ID). A leaving User frees its slot and nothing else moves: a key is generational, so the freed slot's next User
+//! gets another key, and a key kept past its User's eviction resolves to nothing rather than to that User.
 //!
 //! Baselines are relearned, not kept: a returning User starts cold, and a cold baseline never pages until it has
 //! warmed up on the User's own traffic (`BaselineConfig::warmup_s`). An hour on, the User's traffic may well have
@@ -17,11 +16,20 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::Engine;
+use super::user::UserKey;
 use crate::telemetry::Eui64;
 
 /// Users examined per closed second: the whole 4,096-User table is swept every 16 s of event time, and no second
 /// pays for more than this many cheap checks.
 pub const SCAN_PER_SECOND: usize = 256;
+
+/// The sweep for idle Users under way: the table's keys as the sweep began, and how far it got. Users that came in
+/// since wait for the next sweep (they are not idle), those evicted since are passed over.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Sweep {
+    keys: Vec<UserKey>,
+    next: usize,
+}
 
 /// What is left of a User after it left the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,46 +126,44 @@ impl Engine {
             return;
         }
         for _ in 0..budget {
-            if self.users.is_empty() {
-                return;
+            if self.evict_sweep.next >= self.evict_sweep.keys.len() {
+                if self.users.is_empty() {
+                    return;
+                }
+                self.evict_sweep.keys.clear();
+                self.evict_sweep.keys.extend(self.users.keys());
+                self.evict_sweep.next = 0;
             }
-            if self.evict_cursor >= self.users.len() {
-                self.evict_cursor = 0;
-            }
-            let user = self.evict_cursor;
+            let user = self.evict_sweep.keys[self.evict_sweep.next];
+            self.evict_sweep.next += 1;
             if self.evictable(user, cutoff) {
-                // The last User now sits at `user`: it is examined on the next step.
                 self.evict(user, second);
-            } else {
-                self.evict_cursor += 1;
             }
         }
     }
 
-    fn evictable(&self, user: usize, cutoff: i64) -> bool {
-        let state = &self.users[user];
+    fn evictable(&self, user: UserKey, cutoff: i64) -> bool {
+        let Some(state) = self.users.get(user) else {
+            return false;
+        };
         state.last_event_second <= cutoff
             && state.quiescent()
             && self.anomalies[user].iter().all(Option::is_none)
             && !self.incidents.names_user(user)
     }
 
-    fn evict(&mut self, user: usize, second: i64) {
-        let id = self.users[user].id;
+    fn evict(&mut self, user: UserKey, second: i64) {
+        let Some(state) = self.users.remove(user) else {
+            return;
+        };
+        self.anomalies.remove(user);
+        self.index.remove(&state.id);
         let evicted = Evicted {
-            last_event_ms: self.users[user].last_event_second * 1000,
+            last_event_ms: state.last_event_second * 1000,
             evicted_ms: second * 1000,
         };
-        self.index.remove(&id);
-        self.users.swap_remove(user);
-        self.anomalies.swap_remove(user);
-        let moved_from = self.users.len();
-        if user < moved_from {
-            self.index
-                .insert(self.users[user].id, super::Place::new(user));
-            self.incidents.renumber_user(moved_from, user);
-        }
-        self.evicted.record(id, evicted, self.config.max_users);
+        self.evicted
+            .record(state.id, evicted, self.config.max_users);
     }
 
     /// When User `user` was evicted, if it was lately and has not come back.

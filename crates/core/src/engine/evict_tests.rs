@@ -55,11 +55,15 @@ fn strand_from(engine: &mut Engine, second: i64, who: Eui64, from: i64) {
 
 /// Every place the engine keeps for a User names that User.
 fn assert_places_consistent(engine: &Engine) {
-    for (place, state) in engine.users().iter().enumerate() {
-        assert_eq!(engine.user_index(state.id), Some(place));
+    for (key, state) in engine.users() {
+        assert_eq!(engine.user_key(state.id), Some(key));
+        assert!(engine.anomalies.contains_key(key));
     }
     assert_eq!(engine.index.len(), engine.users.len());
     assert_eq!(engine.anomalies.len(), engine.users.len());
+    for incident in engine.incidents.iter() {
+        assert!(incident.members.iter().all(|&m| engine.user(m).is_some()));
+    }
 }
 
 fn kinds_of(engine: &Engine, who: Eui64) -> Vec<IncidentKind> {
@@ -148,11 +152,11 @@ fn a_user_with_queued_messages_or_an_incident_is_never_evicted() {
         normal(&mut engine, second, keeper);
     }
     assert!(
-        engine.user_index(stranded).is_some(),
+        engine.user_key(stranded).is_some(),
         "a User with a queue stays"
     );
-    let place = engine.user_index(stranded).unwrap();
-    assert!(engine.users()[place].depth() >= 1_000);
+    let place = engine.user_key(stranded).unwrap();
+    assert!(engine.user(place).unwrap().depth() >= 1_000);
     assert!(kinds_of(&engine, stranded).contains(&IncidentKind::Backlog));
     assert!(
         kinds_of(&engine, stormy).contains(&IncidentKind::RequestStorm),
@@ -160,7 +164,7 @@ fn a_user_with_queued_messages_or_an_incident_is_never_evicted() {
         engine.incident_records()
     );
     assert!(
-        engine.user_index(stormy).is_some(),
+        engine.user_key(stormy).is_some(),
         "an incident still in the engine names the stormy User: it stays until the incident is pruned"
     );
     assert_eq!(engine.evicted_total(), 0);
@@ -171,38 +175,75 @@ fn a_user_with_queued_messages_or_an_incident_is_never_evicted() {
         normal(&mut engine, second, keeper);
     }
     assert_eq!(
-        engine.user_index(stormy),
+        engine.user_key(stormy),
         None,
         "evicted once nothing names it"
     );
-    assert!(engine.user_index(stranded).is_some());
+    assert!(engine.user_key(stranded).is_some());
     assert_places_consistent(&engine);
 }
 
-/// The last User fills an evicted User's place: its open incident must still name it, not whoever sat there.
-#[test]
-fn an_open_incident_follows_its_user_to_a_new_place() {
-    let mut engine = engine(10);
-    let keeper = user(0);
-    let stranded = user(1);
+/// Keeper, a made-up User, then a stranded User with an open backlog, until the made-up User (in the middle of the
+/// table) is evicted. Returns the made-up User's key and the stranded User's, both taken before the eviction.
+fn evict_the_middle_user(engine: &mut Engine) -> (UserKey, UserKey) {
+    let (keeper, stranded) = (user(0), user(1));
+    let mut keys = None;
     for second in 0..IDLE_S + 60 {
-        normal(&mut engine, second, keeper);
+        normal(engine, second, keeper);
         if second == 0 {
-            send(&mut engine, second, made_up(1), EventKind::Request, 1);
+            send(engine, second, made_up(1), EventKind::Request, 1);
         }
-        strand(&mut engine, second, stranded);
+        strand(engine, second, stranded);
+        // The first lines wait for the source's event time: the Users are in the table a few seconds on.
+        if second == 60 {
+            let order: Vec<Eui64> = engine.users().map(|(_, state)| state.id).collect();
+            assert_eq!(order, [keeper, made_up(1), stranded], "in the middle");
+            let key = |id| engine.user_key(id).expect("in the table");
+            keys = Some((key(made_up(1)), key(stranded)));
+        }
     }
     assert_eq!(engine.evicted_total(), 1);
-    assert_eq!(
-        engine.user_index(stranded),
-        Some(1),
-        "moved into the made-up User's place"
-    );
+    assert!(engine.evicted(made_up(1)).is_some());
+    keys.expect("taken at second 60")
+}
+
+/// A User leaving the middle of the table moves no other: the open incident of the User after it still names
+/// that User, under the key it had.
+#[test]
+fn an_open_incident_keeps_its_user_when_another_leaves() {
+    let mut engine = engine(10);
+    let stranded = user(1);
+    let (_, stranded_key) = evict_the_middle_user(&mut engine);
+    assert_eq!(engine.user_key(stranded), Some(stranded_key), "not moved");
     let open = engine.open_incidents();
     assert_eq!(open.len(), 1, "{open:?}");
     assert_eq!(open[0].user, stranded.to_string());
-    assert!(engine.users()[1].depth() >= 1_000);
-    assert!(engine.watches_of(1).iter().all(Option::is_none));
+    assert!(engine.user(stranded_key).unwrap().depth() >= 1_000);
+    assert!(engine.watches_of(stranded_key).iter().all(Option::is_none));
+    assert_places_consistent(&engine);
+}
+
+/// An evicted User that comes back gets a fresh key, even in its old slot: its old key names nobody, not it and
+/// not whoever took the slot; the other User's open incident is untouched.
+#[test]
+fn a_returning_user_gets_a_fresh_key_and_its_old_key_names_nobody() {
+    let mut engine = engine(10);
+    let stranded = user(1);
+    let (old, stranded_key) = evict_the_middle_user(&mut engine);
+    assert!(engine.user(old).is_none(), "the old key names nobody");
+    assert!(engine.watches_of(old).iter().all(Option::is_none));
+    let back = IDLE_S + 60;
+    send(&mut engine, back, made_up(1), EventKind::Request, 1);
+    strand(&mut engine, back, stranded);
+    let fresh = engine.user_key(made_up(1)).expect("back in the table");
+    assert_ne!(fresh, old);
+    assert!(engine.user(old).is_none(), "still names nobody");
+    assert_eq!(engine.user(fresh).map(|u| u.id), Some(made_up(1)));
+    assert!(engine.evicted(made_up(1)).is_none(), "back, not evicted");
+    assert_eq!(engine.user_key(stranded), Some(stranded_key));
+    let open = engine.open_incidents();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].user, stranded.to_string());
     assert_places_consistent(&engine);
 }
 
@@ -230,8 +271,8 @@ fn a_returning_user_is_not_paged_for_its_normal_traffic() {
     assert_eq!(kinds_of(&engine, returning), Vec::new());
     assert!(engine.incident_records().is_empty());
     assert!(engine.watches().next().is_none());
-    let place = engine.user_index(returning).unwrap();
-    let baseline = engine.users()[place].flow_baselines()[0];
+    let place = engine.user_key(returning).unwrap();
+    let baseline = engine.user(place).unwrap().flow_baselines()[0];
     assert!((baseline - 40.0).abs() < 1.0, "relearned: {baseline}");
 }
 
@@ -267,8 +308,8 @@ fn a_user_silent_for_minutes_is_not_paged_when_it_resumes() {
             "after {silence_min} min of silence: {:#?}",
             engine.incident_records()
         );
-        let place = engine.user_index(returning).unwrap();
-        let baseline = engine.users()[place].flow_baselines()[0];
+        let place = engine.user_key(returning).unwrap();
+        let baseline = engine.user(place).unwrap().flow_baselines()[0];
         assert!(
             (baseline - 40.0).abs() < 1.0,
             "kept through the silence: {baseline}"
@@ -412,7 +453,7 @@ fn eviction_while_a_line_is_held_loses_none() {
     let later = T0 / 1000 + 10 * IDLE_S;
     engine.evict_idle(later, 64);
     assert!(
-        engine.user_index(made_up(1)).is_none(),
+        engine.user_key(made_up(1)).is_none(),
         "the made-up User goes"
     );
     assert_places_consistent(&engine);

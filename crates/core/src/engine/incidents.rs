@@ -2,7 +2,7 @@
 //! kept up to date, and rendering into report records.
 
 use super::detect::backlog::DeliveryState;
-use super::user::UserState;
+use super::user::{UserKey, UserState, Users};
 use super::window::Flow;
 use crate::incident::{Affected, Correlation, IncidentFacts, IncidentKind, StormNear, Verdict};
 use crate::report::{Evidence, IncidentRecord};
@@ -69,9 +69,10 @@ impl Anomaly {
     }
 }
 
-/// One incident: a single User's, or a common cause spanning many Users (`*`).
+/// One incident: a single User's, or a common cause spanning many Users (`*`). Its members are [`UserKey`]s in
+/// the engine; a snapshot names them by their place in the snapshot's User list (`U = usize`).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct Incident {
+pub struct Incident<U = UserKey> {
     pub id: String,
     pub affected: Affected,
     pub kind: IncidentKind,
@@ -81,8 +82,8 @@ pub struct Incident {
     #[serde(default)]
     pub watched_second: Option<i64>,
     pub resolved_second: Option<i64>,
-    /// Indices of the member Users (one for a single-User incident).
-    pub members: Vec<usize>,
+    /// The member Users (one for a single-User incident).
+    pub members: Vec<U>,
     /// Members whose own anomaly has not resolved yet.
     pub open_members: usize,
     pub peak_depth: u64,
@@ -112,7 +113,7 @@ pub struct Incident {
     pub correlated_ratio: f64,
 }
 
-impl Incident {
+impl<U> Incident<U> {
     pub fn is_open(&self) -> bool {
         self.resolved_second.is_none() && self.merged_into.is_none()
     }
@@ -124,10 +125,53 @@ impl Incident {
                 .max(crate::engine::detect::reject::SHARE_FLOOR)
     }
 
-    pub fn facts(&self, users: &[UserState]) -> IncidentFacts {
+    /// The same incident with its members named by `name` (keys to snapshot places and back); `None` when a
+    /// member has no name.
+    pub fn rename_members<V>(&self, name: &mut impl FnMut(&U) -> Option<V>) -> Option<Incident<V>> {
+        Some(Incident {
+            id: self.id.clone(),
+            affected: self.affected,
+            kind: self.kind,
+            onset_second: self.onset_second,
+            detected_second: self.detected_second,
+            watched_second: self.watched_second,
+            resolved_second: self.resolved_second,
+            members: self.members.iter().map(&mut *name).collect::<Option<_>>()?,
+            open_members: self.open_members,
+            peak_depth: self.peak_depth,
+            depth_at_detection: self.depth_at_detection,
+            peak_level: self.peak_level,
+            baseline: self.baseline,
+            peak_age_s: self.peak_age_s,
+            failed: self.failed,
+            delivery_state: self.delivery_state,
+            last_delivery: self.last_delivery,
+            failure_reason: self.failure_reason,
+            failures: self.failures,
+            delivered: self.delivered,
+            srvs: self.srvs.clone(),
+            alert_code: self.alert_code,
+            concurrent_users: self.concurrent_users,
+            merged_into: self.merged_into,
+            correlation: self.correlation.clone(),
+            correlated_ratio: self.correlated_ratio,
+        })
+    }
+}
+
+impl Incident {
+    /// The members' IDs. A member stays in the table while an incident names it (eviction checks), so every key
+    /// resolves; one that did not would be left out rather than name another User.
+    fn member_ids(&self, users: &Users) -> impl Iterator<Item = crate::telemetry::Eui64> {
+        self.members
+            .iter()
+            .filter_map(|&m| users.get(m).map(|state| state.id))
+    }
+
+    pub fn facts(&self, users: &Users) -> IncidentFacts {
         IncidentFacts {
             affected: self.affected,
-            users: self.members.iter().map(|&m| users[m].id).collect(),
+            users: self.member_ids(users).collect(),
             kind: self.kind,
             onset_ms: self.onset_second * 1000,
             concurrent_users: self.concurrent_users,
@@ -140,7 +184,7 @@ impl Incident {
         }
     }
 
-    pub fn record(&self, users: &[UserState]) -> IncidentRecord {
+    pub fn record(&self, users: &Users) -> IncidentRecord {
         let correlation = self.correlation.clone().unwrap_or(Correlation {
             suspects: Vec::new(),
             verdict: Verdict::UnregisteredChangeSuspected,
@@ -163,11 +207,7 @@ impl Incident {
             baseline_rate: round2(self.baseline),
             peak_ratio: round2(self.ratio()),
             users: match self.affected {
-                Affected::Network => self
-                    .members
-                    .iter()
-                    .map(|&m| users[m].id.to_string())
-                    .collect(),
+                Affected::Network => self.member_ids(users).map(|id| id.to_string()).collect(),
                 Affected::User(_) => Vec::new(),
             },
             evidence: Evidence {
@@ -196,11 +236,29 @@ pub fn round2(value: f64) -> f64 {
 /// from `incident_numbers`, not from it). Resolved incidents can be pruned from the front once persisted, so a long-running service stays bounded;
 /// the open ones are listed so per-second work does not scan history.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct IncidentBook {
+pub struct IncidentBook<U = UserKey> {
     /// Global index of `list[0]`.
     base: usize,
-    list: std::collections::VecDeque<Incident>,
+    list: std::collections::VecDeque<Incident<U>>,
     open: Vec<usize>,
+}
+
+impl<U> IncidentBook<U> {
+    /// The same book with every incident's members named by `name` (see [`Incident::rename_members`]).
+    pub fn rename_members<V>(
+        &self,
+        mut name: impl FnMut(&U) -> Option<V>,
+    ) -> Option<IncidentBook<V>> {
+        Some(IncidentBook {
+            base: self.base,
+            list: self
+                .list
+                .iter()
+                .map(|incident| incident.rename_members(&mut name))
+                .collect::<Option<_>>()?,
+            open: self.open.clone(),
+        })
+    }
 }
 
 impl IncidentBook {
@@ -245,7 +303,7 @@ impl IncidentBook {
     pub fn facts_with_storms(
         &self,
         index: usize,
-        users: &[UserState],
+        users: &Users,
         horizon_s: i64,
     ) -> Option<IncidentFacts> {
         let incident = self.get(index)?;
@@ -275,18 +333,9 @@ impl IncidentBook {
         self.list.iter_mut()
     }
 
-    /// True if an incident still held names the User at `user` (open or resolved, until pruned).
-    pub fn names_user(&self, user: usize) -> bool {
+    /// True if an incident still held names User `user` (open or resolved, until pruned).
+    pub fn names_user(&self, user: UserKey) -> bool {
         self.list.iter().any(|i| i.members.contains(&user))
-    }
-
-    /// The User at `from` moved to `to` (the table filled an evicted User's place with its last User).
-    pub fn renumber_user(&mut self, from: usize, to: usize) {
-        for member in self.list.iter_mut().flat_map(|i| i.members.iter_mut()) {
-            if *member == from {
-                *member = to;
-            }
-        }
     }
 
     /// Drops the oldest incidents that closed before `second`, stopping at the first one still open or recent.

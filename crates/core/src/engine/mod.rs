@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod detect;
 pub mod evict;
+mod grouping;
 pub mod incident_numbers;
 pub mod incidents;
 pub mod lifecycle;
@@ -18,22 +19,18 @@ pub mod user;
 pub mod window;
 
 use rustc_hash::{FxHashMap, FxHashSet};
+use slotmap::SecondaryMap;
 
 pub use clock::{ClockConfig, ClockOffsetView, Ingested, Settled, SourceId, SourceView, Stamper};
 pub use config::{DetectorConfig, EngineConfig, NetworkConfig};
-use detect::backlog::DeliveryState;
-use incidents::{Anomaly, Incident, IncidentBook};
-use lifecycle::Transition;
-use user::UserState;
-use window::Flow;
+use incidents::{Anomaly, IncidentBook};
+pub use user::UserKey;
+use user::{UserState, Users};
 
-use crate::changes::{ChangeRegister, correlate};
-use crate::incident::{Affected, IncidentKind};
+use crate::changes::ChangeRegister;
+use crate::incident::IncidentKind;
 use crate::report::IncidentRecord;
 use crate::telemetry::{Eui64, Event};
-
-/// Seconds after a backlog's onset in which deliveries may still be of messages queued before it.
-const DELIVERY_SETTLE_S: i64 = 5;
 
 /// Why an event was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,11 +59,6 @@ pub struct EngineStats {
     pub last_ts: Option<i64>,
 }
 
-/// An open incident is correlated again once its peak ratio has grown by this fraction since it last was: the
-/// verdict weighs the peak against a change's declared impact. Growth in steps bounds the work (about 230
-/// correlations for a tenfold rise).
-const RECORRELATE_GROWTH: f64 = 0.01;
-
 /// An incident changed: the live service persists and notifies on these.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IncidentUpdate {
@@ -79,9 +71,9 @@ pub enum IncidentUpdate {
 /// An anomaly on watch: pending, not (yet, or ever) an incident. Operators see it before anyone is paged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Watch {
-    /// Index of the User in [`Engine::users`].
+    /// The User's key in the engine's table (see [`Engine::user`]).
     #[serde(skip)]
-    pub user: usize,
+    pub user: UserKey,
     pub kind: IncidentKind,
     /// Event time (ms) the anomaly went on watch: the end of its first bad second.
     pub since: i64,
@@ -89,19 +81,19 @@ pub struct Watch {
     pub onset: i64,
 }
 
-/// A User's place in [`Engine::users`], and the event clock's numbers for its clocks by [`Stamper`] as last used
-/// (checked on use). Beside the ID every line is looked up by, the clock is found without waiting on the User's
-/// state, which is large and often out of cache.
+/// A User's key in the table, and the event clock's numbers for its clocks by [`Stamper`] as last used (checked on
+/// use). Beside the ID every line is looked up by, the clock is found without waiting on the User's state, which
+/// is large and often out of cache.
 #[derive(Clone, Copy, Debug)]
 struct Place {
-    user: u32,
+    user: UserKey,
     stamps: [u32; 3],
 }
 
 impl Place {
-    fn new(user: usize) -> Place {
+    fn new(user: UserKey) -> Place {
         Place {
-            user: user as u32,
+            user,
             stamps: [u32::MAX; 3],
         }
     }
@@ -111,8 +103,12 @@ pub struct Engine {
     config: EngineConfig,
     changes: ChangeRegister,
     index: FxHashMap<Eui64, Place>,
-    users: Vec<UserState>,
-    anomalies: Vec<[Option<Anomaly>; 4]>,
+    users: Users,
+    /// Every User's anomalies by kind, under the User's key.
+    anomalies: SecondaryMap<UserKey, [Option<Anomaly>; 4]>,
+    /// The keys of the Users a closing second visits, in table order: kept to spare an allocation per second
+    /// (an incident opening needs the whole engine while the Users are visited).
+    closing: Vec<UserKey>,
     incidents: IncidentBook,
     /// Numbers for `INC-nnnnnn` IDs (unused with `stable_ids`).
     numbers: incident_numbers::IncidentNumbers,
@@ -131,8 +127,8 @@ pub struct Engine {
     /// The Users that exist, when known: others are refused as unknown and never take a slot of the table, so
     /// made-up IDs cannot lock out a real User. Consulted only when a User is first seen (the cold path).
     directory: Option<FxHashSet<Eui64>>,
-    /// Where the next sweep for idle Users starts (see [`evict`]).
-    evict_cursor: usize,
+    /// The sweep for idle Users under way (see [`evict`]).
+    evict_sweep: evict::Sweep,
     evicted: evict::EvictedUsers,
     /// The first second closed after the latest gap in all the data: idleness is counted from here at the earliest.
     live_since: i64,
@@ -146,8 +142,9 @@ impl Engine {
             config,
             changes,
             index: FxHashMap::default(),
-            users: Vec::new(),
-            anomalies: Vec::new(),
+            users: Users::with_key(),
+            anomalies: SecondaryMap::new(),
+            closing: Vec::new(),
             incidents: IncidentBook::default(),
             numbers: incident_numbers::IncidentNumbers::default(),
             network_open: [None; 4],
@@ -157,7 +154,7 @@ impl Engine {
             gap: None,
             stats: EngineStats::default(),
             directory: None,
-            evict_cursor: 0,
+            evict_sweep: evict::Sweep::default(),
             evicted: evict::EvictedUsers::default(),
             live_since: i64::MIN,
         }
@@ -196,12 +193,58 @@ impl Engine {
         self.ingest_at(slot, event)
     }
 
+    /// A line is placed at once when its User is in the table and its time is plausible (the hot path); any
+    /// other goes the cold way.
     #[inline]
     fn ingest_at(&mut self, slot: u32, event: &Event) -> Result<Ingested, IngestError> {
-        let Some(place) = self.index.get_mut(&event.user) else {
-            return self.ingest_new_user(slot, event);
-        };
-        let user = place.user as usize;
+        if let Some((user, clock)) = self.stamp_clock(slot, event)
+            && let Some(at) = self.clock.admit(clock, event.ts_ms)
+        {
+            self.take(user, at, event, clock);
+            return Ok(Ingested::Taken);
+        }
+        self.ingest_cold(slot, event)
+    }
+
+    /// A line of a User not in the table, or whose time is in doubt. Users are made as their lines are placed: a
+    /// line held while its source has no event time yet makes none (as it would have made none without the hold),
+    /// and a line no clock could explain does not take a place in the table. A held line may anchor its source
+    /// instead of waiting (see `EventClock::hold`): it is then admitted again, as any line of an anchored source.
+    #[cold]
+    fn ingest_cold(&mut self, slot: u32, event: &Event) -> Result<Ingested, IngestError> {
+        // A hold anchors only a source not anchored yet, so a line goes round at most twice.
+        loop {
+            let stamped = match self.stamp_clock(slot, event) {
+                Some(stamped) => Some(stamped),
+                None if self.admits_new_user(slot, event)? => {
+                    self.add_user(event.user, event.ts_ms.div_euclid(1000))?;
+                    self.stamp_clock(slot, event)
+                }
+                None => None,
+            };
+            if let Some((user, clock)) = stamped
+                && let Some(at) = self.clock.admit(clock, event.ts_ms)
+            {
+                self.take(user, at, event, clock);
+                return Ok(Ingested::Taken);
+            }
+            match self
+                .clock
+                .hold(slot, stamped.map(|(_, clock)| clock), event)?
+            {
+                clock::HoldOutcome::Held(token) => {
+                    self.apply_releases();
+                    return Ok(Ingested::Held(token));
+                }
+                clock::HoldOutcome::Anchored => {}
+            }
+        }
+    }
+
+    /// The User of the line and the event clock that stamped it, if the User is in the table.
+    #[inline]
+    fn stamp_clock(&mut self, slot: u32, event: &Event) -> Option<(UserKey, u32)> {
+        let place = self.index.get_mut(&event.user)?;
         let stamper = Stamper::of(event.kind);
         let cached = place.stamps[stamper as usize];
         let clock = if self.clock.is_clock(cached, slot, event.user, stamper) {
@@ -211,52 +254,34 @@ impl Engine {
             place.stamps[stamper as usize] = clock;
             clock
         };
-        match self.clock.admit(clock, event.ts_ms) {
-            Some(at) => {
-                if self.place(user, at, event, clock) {
-                    self.clock.pass(clock);
-                    self.apply_releases();
-                }
-                Ok(Ingested::Taken)
-            }
-            None => self.hold(slot, Some(clock), event),
-        }
+        Some((place.user, clock))
     }
 
-    /// A line of a User not in the table: held while its source has no event time yet (Users are made as their
-    /// lines are placed, as they would have been without the hold); a line no clock could explain does not take a
-    /// place in the table.
+    /// True when a line of a User not in the table may make the User now; false to hold it while its source has
+    /// no event time yet. Refuses a User the directory does not list, and a line no clock could explain.
     #[cold]
-    fn ingest_new_user(&mut self, slot: u32, event: &Event) -> Result<Ingested, IngestError> {
+    fn admits_new_user(&mut self, slot: u32, event: &Event) -> Result<bool, IngestError> {
         self.listed(event.user)?;
         if self.clock.unanchored(slot) {
-            return self.hold(slot, None, event);
+            return Ok(false);
         }
         self.clock.refuse_absurd(event.ts_ms)?;
-        self.add_user(event.user, event.ts_ms.div_euclid(1000))?;
-        self.ingest_at(slot, event)
+        Ok(true)
     }
 
-    #[cold]
-    fn hold(
-        &mut self,
-        slot: u32,
-        clock: Option<u32>,
-        event: &Event,
-    ) -> Result<Ingested, IngestError> {
-        match self.clock.hold(slot, clock, event)? {
-            clock::HoldOutcome::Held(token) => {
-                self.apply_releases();
-                Ok(Ingested::Held(token))
-            }
-            clock::HoldOutcome::Anchored => self.ingest_at(slot, event),
+    /// Places an admitted line; when its source's second ended, runs the clock's pass and closes what it allows.
+    #[inline]
+    fn take(&mut self, user: UserKey, at: i64, event: &Event, clock: u32) {
+        if self.place(user, at, event, clock) {
+            self.clock.pass(clock);
+            self.apply_releases();
         }
     }
 
     /// Places a line at `at` (aligned time): in its second, or as late once that second has closed. True when
     /// its source's second ended (the caller runs the clock's pass and closes seconds).
     #[inline]
-    fn place(&mut self, user: usize, at: i64, event: &Event, clock: u32) -> bool {
+    fn place(&mut self, user: UserKey, at: i64, event: &Event, clock: u32) -> bool {
         let second = at.div_euclid(1000);
         let next_close = *self
             .next_close
@@ -288,7 +313,7 @@ impl Engine {
         while self.clock.has_releases() {
             for release in self.clock.take_releases() {
                 let user = match self.index.get(&release.event.user) {
-                    Some(place) => place.user as usize,
+                    Some(place) => place.user,
                     None => match self
                         .add_user(release.event.user, release.event.ts_ms.div_euclid(1000))
                     {
@@ -317,7 +342,7 @@ impl Engine {
         }
         for (id, offset) in self.clock.drain_adopted() {
             if let Some(place) = self.index.get(&id) {
-                self.users[place.user as usize].clock_offset_ms = offset;
+                self.users[place.user].clock_offset_ms = offset;
             }
         }
         self.close_through();
@@ -333,16 +358,16 @@ impl Engine {
     }
 
     #[cold]
-    fn add_user(&mut self, id: Eui64, second: i64) -> Result<usize, IngestError> {
+    fn add_user(&mut self, id: Eui64, second: i64) -> Result<UserKey, IngestError> {
         self.listed(id)?;
         if self.users.len() >= self.config.max_users {
             return Err(IngestError::UserTableFull(self.config.max_users));
         }
         self.evicted.returned(id);
-        self.index.insert(id, Place::new(self.users.len()));
-        self.users.push(UserState::new(id, second));
-        self.anomalies.push([None, None, None, None]);
-        Ok(self.users.len() - 1)
+        let user = self.users.insert(UserState::new(id, second));
+        self.index.insert(id, Place::new(user));
+        self.anomalies.insert(user, [None, None, None, None]);
+        Ok(user)
     }
 
     /// Every source is quiet: moves event time to `now_ms` (the service's wall clock, only ever the lateness
@@ -366,7 +391,7 @@ impl Engine {
                 && next > before
             {
                 let to = after.min(target);
-                for user in &mut self.users {
+                for user in self.users.values_mut() {
                     user.skip_idle(next, to);
                 }
                 self.clock.skipped_seconds += (to - next).max(0) as u64;
@@ -472,357 +497,26 @@ impl Engine {
         self.clock.held_lines()
     }
 
+    /// Closes `second` for every User in table order (an anomaly opening weighs the Users before it, closed,
+    /// against those after it, not yet), then keeps open incidents' peaks and sweeps for idle Users.
     fn close_second(&mut self, second: i64) {
-        for index in 0..self.users.len() {
-            let transitions = self.users[index].close(second, &self.config);
+        let mut closing = std::mem::take(&mut self.closing);
+        closing.clear();
+        closing.extend(self.users.keys());
+        for &user in &closing {
+            let transitions = self.users[user].close(second, &self.config);
             for kind in IncidentKind::ALL {
-                if let Some(anomaly) = &mut self.anomalies[index][kind as usize] {
-                    anomaly.observe(&self.users[index], kind);
+                if let Some(anomaly) = &mut self.anomalies[user][kind as usize] {
+                    anomaly.observe(&self.users[user], kind);
                 }
                 if let Some(transition) = transitions[kind as usize] {
-                    self.on_transition(index, kind, second, transition);
+                    self.on_transition(user, kind, second, transition);
                 }
             }
         }
+        self.closing = closing;
         self.track_network_peaks();
         self.evict_idle(second, evict::SCAN_PER_SECOND);
-    }
-
-    fn on_transition(
-        &mut self,
-        user: usize,
-        kind: IncidentKind,
-        second: i64,
-        transition: Transition,
-    ) {
-        let slot = kind as usize;
-        match transition {
-            Transition::Started { since } => {
-                let onset = self.users[user].onset(kind, since);
-                self.anomalies[user][slot] =
-                    Some(Anomaly::start(&self.users[user], kind, onset, since));
-            }
-            Transition::Cancelled => self.anomalies[user][slot] = None,
-            Transition::Opened { pending_since } => {
-                // A flapping series opens dated from its first episode, before this episode's own onset.
-                if let Some(anomaly) = self.anomalies[user][slot].as_mut()
-                    && pending_since < anomaly.onset_second
-                {
-                    let back = match kind {
-                        IncidentKind::Backlog => self.config.detectors.backlog.min_age_s as i64,
-                        _ => 0,
-                    };
-                    anomaly.onset_second = pending_since - back;
-                    anomaly.watched_second = anomaly.watched_second.min(pending_since);
-                }
-                self.open(user, kind, second)
-            }
-            Transition::Resolved { at } => {
-                if let Some(anomaly) = self.anomalies[user][slot].take()
-                    && let Some(incident) = anomaly.incident
-                {
-                    self.resolve_member(incident, at);
-                }
-            }
-        }
-    }
-
-    /// Users with an anomaly of `kind` whose onset is within the grouping window of `onset`.
-    fn concurrent(&self, kind: IncidentKind, onset: i64) -> Vec<usize> {
-        let window = self.config.network.onset_window_s;
-        (0..self.users.len())
-            .filter(|&u| {
-                self.anomalies[u][kind as usize]
-                    .as_ref()
-                    .is_some_and(|a| (a.onset_second - onset).abs() <= window)
-            })
-            .collect()
-    }
-
-    /// The Users of `concurrent` whose onsets fall within the coincidence window of `onset`.
-    fn coincident(&self, kind: IncidentKind, onset: i64, concurrent: &[usize]) -> Vec<usize> {
-        let window = self.config.network.coincidence_window_s;
-        concurrent
-            .iter()
-            .copied()
-            .filter(|&u| {
-                self.anomalies[u][kind as usize]
-                    .as_ref()
-                    .is_some_and(|a| (a.onset_second - onset).abs() <= window)
-            })
-            .collect()
-    }
-
-    fn active_users(&self, second: i64) -> usize {
-        let since = second - self.config.network.active_window_s;
-        self.users
-            .iter()
-            .filter(|u| u.last_event_second >= since)
-            .count()
-    }
-
-    fn open(&mut self, user: usize, kind: IncidentKind, second: i64) {
-        let Some(onset) = self.anomalies[user][kind as usize]
-            .as_ref()
-            .map(|a| a.onset_second)
-        else {
-            return;
-        };
-        let network = &self.config.network;
-        if let Some(common) = self.network_open[kind as usize]
-            && (self.incidents[common].onset_second - network.onset_window_s
-                ..=self.incidents[common].onset_second + network.join_window_s)
-                .contains(&onset)
-        {
-            self.join(common, user, kind);
-            return;
-        }
-        let concurrent = self.concurrent(kind, onset);
-        let active = self.active_users(second);
-        let by_share = concurrent.len() >= network.min_users
-            && concurrent.len() as f64 >= network.min_share * active as f64;
-        let coincident = if by_share {
-            Vec::new()
-        } else {
-            self.coincident(kind, onset, &concurrent)
-        };
-        let improbable = coincident.len() >= network.min_users
-            && network.coincidence_probability(active.max(coincident.len()), coincident.len())
-                <= network.max_coincidence_probability;
-        if !(by_share || improbable) {
-            let incident = self.new_incident(
-                Affected::User(self.users[user].id),
-                kind,
-                second,
-                onset,
-                concurrent.len(),
-            );
-            self.join(incident, user, kind);
-            return;
-        }
-        let concurrent = if by_share { concurrent } else { coincident };
-        let mut onsets: Vec<i64> = concurrent
-            .iter()
-            .filter_map(|&u| {
-                self.anomalies[u][kind as usize]
-                    .as_ref()
-                    .map(|a| a.onset_second)
-            })
-            .collect();
-        onsets.sort_unstable();
-        let median = onsets[onsets.len() / 2];
-        let common = self.new_incident(Affected::Network, kind, second, median, concurrent.len());
-        self.incidents[common].onset_second = median;
-        self.network_open[kind as usize] = Some(common);
-        // Users already open on their own with the same onset are folded in; pending ones join as they open.
-        for &member in &concurrent {
-            if let Some(own) = self.anomalies[member][kind as usize]
-                .as_ref()
-                .and_then(|a| a.incident)
-            {
-                self.incidents[own].merged_into = Some(common);
-                self.incidents.closed(own);
-                self.updates.push(IncidentUpdate::Merged(own, common));
-                self.join(common, member, kind);
-            }
-        }
-        self.join(common, user, kind);
-    }
-
-    fn new_incident(
-        &mut self,
-        affected: Affected,
-        kind: IncidentKind,
-        second: i64,
-        onset: i64,
-        concurrent: usize,
-    ) -> usize {
-        let index = self.incidents.next_index();
-        let id = if self.config.stable_ids {
-            stable_id(affected, kind, onset)
-        } else {
-            format!("INC-{:06}", self.numbers.take())
-        };
-        self.incidents.push(Incident {
-            id,
-            affected,
-            kind,
-            onset_second: second,
-            detected_second: second + 1,
-            watched_second: None,
-            resolved_second: None,
-            members: Vec::new(),
-            open_members: 0,
-            peak_depth: 0,
-            depth_at_detection: 0,
-            peak_level: 0.0,
-            baseline: 0.0,
-            peak_age_s: 0,
-            failed: 0,
-            delivery_state: None,
-            last_delivery: None,
-            failure_reason: None,
-            failures: [0; 6],
-            delivered: 0,
-            srvs: Vec::new(),
-            alert_code: None,
-            concurrent_users: concurrent.max(1) as u32,
-            merged_into: None,
-            correlation: None,
-            correlated_ratio: 0.0,
-        });
-        self.updates.push(IncidentUpdate::Opened(index));
-        index
-    }
-
-    fn join(&mut self, incident: usize, user: usize, kind: IncidentKind) {
-        let Some(anomaly) = self.anomalies[user][kind as usize].as_mut() else {
-            return;
-        };
-        if anomaly.incident == Some(incident) {
-            return;
-        }
-        anomaly.incident = Some(incident);
-        let state = &self.users[user];
-        let target = &mut self.incidents[incident];
-        target.members.push(user);
-        target.open_members += 1;
-        target.depth_at_detection += state.depth();
-        if target.members.len() == 1 && target.affected != Affected::Network {
-            target.onset_second = anomaly.onset_second;
-        }
-        target.baseline += anomaly.baseline;
-        target.watched_second = Some(
-            target
-                .watched_second
-                .map_or(anomaly.watched_second, |w| w.min(anomaly.watched_second)),
-        );
-        target.last_delivery = target.last_delivery.max(anomaly.last_delivery);
-        if kind == IncidentKind::Backlog {
-            // Judged over the seconds since the onset, less a few in which messages queued just before it may still
-            // have been delivered: an outage opening a minute after its onset must not count the last deliveries
-            // before it as "some still succeed".
-            let since_onset = state.view.second - anomaly.onset_second - DELIVERY_SETTLE_S;
-            let seconds = since_onset.clamp(10, 60);
-            let delivered = state.recent_sum(Flow::Delivered, seconds);
-            let failed = state.recent_sum(Flow::Failed, seconds);
-            target
-                .delivery_state
-                .get_or_insert(DeliveryState::judge(delivered, failed));
-            // The failure reason is evidence only when failures are a real share of the attempts of every member
-            // so far: a stray timeout beside deliveries that merely slowed (shared capacity) is not the mechanism.
-            let failures = state.failures_since(&anomaly.failures_at_start);
-            for (total, count) in target.failures.iter_mut().zip(failures) {
-                *total += count;
-            }
-            target.delivered += anomaly.delivered;
-            target.failure_reason = detect::backlog::failing_reason(
-                &target.failures,
-                target.delivered,
-                self.config.detectors.backlog.failing_share,
-            );
-        }
-        if target.srvs.is_empty()
-            && matches!(kind, IncidentKind::RequestStorm | IncidentKind::RejectStorm)
-        {
-            target.srvs = state.request_srvs.top().into_iter().take(3).collect();
-        }
-        if kind == IncidentKind::AlertStorm {
-            target.alert_code = target
-                .alert_code
-                .or(state.alert_codes.top().first().copied());
-        }
-        self.correlate_one(incident);
-        if kind == IncidentKind::RequestStorm {
-            // A storm may explain backlogs already open elsewhere (shared capacity): judge them again.
-            for position in 0..self.incidents.open_indices().len() {
-                let open = self.incidents.open_indices()[position];
-                if self.incidents[open].kind == IncidentKind::Backlog {
-                    self.correlate_one(open);
-                }
-            }
-        }
-    }
-
-    fn correlate_one(&mut self, incident: usize) {
-        let horizon_s = self.config.correlator.storm_horizon_s;
-        if let Some(facts) = self
-            .incidents
-            .facts_with_storms(incident, &self.users, horizon_s)
-        {
-            let correlation = correlate(&self.config.correlator, &facts, &self.changes);
-            let record = &mut self.incidents[incident];
-            record.correlation = Some(correlation);
-            record.correlated_ratio = facts.peak_ratio;
-        }
-    }
-
-    fn resolve_member(&mut self, incident: usize, at: i64) {
-        let target = self
-            .incidents
-            .get(incident)
-            .and_then(|i| i.merged_into)
-            .unwrap_or(incident);
-        let record = &mut self.incidents[target];
-        record.open_members = record.open_members.saturating_sub(1);
-        if record.open_members == 0 {
-            record.resolved_second = Some(at.max(record.detected_second));
-            if let Some(open) = self.network_open.iter_mut().find(|o| **o == Some(target)) {
-                *open = None;
-            }
-            // Its figures are final: the verdict is judged on them, as a replay judges it at the end.
-            self.correlate_one(target);
-            self.incidents.closed(target);
-            self.updates.push(IncidentUpdate::Resolved(target));
-        }
-    }
-
-    /// Peaks of open incidents: single-User ones from their anomaly, common-cause ones summed over members.
-    fn track_network_peaks(&mut self) {
-        for position in 0..self.incidents.open_indices().len() {
-            let index = self.incidents.open_indices()[position];
-            let Some(incident) = self.incidents.get_mut(index) else {
-                continue;
-            };
-            let kind = incident.kind as usize;
-            let (mut depth, mut level, mut age, mut failed) = (0, 0.0, 0, 0);
-            for &member in &incident.members {
-                if let Some(anomaly) = &self.anomalies[member][kind] {
-                    depth += self.users[member].depth();
-                    level += self.users[member].readings[kind].level;
-                    age = age.max(anomaly.peak_age_s);
-                    failed += anomaly.failed;
-                }
-            }
-            incident.peak_depth = incident.peak_depth.max(depth);
-            incident.peak_age_s = incident.peak_age_s.max(age);
-            incident.failed = incident.failed.max(failed);
-            if incident.kind == IncidentKind::RejectStorm {
-                // Shares do not add up across Users: keep the worst.
-                level = incident
-                    .members
-                    .iter()
-                    .map(|&m| self.users[m].readings[kind].level)
-                    .fold(0.0, f64::max);
-            }
-            incident.peak_level = incident.peak_level.max(level);
-        }
-        for position in 0..self.incidents.open_indices().len() {
-            let index = self.incidents.open_indices()[position];
-            if self.incidents.get(index).is_some_and(|incident| {
-                incident.correlation.is_some()
-                    && incident.ratio() > incident.correlated_ratio * (1.0 + RECORRELATE_GROWTH)
-            }) {
-                self.correlate_one(index);
-            }
-        }
-    }
-
-    /// Re-runs correlation for every incident (at the end of input, or when the change register changed).
-    pub fn correlate_all(&mut self) {
-        for index in self.incidents.indices() {
-            self.correlate_one(index);
-        }
     }
 
     /// Where incident numbers come from (the live service reserves them in its store; replay counts from 1).
@@ -897,8 +591,8 @@ impl Engine {
             .collect()
     }
 
-    /// The anomalies of User `user` (an index into [`Engine::users`]) that are on watch, by kind.
-    pub fn watches_of(&self, user: usize) -> [Option<Watch>; 4] {
+    /// The anomalies of User `user` that are on watch, by kind (none when the key no longer names a User).
+    pub fn watches_of(&self, user: UserKey) -> [Option<Watch>; 4] {
         IncidentKind::ALL.map(|kind| {
             let state = self.users.get(user)?;
             let lifecycle::Phase::Pending { since, .. } = state.trackers[kind as usize].phase
@@ -917,7 +611,9 @@ impl Engine {
 
     /// Every anomaly on watch, User by User. Computed on demand (once per tick at most), never per event.
     pub fn watches(&self) -> impl Iterator<Item = Watch> + '_ {
-        (0..self.users.len()).flat_map(|user| self.watches_of(user).into_iter().flatten())
+        self.users
+            .keys()
+            .flat_map(|user| self.watches_of(user).into_iter().flatten())
     }
 
     pub fn stats(&self) -> EngineStats {
@@ -928,14 +624,25 @@ impl Engine {
         self.users.len()
     }
 
-    /// The place of User `id` in [`Engine::users`], if it is in the table. Places change when Users are evicted:
-    /// look a User up again rather than keep its place across calls that may close seconds.
-    pub fn user_index(&self, id: Eui64) -> Option<usize> {
-        self.index.get(&id).map(|place| place.user as usize)
+    /// The key of User `id`, if it is in the table. A key names its User until the User is evicted, and never
+    /// names another: a User that comes back gets a new key.
+    pub fn user_key(&self, id: Eui64) -> Option<UserKey> {
+        self.index.get(&id).map(|place| place.user)
     }
 
-    pub fn users(&self) -> &[UserState] {
-        &self.users
+    /// The User `user` names, if it is still in the table.
+    pub fn user(&self, user: UserKey) -> Option<&UserState> {
+        self.users.get(user)
+    }
+
+    /// User `id`, if it is in the table.
+    pub fn user_by_id(&self, id: Eui64) -> Option<&UserState> {
+        self.user_key(id).and_then(|user| self.user(user))
+    }
+
+    /// The Users in the table with their keys, in table order.
+    pub fn users(&self) -> impl ExactSizeIterator<Item = (UserKey, &UserState)> + '_ {
+        self.users.iter()
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -945,14 +652,4 @@ impl Engine {
     pub fn changes(&self) -> &ChangeRegister {
         &self.changes
     }
-}
-
-/// `INC-backlog-90B3D51F30010007-1773133500`: kind, User (or `NET`) and onset second. The onset is a function
-/// of the User's own events, so any engine that has seen enough of them derives the same name.
-fn stable_id(affected: Affected, kind: IncidentKind, onset_second: i64) -> String {
-    let who = match affected {
-        Affected::User(user) => format!("{:016X}", user.0),
-        Affected::Network => "NET".to_owned(),
-    };
-    format!("INC-{}-{who}-{onset_second}", kind.as_str())
 }

@@ -263,7 +263,7 @@ fn depth_samples_correct_the_running_sum_and_depth_never_goes_negative() {
         .ingest(&Event::new(T0 + 20_000, u, EventKind::Request, 1))
         .unwrap();
     engine.finish();
-    let window = engine.users()[0].window.clone();
+    let window = first_user(&engine).window.clone();
     assert_eq!(window.read(T0 / 1000).depth_end, 0);
     assert_eq!(window.read(T0 / 1000 + 1).depth_end, 42);
 }
@@ -302,7 +302,7 @@ mod depth_model {
                 expected.push(depth as u64);
             }
             engine.finish();
-            let window = engine.users()[0].window.clone();
+            let window = first_user(&engine).window.clone();
             for (second, &want) in expected.iter().enumerate() {
                 prop_assert_eq!(window.read(T0 / 1000 + second as i64).depth_end, want, "second {}", second);
             }
@@ -392,7 +392,7 @@ fn late_lines_are_counted_and_still_move_the_queue() {
     engine.finish();
     assert_eq!(engine.stats().late, 2);
     assert_eq!(engine.stats().events, 24);
-    let window = engine.users()[0].window.clone();
+    let window = first_user(&engine).window.clone();
     assert_eq!(window.read(T0 / 1000 + 17).get(window::Flow::Requests), 5);
     assert_eq!(
         window.read(T0 / 1000 + 5).get(window::Flow::Requests),
@@ -558,7 +558,7 @@ fn a_new_users_models_say_they_are_cold_until_warmed_up_on_its_own_traffic() {
             |_, _| false,
             ChangeRegister::new(),
         );
-        engine.users()[0].model_states(&config)
+        first_user(&engine).model_states(&config)
     };
     let early = states(200);
     assert!(
@@ -596,4 +596,9 @@ fn detectors_snapshotted_before_the_model_load_and_start_cold() {
     assert_eq!(cold(detectors.alerts.model()), ModelState::Cold);
     assert_eq!(cold(detectors.backlog.inflow_model()), ModelState::Cold);
     assert_eq!(detectors.rejects.baseline_share(), 0.0);
+}
+
+/// The first User in the table (these tests have one).
+fn first_user(engine: &Engine) -> &user::UserState {
+    engine.users().next().expect("a User").1
 }

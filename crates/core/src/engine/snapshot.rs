@@ -1,10 +1,15 @@
 //! Engine snapshots: the whole engine state as plain data, so a restarted service keeps its windows, baselines
 //! and open incidents instead of relearning from zero or raising an open incident again.
+//!
+//! Users are stored as a list in the table's order, and incidents name their members by place in that list: keys
+//! are the table's own, and a restored table hands out new ones.
 
 use serde::{Deserialize, Serialize};
 
+use slotmap::SecondaryMap;
+
 use super::incidents::{Anomaly, IncidentBook};
-use super::user::{UserSnapshot, UserState};
+use super::user::{UserKey, UserSnapshot, UserState};
 use super::{Engine, EngineConfig, EngineStats};
 use crate::changes::ChangeRegister;
 
@@ -18,8 +23,9 @@ pub struct EngineSnapshot {
     max_ts: i64,
     stats: EngineStats,
     users: Vec<UserSnapshot>,
+    /// In the order of `users`.
     anomalies: Vec<[Option<Anomaly>; 4]>,
-    incidents: IncidentBook,
+    incidents: IncidentBook<usize>,
     network_open: [Option<usize>; 4],
     #[serde(default)]
     clock: super::clock::ClockSnapshot,
@@ -46,19 +52,39 @@ pub enum SnapshotError {
     Decode(serde_json::Error),
     #[error("engine snapshot has version {found}, this build reads version {SNAPSHOT_VERSION}")]
     Version { found: u32 },
+    #[error(
+        "engine snapshot is inconsistent: an incident names a User its {users} Users do not include"
+    )]
+    UnknownMember { users: usize },
 }
 
 impl Engine {
     /// The engine's state as JSON bytes.
     pub fn snapshot(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let places: SecondaryMap<UserKey, usize> = self
+            .users
+            .keys()
+            .enumerate()
+            .map(|(place, key)| (key, place))
+            .collect();
+        let incidents = self
+            .incidents
+            .rename_members(|&key| places.get(key).copied())
+            .ok_or_else(|| {
+                serde::ser::Error::custom("an incident names a User not in the table")
+            })?;
         serde_json::to_vec(&EngineSnapshot {
             version: SNAPSHOT_VERSION,
             next_close: self.next_close,
             max_ts: self.max_ts,
             stats: self.stats,
-            users: self.users.iter().map(UserState::snapshot).collect(),
-            anomalies: self.anomalies.clone(),
-            incidents: self.incidents.clone(),
+            users: self.users.values().map(UserState::snapshot).collect(),
+            anomalies: self
+                .users
+                .keys()
+                .map(|key| self.anomalies[key].clone())
+                .collect(),
+            incidents,
             network_open: self.network_open,
             clock: self.clock.snapshot(),
             evicted_total: self.evicted.total(),
@@ -82,18 +108,24 @@ impl Engine {
             });
         }
         let mut engine = Engine::new(config, changes);
-        for user in snapshot.users {
-            let user = UserState::restore(user);
-            engine
-                .index
-                .insert(user.id, super::Place::new(engine.users.len()));
-            engine.users.push(user);
-        }
-        engine.anomalies = snapshot.anomalies;
-        engine
-            .anomalies
-            .resize(engine.users.len(), [None, None, None, None]);
-        engine.incidents = snapshot.incidents;
+        let mut anomalies = snapshot.anomalies.into_iter();
+        let keys: Vec<UserKey> = snapshot
+            .users
+            .into_iter()
+            .map(|user| {
+                let user = UserState::restore(user);
+                let id = user.id;
+                let key = engine.users.insert(user);
+                engine.index.insert(id, super::Place::new(key));
+                let anomalies = anomalies.next().unwrap_or_default();
+                engine.anomalies.insert(key, anomalies);
+                key
+            })
+            .collect();
+        engine.incidents = snapshot
+            .incidents
+            .rename_members(|&place| keys.get(place).copied())
+            .ok_or(SnapshotError::UnknownMember { users: keys.len() })?;
         engine.numbers = snapshot.numbers.unwrap_or_else(|| {
             super::incident_numbers::IncidentNumbers::counting_from(
                 engine.incidents.next_index() as u64 + 1,

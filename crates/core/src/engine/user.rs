@@ -14,6 +14,16 @@ use super::window::{FLOWS, Flow, RING_SECONDS, UserWindow};
 use crate::incident::IncidentKind;
 use crate::telemetry::{AlertCode, Eui64, Event, EventKind, Srv};
 
+slotmap::new_key_type! {
+    /// A User's key in the engine's table: it names the User until it is evicted, and never another User after
+    /// (the slot's generation changes), so nothing is renumbered when a User leaves. Not kept across snapshots.
+    pub struct UserKey;
+}
+
+/// The engine's User table. Iterates in slot order: the order Users came in until one is evicted, and a
+/// deterministic one after (freed slots are taken again, newest freed first).
+pub type Users = slotmap::SlotMap<UserKey, UserState>;
+
 /// A depth sample that arrived for a second not yet closed, and the queue movement recorded after it.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct DepthSample {

@@ -65,11 +65,7 @@ impl EngineLoop {
             .take(MAX_USERS)
             .collect();
         for user in users {
-            let Some(state) = self
-                .engine
-                .user_index(user)
-                .map(|i| &self.engine.users()[i])
-            else {
+            let Some(state) = self.engine.user_by_id(user) else {
                 continue;
             };
             let Some(closed) = state.window.closed_through() else {

@@ -8,7 +8,7 @@ use stormwatch_core::engine::evict::Evicted;
 use stormwatch_core::engine::incidents::round2;
 use stormwatch_core::engine::user::UserState;
 use stormwatch_core::engine::window::Flow;
-use stormwatch_core::engine::{Engine, Watch};
+use stormwatch_core::engine::{Engine, UserKey, Watch};
 use stormwatch_core::incident::IncidentKind;
 use stormwatch_core::rfc3339::format_ms;
 use stormwatch_core::telemetry::Eui64;
@@ -64,12 +64,12 @@ const FLOWS: [(Flow, &str); 5] = [
     (Flow::Delivered, "delivered"),
 ];
 
-/// The view of the User at `index` in [`Engine::users`].
-pub fn view_of(engine: &Engine, index: usize) -> Option<UserView> {
-    let user = engine.users().get(index)?;
+/// The view of User `key`, if it is still in the table.
+pub fn view_of(engine: &Engine, key: UserKey) -> Option<UserView> {
+    let user = engine.user(key)?;
     Some(view(
         user,
-        engine.watches_of(index).into_iter().flatten().collect(),
+        engine.watches_of(key).into_iter().flatten().collect(),
         &engine.config().detectors.baselines,
     ))
 }
@@ -138,7 +138,8 @@ pub fn evicted_message(user: Eui64, evicted: Evicted) -> String {
 }
 
 pub fn all(engine: &Engine) -> Vec<UserView> {
-    (0..engine.users().len())
-        .filter_map(|index| view_of(engine, index))
+    engine
+        .users()
+        .filter_map(|(key, _)| view_of(engine, key))
         .collect()
 }

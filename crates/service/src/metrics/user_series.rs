@@ -61,7 +61,7 @@ pub fn publish(engine: &Engine, spare: &mut Vec<Sample>) {
 
 fn fill(engine: &Engine, samples: &mut Vec<Sample>) {
     samples.clear();
-    samples.extend(engine.users().iter().enumerate().map(|(index, user)| {
+    samples.extend(engine.users().map(|(key, user)| {
         let baselines = user.flow_baselines();
         let mut sample = Sample {
             user: user.id,
@@ -74,7 +74,7 @@ fn fill(engine: &Engine, samples: &mut Vec<Sample>) {
             },
             clock_offset: user.clock_offset_ms as f64 / 1000.0,
             watch: engine
-                .watches_of(index)
+                .watches_of(key)
                 .map(|watch| if watch.is_some() { 1.0 } else { 0.0 }),
             ..Sample::default()
         };

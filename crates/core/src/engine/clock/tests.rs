@@ -73,8 +73,8 @@ fn feed(
 /// The offset shown for User `n` (Users are made in the order their lines are placed, not as they arrive).
 fn offset_of(engine: &Engine, n: u64) -> i64 {
     engine
-        .user_index(user(n))
-        .map_or(i64::MIN, |u| engine.users()[u].clock_offset_ms)
+        .user_by_id(user(n))
+        .map_or(i64::MIN, |u| u.clock_offset_ms)
 }
 
 fn engine() -> Engine {
