@@ -247,6 +247,24 @@ fn a_returning_user_gets_a_fresh_key_and_its_old_key_names_nobody() {
     assert_places_consistent(&engine);
 }
 
+/// A snapshot taken with a freed slot in the table lists the Users left, and the restored engine's incidents name
+/// the same Users under its own keys.
+#[test]
+fn a_snapshot_after_an_eviction_restores_the_open_incident() {
+    let mut engine = engine(10);
+    let stranded = user(1);
+    evict_the_middle_user(&mut engine);
+    let bytes = engine.snapshot().unwrap();
+    let restored =
+        Engine::restore(&bytes, engine.config().clone(), ChangeRegister::default()).unwrap();
+    assert_eq!(restored.user_count(), 2);
+    assert_eq!(restored.open_incidents(), engine.open_incidents());
+    assert_eq!(restored.incident_records(), engine.incident_records());
+    assert_eq!(restored.open_incidents()[0].user, stranded.to_string());
+    assert!(restored.user_key(made_up(1)).is_none());
+    assert_places_consistent(&restored);
+}
+
 /// Baselines are relearned, not kept: a returning User is cold, pages nothing, and learns its rate again.
 #[test]
 fn a_returning_user_is_not_paged_for_its_normal_traffic() {
