@@ -1,7 +1,7 @@
 //! Replay driver: reads telemetry files in order, parses blocks on worker threads, feeds the engine in input order,
 //! quarantines malformed lines and builds the report. The only I/O around the pure engine for `replay`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Read};
 use std::path::{Path, PathBuf};
@@ -9,15 +9,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam::channel::{Receiver, RecvTimeoutError, Sender, bounded};
+use crossbeam::channel::{Receiver, Sender, bounded, never, select};
 
 use crate::change_files::load_change_file;
 use crate::source::{OpenError, open_input, source_name};
 use stormwatch_core::changes::{ChangeFileError, ChangeRegister};
 use stormwatch_core::engine::{Engine, EngineConfig, Ingested, Settled};
 use stormwatch_core::report::{Report, Summary};
-use stormwatch_core::telemetry::batch::{ParsedChunk, malformed, parse_chunk_into};
+use stormwatch_core::telemetry::batch::{LineCursor, ParsedChunk, malformed, parse_chunk_into};
 use stormwatch_core::telemetry::framing::{Chunk, LineFramer};
+use stormwatch_core::telemetry::held_lines::HeldLines;
 use stormwatch_core::telemetry::{MalformedLine, QuarantineWriter};
 
 /// What to replay and how.
@@ -34,7 +35,8 @@ pub struct ReplayOptions {
     /// Show a progress bar on stderr (only drawn when stderr is a terminal).
     pub progress: bool,
     pub engine: EngineConfig,
-    /// Parser threads; 0 picks one per core.
+    /// Threads that parse, the engine's own among them (it parses a block itself whenever none is ready for it in
+    /// order), so that no more threads are busy than there are cores; 0 picks one per core.
     pub parse_threads: usize,
     /// Set from outside (Ctrl-C) to stop between blocks: the replay then fails with [`ReplayError::Interrupted`]
     /// and removes its partial quarantine file.
@@ -188,7 +190,7 @@ pub fn replay_detailed(options: &ReplayOptions) -> Result<Replayed, ReplayError>
     let mut lines_fed = 0u64;
     let outcome = std::thread::scope(|scope| -> Result<(), ReplayError> {
         // Owned by this closure, so that an early return drops them and unblocks every thread before the join.
-        let (parsed_rx, spent_tx) = (parsed_rx, spent_tx);
+        let (parsed_rx, raw_rx, spent_tx) = (parsed_rx, raw_rx, spent_tx);
         let failure_tx = parsed_tx.clone();
         let inputs = &options.inputs;
         let counter = bytes_read.clone();
@@ -197,11 +199,14 @@ pub fn replay_detailed(options: &ReplayOptions) -> Result<Replayed, ReplayError>
                 let _ = failure_tx.send(Feed::Failed(error));
             }
         });
-        for _ in 0..threads {
+        for _ in 1..threads {
             let (raw_rx, parsed_tx) = (raw_rx.clone(), parsed_tx.clone());
             scope.spawn(move || parse_blocks(&raw_rx, &parsed_tx));
         }
-        drop((raw_rx, parsed_tx));
+        drop(parsed_tx);
+        // Closed channels are swapped for ones that never deliver, so the select below waits on what is left.
+        let (no_feed, no_raw) = (never::<Feed>(), never::<RawBlock>());
+        let (mut feed_open, mut raw_open) = (true, true);
 
         // Blocks finish out of order across parsers; the engine takes them in input order.
         let mut waiting: BTreeMap<u64, ParsedBlock> = BTreeMap::new();
@@ -212,13 +217,20 @@ pub fn replay_detailed(options: &ReplayOptions) -> Result<Replayed, ReplayError>
                 .as_ref()
                 .is_some_and(|c| c.load(Ordering::Relaxed))
         };
-        loop {
-            // A timeout, so that an interrupt is seen even while the reader waits on a quiet standard input.
-            let feed = match parsed_rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(feed) => Some(feed),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) if !cancelled() => break,
-                Err(RecvTimeoutError::Disconnected) => None,
+        while feed_open || raw_open || cancelled() {
+            // A timeout, so that an interrupt is seen even while the reader waits on a quiet standard input. A
+            // raw block is parsed here when no parsed one is ready: the engine thread does not sit idle while
+            // the parsers work, so one thread per core is busy, not one more.
+            let feed = select! {
+                recv(if feed_open { &parsed_rx } else { &no_feed }) -> feed => {
+                    feed_open = feed.is_ok();
+                    feed.ok()
+                }
+                recv(if raw_open { &raw_rx } else { &no_raw }) -> raw => {
+                    raw_open = raw.is_ok();
+                    raw.ok().map(|raw| Feed::Block(parse_raw(raw)))
+                }
+                default(Duration::from_millis(100)) => None,
             };
             if cancelled() {
                 // Removed now, not after the threads are joined: a reader blocked on standard input may keep
@@ -352,14 +364,17 @@ fn read_inputs(
 
 fn parse_blocks(input: &Receiver<RawBlock>, output: &Sender<Feed>) {
     for raw in input.iter() {
-        let parsed = ParsedBlock {
-            sequence: raw.sequence,
-            source: raw.source,
-            parsed: parse_chunk_into(raw.source, raw.chunk, raw.spent),
-        };
-        if output.send(Feed::Block(parsed)).is_err() {
+        if output.send(Feed::Block(parse_raw(raw))).is_err() {
             return;
         }
+    }
+}
+
+fn parse_raw(raw: RawBlock) -> ParsedBlock {
+    ParsedBlock {
+        sequence: raw.sequence,
+        source: raw.source,
+        parsed: parse_chunk_into(raw.source, raw.chunk, raw.spent),
     }
 }
 
@@ -370,6 +385,8 @@ fn feed_block(
     mut pacer: Option<&mut Pacer>,
 ) -> Result<(), ReplayError> {
     let parsed = &block.parsed;
+    // Held and refused lines are asked for in increasing order: each newline of the block is counted once.
+    let mut lines = LineCursor::default();
     for (index, event) in parsed.events.iter().enumerate() {
         if let Some(pacer) = pacer.as_deref_mut() {
             pacer.wait_for(event.ts_ms);
@@ -378,13 +395,11 @@ fn feed_block(
             Ok(Ingested::Taken) => {}
             Ok(Ingested::Held(token)) => {
                 // The engine may yet refuse it: keep its bytes until it settles.
-                let (line, bytes) = parsed.line_of(index);
-                quarantine
-                    .held
-                    .insert(token, malformed(block.source, line, String::new(), bytes));
+                let (line, bytes) = parsed.line_at(index, &mut lines);
+                quarantine.held.insert(token, &block.source, line, bytes);
             }
             Err(refused) => {
-                let (line, bytes) = parsed.line_of(index);
+                let (line, bytes) = parsed.line_at(index, &mut lines);
                 quarantine.keep(&malformed(block.source, line, refused.to_string(), bytes))?;
             }
         }
@@ -402,8 +417,8 @@ struct Quarantine {
     names: Vec<String>,
     writer: Option<QuarantineWriter<BufWriter<File>>>,
     count: u64,
-    /// Lines the engine holds, by token, in case it refuses them.
-    held: HashMap<u64, MalformedLine>,
+    /// Lines the engine holds, in case it refuses them (the service's structure: no hashing, no copy per line).
+    held: HeldLines<u32>,
     first: Option<FirstMalformed>,
 }
 
@@ -414,26 +429,32 @@ impl Quarantine {
             names,
             writer: None,
             count: 0,
-            held: HashMap::default(),
+            held: HeldLines::default(),
             first: None,
         }
     }
 
     /// Quarantines the held lines the engine refused, and forgets those it placed.
     fn settle(&mut self, engine: &mut Engine) -> Result<(), ReplayError> {
-        let settled: Vec<Settled> = engine.drain_settled().collect();
-        for outcome in settled {
+        let mut refused = None;
+        for outcome in engine.drain_settled() {
             match outcome {
-                Settled::Released(token) => {
-                    self.held.remove(&token);
-                }
-                Settled::Refused(token, error) => {
-                    if let Some(mut line) = self.held.remove(&token) {
-                        line.error = error.to_string();
-                        self.keep(&line)?;
-                    }
-                }
+                Settled::Released(token) => self.held.release(token),
+                Settled::Refused(token, error) => self.held.refuse(token, |line| {
+                    let source = line.source.copied().unwrap_or_default();
+                    refused.get_or_insert_with(Vec::new).push(malformed(
+                        source,
+                        line.line,
+                        error.to_string(),
+                        line.bytes,
+                    ));
+                }),
             }
+        }
+        // Refusals are rare (a line whose wait ran out past the lateness allowed): collected apart, so that
+        // writing them cannot hold the engine's borrow.
+        for line in refused.into_iter().flatten() {
+            self.keep(&line)?;
         }
         Ok(())
     }
@@ -606,6 +627,42 @@ mod tests {
             "{outcome:?}"
         );
         assert!(!dir.path().join("quarantine.ndjson").exists());
+    }
+
+    /// The engine thread parses blocks itself when none is ready: with no parser thread at all it parses every
+    /// block, and the report is the same whoever parsed what.
+    #[test]
+    fn the_report_is_the_same_whichever_threads_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::new();
+        for n in 0..12_000u64 {
+            let (second, user) = (n / 40, n % 7);
+            text.push_str(&format!(
+                "{{\"ts\":{},\"user\":\"90-B3-D5-1F-30-01-00-0{user}\",\"event\":\"request\",\"count\":3}}\n",
+                1_773_100_800_000 + second * 1000 + (n % 40) * 20,
+            ));
+            if n % 1_000 == 0 {
+                text.push_str("not telemetry\n");
+            }
+        }
+        assert!(text.len() > 3 * (256 << 10) / 2, "several blocks");
+        let reports: Vec<String> = [1, 2, 4]
+            .map(|threads| {
+                let mut options = options_for(dir.path(), &text);
+                options.quarantine = None;
+                options.parse_threads = threads;
+                let mut report = replay(&options).unwrap();
+                report.summary.elapsed_s = 0.0;
+                serde_json::to_string(&report).unwrap()
+            })
+            .into();
+        assert!(
+            reports[0].contains("\"malformed\":12"),
+            "{}",
+            &reports[0][..300]
+        );
+        assert_eq!(reports[0], reports[1]);
+        assert_eq!(reports[0], reports[2]);
     }
 
     #[test]

@@ -45,8 +45,14 @@ pub fn default_text(key: &str) -> Option<String> {
     }
 }
 
-fn defaults() -> toml::Table {
-    toml::Table::try_from(ServeConfig::default()).unwrap_or_default()
+/// The defaults as a table, built once: every command line asks for each setting's kind and default while clap
+/// builds its flags, and serializing the whole configuration per question cost more than a 400 k-line replay's
+/// reading.
+fn defaults() -> &'static toml::Table {
+    static DEFAULTS: std::sync::LazyLock<toml::Table> = std::sync::LazyLock::new(|| {
+        toml::Table::try_from(ServeConfig::default()).unwrap_or_default()
+    });
+    &DEFAULTS
 }
 
 /// Where a value came from, to name it in an error.

@@ -1,7 +1,8 @@
 //! Parsing a framed chunk into events and malformed lines: the step every source (replay, TCP, HTTP, follow)
 //! shares, so that the same bytes give the same events and the same quarantine records wherever they come from.
 
-use super::framing::{Chunk, lines_of};
+use super::fast_path;
+use super::framing::Chunk;
 use super::parse::{LineError, MAX_LINE_BYTES, parse_line};
 use super::{Event, MalformedLine};
 
@@ -107,18 +108,36 @@ pub fn parse_chunk_into(source: u32, chunk: Chunk, spent: ParsedChunk) -> Parsed
         Chunk::Lines { first_line, data } => {
             events.reserve(data.len() / 64);
             offsets.reserve(data.len() / 64);
-            let base = data.as_ptr() as usize;
-            for (number, line) in lines_of(first_line, &data) {
-                if is_blank(line) {
-                    continue;
-                }
-                match parse_line(line) {
-                    Ok(event) => {
+            let (mut start, mut number) = (0, first_line);
+            while start < data.len() {
+                // The common line is read in one pass that also finds its end; any other is framed and goes
+                // the whole way.
+                let end = match fast_path::scan(&data, start) {
+                    Some((event, end)) => {
                         events.push(event);
-                        offsets.push((line.as_ptr() as usize - base) as u32);
+                        offsets.push(start as u32);
+                        end
                     }
-                    Err(error) => bad.push(malformed(source, number, error.to_string(), line)),
-                }
+                    None => {
+                        let end =
+                            memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |n| start + n);
+                        let line = &data[start..end];
+                        if !is_blank(line) {
+                            match parse_line(line) {
+                                Ok(event) => {
+                                    events.push(event);
+                                    offsets.push(start as u32);
+                                }
+                                Err(error) => {
+                                    bad.push(malformed(source, number, error.to_string(), line))
+                                }
+                            }
+                        }
+                        end
+                    }
+                };
+                start = end + 1;
+                number += 1;
             }
             ParsedChunk {
                 first_line,

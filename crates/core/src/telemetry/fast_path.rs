@@ -8,150 +8,175 @@
 //! 3 M lines/s on two cores; this scanner takes a fraction of that for the common line.
 
 use super::event::Event;
-use super::fields::{LineFields, Number, Ts, build_event};
+use super::fields::{LineFields, MAX_LINE_BYTES, Number, Ts, build_event};
 
-/// Scans `line` (without its line end) into an event. `None` means "not the common shape, or not valid: ask the
-/// reference parser", which also words the error. So this only has to be right about lines it accepts.
-pub(crate) fn scan(line: &[u8]) -> Option<Event> {
-    // With no escape, control or non-ASCII byte anywhere, a string ends at the next quote and every field is
-    // plain ASCII, read as bytes without a UTF-8 check. Every other byte is structural (checked exactly below) or
-    // a digit of a number.
-    if !is_plain(line) {
+/// Reads the line that starts at `start` in `data` (a block of lines, or one line) into an event, and returns it
+/// with where the line ends (the offset of its `\n`, or `data.len()`). `None` means "not the common shape, or not
+/// valid: ask the reference parser", which also words the error. So this only has to be right about lines it
+/// accepts.
+///
+/// One pass: each field is read where the previous one ended, and the byte after the closing brace must end the
+/// line, so the line's end is found by reading it rather than by a search for `\n` beforehand. Every byte of an
+/// accepted line is checked by exactly one step: the structural bytes one by one, strings sixteen bytes at a time
+/// up to their closing quote (no escape, control or non-ASCII byte before it), numbers sixteen bytes at a time.
+pub(crate) fn scan(data: &[u8], start: usize) -> Option<(Event, usize)> {
+    if data.get(start) != Some(&b'{') {
         return None;
     }
-    let body = line.strip_prefix(b"{")?.strip_suffix(b"}")?;
     let mut fields = LineFields::default();
-    // The exporter writes `ts`, `user` and `event` first: read them straight off when it did; any other order
-    // goes through the general loop.
-    let mut rest = match header(body) {
-        Some(header) => {
-            fields.ts = Some(Ts::Millis(header.ts));
-            (fields.user, fields.event) = (Some(header.user), Some(header.event));
-            match header.rest.split_first() {
-                None => return build_event(&fields).ok(),
-                Some((b',', more)) => more,
-                Some(_) => return None,
-            }
+    let mut at = start + 1;
+    // The exporter writes `ts`, `user` and `event` first: read them without matching their keys.
+    if let Some(after) = header(data, at, &mut fields) {
+        at = after;
+        match data.get(at)? {
+            b',' => at += 1,
+            b'}' => return finish(data, start, at, &fields),
+            _ => return None,
         }
-        None => body,
-    };
-    loop {
-        let (key, after_key) = quoted(rest)?;
-        let after_value = read(&mut fields, key, after_key.strip_prefix(b":")?)?;
-        rest = match after_value.split_first() {
-            None => break,
-            // After a comma another field must follow: `{"a":1,}` fails in `quoted` on the next round.
-            Some((b',', next)) => next,
-            Some(_) => return None,
-        };
     }
-    build_event(&fields).ok()
+    loop {
+        if data.get(at) != Some(&b'"') {
+            return None;
+        }
+        let key_end = closing_quote(data, at + 1)?;
+        if data.get(key_end + 1) != Some(&b':') {
+            return None;
+        }
+        let key = &data[at + 1..key_end];
+        at = key_end + 2;
+        let value = match data.get(at)? {
+            b'"' => {
+                let end = closing_quote(data, at + 1)?;
+                let text = &data[at + 1..end];
+                at = end + 1;
+                Value::Str(text)
+            }
+            b'0'..=b'9' => {
+                let (number, length) = number(data, at)?;
+                at += length;
+                Value::Int(number)
+            }
+            _ => return None,
+        };
+        read(&mut fields, key, value)?;
+        match data.get(at)? {
+            b',' => at += 1,
+            b'}' => break,
+            _ => return None,
+        }
+    }
+    finish(data, start, at, &fields)
 }
 
-/// The exporter's first three fields, and the rest of the line's body.
-struct Header<'a> {
-    ts: i64,
-    user: &'a [u8],
-    event: &'a [u8],
-    rest: &'a [u8],
+/// The event of a line whose closing brace is at `brace`, if the line ends there.
+#[inline]
+fn finish(
+    data: &[u8],
+    start: usize,
+    brace: usize,
+    fields: &LineFields<'_>,
+) -> Option<(Event, usize)> {
+    let end = brace + 1;
+    if (end < data.len() && data[end] != b'\n') || end - start > MAX_LINE_BYTES {
+        return None;
+    }
+    Some((build_event(fields).ok()?, end))
 }
 
-/// `"ts":N,"user":"ID","event":"NAME"` at the start of a line's body.
-fn header(body: &[u8]) -> Option<Header<'_>> {
-    let (ts, rest) = match value(body.strip_prefix(br#""ts":"#)?)? {
-        // At most 18 digits: always an i64.
-        (Value::Int(ts), rest) => (i64::try_from(ts).ok()?, rest),
-        (Value::Str(_), _) => return None,
-    };
-    let (user, rest) = quoted(rest.strip_prefix(b",\"user\":")?)?;
-    let (event, rest) = quoted(rest.strip_prefix(b",\"event\":")?)?;
-    Some(Header {
-        ts,
-        user,
-        event,
-        rest,
+/// `"ts":N,"user":"ID","event":"NAME"` at `at`: fills those three fields and returns where the header ends.
+#[inline]
+fn header<'a>(data: &'a [u8], at: usize, fields: &mut LineFields<'a>) -> Option<usize> {
+    let at = at + prefix(data, at, br#""ts":"#)?;
+    let (ts, length) = number(data, at)?;
+    let at = at + length;
+    let at = at + prefix(data, at, br#","user":""#)?;
+    let user_end = closing_quote(data, at)?;
+    let user = &data[at..user_end];
+    let at = user_end + 1;
+    let at = at + prefix(data, at, br#","event":""#)?;
+    let event_end = closing_quote(data, at)?;
+    fields.ts = Some(Ts::Millis(i64::try_from(ts).ok()?));
+    (fields.user, fields.event) = (Some(user), Some(&data[at..event_end]));
+    Some(event_end + 1)
+}
+
+/// The length of `expected` when `data` holds it at `at`.
+#[inline]
+fn prefix(data: &[u8], at: usize, expected: &[u8]) -> Option<usize> {
+    (data.get(at..at + expected.len())? == expected).then_some(expected.len())
+}
+
+/// The offset of the quote closing a string that starts at `from`, if no escape, control or non-ASCII byte comes
+/// before it (such strings go to serde_json).
+fn closing_quote(data: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    while at < data.len() {
+        let classes = classify(&block_at(data, at));
+        if classes.quotes != 0 {
+            let quote = classes.quotes.trailing_zeros();
+            return (classes.odd & ((1 << quote) - 1) == 0).then_some(at + quote as usize);
+        }
+        if classes.odd != 0 {
+            return None;
+        }
+        at += 16;
+    }
+    None
+}
+
+/// The integer at `at` (no sign, fraction, exponent or leading zero; at most 15 digits, longer ones go to
+/// serde_json) and its length in bytes. The digits are found and read in one sixteen-byte block: no loop.
+fn number(data: &[u8], at: usize) -> Option<(u64, usize)> {
+    let block = block_at(data, at);
+    let length = (!digit_mask(&block)).trailing_zeros() as usize;
+    if length == 0 || length > 15 || (length > 1 && block[0] == b'0') {
+        return None;
+    }
+    let word =
+        |from: usize| u64::from_le_bytes(block[from..from + 8].try_into().unwrap_or_default());
+    Some(match length {
+        ..=8 => (leading(word(0), length), length),
+        _ => (
+            leading(word(0), length - 8) * 100_000_000 + eight_digits(word(length - 8)),
+            length,
+        ),
     })
 }
 
-/// True when the line holds no escape, control byte (tabs included) or non-ASCII byte; sixteen bytes at a time.
-fn is_plain(line: &[u8]) -> bool {
-    let mut blocks = line.chunks_exact(16);
-    let mut odd = 0u16;
-    for block in blocks.by_ref() {
-        odd |= block.try_into().map_or(1, |block| classify(block).odd);
-    }
-    odd | classify(&padded(blocks.remainder())).odd == 0
+/// The value of the first `count` (1 to 8) digits of a little-endian word: the digits are moved up to the end of
+/// the word and the bytes before them filled with `0`s, so they read as eight digits.
+fn leading(word: u64, count: usize) -> u64 {
+    let spare = 8 - count;
+    let zeros = 0x3030_3030_3030_3030u64
+        .checked_shr(8 * count as u32)
+        .unwrap_or(0);
+    eight_digits(word.checked_shl(8 * spare as u32).unwrap_or(0) | zeros)
 }
 
-/// A string at the start of `bytes`: its contents and what follows the closing quote.
-fn quoted(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
-    let inner = bytes.strip_prefix(b"\"")?;
-    let length = find_quote(inner)?;
-    Some((&inner[..length], &inner[length + 1..]))
-}
-
-/// A string, or an integer (no sign, fraction, exponent or leading zero); and what follows it.
-fn value(bytes: &[u8]) -> Option<(Value<'_>, &[u8])> {
-    match bytes.first()? {
-        b'"' => quoted(bytes).map(|(text, rest)| (Value::Str(text), rest)),
-        b'0'..=b'9' => number(bytes).map(|(n, rest)| (Value::Int(n), rest)),
-        _ => None,
-    }
-}
-
-/// An integer at the start of `bytes` (no sign, fraction, exponent or leading zero) and what follows it. Up to 18
-/// digits, which cannot overflow a u64; longer numbers go to serde_json.
-fn number(bytes: &[u8]) -> Option<(u64, &[u8])> {
-    let mut value = 0u64;
-    let mut length = 0;
-    // Eight digits at a time while they last (a millisecond `ts` has 13), then one at a time.
-    while length < 16
-        && let Some(word) = bytes.get(length..length + 8)
-        && let Ok(word) = <[u8; 8]>::try_from(word)
-        && all_digits(u64::from_le_bytes(word))
+/// Sixteen bytes from `at`: straight from the block, or padded with spaces at its end.
+#[inline]
+fn block_at(data: &[u8], at: usize) -> [u8; 16] {
+    match data
+        .get(at..at + 16)
+        .and_then(|block| block.try_into().ok())
     {
-        value = value * 100_000_000 + eight_digits(u64::from_le_bytes(word));
-        length += 8;
-    }
-    while let Some(&digit @ b'0'..=b'9') = bytes.get(length) {
-        value = value * 10 + u64::from(digit - b'0');
-        length += 1;
-        if length > 18 {
-            return None;
+        Some(block) => block,
+        None => {
+            let mut block = [b' '; 16];
+            let tail = data.get(at..).unwrap_or_default();
+            let length = tail.len().min(16);
+            block[..length].copy_from_slice(&tail[..length]);
+            block
         }
     }
-    let rest = &bytes[length..];
-    if length == 0
-        || (length > 1 && bytes[0] == b'0')
-        || matches!(rest.first(), Some(b'.' | b'e' | b'E'))
-    {
-        return None;
-    }
-    Some((value, rest))
 }
 
-/// Whether all eight bytes of a word are ASCII digits: each has the high nibble 3, and adding 6 keeps it 3.
-/// (A byte can only carry into its neighbour when it is not a digit itself, which already fails the test.)
-fn all_digits(word: u64) -> bool {
-    const HIGH_NIBBLES: u64 = 0xf0f0_f0f0_f0f0_f0f0;
-    const THREES: u64 = 0x3030_3030_3030_3030;
-    word & HIGH_NIBBLES == THREES
-        && word.wrapping_add(0x0606_0606_0606_0606) & HIGH_NIBBLES == THREES
-}
-
-/// Position of the first `"`, sixteen bytes at a time.
-fn find_quote(bytes: &[u8]) -> Option<usize> {
-    let mut blocks = bytes.chunks_exact(16);
-    let mut offset = 0;
-    for block in blocks.by_ref() {
-        let quotes = block.try_into().map_or(0, |block| classify(block).quotes);
-        if quotes != 0 {
-            return Some(offset + quotes.trailing_zeros() as usize);
-        }
-        offset += 16;
-    }
-    let quotes = classify(&padded(blocks.remainder())).quotes;
-    (quotes != 0).then(|| offset + quotes.trailing_zeros() as usize)
+/// Eight ASCII digits in a little-endian word (first digit lowest), combined pairwise: 2, then 4, then 8 digits.
+fn eight_digits(word: u64) -> u64 {
+    let v = word - 0x3030_3030_3030_3030;
+    let v = (v * 10 + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let v = (v * 100 + (v >> 16)) & 0x0000_ffff_0000_ffff;
+    (v * 10_000 + (v >> 32)) & 0xffff_ffff
 }
 
 /// What a 16-byte block holds, a bit per byte.
@@ -164,6 +189,7 @@ struct ByteClasses {
 
 /// The classes of sixteen bytes in a few SSE2 instructions, where a byte loop takes several instructions a byte.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline]
 fn classify(block: &[u8; 16]) -> ByteClasses {
     use std::arch::x86_64::{
         _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
@@ -186,19 +212,46 @@ fn classify(block: &[u8; 16]) -> ByteClasses {
     }
 }
 
+/// A bit for each ASCII digit of sixteen bytes.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline]
+fn digit_mask(block: &[u8; 16]) -> u16 {
+    use std::arch::x86_64::{
+        _mm_and_si128, _mm_cmpgt_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8,
+        _mm_set1_epi8,
+    };
+    // SAFETY: as in `classify`. Signed compares: bytes >= 0x80 are negative, never above `/`.
+    unsafe {
+        let bytes = _mm_loadu_si128(block.as_ptr().cast());
+        let digits = _mm_and_si128(
+            _mm_cmpgt_epi8(bytes, _mm_set1_epi8(b'/' as i8)),
+            _mm_cmplt_epi8(bytes, _mm_set1_epi8(b':' as i8)),
+        );
+        _mm_movemask_epi8(digits) as u16
+    }
+}
+
+/// Marks the bytes of sixteen that pass `test`, a bit each.
+fn mark(block: &[u8; 16], test: fn(u8) -> bool) -> u16 {
+    block
+        .iter()
+        .enumerate()
+        .fold(0u16, |bits, (i, &b)| bits | (u16::from(test(b)) << i))
+}
+
 /// [`classify`] a byte at a time: the definition, for other targets and for testing the vector version.
 #[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
 fn classify_bytewise(block: &[u8; 16]) -> ByteClasses {
-    let mark = |test: fn(u8) -> bool| {
-        block
-            .iter()
-            .enumerate()
-            .fold(0u16, |bits, (i, &b)| bits | (u16::from(test(b)) << i))
-    };
     ByteClasses {
-        quotes: mark(|b| b == b'"'),
-        odd: mark(|b| b == b'\\' || !(0x20..0x80).contains(&b)),
+        quotes: mark(block, |b| b == b'"'),
+        odd: mark(block, |b| b == b'\\' || !(0x20..0x80).contains(&b)),
     }
+}
+
+/// [`digit_mask`] a byte at a time.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+fn digit_mask_bytewise(block: &[u8; 16]) -> u16 {
+    mark(block, |b| b.is_ascii_digit())
 }
 
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
@@ -206,20 +259,9 @@ fn classify(block: &[u8; 16]) -> ByteClasses {
     classify_bytewise(block)
 }
 
-/// Up to sixteen bytes, padded with spaces (neither quotes nor odd bytes).
-fn padded(bytes: &[u8]) -> [u8; 16] {
-    let mut block = [b' '; 16];
-    let length = bytes.len().min(16);
-    block[..length].copy_from_slice(&bytes[..length]);
-    block
-}
-
-/// Eight ASCII digits in a little-endian word (first digit lowest), combined pairwise: 2, then 4, then 8 digits.
-fn eight_digits(word: u64) -> u64 {
-    let v = word - 0x3030_3030_3030_3030;
-    let v = (v * 10 + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
-    let v = (v * 100 + (v >> 16)) & 0x0000_ffff_0000_ffff;
-    (v * 10_000 + (v >> 32)) & 0xffff_ffff
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+fn digit_mask(block: &[u8; 16]) -> u16 {
+    digit_mask_bytewise(block)
 }
 
 #[derive(Clone, Copy)]
@@ -228,37 +270,37 @@ enum Value<'a> {
     Int(u64),
 }
 
-/// Reads the value of field `key` at the start of `bytes` into its slot of `fields`, and returns what follows
-/// it. The key says what type to expect, so a known field is read once, straight into place; unknown fields are
-/// skipped. `None` for a repeated field or a value of an unusual type (serde_json then decides).
-fn read<'a>(fields: &mut LineFields<'a>, key: &[u8], bytes: &'a [u8]) -> Option<&'a [u8]> {
-    fn text<'a>(slot: &mut Option<&'a [u8]>, bytes: &'a [u8]) -> Option<&'a [u8]> {
-        let (text, rest) = quoted(bytes)?;
-        slot.replace(text).is_none().then_some(rest)
+/// Puts the value of field `key` into its slot of `fields`. The key says what type to expect; unknown fields
+/// are skipped. `None` for a repeated field or a value of an unusual type (serde_json then decides).
+fn read<'a>(fields: &mut LineFields<'a>, key: &[u8], value: Value<'a>) -> Option<()> {
+    fn text<'a>(slot: &mut Option<&'a [u8]>, value: Value<'a>) -> Option<()> {
+        let Value::Str(text) = value else { return None };
+        slot.replace(text).is_none().then_some(())
     }
-    fn integer<'a>(slot: &mut Number, bytes: &'a [u8]) -> Option<&'a [u8]> {
-        let (number, rest) = number(bytes)?;
-        (std::mem::replace(slot, Number::Unsigned(number)) == Number::Absent).then_some(rest)
+    fn integer(slot: &mut Number, value: Value<'_>) -> Option<()> {
+        let Value::Int(number) = value else {
+            return None;
+        };
+        (std::mem::replace(slot, Number::Unsigned(number)) == Number::Absent).then_some(())
     }
     match key {
-        b"count" => integer(&mut fields.count, bytes),
-        b"srv" => text(&mut fields.srv, bytes),
-        b"kind" => text(&mut fields.kind, bytes),
-        b"alert" => text(&mut fields.alert, bytes),
-        b"code" => text(&mut fields.code, bytes),
-        b"reason" => text(&mut fields.reason, bytes),
-        b"depth" => integer(&mut fields.depth, bytes),
-        b"user" => text(&mut fields.user, bytes),
-        b"event" => text(&mut fields.event, bytes),
         b"ts" => {
-            let (ts, rest) = value(bytes)?;
-            let ts = match ts {
+            let ts = match value {
                 Value::Int(ms) => Ts::Millis(i64::try_from(ms).ok()?),
                 Value::Str(text) => Ts::Text(text),
             };
-            fields.ts.replace(ts).is_none().then_some(rest)
+            fields.ts.replace(ts).is_none().then_some(())
         }
-        _ => value(bytes).map(|(_, rest)| rest),
+        b"user" => text(&mut fields.user, value),
+        b"event" => text(&mut fields.event, value),
+        b"count" => integer(&mut fields.count, value),
+        b"srv" => text(&mut fields.srv, value),
+        b"kind" => text(&mut fields.kind, value),
+        b"alert" => text(&mut fields.alert, value),
+        b"code" => text(&mut fields.code, value),
+        b"reason" => text(&mut fields.reason, value),
+        b"depth" => integer(&mut fields.depth, value),
+        _ => Some(()),
     }
 }
 
@@ -268,6 +310,11 @@ mod tests {
     use super::super::parse::parse_with_serde;
     use super::*;
     use proptest::prelude::*;
+
+    /// The fast path on one line, as `parse_line` takes it: the whole line or nothing.
+    fn scan_line(line: &[u8]) -> Option<Event> {
+        scan(line, 0).and_then(|(event, end)| (end == line.len()).then_some(event))
+    }
 
     fn key() -> impl Strategy<Value = String> {
         prop_oneof![
@@ -369,7 +416,7 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(2_000))]
         #[test]
         fn fast_path_agrees_with_serde_json(line in line()) {
-            if let Some(fast) = scan(line.as_bytes()) {
+            if let Some(fast) = scan_line(line.as_bytes()) {
                 let reference = parse_with_serde(line.as_bytes()).and_then(|raw| build_event(&raw.fields()));
                 prop_assert_eq!(Ok(fast), reference, "{}", line);
             }
@@ -383,26 +430,46 @@ mod tests {
         }
 
         #[test]
-        fn find_quote_finds_the_first_quote(bytes in proptest::collection::vec(prop_oneof![Just(b'"'), any::<u8>()], 0..40)) {
-            prop_assert_eq!(find_quote(&bytes), bytes.iter().position(|&b| b == b'"'));
+        fn digit_mask_agrees_with_its_definition(block in proptest::array::uniform16(prop_oneof![b'0'..=b'9', any::<u8>()])) {
+            prop_assert_eq!(digit_mask(&block), digit_mask_bytewise(&block));
         }
 
         #[test]
-        fn number_reads_every_number_of_up_to_18_digits(n in 0u64..1_000_000_000_000_000_000, tail in "[,}x.]?") {
+        fn closing_quote_finds_the_first_quote_after_plain_bytes(bytes in proptest::collection::vec(prop_oneof![Just(b'"'), Just(b'\\'), Just(b'\n'), any::<u8>()], 0..40)) {
+            let first = bytes.iter().position(|&b| b == b'"');
+            let plain_before = |end: usize| bytes[..end].iter().all(|&b| b != b'\\' && (0x20..0x80).contains(&b));
+            prop_assert_eq!(closing_quote(&bytes, 0), first.filter(|&q| plain_before(q)));
+        }
+
+        #[test]
+        fn number_reads_every_number_of_up_to_15_digits(n in 0u64..1_000_000_000_000_000, tail in "[,}x.\n]?") {
             let text = format!("{n}{tail}");
-            let expected = (tail != ".").then_some((n, tail.as_bytes()));
-            prop_assert_eq!(number(text.as_bytes()), expected);
+            prop_assert_eq!(number(text.as_bytes(), 0), Some((n, n.to_string().len())));
         }
 
         #[test]
-        fn number_refuses_what_is_not_a_plain_integer(text in "(0[0-9]{1,20}|[1-9][0-9]{18,25}|[-+\"a ][0-9]{0,3})[,}]?") {
-            prop_assert_eq!(number(text.as_bytes()), None, "{}", text);
+        fn number_refuses_what_is_not_a_plain_integer(text in "(0[0-9]{1,20}|[1-9][0-9]{15,25}|[-+\"a ][0-9]{0,3})[,}]?") {
+            prop_assert_eq!(number(text.as_bytes(), 0), None, "{}", text);
         }
 
         #[test]
-        fn all_digits_is_exact(word in proptest::array::uniform8(prop_oneof![b'0'..=b'9', any::<u8>()])) {
-            prop_assert_eq!(all_digits(u64::from_le_bytes(word)), word.iter().all(u8::is_ascii_digit));
+        fn a_block_of_lines_reads_as_its_lines_one_by_one(lines in proptest::collection::vec(exporter_line(), 1..6), crlf in any::<bool>()) {
+            let end = if crlf { "\r\n" } else { "\n" };
+            let block: String = lines.iter().map(|line| format!("{line}{end}")).collect();
+            let mut start = 0;
+            for line in &lines {
+                let alone = scan_line(line.as_bytes());
+                match scan(block.as_bytes(), start) {
+                    Some((event, stop)) => {
+                        prop_assert_eq!(Some(event), alone);
+                        prop_assert_eq!(&block[start..stop], line.as_str());
+                    }
+                    None => prop_assert!(crlf || alone.is_none(), "{}", line),
+                }
+                start += line.len() + end.len();
+            }
         }
+
     }
 
     #[test]
@@ -413,7 +480,7 @@ mod tests {
             TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
         let accepted = std::cell::Cell::new(0);
         let outcome = runner.run(&exporter_line(), |line| {
-            if let Some(fast) = scan(line.as_bytes()) {
+            if let Some(fast) = scan_line(line.as_bytes()) {
                 accepted.set(accepted.get() + 1);
                 let reference =
                     parse_with_serde(line.as_bytes()).and_then(|raw| build_event(&raw.fields()));
@@ -439,7 +506,7 @@ mod tests {
             r#"{"ts":"2026-03-10T09:00:00.512Z","user":"4ce1730000001101","event":"request","srv":"2.2","device":"00-1B-C5-0A-11-22-33-44","req_id":"4C-E1-73-00-00-00-11-01:00-1B-C5-0A-11-22-33-44:1773133200512"}"#,
             r#"{"ts":1773133200000,"user":"90b3d51f30010007","event":"depth","depth":0}"#,
         ] {
-            assert!(scan(line.as_bytes()).is_some(), "{line}");
+            assert!(scan_line(line.as_bytes()).is_some(), "{line}");
         }
         for line in [
             r#"{"ts":1,"ts":2}"#,
@@ -448,7 +515,7 @@ mod tests {
             r#"{"a":"\n"}"#,
             r#"{"count":-1}"#,
         ] {
-            assert!(scan(line.as_bytes()).is_none(), "{line}");
+            assert!(scan_line(line.as_bytes()).is_none(), "{line}");
         }
     }
 }

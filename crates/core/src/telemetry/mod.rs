@@ -13,6 +13,7 @@ pub mod parse;
 pub use parse::{LineError, MAX_LINE_BYTES, parse_line};
 pub mod batch;
 pub mod framing;
+pub mod held_lines;
 pub mod quarantine;
 pub use framing::{Chunk, LineFramer};
 pub use quarantine::{MalformedLine, QuarantineWriter};

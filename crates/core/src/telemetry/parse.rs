@@ -112,7 +112,9 @@ pub fn parse_line(line: &[u8]) -> Result<Event, LineError> {
     if line.len() > MAX_LINE_BYTES {
         return Err(LineError::TooLong(line.len()));
     }
-    if let Some(event) = super::fast_path::scan(line) {
+    if let Some((event, end)) = super::fast_path::scan(line, 0)
+        && end == line.len()
+    {
         return Ok(event);
     }
     build_event(&parse_with_serde(line)?.fields())

@@ -16,30 +16,34 @@ impl Eui64 {
     /// [`Eui64::parse`] on raw bytes (the parser's fast path works on bytes). Every telemetry line carries an ID,
     /// so this reads a pair of digits with one look-up and checks validity once at the end, without branches.
     pub fn parse_bytes(bytes: &[u8]) -> Option<Eui64> {
-        match bytes.len() {
-            16 => hex_pairs::<2>(bytes, None),
-            23 => match bytes[2] {
-                separator @ (b'-' | b':') => hex_pairs::<3>(bytes, Some(separator)),
-                _ => None,
-            },
-            _ => None,
+        if let Ok(plain) = <&[u8; 16]>::try_from(bytes) {
+            return hex_pairs(|k| [plain[2 * k], plain[2 * k + 1]], 0);
         }
+        // Fixed-size arrays and constant offsets: the compiler unrolls the pairs and drops every bounds check.
+        let spelled = <&[u8; 23]>::try_from(bytes).ok()?;
+        let separator = spelled[2];
+        if separator != b'-' && separator != b':' {
+            return None;
+        }
+        let odd_separators = (0..7).fold(0u16, |odd, k| {
+            odd | u16::from(spelled[3 * k + 2] != separator)
+        });
+        hex_pairs(
+            |k| [spelled[3 * k], spelled[3 * k + 1]],
+            odd_separators << 8,
+        )
     }
 }
 
-/// Eight pairs of hex digits, `STEP` bytes apart; with a separator, the byte after each pair but the last must
-/// be it.
-fn hex_pairs<const STEP: usize>(bytes: &[u8], separator: Option<u8>) -> Option<Eui64> {
+/// Eight pairs of hex digits, the `k`th from `pair(k)`; `invalid` above 0xff already refuses the ID.
+#[inline(always)]
+fn hex_pairs(pair: impl Fn(usize) -> [u8; 2], mut invalid: u16) -> Option<Eui64> {
     let mut value = 0u64;
-    let mut invalid = 0u16;
-    for pair in bytes.chunks(STEP) {
-        let (&first, &second) = (pair.first()?, pair.get(1)?);
+    for k in 0..8 {
+        let [first, second] = pair(k);
         let byte = HEX_PAIRS[usize::from(first) << 8 | usize::from(second)];
         invalid |= byte;
         value = (value << 8) | u64::from(byte & 0xff);
-        if let (Some(separator), Some(&between)) = (separator, pair.get(2)) {
-            invalid |= u16::from(between != separator) << 8;
-        }
     }
     (invalid < 0x100).then_some(Eui64(value))
 }

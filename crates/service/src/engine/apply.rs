@@ -156,7 +156,7 @@ impl EngineLoop {
                 Settled::Released(token) => held.release(token),
                 Settled::Refused(token, error) => held.refuse(token, |line| {
                     let record = malformed(0, line.line, error.to_string(), line.bytes);
-                    malformed_log.keep(line.source, &record);
+                    malformed_log.keep(line.source.map_or("", |source| source), &record);
                 }),
             }
         }

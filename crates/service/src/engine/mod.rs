@@ -4,7 +4,6 @@
 
 mod apply;
 mod charts;
-mod held_lines;
 pub mod incident_numbers;
 pub mod incident_series;
 mod input;
@@ -23,7 +22,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam::channel::{Receiver, RecvTimeoutError};
 
-use crate::engine::held_lines::HeldLines;
 use crate::engine::incident_series::IncidentSeries;
 use crate::engine::journal::{Entry, Finding, Journal, Opened};
 use crate::engine::latency::IngestLatency;
@@ -34,6 +32,7 @@ use crate::metrics::Publisher;
 use crate::published::Published;
 use stormwatch_core::engine::Engine;
 use stormwatch_core::report::IncidentRecord;
+use stormwatch_core::telemetry::held_lines::HeldLines;
 
 pub use input::{BatchOutcome, EngineInput, LogPosition, Persistence, Query, SourceKind};
 
@@ -65,7 +64,7 @@ pub struct EngineLoop {
     /// A log source has said it still has records to hand over: the idle clock waits.
     source_behind: bool,
     /// Lines the engine holds while their event time is in doubt, with their source.
-    held: HeldLines,
+    held: HeldLines<Arc<str>>,
     /// The engine's event-time sources by name (connection, stream, HTTP sender, file, topic).
     sources: sources::SourceNames,
     /// Everything applied since the last snapshot, for replay after a crash (not with a log source, which

@@ -1,5 +1,5 @@
 //! The bytes of lines the engine holds while their event time is in doubt, kept until the engine settles them
-//! (only a refused one is ever read back, to quarantine it). The engine hands out hold tokens in increasing
+//! (only a refused one is ever read back, to quarantine it); replay and the service both keep them here. The engine hands out hold tokens in increasing
 //! order, so the lines sit in a deque indexed by token and their bytes in one ring: holding a line costs an
 //! append and settling it a flag, with no hashing and no allocation per line once the buffers are warm (a fast
 //! sender ahead of slow ones can have most lines held, and a map of owned copies was then most of the engine
@@ -16,21 +16,39 @@ struct Slot {
     settled: bool,
 }
 
+/// What names the source of a run of held lines (a shared name live, an input's index in replay).
+pub trait SourceTag: Clone {
+    /// Whether two lines come from one source, as cheaply as the tag allows.
+    fn same(&self, other: &Self) -> bool;
+}
+
+impl SourceTag for Arc<str> {
+    fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(self, other)
+    }
+}
+
+impl SourceTag for u32 {
+    fn same(&self, other: &Self) -> bool {
+        self == other
+    }
+}
+
 /// A held line given back when the engine refuses it.
-pub struct Refused<'a> {
-    pub source: &'a str,
+pub struct Refused<'a, S> {
+    /// `None` only if the line's run was lost, which the tokens' order rules out.
+    pub source: Option<&'a S>,
     pub line: u64,
     pub bytes: &'a [u8],
 }
 
-#[derive(Default)]
-pub struct HeldLines {
+pub struct HeldLines<S> {
     /// Token of `slots[0]`.
     first_token: u64,
     slots: VecDeque<Slot>,
     /// Each run of held lines from one source, by its first token: a source is kept once per batch, not cloned
     /// (an atomic count) per line.
-    sources: VecDeque<(u64, Arc<str>)>,
+    sources: VecDeque<(u64, S)>,
     /// Bytes of the held lines; `arena[0]` is at absolute offset `arena_base`. A ring, so that dropping spent
     /// bytes from the front moves nothing (moving the rest down was a tenth of the engine thread's time).
     arena: VecDeque<u8>,
@@ -41,10 +59,24 @@ pub struct HeldLines {
     live: usize,
 }
 
-impl HeldLines {
+impl<S> Default for HeldLines<S> {
+    fn default() -> Self {
+        HeldLines {
+            first_token: 0,
+            slots: VecDeque::new(),
+            sources: VecDeque::new(),
+            arena: VecDeque::new(),
+            arena_base: 0,
+            scratch: Vec::new(),
+            live: 0,
+        }
+    }
+}
+
+impl<S: SourceTag> HeldLines<S> {
     /// Keeps a held line's bytes. Tokens come from one engine in increasing order; a token below the last one
     /// (a rebuilt engine counting again) starts afresh, since the old engine's tokens will never settle.
-    pub fn insert(&mut self, token: u64, source: &Arc<str>, line: u64, bytes: &[u8]) {
+    pub fn insert(&mut self, token: u64, source: &S, line: u64, bytes: &[u8]) {
         let next = self.first_token + self.slots.len() as u64;
         if self.slots.is_empty() || token < next {
             self.clear();
@@ -63,7 +95,7 @@ impl HeldLines {
         if !self
             .sources
             .back()
-            .is_some_and(|(_, last)| Arc::ptr_eq(last, source))
+            .is_some_and(|(_, last)| last.same(source))
         {
             self.sources.push_back((token, source.clone()));
         }
@@ -90,7 +122,7 @@ impl HeldLines {
     }
 
     /// The engine refused the line: `keep` gets its bytes (to quarantine them), then they are dropped.
-    pub fn refuse(&mut self, token: u64, keep: impl FnOnce(Refused<'_>)) {
+    pub fn refuse(&mut self, token: u64, keep: impl FnOnce(Refused<'_, S>)) {
         let Some(index) = self.unsettled(token) else {
             return;
         };
@@ -105,7 +137,7 @@ impl HeldLines {
             source: run
                 .checked_sub(1)
                 .and_then(|run| self.sources.get(run))
-                .map_or("", |(_, source)| source),
+                .map(|(_, source)| source),
             line,
             bytes: &self.scratch,
         });
@@ -161,12 +193,12 @@ impl HeldLines {
 mod tests {
     use super::*;
 
-    fn held(lines: &mut HeldLines, token: u64, text: &str) {
+    fn held(lines: &mut HeldLines<Arc<str>>, token: u64, text: &str) {
         let source: Arc<str> = Arc::from("tcp:test");
         lines.insert(token, &source, token + 1, text.as_bytes());
     }
 
-    fn refused(lines: &mut HeldLines, token: u64) -> Option<(u64, String)> {
+    fn refused(lines: &mut HeldLines<Arc<str>>, token: u64) -> Option<(u64, String)> {
         let mut got = None;
         lines.refuse(token, |r| {
             got = Some((r.line, String::from_utf8_lossy(r.bytes).into_owned()))
@@ -176,7 +208,7 @@ mod tests {
 
     #[test]
     fn a_refused_line_comes_back_whole_after_others_settle_out_of_order() {
-        let mut lines = HeldLines::default();
+        let mut lines = HeldLines::<Arc<str>>::default();
         for token in 0..6 {
             held(&mut lines, token, &format!("line {token}"));
         }
@@ -193,7 +225,7 @@ mod tests {
 
     #[test]
     fn unknown_settled_twice_and_gap_tokens_are_ignored() {
-        let mut lines = HeldLines::default();
+        let mut lines = HeldLines::<Arc<str>>::default();
         held(&mut lines, 10, "ten");
         // Tokens 11..13 were held during journal replay: nobody kept them.
         held(&mut lines, 14, "fourteen");
@@ -208,7 +240,7 @@ mod tests {
 
     #[test]
     fn a_refused_line_keeps_its_own_source_among_runs_of_others() {
-        let mut lines = HeldLines::default();
+        let mut lines = HeldLines::<Arc<str>>::default();
         let (a, b): (Arc<str>, Arc<str>) = (Arc::from("tcp:a"), Arc::from("tcp:b"));
         for token in 0..9u64 {
             let source = if (token / 3) % 2 == 0 { &a } else { &b };
@@ -219,7 +251,9 @@ mod tests {
         }
         let mut seen = Vec::new();
         for token in [8, 5, 4, 6, 7] {
-            lines.refuse(token, |r| seen.push((token, r.source.to_owned())));
+            lines.refuse(token, |r| {
+                seen.push((token, r.source.map(|s| s.to_string()).unwrap_or_default()))
+            });
         }
         let expected: Vec<(u64, String)> = [
             (8, "tcp:a"),
@@ -236,7 +270,7 @@ mod tests {
 
     #[test]
     fn a_rebuilt_engine_counting_from_zero_starts_afresh() {
-        let mut lines = HeldLines::default();
+        let mut lines = HeldLines::<Arc<str>>::default();
         held(&mut lines, 7, "old");
         held(&mut lines, 0, "new");
         assert_eq!(lines.live, 1);
@@ -245,7 +279,7 @@ mod tests {
 
     #[test]
     fn memory_stays_bounded_by_what_is_unsettled() {
-        let mut lines = HeldLines::default();
+        let mut lines = HeldLines::<Arc<str>>::default();
         let line = |token: u64| format!("{token:>100}");
         for token in 0..100_000u64 {
             held(&mut lines, token, &line(token));
