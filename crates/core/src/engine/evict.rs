@@ -125,7 +125,8 @@ impl Engine {
         if idle <= 0 || self.live_since > cutoff {
             return;
         }
-        for _ in 0..budget {
+        // A User's answer cannot change within the second: visiting one twice in a second is waste.
+        for _ in 0..budget.min(self.users.len()) {
             if self.evict_sweep.next >= self.evict_sweep.keys.len() {
                 if self.users.is_empty() {
                     return;
@@ -158,6 +159,7 @@ impl Engine {
         };
         self.anomalies.remove(user);
         self.index.remove(&state.id);
+        self.closing = None;
         let evicted = Evicted {
             last_event_ms: state.last_event_second * 1000,
             evicted_ms: second * 1000,

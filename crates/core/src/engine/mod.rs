@@ -107,8 +107,9 @@ pub struct Engine {
     /// Every User's anomalies by kind, under the User's key.
     anomalies: SecondaryMap<UserKey, [Option<Anomaly>; 4]>,
     /// The keys of the Users a closing second visits, in table order: kept to spare an allocation per second
-    /// (an incident opening needs the whole engine while the Users are visited).
-    closing: Vec<UserKey>,
+    /// (an incident opening needs the whole engine while the Users are visited), and listed again only after the
+    /// table changed (`None`), not every second.
+    closing: Option<Vec<UserKey>>,
     incidents: IncidentBook,
     /// Numbers for `INC-nnnnnn` IDs (unused with `stable_ids`).
     numbers: incident_numbers::IncidentNumbers,
@@ -144,7 +145,7 @@ impl Engine {
             index: FxHashMap::default(),
             users: Users::with_key(),
             anomalies: SecondaryMap::new(),
-            closing: Vec::new(),
+            closing: None,
             incidents: IncidentBook::default(),
             numbers: incident_numbers::IncidentNumbers::default(),
             network_open: [None; 4],
@@ -365,6 +366,7 @@ impl Engine {
         }
         self.evicted.returned(id);
         let user = self.users.insert(UserState::new(id, second));
+        self.closing = None;
         self.index.insert(id, Place::new(user));
         self.anomalies.insert(user, [None, None, None, None]);
         Ok(user)
@@ -500,9 +502,10 @@ impl Engine {
     /// Closes `second` for every User in table order (an anomaly opening weighs the Users before it, closed,
     /// against those after it, not yet), then keeps open incidents' peaks and sweeps for idle Users.
     fn close_second(&mut self, second: i64) {
-        let mut closing = std::mem::take(&mut self.closing);
-        closing.clear();
-        closing.extend(self.users.keys());
+        let closing = match self.closing.take() {
+            Some(closing) => closing,
+            None => self.users.keys().collect(),
+        };
         for &user in &closing {
             let transitions = self.users[user].close(second, &self.config);
             for kind in IncidentKind::ALL {
@@ -514,7 +517,7 @@ impl Engine {
                 }
             }
         }
-        self.closing = closing;
+        self.closing = Some(closing);
         self.track_network_peaks();
         self.evict_idle(second, evict::SCAN_PER_SECOND);
     }
