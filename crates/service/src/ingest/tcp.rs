@@ -453,3 +453,7 @@ async fn handshake<S: AsyncRead + Unpin>(
         Err(_) => Err((None, "cannot check the token now")),
     }
 }
+
+#[cfg(test)]
+#[path = "tcp_tests.rs"]
+mod tests;
