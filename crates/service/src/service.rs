@@ -22,7 +22,7 @@ use crate::http::router;
 use crate::http::server::{self, HttpLimits};
 use crate::http::state::AppState;
 use crate::ingest::malformed::MalformedLog;
-use crate::ingest::parsers::Parsers;
+use crate::ingest::parsers::{Parsers, Spent};
 use crate::ingest::tcp::{self, TcpSettings};
 use crate::ingest::tls;
 use crate::log_limit::LogLimit;
@@ -237,7 +237,11 @@ impl Service {
             Box::new(move || store.set_fault_slow_writes(delay)) as Box<dyn FnOnce() + Send>
         });
         let openings = Arc::new(crate::engine::sources::Openings::default());
-        let engine_loop = engine_loop.with_openings(openings.clone());
+        let spent = Arc::new(Spent::default());
+        let engine_loop = engine_loop.with_openings(openings.clone()).with_spent({
+            let spent = spent.clone();
+            move |parsed| spent.give_back(parsed)
+        });
         let (to_engine, engine_input) = crossbeam::channel::bounded(engine_queue);
         let engine_thread = spawn("engine thread", "engine", move || {
             engine_loop.run(engine_input)
@@ -278,7 +282,7 @@ impl Service {
             names,
         };
         let grace = Duration::from_secs(config.shutdown_grace_s);
-        serve_network(&config, state, to_engine.clone(), openings, grace)?;
+        serve_network(&config, state, to_engine.clone(), (openings, spent), grace)?;
 
         tracing::info!("shutting down: stopping sources, taking a final snapshot");
         stop.store(true, Ordering::Release);
@@ -451,7 +455,7 @@ fn serve_network(
     config: &ServeConfig,
     state: AppState,
     to_engine: Sender<EngineInput>,
-    openings: Arc<crate::engine::sources::Openings>,
+    (openings, spent): (Arc<crate::engine::sources::Openings>, Arc<Spent>),
     grace: Duration,
 ) -> Result<(), ServiceError> {
     // HTTP and TCP ingest share the runtime; TCP connection tasks only read and cut blocks (parser threads parse
@@ -502,6 +506,7 @@ fn serve_network(
     let parsers = Parsers::start(
         std::thread::available_parallelism().map_or(1, |n| n.get().min(PARSER_THREADS)),
         &to_engine,
+        spent,
     )
     .map_err(|source| ServiceError::Start {
         what: "TCP parser threads",

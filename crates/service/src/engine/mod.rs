@@ -34,6 +34,7 @@ use crate::metrics::Publisher;
 use crate::published::Published;
 use stormwatch_core::engine::Engine;
 use stormwatch_core::report::IncidentRecord;
+use stormwatch_core::telemetry::batch::ParsedChunk;
 
 pub use input::{BatchOutcome, EngineInput, LogPosition, Persistence, Query, SourceKind};
 
@@ -104,6 +105,8 @@ pub struct EngineLoop {
     publish_cost: Duration,
     /// Connections opened, registered ahead of any batch (see [`sources::Openings`]).
     openings: Arc<sources::Openings>,
+    /// Where applied batches go to be reused (their vectors and blocks), instead of being freed here.
+    spent: Option<Box<dyn FnMut(ParsedChunk) + Send>>,
 }
 
 pub fn wall_ms() -> i64 {
@@ -156,6 +159,7 @@ impl EngineLoop {
             last_published: Instant::now(),
             publish_cost: Duration::ZERO,
             openings: Arc::default(),
+            spent: None,
             engine,
         }
     }
@@ -191,6 +195,12 @@ impl EngineLoop {
     /// Connections register their sources through `openings` (shared with the TCP listener).
     pub fn with_openings(mut self, openings: Arc<sources::Openings>) -> Self {
         self.openings = openings;
+        self
+    }
+
+    /// Applied batches are handed to `spent` for their memory to be reused (the TCP parser threads' pool).
+    pub fn with_spent(mut self, spent: impl FnMut(ParsedChunk) + Send + 'static) -> Self {
+        self.spent = Some(Box::new(spent));
         self
     }
 
@@ -253,6 +263,7 @@ impl EngineLoop {
                     if let Some(reply) = reply {
                         let _ = reply.send(outcome);
                     }
+                    self.give_back(parsed);
                 }
                 Ok(EngineInput::StreamBatch {
                     mark,
@@ -276,6 +287,7 @@ impl EngineLoop {
                             (parsed.events.len() + parsed.malformed.len()) as u64,
                         );
                     }
+                    self.give_back(parsed);
                 }
                 Ok(EngineInput::Attach(attach)) => self.attach(attach),
                 Ok(EngineInput::Query(query)) => query(&self.engine, &self.malformed),

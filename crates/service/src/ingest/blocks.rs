@@ -50,9 +50,9 @@ impl Blocks {
         self.bytes.capacity() - self.bytes.len()
     }
 
-    /// The next block ready to go, or `None` when more bytes are needed (or, at the end, nothing is left). A new
-    /// block is given room for `block_bytes`.
-    pub(crate) fn next_chunk(&mut self, block_bytes: usize) -> Option<Chunk> {
+    /// The next block ready to go, or `None` when more bytes are needed (or, at the end, nothing is left). The
+    /// bytes after the block's last line move to `fresh()`, an empty block.
+    pub(crate) fn next_chunk(&mut self, fresh: impl FnOnce() -> Vec<u8>) -> Option<Chunk> {
         loop {
             if let Some((prefix, length)) = self.skipping.take() {
                 return match memchr::memchr(b'\n', &self.bytes) {
@@ -76,7 +76,7 @@ impl Blocks {
             }
             if let Some(last) = memchr::memrchr(b'\n', &self.bytes[self.scanned..]) {
                 let cut = self.scanned + last + 1;
-                let mut next = Vec::with_capacity(block_bytes.max(self.bytes.len() - cut));
+                let mut next = fresh();
                 next.extend_from_slice(&self.bytes[cut..]);
                 let mut data = std::mem::replace(&mut self.bytes, next);
                 data.truncate(cut);
@@ -149,7 +149,7 @@ mod tests {
         let mut chunks = Vec::new();
         let (mut at, mut turn) = (0, 0);
         loop {
-            while let Some(chunk) = blocks.next_chunk(1024) {
+            while let Some(chunk) = blocks.next_chunk(|| Vec::with_capacity(1024)) {
                 chunks.push(chunk);
             }
             if blocks.eof {

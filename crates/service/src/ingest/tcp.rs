@@ -250,7 +250,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     let mut blocks = Blocks::new(rest);
     blocks.eof = eof;
     let ended = loop {
-        match blocks.next_chunk(read_bytes) {
+        match blocks.next_chunk(|| lane.block(read_bytes)) {
             Some(chunk) => {
                 // Before the wait for a turn and for room in the lane: both count as ingest latency.
                 let received = Instant::now();

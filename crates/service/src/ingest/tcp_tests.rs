@@ -13,7 +13,7 @@ use crossbeam::channel::Receiver;
 use super::{TcpSettings, serve};
 use crate::admission::AdmissionLimits;
 use crate::engine::EngineInput;
-use crate::ingest::parsers::Parsers;
+use crate::ingest::parsers::{Parsers, Spent};
 
 const START_MS: i64 = 1_773_097_200_000;
 
@@ -32,24 +32,31 @@ fn settings() -> TcpSettings {
     }
 }
 
-/// A listener on loopback with `threads` parser threads, feeding an engine queue of `queue` batches.
+/// A listener on loopback with `threads` parser threads, feeding an engine queue of `queue` batches; batches given
+/// back to the `Spent` returned are reused.
 fn listen(
     threads: usize,
     queue: usize,
-) -> (SocketAddr, Receiver<EngineInput>, tokio::runtime::Runtime) {
+) -> (
+    SocketAddr,
+    Receiver<EngineInput>,
+    Arc<Spent>,
+    tokio::runtime::Runtime,
+) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("a runtime");
     let (engine, input) = crossbeam::channel::bounded(queue);
-    let parsers = Parsers::start(threads, &engine).expect("parser threads");
+    let spent = Arc::new(Spent::default());
+    let parsers = Parsers::start(threads, &engine, spent.clone()).expect("parser threads");
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("a port");
     let address = listener.local_addr().expect("its address");
     runtime.spawn(serve(listener, settings(), parsers));
-    (address, input, runtime)
+    (address, input, spent, runtime)
 }
 
 /// Line `n` of a sender: a valid event stamped `n` ms after the start, except every 7th line, which is not one.
@@ -68,7 +75,7 @@ fn line(n: u64) -> String {
 #[test]
 fn interleaved_connections_keep_every_line_once_and_in_order() {
     const LINES: u64 = 20_000;
-    let (address, input, _runtime) = listen(2, 4);
+    let (address, input, spent, _runtime) = listen(2, 4);
     let senders: Vec<_> = (0..2)
         .map(|sender| {
             std::thread::spawn(move || {
@@ -125,6 +132,9 @@ fn interleaved_connections_keep_every_line_once_and_in_order() {
                     assert_eq!(valid, number % 7 != 0, "{source}: line {number}");
                     *next += 1;
                 }
+                // As the engine does: the next blocks and batches reuse this one's memory (and must not show
+                // any of its lines again).
+                spent.give_back(parsed);
             }
             EngineInput::SourceClosed(source) => {
                 let (next, closed) = seen.entry(source.clone()).or_insert((1, false));
@@ -147,7 +157,7 @@ fn interleaved_connections_keep_every_line_once_and_in_order() {
 #[test]
 fn a_full_engine_queue_stops_the_sender_and_loses_nothing() {
     const LINES: u64 = 400_000;
-    let (address, input, _runtime) = listen(2, 1);
+    let (address, input, _spent, _runtime) = listen(2, 1);
     let written = Arc::new(AtomicUsize::new(0));
     let text: String = (1..=LINES).map(line).collect();
     let total = text.len();
