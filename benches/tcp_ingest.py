@@ -181,10 +181,6 @@ def main():
     parser.add_argument("--paced-seconds", type=int, default=5)
     parser.add_argument("--tls", action="store_true", help="TLS with client certificates on the telemetry port")
     parser.add_argument("--throughput-only", action="store_true", help="skip the paced latency run")
-    parser.add_argument("--past-join-window", action="store_true",
-                        help="hold one idle connection open from 1.2 s before the paced run, so its senders join a "
-                             "busy listener and do not wait out the one-second join window (pace.rs), which "
-                             "otherwise counts in the latency of their first blocks")
     parser.add_argument("--ack", action="store_true", help="throughput senders use the acknowledged protocol")
     args = parser.parse_args()
 
@@ -244,19 +240,13 @@ def main():
         paced_lines = args.paced_rate * args.paced_seconds // args.senders
         payloads = [build_lines(paced_lines, s) for s in range(args.senders)]
         before = counted(http)[0]
-        holder = None
-        if args.past_join_window:
-            holder = connect(address, tls_dir)
-            time.sleep(1.2)
         with multiprocessing.Pool(args.senders) as pool:
             pool.starmap(send, [(address, p, args.paced_rate / args.senders, paced_lines, tls_dir) for p in payloads])
         text = wait_counted(http, before + paced_lines * args.senders)
-        if holder:
-            holder.close()
         time.sleep(1.5)  # one more tick publishes the quantiles
         text = counted(http)[1]
         quantiles = dict(re.findall(r'^stormwatch_ingest_latency_seconds\{quantile="([^"]+)"\} (\S+)$', text, re.M))
-        print(f"latency at {args.paced_rate:,} lines/s{' past the join window' if holder else ''} (service quantiles over the last 1-2 min): "
+        print(f"latency at {args.paced_rate:,} lines/s (service quantiles over the last 1-2 min): "
               + ", ".join(f"p{float(q) * 100:g} {float(v) * 1000:.2f} ms" for q, v in sorted(quantiles.items())))
     finally:
         service.terminate()
