@@ -22,6 +22,7 @@ use crate::http::router;
 use crate::http::server::{self, HttpLimits};
 use crate::http::state::AppState;
 use crate::ingest::malformed::MalformedLog;
+use crate::ingest::parsers::{Parsers, Spent};
 use crate::ingest::tcp::{self, TcpSettings};
 use crate::ingest::tls;
 use crate::log_limit::LogLimit;
@@ -32,6 +33,8 @@ use crate::user_directory::{Directory, Names};
 
 /// Batches the engine queue holds before sources block (backpressure).
 pub const ENGINE_QUEUE: usize = 64;
+/// Most threads parsing TCP ingest: the engine thread applies batches at about the rate two parse them.
+const PARSER_THREADS: usize = 2;
 
 /// Why the service could not start or run. Each message names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -234,7 +237,11 @@ impl Service {
             Box::new(move || store.set_fault_slow_writes(delay)) as Box<dyn FnOnce() + Send>
         });
         let openings = Arc::new(crate::engine::sources::Openings::default());
-        let engine_loop = engine_loop.with_openings(openings.clone());
+        let spent = Arc::new(Spent::default());
+        let engine_loop = engine_loop.with_openings(openings.clone()).with_spent({
+            let spent = spent.clone();
+            move |parsed| spent.give_back(parsed)
+        });
         let (to_engine, engine_input) = crossbeam::channel::bounded(engine_queue);
         let engine_thread = spawn("engine thread", "engine", move || {
             engine_loop.run(engine_input)
@@ -275,7 +282,7 @@ impl Service {
             names,
         };
         let grace = Duration::from_secs(config.shutdown_grace_s);
-        serve_network(&config, state, to_engine.clone(), openings, grace)?;
+        serve_network(&config, state, to_engine.clone(), (openings, spent), grace)?;
 
         tracing::info!("shutting down: stopping sources, taking a final snapshot");
         stop.store(true, Ordering::Release);
@@ -448,10 +455,11 @@ fn serve_network(
     config: &ServeConfig,
     state: AppState,
     to_engine: Sender<EngineInput>,
-    openings: Arc<crate::engine::sources::Openings>,
+    (openings, spent): (Arc<crate::engine::sources::Openings>, Arc<Spent>),
     grace: Duration,
 ) -> Result<(), ServiceError> {
-    // HTTP and TCP ingest share the runtime: connection tasks parse between awaits, so neither starves the other.
+    // HTTP and TCP ingest share the runtime; TCP connection tasks only read and cut blocks (parser threads parse
+    // them), and HTTP bodies are parsed on the blocking pool, so neither starves the other.
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -494,6 +502,17 @@ fn serve_network(
             max_decompressed: config.http_max_decompressed_mib.saturating_mul(1 << 20),
         },
     };
+    // Parsing is the listener's heaviest work: on threads of its own, not the runtime's workers (see parsers.rs).
+    let parsers = Parsers::start(
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(PARSER_THREADS)),
+        &to_engine,
+        spent,
+    )
+    .map_err(|source| ServiceError::Start {
+        what: "TCP parser threads",
+        source,
+    })?;
+    drop(to_engine);
     let probe_every = Duration::from_secs(config.store_probe_every_s);
     let retention_days = config.retention_days;
     let (ingest_address, http_address) = (config.ingest, config.http);
@@ -517,7 +536,7 @@ fn serve_network(
             client_certificates,
             "telemetry TCP listener up"
         );
-        tokio::spawn(tcp::serve(tcp, tcp_settings, to_engine));
+        tokio::spawn(tcp::serve(tcp, tcp_settings, parsers));
         let listener = tokio::net::TcpListener::bind(http_address)
             .await
             .map_err(listen("HTTP", http_address))?;

@@ -148,6 +148,13 @@ impl EngineLoop {
         outcome
     }
 
+    /// A batch done with: its memory goes back to whoever reuses it (held lines keep copies of their bytes).
+    pub(super) fn give_back(&mut self, parsed: ParsedChunk) {
+        if let Some(spent) = &mut self.spent {
+            spent(parsed);
+        }
+    }
+
     /// Keeps the held lines the engine refused as malformed, and forgets those it placed.
     pub(super) fn settle_held(&mut self) {
         let (held, malformed_log) = (&mut self.held, &mut self.malformed);

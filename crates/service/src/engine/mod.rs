@@ -32,6 +32,7 @@ use crate::metrics::Publisher;
 use crate::published::Published;
 use stormwatch_core::engine::Engine;
 use stormwatch_core::report::IncidentRecord;
+use stormwatch_core::telemetry::batch::ParsedChunk;
 use stormwatch_core::telemetry::held_lines::HeldLines;
 
 pub use input::{BatchOutcome, EngineInput, LogPosition, Persistence, Query, SourceKind};
@@ -103,6 +104,8 @@ pub struct EngineLoop {
     publish_cost: Duration,
     /// Connections opened, registered ahead of any batch (see [`sources::Openings`]).
     openings: Arc<sources::Openings>,
+    /// Where applied batches go to be reused (their vectors and blocks), instead of being freed here.
+    spent: Option<Box<dyn FnMut(ParsedChunk) + Send>>,
 }
 
 pub fn wall_ms() -> i64 {
@@ -155,6 +158,7 @@ impl EngineLoop {
             last_published: Instant::now(),
             publish_cost: Duration::ZERO,
             openings: Arc::default(),
+            spent: None,
             engine,
         }
     }
@@ -190,6 +194,12 @@ impl EngineLoop {
     /// Connections register their sources through `openings` (shared with the TCP listener).
     pub fn with_openings(mut self, openings: Arc<sources::Openings>) -> Self {
         self.openings = openings;
+        self
+    }
+
+    /// Applied batches are handed to `spent` for their memory to be reused (the TCP parser threads' pool).
+    pub fn with_spent(mut self, spent: impl FnMut(ParsedChunk) + Send + 'static) -> Self {
+        self.spent = Some(Box::new(spent));
         self
     }
 
@@ -252,6 +262,7 @@ impl EngineLoop {
                     if let Some(reply) = reply {
                         let _ = reply.send(outcome);
                     }
+                    self.give_back(parsed);
                 }
                 Ok(EngineInput::StreamBatch {
                     mark,
@@ -275,6 +286,7 @@ impl EngineLoop {
                             (parsed.events.len() + parsed.malformed.len()) as u64,
                         );
                     }
+                    self.give_back(parsed);
                 }
                 Ok(EngineInput::Attach(attach)) => self.attach(attach),
                 Ok(EngineInput::Query(query)) => query(&self.engine, &self.malformed),

@@ -47,8 +47,8 @@ pub struct OffsetRow {
 }
 
 /// Connections that opened, told to the engine thread beside its bounded queue rather than through it. A sender
-/// registered through the queue waited behind the batches of senders already flushing (the queue holds two, and
-/// every connection task polls for room): 8 to 20 ms, in which a flushing sender handed over minutes of event time
+/// registered through the queue waited behind the batches of senders already flushing (their parser threads keep
+/// it full): 8 to 20 ms when measured, in which a flushing sender handed over minutes of event time
 /// and closed the seconds the new sender's first lines belonged to. The engine thread takes these before every
 /// input it handles, so a connection's registration always precedes its first batch (and its close).
 #[derive(Default)]

@@ -11,8 +11,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, watch};
 
 use crate::engine::EngineInput;
+use crate::engine::sources::stream_name as streams_source;
 use crate::engine::streams::{self, Attach, StreamMark};
-use crate::ingest::feed::{Feed, send_to_engine};
+use crate::ingest::feed::Feed;
+use crate::ingest::parsers::{Lane, Work};
 
 const PREFIX: &[u8] = b"ACK ON ";
 /// Longest `ACK ON <stream>` line read.
@@ -29,6 +31,11 @@ pub struct Acked {
 }
 
 impl Acked {
+    /// The event-time source the stream's lines count for (not the connection's).
+    pub fn source(&self) -> Arc<str> {
+        Arc::from(streams_source(&self.name))
+    }
+
     /// The mark of a batch that ends with this connection's line `lines`.
     pub fn mark(&self, lines: u64) -> StreamMark {
         StreamMark {
@@ -77,7 +84,7 @@ pub async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     feed: &mut Feed,
     timeout: Duration,
-    engine: &crossbeam::channel::Sender<EngineInput>,
+    lane: &Lane,
 ) -> Result<Option<Acked>, &'static str> {
     let line_end = loop {
         let waiting = &feed.bytes[feed.taken..];
@@ -116,7 +123,8 @@ pub async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
         acks,
         reply,
     });
-    if !send_to_engine(engine, attach).await {
+    // Through the connection's lane: the engine attaches the stream before any of its batches.
+    if !lane.send(Work::Forward(attach)).await {
         return Err("the engine stopped");
     }
     let attached = attached.await.map_err(|_| "the engine stopped")??;

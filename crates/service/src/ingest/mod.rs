@@ -1,9 +1,12 @@
 //! Blocking live sources: the shared `pump` (frame, parse, forward; a full engine queue blocks it) and
-//! `--follow` files that survive rotation. The TCP listener is async, in `tcp.rs`.
+//! `--follow` files that survive rotation. The TCP listener is async, in `tcp.rs`, and parses on threads of its
+//! own (`parsers.rs`).
 
 mod ack;
+mod blocks;
 mod feed;
 pub mod malformed;
+pub mod parsers;
 pub mod tcp;
 pub mod tls;
 

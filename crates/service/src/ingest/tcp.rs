@@ -1,16 +1,16 @@
 //! The TCP telemetry listener, async on tokio: a cap on connections, a cap per peer address and a smaller pool
 //! for connections not authenticated yet (`admission`), an idle timeout, optional TLS (with client
 //! certificates when a CA is set), and (beyond loopback, or when configured) an ingest-token handshake before
-//! any line is read. A connection task hands its batches
-//! straight to the engine's bounded queue; when that is full the task waits (without blocking a worker) and stops
-//! reading, so TCP pushes back on the sender.
+//! any line is read. A connection task only reads: the socket's bytes go straight into a block, which goes out up
+//! to its last newline (`blocks.rs`) to the connection's parser thread over a bounded async channel
+//! (`parsers.rs`). Parsing happens there, and the parser thread waits on the engine's bounded queue; when the
+//! parser's channel is full the task waits (without blocking a worker) and stops reading, so TCP pushes back on
+//! the sender.
 
-use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam::channel::Sender;
 use metrics::{counter, gauge};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -18,20 +18,20 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admission::{Admission, AdmissionLimits, Ticket};
+use crate::engine::EngineInput;
 use crate::engine::sources::Openings;
-use crate::engine::{EngineInput, SourceKind};
 use crate::http::auth::{AuthFailure, record_failure};
 use crate::ingest::ack;
-use crate::ingest::feed::{Feed, send_to_engine};
+use crate::ingest::blocks::Blocks;
+use crate::ingest::feed::Feed;
+use crate::ingest::parsers::{Lane, Parsers, Work};
 use crate::metrics::{CONNECTIONS, CONNECTIONS_REFUSED};
 use crate::store::{Role, Store};
-use stormwatch_core::telemetry::batch::parse_chunk;
-use stormwatch_core::telemetry::framing::LineFramer;
 
-/// Block size for live sources: small enough for latency, large enough to amortise the channel.
-const LIVE_BLOCK: usize = 256 * 1024;
-/// Bytes asked of the socket per read once lines flow: as much as a block, so batches stay large and few.
-const READ_BYTES: usize = LIVE_BLOCK;
+/// Bytes asked of the socket per read once lines flow, and so the most a block holds (beyond a line still
+/// arriving): large enough to amortise the channels under load; a read hands out whatever whole lines it brought
+/// at once, so a slow sender's lines do not wait for a block to fill.
+const READ_BYTES: usize = 256 * 1024;
 /// The first reads ask for this much: a connection that stays idle (up to the cap of them) costs a few KiB,
 /// not a block; reads grow to `READ_BYTES` at the first one that fills its room.
 const FIRST_READ_BYTES: usize = 8 * 1024;
@@ -59,7 +59,7 @@ pub struct TcpSettings {
 
 /// Accepts connections for as long as the runtime runs. Connections over the cap are closed at once (plain ones
 /// told why), so a flood of idle sockets costs neither threads nor memory.
-pub async fn serve(listener: TcpListener, settings: TcpSettings, engine: Sender<EngineInput>) {
+pub async fn serve(listener: TcpListener, settings: TcpSettings, parsers: Parsers) {
     let slots = Arc::new(Semaphore::new(settings.max_connections.max(1)));
     let admission = Admission::new("tcp", settings.admission);
     let settings = Arc::new(settings);
@@ -117,20 +117,18 @@ pub async fn serve(listener: TcpListener, settings: TcpSettings, engine: Sender<
         if listener_idle {
             crate::pace::open_join_window();
         }
-        let (settings, batches) = (settings.clone(), engine.clone());
+        let (settings, lane) = (settings.clone(), parsers.lane());
         tokio::spawn(async move {
             let _slot = slot;
             gauge!(CONNECTIONS, "listener" => "tcp").increment(1.0);
             let served = async {
                 match &settings.tls {
-                    None => connection(stream, peer, &settings, &batches, &ticket).await,
+                    None => connection(stream, peer, &settings, &lane, &ticket).await,
                     Some(acceptor) => {
                         match tokio::time::timeout(settings.auth_timeout, acceptor.accept(stream))
                             .await
                         {
-                            Ok(Ok(tls)) => {
-                                connection(tls, peer, &settings, &batches, &ticket).await
-                            }
+                            Ok(Ok(tls)) => connection(tls, peer, &settings, &lane, &ticket).await,
                             Ok(Err(error)) => {
                                 counter!(CONNECTIONS_REFUSED, "listener" => "tcp", "reason" => "tls")
                                 .increment(1);
@@ -173,7 +171,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     peer: SocketAddr,
     settings: &TcpSettings,
-    batches: &Sender<EngineInput>,
+    lane: &Lane,
     ticket: &Ticket,
 ) {
     let mut feed = Feed::default();
@@ -211,7 +209,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let mut read_bytes = FIRST_READ_BYTES;
     if feed.bytes.is_empty() {
-        // The framer's first fill takes a whole block of memory: a connection that stays idle never gets one.
+        // A whole block of memory only once lines flow: a connection that stays idle never gets one.
         read_into(
             &mut stream,
             &mut read_bytes,
@@ -222,65 +220,66 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         )
         .await;
     }
-    let mut acked =
-        match ack::negotiate(&mut stream, &mut feed, settings.idle_timeout, batches).await {
-            Ok(acked) => acked,
-            Err(why) => {
-                let _ = send_to_engine(batches, EngineInput::SourceClosed(source.clone())).await;
-                tracing::warn!(%peer, why, "acknowledged ingest refused");
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(1),
-                    stream.write_all(format!("ERR {why}\n").as_bytes()),
-                )
+    let mut acked = match ack::negotiate(&mut stream, &mut feed, settings.idle_timeout, lane).await
+    {
+        Ok(acked) => acked,
+        Err(why) => {
+            let _ = lane
+                .send(Work::Forward(EngineInput::SourceClosed(source.clone())))
                 .await;
-                return;
-            }
-        };
+            tracing::warn!(%peer, why, "acknowledged ingest refused");
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                stream.write_all(format!("ERR {why}\n").as_bytes()),
+            )
+            .await;
+            return;
+        }
+    };
     if acked.is_some() {
         // The stream, not this connection, is the source of its lines.
-        let _ = send_to_engine(batches, EngineInput::SourceClosed(source.clone())).await;
+        let _ = lane
+            .send(Work::Forward(EngineInput::SourceClosed(source.clone())))
+            .await;
     }
-    let mut framer = LineFramer::streaming(feed, LIVE_BLOCK);
+    // The name watermark alignment knows this connection's lines by (the stream's, on an acknowledged one).
+    let paced = acked
+        .as_ref()
+        .map_or_else(|| source.clone(), ack::Acked::source);
+    let (rest, eof) = feed.into_rest();
+    let mut blocks = Blocks::new(rest);
+    blocks.eof = eof;
     let ended = loop {
-        match framer.next_chunk() {
-            Ok(Some(chunk)) => {
+        match blocks.next_chunk(|| lane.block(read_bytes)) {
+            Some(chunk) => {
+                // Before the wait for a turn and for room in the lane: both count as ingest latency.
                 let received = Instant::now();
-                let parsed = parse_chunk(0, chunk);
-                let batch = match &acked {
-                    None => EngineInput::Batch {
-                        source: source.clone(),
-                        kind: SourceKind::Tcp,
-                        parsed,
-                        received,
-                        reply: None,
-                    },
-                    Some(acked) => EngineInput::StreamBatch {
-                        mark: acked.mark(framer.next_line() - 1),
-                        source: source.clone(),
-                        parsed,
-                        received,
-                    },
+                let mark = acked
+                    .as_ref()
+                    .map(|acked| acked.mark(blocks.next_line() - 1));
+                crate::pace::wait_turn(&paced).await;
+                let work = Work::Lines {
+                    source: source.clone(),
+                    chunk,
+                    received,
+                    mark,
                 };
-                if !send_to_engine(batches, batch).await {
+                if !lane.send(work).await {
                     break "the engine stopped";
                 }
             }
-            Ok(None) => break "closed",
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+            None if blocks.eof => break "closed",
+            None => {
                 let acks = acked.as_mut().map(|acked| &mut acked.acks);
                 read_into(
                     &mut stream,
                     &mut read_bytes,
-                    framer.get_mut(),
+                    &mut blocks,
                     peer,
                     settings,
                     acks,
                 )
                 .await;
-            }
-            Err(error) => {
-                tracing::warn!(%peer, %error, "ingest connection framing failed");
-                break "framing failed";
             }
         }
     };
@@ -288,17 +287,20 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         && ended == "closed"
     {
         // The sender has said all it will: it hears the last `ACK` before the connection closes.
-        let last = acked.mark(framer.next_line() - 1).through;
+        let last = acked.mark(blocks.next_line() - 1).through;
         acked.finish(&mut stream, last, settings.idle_timeout).await;
     }
     if acked.is_none() {
         // An acknowledged stream outlives its connection (the sender reconnects to resume it); a plain connection
-        // is a source of its own, and the watermark need not wait for it any longer.
-        let _ = send_to_engine(batches, EngineInput::SourceClosed(source.clone())).await;
+        // is a source of its own, and the watermark need not wait for it any longer. Through the lane: after the
+        // connection's last batch.
+        let _ = lane
+            .send(Work::Forward(EngineInput::SourceClosed(source.clone())))
+            .await;
     }
     // A clean end for TLS clients (close_notify) and a FIN for plain ones, rather than a bare drop.
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
-    tracing::info!(%peer, lines = framer.next_line() - 1, ended, "ingest connection closed");
+    tracing::info!(%peer, lines = blocks.next_line() - 1, ended, "ingest connection closed");
 }
 
 /// A connection's event-time source name: its peer, and the name of its token when it sent one.
@@ -315,19 +317,19 @@ fn source_name(peer: SocketAddr, token: Option<&str>) -> Arc<str> {
 async fn read_into<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     read_bytes: &mut usize,
-    feed: &mut Feed,
+    feed: &mut impl Room,
     peer: SocketAddr,
     settings: &TcpSettings,
     acks: Option<&mut tokio::sync::watch::Receiver<u64>>,
 ) {
-    // Straight into the feed's free room (not zeroed first, and no copy from a read buffer).
+    // Straight into the free room of the feed or block (not zeroed first, and no copy from a read buffer).
     let room = feed.room(*read_bytes);
     let read = match acks {
-        None => tokio::time::timeout(settings.idle_timeout, stream.read_buf(&mut feed.bytes)).await,
+        None => tokio::time::timeout(settings.idle_timeout, stream.read_buf(feed.bytes())).await,
         Some(acks) => {
             let woke = tokio::time::timeout(settings.idle_timeout, async {
                 tokio::select! {
-                    read = stream.read_buf(&mut feed.bytes) => Some(read),
+                    read = stream.read_buf(feed.bytes()) => Some(read),
                     Ok(()) = acks.changed() => None,
                 }
             })
@@ -337,7 +339,7 @@ async fn read_into<S: AsyncRead + AsyncWrite + Unpin>(
                 Ok(None) => {
                     let through = *acks.borrow_and_update();
                     if ack::write_ack(stream, through).await.is_err() {
-                        feed.eof = true;
+                        feed.ended();
                     }
                     return;
                 }
@@ -346,7 +348,7 @@ async fn read_into<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     match read {
-        Ok(Ok(0)) => feed.eof = true,
+        Ok(Ok(0)) => feed.ended(),
         Ok(Ok(n)) => {
             if n >= room {
                 *read_bytes = READ_BYTES;
@@ -354,13 +356,45 @@ async fn read_into<S: AsyncRead + AsyncWrite + Unpin>(
         }
         Ok(Err(error)) => {
             tracing::warn!(%peer, %error, "ingest connection read failed");
-            feed.eof = true;
+            feed.ended();
         }
         Err(_) => {
             counter!(CONNECTIONS_REFUSED, "listener" => "tcp", "reason" => "idle").increment(1);
             tracing::info!(%peer, idle_s = settings.idle_timeout.as_secs(), "ingest connection idle: closing it");
-            feed.eof = true;
+            feed.ended();
         }
+    }
+}
+
+/// Where a read goes: the handshake's `Feed`, then the connection's `Blocks`.
+trait Room {
+    /// Makes room for a read of `want` bytes; returns the room.
+    fn room(&mut self, want: usize) -> usize;
+    fn bytes(&mut self) -> &mut Vec<u8>;
+    fn ended(&mut self);
+}
+
+impl Room for Feed {
+    fn room(&mut self, want: usize) -> usize {
+        Feed::room(self, want)
+    }
+    fn bytes(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
+    fn ended(&mut self) {
+        self.eof = true;
+    }
+}
+
+impl Room for Blocks {
+    fn room(&mut self, want: usize) -> usize {
+        Blocks::room(self, want)
+    }
+    fn bytes(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
+    fn ended(&mut self) {
+        self.eof = true;
     }
 }
 
@@ -419,3 +453,7 @@ async fn handshake<S: AsyncRead + Unpin>(
         Err(_) => Err((None, "cannot check the token now")),
     }
 }
+
+#[cfg(test)]
+#[path = "tcp_tests.rs"]
+mod tests;
