@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Kafka scale-out benchmark (not a test, not run by CI): consumption throughput of one `serve` instance, then of
-# two in one consumer group, on the same topic of generated telemetry.
+# Kafka scale-out benchmark (not a test, not run by CI): consumption throughput of a bare librdkafka consumer
+# (`crates/kafka/examples/bare_consume.rs`, the yardstick), of one `serve` instance, then of two in one consumer
+# group, all on the same topic of generated telemetry; then one instance's rate as a share of the bare one's.
 # Needs the tansu broker (`cargo install --locked tansu --features dynostore`); starts its own in memory on a
 # loopback port and stops it at the end. Builds the release binary with `--features kafka`.
 #
 #   benches/kafka_scale.sh            # USERS=100 DURATION=3h PARTITIONS=8 by default
+#   STORMWATCH_BIN=/tmp/before benches/kafka_scale.sh    # another build of `stormwatch`, e.g. to compare
 #
 # Each run starts from a fresh consumer group and ends when every partition is owned, nothing is left to read,
 # every line was applied and every instance's watermark has passed the last event; the time includes the group
@@ -17,10 +19,15 @@ PARTITIONS=${PARTITIONS:-8}
 TIMEOUT=${TIMEOUT:-1800}
 WORKDIR=${WORKDIR:-/tmp/stormwatch-kafka-bench}
 TANSU=${TANSU:-$HOME/.cargo/bin/tansu}
-BIN=$REPO/target/release/stormwatch
+TARGET=${CARGO_TARGET_DIR:-$REPO/target}
+BIN=${STORMWATCH_BIN:-$TARGET/release/stormwatch}
+BARE=$TARGET/release/examples/bare_consume
 
 log() { printf '%s\n' "$*" >&2; }
-(cd "$REPO" && cargo build --release --quiet --features kafka --bin stormwatch)
+if [[ -z ${STORMWATCH_BIN:-} ]]; then
+    (cd "$REPO" && cargo build --release --quiet --features kafka --bin stormwatch)
+fi
+(cd "$REPO" && cargo build --release --quiet -p stormwatch-kafka --example bare_consume)
 mkdir -p "$WORKDIR"
 data=$WORKDIR/gen-$USERS-$DURATION
 if [[ ! -f $data/events.ndjson ]]; then
@@ -99,10 +106,18 @@ run() {
     done
     for pid in "${pids[@]}"; do kill "$pid"; wait "$pid" 2>/dev/null || true; done
     pids=()
+    awk -v n="$count" -v s="$start" -v e="$end" -v l="$lines" 'BEGIN { printf "%.0f\n", l / (e - s) / n }' \
+        >"$WORKDIR/per-instance-$count"
     awk -v n="$count" -v s="$start" -v e="$end" -v l="$lines" -v a="$applied" -v c="$cpu" -v late="$late" 'BEGIN {
         w = e - s; printf "%d instance(s): %.1f s for %d lines (%d applied, %d late, rebuilds included): %.0f lines/s in all, %.0f per instance; %.1f CPU s, %.0f lines per CPU s\n", n, w, l, a, late, l / w, l / w / n, c, l / c }'
 }
 
 printf '%s; %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc) cores"
+bare=$("$BARE" "$broker" bench "$PARTITIONS")
+printf '%s\n' "$bare"
 run 1
+one=$(cat "$WORKDIR/per-instance-1")
+awk -v b="$(printf '%s' "$bare" | awk '{print $(NF-1)}')" -v o="$one" \
+    'BEGIN { printf "one instance at %.2f of the bare consumer (%.0f vs %.0f lines/s)\n", o / b, o, b }'
 run 2
+
