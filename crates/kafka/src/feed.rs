@@ -37,9 +37,9 @@ pub struct Block {
     pub last_offset: i64,
 }
 
-/// Spent blocks kept for reuse: enough for the blocks a few partitions hold while one runs ahead; more are
-/// freed, so memory goes back down after a catch-up.
-const SPENT_KEPT: usize = 64;
+/// Spent blocks kept for reuse (a few MiB): as many as are released between two bursts of a steady
+/// consumption; more are freed, so memory goes back down after a catch-up that held many.
+const SPENT_KEPT: usize = 16;
 /// What an instance knows about one assigned partition.
 #[derive(Default)]
 struct Partition {

@@ -364,11 +364,10 @@ impl Source {
         }
         filling.starts.push((filling.data.len(), offset));
         let Some(bytes) = payload else {
-            let bad = ParsedChunk {
-                malformed: vec![malformed(0, 1, "record has no value".into(), b"")],
-                ..ParsedChunk::default()
-            };
-            return self.quarantine(partition, offset, bad.malformed);
+            // The block's earlier records first, so that the quarantine keeps the partition's order.
+            self.flush(partition)?;
+            let bad = vec![malformed(0, 1, "record has no value".into(), b"")];
+            return self.quarantine(partition, offset, bad);
         };
         filling.data.extend_from_slice(bytes);
         if bytes.last().is_some_and(|&b| b != b'\n') {

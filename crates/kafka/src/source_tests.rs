@@ -61,7 +61,7 @@ fn quarantined(input: &Receiver<EngineInput>) -> Vec<(String, u64, String)> {
 #[test]
 fn a_block_keeps_each_events_record_and_each_malformed_lines_place_in_its_record() {
     let (mut source, input) = source();
-    let r10 = format!("{}\n{}\n", line(1_000), line(2_000));
+    let r10 = format!("{}\nbad ten\n{}\n", line(1_000), line(2_000));
     let r12 = format!("not json\n\n{}\nalso bad", line(3_000));
     let r14 = line(4_000);
     source.record(3, 10, Some(r10.as_bytes())).unwrap();
@@ -75,6 +75,7 @@ fn a_block_keeps_each_events_record_and_each_malformed_lines_place_in_its_record
     assert_eq!(
         quarantined(&input),
         [
+            ("kafka:t/3@10".into(), 2, "bad ten".into()),
             ("kafka:t/3@11".into(), 1, String::new()),
             ("kafka:t/3@12".into(), 1, "not json".into()),
             ("kafka:t/3@12".into(), 4, "also bad".into()),
@@ -83,7 +84,7 @@ fn a_block_keeps_each_events_record_and_each_malformed_lines_place_in_its_record
     assert_eq!(
         source.feeds.waiting(3),
         3,
-        "records 10, 12 and 14 hold events"
+        "records 10, 12 and 14 hold events, in two blocks (cut by the record without a value)"
     );
     assert_eq!(source.feeds.position(3), Some(10));
     let released = source
