@@ -15,13 +15,31 @@ use std::time::{Duration, Instant};
 use stormwatch_core::telemetry::batch::ParsedChunk;
 use stormwatch_service::engine::LogPosition;
 
-/// One fetched record's events, released from `next` on.
+/// Fetched records of one partition parsed together as one block, released from event `next` on.
 struct Pending {
-    offset: i64,
     parsed: ParsedChunk,
+    /// Each record holding events: its first event's index and its offset, in offset order.
+    records: Vec<(usize, i64)>,
     next: usize,
+    /// The record holding event `next`.
+    record: usize,
 }
 
+/// Consecutive records of one partition, parsed as one chunk (so a fetch costs a few blocks, not an allocation
+/// per record).
+#[derive(Debug, Default)]
+pub struct Block {
+    /// The records' valid events (malformed lines are quarantined by the caller, not held here).
+    pub parsed: ParsedChunk,
+    /// Each record holding events: its first event's index in `parsed` and its offset, in offset order.
+    pub records: Vec<(usize, i64)>,
+    /// Offset of the block's last record, whether it held events or not.
+    pub last_offset: i64,
+}
+
+/// Spent blocks kept for reuse (a few MiB): as many as are released between two bursts of a steady
+/// consumption; more are freed, so memory goes back down after a catch-up that held many.
+const SPENT_KEPT: usize = 16;
 /// What an instance knows about one assigned partition.
 #[derive(Default)]
 struct Partition {
@@ -42,7 +60,10 @@ struct Partition {
 impl Partition {
     /// Offset from which nothing has been released yet.
     fn position(&self) -> Option<i64> {
-        self.pending.front().map(|p| p.offset).or(self.fetched)
+        self.pending
+            .front()
+            .map(|p| p.records[p.record].1)
+            .or(self.fetched)
     }
 
     fn caught_up(&self) -> bool {
@@ -68,6 +89,7 @@ pub struct Feeds {
     partitions: BTreeMap<i32, Partition>,
     /// How long a partition at its end still holds the others back.
     idle_grace: Duration,
+    spent: Vec<Block>,
 }
 
 impl Feeds {
@@ -75,6 +97,19 @@ impl Feeds {
         Feeds {
             partitions: BTreeMap::new(),
             idle_grace,
+            spent: Vec::new(),
+        }
+    }
+
+    /// An empty block to fill, with the vectors of one already released when there is one.
+    pub fn spent(&mut self) -> Block {
+        self.spent.pop().unwrap_or_default()
+    }
+
+    /// A block handed back for reuse.
+    pub fn recycle(&mut self, block: Block) {
+        if self.spent.len() < SPENT_KEPT {
+            self.spent.push(block);
         }
     }
 }
@@ -105,21 +140,41 @@ impl Feeds {
 
     /// A fetched record's valid events (malformed lines are quarantined by the caller, not held here).
     pub fn push(&mut self, partition: i32, offset: i64, parsed: ParsedChunk) {
+        let records = match parsed.events.is_empty() {
+            true => Vec::new(),
+            false => vec![(0, offset)],
+        };
+        self.push_block(
+            partition,
+            Block {
+                parsed,
+                records,
+                last_offset: offset,
+            },
+        );
+    }
+
+    /// Fetched records of one partition, in offset order.
+    pub fn push_block(&mut self, partition: i32, block: Block) {
         let Some(state) = self.partitions.get_mut(&partition) else {
+            self.recycle(block);
             return;
         };
         state.at_end = None;
-        state.fetched = Some(offset + 1);
-        if let Some(newest) = parsed.events.iter().map(|e| e.ts_ms).max() {
+        state.fetched = Some(block.last_offset + 1);
+        if let Some(newest) = block.parsed.events.iter().map(|e| e.ts_ms).max() {
             state.frontier = Some(state.frontier.map_or(newest, |f| f.max(newest)));
         }
-        if !parsed.events.is_empty() {
-            state.pending.push_back(Pending {
-                offset,
-                parsed,
-                next: 0,
-            });
+        if block.parsed.events.is_empty() || block.records.is_empty() {
+            self.recycle(block);
+            return;
         }
+        state.pending.push_back(Pending {
+            parsed: block.parsed,
+            records: block.records,
+            next: 0,
+            record: 0,
+        });
     }
 
     /// The partition has nothing more to fetch for now.
@@ -143,23 +198,43 @@ impl Feeds {
     /// Up to `max` events, merged across partitions in event-time order (ties by partition), none past the
     /// ceiling. `None` when nothing can be released now.
     pub fn release(&mut self, max: usize, now: Instant) -> Option<ParsedChunk> {
-        let ceiling = self.ceiling(now)?;
         let mut out = ParsedChunk {
             first_line: 1,
             ..ParsedChunk::default()
         };
+        self.release_into(max, now, &mut out);
+        (!out.events.is_empty()).then_some(out)
+    }
+
+    /// [`Feeds::release`] appended to `out`; how many events it took.
+    pub fn release_into(&mut self, max: usize, now: Instant, out: &mut ParsedChunk) -> usize {
+        let Some(ceiling) = self.ceiling(now) else {
+            return 0;
+        };
+        let start = out.events.len();
+        let max = start + max;
         while out.events.len() < max {
-            // Linear over the assigned partitions: a handful to a few dozen per instance.
-            let next = self
-                .partitions
-                .iter()
-                .filter_map(|(&id, p)| {
-                    let head = p.pending.front()?;
-                    let ts = head.parsed.events[head.next].ts_ms;
-                    (ts <= ceiling).then_some((ts, id))
-                })
-                .min();
-            let Some((ts, id)) = next else {
+            // The two earliest heads, linear over the assigned partitions (a handful to a few dozen per
+            // instance): the earliest partition's events go out in a run, without looking at the others again,
+            // until one is not before the runner-up.
+            let mut first: Option<(i64, i32)> = None;
+            let mut second: Option<(i64, i32)> = None;
+            for (&id, p) in &self.partitions {
+                let Some(head) = p.pending.front() else {
+                    continue;
+                };
+                let key = (head.parsed.events[head.next].ts_ms, id);
+                if key.0 > ceiling {
+                    continue;
+                }
+                if first.is_none_or(|f| key < f) {
+                    second = first;
+                    first = Some(key);
+                } else if second.is_none_or(|s| key < s) {
+                    second = Some(key);
+                }
+            }
+            let Some((_, id)) = first else {
                 break;
             };
             let Some(state) = self.partitions.get_mut(&id) else {
@@ -168,18 +243,47 @@ impl Feeds {
             let Some(head) = state.pending.front_mut() else {
                 break;
             };
-            let (_, line) = head.parsed.line_of(head.next);
-            out.offsets.push(out.data.len() as u32);
-            out.data.extend_from_slice(line);
-            out.data.push(b'\n');
-            out.events.push(head.parsed.events[head.next]);
-            head.next += 1;
-            if head.next == head.parsed.events.len() {
-                state.pending.pop_front();
+            let mut released = state.released_ms;
+            loop {
+                let event = head.parsed.events[head.next];
+                if event.ts_ms > ceiling
+                    || second.is_some_and(|s| (event.ts_ms, id) > s)
+                    || out.events.len() >= max
+                {
+                    break;
+                }
+                let data = &head.parsed.data;
+                let from = head.parsed.offsets[head.next] as usize;
+                let to = memchr::memchr(b'\n', &data[from..]).map_or(data.len(), |n| from + n);
+                out.offsets.push(out.data.len() as u32);
+                out.data.extend_from_slice(&data[from..to]);
+                out.data.push(b'\n');
+                out.events.push(event);
+                released = Some(released.map_or(event.ts_ms, |r: i64| r.max(event.ts_ms)));
+                head.next += 1;
+                if head.next == head.parsed.events.len() {
+                    break;
+                }
+                while head
+                    .records
+                    .get(head.record + 1)
+                    .is_some_and(|&(first, _)| first <= head.next)
+                {
+                    head.record += 1;
+                }
             }
-            state.released_ms = Some(state.released_ms.map_or(ts, |r| r.max(ts)));
+            state.released_ms = released;
+            if head.next == head.parsed.events.len()
+                && let Some(done) = state.pending.pop_front()
+            {
+                self.recycle(Block {
+                    parsed: done.parsed,
+                    records: done.records,
+                    last_offset: 0,
+                });
+            }
         }
-        (!out.events.is_empty()).then_some(out)
+        out.events.len() - start
     }
 
     /// For each partition that has released anything and is past its previous owner's commit: the offset
@@ -212,11 +316,14 @@ impl Feeds {
         self.partitions.values().all(Partition::caught_up)
     }
 
-    /// Records of `partition` fetched but not yet released.
+    /// Records of `partition` with events fetched but not yet (all) released.
     pub fn waiting(&self, partition: i32) -> usize {
-        self.partitions
-            .get(&partition)
-            .map_or(0, |p| p.pending.len())
+        self.partitions.get(&partition).map_or(0, |p| {
+            p.pending
+                .iter()
+                .map(|block| block.records.len() - block.record)
+                .sum()
+        })
     }
 
     /// Newest event time released from `partition`.

@@ -21,19 +21,21 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 use rustc_hash::FxHashMap;
 
-use super::feed::{Feeds, Start};
+use super::feed::{Block, Feeds, Start};
 use super::group_guard::Guard;
 use super::metrics::{self, PartitionLag};
 use super::{KafkaError, KafkaOptions, commit_metadata, parse_commit_metadata};
 use stormwatch_core::telemetry::Eui64;
-use stormwatch_core::telemetry::batch::{ParsedChunk, malformed, parse_chunk};
-use stormwatch_core::telemetry::framing::Chunk;
+use stormwatch_core::telemetry::MalformedLine;
+use stormwatch_core::telemetry::batch::{ParsedChunk, malformed, parse_chunk_into};
+use stormwatch_core::telemetry::framing::{BLOCK_BYTES, Chunk};
 use stormwatch_service::engine::{EngineInput, LogPosition, SourceKind, wall_ms};
 
 /// Events per batch sent to the engine.
 const BATCH_EVENTS: usize = 8_192;
-/// Records polled before the buffered events are released (or fewer, when the poll comes back empty).
-const POLL_BURST: usize = 512;
+/// Records polled before the buffered events are released (or fewer, when the poll comes back empty). Records
+/// are mostly a few lines each; a burst fills a block or two per partition.
+const POLL_BURST: usize = 4_096;
 /// How long a partition at its end still holds back the others (see `feed.rs`).
 const IDLE_GRACE: Duration = Duration::from_secs(2);
 /// How often the topic's partition count is looked up (for `group_guard.rs`).
@@ -49,6 +51,8 @@ struct Context {
     warmup_ms: i64,
     /// Set by a rebalance, taken by the consumer loop after `poll` returns.
     assignment: Mutex<Option<Vec<Start>>>,
+    /// Whether `assignment` holds one: looked at after every record, so the lock is taken only when it does.
+    reassigned: AtomicBool,
     /// Newest offsets in each partition (from librdkafka's statistics), for lag.
     high: Mutex<HashMap<i32, i64>>,
 }
@@ -102,6 +106,7 @@ impl ConsumerContext for Context {
                     .assignment
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = Some(starts);
+                self.reassigned.store(true, Ordering::Release);
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 tracing::info!(
@@ -116,6 +121,7 @@ impl ConsumerContext for Context {
                     .assignment
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = Some(Vec::new());
+                self.reassigned.store(true, Ordering::Release);
             }
             other => tracing::error!(error = ?other, "rebalance failed"),
         }
@@ -194,6 +200,7 @@ pub fn run(
         topic: options.topic.clone(),
         warmup_ms: options.warmup.as_millis().min(i64::MAX as u128) as i64,
         assignment: Mutex::new(None),
+        reassigned: AtomicBool::new(false),
         high: Mutex::new(HashMap::new()),
     };
     let mut config = ClientConfig::new();
@@ -226,6 +233,8 @@ pub fn run(
     tracing::info!(brokers = %options.brokers, topic = %options.topic, group = %options.group, "Kafka consumer subscribed");
     let mut source = Source {
         topic: options.topic.clone(),
+        name: Arc::from(format!("kafka:{}", options.topic)),
+        filling: FxHashMap::default(),
         feeds: Feeds::new(IDLE_GRACE),
         engine,
         users,
@@ -248,6 +257,7 @@ pub fn run(
                     source.record(message.partition(), message.offset(), message.payload())?
                 }
                 Some(Err(RdError::PartitionEOF(partition))) => {
+                    source.flush(partition)?;
                     source.feeds.at_end(partition, Instant::now())
                 }
                 Some(Err(error)) => tracing::warn!(%error, "Kafka consumer error"),
@@ -257,6 +267,7 @@ pub fn run(
             }
         }
         source.take_assignment(consumer.context())?;
+        source.flush_all()?;
         source.release()?;
         while let Ok(positions) = checkpoints.try_recv() {
             source.commit(&consumer, &positions, CommitMode::Async);
@@ -292,8 +303,23 @@ pub fn run(
     Ok(())
 }
 
+/// Records of one partition being copied into a block, until it is full or the poll burst ends.
+#[derive(Default)]
+struct Filling {
+    /// The block the records go to (its vectors reused from a released one).
+    block: Block,
+    /// The records' values, each ending in a newline.
+    data: Vec<u8>,
+    /// Each record's first byte in `data`, and its offset.
+    starts: Vec<(usize, i64)>,
+}
+
 struct Source {
     topic: String,
+    /// `kafka:TOPIC`, the source the engine is told of for every released batch.
+    name: Arc<str>,
+    /// Blocks being filled, by partition.
+    filling: FxHashMap<i32, Filling>,
     feeds: Feeds,
     engine: Sender<EngineInput>,
     users: UserPartitions,
@@ -319,7 +345,8 @@ impl Source {
         self.engine.send(input).map_err(gone)
     }
 
-    /// One record: its lines parsed, malformed ones quarantined now, valid events held for release.
+    /// One record: its value copied into its partition's block, which is parsed once full (or when the poll
+    /// burst ends).
     fn record(
         &mut self,
         partition: i32,
@@ -329,32 +356,78 @@ impl Source {
         if !self.feeds.is_assigned(partition) {
             return Ok(());
         }
-        let label = || format!("kafka:{}/{partition}@{offset}", self.topic);
-        let mut parsed = match payload {
-            Some(bytes) => parse_chunk(
-                0,
-                Chunk::Lines {
-                    first_line: 1,
-                    data: bytes.to_vec(),
-                },
-            ),
-            None => ParsedChunk {
-                malformed: vec![malformed(0, 1, "record has no value".into(), b"")],
-                ..ParsedChunk::default()
-            },
+        let filling = self.filling.entry(partition).or_default();
+        if filling.starts.is_empty() && filling.data.capacity() == 0 {
+            filling.block = self.feeds.spent();
+            filling.data = std::mem::take(&mut filling.block.parsed.data);
+            filling.data.clear();
+        }
+        filling.starts.push((filling.data.len(), offset));
+        let Some(bytes) = payload else {
+            // The block's earlier records first, so that the quarantine keeps the partition's order.
+            self.flush(partition)?;
+            let bad = vec![malformed(0, 1, "record has no value".into(), b"")];
+            return self.quarantine(partition, offset, bad);
         };
-        if !parsed.malformed.is_empty() {
-            let bad = ParsedChunk {
-                malformed: std::mem::take(&mut parsed.malformed),
-                ..ParsedChunk::default()
-            };
-            self.send(EngineInput::Batch {
-                source: label().into(),
-                kind: SourceKind::Kafka,
-                parsed: bad,
-                received: Instant::now(),
-                reply: None,
-            })?;
+        filling.data.extend_from_slice(bytes);
+        if bytes.last().is_some_and(|&b| b != b'\n') {
+            filling.data.push(b'\n');
+        }
+        if filling.data.len() >= BLOCK_BYTES {
+            self.flush(partition)?;
+        }
+        Ok(())
+    }
+
+    /// Every partition's block parsed and handed to the feeds.
+    fn flush_all(&mut self) -> Result<(), KafkaError> {
+        let partitions: Vec<i32> = self
+            .filling
+            .iter()
+            .filter(|(_, f)| !f.starts.is_empty())
+            .map(|(&p, _)| p)
+            .collect();
+        for partition in partitions {
+            self.flush(partition)?;
+        }
+        Ok(())
+    }
+
+    /// Parses `partition`'s block (replay's parse, into reused vectors): malformed lines quarantined now, under
+    /// their record; valid events held for release, with the record each came from.
+    fn flush(&mut self, partition: i32) -> Result<(), KafkaError> {
+        let Some(filling) = self.filling.get_mut(&partition) else {
+            return Ok(());
+        };
+        let Some(&(_, last_offset)) = filling.starts.last() else {
+            return Ok(());
+        };
+        let mut block = std::mem::take(&mut filling.block);
+        let data = std::mem::take(&mut filling.data);
+        let spent = std::mem::take(&mut block.parsed);
+        let mut parsed = parse_chunk_into(
+            0,
+            Chunk::Lines {
+                first_line: 1,
+                data,
+            },
+            spent,
+        );
+        let starts = std::mem::take(&mut filling.starts);
+        block.records.clear();
+        let mut record = 0;
+        for (index, &at) in parsed.offsets.iter().enumerate() {
+            // An empty record shares its start with the next one, which owns the line.
+            while starts
+                .get(record + 1)
+                .is_some_and(|&(s, _)| s <= at as usize)
+            {
+                record += 1;
+            }
+            let offset = starts[record].1;
+            if block.records.last().is_none_or(|&(_, o)| o != offset) {
+                block.records.push((index, offset));
+            }
         }
         let mut last = None;
         for event in &parsed.events {
@@ -367,12 +440,84 @@ impl Source {
             }
             last = Some(event.user);
         }
-        self.feeds.push(partition, offset, parsed);
+        let bad = std::mem::take(&mut parsed.malformed);
+        block.parsed = parsed;
+        block.last_offset = last_offset;
+        let mut result = Ok(());
+        if !bad.is_empty() {
+            result = self.quarantine_block(partition, &starts, &block.parsed.data, bad);
+        }
+        self.feeds.push_block(partition, block);
+        // The vectors go back for the next block; a new `Filling` takes a spent block then.
+        if let Some(filling) = self.filling.get_mut(&partition) {
+            let mut starts = starts;
+            starts.clear();
+            filling.starts = starts;
+        }
+        result
+    }
+
+    /// A block's malformed lines, each under its record's name and numbered within it.
+    fn quarantine_block(
+        &self,
+        partition: i32,
+        starts: &[(usize, i64)],
+        data: &[u8],
+        bad: Vec<MalformedLine>,
+    ) -> Result<(), KafkaError> {
+        // The block's line number each record starts at (only blocks with a malformed line get here).
+        let mut first_lines = Vec::with_capacity(starts.len());
+        let (mut line, mut counted) = (1u64, 0usize);
+        for &(start, _) in starts {
+            line += memchr::memchr_iter(b'\n', &data[counted..start]).count() as u64;
+            counted = start;
+            first_lines.push(line);
+        }
+        let mut bad = bad.into_iter().peekable();
+        while let Some(first) = bad.next() {
+            let record = first_lines
+                .partition_point(|&l| l <= first.line)
+                .saturating_sub(1);
+            let (first_line, offset) = (first_lines[record], starts[record].1);
+            let next_first = first_lines.get(record + 1).copied().unwrap_or(u64::MAX);
+            let mut lines = vec![first];
+            while let Some(more) = bad.next_if(|m| m.line < next_first) {
+                lines.push(more);
+            }
+            for line in &mut lines {
+                line.line = line.line - first_line + 1;
+            }
+            self.quarantine(partition, offset, lines)?;
+        }
         Ok(())
+    }
+
+    /// Malformed lines of one record, under `kafka:TOPIC/PARTITION@OFFSET`.
+    fn quarantine(
+        &self,
+        partition: i32,
+        offset: i64,
+        malformed: Vec<MalformedLine>,
+    ) -> Result<(), KafkaError> {
+        self.send(EngineInput::Batch {
+            source: format!("kafka:{}/{partition}@{offset}", self.topic).into(),
+            kind: SourceKind::Kafka,
+            parsed: ParsedChunk {
+                malformed,
+                ..ParsedChunk::default()
+            },
+            received: Instant::now(),
+            reply: None,
+        })
     }
 
     /// A rebalance happened: start the engine again from the new assignment's history. True if one did.
     fn take_assignment(&mut self, context: &Context) -> Result<bool, KafkaError> {
+        // Rebalances call back inside `poll`, on this thread: a load, not a swap, on the per-record path.
+        if !context.reassigned.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        context.reassigned.store(false, Ordering::Release);
         let Some(starts) = context
             .assignment
             .lock()
@@ -381,6 +526,10 @@ impl Source {
         else {
             return Ok(false);
         };
+        // Records copied before the rebalance are of the old assignment: the new one reads from its own starts.
+        for (_, filling) in self.filling.drain() {
+            self.feeds.recycle(filling.block);
+        }
         self.feeds.assign(&starts);
         self.changed_at = Instant::now();
         self.last_positions.clear();
@@ -395,7 +544,7 @@ impl Source {
         let received = Instant::now();
         while let Some(parsed) = self.feeds.release(BATCH_EVENTS, received) {
             self.send(EngineInput::Batch {
-                source: Arc::from(format!("kafka:{}", self.topic)),
+                source: self.name.clone(),
                 kind: SourceKind::Kafka,
                 parsed,
                 received,
@@ -475,3 +624,7 @@ impl Source {
         metrics::publish(&self.topic, &lags, &mut self.published);
     }
 }
+
+#[cfg(test)]
+#[path = "source_tests.rs"]
+mod tests;
