@@ -44,8 +44,19 @@ if ! skipped polars; then
     cat >"$WORKDIR/polars_once.py" <<'PY'
 import sys
 import polars as pl
-ts = pl.col("ts")
-(pl.scan_ndjson(sys.argv[1]).group_by(["user", (ts // 1000).alias("second"), "event"])
+# As compare_polars.sh: `ts` read as text, since the contract allows RFC 3339 strings beside integers.
+text = pl.col("ts")
+ts = (
+    pl.when(text.str.contains("T"))
+    .then(
+        text.str.replace("Z$", "+00:00")
+        .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", time_unit="ms", time_zone="UTC")
+        .dt.epoch("ms")
+    )
+    .otherwise(text.cast(pl.Int64))
+)
+(pl.scan_ndjson(sys.argv[1], schema_overrides={"ts": pl.String})
+    .group_by(["user", (ts // 1000).alias("second"), "event"])
     .agg(pl.col("count").fill_null(1).sum()).collect())
 PY
     POLARS=$VENV/bin/python
